@@ -1,0 +1,201 @@
+"""The ``zmot`` command: wires the packages together; nothing imports it.
+
+Every command reads :class:`recommender.settings.Settings` from ``ZMOT_*`` environment
+variables; options given here override them for that run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from recommender.errors import ZmotError
+from recommender.settings import Settings, get_settings
+
+app = typer.Typer(
+    help="zmot: real-time next-best-offer engine (Kafka -> live profiles in Redis -> LightFM).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+infra_app = typer.Typer(help="Local Kafka (KRaft) and Redis on 127.0.0.1.", no_args_is_help=True)
+app.add_typer(infra_app, name="infra")
+
+
+def _err(message: str) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+
+
+def _settings(**overrides: object) -> Settings:
+    base = get_settings()
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    return base.model_copy(update=clean) if clean else base
+
+
+def _log(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+# --- infra --------------------------------------------------------------------------------
+@infra_app.command("up")
+def infra_up() -> None:
+    """Start Kafka and Redis (idempotent), create the topics, wait until healthy."""
+    from cli import infra
+
+    infra.up(get_settings(), log=_log)
+
+
+@infra_app.command("down")
+def infra_down() -> None:
+    """Stop Kafka and Redis started by `zmot infra up` (data is kept)."""
+    from cli import infra
+
+    infra.down(get_settings(), log=_log)
+
+
+@infra_app.command("status")
+def infra_status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Show whether Kafka and Redis are running and healthy."""
+    from cli import infra
+
+    status = infra.status(get_settings())
+    if as_json:
+        typer.echo(json.dumps(status, indent=2, default=str))
+        return
+    for name, info in status.items():
+        ok = "healthy" if info.get("healthy") else ("running" if info.get("running") else "down")
+        typer.echo(f"{name:6} {ok:8} {info.get('address', '')} pid={info.get('pid')}")
+
+
+# --- processes ----------------------------------------------------------------------------
+@app.command()
+def worker() -> None:
+    """Run the stream worker: zmot.events -> profiles in Redis (Ctrl-C stops it)."""
+    from stream.worker import run_worker
+
+    run_worker(get_settings())
+
+
+@app.command()
+def api() -> None:
+    """Serve the HTTP API (next best offer, events, profiles) on ZMOT_API_HOST:ZMOT_API_PORT."""
+    from api.server import run_api
+
+    run_api(get_settings())
+
+
+# --- data and model -----------------------------------------------------------------------
+@app.command("demo-data")
+def demo_data(
+    out: Annotated[Path, typer.Option(help="Folder for catalog, offers, events, intents.")],
+    users: Annotated[int, typer.Option(min=1, help="Number of shoppers.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same files).")] = 7,
+) -> None:
+    """Generate a synthetic shop: catalog.jsonl, offers.jsonl, events.jsonl, intents.jsonl."""
+    from recommender.synthetic import generate
+
+    counts = generate(out, users=users, seed=seed, progress=True)
+    for name, n in counts.items():
+        typer.echo(f"{out / name}: {n} lines")
+
+
+@app.command()
+def train(
+    events: Annotated[Path, typer.Option(help="Event history, JSON lines in the contract.")],
+    catalog: Annotated[Path, typer.Option(help="catalog.jsonl")],
+    out: Annotated[Path, typer.Option(help="Folder to write the model artifact to.")],
+    epochs: Annotated[int, typer.Option(min=1)] = 30,
+    components: Annotated[int, typer.Option(min=2, help="Embedding size.")] = 48,
+    loss: Annotated[str, typer.Option(help="warp, bpr, warp-kos or logistic.")] = "warp",
+    target: Annotated[str, typer.Option(help="any (every item event) or conversion.")] = "any",
+    seed: Annotated[int, typer.Option()] = 42,
+) -> None:
+    """Train LightFM on profiles replayed from a history; write a versioned artifact."""
+    from recommender.catalog import Catalog
+    from recommender.events import load_events
+    from recommender.profile import ProfileParams
+    from recommender.replay import Profiler
+    from recommender.training import TrainConfig
+    from recommender.training import train as fit
+
+    if target not in ("any", "conversion"):
+        raise typer.BadParameter("target must be 'any' or 'conversion'")
+    if loss not in ("warp", "bpr", "warp-kos", "logistic"):
+        raise typer.BadParameter("loss must be warp, bpr, warp-kos or logistic")
+    settings = get_settings()
+    cat = Catalog.load(catalog)
+    report = load_events(events)
+    _report_bad(events, report.errors)
+    if not report.events:
+        raise ZmotError(f"{events}: no valid event")
+    params = ProfileParams(settings.half_life_s, settings.profile_top_n, settings.purchase_memory)
+    config = TrainConfig(
+        no_components=components, loss=loss, epochs=epochs, target=target,  # type: ignore[arg-type]  # checked above
+        seed=seed,
+    )
+    model = fit(report.events, cat, Profiler(cat, params=params), config, progress=True)
+    model.save(out)
+    typer.echo(f"model {model.version} -> {out} ({json.dumps(model.info['n_contexts'])} contexts, "
+               f"{len(model.feature_names)} features, {len(model.item_ids)} items)")
+
+
+def _report_bad(path: Path, errors: list[tuple[int, str]], shown: int = 10) -> None:
+    for number, reason in errors[:shown]:
+        _log(f"{path}:{number}: skipped: {reason}")
+    if len(errors) > shown:
+        _log(f"... and {len(errors) - shown} more bad lines")
+
+
+@app.command()
+def replay(
+    file: Annotated[Path, typer.Argument(help="JSON-lines event file.")],
+    rate: Annotated[Optional[float], typer.Option(min=0.001, help="Events/s (default: as fast as possible).")] = None,  # noqa: UP045
+) -> None:
+    """Produce an event file into Kafka (validated as the API does; bad lines reported)."""
+    from recommender.events import load_events
+
+    settings = get_settings()
+    report = load_events(file, require_ts=False)
+    _report_bad(file, report.errors)
+    sent = asyncio.run(_produce(settings, report.events, rate))
+    typer.echo(f"replayed {sent} events to {settings.events_topic}; {report.n_bad} bad lines skipped")
+
+
+async def _produce(settings: Settings, events: list, rate: float | None) -> int:  # type: ignore[type-arg]
+    from tqdm import tqdm
+
+    from recommender.adapters.kafka import EventProducer
+
+    chunk = 500 if rate is None else max(1, int(rate // 10))
+    started = time.monotonic()
+    async with EventProducer(settings.kafka_bootstrap, settings.events_topic) as producer:
+        with tqdm(total=len(events), unit="ev", desc="replay", file=sys.stderr) as bar:
+            for start in range(0, len(events), chunk):
+                part = events[start : start + chunk]
+                await producer.send_many(part)
+                bar.update(len(part))
+                if rate is not None:
+                    ahead = (start + len(part)) / rate - (time.monotonic() - started)
+                    if ahead > 0:
+                        await asyncio.sleep(ahead)
+    return len(events)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        app()
+    except ZmotError as exc:
+        _err(str(exc))
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""Profiles in Redis: one hash per user, written atomically behind an offset fence.
+
+All profile math happens in Python (:mod:`recommender.profile`); the Lua script below is a thin
+applier: it replaces a user's hash only if the stored ``_pos`` fence still equals the one the
+worker read, so two writers (e.g. during a rebalance) can never interleave half-updates, and a
+conflict is reported back instead of lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from recommender.errors import ConfigError
+from recommender.profile import POSITION_FIELD, Profile, from_hash, position_token, to_hash
+
+# KEYS[1] profile key; ARGV[1] expected fence ('' for a new profile); ARGV[2] TTL in ms;
+# ARGV[3..] field, value pairs. Returns 1 when written, 0 when the fence moved.
+REPLACE_IF_FENCE = """
+local current = redis.call('HGET', KEYS[1], '_pos') or ''
+if current ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+if #ARGV > 2 then redis.call('HSET', KEYS[1], unpack(ARGV, 3)) end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
+
+def connect(url: str, max_connections: int = 64) -> aioredis.Redis:
+    """An asyncio client whose pool waits for a free connection instead of failing."""
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=5, socket_connect_timeout=5
+    )
+    return aioredis.Redis(connection_pool=pool)
+
+
+class ProfileStore:
+    """Reads and writes user profiles under ``<prefix>profile:<user_id>``."""
+
+    def __init__(self, client: aioredis.Redis, prefix: str, ttl_s: float) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.ttl_ms = max(1, int(ttl_s * 1000))
+        self._replace = client.register_script(REPLACE_IF_FENCE)
+
+    def key(self, user_id: str) -> str:
+        return f"{self.prefix}profile:{user_id}"
+
+    async def check(self) -> None:
+        """Fail fast with a clear message when Redis cannot be reached."""
+        try:
+            await self.client.ping()
+        except (RedisError, OSError) as exc:
+            raise ConfigError(f"Redis is not reachable ({exc}); check ZMOT_REDIS_URL") from exc
+
+    async def get(self, user_id: str) -> Profile | None:
+        """The stored profile, or None for a user never seen (or expired)."""
+        mapping = await self.client.hgetall(self.key(user_id))
+        return from_hash(mapping) if mapping else None
+
+    async def get_many(self, user_ids: Sequence[str]) -> list[Profile]:
+        """Profiles of many users in one round trip (new users get empty profiles)."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            for user_id in user_ids:
+                pipe.hgetall(self.key(user_id))
+            results = await pipe.execute()
+        return [from_hash(m) if m else Profile() for m in results]
+
+    async def put_many(self, updates: Iterable[tuple[str, str, Profile]]) -> list[str]:
+        """Write (user_id, fence read before the update, new profile) in one round trip.
+
+        Returns the users whose fence moved in between; their update was not written and must
+        be recomputed from a fresh read.
+        """
+        batch = list(updates)
+        if not batch:
+            return []
+        async with self.client.pipeline(transaction=False) as pipe:
+            for user_id, fence, profile in batch:
+                args: list[str | int] = [fence, self.ttl_ms]
+                for name, value in to_hash(profile).items():
+                    args.extend((name, value))
+                await self._replace(keys=[self.key(user_id)], args=args, client=pipe)
+            results = await pipe.execute()
+        return [user for (user, _, _), ok in zip(batch, results, strict=True) if not ok]
+
+
+__all__ = ["POSITION_FIELD", "ProfileStore", "connect", "position_token"]

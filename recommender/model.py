@@ -1,0 +1,151 @@
+"""The trained model as the server sees it: feature embeddings and item vectors, no LightFM.
+
+A live profile ``w`` (feature -> weight, L1-normalised) is a LightFM user: its vector is
+``w @ feature_embeddings`` and its bias ``w @ feature_biases``; an item's score is
+``user_vector . item_vectors[i] + user_bias + item_biases[i]``. Scoring every item is one small
+matrix-vector product, and each term ``w_f * (E[f] . Q[i])`` is the contribution of one profile
+feature to one item's score, which is what reasons are built from.
+
+Artifact layout (a directory)::
+
+    meta.json   format, version, vocabularies, popularity, configs, training summary
+    model.npz   feature_embeddings, feature_biases, item_vectors, item_biases (float32)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from recommender.errors import ModelError
+from recommender.features import FeatureConfig
+from recommender.profile import ProfileParams
+
+FORMAT = "zmot-model/1"
+F32 = npt.NDArray[np.float32]
+
+
+@dataclass
+class Model:
+    """Embeddings of profile features and vectors of items, with their vocabularies."""
+
+    version: str
+    feature_names: list[str]
+    item_ids: list[str]
+    feature_embeddings: F32
+    feature_biases: F32
+    item_vectors: F32
+    item_biases: F32
+    popular: list[str]
+    feature_config: FeatureConfig = field(default_factory=FeatureConfig)
+    profile_params: ProfileParams = field(default_factory=ProfileParams)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.feature_index = {name: i for i, name in enumerate(self.feature_names)}
+        self.item_index = {item: i for i, item in enumerate(self.item_ids)}
+        n_f, n_i = len(self.feature_names), len(self.item_ids)
+        if self.feature_embeddings.shape[0] != n_f or self.feature_biases.shape != (n_f,):
+            raise ModelError("feature arrays do not match the feature vocabulary")
+        if self.item_vectors.shape[0] != n_i or self.item_biases.shape != (n_i,):
+            raise ModelError("item arrays do not match the item vocabulary")
+        if self.feature_embeddings.shape[1] != self.item_vectors.shape[1]:
+            raise ModelError("feature and item embeddings differ in size")
+
+    # --- scoring --------------------------------------------------------------------------
+    def user_row(self, weights: Mapping[str, float]) -> tuple[npt.NDArray[np.intp], F32] | None:
+        """Indices and L1-normalised weights of the known features, or None if none is known."""
+        pairs = [(self.feature_index[n], w) for n, w in weights.items()
+                 if w > 0.0 and n in self.feature_index]
+        if not pairs:
+            return None
+        idx = np.fromiter((i for i, _ in pairs), dtype=np.intp, count=len(pairs))
+        vals = np.fromiter((w for _, w in pairs), dtype=np.float64, count=len(pairs))
+        return idx, (vals / vals.sum()).astype(np.float32)
+
+    def scores(self, weights: Mapping[str, float]) -> F32 | None:
+        """Score of every item for a profile, or None when no profile feature is known."""
+        row = self.user_row(weights)
+        if row is None:
+            return None
+        idx, vals = row
+        user_vec = vals @ self.feature_embeddings[idx]
+        user_bias = float(vals @ self.feature_biases[idx])
+        out: F32 = self.item_vectors @ user_vec + self.item_biases + np.float32(user_bias)
+        return out
+
+    def contributions(self, weights: Mapping[str, float], item: int) -> list[tuple[str, float]]:
+        """Per-feature terms ``w_f * (E[f] . Q[item] + b[f])`` of one item's score, largest first."""
+        row = self.user_row(weights)
+        if row is None:
+            return []
+        idx, vals = row
+        terms = vals * (self.feature_embeddings[idx] @ self.item_vectors[item]
+                        + self.feature_biases[idx])
+        order = np.argsort(-terms, kind="stable")
+        return [(self.feature_names[idx[j]], float(terms[j])) for j in order]
+
+    # --- persistence ----------------------------------------------------------------------
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        np.savez(
+            directory / "model.npz",
+            feature_embeddings=self.feature_embeddings,
+            feature_biases=self.feature_biases,
+            item_vectors=self.item_vectors,
+            item_biases=self.item_biases,
+        )
+        meta = {
+            "format": FORMAT,
+            "version": self.version,
+            "feature_names": self.feature_names,
+            "item_ids": self.item_ids,
+            "popular": self.popular,
+            "feature_config": self.feature_config.to_dict(),
+            "profile_params": {
+                "half_life_s": self.profile_params.half_life_s,
+                "top_n": self.profile_params.top_n,
+                "purchase_memory": self.profile_params.purchase_memory,
+            },
+            "info": self.info,
+        }
+        tmp = directory / "meta.json.tmp"
+        tmp.write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
+        tmp.replace(directory / "meta.json")
+
+    @classmethod
+    def load(cls, directory: Path) -> Model:
+        """Load an artifact written by :meth:`save`; ModelError says what is wrong."""
+        meta_path, arrays_path = directory / "meta.json", directory / "model.npz"
+        for path in (meta_path, arrays_path):
+            if not path.is_file():
+                raise ModelError(f"no model at {directory}: {path.name} missing (run `zmot train`)")
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            arrays = np.load(arrays_path)
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"cannot read the model at {directory}: {exc}") from exc
+        if meta.get("format") != FORMAT:
+            raise ModelError(f"{meta_path}: format {meta.get('format')!r}, expected {FORMAT!r}")
+        try:
+            return cls(
+                version=meta["version"],
+                feature_names=list(meta["feature_names"]),
+                item_ids=list(meta["item_ids"]),
+                feature_embeddings=arrays["feature_embeddings"].astype(np.float32),
+                feature_biases=arrays["feature_biases"].astype(np.float32),
+                item_vectors=arrays["item_vectors"].astype(np.float32),
+                item_biases=arrays["item_biases"].astype(np.float32),
+                popular=list(meta["popular"]),
+                feature_config=FeatureConfig.from_dict(meta["feature_config"]),
+                profile_params=ProfileParams(**meta["profile_params"]),
+                info=dict(meta.get("info", {})),
+            )
+        except KeyError as exc:
+            raise ModelError(f"{directory}: incomplete model, {exc} missing") from exc

@@ -1,0 +1,145 @@
+"""From a live profile to ranked offers with reasons: what the API serves on every page view."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from recommender.catalog import Catalog, Item, Offer
+from recommender.model import Model
+from recommender.profile import Profile
+
+MAX_REASONS = 3
+
+
+@dataclass(frozen=True)
+class ScoredOffer:
+    """One offer as served: the model score and the reasons behind it."""
+
+    offer: Offer
+    item: Item | None
+    score: float
+    reasons: list[str]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The offers for one request; ``fallback`` when they are not personalised."""
+
+    offers: list[ScoredOffer]
+    fallback: bool
+
+
+def _label(item_id: str, catalog: Catalog) -> str:
+    item = catalog.get(item_id)
+    return f'"{item.title}"' if item and item.title else item_id
+
+
+def reasons_from(contributions: Sequence[tuple[str, float]], catalog: Catalog) -> list[str]:
+    """Readable reasons from the positive per-feature terms of a score, strongest first.
+
+    Search tokens are gathered into one reason so that "fernseher" and "reparatur" read as
+    the search they came from.
+    """
+    reasons: list[str] = []
+    searched: list[str] = []
+    search_slot: int | None = None
+    for name, value in contributions:
+        if value <= 0.0:
+            break
+        kind, _, rest = name.partition(":")
+        if kind in ("q", "qp"):
+            if kind == "q" and rest not in searched:
+                searched.append(rest)
+            if search_slot is None:
+                search_slot = len(reasons)
+                reasons.append("")
+            continue
+        if len(reasons) >= MAX_REASONS:
+            continue
+        if kind == "item":
+            reasons.append(f"you looked at {_label(rest, catalog)}")
+        elif kind == "cat":
+            reasons.append(f"you are interested in {rest}")
+        elif kind == "brand":
+            reasons.append(f"you like {rest}")
+        elif kind == "bought":
+            sub, _, what = rest.partition(":")
+            label = _label(what, catalog) if sub == "item" else f"something in {what}"
+            reasons.append(f"you bought {label}")
+    if search_slot is not None:
+        if searched:
+            reasons[search_slot] = "you searched '" + " ".join(searched) + "'"
+        else:
+            del reasons[search_slot]
+    return [r for r in reasons if r][:MAX_REASONS]
+
+
+class OfferRanker:
+    """Scores every offer for a profile with the model and picks the best k."""
+
+    def __init__(
+        self, model: Model, catalog: Catalog, offers: Sequence[Offer], *,
+        purchase_exclusion_s: float,
+    ) -> None:
+        self.model = model
+        self.catalog = catalog
+        self.purchase_exclusion_s = purchase_exclusion_s
+        # One offer per item (the most valuable); offers on items the model never saw can
+        # only appear as fallbacks.
+        best: dict[str, Offer] = {}
+        for offer in offers:
+            if offer.item_id not in best or offer.value > best[offer.item_id].value:
+                best[offer.item_id] = offer
+        self.offers = [o for o in best.values() if o.item_id in model.item_index]
+        self.offer_items = np.array(
+            [model.item_index[o.item_id] for o in self.offers], dtype=np.intp
+        )
+        rank = {item: r for r, item in enumerate(model.popular)}
+        self.popular_offers = sorted(
+            best.values(), key=lambda o: (rank.get(o.item_id, len(rank)), o.offer_id)
+        )
+
+    def _excluded(self, profile: Profile | None, now: float) -> set[str]:
+        if profile is None:
+            return set()
+        return {
+            item for item, ts in profile.purchases.items()
+            if now - ts < self.purchase_exclusion_s
+        }
+
+    def _popular(self, k: int, excluded: set[str]) -> Decision:
+        chosen = [o for o in self.popular_offers if o.item_id not in excluded][:k]
+        offers = [
+            ScoredOffer(o, self.catalog.get(o.item_id), 0.0, ["popular with other shoppers"])
+            for o in chosen
+        ]
+        return Decision(offers, fallback=True)
+
+    def rank(self, profile: Profile | None, k: int, now: float) -> Decision:
+        """The k best offers for ``profile``; popular ones, flagged, when it says nothing."""
+        excluded = self._excluded(profile, now)
+        weights = profile.normalised() if profile is not None else {}
+        item_scores = self.model.scores(weights) if weights else None
+        if item_scores is None or not self.offers:
+            return self._popular(k, excluded)
+        scores = item_scores[self.offer_items].astype(np.float64)
+        for j, offer in enumerate(self.offers):
+            if offer.item_id in excluded:
+                scores[j] = -np.inf
+        n = min(k, int(np.isfinite(scores).sum()))
+        if n <= 0:
+            return self._popular(k, excluded)
+        top = np.argpartition(-scores, n - 1)[:n]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        chosen = []
+        for j in top:
+            offer = self.offers[int(j)]
+            item_pos = int(self.offer_items[j])
+            reasons = reasons_from(self.model.contributions(weights, item_pos), self.catalog)
+            chosen.append(
+                ScoredOffer(offer, self.catalog.get(offer.item_id), float(scores[j]), reasons)
+            )
+        return Decision(chosen, fallback=False)

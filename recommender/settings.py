@@ -1,0 +1,150 @@
+"""One settings object for every zmot process, read from ``ZMOT_*`` environment variables.
+
+Every default works on a developer machine with ``zmot infra up``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import urlparse
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """zmot configuration; each field is ``ZMOT_<NAME>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="ZMOT_", extra="ignore")
+
+    # --- where things run -------------------------------------------------------------
+    kafka_bootstrap: str = Field(
+        "127.0.0.1:9092",
+        description="Kafka bootstrap servers (host:port[,host:port]). `zmot infra up` starts a "
+        "broker on the first one when it is on loopback.",
+    )
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        description="Redis URL for profiles. `zmot infra up` starts redis-server on its port.",
+    )
+    api_host: str = Field("127.0.0.1", description="Address the API binds to.")
+    api_port: int = Field(8000, ge=1, le=65535, description="Port the API binds to.")
+    state_dir: Path = Field(
+        Path(".zmot"),
+        description="Local state of `zmot infra` (Kafka log dirs, Redis dir, pid and log files) "
+        "and of `make demo`.",
+    )
+
+    # --- topics and keys --------------------------------------------------------------
+    events_topic: str = Field("zmot.events", description="Topic of browsing events.")
+    dlq_topic: str = Field(
+        "zmot.events.dlq", description="Dead letters: original bytes plus the reason."
+    )
+    topic_partitions: int = Field(
+        4,
+        ge=1,
+        description="Partitions of the events topic when zmot creates it. More partitions allow "
+        "more workers; each user stays in one partition (key = user_id).",
+    )
+    consumer_group: str = Field(
+        "zmot-worker", description="Kafka consumer group (and faust app id) of the worker."
+    )
+    redis_prefix: str = Field(
+        "zmot:", description="Prefix of every Redis key zmot writes (lets stacks share a Redis)."
+    )
+
+    # --- profile math -----------------------------------------------------------------
+    half_life_hours: float = Field(
+        72.0,
+        gt=0,
+        description="Half-life of a profile feature's weight, in event time. Shorter follows "
+        "intent faster, longer remembers more.",
+    )
+    profile_top_n: int = Field(
+        64,
+        ge=1,
+        description="Features kept per profile (highest weight wins). Bounds memory per user; "
+        "too small forgets older but still relevant interests.",
+    )
+    profile_ttl_days: float = Field(
+        60.0,
+        gt=0,
+        description="A profile untouched for this long (wall clock) expires from Redis.",
+    )
+    purchase_memory: int = Field(
+        32, ge=0, description="Most recent purchases remembered per profile (for exclusion)."
+    )
+
+    # --- files ------------------------------------------------------------------------
+    catalog_path: Path | None = Field(
+        None,
+        description="catalog.jsonl (item_id, title, category, brand, price, tags). The worker "
+        "adds category and brand features from it; the API titles offers with it.",
+    )
+    offers_path: Path | None = Field(
+        None,
+        description="offers.jsonl (offer_id, item_id, title, value). Without it every catalog "
+        "item is its own offer.",
+    )
+    model_dir: Path | None = Field(
+        None, description="Model artifact written by `zmot train`, loaded by the API at start-up."
+    )
+
+    # --- serving ----------------------------------------------------------------------
+    purchase_exclusion_days: float = Field(
+        30.0,
+        ge=0,
+        description="An item the user bought is not offered again for this many days.",
+    )
+    default_k: int = Field(3, ge=1, le=100, description="Offers returned when k is not given.")
+    max_k: int = Field(100, ge=1, description="Largest k a caller may ask for.")
+
+    # --- worker -----------------------------------------------------------------------
+    batch_size: int = Field(
+        500, ge=1, description="Events the worker takes per batch (one Redis round trip each)."
+    )
+    batch_timeout_s: float = Field(
+        0.2, gt=0, description="Longest wait to fill a batch; bounds added latency at low load."
+    )
+    worker_web_port: int = Field(
+        6066, ge=1, le=65535, description="Port of the worker's own web server (metrics)."
+    )
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _check_bootstrap(cls, value: str) -> str:
+        for server in value.split(","):
+            host, sep, port = server.strip().rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ValueError(f"expected host:port[,host:port], got {value!r}")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str) -> str:
+        if urlparse(value).scheme not in {"redis", "rediss", "unix"}:
+            raise ValueError(f"expected a redis:// URL, got {value!r}")
+        return value
+
+    @property
+    def kafka_host_port(self) -> tuple[str, int]:
+        """Host and port of the first bootstrap server."""
+        host, _, port = self.kafka_bootstrap.split(",")[0].strip().rpartition(":")
+        return host, int(port)
+
+    @property
+    def redis_host_port(self) -> tuple[str, int]:
+        """Host and port of the Redis URL."""
+        parsed = urlparse(self.redis_url)
+        return parsed.hostname or "127.0.0.1", parsed.port or 6379
+
+    @property
+    def half_life_s(self) -> float:
+        return self.half_life_hours * 3600.0
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

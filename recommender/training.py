@@ -1,0 +1,204 @@
+"""Offline training: replay histories into contexts, fit LightFM, export a :class:`Model`.
+
+A training row is a *context*: the profile of a user just before an event worth predicting
+(built by replaying the history with :class:`recommender.replay.Profiler`, the function the
+worker uses) paired with the item of that event. Each context is one LightFM "user" whose
+features are the profile's L1-normalised weights, so training and serving see the same
+features by construction. Items are represented by their id, category (and its top level)
+and brand, so rarely seen items borrow strength from their neighbours.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+import numpy as np
+import scipy.sparse as sp
+from tqdm import tqdm
+
+from recommender.catalog import Catalog
+from recommender.errors import ModelError
+from recommender.events import Event
+from recommender.model import Model
+from recommender.profile import Profile
+from recommender.replay import Profiler
+
+log = logging.getLogger(__name__)
+
+Target = Literal["any", "conversion"]
+TARGET_TYPES: dict[str, frozenset[str]] = {
+    "any": frozenset({"page_view", "add_to_cart", "purchase"}),
+    "conversion": frozenset({"add_to_cart", "purchase"}),
+}
+ITEM_FEATURE_SHARES = {"id": 1.0, "cat": 0.5, "top": 0.25, "brand": 0.25}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """LightFM hyper-parameters and the choice of training targets."""
+
+    no_components: int = 48
+    loss: Literal["warp", "bpr", "warp-kos", "logistic"] = "warp"
+    epochs: int = 30
+    learning_rate: float = 0.05
+    item_alpha: float = 1e-6
+    user_alpha: float = 1e-6
+    max_sampled: int = 20
+    target: Target = "any"
+    seed: int = 42
+    num_threads: int = 2
+
+
+@dataclass
+class Contexts:
+    """Training rows: profile features before an event, and the event's item."""
+
+    rows: list[dict[str, float]] = field(default_factory=list)
+    items: list[str] = field(default_factory=list)
+    item_counts: Counter[str] = field(default_factory=Counter)
+
+
+def build_contexts(events: Iterable[Event], profiler: Profiler, target: Target) -> Contexts:
+    """Replay ``events`` (in the order given) and collect a context before each target event."""
+    wanted = TARGET_TYPES[target]
+    profiles: dict[str, Profile] = {}
+    out = Contexts()
+    for event in events:
+        profile = profiles.setdefault(event.user_id, Profile())
+        if event.type in wanted and event.item_id is not None:
+            out.item_counts[event.item_id] += 1
+            if profile.weights:
+                out.rows.append(profile.normalised())
+                out.items.append(event.item_id)
+        profiler.apply(profile, event)
+    return out
+
+
+def _item_features(
+    item_ids: Sequence[str], catalog: Catalog
+) -> tuple[sp.csr_matrix, list[str]]:
+    """Rows: items; columns: id, category, top category and brand features (L1-normalised)."""
+    names: dict[str, int] = {}
+    rows, cols, vals = [], [], []
+
+    def put(row: int, name: str, value: float) -> None:
+        rows.append(row)
+        cols.append(names.setdefault(name, len(names)))
+        vals.append(value)
+
+    for row, item_id in enumerate(item_ids):
+        put(row, f"id:{item_id}", ITEM_FEATURE_SHARES["id"])
+        item = catalog.get(item_id)
+        if item and item.category:
+            put(row, f"cat:{item.category}", ITEM_FEATURE_SHARES["cat"])
+            top = item.category.split(".", 1)[0]
+            if top != item.category:
+                put(row, f"top:{top}", ITEM_FEATURE_SHARES["top"])
+        if item and item.brand:
+            put(row, f"brand:{item.brand}", ITEM_FEATURE_SHARES["brand"])
+    matrix = sp.csr_matrix(
+        (np.array(vals, dtype=np.float32), (rows, cols)), shape=(len(item_ids), len(names))
+    )
+    sums = np.asarray(matrix.sum(axis=1)).ravel()
+    matrix = sp.diags(1.0 / sums) @ matrix
+    return sp.csr_matrix(matrix, dtype=np.float32), list(names)
+
+
+def _user_features(rows: Sequence[Mapping[str, float]], index: Mapping[str, int]) -> sp.csr_matrix:
+    indptr, cols, vals = [0], [], []
+    for row in rows:
+        for name, weight in row.items():
+            cols.append(index[name])
+            vals.append(weight)
+        indptr.append(len(cols))
+    return sp.csr_matrix(
+        (np.array(vals, dtype=np.float32), np.array(cols, dtype=np.int32), np.array(indptr)),
+        shape=(len(rows), len(index)),
+    )
+
+
+def train(
+    events: Sequence[Event],
+    catalog: Catalog,
+    profiler: Profiler,
+    config: TrainConfig = TrainConfig(),
+    *,
+    progress: bool = False,
+) -> Model:
+    """Fit LightFM on the contexts of ``events`` and export a serving :class:`Model`."""
+    from lightfm import LightFM  # heavy import, only needed here
+
+    started = time.monotonic()
+    contexts = build_contexts(events, profiler, config.target)
+    if not contexts.rows:
+        raise ModelError(
+            f"no training rows: no {config.target!r} target event follows an earlier event of "
+            "the same user (a history needs at least two events per user)"
+        )
+    feature_names = sorted({name for row in contexts.rows for name in row})
+    feature_index = {name: i for i, name in enumerate(feature_names)}
+    item_ids = sorted(set(catalog.items) | set(contexts.item_counts))
+    item_index = {item: i for i, item in enumerate(item_ids)}
+
+    user_x = _user_features(contexts.rows, feature_index)
+    item_x, item_feature_names = _item_features(item_ids, catalog)
+    interactions = sp.coo_matrix(
+        (
+            np.ones(len(contexts.items), dtype=np.float32),
+            (np.arange(len(contexts.items)), [item_index[i] for i in contexts.items]),
+        ),
+        shape=(len(contexts.rows), len(item_ids)),
+    )
+
+    model = LightFM(
+        no_components=config.no_components,
+        loss=config.loss,
+        learning_rate=config.learning_rate,
+        item_alpha=config.item_alpha,
+        user_alpha=config.user_alpha,
+        max_sampled=config.max_sampled,
+        random_state=np.random.RandomState(config.seed),
+    )
+    for _ in tqdm(range(config.epochs), desc="training", unit="epoch", disable=not progress):
+        model.fit_partial(
+            interactions, user_features=user_x, item_features=item_x, epochs=1,
+            num_threads=config.num_threads,
+        )
+
+    feature_embeddings = np.asarray(model.user_embeddings, dtype=np.float32)
+    feature_biases = np.asarray(model.user_biases, dtype=np.float32)
+    item_vectors = np.asarray(item_x @ model.item_embeddings, dtype=np.float32)
+    item_biases = np.asarray(item_x @ model.item_biases, dtype=np.float32).ravel()
+    popular = [item for item, _ in contexts.item_counts.most_common()]
+
+    digest = hashlib.sha256(feature_embeddings.tobytes() + item_vectors.tobytes()).hexdigest()
+    version = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + digest[:8]
+    info = {
+        "train_config": asdict(config),
+        "n_events": len(events),
+        "n_contexts": len(contexts.rows),
+        "n_features": len(feature_names),
+        "n_items": len(item_ids),
+        "n_item_features": len(item_feature_names),
+        "train_seconds": round(time.monotonic() - started, 3),
+    }
+    log.info("trained %s: %s", version, info)
+    return Model(
+        version=version,
+        feature_names=feature_names,
+        item_ids=item_ids,
+        feature_embeddings=feature_embeddings,
+        feature_biases=feature_biases,
+        item_vectors=item_vectors,
+        item_biases=item_biases,
+        popular=popular,
+        feature_config=profiler.features,
+        profile_params=profiler.params,
+        info=info,
+    )
