@@ -1,0 +1,106 @@
+"""Profile math: forward decay, pruning, the offset fence and the stored form."""
+
+from __future__ import annotations
+
+import math
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from recommender.profile import Profile, ProfileParams, apply_event, from_hash, to_hash
+
+H = 3600.0
+PARAMS = ProfileParams(half_life_s=H, top_n=1000, purchase_memory=3)
+
+events_strategy = st.lists(
+    st.tuples(
+        st.floats(min_value=0, max_value=400 * H, allow_nan=False),  # ts
+        st.sampled_from(["a", "b", "c", "d"]),
+        st.floats(min_value=0.01, max_value=10, allow_nan=False),
+    ),
+    min_size=1,
+    max_size=40,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(events_strategy)
+def test_forward_decay_equals_direct_exponential_decay(events: list[tuple[float, str, float]]) -> None:
+    profile = Profile()
+    for ts, name, weight in events:
+        apply_event(profile, {name: weight}, ts, PARAMS)
+    at = max(ts for ts, _, _ in events)
+    expected: dict[str, float] = {}
+    for ts, name, weight in events:
+        expected[name] = expected.get(name, 0.0) + weight * 2 ** (-(at - ts) / H)
+    got = profile.decayed(at, H)
+    for name, value in expected.items():
+        if value > 1e-200:  # far-away events underflow to nothing after renormalising
+            assert math.isclose(got.get(name, 0.0), value, rel_tol=1e-9), (name, got, expected)
+
+
+def test_half_life_halves() -> None:
+    profile = Profile()
+    apply_event(profile, {"q:tv": 2.0}, 1000.0, PARAMS)
+    assert profile.decayed(1000.0 + H, H) == {"q:tv": 1.0}
+    assert profile.decayed(1000.0 + 3 * H, H) == {"q:tv": 0.25}
+
+
+def test_renormalising_keeps_weights_and_bounds_numbers() -> None:
+    profile = Profile()
+    apply_event(profile, {"x": 1.0}, 0.0, PARAMS)
+    apply_event(profile, {"y": 1.0}, 100 * H, PARAMS)  # 100 half-lives later: rescaled
+    assert profile.landmark == 100 * H
+    assert max(profile.weights.values()) <= 1.0
+    assert math.isclose(profile.decayed(100 * H, H)["x"], 2.0**-100, rel_tol=1e-12)
+
+
+def test_pruning_keeps_top_n_by_weight_then_name() -> None:
+    params = ProfileParams(half_life_s=H, top_n=2)
+    profile = Profile()
+    apply_event(profile, {"low": 1.0, "high": 3.0, "mid-b": 2.0, "mid-a": 2.0}, 0.0, params)
+    assert profile.weights == {"high": 3.0, "mid-a": 2.0}
+
+
+def test_fence_skips_replayed_offsets_but_not_new_partitions() -> None:
+    profile = Profile()
+    assert apply_event(profile, {"a": 1.0}, 0.0, PARAMS, position=(0, 5))
+    before = to_hash(profile)
+    assert not apply_event(profile, {"a": 1.0}, 0.0, PARAMS, position=(0, 5))
+    assert not apply_event(profile, {"a": 1.0}, 0.0, PARAMS, position=(0, 4))
+    assert to_hash(profile) == before
+    assert apply_event(profile, {"a": 1.0}, 1.0, PARAMS, position=(0, 6))
+    assert apply_event(profile, {"a": 1.0}, 2.0, PARAMS, position=(1, 0))
+    assert profile.n_events == 3
+
+
+def test_purchases_are_bounded_to_the_most_recent() -> None:
+    profile = Profile()
+    for i in range(5):
+        apply_event(profile, {}, float(i), PARAMS, purchased_item=f"i{i}")
+    assert profile.purchases == {"i2": 2.0, "i3": 3.0, "i4": 4.0}
+
+
+def test_stored_form_exact_fields() -> None:
+    profile = Profile()
+    apply_event(profile, {"q:tv": 1.5}, 1_700_000_000.0, PARAMS, position=(2, 41),
+                purchased_item="SKU-1")
+    assert to_hash(profile) == {
+        "f:q:tv": "1.5",
+        "b:SKU-1": "1700000000.0",
+        "_L": "1700000000.0",
+        "_t": "1700000000.0",
+        "_pos": "2:41",
+        "_n": "1",
+    }
+
+
+@settings(max_examples=100, deadline=None)
+@given(events_strategy)
+def test_stored_form_round_trips_exactly(events: list[tuple[float, str, float]]) -> None:
+    profile = Profile()
+    for i, (ts, name, weight) in enumerate(events):
+        apply_event(profile, {f"f:{name}:ü": weight}, ts, PARAMS, position=(1, i),
+                    purchased_item=name)
+    stored = {k.encode(): v.encode() for k, v in to_hash(profile).items()}
+    assert from_hash(stored) == profile
