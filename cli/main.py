@@ -6,11 +6,9 @@ variables; options given here override them for that run.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import sys
-import time
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -146,6 +144,25 @@ def train(
                f"{len(model.feature_names)} features, {len(model.item_ids)} items)")
 
 
+@app.command()
+def demo(
+    users: Annotated[int, typer.Option(min=10, help="Shoppers in the demo shop.")] = 2000,
+    seed: Annotated[int, typer.Option()] = 7,
+) -> None:
+    """Start everything, replay a demo shop through Kafka, print offers for a repair search."""
+    from cli.demo import run_demo
+
+    run_demo(get_settings(), users=users, seed=seed, log=_log, show=typer.echo)
+
+
+@app.command()
+def stop() -> None:
+    """Stop the API, the worker, Kafka and Redis started by `zmot demo` / `zmot infra up`."""
+    from cli.demo import stop_all
+
+    stop_all(get_settings(), log=_log)
+
+
 def _report_bad(path: Path, errors: list[tuple[int, str]], shown: int = 10) -> None:
     for number, reason in errors[:shown]:
         _log(f"{path}:{number}: skipped: {reason}")
@@ -159,33 +176,14 @@ def replay(
     rate: Annotated[Optional[float], typer.Option(min=0.001, help="Events/s (default: as fast as possible).")] = None,  # noqa: UP045
 ) -> None:
     """Produce an event file into Kafka (validated as the API does; bad lines reported)."""
+    from cli.replay import produce
     from recommender.events import load_events
 
     settings = get_settings()
     report = load_events(file, require_ts=False)
     _report_bad(file, report.errors)
-    sent = asyncio.run(_produce(settings, report.events, rate))
+    sent = produce(settings, report.events, rate)
     typer.echo(f"replayed {sent} events to {settings.events_topic}; {report.n_bad} bad lines skipped")
-
-
-async def _produce(settings: Settings, events: list, rate: float | None) -> int:  # type: ignore[type-arg]
-    from tqdm import tqdm
-
-    from recommender.adapters.kafka import EventProducer
-
-    chunk = 500 if rate is None else max(1, int(rate // 10))
-    started = time.monotonic()
-    async with EventProducer(settings.kafka_bootstrap, settings.events_topic) as producer:
-        with tqdm(total=len(events), unit="ev", desc="replay", file=sys.stderr) as bar:
-            for start in range(0, len(events), chunk):
-                part = events[start : start + chunk]
-                await producer.send_many(part)
-                bar.update(len(part))
-                if rate is not None:
-                    ahead = (start + len(part)) / rate - (time.monotonic() - started)
-                    if ahead > 0:
-                        await asyncio.sleep(ahead)
-    return len(events)
 
 
 def main() -> None:

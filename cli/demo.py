@@ -1,0 +1,146 @@
+"""`zmot demo`: the whole path on this machine, from nothing to a printed next best offer."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from cli import infra, processes
+from cli.replay import produce
+from recommender.adapters.kafka import group_lag, total_lag
+from recommender.errors import ZmotError
+from recommender.settings import Settings
+
+DEMO_QUERY = "fernseher reparatur"
+
+
+def stack_env(settings: Settings, data: Path, model: Path) -> dict[str, str]:
+    """Environment for the worker and API processes of the demo."""
+    return {
+        "ZMOT_CATALOG_PATH": str(data / "catalog.jsonl"),
+        "ZMOT_OFFERS_PATH": str(data / "offers.jsonl"),
+        "ZMOT_MODEL_DIR": str(model),
+        "ZMOT_STATE_DIR": str(settings.state_dir),
+        "ZMOT_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "ZMOT_REDIS_URL": settings.redis_url,
+        "ZMOT_API_HOST": settings.api_host,
+        "ZMOT_API_PORT": str(settings.api_port),
+        "ZMOT_EVENTS_TOPIC": settings.events_topic,
+        "ZMOT_CONSUMER_GROUP": settings.consumer_group,
+        "ZMOT_REDIS_PREFIX": settings.redis_prefix,
+    }
+
+
+def wait_caught_up(settings: Settings, log: Callable[[str], None], timeout_s: float) -> int:
+    """Block until the worker's group has committed every message; return the end offset sum."""
+    deadline = time.monotonic() + timeout_s
+    last = -1
+    while True:
+        lag = asyncio.run(
+            group_lag(settings.kafka_bootstrap, settings.consumer_group, settings.events_topic)
+        )
+        behind = total_lag(lag)
+        if behind == 0 and lag:
+            return sum(end for end, _ in lag.values())
+        if behind != last:
+            log(f"worker lag: {behind} messages")
+            last = behind
+        if time.monotonic() > deadline:
+            raise ZmotError(
+                f"the worker did not catch up within {timeout_s:.0f} s ({behind} messages behind);"
+                f" see {processes.log_file(settings, 'worker')}"
+            )
+        time.sleep(1.0)
+
+
+def wait_http(url: str, timeout_s: float, what: str, log_path: Path) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise ZmotError(f"{what} did not become ready at {url} within {timeout_s:.0f} s; see {log_path}")
+
+
+def run_demo(settings: Settings, *, users: int, seed: int, log: Callable[[str], None],
+             show: Callable[[str], None]) -> None:
+    """Infra, data, model, worker, API, replay, then offers for a fresh repair searcher."""
+    from recommender.catalog import Catalog
+    from recommender.events import load_events
+    from recommender.profile import ProfileParams
+    from recommender.replay import Profiler
+    from recommender.synthetic import generate
+    from recommender.training import TrainConfig, train
+
+    infra.up(settings, log=log)
+    data = settings.state_dir / "demo"
+    model_dir = data / "model"
+    log(f"generating a demo shop with {users} shoppers in {data}")
+    generate(data, users=users, seed=seed, progress=True)
+    catalog = Catalog.load(data / "catalog.jsonl")
+    history = load_events(data / "events.jsonl")
+    params = ProfileParams(settings.half_life_s, settings.profile_top_n, settings.purchase_memory)
+    log("training the model")
+    model = train(history.events, catalog, Profiler(catalog, params=params), TrainConfig(),
+                  progress=True)
+    model.save(model_dir)
+    log(f"model {model.version}: {model.info['n_contexts']} training contexts")
+
+    env = stack_env(settings, data, model_dir)
+    processes.start(settings, "worker", ["worker"], env)
+    processes.start(settings, "api", ["api"], env)
+    base = f"http://{settings.api_host}:{settings.api_port}"
+    wait_http(f"{base}/readyz", 60, "the API", processes.log_file(settings, "api"))
+
+    log(f"replaying {len(history.events)} demo events through Kafka")
+    before = sum(end for end, _ in asyncio.run(
+        group_lag(settings.kafka_bootstrap, settings.consumer_group, settings.events_topic)
+    ).values())
+    sent = produce(settings, history.events)
+    log(f"sent {sent} events (topic had {before} before); waiting for the worker")
+    wait_caught_up(settings, log, timeout_s=600)
+
+    user = f"demo-{uuid.uuid4().hex[:8]}"
+    _post_events(base, [{"user_id": user, "type": "search", "query": DEMO_QUERY}])
+    deadline = time.monotonic() + 30
+    while True:
+        answer = httpx.get(f"{base}/v1/next-best-offer", params={"user_id": user, "k": 3},
+                           timeout=5).json()
+        if not answer.get("fallback") or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    show(f"\nA new shopper {user} searched {DEMO_QUERY!r}. Next best offers:")
+    for i, offer in enumerate(answer.get("offers", []), start=1):
+        show(f"  {i}. {offer['title']}  [{offer.get('category')}]  score={offer['score']:.3f}")
+        for reason in offer.get("reasons", []):
+            show(f"       because {reason}")
+    if answer.get("fallback"):
+        show("  (fallback: the profile was not personalised in time; see the worker log)")
+    show(f"\nStack running: API {base}/docs  (profile: {base}/v1/users/{user}/profile)")
+    show(f"Logs: {settings.state_dir / 'logs'}   Stop everything: make stop")
+
+
+def _post_events(base: str, events: list[dict[str, object]], chunk: int = 2000) -> int:
+    sent = 0
+    with httpx.Client(timeout=60) as client:
+        for start in range(0, len(events), chunk):
+            response = client.post(f"{base}/v1/events", json=events[start : start + chunk])
+            if response.status_code != 202:
+                raise ZmotError(f"POST /v1/events: {response.status_code} {response.text[:300]}")
+            sent += int(response.json()["accepted"])
+    return sent
+
+
+def stop_all(settings: Settings, log: Callable[[str], None]) -> None:
+    for name in ("api", "worker"):
+        if processes.stop(settings, name):
+            log(f"stopped {name}")
+    infra.down(settings, log=log)
