@@ -50,6 +50,9 @@ class Model:
     def __post_init__(self) -> None:
         self.feature_index = {name: i for i, name in enumerate(self.feature_names)}
         self.item_index = {item: i for i, item in enumerate(self.item_ids)}
+        self.item_mean: F32 = (
+            self.item_vectors.mean(axis=0) if len(self.item_ids) else self.item_vectors.sum(axis=0)
+        )
         n_f, n_i = len(self.feature_names), len(self.item_ids)
         if self.feature_embeddings.shape[0] != n_f or self.feature_biases.shape != (n_f,):
             raise ModelError("feature arrays do not match the feature vocabulary")
@@ -81,13 +84,17 @@ class Model:
         return out
 
     def contributions(self, weights: Mapping[str, float], item: int) -> list[tuple[str, float]]:
-        """Per-feature terms ``w_f * (E[f] . Q[item] + b[f])`` of one item's score, largest first."""
+        """How much each profile feature lifts one item above the average item, largest first.
+
+        The term of feature ``f`` is ``w_f * E[f] . (Q[item] - mean(Q))``: the part of the score
+        that this feature gives this item and not every item alike (the feature's bias and the
+        item's own popularity bias are the same for every feature, so they are left out).
+        """
         row = self.user_row(weights)
         if row is None:
             return []
         idx, vals = row
-        terms = vals * (self.feature_embeddings[idx] @ self.item_vectors[item]
-                        + self.feature_biases[idx])
+        terms = vals * (self.feature_embeddings[idx] @ (self.item_vectors[item] - self.item_mean))
         order = np.argsort(-terms, kind="stable")
         return [(self.feature_names[idx[j]], float(terms[j])) for j in order]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,11 +37,15 @@ def _label(item_id: str, catalog: Catalog) -> str:
     return f'"{item.title}"' if item and item.title else item_id
 
 
-def reasons_from(contributions: Sequence[tuple[str, float]], catalog: Catalog) -> list[str]:
+def reasons_from(
+    contributions: Sequence[tuple[str, float]],
+    catalog: Catalog,
+    token_order: Mapping[str, int] | None = None,
+) -> list[str]:
     """Readable reasons from the positive per-feature terms of a score, strongest first.
 
-    Search tokens are gathered into one reason so that "fernseher" and "reparatur" read as
-    the search they came from.
+    Search tokens are gathered into one reason, in the order the profile first saw them
+    (``token_order``), so that "fernseher" and "reparatur" read as the search they came from.
     """
     reasons: list[str] = []
     searched: list[str] = []
@@ -71,6 +75,8 @@ def reasons_from(contributions: Sequence[tuple[str, float]], catalog: Catalog) -
             reasons.append(f"you bought {label}")
     if search_slot is not None:
         if searched:
+            if token_order:
+                searched.sort(key=lambda t: token_order.get(t, len(token_order)))
             reasons[search_slot] = "you searched '" + " ".join(searched) + "'"
         else:
             del reasons[search_slot]
@@ -134,11 +140,17 @@ class OfferRanker:
             return self._popular(k, excluded)
         top = np.argpartition(-scores, n - 1)[:n]
         top = top[np.argsort(-scores[top], kind="stable")]
+        assert profile is not None
+        token_order = {
+            name[2:]: i for i, name in enumerate(profile.weights) if name.startswith("q:")
+        }
         chosen = []
         for j in top:
             offer = self.offers[int(j)]
             item_pos = int(self.offer_items[j])
-            reasons = reasons_from(self.model.contributions(weights, item_pos), self.catalog)
+            reasons = reasons_from(
+                self.model.contributions(weights, item_pos), self.catalog, token_order
+            )
             chosen.append(
                 ScoredOffer(offer, self.catalog.get(offer.item_id), float(scores[j]), reasons)
             )

@@ -51,31 +51,50 @@ class TrainConfig:
     user_alpha: float = 1e-6
     max_sampled: int = 20
     target: Target = "any"
+    horizon: int = 3
     seed: int = 42
     num_threads: int = 2
 
 
 @dataclass
 class Contexts:
-    """Training rows: profile features before an event, and the event's item."""
+    """Training rows: profile features before an event, the event's item, and what follows.
+
+    ``positives[j]`` holds the distinct items of the target events from ``items[j]`` on, up
+    to the horizon: an offer is worth showing when the shopper is about to want it soon, not
+    only as the very next click (one repair-service view between a repair search and five
+    TV views should not outweigh the TVs).
+    """
 
     rows: list[dict[str, float]] = field(default_factory=list)
     items: list[str] = field(default_factory=list)
+    positives: list[list[str]] = field(default_factory=list)
     item_counts: Counter[str] = field(default_factory=Counter)
 
 
-def build_contexts(events: Iterable[Event], profiler: Profiler, target: Target) -> Contexts:
+def build_contexts(
+    events: Iterable[Event], profiler: Profiler, target: Target, horizon: int = 1
+) -> Contexts:
     """Replay ``events`` (in the order given) and collect a context before each target event."""
     wanted = TARGET_TYPES[target]
     profiles: dict[str, Profile] = {}
+    # per user: indices of contexts still collecting positives
+    open_rows: dict[str, list[int]] = {}
     out = Contexts()
     for event in events:
         profile = profiles.setdefault(event.user_id, Profile())
         if event.type in wanted and event.item_id is not None:
             out.item_counts[event.item_id] += 1
+            pending = open_rows.setdefault(event.user_id, [])
+            for j in pending:
+                if event.item_id not in out.positives[j]:
+                    out.positives[j].append(event.item_id)
             if profile.weights:
+                pending.append(len(out.rows))
                 out.rows.append(profile.normalised())
                 out.items.append(event.item_id)
+                out.positives.append([event.item_id])
+            open_rows[event.user_id] = [j for j in pending if len(out.positives[j]) < horizon]
         profiler.apply(profile, event)
     return out
 
@@ -135,7 +154,7 @@ def train(
     from lightfm import LightFM  # heavy import, only needed here
 
     started = time.monotonic()
-    contexts = build_contexts(events, profiler, config.target)
+    contexts = build_contexts(events, profiler, config.target, config.horizon)
     if not contexts.rows:
         raise ModelError(
             f"no training rows: no {config.target!r} target event follows an earlier event of "
@@ -148,11 +167,10 @@ def train(
 
     user_x = _user_features(contexts.rows, feature_index)
     item_x, item_feature_names = _item_features(item_ids, catalog)
+    pos_rows = [j for j, items in enumerate(contexts.positives) for _ in items]
+    pos_cols = [item_index[i] for items in contexts.positives for i in items]
     interactions = sp.coo_matrix(
-        (
-            np.ones(len(contexts.items), dtype=np.float32),
-            (np.arange(len(contexts.items)), [item_index[i] for i in contexts.items]),
-        ),
+        (np.ones(len(pos_rows), dtype=np.float32), (pos_rows, pos_cols)),
         shape=(len(contexts.rows), len(item_ids)),
     )
 
@@ -183,6 +201,7 @@ def train(
         "train_config": asdict(config),
         "n_events": len(events),
         "n_contexts": len(contexts.rows),
+        "n_positives": len(pos_rows),
         "n_features": len(feature_names),
         "n_items": len(item_ids),
         "n_item_features": len(item_feature_names),
