@@ -82,3 +82,27 @@ def isolated(stack: Settings, unique: Callable[[str], str]) -> Iterator[Settings
 @pytest.fixture(scope="session")
 def event_loop_policy() -> asyncio.AbstractEventLoopPolicy:
     return asyncio.DefaultEventLoopPolicy()
+
+
+class DemoShop:
+    """A generated demo shop and a model trained on it (once per test session)."""
+
+    def __init__(self, root: Path) -> None:
+        from recommender.catalog import Catalog
+        from recommender.events import load_events
+        from recommender.replay import Profiler
+        from recommender.synthetic import generate
+        from recommender.training import train
+
+        self.data = root / "data"
+        self.model_dir = root / "model"
+        generate(self.data, users=2000, seed=7)
+        self.catalog = Catalog.load(self.data / "catalog.jsonl")
+        self.events = load_events(self.data / "events.jsonl").events
+        self.model = train(self.events, self.catalog, Profiler(self.catalog))
+        self.model.save(self.model_dir)
+
+
+@pytest.fixture(scope="session")
+def demo_shop(tmp_path_factory: pytest.TempPathFactory) -> DemoShop:
+    return DemoShop(tmp_path_factory.mktemp("demo-shop"))
