@@ -51,6 +51,11 @@ test: install system-deps ## Start a test Kafka + Redis, run the whole test suit
 unit: install ## Only the tests that need no Kafka or Redis
 	$(BIN)/python -m pytest -m "not integration" -q
 
+lint: install ## ruff (lint + format check) and mypy --strict on the packages
+	$(BIN)/ruff check recommender stream api cli tests benchmarks
+	$(BIN)/ruff format --check recommender stream api cli tests benchmarks
+	$(BIN)/mypy
+
 bench: install system-deps ## Run the benchmarks (figures go to BENCHMARKS.md)
 	@$(TEST_ENV) $(BIN)/zmot infra up
 	@set +e; $(TEST_ENV) $(BIN)/python benchmarks/bench_stream.py && \

@@ -67,11 +67,19 @@ def wait_http(url: str, timeout_s: float, what: str, log_path: Path) -> None:
         except httpx.HTTPError:
             pass
         time.sleep(0.5)
-    raise ZmotError(f"{what} did not become ready at {url} within {timeout_s:.0f} s; see {log_path}")
+    raise ZmotError(
+        f"{what} did not become ready at {url} within {timeout_s:.0f} s; see {log_path}"
+    )
 
 
-def run_demo(settings: Settings, *, users: int, seed: int, log: Callable[[str], None],
-             show: Callable[[str], None]) -> None:
+def run_demo(
+    settings: Settings,
+    *,
+    users: int,
+    seed: int,
+    log: Callable[[str], None],
+    show: Callable[[str], None],
+) -> None:
     """Infra, data, model, worker, API, replay, then offers for a fresh repair searcher."""
     from recommender.catalog import Catalog
     from recommender.events import load_events
@@ -89,8 +97,9 @@ def run_demo(settings: Settings, *, users: int, seed: int, log: Callable[[str], 
     history = load_events(data / "events.jsonl")
     params = ProfileParams(settings.half_life_s, settings.profile_top_n, settings.purchase_memory)
     log("training the model")
-    model = train(history.events, catalog, Profiler(catalog, params=params), TrainConfig(),
-                  progress=True)
+    model = train(
+        history.events, catalog, Profiler(catalog, params=params), TrainConfig(), progress=True
+    )
     model.save(model_dir)
     log(f"model {model.version}: {model.info['n_contexts']} training contexts")
 
@@ -101,9 +110,12 @@ def run_demo(settings: Settings, *, users: int, seed: int, log: Callable[[str], 
     wait_http(f"{base}/readyz", 60, "the API", processes.log_file(settings, "api"))
 
     log(f"replaying {len(history.events)} demo events through Kafka")
-    before = sum(end for end, _ in asyncio.run(
-        group_lag(settings.kafka_bootstrap, settings.consumer_group, settings.events_topic)
-    ).values())
+    before = sum(
+        end
+        for end, _ in asyncio.run(
+            group_lag(settings.kafka_bootstrap, settings.consumer_group, settings.events_topic)
+        ).values()
+    )
     sent = produce(settings, history.events)
     log(f"sent {sent} events (topic had {before} before); waiting for the worker")
     wait_caught_up(settings, log, timeout_s=600)
@@ -112,8 +124,9 @@ def run_demo(settings: Settings, *, users: int, seed: int, log: Callable[[str], 
     _post_events(base, [{"user_id": user, "type": "search", "query": DEMO_QUERY}])
     deadline = time.monotonic() + 30
     while True:
-        answer = httpx.get(f"{base}/v1/next-best-offer", params={"user_id": user, "k": 3},
-                           timeout=5).json()
+        answer = httpx.get(
+            f"{base}/v1/next-best-offer", params={"user_id": user, "k": 3}, timeout=5
+        ).json()
         if not answer.get("fallback") or time.monotonic() > deadline:
             break
         time.sleep(0.2)

@@ -10,7 +10,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -135,13 +135,18 @@ def train(
         raise ZmotError(f"{events}: no valid event")
     params = ProfileParams(settings.half_life_s, settings.profile_top_n, settings.purchase_memory)
     config = TrainConfig(
-        no_components=components, loss=loss, epochs=epochs, target=target,  # type: ignore[arg-type]  # checked above
+        no_components=components,
+        loss=loss,  # type: ignore[arg-type]  # checked above
+        epochs=epochs,
+        target=target,  # type: ignore[arg-type]  # checked above
         seed=seed,
     )
     model = fit(report.events, cat, Profiler(cat, params=params), config, progress=True)
     model.save(out)
-    typer.echo(f"model {model.version} -> {out} ({json.dumps(model.info['n_contexts'])} contexts, "
-               f"{len(model.feature_names)} features, {len(model.item_ids)} items)")
+    typer.echo(
+        f"model {model.version} -> {out} ({json.dumps(model.info['n_contexts'])} contexts, "
+        f"{len(model.feature_names)} features, {len(model.item_ids)} items)"
+    )
 
 
 @app.command()
@@ -173,7 +178,9 @@ def _report_bad(path: Path, errors: list[tuple[int, str]], shown: int = 10) -> N
 @app.command()
 def replay(
     file: Annotated[Path, typer.Argument(help="JSON-lines event file.")],
-    rate: Annotated[Optional[float], typer.Option(min=0.001, help="Events/s (default: as fast as possible).")] = None,  # noqa: UP045
+    rate: Annotated[
+        float | None, typer.Option(min=0.001, help="Events/s (default: as fast as possible).")
+    ] = None,  # noqa: UP045
 ) -> None:
     """Produce an event file into Kafka (validated as the API does; bad lines reported)."""
     from cli.replay import produce
@@ -183,11 +190,15 @@ def replay(
     report = load_events(file, require_ts=False)
     _report_bad(file, report.errors)
     sent = produce(settings, report.events, rate)
-    typer.echo(f"replayed {sent} events to {settings.events_topic}; {report.n_bad} bad lines skipped")
+    typer.echo(
+        f"replayed {sent} events to {settings.events_topic}; {report.n_bad} bad lines skipped"
+    )
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         app()
     except ZmotError as exc:

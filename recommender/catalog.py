@@ -120,9 +120,7 @@ def load_offers(path: Path, catalog: Catalog | None = None) -> list[Offer]:
             raise CatalogError(f"{where}: item_id {item_id!r} is not in the catalog")
         seen.add(offer_id)
         value = _number(obj, "value", where, 1.0)
-        offers.append(
-            Offer(offer_id, item_id, _text(obj, "title", where) or item_id, value or 0.0)
-        )
+        offers.append(Offer(offer_id, item_id, _text(obj, "title", where) or item_id, value or 0.0))
     return offers
 
 

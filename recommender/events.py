@@ -11,7 +11,7 @@ import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,8 +29,8 @@ OFFER_EVENTS = frozenset({"impression", "click", "dismiss"})
 
 # Event times outside this range are rejected as impossible: a value in seconds sent where
 # milliseconds are expected lands in January 1970 and is caught here.
-MIN_TS = datetime(2000, 1, 1, tzinfo=timezone.utc).timestamp()
-MAX_TS = datetime(2100, 1, 1, tzinfo=timezone.utc).timestamp()
+MIN_TS = datetime(2000, 1, 1, tzinfo=UTC).timestamp()
+MAX_TS = datetime(2100, 1, 1, tzinfo=UTC).timestamp()
 
 
 def parse_ts(value: Any) -> float:
@@ -50,7 +50,7 @@ def parse_ts(value: Any) -> float:
         except ValueError:
             raise ValueError(f"not ISO-8601 or epoch milliseconds: {value[:40]!r}") from None
         if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=timezone.utc)
+            parsed = parsed.replace(tzinfo=UTC)
         seconds = parsed.timestamp()
     else:
         raise ValueError("expected ISO-8601 text or epoch milliseconds")

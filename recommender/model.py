@@ -64,8 +64,11 @@ class Model:
     # --- scoring --------------------------------------------------------------------------
     def user_row(self, weights: Mapping[str, float]) -> tuple[npt.NDArray[np.intp], F32] | None:
         """Indices and L1-normalised weights of the known features, or None if none is known."""
-        pairs = [(self.feature_index[n], w) for n, w in weights.items()
-                 if w > 0.0 and n in self.feature_index]
+        pairs = [
+            (self.feature_index[n], w)
+            for n, w in weights.items()
+            if w > 0.0 and n in self.feature_index
+        ]
         if not pairs:
             return None
         idx = np.fromiter((i for i, _ in pairs), dtype=np.intp, count=len(pairs))

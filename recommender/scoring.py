@@ -87,7 +87,11 @@ class OfferRanker:
     """Scores every offer for a profile with the model and picks the best k."""
 
     def __init__(
-        self, model: Model, catalog: Catalog, offers: Sequence[Offer], *,
+        self,
+        model: Model,
+        catalog: Catalog,
+        offers: Sequence[Offer],
+        *,
         purchase_exclusion_s: float,
     ) -> None:
         self.model = model
@@ -112,8 +116,7 @@ class OfferRanker:
         if profile is None:
             return set()
         return {
-            item for item, ts in profile.purchases.items()
-            if now - ts < self.purchase_exclusion_s
+            item for item, ts in profile.purchases.items() if now - ts < self.purchase_exclusion_s
         }
 
     def _popular(self, k: int, excluded: set[str]) -> Decision:

@@ -99,9 +99,7 @@ def build_contexts(
     return out
 
 
-def _item_features(
-    item_ids: Sequence[str], catalog: Catalog
-) -> tuple[sp.csr_matrix, list[str]]:
+def _item_features(item_ids: Sequence[str], catalog: Catalog) -> tuple[sp.csr_matrix, list[str]]:
     """Rows: items; columns: id, category, top category and brand features (L1-normalised)."""
     names: dict[str, int] = {}
     rows, cols, vals = [], [], []
@@ -185,7 +183,10 @@ def train(
     )
     for _ in tqdm(range(config.epochs), desc="training", unit="epoch", disable=not progress):
         model.fit_partial(
-            interactions, user_features=user_x, item_features=item_x, epochs=1,
+            interactions,
+            user_features=user_x,
+            item_features=item_x,
+            epochs=1,
             num_threads=config.num_threads,
         )
 

@@ -44,8 +44,11 @@ def stack(base_settings: Settings) -> Settings:
     """The running Kafka + Redis; fails (never skips) when they are not up."""
     kafka = base_settings.kafka_host_port
     redis = base_settings.redis_host_port
-    missing = [f"{n} at {h}:{p}" for n, (h, p) in (("Kafka", kafka), ("Redis", redis))
-               if not _reachable(h, p)]
+    missing = [
+        f"{n} at {h}:{p}"
+        for n, (h, p) in (("Kafka", kafka), ("Redis", redis))
+        if not _reachable(h, p)
+    ]
     if missing:
         pytest.fail(
             "integration test needs " + " and ".join(missing) + ": run `make test` "

@@ -22,8 +22,16 @@ def test_iso_and_epoch_millis_agree() -> None:
 
 
 def test_canonical_json_round_trips() -> None:
-    event = parse_event(raw(user_id="ü", type="search", query="Fernseher Reparatur",
-                            ts=1_763_892_000_123, channel="app", extra="ignored"))
+    event = parse_event(
+        raw(
+            user_id="ü",
+            type="search",
+            query="Fernseher Reparatur",
+            ts=1_763_892_000_123,
+            channel="app",
+            extra="ignored",
+        )
+    )
     assert parse_event(event.to_json()) == event
     assert b"extra" not in event.to_json()
 

@@ -11,7 +11,9 @@ CATALOG = Catalog({"i1": Item("i1", title="T", category="electronics.tv", brand=
 
 
 def test_fold_and_tokens_ignore_case_accents_and_fillers() -> None:
-    assert tokens("Fernseher Reparatur") == tokens("fernseher reparatur") == ["fernseher", "reparatur"]
+    assert (
+        tokens("Fernseher Reparatur") == tokens("fernseher reparatur") == ["fernseher", "reparatur"]
+    )
     assert tokens("FERNSEHER-REPARATUR!") == ["fernseher", "reparatur"]
     assert tokens("riparazione tv") == ["riparazione", "tv"]
     assert tokens("Größe für Wanderschuhe") == ["grosse", "wanderschuhe"]
@@ -28,16 +30,24 @@ def test_search_features_have_tokens_and_prefixes() -> None:
 
 
 def test_item_features_use_the_catalog_and_purchases_are_marked() -> None:
-    view = event_features(Event(user_id="u", type="page_view", item_id="i1"), CATALOG.get,
-                          FeatureConfig())
-    assert set(view) == {"kind:page_view", "item:i1", "cat:electronics.tv", "cat:electronics",
-                         "brand:Acme"}
-    buy = event_features(Event(user_id="u", type="purchase", item_id="i1"), CATALOG.get,
-                         FeatureConfig())
+    view = event_features(
+        Event(user_id="u", type="page_view", item_id="i1"), CATALOG.get, FeatureConfig()
+    )
+    assert set(view) == {
+        "kind:page_view",
+        "item:i1",
+        "cat:electronics.tv",
+        "cat:electronics",
+        "brand:Acme",
+    }
+    buy = event_features(
+        Event(user_id="u", type="purchase", item_id="i1"), CATALOG.get, FeatureConfig()
+    )
     assert buy["item:i1"] > view["item:i1"]
     assert "bought:item:i1" in buy and "bought:cat:electronics.tv" in buy
-    unknown = event_features(Event(user_id="u", type="page_view", item_id="zz"), CATALOG.get,
-                             FeatureConfig())
+    unknown = event_features(
+        Event(user_id="u", type="page_view", item_id="zz"), CATALOG.get, FeatureConfig()
+    )
     assert set(unknown) == {"kind:page_view", "item:zz"}
 
 

@@ -25,7 +25,9 @@ events_strategy = st.lists(
 
 @settings(max_examples=200, deadline=None)
 @given(events_strategy)
-def test_forward_decay_equals_direct_exponential_decay(events: list[tuple[float, str, float]]) -> None:
+def test_forward_decay_equals_direct_exponential_decay(
+    events: list[tuple[float, str, float]],
+) -> None:
     profile = Profile()
     for ts, name, weight in events:
         apply_event(profile, {name: weight}, ts, PARAMS)
@@ -83,8 +85,9 @@ def test_purchases_are_bounded_to_the_most_recent() -> None:
 
 def test_stored_form_exact_fields() -> None:
     profile = Profile()
-    apply_event(profile, {"q:tv": 1.5}, 1_700_000_000.0, PARAMS, position=(2, 41),
-                purchased_item="SKU-1")
+    apply_event(
+        profile, {"q:tv": 1.5}, 1_700_000_000.0, PARAMS, position=(2, 41), purchased_item="SKU-1"
+    )
     assert to_hash(profile) == {
         "f:q:tv": "1.5",
         "b:SKU-1": "1700000000.0",
@@ -100,7 +103,8 @@ def test_stored_form_exact_fields() -> None:
 def test_stored_form_round_trips_exactly(events: list[tuple[float, str, float]]) -> None:
     profile = Profile()
     for i, (ts, name, weight) in enumerate(events):
-        apply_event(profile, {f"f:{name}:ü": weight}, ts, PARAMS, position=(1, i),
-                    purchased_item=name)
+        apply_event(
+            profile, {f"f:{name}:ü": weight}, ts, PARAMS, position=(1, i), purchased_item=name
+        )
     stored = {k.encode(): v.encode() for k, v in to_hash(profile).items()}
     assert from_hash(stored) == profile

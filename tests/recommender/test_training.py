@@ -70,8 +70,9 @@ def test_contexts_are_profiles_before_each_target() -> None:
     assert abs(sum(contexts.rows[1].values()) - 1.0) < 1e-9
 
 
-@pytest.mark.parametrize("mapping", [{"alpha": "red", "beta": "blue"},
-                                     {"alpha": "blue", "beta": "green"}])
+@pytest.mark.parametrize(
+    "mapping", [{"alpha": "red", "beta": "blue"}, {"alpha": "blue", "beta": "green"}]
+)
 def test_search_word_leads_to_the_group_the_data_says(mapping: dict[str, str]) -> None:
     ranker = ranker_for(histories(mapping))
     for word, group in mapping.items():
@@ -80,9 +81,9 @@ def test_search_word_leads_to_the_group_the_data_says(mapping: dict[str, str]) -
 
 def test_unknown_profile_gets_flagged_popular_fallback() -> None:
     ranker = ranker_for(histories({"alpha": "red", "beta": "blue"}))
-    profile = Profiler(ranker.catalog).replay(
-        [ev(T0, user_id="x", type="search", query="zzz")]
-    )["x"]
+    profile = Profiler(ranker.catalog).replay([ev(T0, user_id="x", type="search", query="zzz")])[
+        "x"
+    ]
     # "zzz" is unknown but kind:search is known: still personalised, never an error
     assert ranker.rank(profile, 2, now=T0).offers
     decision = ranker.rank(None, 2, now=T0)
