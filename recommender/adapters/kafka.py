@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -78,7 +79,7 @@ async def group_lag(bootstrap: str, group: str, topic: str) -> dict[int, tuple[i
             partitions = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         ends = await consumer.end_offsets(tps) if tps else {}
-        committed = await admin.list_consumer_group_offsets(group, partitions=tps)
+        committed = await _committed_offsets(admin, group, tps)
         out: dict[int, tuple[int, int | None]] = {}
         for tp in tps:
             meta = committed.get(tp)
@@ -88,6 +89,34 @@ async def group_lag(bootstrap: str, group: str, topic: str) -> dict[int, tuple[i
     finally:
         await consumer.stop()
         await admin.close()
+
+
+async def _committed_offsets(admin: Any, group: str, tps: list[Any]) -> dict[Any, Any]:
+    """The group's committed offsets, waiting out a coordinator that is still loading.
+
+    A fresh broker creates ``__consumer_offsets`` on the first group request, and until its
+    coordinator is up the broker answers "not available": that is a wait, not an error.
+    """
+    from aiokafka.errors import (
+        CoordinatorLoadInProgressError,
+        GroupCoordinatorNotAvailableError,
+        NotCoordinatorForGroupError,
+    )
+
+    transient = (
+        GroupCoordinatorNotAvailableError,
+        CoordinatorLoadInProgressError,
+        NotCoordinatorForGroupError,
+    )
+    for attempt in range(60):
+        try:
+            result: dict[Any, Any] = await admin.list_consumer_group_offsets(group, partitions=tps)
+            return result
+        except transient:
+            if attempt == 59:
+                raise
+            await asyncio.sleep(0.5)
+    return {}
 
 
 def total_lag(lag: dict[int, tuple[int, int | None]]) -> int:
