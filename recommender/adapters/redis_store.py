@@ -28,10 +28,20 @@ return 1
 """
 
 
-def connect(url: str, max_connections: int = 64) -> aioredis.Redis:
-    """An asyncio client whose pool waits for a free connection instead of failing."""
+def connect(
+    url: str, max_connections: int = 64, socket_timeout: float | None = 5.0
+) -> aioredis.Redis:
+    """An asyncio client whose pool waits for a free connection instead of failing.
+
+    ``socket_timeout`` bounds a call to a Redis that hangs rather than refuses (e.g. a
+    stopped process), so callers get an error instead of waiting forever.
+    """
     pool = aioredis.BlockingConnectionPool.from_url(
-        url, max_connections=max_connections, timeout=5, socket_connect_timeout=5
+        url,
+        max_connections=max_connections,
+        timeout=5,
+        socket_connect_timeout=5,
+        socket_timeout=socket_timeout,
     )
     return aioredis.Redis(connection_pool=pool)
 

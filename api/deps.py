@@ -1,0 +1,190 @@
+"""What routes depend on: the services built at start-up and the request pieces parsed once.
+
+Routes take these through the ``Annotated`` aliases at the bottom (``StoreDep``, ``EngineDep``,
+``EventsBody`` ...) and stay a few lines each.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
+
+from fastapi import Depends, HTTPException, Query, Request
+
+from recommender.adapters.redis_store import ProfileStore
+from recommender.catalog import Catalog
+from recommender.errors import InvalidEventError
+from recommender.events import Event, validate_event
+from recommender.profile import Profile
+from recommender.settings import Settings
+
+if TYPE_CHECKING:
+    from recommender.scoring import Decision
+
+MAX_BATCH = 10_000
+"""Most events one ``POST /v1/events`` may carry; more is a 413."""
+
+MAX_BODY_BYTES = 16 * 1024 * 1024
+"""Largest request body read; a valid event is well under 1.6 kB, so a full batch fits."""
+
+
+class Ranker(Protocol):
+    """Ranks offers for one profile; :class:`recommender.scoring.OfferRanker` in production."""
+
+    def rank(self, profile: Profile | None, k: int, now: float) -> Decision: ...
+
+
+class EventSink(Protocol):
+    """Where accepted events go; :class:`recommender.adapters.kafka.EventProducer` in production."""
+
+    async def send_many(self, events: Sequence[Event]) -> None: ...
+
+
+@dataclass(frozen=True)
+class Engine:
+    """The in-memory scoring side: model version, catalog and the ranker built from them."""
+
+    model_version: str
+    catalog: Catalog
+    ranker: Ranker
+
+
+@dataclass(frozen=True)
+class Services:
+    """Everything the lifespan opened, held on ``app.state.services``."""
+
+    settings: Settings
+    engine: Engine
+    store: ProfileStore
+    producer: EventSink
+
+
+def error_detail(reason: str, field: str | None = None, index: int | None = None) -> dict[str, Any]:
+    """One item of a 422 body (the shape of :class:`api.schemas.ErrorItem`)."""
+    return {"index": index, "field": field, "reason": reason}
+
+
+def reject(status_code: int, detail: str | list[dict[str, Any]]) -> HTTPException:
+    """An HTTPException whose body is ``{"detail": detail}``."""
+    return HTTPException(status_code=status_code, detail=detail)
+
+
+# --- services ---------------------------------------------------------------------------------
+# Dependencies are ``async def`` although they never wait: FastAPI runs a plain ``def``
+# dependency in a worker thread, a thread hop per dependency per request.
+
+
+async def get_services(request: Request) -> Services:
+    """The services of the running app (set by the lifespan)."""
+    services: Services | None = getattr(request.app.state, "services", None)
+    if services is None:
+        raise reject(503, "the API is starting or stopping; try again")
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+async def services_settings(services: ServicesDep) -> Settings:
+    return services.settings
+
+
+async def services_engine(services: ServicesDep) -> Engine:
+    return services.engine
+
+
+async def services_store(services: ServicesDep) -> ProfileStore:
+    return services.store
+
+
+async def services_producer(services: ServicesDep) -> EventSink:
+    return services.producer
+
+
+SettingsDep = Annotated[Settings, Depends(services_settings)]
+EngineDep = Annotated[Engine, Depends(services_engine)]
+StoreDep = Annotated[ProfileStore, Depends(services_store)]
+ProducerDep = Annotated[EventSink, Depends(services_producer)]
+
+
+# --- request pieces ---------------------------------------------------------------------------
+
+
+async def offer_count(
+    services: ServicesDep,
+    k: Annotated[
+        int | None,
+        Query(ge=1, description="Number of offers (default ZMOT_DEFAULT_K, at most ZMOT_MAX_K)."),
+    ] = None,
+) -> int:
+    """``k`` from the query, defaulted and bounded by the settings."""
+    settings = services.settings
+    if k is None:
+        return settings.default_k
+    if k > settings.max_k:
+        raise reject(422, [error_detail(f"k must be at most {settings.max_k}", "k")])
+    return k
+
+
+OfferCount = Annotated[int, Depends(offer_count)]
+
+
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The request body, refusing (413) to read more than ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise reject(413, f"body larger than {limit} bytes; send at most {MAX_BATCH} events")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise reject(413, f"body larger than {limit} bytes; send at most {MAX_BATCH} events")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_events(body: bytes, max_batch: int = MAX_BATCH) -> list[Event]:
+    """Events of a body holding one event object or an array of them.
+
+    Every event is validated before anything is returned, so a batch is rejected whole (422
+    listing each invalid event by index and field) or accepted whole.
+    """
+    try:
+        data = json.loads(body)
+    except UnicodeDecodeError:
+        raise reject(422, [error_detail("body is not UTF-8")]) from None
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise reject(422, [error_detail(f"body is not JSON: {exc}")]) from None
+    if isinstance(data, dict):
+        try:
+            return [validate_event(data)]
+        except InvalidEventError as exc:
+            raise reject(422, [error_detail(exc.reason, exc.field)]) from None
+    if not isinstance(data, list):
+        reason = f"body must be an event object or an array of events, got {type(data).__name__}"
+        raise reject(422, [error_detail(reason)])
+    if not data:
+        raise reject(422, [error_detail("empty batch: send at least one event")])
+    if len(data) > max_batch:
+        raise reject(413, f"batch of {len(data)} events; send at most {max_batch} per request")
+    events: list[Event] = []
+    errors: list[dict[str, Any]] = []
+    for index, obj in enumerate(data):
+        try:
+            events.append(validate_event(obj))
+        except InvalidEventError as exc:
+            errors.append(error_detail(exc.reason, exc.field, index))
+    if errors:
+        raise reject(422, errors)
+    return events
+
+
+async def events_body(request: Request) -> list[Event]:
+    """The validated events of a ``POST /v1/events`` body."""
+    return parse_events(await read_body(request))
+
+
+EventsBody = Annotated[list[Event], Depends(events_body)]

@@ -1,0 +1,142 @@
+"""Response bodies of the HTTP API, as pydantic models so the OpenAPI document is exact.
+
+Request bodies of ``POST /v1/events`` are deliberately *not* modelled here: they are parsed by
+:func:`recommender.events.validate_event`, the one validator the worker and replay use too.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, Field
+
+from recommender.catalog import Catalog
+from recommender.profile import Profile
+
+if TYPE_CHECKING:
+    from recommender.scoring import Decision, ScoredOffer
+
+
+def iso(ts: float) -> str:
+    """ISO-8601 text (UTC) of epoch seconds."""
+    return datetime.fromtimestamp(ts, tz=UTC).isoformat()
+
+
+class ErrorItem(BaseModel):
+    """One reason a request was rejected."""
+
+    index: int | None = Field(
+        None, description="Position of the offending event in a batch (null for a single event)."
+    )
+    field: str | None = Field(None, description="The offending field, when one can be named.")
+    reason: str = Field(description="What is wrong, in words.")
+
+
+class ValidationErrorResponse(BaseModel):
+    """Body of a 422: every problem found, so a client can fix all of them at once."""
+
+    detail: list[ErrorItem]
+
+
+class MessageResponse(BaseModel):
+    """Body of other errors (404, 413, 503)."""
+
+    detail: str
+
+
+class AcceptedResponse(BaseModel):
+    """Events accepted: all of them are acknowledged by Kafka."""
+
+    accepted: int = Field(description="Number of events produced to the events topic.")
+
+
+class OfferOut(BaseModel):
+    """One offer with its score and the reasons behind it."""
+
+    offer_id: str
+    item_id: str
+    title: str
+    category: str | None = Field(None, description="Catalog category of the offered item.")
+    score: float
+    reasons: list[str] = Field(description="Readable reasons, strongest first.")
+
+    @classmethod
+    def from_scored(cls, scored: ScoredOffer, catalog: Catalog) -> OfferOut:
+        offer = scored.offer
+        item = scored.item if scored.item is not None else catalog.get(offer.item_id)
+        return cls(
+            offer_id=offer.offer_id,
+            item_id=offer.item_id,
+            title=offer.title,
+            category=item.category if item is not None else None,
+            score=float(scored.score),
+            reasons=list(scored.reasons),
+        )
+
+
+class NextBestOfferResponse(BaseModel):
+    """The offers to show one user now."""
+
+    user_id: str
+    offers: list[OfferOut]
+    model_version: str
+    fallback: bool = Field(
+        description="True when the profile said nothing usable and popular offers were returned."
+    )
+    placement: str | None = Field(None, description="The placement asked for, echoed back.")
+
+    @classmethod
+    def from_decision(
+        cls,
+        user_id: str,
+        decision: Decision,
+        catalog: Catalog,
+        model_version: str,
+        placement: str | None,
+    ) -> NextBestOfferResponse:
+        return cls(
+            user_id=user_id,
+            offers=[OfferOut.from_scored(s, catalog) for s in decision.offers],
+            model_version=model_version,
+            fallback=decision.fallback,
+            placement=placement,
+        )
+
+
+class ProfileResponse(BaseModel):
+    """A user's live interest profile, decayed to the time of the request."""
+
+    user_id: str
+    features: dict[str, float] = Field(description="Feature -> decayed weight, heaviest first.")
+    last_update: str | None = Field(description="Event time of the last applied event (ISO-8601).")
+    events_applied: int
+    purchases: dict[str, str] = Field(description="Item id -> purchase time (ISO-8601).")
+
+    @classmethod
+    def from_profile(
+        cls, user_id: str, profile: Profile, now: float, half_life_s: float
+    ) -> ProfileResponse:
+        weights = profile.decayed(now, half_life_s)
+        ordered = sorted(weights.items(), key=lambda kv: (-kv[1], kv[0]))
+        purchases = sorted(profile.purchases.items(), key=lambda kv: (-kv[1], kv[0]))
+        return cls(
+            user_id=user_id,
+            features=dict(ordered),
+            last_update=iso(profile.last_ts) if profile.last_ts is not None else None,
+            events_applied=profile.n_events,
+            purchases={item: iso(ts) for item, ts in purchases},
+        )
+
+
+class HealthResponse(BaseModel):
+    """Liveness: the process answers."""
+
+    status: Literal["ok"] = "ok"
+
+
+class ReadyResponse(BaseModel):
+    """Readiness: every dependency of a request answers."""
+
+    status: Literal["ready", "unavailable"]
+    checks: dict[str, str] = Field(description="Check name -> 'ok' or what failed.")

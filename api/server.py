@@ -1,0 +1,87 @@
+"""Run the API with uvicorn: ``run_api(settings)`` or ``python -m api.server``."""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+from uvicorn.config import LOGGING_CONFIG
+
+from api.app import BLAS_ENV_VARS, create_app
+from recommender.settings import Settings, get_settings
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """``ZMOT_*`` variables that rebuild ``settings`` in another process."""
+    env: dict[str, str] = {}
+    for name, value in settings.model_dump(mode="json").items():
+        if value is not None:
+            env[f"ZMOT_{name.upper()}"] = str(value)
+    return env
+
+
+def log_config(level: str) -> dict[str, Any]:
+    """uvicorn's logging set-up, with zmot's own loggers on the same handler."""
+    config = copy.deepcopy(LOGGING_CONFIG)
+    zmot = {"handlers": ["default"], "level": level.upper(), "propagate": False}
+    config["loggers"]["zmot"] = zmot
+    return config
+
+
+def app_from_env() -> FastAPI:
+    """App factory for uvicorn worker processes: settings from the environment."""
+    return create_app(get_settings())
+
+
+def run_api(
+    settings: Settings | None = None,
+    *,
+    workers: int = 1,
+    access_log: bool = False,
+    log_level: str = "info",
+) -> None:
+    """Serve the API on ``settings.api_host:api_port`` until interrupted.
+
+    Each worker process is pinned to one BLAS thread (see :func:`api.app.pin_blas_threads`), so
+    ``workers`` should not exceed the cores left over by Redis, Kafka and the stream worker.
+    The access log is off by default: it costs more CPU per request than scoring does.
+    """
+    settings = settings or get_settings()
+    for var in BLAS_ENV_VARS:
+        os.environ[var] = "1"
+    target: FastAPI | str
+    if workers == 1:
+        target = create_app(settings)
+    else:
+        # Worker processes cannot be handed an object: they rebuild the settings from env.
+        os.environ.update(settings_env(settings))
+        target = "api.server:app_from_env"
+    uvicorn.run(
+        target,
+        host=settings.api_host,
+        port=settings.api_port,
+        factory=workers != 1,
+        workers=workers,
+        lifespan="on",
+        access_log=access_log,
+        log_level=log_level,
+        log_config=log_config(log_level),
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m api.server [--workers N] [--access-log]`` with ``ZMOT_*`` settings."""
+    parser = argparse.ArgumentParser(prog="python -m api.server", description=__doc__)
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument("--access-log", action="store_true", help="log every request")
+    parser.add_argument("--log-level", default="info")
+    args = parser.parse_args(argv)
+    run_api(workers=args.workers, access_log=args.access_log, log_level=args.log_level)
+
+
+if __name__ == "__main__":
+    main()

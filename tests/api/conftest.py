@@ -1,0 +1,100 @@
+"""Fixtures of the API tests: the app in-process with its real lifespan.
+
+The app runs through ``httpx.ASGITransport`` inside ``app.router.lifespan_context``, so start-up
+and shut-down are the real ones; Redis and Kafka are the real test stack (``isolated`` gives each
+test its own topic and key prefix).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from api.app import create_app
+from api.deps import Engine, EventSink
+from recommender.adapters.redis_store import ProfileStore, connect
+from recommender.catalog import Catalog
+from recommender.profile import Profile
+from recommender.settings import Settings
+from tests.api.support import (
+    ITEMS,
+    FakeRanker,
+    PutProfile,
+    ServeFactory,
+    TopicReader,
+    serve,
+    write_model,
+)
+from tests.api.support import (
+    read_topic as _read_topic,
+)
+
+
+@pytest.fixture
+def catalog() -> Catalog:
+    return Catalog({item.item_id: item for item in ITEMS})
+
+
+@pytest.fixture
+def model_files(tmp_path: Path) -> tuple[Path, Path]:
+    """(model directory, catalog.jsonl) of the hand-made model."""
+    return write_model(tmp_path)
+
+
+@pytest.fixture
+def fake_ranker(catalog: Catalog) -> FakeRanker:
+    return FakeRanker(catalog)
+
+
+@pytest.fixture
+def fake_engine(catalog: Catalog, fake_ranker: FakeRanker) -> Engine:
+    return Engine(model_version="fake-1", catalog=catalog, ranker=fake_ranker)
+
+
+@pytest.fixture
+def serve_app() -> ServeFactory:
+    """``async with serve_app(settings, engine=..., producer=...) as client``."""
+
+    def factory(
+        settings: Settings, *, engine: Engine | None = None, producer: EventSink | None = None
+    ) -> AbstractAsyncContextManager[httpx.AsyncClient]:
+        return serve(create_app(settings, engine=engine, producer=producer))
+
+    return factory
+
+
+@pytest.fixture
+async def client(
+    isolated: Settings, fake_engine: Engine, serve_app: ServeFactory
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with a fake ranker, real Redis and real Kafka (this test's topic and prefix)."""
+    async with serve_app(isolated, engine=fake_engine) as c:
+        yield c
+
+
+@pytest.fixture
+async def store(isolated: Settings) -> AsyncIterator[ProfileStore]:
+    """The profile store under this test's prefix; its keys are removed afterwards."""
+    redis = connect(isolated.redis_url)
+    yield ProfileStore(redis, isolated.redis_prefix, ttl_s=600)
+    keys = [key async for key in redis.scan_iter(match=f"{isolated.redis_prefix}*")]
+    if keys:
+        await redis.delete(*keys)
+    await redis.aclose(close_connection_pool=True)
+
+
+@pytest.fixture
+def put_profile(store: ProfileStore) -> PutProfile:
+    async def put(user_id: str, profile: Profile) -> None:
+        assert await store.put_many([(user_id, "", profile)]) == []
+
+    return put
+
+
+@pytest.fixture
+def read_topic() -> TopicReader:
+    return _read_topic

@@ -1,0 +1,161 @@
+"""Helpers of the API tests (the fixtures that use them are in ``conftest.py``).
+
+A hand-made two-dimensional model gives exact answers: "tv" features point at TV items, "boots"
+features at boots.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+from aiokafka import AIOKafkaConsumer
+from fastapi import FastAPI
+
+from recommender.catalog import Catalog, Item, Offer
+from recommender.events import Event
+from recommender.model import Model
+from recommender.profile import Profile
+from recommender.scoring import Decision, ScoredOffer
+from recommender.settings import Settings
+
+ITEMS = [
+    Item("tv-1", title="55in TV", category="electronics.tv", brand="Vista"),
+    Item("tv-2", title="65in TV", category="electronics.tv", brand="Vista"),
+    Item("boots-1", title="Hiking boots", category="outdoor.shoes", brand="Trail"),
+    Item("mount-1", title="Wall mount", category="electronics.accessories", brand="Vista"),
+]
+MODEL_VERSION = "test-model-1"
+
+ServeFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
+PutProfile = Callable[[str, Profile], Awaitable[None]]
+TopicReader = Callable[[Settings], Awaitable[list[tuple[bytes | None, bytes]]]]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def dead_redis_url() -> str:
+    """A Redis URL where nothing listens (connections are refused at once)."""
+    return f"redis://127.0.0.1:{free_port()}/0"
+
+
+def write_model(directory: Path) -> tuple[Path, Path]:
+    """Save the hand-made model and its catalog; (model directory, catalog.jsonl)."""
+    features = ["q:tv", "cat:electronics.tv", "q:boots", "cat:outdoor.shoes", "kind:search"]
+    embeddings = np.array([[1, 0], [0.5, 0], [0, 1], [0, 0.5], [0, 0]], dtype=np.float32)
+    items = [item.item_id for item in ITEMS]
+    vectors = np.array([[1, 0], [0.9, 0], [0, 1], [0.2, 0.2]], dtype=np.float32)
+    model = Model(
+        version=MODEL_VERSION,
+        feature_names=features,
+        item_ids=items,
+        feature_embeddings=embeddings,
+        feature_biases=np.zeros(len(features), dtype=np.float32),
+        item_vectors=vectors,
+        item_biases=np.zeros(len(items), dtype=np.float32),
+        popular=["boots-1", "tv-1", "mount-1", "tv-2"],
+    )
+    model_dir = directory / "model"
+    model.save(model_dir)
+    catalog_path = directory / "catalog.jsonl"
+    with catalog_path.open("w", encoding="utf-8") as out:
+        for item in ITEMS:
+            row = {
+                "item_id": item.item_id,
+                "title": item.title,
+                "category": item.category,
+                "brand": item.brand,
+            }
+            out.write(json.dumps(row) + "\n")
+    return model_dir, catalog_path
+
+
+@dataclass
+class FakeRanker:
+    """Returns the catalog in order and records every call."""
+
+    catalog: Catalog
+    calls: list[tuple[Profile | None, int, float]] = field(default_factory=list)
+
+    def rank(self, profile: Profile | None, k: int, now: float) -> Decision:
+        self.calls.append((profile, k, now))
+        items = list(self.catalog.items.values())[:k]
+        offers = [
+            ScoredOffer(
+                Offer(f"o-{i.item_id}", i.item_id, f"Deal: {i.title}"),
+                i,
+                1.0 / (n + 1),
+                [f"reason {n}"],
+            )
+            for n, i in enumerate(items)
+        ]
+        return Decision(offers, fallback=profile is None)
+
+
+@dataclass
+class FailingSink:
+    """A producer whose broker is gone."""
+
+    error: Exception
+
+    async def send_many(self, events: Sequence[Event]) -> None:
+        raise self.error
+
+
+@asynccontextmanager
+async def serve(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of ``app`` with the app's real start-up and shut-down around it."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://zmot.test") as client:
+            yield client
+
+
+def profile_of(weights: dict[str, float], at: float | None = None, **extra: Any) -> Profile:
+    """A stored profile whose weights are as given at ``at`` (default now)."""
+    at = time.time() if at is None else at
+    return Profile(weights=dict(weights), landmark=at, last_ts=at, n_events=len(weights), **extra)
+
+
+async def read_topic(settings: Settings) -> list[tuple[bytes | None, bytes]]:
+    """Every (key, value) now in the events topic, read from the beginning to the end."""
+    consumer = AIOKafkaConsumer(
+        settings.events_topic,
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        deadline = time.monotonic() + 15
+        # Without a group the consumer assigns itself every partition once metadata is in.
+        while not consumer.assignment():
+            assert time.monotonic() < deadline, f"topic {settings.events_topic} not found"
+            await asyncio.sleep(0.05)
+        parts = sorted(consumer.assignment())
+        end = await consumer.end_offsets(parts)
+        await consumer.seek_to_beginning(*parts)
+        records: list[tuple[bytes | None, bytes]] = []
+        while any([await consumer.position(tp) < end[tp] for tp in parts]):
+            assert time.monotonic() < deadline, "topic not read to its end within 15 s"
+            batch = await consumer.getmany(*parts, timeout_ms=500)
+            for messages in batch.values():
+                records.extend((m.key, m.value) for m in messages)
+        return records
+    finally:
+        await consumer.stop()

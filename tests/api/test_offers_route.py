@@ -1,0 +1,152 @@
+"""``GET /v1/next-best-offer``: profile from Redis, ranker, response shape and errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from api.app import create_app
+from recommender.adapters.redis_store import ProfileStore, connect
+from recommender.settings import Settings
+from tests.api.support import (
+    MODEL_VERSION,
+    FakeRanker,
+    PutProfile,
+    dead_redis_url,
+    profile_of,
+    serve,
+)
+
+pytestmark = pytest.mark.integration
+
+
+async def test_known_user_is_ranked_on_the_stored_profile(
+    client: httpx.AsyncClient, fake_ranker: FakeRanker, put_profile: PutProfile
+) -> None:
+    await put_profile("u1", profile_of({"q:tv": 2.0, "cat:electronics.tv": 1.0}))
+    before = time.time()
+    response = await client.get(
+        "/v1/next-best-offer", params={"user_id": "u1", "k": 2, "placement": "home"}
+    )
+    assert response.status_code == 200
+    assert response.json() == {
+        "user_id": "u1",
+        "offers": [
+            {
+                "offer_id": "o-tv-1",
+                "item_id": "tv-1",
+                "title": "Deal: 55in TV",
+                "category": "electronics.tv",
+                "score": 1.0,
+                "reasons": ["reason 0"],
+            },
+            {
+                "offer_id": "o-tv-2",
+                "item_id": "tv-2",
+                "title": "Deal: 65in TV",
+                "category": "electronics.tv",
+                "score": 0.5,
+                "reasons": ["reason 1"],
+            },
+        ],
+        "model_version": "fake-1",
+        "fallback": False,
+        "placement": "home",
+    }
+    [(profile, k, now)] = fake_ranker.calls
+    assert profile is not None
+    assert profile.weights == {"q:tv": 2.0, "cat:electronics.tv": 1.0}
+    assert k == 2
+    assert before <= now <= time.time()
+
+
+async def test_unknown_user_gets_the_fallback_and_default_k(
+    client: httpx.AsyncClient, fake_ranker: FakeRanker, isolated: Settings
+) -> None:
+    response = await client.get("/v1/next-best-offer", params={"user_id": "nobody"})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["fallback"] is True
+    assert body["placement"] is None
+    assert len(body["offers"]) == isolated.default_k
+    assert [(p, k) for p, k, _ in fake_ranker.calls] == [(None, isolated.default_k)]
+
+
+@pytest.mark.parametrize(
+    ("params", "field", "reason"),
+    [
+        ({"user_id": "u1", "k": 0}, "k", "greater than or equal to 1"),
+        ({"user_id": "u1", "k": 101}, "k", "k must be at most 100"),
+        ({"user_id": "u1", "k": "three"}, "k", "valid integer"),
+        ({}, "user_id", "Field required"),
+        ({"user_id": ""}, "user_id", "at least 1 character"),
+        ({"user_id": "u" * 129}, "user_id", "at most 128 characters"),
+        ({"user_id": "u1", "placement": ""}, "placement", "at least 1 character"),
+    ],
+)
+async def test_bad_query_is_422_naming_the_field(
+    client: httpx.AsyncClient,
+    fake_ranker: FakeRanker,
+    params: dict[str, object],
+    field: str,
+    reason: str,
+) -> None:
+    response = await client.get("/v1/next-best-offer", params=params)  # type: ignore[arg-type]
+    assert response.status_code == 422
+    [item] = response.json()["detail"]
+    assert item["field"] == field
+    assert reason in item["reason"]
+    assert fake_ranker.calls == []
+
+
+async def test_redis_down_is_503_not_500(
+    isolated: Settings, fake_engine: object, serve_app: object
+) -> None:
+    app = create_app(isolated, engine=fake_engine)  # type: ignore[arg-type]
+    async with serve(app) as client:
+        _break_redis(app)
+        response = await client.get("/v1/next-best-offer", params={"user_id": "u1"})
+        assert response.status_code == 503
+        assert response.json()["detail"].startswith("profile store (Redis) unavailable")
+
+
+def _break_redis(app: FastAPI) -> None:
+    """Point the running app's profile store at a port where nothing listens."""
+    services = app.state.services
+    store = services.store
+    dead = ProfileStore(connect(dead_redis_url()), store.prefix, ttl_s=60)
+    app.state.services = dataclasses.replace(services, store=dead)
+
+
+async def test_real_model_ranks_tv_offers_for_a_tv_search(
+    isolated: Settings, model_files: tuple[Path, Path], put_profile: PutProfile
+) -> None:
+    """The whole path with the real loader and ranker: a TV search gets TV offers with reasons,
+    and an item bought yesterday is not offered again."""
+    model_dir, catalog_path = model_files
+    settings = isolated.model_copy(update={"model_dir": model_dir, "catalog_path": catalog_path})
+    now = time.time()
+    await put_profile("tv-fan", profile_of({"q:tv": 1.5, "kind:search": 0.1}))
+    await put_profile(
+        "tv-owner", profile_of({"q:tv": 1.5, "cat:electronics.tv": 3.0}, purchases={"tv-1": now})
+    )
+    async with serve(create_app(settings)) as client:
+        fan = (await client.get("/v1/next-best-offer", params={"user_id": "tv-fan"})).json()
+        owner = (await client.get("/v1/next-best-offer", params={"user_id": "tv-owner"})).json()
+        stranger = (await client.get("/v1/next-best-offer", params={"user_id": "new"})).json()
+    assert fan["model_version"] == MODEL_VERSION
+    assert fan["fallback"] is False
+    assert [o["item_id"] for o in fan["offers"][:2]] == ["tv-1", "tv-2"]
+    assert fan["offers"][0]["reasons"] == ["you searched 'tv'"]
+    assert fan["offers"][0]["category"] == "electronics.tv"
+    assert fan["offers"][0]["title"] == "55in TV"
+    assert fan["offers"][0]["score"] == pytest.approx(1.5 / 1.6)  # L1-normalised q:tv . tv-1
+    assert "tv-1" not in [o["item_id"] for o in owner["offers"]]
+    assert owner["offers"][0]["item_id"] == "tv-2"
+    assert stranger["fallback"] is True
+    assert [o["item_id"] for o in stranger["offers"]] == ["boots-1", "tv-1", "mount-1"]
