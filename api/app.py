@@ -85,8 +85,13 @@ def load_engine(settings: Settings) -> Engine:
         raise ConfigError(
             "no offers: set ZMOT_OFFERS_PATH to offers.jsonl or ZMOT_CATALOG_PATH to a catalog"
         )
+    boost = settings.recent_item_boost
     ranker = OfferRanker(
-        model, catalog, offers, purchase_exclusion_s=settings.purchase_exclusion_days * 86400.0
+        model,
+        catalog,
+        offers,
+        purchase_exclusion_s=settings.purchase_exclusion_days * 86400.0,
+        recent_boost=model.recent_boost if boost is None else boost,
     )
     logger.info("model %s loaded: %d items, %d offers", model.version, len(catalog), len(offers))
     return Engine(model_version=model.version, catalog=catalog, ranker=ranker)

@@ -46,6 +46,9 @@ class Model:
     feature_config: FeatureConfig = field(default_factory=FeatureConfig)
     profile_params: ProfileParams = field(default_factory=ProfileParams)
     info: dict[str, Any] = field(default_factory=dict)
+    recent_boost: float = 0.0
+    """Blend weight of the profile's own items (see :class:`recommender.scoring.ItemScorer`),
+    chosen with the model (e.g. by `zmot tune`) and used by the API unless overridden."""
 
     def __post_init__(self) -> None:
         self.feature_index = {name: i for i, name in enumerate(self.feature_names)}
@@ -124,6 +127,7 @@ class Model:
                 "purchase_memory": self.profile_params.purchase_memory,
             },
             "info": self.info,
+            "recent_boost": self.recent_boost,
         }
         tmp = directory / "meta.json.tmp"
         tmp.write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
@@ -156,6 +160,7 @@ class Model:
                 feature_config=FeatureConfig.from_dict(meta["feature_config"]),
                 profile_params=ProfileParams(**meta["profile_params"]),
                 info=dict(meta.get("info", {})),
+                recent_boost=float(meta.get("recent_boost", 0.0)),
             )
         except KeyError as exc:
             raise ModelError(f"{directory}: incomplete model, {exc} missing") from exc

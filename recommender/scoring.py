@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from recommender.catalog import Catalog, Item, Offer
 from recommender.model import Model
@@ -83,6 +84,77 @@ def reasons_from(
     return [r for r in reasons if r][:MAX_REASONS]
 
 
+class ItemScorer:
+    """Scores every item for a profile: the model's opinion, blended with the profile's memory.
+
+    The model's scores are standardised per request (z-scores over all items) so that the
+    blend weight means the same for every user. ``recent_boost`` then adds, for each item the
+    profile itself holds (``item:<id>`` features: what the user viewed, carted or bought,
+    decayed), ``recent_boost * weight / strongest item weight``: real shoppers return to what
+    they looked at, and the evaluation decides how much that should count. Items bought within
+    ``purchase_exclusion_s`` score ``-inf``.
+    """
+
+    def __init__(
+        self, model: Model, *, purchase_exclusion_s: float, recent_boost: float = 0.0
+    ) -> None:
+        self.model = model
+        self.purchase_exclusion_s = purchase_exclusion_s
+        self.recent_boost = recent_boost
+
+    def excluded(self, profile: Profile | None, now: float) -> set[str]:
+        """Items bought recently enough not to be offered again."""
+        if profile is None:
+            return set()
+        return {
+            item for item, ts in profile.purchases.items() if now - ts < self.purchase_exclusion_s
+        }
+
+    def scores(self, profile: Profile | None, now: float) -> npt.NDArray[np.float64] | None:
+        """Blended score of every model item, or None when the profile says nothing known."""
+        if profile is None:
+            return None
+        weights = profile.normalised()
+        raw = self.model.scores(weights) if weights else None
+        if raw is None:
+            return None
+        scores = raw.astype(np.float64)
+        scores -= scores.mean()
+        spread = scores.std()
+        if spread > 0:
+            scores /= spread
+        if self.recent_boost > 0.0:
+            seen = [
+                (self.model.item_index[name[5:]], w)
+                for name, w in weights.items()
+                if name.startswith("item:") and name[5:] in self.model.item_index
+            ]
+            if seen:
+                strongest = max(w for _, w in seen)
+                for position, w in seen:
+                    scores[position] += self.recent_boost * w / strongest
+        for item in self.excluded(profile, now):
+            bought = self.model.item_index.get(item)
+            if bought is not None:
+                scores[bought] = -np.inf
+        return scores
+
+    def top(self, profile: Profile | None, k: int, now: float) -> list[int] | None:
+        """Indices of the k best items (fewer if fewer can be offered), or None as in scores."""
+        scores = self.scores(profile, now)
+        return None if scores is None else top_k(scores, k)
+
+
+def top_k(scores: npt.NDArray[np.float64], k: int) -> list[int]:
+    """Indices of the k largest finite scores, best first (ties: lower index first)."""
+    n = min(k, int(np.isfinite(scores).sum()))
+    if n <= 0:
+        return []
+    top = np.argpartition(-scores, n - 1)[:n]
+    top = top[np.lexsort((top, -scores[top]))]
+    return [int(i) for i in top]
+
+
 class OfferRanker:
     """Scores every offer for a profile with the model and picks the best k."""
 
@@ -93,10 +165,13 @@ class OfferRanker:
         offers: Sequence[Offer],
         *,
         purchase_exclusion_s: float,
+        recent_boost: float = 0.0,
     ) -> None:
         self.model = model
         self.catalog = catalog
-        self.purchase_exclusion_s = purchase_exclusion_s
+        self.scorer = ItemScorer(
+            model, purchase_exclusion_s=purchase_exclusion_s, recent_boost=recent_boost
+        )
         # One offer per item (the most valuable); offers on items the model never saw can
         # only appear as fallbacks.
         best: dict[str, Offer] = {}
@@ -112,13 +187,6 @@ class OfferRanker:
             best.values(), key=lambda o: (rank.get(o.item_id, len(rank)), o.offer_id)
         )
 
-    def _excluded(self, profile: Profile | None, now: float) -> set[str]:
-        if profile is None:
-            return set()
-        return {
-            item for item, ts in profile.purchases.items() if now - ts < self.purchase_exclusion_s
-        }
-
     def _popular(self, k: int, excluded: set[str]) -> Decision:
         chosen = [o for o in self.popular_offers if o.item_id not in excluded][:k]
         offers = [
@@ -129,31 +197,27 @@ class OfferRanker:
 
     def rank(self, profile: Profile | None, k: int, now: float) -> Decision:
         """The k best offers for ``profile``; popular ones, flagged, when it says nothing."""
-        excluded = self._excluded(profile, now)
-        weights = profile.normalised() if profile is not None else {}
-        item_scores = self.model.scores(weights) if weights else None
-        if item_scores is None or not self.offers:
+        excluded = self.scorer.excluded(profile, now)
+        item_scores = self.scorer.scores(profile, now)
+        if item_scores is None or not self.offers or profile is None:
             return self._popular(k, excluded)
-        scores = item_scores[self.offer_items].astype(np.float64)
-        for j, offer in enumerate(self.offers):
-            if offer.item_id in excluded:
-                scores[j] = -np.inf
-        n = min(k, int(np.isfinite(scores).sum()))
-        if n <= 0:
+        scores = item_scores[self.offer_items]
+        top = top_k(scores, k)
+        if not top:
             return self._popular(k, excluded)
-        top = np.argpartition(-scores, n - 1)[:n]
-        top = top[np.argsort(-scores[top], kind="stable")]
-        assert profile is not None
+        weights = profile.normalised()
         token_order = {
             name[2:]: i for i, name in enumerate(profile.weights) if name.startswith("q:")
         }
         chosen = []
         for j in top:
-            offer = self.offers[int(j)]
+            offer = self.offers[j]
             item_pos = int(self.offer_items[j])
             reasons = reasons_from(
                 self.model.contributions(weights, item_pos), self.catalog, token_order
             )
+            if self.scorer.recent_boost > 0 and weights.get(f"item:{offer.item_id}", 0.0) > 0:
+                reasons = ["you looked at it recently", *reasons][:MAX_REASONS]
             chosen.append(
                 ScoredOffer(offer, self.catalog.get(offer.item_id), float(scores[j]), reasons)
             )

@@ -97,6 +97,13 @@ class Settings(BaseSettings):
         ge=0,
         description="An item the user bought is not offered again for this many days.",
     )
+    recent_item_boost: float | None = Field(
+        None,
+        ge=0,
+        description="How much the items a user already looked at are lifted above the model's "
+        "picks (standardised score units; 0 = model only). Unset: the value stored with the "
+        "model (chosen by evaluation).",
+    )
     default_k: int = Field(3, ge=1, le=100, description="Offers returned when k is not given.")
     max_k: int = Field(100, ge=1, description="Largest k a caller may ask for.")
 
