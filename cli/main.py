@@ -195,6 +195,11 @@ def replay(
     )
 
 
+from cli import evaluate_cmd  # noqa: E402  (commands in modules of their own)
+
+evaluate_cmd.register(app)
+
+
 def main() -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

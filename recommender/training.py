@@ -16,9 +16,10 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 import scipy.sparse as sp
 from tqdm import tqdm
 
@@ -140,6 +141,22 @@ def _user_features(rows: Sequence[Mapping[str, float]], index: Mapping[str, int]
     )
 
 
+CURVE_SAMPLE = 2000
+"""Training contexts whose next item is ranked after each epoch to draw the training curve."""
+
+
+def _sample_hit_rate(
+    model: Any, user_x: sp.csr_matrix, item_x: sp.csr_matrix, targets: npt.NDArray[np.intp]
+) -> float:
+    """Share of sampled contexts whose next item is in the model's top 10 (training fit)."""
+    users = np.asarray(user_x @ model.user_embeddings)
+    items = np.asarray(item_x @ model.item_embeddings)
+    scores = users @ items.T + np.asarray(item_x @ model.item_biases).ravel()
+    target_scores = scores[np.arange(len(targets)), targets]
+    better = (scores > target_scores[:, None]).sum(axis=1)
+    return round(float((better < 10).mean()), 4)
+
+
 def train(
     events: Sequence[Event],
     catalog: Catalog,
@@ -181,13 +198,25 @@ def train(
         max_sampled=config.max_sampled,
         random_state=np.random.RandomState(config.seed),
     )
-    for _ in tqdm(range(config.epochs), desc="training", unit="epoch", disable=not progress):
+    sample = np.random.RandomState(config.seed).choice(
+        len(contexts.rows), size=min(CURVE_SAMPLE, len(contexts.rows)), replace=False
+    )
+    sample_targets = np.array([item_index[contexts.items[j]] for j in sample])
+    curve: list[dict[str, float]] = []
+    for epoch in tqdm(range(config.epochs), desc="training", unit="epoch", disable=not progress):
         model.fit_partial(
             interactions,
             user_features=user_x,
             item_features=item_x,
             epochs=1,
             num_threads=config.num_threads,
+        )
+        curve.append(
+            {
+                "epoch": epoch + 1,
+                "seconds": round(time.monotonic() - started, 3),
+                "train_hr@10": _sample_hit_rate(model, user_x[sample], item_x, sample_targets),
+            }
         )
 
     feature_embeddings = np.asarray(model.user_embeddings, dtype=np.float32)
@@ -207,6 +236,7 @@ def train(
         "n_items": len(item_ids),
         "n_item_features": len(item_feature_names),
         "train_seconds": round(time.monotonic() - started, 3),
+        "curve": curve,
     }
     log.info("trained %s: %s", version, info)
     return Model(

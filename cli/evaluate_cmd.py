@@ -1,0 +1,188 @@
+"""`zmot evaluate`: replay evaluation against baselines (see recommender.evaluation)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import IO, Annotated, Optional
+
+import typer
+
+from recommender.errors import ConfigError, ZmotError
+from recommender.settings import get_settings
+
+
+def _parse_ks(text: str) -> list[int]:
+    try:
+        ks = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise typer.BadParameter(f"--k takes numbers like 10,20, got {text!r}") from None
+    if not ks or ks[0] < 1:
+        raise typer.BadParameter("--k values must be at least 1")
+    return ks
+
+
+def _parse_time(text: str) -> float:
+    from recommender.events import parse_ts
+
+    try:
+        return parse_ts(int(text) if text.isdigit() else text)
+    except ValueError as exc:
+        raise typer.BadParameter(f"--split-time: {exc}") from None
+
+
+def register(app: typer.Typer) -> None:
+    """Add the evaluate command to the zmot CLI."""
+
+    @app.command()
+    def evaluate(
+        catalog: Annotated[Path, typer.Option(help="catalog.jsonl (only item_id is required).")],
+        train: Annotated[Optional[Path], typer.Option(help="Training events.")] = None,  # noqa: UP045
+        test: Annotated[Optional[Path], typer.Option(help="Test events.")] = None,  # noqa: UP045
+        events: Annotated[
+            Optional[Path],  # noqa: UP045
+            typer.Option(help="One event file to split (with --split-time or --split-ratio)."),
+        ] = None,
+        split_time: Annotated[
+            Optional[str],  # noqa: UP045
+            typer.Option(help="ISO-8601 or epoch ms: earlier events train, the rest test."),
+        ] = None,
+        split_ratio: Annotated[
+            Optional[float],  # noqa: UP045
+            typer.Option(help="Share of events (by time) that train, e.g. 0.8."),
+        ] = None,
+        model_dir: Annotated[
+            Optional[Path],  # noqa: UP045
+            typer.Option("--model", help="Evaluate this model instead of training one."),
+        ] = None,
+        k: Annotated[str, typer.Option(help="Cut-offs, e.g. 10,20.")] = "10",
+        target: Annotated[str, typer.Option(help="any (every item event) or conversion.")] = "any",
+        recent_boost: Annotated[
+            Optional[float],  # noqa: UP045
+            typer.Option(help="Blend weight of the user's own items (default: the model's)."),
+        ] = None,
+        epochs: Annotated[int, typer.Option(min=1)] = 30,
+        components: Annotated[int, typer.Option(min=2)] = 48,
+        seed: Annotated[int, typer.Option()] = 42,
+        out: Annotated[
+            Optional[Path],  # noqa: UP045
+            typer.Option(help="Write report.html, PNG plots and metrics.json here."),
+        ] = None,
+        as_json: Annotated[
+            bool, typer.Option("--json", help="Print one JSON document on stdout.")
+        ] = False,
+        dump_predictions: Annotated[
+            Optional[Path],  # noqa: UP045
+            typer.Option(help="One JSON line per prediction with every method's list."),
+        ] = None,
+    ) -> None:
+        """Replay test events through the live scorer and baselines; print HR/MRR/NDCG@k."""
+        from recommender.catalog import Catalog
+        from recommender.evaluation import evaluate as run_evaluation
+        from recommender.evaluation import split_events
+        from recommender.events import load_events
+        from recommender.model import Model
+        from recommender.profile import ProfileParams
+        from recommender.replay import Profiler
+        from recommender.training import TrainConfig
+        from recommender.training import train as fit
+
+        if target not in ("any", "conversion"):
+            raise typer.BadParameter("--target must be 'any' or 'conversion'")
+        ks = _parse_ks(k)
+        settings = get_settings()
+        cat = Catalog.load(catalog)
+        if events is not None:
+            if train is not None or test is not None:
+                raise ConfigError("give --events (with a split) or --train/--test, not both")
+            if (split_time is None) == (split_ratio is None):
+                raise ConfigError("--events needs exactly one of --split-time and --split-ratio")
+            report = load_events(events)
+            _warn_bad(events, report.errors)
+            train_events, test_events = split_events(
+                report.events,
+                split_time=_parse_time(split_time) if split_time is not None else None,
+                split_ratio=split_ratio,
+            )
+        elif train is not None and test is not None:
+            train_report, test_report = load_events(train), load_events(test)
+            _warn_bad(train, train_report.errors)
+            _warn_bad(test, test_report.errors)
+            train_events, test_events = train_report.events, test_report.events
+        else:
+            raise ConfigError("give --train and --test, or --events with a split")
+        if not test_events:
+            raise ZmotError("no test events after the split")
+        _log(f"{len(train_events)} training events, {len(test_events)} test events")
+
+        if model_dir is not None:
+            model = Model.load(model_dir)
+            profiler = Profiler(cat, model.feature_config, model.profile_params)
+        else:
+            params = ProfileParams(
+                settings.half_life_s, settings.profile_top_n, settings.purchase_memory
+            )
+            profiler = Profiler(cat, params=params)
+            config = TrainConfig(
+                no_components=components,
+                epochs=epochs,
+                target=target,  # type: ignore[arg-type]  # checked above
+                seed=seed,
+            )
+            model = fit(train_events, cat, profiler, config, progress=True)
+        boost = model.recent_boost if recent_boost is None else recent_boost
+
+        dump: IO[str] | None = dump_predictions.open("w") if dump_predictions else None
+        try:
+            result = run_evaluation(
+                model,
+                cat,
+                profiler,
+                train_events,
+                test_events,
+                ks=ks,
+                target=target,  # type: ignore[arg-type]  # checked above
+                recent_boost=boost,
+                purchase_exclusion_s=settings.purchase_exclusion_days * 86400.0,
+                on_prediction=(lambda p: dump.write(json.dumps(p.to_json()) + "\n"))
+                if dump
+                else None,
+                progress=True,
+            )
+        finally:
+            if dump:
+                dump.close()
+        summary = result.summary()
+        summary["model_version"] = model.version
+        summary["recent_boost"] = boost
+        if out is not None:
+            from recommender.report import write_report
+
+            write_report(out, result, summary, model)
+            _log(f"report: {out / 'report.html'}")
+        if as_json:
+            sys.stdout.write(json.dumps(summary) + "\n")
+        else:
+            _print_table(summary, ks)
+
+
+def _warn_bad(path: Path, errors: list[tuple[int, str]]) -> None:
+    for number, reason in errors[:5]:
+        _log(f"{path}:{number}: skipped: {reason}")
+    if len(errors) > 5:
+        _log(f"... {len(errors)} bad lines in {path} in all")
+
+
+def _log(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def _print_table(summary: dict[str, object], ks: list[int]) -> None:
+    methods = summary["methods"]
+    assert isinstance(methods, dict)
+    columns = [f"{m}@{k}" for k in ks for m in ("hr", "mrr", "ndcg")] + ["coverage"]
+    typer.echo(f"{summary['n_predictions']} predictions")
+    typer.echo(f"{'method':22}" + "".join(f"{c:>10}" for c in columns))
+    for name, values in methods.items():
+        typer.echo(f"{name:22}" + "".join(f"{values[c]:>10.4f}" for c in columns))

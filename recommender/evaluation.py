@@ -1,0 +1,297 @@
+"""Offline replay evaluation: would the engine have offered what each shopper did next?
+
+The walk is the production path replayed: before each target event of a test user, the same
+:class:`recommender.scoring.ItemScorer` the API uses ranks every item for the user's live
+profile; then the event is applied with the worker's own :class:`recommender.replay.Profiler`
+and the walk moves on. Baselines are ranked at the same moments from the same history:
+
+=======================  ==========================================================
+``live``                 the model on the live profile (what zmot serves)
+``frozen``               the same model on the profile frozen at the end of training
+``popular``              most popular items in training
+``popular_in_category``  most popular items of the user's recent categories, then popular
+``recent``               the user's own distinct items so far (train and test), newest first
+=======================  ==========================================================
+
+Each prediction keeps the 0-based rank of the target in every method's list (or -1 when it is
+not among the top ``max(ks)``), so metrics, confidence intervals and per-segment views are all
+computed afterwards from one array.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from tqdm import tqdm
+
+from recommender.catalog import Catalog
+from recommender.errors import ConfigError
+from recommender.events import ITEM_EVENTS, Event
+from recommender.model import Model
+from recommender.profile import Profile
+from recommender.replay import Profiler
+from recommender.scoring import ItemScorer
+from recommender.training import TARGET_TYPES, Target
+
+METHODS = ("live", "frozen", "popular", "popular_in_category", "recent")
+
+
+def split_events(
+    events: Sequence[Event], *, split_time: float | None = None, split_ratio: float | None = None
+) -> tuple[list[Event], list[Event]]:
+    """Split by event time: before ``split_time`` (or the time that leaves ``split_ratio`` of
+    the events in train) is train, the rest test. File order is kept within each part."""
+    if (split_time is None) == (split_ratio is None):
+        raise ConfigError("give exactly one of split_time and split_ratio")
+    timed = [e for e in events if e.ts is not None]
+    if not timed:
+        raise ConfigError("no event has a time to split on")
+    if split_ratio is not None:
+        if not 0.0 < split_ratio < 1.0:
+            raise ConfigError("split_ratio must be between 0 and 1")
+        times = sorted(e.ts for e in timed if e.ts is not None)
+        split_time = times[min(len(times) - 1, int(len(times) * split_ratio))]
+    assert split_time is not None
+    train = [e for e in timed if e.ts is not None and e.ts < split_time]
+    test = [e for e in timed if e.ts is not None and e.ts >= split_time]
+    return train, test
+
+
+@dataclass
+class Prediction:
+    """One ranking moment: who, when, what they did next, and each method's list."""
+
+    user_id: str
+    ts: float
+    position: int
+    target: str
+    lists: dict[str, list[str]]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "user_id": self.user_id,
+            "ts": round(self.ts * 1000),
+            "position": self.position,
+            "target": self.target,
+            "methods": self.lists,
+        }
+
+
+@dataclass
+class EvalResult:
+    """Ranks of every target under every method, and what is needed to slice them."""
+
+    ks: list[int]
+    methods: list[str]
+    ranks: npt.NDArray[np.int32]  # (n_predictions, n_methods); -1 = not in the top `depth`
+    users: npt.NDArray[np.int32]  # user index of each prediction
+    seen: npt.NDArray[np.int32]  # events of the user before the prediction (train + test)
+    recommended: dict[str, dict[int, set[str]]]  # method -> k -> distinct items shown
+    n_items: int
+    user_ids: list[str] = field(default_factory=list)
+    depth: int = 0
+
+    @property
+    def n_predictions(self) -> int:
+        return int(self.ranks.shape[0])
+
+    def method_metrics(
+        self, method: str, rows: npt.NDArray[np.intp] | None = None
+    ) -> dict[str, float]:
+        """HR@k, MRR@k, NDCG@k (means over predictions) and catalogue coverage."""
+        col = self.ranks[:, self.methods.index(method)]
+        if rows is not None:
+            col = col[rows]
+        out: dict[str, float] = {}
+        n = max(1, col.shape[0])
+        for k in self.ks:
+            hit = (col >= 0) & (col < k)
+            out[f"hr@{k}"] = float(hit.sum() / n)
+            out[f"mrr@{k}"] = float((1.0 / (col[hit] + 1.0)).sum() / n)
+            out[f"ndcg@{k}"] = float((1.0 / np.log2(col[hit] + 2.0)).sum() / n)
+        if rows is None:
+            for k in self.ks:
+                out[f"coverage@{k}"] = len(self.recommended[method][k]) / max(1, self.n_items)
+            out["coverage"] = out[f"coverage@{max(self.ks)}"]
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        """The document ``zmot evaluate --json`` prints."""
+        return {
+            "n_predictions": self.n_predictions,
+            "n_users": len(set(self.users.tolist())),
+            "ks": self.ks,
+            "methods": {m: self.method_metrics(m) for m in self.methods},
+        }
+
+
+class _Popularity:
+    """Training popularity, overall and per category."""
+
+    def __init__(self, counts: Counter[str], catalog: Catalog, depth: int) -> None:
+        ordered = [item for item, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+        self.top = ordered[:depth]
+        self.by_category: dict[str, list[str]] = {}
+        for item in ordered:
+            entry = catalog.get(item)
+            if entry and entry.category:
+                bucket = self.by_category.setdefault(entry.category, [])
+                if len(bucket) < depth:
+                    bucket.append(item)
+
+    def in_categories(self, categories: Iterable[str], k: int) -> list[str]:
+        chosen: dict[str, None] = {}
+        for category in categories:
+            for item in self.by_category.get(category, ()):
+                chosen.setdefault(item, None)
+                if len(chosen) >= k:
+                    return list(chosen)
+        for item in self.top:
+            chosen.setdefault(item, None)
+            if len(chosen) >= k:
+                break
+        return list(chosen)
+
+
+def _rank(items: Sequence[str], target: str) -> int:
+    try:
+        return items.index(target)
+    except ValueError:
+        return -1
+
+
+def evaluate(
+    model: Model,
+    catalog: Catalog,
+    profiler: Profiler,
+    train: Sequence[Event],
+    test: Sequence[Event],
+    *,
+    ks: Sequence[int] = (10,),
+    target: Target = "any",
+    recent_boost: float = 0.0,
+    purchase_exclusion_s: float = 30 * 86400.0,
+    on_prediction: Callable[[Prediction], object] | None = None,
+    progress: bool = False,
+    depth: int = 50,
+) -> EvalResult:
+    """Walk the test events in time order, ranking before each target event (see module doc).
+
+    Lists are ranked ``max(depth, max(ks))`` deep so that HR@k can be drawn as k grows; the
+    metrics at each k only look at the first k.
+    """
+    if not ks or min(ks) < 1:
+        raise ConfigError("k must be at least 1")
+    depth = max(depth, *ks)
+    wanted = TARGET_TYPES[target]
+    scorer = ItemScorer(model, purchase_exclusion_s=purchase_exclusion_s, recent_boost=recent_boost)
+    items = model.item_ids
+    popularity = _Popularity(
+        Counter(e.item_id for e in train if e.type in wanted and e.item_id), catalog, depth
+    )
+
+    live: dict[str, Profile] = {}
+    history: dict[str, OrderedDict[str, None]] = {}
+    categories: dict[str, OrderedDict[str, None]] = {}
+    n_seen: Counter[str] = Counter()
+
+    def remember(event: Event) -> None:
+        n_seen[event.user_id] += 1
+        if event.type in ITEM_EVENTS and event.item_id is not None:
+            seen = history.setdefault(event.user_id, OrderedDict())
+            seen[event.item_id] = None
+            seen.move_to_end(event.item_id, last=False)
+            entry = catalog.get(event.item_id)
+            if entry and entry.category:
+                cats = categories.setdefault(event.user_id, OrderedDict())
+                cats[entry.category] = None
+                cats.move_to_end(entry.category, last=False)
+
+    for event in train:
+        profiler.apply(live.setdefault(event.user_id, Profile()), event)
+        remember(event)
+    frozen = copy.deepcopy(live)
+
+    ordered = sorted(range(len(test)), key=lambda i: (test[i].user_id, test[i].ts or 0.0, i))
+    user_index: dict[str, int] = {}
+    positions: Counter[str] = Counter()
+    rank_rows: list[list[int]] = []
+    user_col: list[int] = []
+    seen_col: list[int] = []
+    recommended: dict[str, dict[int, set[str]]] = {m: {k: set() for k in ks} for m in METHODS}
+
+    for i in tqdm(ordered, desc="evaluating", unit="ev", disable=not progress):
+        event = test[i]
+        user = event.user_id
+        position = positions[user]
+        positions[user] += 1
+        now = event.ts or 0.0
+        if event.type in wanted and event.item_id is not None:
+            profile = live.get(user)
+            lists = {
+                "live": _names(scorer.top(profile, depth, now), items, popularity.top),
+                "frozen": _names(scorer.top(frozen.get(user), depth, now), items, popularity.top),
+                "popular": popularity.top,
+                "popular_in_category": popularity.in_categories(categories.get(user, {}), depth),
+                "recent": list(history.get(user, {}))[:depth],
+            }
+            rank_rows.append([_rank(lists[m], event.item_id) for m in METHODS])
+            user_col.append(user_index.setdefault(user, len(user_index)))
+            seen_col.append(n_seen[user])
+            for method, chosen in lists.items():
+                for k in ks:
+                    recommended[method][k].update(chosen[:k])
+            if on_prediction is not None:
+                cut = max(ks)
+                shown = {m: chosen[:cut] for m, chosen in lists.items()}
+                on_prediction(Prediction(user, now, position, event.item_id, shown))
+        profiler.apply(live.setdefault(user, Profile()), event)
+        remember(event)
+
+    return EvalResult(
+        ks=sorted(ks),
+        methods=list(METHODS),
+        ranks=np.array(rank_rows, dtype=np.int32).reshape(-1, len(METHODS)),
+        users=np.array(user_col, dtype=np.int32),
+        seen=np.array(seen_col, dtype=np.int32),
+        recommended=recommended,
+        n_items=len(catalog) or len(items),
+        user_ids=list(user_index),
+        depth=depth,
+    )
+
+
+def _names(top: list[int] | None, items: Sequence[str], fallback: list[str]) -> list[str]:
+    """Item ids of a scorer's top list; the popular list when the profile says nothing."""
+    return fallback if top is None else [items[i] for i in top]
+
+
+def bootstrap_ci(
+    result: EvalResult,
+    method: str,
+    metric: str,
+    *,
+    rounds: int = 500,
+    seed: int = 0,
+    level: float = 0.95,
+) -> tuple[float, float]:
+    """Confidence interval of a metric by resampling users (a user's predictions move together)."""
+    n_users = len(result.user_ids)
+    if n_users == 0 or result.n_predictions == 0:
+        return (math.nan, math.nan)
+    rng = np.random.default_rng(seed)
+    rows_of = [np.flatnonzero(result.users == u) for u in range(n_users)]
+    values = []
+    for _ in range(rounds):
+        picked = rng.integers(0, n_users, n_users)
+        rows = np.concatenate([rows_of[u] for u in picked])
+        values.append(result.method_metrics(method, rows)[metric])
+    low, high = np.quantile(values, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return float(low), float(high)
