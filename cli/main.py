@@ -10,12 +10,15 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
 from recommender.errors import ZmotError
 from recommender.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from recommender.tuning import Config
 
 app = typer.Typer(
     help="zmot: real-time next-best-offer engine (Kafka -> live profiles in Redis -> LightFM).",
@@ -109,44 +112,80 @@ def train(
     events: Annotated[Path, typer.Option(help="Event history, JSON lines in the contract.")],
     catalog: Annotated[Path, typer.Option(help="catalog.jsonl")],
     out: Annotated[Path, typer.Option(help="Folder to write the model artifact to.")],
-    epochs: Annotated[int, typer.Option(min=1)] = 30,
-    components: Annotated[int, typer.Option(min=2, help="Embedding size.")] = 48,
-    loss: Annotated[str, typer.Option(help="warp, bpr, warp-kos or logistic.")] = "warp",
-    target: Annotated[str, typer.Option(help="any (every item event) or conversion.")] = "any",
-    seed: Annotated[int, typer.Option()] = 42,
+    config: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(help="Config from `zmot tune` (model, decay, weights, blend)."),
+    ] = None,
+    epochs: Annotated[Optional[int], typer.Option(min=1)] = None,  # noqa: UP045
+    components: Annotated[Optional[int], typer.Option(min=2, help="Embedding size.")] = None,  # noqa: UP045
+    loss: Annotated[Optional[str], typer.Option(help="warp, bpr, warp-kos or logistic.")] = None,  # noqa: UP045
+    target: Annotated[
+        Optional[str], typer.Option(help="any (every item event) or conversion.")
+    ] = None,  # noqa: UP045
+    seed: Annotated[Optional[int], typer.Option()] = None,  # noqa: UP045
 ) -> None:
     """Train LightFM on profiles replayed from a history; write a versioned artifact."""
     from recommender.catalog import Catalog
     from recommender.events import load_events
-    from recommender.profile import ProfileParams
     from recommender.replay import Profiler
-    from recommender.training import TrainConfig
     from recommender.training import train as fit
 
-    if target not in ("any", "conversion"):
-        raise typer.BadParameter("target must be 'any' or 'conversion'")
-    if loss not in ("warp", "bpr", "warp-kos", "logistic"):
-        raise typer.BadParameter("loss must be warp, bpr, warp-kos or logistic")
-    settings = get_settings()
     cat = Catalog.load(catalog)
     report = load_events(events)
     _report_bad(events, report.errors)
     if not report.events:
         raise ZmotError(f"{events}: no valid event")
-    params = ProfileParams(settings.half_life_s, settings.profile_top_n, settings.purchase_memory)
-    config = TrainConfig(
-        no_components=components,
-        loss=loss,  # type: ignore[arg-type]  # checked above
-        epochs=epochs,
-        target=target,  # type: ignore[arg-type]  # checked above
-        seed=seed,
+    chosen = resolve_config(
+        config, epochs=epochs, components=components, loss=loss, target=target, seed=seed
     )
-    model = fit(report.events, cat, Profiler(cat, params=params), config, progress=True)
+    profiler = Profiler(cat, chosen.features, chosen.profile)
+    model = fit(report.events, cat, profiler, chosen.train, progress=True)
+    model.recent_boost = chosen.recent_boost
     model.save(out)
     typer.echo(
-        f"model {model.version} -> {out} ({json.dumps(model.info['n_contexts'])} contexts, "
+        f"model {model.version} -> {out} ({model.info['n_contexts']} contexts, "
         f"{len(model.feature_names)} features, {len(model.item_ids)} items)"
     )
+
+
+def resolve_config(
+    path: Path | None,
+    *,
+    epochs: int | None = None,
+    components: int | None = None,
+    loss: str | None = None,
+    target: str | None = None,
+    seed: int | None = None,
+) -> Config:
+    """The config file (or the defaults, with decay and top-N from the settings) with the
+    command-line options on top."""
+    from dataclasses import replace
+
+    from recommender.profile import ProfileParams
+    from recommender.tuning import Config
+
+    if path is not None:
+        base = Config.load(path)
+    else:
+        settings = get_settings()
+        base = Config(
+            profile=ProfileParams(
+                settings.half_life_s, settings.profile_top_n, settings.purchase_memory
+            )
+        )
+    if loss is not None and loss not in ("warp", "bpr", "warp-kos", "logistic"):
+        raise typer.BadParameter("--loss must be warp, bpr, warp-kos or logistic")
+    if target is not None and target not in ("any", "conversion"):
+        raise typer.BadParameter("--target must be 'any' or 'conversion'")
+    overrides: dict[str, Any] = {
+        "epochs": epochs,
+        "no_components": components,
+        "loss": loss,
+        "target": target,
+        "seed": seed,
+    }
+    train_config = replace(base.train, **{k: v for k, v in overrides.items() if v is not None})
+    return replace(base, train=train_config)
 
 
 @app.command()
@@ -195,9 +234,11 @@ def replay(
     )
 
 
-from cli import evaluate_cmd  # noqa: E402  (commands in modules of their own)
+from cli import evaluate_cmd, import_cmd, tune_cmd  # noqa: E402  (commands of their own)
 
 evaluate_cmd.register(app)
+import_cmd.register(app)
+tune_cmd.register(app)
 
 
 def main() -> None:

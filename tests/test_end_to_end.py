@@ -21,7 +21,6 @@ from recommender.adapters.kafka import EventProducer
 from recommender.events import Event
 from recommender.settings import Settings
 from tests.api.support import serve
-from tests.stream.stream_helpers import caught_up, worker  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +50,7 @@ async def test_searches_through_kafka_become_the_right_offers(
     isolated: Settings,
     demo_shop: Any,
     worker: Callable[..., Any],
-    caught_up: Any,  # noqa: F811
+    caught_up: Any,
 ) -> None:
     settings = isolated.model_copy(
         update={

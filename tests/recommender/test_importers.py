@@ -1,0 +1,372 @@
+"""Importers of public clickstreams: the real samples round-trip into the contract, broken rows
+are counted under the right reason, and an input where nothing imports is an error."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from cli.import_cmd import register
+from recommender.catalog import Catalog
+from recommender.events import Event, parse_event
+from recommender.importers import (
+    CATALOG_FILE,
+    EVENTS_FILE,
+    REPORT_FILE,
+    TAOBAO_SINCE,
+    TAOBAO_UNTIL,
+    DataImportError,
+    ImportReport,
+    import_file,
+)
+
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+TAOBAO = DATA / "taobao-userbehavior-10k.csv"
+REES46 = DATA / "rees46-2019-oct-sample.csv"
+REES46_HEADER = (
+    "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session"
+)
+
+
+def _events(out: Path) -> list[Event]:
+    return [parse_event(line) for line in (out / EVENTS_FILE).read_bytes().splitlines()]
+
+
+def _catalog(out: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in (out / CATALOG_FILE).read_text().splitlines()]
+
+
+def _check_output(out: Path, report: ImportReport) -> list[Event]:
+    """What holds for every import: counts add up, lines parse, the catalog covers the items."""
+    events = _events(out)
+    assert len(events) == report.n_events
+    assert report.n_events + report.n_skipped == report.rows
+    assert all(event.ts is not None and event.item_id for event in events)
+    items = {event.item_id for event in events}
+    catalog = Catalog.load(out / CATALOG_FILE)  # the catalog loader the trainer uses
+    assert set(catalog.items) == items == {row["item_id"] for row in _catalog(out)}
+    assert report.catalog_items == len(items)
+    assert report.users == len({event.user_id for event in events})
+    assert json.loads((out / REPORT_FILE).read_text()) == report.to_dict()
+    assert not list(out.glob(".*.part"))
+    return events
+
+
+# --- the real samples ---------------------------------------------------------------------
+def test_taobao_sample_round_trips(tmp_path: Path) -> None:
+    report = import_file(TAOBAO, tmp_path, "taobao", examples_per_reason=10)
+    events = _check_output(tmp_path, report)
+
+    assert report.rows == 10_000 and not report.header
+    assert report.source_kinds == {"pv": 9046, "cart": 536, "fav": 212, "buy": 206}
+    # fav -> page_view by default; the sample's 4 rows from before 2017-11-25 (China time)
+    # are outliers outside the documented window.
+    assert report.skipped == {"impossible timestamp": 4}
+    assert report.events == {"page_view": 9046 + 212 - 4, "add_to_cart": 536, "purchase": 206}
+    assert report.users == 114
+    assert report.catalog_conflicts == 0
+    assert not report.time_ordered and report.time_ordered_per_user  # sorted by user
+    skipped_lines = {example.line for example in report.examples}
+    assert len(skipped_lines) == 4
+
+    kinds = {"pv": "page_view", "fav": "page_view", "cart": "add_to_cart", "buy": "purchase"}
+    with TAOBAO.open(newline="") as handle:
+        rows = [row for n, row in enumerate(csv.reader(handle), 1) if n not in skipped_lines]
+    assert len(rows) == len(events)
+    for (user, item, _, behavior, ts), event in zip(rows, events, strict=True):
+        assert (event.user_id, event.item_id, event.type) == (user, item, kinds[behavior])
+        assert event.ts == int(ts)  # seconds, exactly
+        assert TAOBAO_SINCE <= event.ts < TAOBAO_UNTIL
+    first = json.loads((tmp_path / EVENTS_FILE).read_text().splitlines()[0])
+    assert first == {
+        "user_id": "999477",
+        "type": "page_view",
+        "ts": 1511848894000,
+        "item_id": "2200475",
+    }
+    assert _catalog(tmp_path)[0] == {"item_id": "2200475", "category": "3607361"}
+    assert report.first_ts_ms is not None and report.first_ts_ms >= TAOBAO_SINCE * 1000
+
+
+def test_taobao_without_window_keeps_the_outliers_and_fav_can_be_skipped(tmp_path: Path) -> None:
+    report = import_file(TAOBAO, tmp_path, "taobao", window=(None, None), fav="skip")
+    _check_output(tmp_path, report)
+    assert report.skipped == {"unmapped kind": 212}
+    assert report.events == {"page_view": 9046, "add_to_cart": 536, "purchase": 206}
+    assert report.to_dict()["time_range"]["first"] == "2017-11-24T08:45:57Z"
+
+
+def test_rees46_sample_round_trips(tmp_path: Path) -> None:
+    report = import_file(REES46, tmp_path, "rees46")
+    events = _check_output(tmp_path, report)
+
+    assert report.header and report.rows == 1000
+    assert report.skipped == {}
+    assert report.source_kinds == {"view": 987, "cart": 3, "purchase": 10}
+    assert report.events == {"page_view": 987, "add_to_cart": 3, "purchase": 10}
+    assert report.time_ordered and report.time_ordered_per_user
+    assert report.to_dict()["time_range"] == {
+        "first": "2019-10-01T00:00:00Z",
+        "last": "2019-10-01T00:17:26Z",
+        "first_ms": 1569888000000,
+        "last_ms": 1569889046000,
+    }
+    with REES46.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    kinds = {"view": "page_view", "cart": "add_to_cart", "purchase": "purchase"}
+    for row, event in zip(rows, events, strict=True):
+        assert (event.user_id, event.item_id) == (row["user_id"], row["product_id"])
+        assert event.type == kinds[row["event_type"]]
+    assert events[2].ts == 1569888001.0  # 2019-10-01 00:00:01 UTC
+
+    catalog = {row["item_id"]: row for row in _catalog(tmp_path)}
+    assert catalog["1307067"] == {
+        "item_id": "1307067",
+        "title": "lenovo notebook",
+        "category": "computers.notebook",
+        "brand": "lenovo",
+        "price": 251.74,
+    }
+    assert catalog["3900821"]["title"] == "aqua water heater"
+    # no category code: the raw category_id; no brand: no brand field
+    assert catalog["44600062"]["category"] == "2103807459595387724"
+    assert catalog["17200506"] == {
+        "item_id": "17200506",
+        "title": "sofa",
+        "category": "furniture.living_room.sofa",
+        "price": 543.1,
+    }
+
+
+def test_gzip_input_gives_the_same_files(tmp_path: Path) -> None:
+    packed = tmp_path / "sample.csv.gz"
+    packed.write_bytes(gzip.compress(TAOBAO.read_bytes()))
+    import_file(TAOBAO, tmp_path / "plain", "taobao")
+    report = import_file(packed, tmp_path / "gz", "taobao")
+    assert report.rows == 10_000
+    for name in (EVENTS_FILE, CATALOG_FILE):
+        assert (tmp_path / "gz" / name).read_bytes() == (tmp_path / "plain" / name).read_bytes()
+
+
+# --- broken rows --------------------------------------------------------------------------
+TAOBAO_BROKEN = """\
+1,10,100,pv,1511848894
+1,11,100,click,1511848895
+1,12,100,pv,0
+1,13,100,pv,2145916800
+1,14,100,pv
+,15,100,pv,1511848896
+1,,100,pv,1511848896
+1,16,100,pv,yesterday
+1,17,100,fav,1511848897
+
+2,18,101,buy,1511848898.0
+1,10,100,cart,nan
+"""
+
+
+def test_taobao_broken_rows_are_counted_per_reason(tmp_path: Path) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text(TAOBAO_BROKEN)
+    report = import_file(source, tmp_path / "out", "taobao", fav="skip")
+    _check_output(tmp_path / "out", report)
+
+    assert report.rows == 12
+    assert report.events == {"page_view": 1, "purchase": 1}
+    assert report.skipped == {
+        "unknown kind": 1,
+        "impossible timestamp": 2,  # 1970 and 2038
+        "bad column count": 1,
+        "empty user_id": 1,
+        "empty item_id": 1,
+        "bad timestamp": 2,  # text and NaN
+        "unmapped kind": 1,  # fav with fav="skip"
+        "blank line": 1,
+    }
+    lines = {(example.line, example.reason) for example in report.examples}
+    assert {(2, "unknown kind"), (5, "bad column count"), (8, "bad timestamp")} <= lines
+    assert {(10, "blank line"), (3, "impossible timestamp"), (4, "impossible timestamp")} <= lines
+    by_line = {example.line: example for example in report.examples}
+    assert by_line[5].text == "1,14,100,pv" and "4 columns" in by_line[5].detail
+    assert by_line[8].detail == "not unix seconds: 'yesterday'"
+
+
+def test_contract_rejections_name_the_field(tmp_path: Path) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text(f"{'u' * 129},10,100,pv,1511848894\nu,{'i' * 300},100,pv,1511848894\n")
+    source.write_text(source.read_text() + "u,10,100,pv,1511848894\n")
+    report = import_file(source, tmp_path / "out", "taobao")
+    assert report.skipped == {"invalid user_id": 1, "invalid item_id": 1}
+    assert report.n_events == 1
+    assert "128" in report.examples[0].detail
+
+
+def test_examples_are_limited_per_reason(tmp_path: Path) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text("1,10,100,pv,1511848894\n" + "1,10,100,pv\n" * 50 + "1,10,100,x,1\n" * 50)
+    report = import_file(source, tmp_path / "out", "taobao", examples_per_reason=2)
+    assert report.skipped == {"bad column count": 50, "unknown kind": 50}
+    assert [(e.line, e.reason) for e in report.examples] == [
+        (2, "bad column count"),
+        (3, "bad column count"),
+        (52, "unknown kind"),
+        (53, "unknown kind"),
+    ]
+
+
+def test_rees46_columns_by_header_remove_from_cart_and_catalog_merge(tmp_path: Path) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text(
+        "user_id,event_type,event_time,product_id,category_id,category_code,brand,price\n"
+        "7,view,2019-10-01 00:00:00 UTC,1,55,,,0\n"
+        "7,view,2019-10-01 00:00:05 UTC,1,55,,acme,9.5\n"
+        '7,cart,2019-10-01 00:00:09 UTC,2,56,"kids.toys",acme,"1,5"\n'
+        "7,remove_from_cart,2019-10-01 00:00:10 UTC,2,56,kids.toys,acme,1.5\n"
+        "8,purchase,2019-10-01 00:00:07 UTC,2,57,sport.bike,acme,2\n"
+        "8,view,Oct 1st,3,57,,,1\n"
+        "8,view,2019-10-01 00:00:11 UTC,3,57,,,1,extra\n"
+        "8,view,1999-12-31 23:59:59 UTC,3,57,,,1\n"
+    )
+    report = import_file(source, tmp_path / "out", "rees46")
+    events = _check_output(tmp_path / "out", report)
+    assert report.header and report.rows == 8
+    assert [e.type for e in events] == ["page_view", "page_view", "add_to_cart", "purchase"]
+    assert [e.ts for e in events] == [1569888000, 1569888005, 1569888009, 1569888007]
+    assert report.skipped == {
+        "unmapped kind": 1,
+        "bad timestamp": 1,
+        "bad column count": 1,
+        "impossible timestamp": 1,
+    }
+    assert report.out_of_order_rows == 1 and report.time_ordered_per_user
+    catalog = {row["item_id"]: row for row in _catalog(tmp_path / "out")}
+    # first non-empty value per field wins: brand and price filled in from the second row
+    assert catalog["1"] == {
+        "item_id": "1",
+        "title": "acme 1",
+        "category": "55",
+        "brand": "acme",
+        "price": 9.5,
+    }
+    # "1,5" is no price; the purchase's other category is a conflict, the first one is kept
+    assert catalog["2"] == {
+        "item_id": "2",
+        "title": "acme toys",
+        "category": "kids.toys",
+        "brand": "acme",
+        "price": 2.0,
+    }
+    assert report.catalog_conflicts == 1
+
+
+def test_rees46_without_header_uses_the_published_column_order(tmp_path: Path) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text(
+        "2019-10-01 00:00:00 UTC,view,44600062,2103807459595387724,,shiseido,35.79,541312140,s\n"
+    )
+    report = import_file(source, tmp_path / "out", "rees46")
+    assert not report.header and report.n_events == 1
+    assert _catalog(tmp_path / "out")[0]["brand"] == "shiseido"
+
+
+def test_rees46_header_without_needed_columns_is_an_error(tmp_path: Path) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text("event_time,event_type,price\n2019-10-01 00:00:00 UTC,view,1\n")
+    with pytest.raises(DataImportError, match="no column product_id, user_id"):
+        import_file(source, tmp_path / "out", "rees46")
+
+
+# --- nothing imports ----------------------------------------------------------------------
+def test_no_importable_row_is_an_error_and_keeps_earlier_output(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    import_file(TAOBAO, out, "taobao")
+    before = (out / EVENTS_FILE).read_bytes()
+    with pytest.raises(DataImportError, match=r"no row of 1001 imports as taobao .*bad column"):
+        import_file(REES46, out, "taobao")
+    assert (out / EVENTS_FILE).read_bytes() == before
+    assert not list(out.glob(".*.part"))
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("1,10,100,pv,1\n1,10,100,pv,2\n")  # 1970
+    with pytest.raises(DataImportError, match="impossible timestamp 2"):
+        import_file(bad, tmp_path / "o2", "taobao")
+    assert not (tmp_path / "o2" / EVENTS_FILE).exists()
+
+
+def test_a_foreign_file_is_refused_after_the_first_rows(tmp_path: Path) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text("a,b,c\n" * 100 + "1,10,100,pv,1511848894\n")
+    with pytest.raises(DataImportError, match="none of the first 10 rows .* taobao file"):
+        import_file(source, tmp_path / "out", "taobao", probe_rows=10)
+
+
+def test_unreadable_empty_and_broken_gzip_inputs(tmp_path: Path) -> None:
+    with pytest.raises(DataImportError, match="cannot read"):
+        import_file(tmp_path / "missing.csv", tmp_path / "out", "taobao")
+    assert not (tmp_path / "out").exists()
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(DataImportError, match="no data rows"):
+        import_file(empty, tmp_path / "out", "taobao")
+    truncated = tmp_path / "cut.csv.gz"
+    truncated.write_bytes(gzip.compress(TAOBAO.read_bytes())[:5000])
+    with pytest.raises(DataImportError, match="broken gzip"):
+        import_file(truncated, tmp_path / "out", "taobao")
+
+
+def test_not_utf8_rows_are_counted(tmp_path: Path) -> None:
+    source = tmp_path / "in.csv"
+    source.write_bytes(b"\xef\xbb\xbf1,10,100,pv,1511848894\n1,\xff\xfe,100,pv,1511848894\n")
+    report = import_file(source, tmp_path / "out", "taobao")
+    assert report.skipped == {"not UTF-8": 1}
+    assert _events(tmp_path / "out")[0].user_id == "1"  # BOM dropped
+
+
+# --- the command --------------------------------------------------------------------------
+def _app() -> typer.Typer:
+    app = typer.Typer()
+
+    @app.callback()
+    def main() -> None:
+        """zmot (test)."""
+
+    register(app)
+    return app
+
+
+def test_command_prints_summary_and_examples(tmp_path: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(
+        _app(),
+        ["import", "--format", "taobao", str(TAOBAO), "--out", str(tmp_path), "--no-progress"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "10000 rows -> 9996 events" in result.stdout
+    assert "impossible timestamp 4" in result.stdout
+    assert f"{TAOBAO}:3696: skipped (impossible timestamp)" in result.stderr
+    assert (tmp_path / EVENTS_FILE).exists()
+
+    result = runner.invoke(
+        _app(),
+        ["import", "--format", "taobao", str(TAOBAO), "--out", str(tmp_path / "w"),
+         "--no-window", "--until", "2017-12-01T00:00:00Z", "--fav", "skip", "--no-progress"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "w" / REPORT_FILE).read_text())
+    assert report["options"] == {"fav": "skip", "since": None, "until": "2017-12-01T00:00:00Z"}
+    assert report["time_range"]["first"] == "2017-11-24T08:45:57Z"
+
+
+def test_command_fails_on_the_wrong_format(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        _app(),
+        ["import", "--format", "rees46", str(TAOBAO), "--out", str(tmp_path), "--no-progress"],
+    )
+    assert isinstance(result.exception, DataImportError)  # main() prints it, exits 1
+    assert "bad column count 10000" in str(result.exception)
