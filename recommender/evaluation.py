@@ -23,7 +23,7 @@ from __future__ import annotations
 import copy
 import math
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +41,9 @@ from recommender.scoring import ItemScorer
 from recommender.training import TARGET_TYPES, Target
 
 METHODS = ("live", "frozen", "popular", "popular_in_category", "recent")
+
+Recommender = Callable[[Sequence[Event]], Sequence[str]]
+"""A ranking method under test: the user's events so far -> item ids, best first."""
 
 
 def split_events(
@@ -181,11 +184,13 @@ def evaluate(
     on_prediction: Callable[[Prediction], object] | None = None,
     progress: bool = False,
     depth: int = 50,
+    extra_methods: Mapping[str, Recommender] | None = None,
 ) -> EvalResult:
     """Walk the test events in time order, ranking before each target event (see module doc).
 
     Lists are ranked ``max(depth, max(ks))`` deep so that HR@k can be drawn as k grows; the
-    metrics at each k only look at the first k.
+    metrics at each k only look at the first k. ``extra_methods`` are ranked beside the
+    built-in ones; each gets the user's events so far (train and test, oldest first).
     """
     if not ks or min(ks) < 1:
         raise ConfigError("k must be at least 1")
@@ -197,6 +202,9 @@ def evaluate(
         Counter(e.item_id for e in train if e.type in wanted and e.item_id), catalog, depth
     )
 
+    extra = dict(extra_methods or {})
+    methods = [*METHODS, *extra]
+    so_far: dict[str, list[Event]] = {}
     live: dict[str, Profile] = {}
     history: dict[str, OrderedDict[str, None]] = {}
     categories: dict[str, OrderedDict[str, None]] = {}
@@ -204,6 +212,8 @@ def evaluate(
 
     def remember(event: Event) -> None:
         n_seen[event.user_id] += 1
+        if extra:
+            so_far.setdefault(event.user_id, []).append(event)
         if event.type in ITEM_EVENTS and event.item_id is not None:
             seen = history.setdefault(event.user_id, OrderedDict())
             seen[event.item_id] = None
@@ -225,7 +235,7 @@ def evaluate(
     rank_rows: list[list[int]] = []
     user_col: list[int] = []
     seen_col: list[int] = []
-    recommended: dict[str, dict[int, set[str]]] = {m: {k: set() for k in ks} for m in METHODS}
+    recommended: dict[str, dict[int, set[str]]] = {m: {k: set() for k in ks} for m in methods}
 
     for i in tqdm(ordered, desc="evaluating", unit="ev", disable=not progress):
         event = test[i]
@@ -242,7 +252,9 @@ def evaluate(
                 "popular_in_category": popularity.in_categories(categories.get(user, {}), depth),
                 "recent": list(history.get(user, {}))[:depth],
             }
-            rank_rows.append([_rank(lists[m], event.item_id) for m in METHODS])
+            for name, recommend in extra.items():
+                lists[name] = list(recommend(so_far.get(user, [])))[:depth]
+            rank_rows.append([_rank(lists[m], event.item_id) for m in methods])
             user_col.append(user_index.setdefault(user, len(user_index)))
             seen_col.append(n_seen[user])
             for method, chosen in lists.items():
@@ -257,8 +269,8 @@ def evaluate(
 
     return EvalResult(
         ks=sorted(ks),
-        methods=list(METHODS),
-        ranks=np.array(rank_rows, dtype=np.int32).reshape(-1, len(METHODS)),
+        methods=methods,
+        ranks=np.array(rank_rows, dtype=np.int32).reshape(-1, len(methods)),
         users=np.array(user_col, dtype=np.int32),
         seen=np.array(seen_col, dtype=np.int32),
         recommended=recommended,
