@@ -62,9 +62,13 @@ def register(app: typer.Typer) -> None:
             Optional[float],  # noqa: UP045
             typer.Option(help="Blend weight of the user's own items (default: the model's)."),
         ] = None,
-        epochs: Annotated[int, typer.Option(min=1)] = 30,
-        components: Annotated[int, typer.Option(min=2)] = 48,
-        seed: Annotated[int, typer.Option()] = 42,
+        config: Annotated[
+            Optional[Path],  # noqa: UP045
+            typer.Option(help="Config from `zmot tune` (model, decay, weights, blend)."),
+        ] = None,
+        epochs: Annotated[Optional[int], typer.Option(min=1)] = None,  # noqa: UP045
+        components: Annotated[Optional[int], typer.Option(min=2)] = None,  # noqa: UP045
+        seed: Annotated[Optional[int], typer.Option()] = None,  # noqa: UP045
         out: Annotated[
             Optional[Path],  # noqa: UP045
             typer.Option(help="Write report.html, PNG plots and metrics.json here."),
@@ -78,14 +82,13 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Replay test events through the live scorer and baselines; print HR/MRR/NDCG@k."""
+        from cli.configs import resolve_config
         from recommender.catalog import Catalog
         from recommender.evaluation import evaluate as run_evaluation
         from recommender.evaluation import split_events
         from recommender.events import load_events
         from recommender.model import Model
-        from recommender.profile import ProfileParams
         from recommender.replay import Profiler
-        from recommender.training import TrainConfig
         from recommender.training import train as fit
 
         if target not in ("any", "conversion"):
@@ -120,17 +123,12 @@ def register(app: typer.Typer) -> None:
             model = Model.load(model_dir)
             profiler = Profiler(cat, model.feature_config, model.profile_params)
         else:
-            params = ProfileParams(
-                settings.half_life_s, settings.profile_top_n, settings.purchase_memory
+            chosen = resolve_config(
+                config, epochs=epochs, components=components, target=target, seed=seed
             )
-            profiler = Profiler(cat, params=params)
-            config = TrainConfig(
-                no_components=components,
-                epochs=epochs,
-                target=target,  # type: ignore[arg-type]  # checked above
-                seed=seed,
-            )
-            model = fit(train_events, cat, profiler, config, progress=True)
+            profiler = Profiler(cat, chosen.features, chosen.profile)
+            model = fit(train_events, cat, profiler, chosen.train, progress=True)
+            model.recent_boost = chosen.recent_boost
         boost = model.recent_boost if recent_boost is None else recent_boost
 
         dump: IO[str] | None = dump_predictions.open("w") if dump_predictions else None

@@ -10,15 +10,12 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 
 from recommender.errors import ZmotError
 from recommender.settings import Settings, get_settings
-
-if TYPE_CHECKING:
-    from recommender.tuning import Config
 
 app = typer.Typer(
     help="zmot: real-time next-best-offer engine (Kafka -> live profiles in Redis -> LightFM).",
@@ -135,6 +132,8 @@ def train(
     _report_bad(events, report.errors)
     if not report.events:
         raise ZmotError(f"{events}: no valid event")
+    from cli.configs import resolve_config
+
     chosen = resolve_config(
         config, epochs=epochs, components=components, loss=loss, target=target, seed=seed
     )
@@ -146,46 +145,6 @@ def train(
         f"model {model.version} -> {out} ({model.info['n_contexts']} contexts, "
         f"{len(model.feature_names)} features, {len(model.item_ids)} items)"
     )
-
-
-def resolve_config(
-    path: Path | None,
-    *,
-    epochs: int | None = None,
-    components: int | None = None,
-    loss: str | None = None,
-    target: str | None = None,
-    seed: int | None = None,
-) -> Config:
-    """The config file (or the defaults, with decay and top-N from the settings) with the
-    command-line options on top."""
-    from dataclasses import replace
-
-    from recommender.profile import ProfileParams
-    from recommender.tuning import Config
-
-    if path is not None:
-        base = Config.load(path)
-    else:
-        settings = get_settings()
-        base = Config(
-            profile=ProfileParams(
-                settings.half_life_s, settings.profile_top_n, settings.purchase_memory
-            )
-        )
-    if loss is not None and loss not in ("warp", "bpr", "warp-kos", "logistic"):
-        raise typer.BadParameter("--loss must be warp, bpr, warp-kos or logistic")
-    if target is not None and target not in ("any", "conversion"):
-        raise typer.BadParameter("--target must be 'any' or 'conversion'")
-    overrides: dict[str, Any] = {
-        "epochs": epochs,
-        "no_components": components,
-        "loss": loss,
-        "target": target,
-        "seed": seed,
-    }
-    train_config = replace(base.train, **{k: v for k, v in overrides.items() if v is not None})
-    return replace(base, train=train_config)
 
 
 @app.command()

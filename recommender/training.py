@@ -238,7 +238,14 @@ def train(
         "train_seconds": round(time.monotonic() - started, 3),
         "curve": curve,
     }
-    log.info("trained %s: %s", version, info)
+    log.info(
+        "trained %s: %d contexts, %d features, %d items in %.1f s",
+        version,
+        len(contexts.rows),
+        len(feature_names),
+        len(item_ids),
+        info["train_seconds"],
+    )
     return Model(
         version=version,
         feature_names=feature_names,
