@@ -1,0 +1,1 @@
+"""The stream worker: Kafka events -> live profiles in Redis (faust app, agent, start-up)."""

@@ -22,6 +22,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from recommender.settings import Settings  # noqa: E402
+from tests.stream.stream_helpers import caught_up, worker  # noqa: E402, F401  (fixtures for all)
 
 SHARED_DATA = ROOT.parent / "shared" / "data"
 

@@ -1,0 +1,471 @@
+"""Events per second of the stream worker, against faust's own ceiling in the same run.
+
+What it does:
+
+1. produces ``--events`` browsing events of ``--users`` users (JSON, key = user_id) to a fresh
+   topic of its own;
+2. reads that topic, each time with a fresh consumer group from offset 0, with
+   - the zmot worker (``run_worker`` in a subprocess, real Redis, fresh key prefix),
+   - a faust agent that only counts raw messages one by one (``async for``),
+   - a faust agent that only counts them in ``take_events`` batches like the worker,
+   both baselines with the worker's own app configuration (``stream.app.create_app``);
+3. in this process, for comparison without faust: a plain aiokafka ``getmany`` loop that only
+   counts, and the same loop calling the worker's ``process_batch`` (parse, profile math, one
+   Redis read and one write per batch);
+4. prints a table and appends it to ``BENCHMARKS.md`` with the machine, date and command.
+
+A subprocess run is timed from its first committed offset to the commit of the last message
+(commits every second, so allow a second of slack), and also from spawn to the end (start-up
+included). Kafka and Redis come from the ``ZMOT_*`` settings; they share the machine with the
+worker, so absolute figures depend on it: the ratio to the faust baselines is the number to
+compare across runs.
+
+    python benchmarks/bench_stream.py [--events 100000] [--users 3000] [--no-write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # noqa: E402
+from aiokafka.admin import AIOKafkaAdminClient  # noqa: E402
+
+from recommender.settings import Settings  # noqa: E402
+from stream.app import datadir_for  # noqa: E402
+
+BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
+T0_MS = 1_750_000_000_000
+
+
+def say(text: str = "") -> None:
+    """Progress and results on stdout (this is a script, not library code)."""
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+@dataclass
+class Result:
+    """One way of reading the topic."""
+
+    name: str
+    events: int
+    seconds: float
+    total_seconds: float | None = None
+    cpu_seconds: float | None = None
+    note: str = ""
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else float("nan")
+
+
+# --- the events -------------------------------------------------------------------------------
+
+
+def make_events(n: int, users: int, seed: int) -> list[tuple[bytes, bytes]]:
+    """(key, JSON value) of ``n`` events: views, searches, carts and purchases."""
+    rng = random.Random(seed)
+    queries = ["fernseher reparatur", "tv repair", "soundbar", "wandhalterung", "oled 55 zoll"]
+    kinds = ["page_view"] * 12 + ["search"] * 5 + ["add_to_cart"] * 2 + ["purchase"]
+    out = []
+    for i in range(n):
+        user = f"user-{rng.randrange(users)}"
+        kind = rng.choice(kinds)
+        event: dict[str, Any] = {"user_id": user, "type": kind, "ts": T0_MS + i * 50}
+        if kind == "search":
+            event["query"] = rng.choice(queries)
+        else:
+            event["item_id"] = f"item-{rng.randrange(2000)}"
+        out.append((user.encode(), json.dumps(event, separators=(",", ":")).encode()))
+    return out
+
+
+async def produce(settings: Settings, messages: list[tuple[bytes, bytes]]) -> float:
+    """Produce all messages; the seconds it took."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        acks="all",
+        linger_ms=20,
+        max_batch_size=256 * 1024,
+        enable_idempotence=True,
+    )
+    await producer.start()
+    started = time.perf_counter()
+    try:
+        futures = [
+            await producer.send(settings.events_topic, value, key=key) for key, value in messages
+        ]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return time.perf_counter() - started
+
+
+# --- Kafka helpers ----------------------------------------------------------------------------
+
+
+async def partitions(settings: Settings) -> list[TopicPartition]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        (described,) = await admin.describe_topics([settings.events_topic])
+    finally:
+        await admin.close()
+    return [TopicPartition(settings.events_topic, p["partition"]) for p in described["partitions"]]
+
+
+async def committed_total(admin: AIOKafkaAdminClient, group: str) -> int:
+    offsets = await admin.list_consumer_group_offsets(group)
+    return sum(meta.offset for meta in offsets.values() if meta.offset > 0)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ZMOT_")}
+    for name in Settings.model_fields:
+        value = getattr(settings, name)
+        if value is not None:
+            env[f"ZMOT_{name.upper()}"] = str(value)
+    return env
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a live process, from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+async def timed_subprocess(
+    name: str, settings: Settings, code: str, total: int, log_path: Path, timeout_s: float
+) -> Result:
+    """Run ``code`` with the settings' environment until its group committed ``total``."""
+    settings = settings.model_copy(update={"worker_web_port": free_port()})
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    log = log_path.open("wb")
+    spawned = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=settings_env(settings),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    first_at = first_done = None
+    cpu = None
+    try:
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with {proc.returncode}; log: {log_path}")
+            if time.perf_counter() - spawned > timeout_s:
+                raise RuntimeError(f"{name} not caught up after {timeout_s} s; log: {log_path}")
+            done = await committed_total(admin, settings.consumer_group)
+            now = time.perf_counter()
+            if done and first_at is None:
+                first_at, first_done = now, done
+            if done >= total:
+                cpu = cpu_seconds(proc.pid)
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+        await admin.close()
+    assert first_at is not None and first_done is not None
+    steady = total - first_done
+    return Result(
+        name,
+        steady,
+        now - first_at,
+        total_seconds=now - spawned,
+        cpu_seconds=cpu,
+        note=f"{first_done} events before the first commit not timed",
+    )
+
+
+# --- the runs ---------------------------------------------------------------------------------
+
+WORKER_CODE = (
+    "import sys; sys.path.insert(0, '.'); "
+    "from stream.worker import run_worker; from recommender.settings import Settings; "
+    "run_worker(Settings())"
+)
+
+
+def count_agent_code(mode: str) -> str:
+    return (
+        "import sys; sys.path.insert(0, '.'); "
+        "from benchmarks.bench_stream import run_count_agent; "
+        f"run_count_agent({mode!r})"
+    )
+
+
+def run_count_agent(mode: str) -> None:
+    """A faust worker with the zmot app config whose agent only counts raw messages."""
+    import faust
+
+    from stream.app import create_app
+
+    settings = Settings()
+    app = create_app(settings)
+    topic = app.topic(settings.events_topic)
+    count = [0]
+
+    if mode == "events":
+
+        async def agent(stream: Any) -> None:
+            async for _value in stream:
+                count[0] += 1
+    else:
+
+        async def agent(stream: Any) -> None:
+            async for batch in stream.take_events(
+                settings.batch_size, within=settings.batch_timeout_s
+            ):
+                count[0] += len(batch)
+
+    app.agent(topic, name=f"count.{mode}")(agent)
+    faust.Worker(app, loglevel="warning").execute_from_commandline()
+
+
+async def aiokafka_read(settings: Settings, with_batches: bool) -> Result:
+    """Read the topic with a plain consumer; optionally run process_batch on each batch."""
+    from recommender.adapters.redis_store import ProfileStore, connect
+    from recommender.replay import Profiler
+    from stream.agents import DeadLetter, Record, process_batch
+
+    tps = await partitions(settings)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    consumer.assign(tps)
+    await consumer.seek_to_beginning(*tps)
+    ends = await consumer.end_offsets(tps)
+    total = sum(ends.values())
+    client = connect(settings.redis_url)
+    store = ProfileStore(client, settings.redis_prefix, 3600)
+    profiler = Profiler()
+    letters: list[DeadLetter] = []
+
+    async def sink(batch: Sequence[DeadLetter]) -> None:
+        letters.extend(batch)
+
+    seen = 0
+    started = time.perf_counter()
+    try:
+        while seen < total:
+            fetched = await consumer.getmany(
+                timeout_ms=1000, max_records=settings.batch_size if with_batches else None
+            )
+            for records in fetched.values():
+                seen += len(records)
+                if with_batches:
+                    batch = [
+                        Record(r.topic, r.partition, r.offset, r.timestamp / 1000, r.key, r.value)
+                        for r in records
+                    ]
+                    await process_batch(batch, profiler=profiler, store=store, dead_letter=sink)
+        seconds = time.perf_counter() - started
+    finally:
+        await consumer.stop()
+        await client.aclose()
+    if letters:
+        raise RuntimeError(f"{len(letters)} unexpected dead letters")
+    name = "aiokafka getmany + process_batch (Redis)" if with_batches else "aiokafka getmany"
+    return Result(name, total, seconds, note="in this process, no faust, no commits")
+
+
+async def cleanup(settings: Settings, prefixes: Sequence[str]) -> None:
+    from recommender.adapters.redis_store import connect
+
+    client = connect(settings.redis_url)
+    try:
+        for prefix in prefixes:
+            keys = [k async for k in client.scan_iter(match=f"{prefix}*", count=5000)]
+            for i in range(0, len(keys), 5000):
+                await client.delete(*keys[i : i + 5000])
+    finally:
+        await client.aclose()
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_topics([settings.events_topic, settings.dlq_topic])
+    finally:
+        await admin.close()
+
+
+# --- report -----------------------------------------------------------------------------------
+
+
+def machine() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f", {kb / 1024 / 1024:.1f} GiB RAM"
+    except (OSError, ValueError, IndexError):
+        pass
+    return (
+        f"{cpu}, {os.cpu_count()} CPUs (nproc){mem}, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}"
+    )
+
+
+def table(results: Sequence[Result]) -> list[str]:
+    rows = [
+        "| reader | events timed | seconds | events/s | spawn to done s | CPU s |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        total = f"{r.total_seconds:.1f}" if r.total_seconds is not None else "-"
+        cpu = f"{r.cpu_seconds:.1f}" if r.cpu_seconds is not None else "-"
+        rows.append(
+            f"| {r.name} | {r.events:,} | {r.seconds:.2f} | {r.rate:,.0f} | {total} | {cpu} |"
+        )
+    return rows
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--events", type=int, default=100_000, help="events produced")
+    p.add_argument("--users", type=int, default=3_000, help="distinct users")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--timeout", type=float, default=600.0, help="per subprocess run, seconds")
+    p.add_argument("--no-write", action="store_true", help=f"do not append to {BENCHMARKS_MD.name}")
+    args = p.parse_args(argv)
+    if min(args.events, args.users) < 1:
+        p.error("--events and --users must be >= 1")
+    return args
+
+
+async def run(args: argparse.Namespace, base: Settings, logs: Path) -> list[Result]:
+    from cli import infra
+
+    name = f"bench-{uuid.uuid4().hex[:8]}"
+    settings = base.model_copy(
+        update={
+            "events_topic": f"zmot.events.{name}",
+            "dlq_topic": f"zmot.events.dlq.{name}",
+            "redis_prefix": f"zmot:{name}:",
+        }
+    )
+    infra.ensure_topic(settings, settings.events_topic, settings.topic_partitions)
+    infra.ensure_topic(settings, settings.dlq_topic, 1)
+    messages = make_events(args.events, args.users, args.seed)
+    seconds = await produce(settings, messages)
+    say(f"produced {len(messages):,} events in {seconds:.1f} s to {settings.events_topic}")
+    results: list[Result] = []
+    prefixes = [settings.redis_prefix, f"zmot:{name}-direct:"]
+    try:
+        runs = [
+            ("zmot worker (run_worker)", WORKER_CODE),
+            ("faust agent counting raw messages (async for)", count_agent_code("events")),
+            ("faust agent counting take_events batches", count_agent_code("take")),
+        ]
+        for i, (label, code) in enumerate(runs):
+            group = settings.model_copy(update={"consumer_group": f"{name}-{i}"})
+            say(f"running: {label} ...")
+            result = await timed_subprocess(
+                label, group, code, len(messages), logs / f"run-{i}.log", args.timeout
+            )
+            say(f"  {result.rate:,.0f} events/s")
+            results.append(result)
+            shutil.rmtree(datadir_for(group), ignore_errors=True)
+        for with_batches in (False, True):
+            direct = settings.model_copy(update={"redis_prefix": prefixes[1]})
+            result = await aiokafka_read(direct, with_batches)
+            say(f"{result.name}: {result.rate:,.0f} events/s")
+            results.append(result)
+    finally:
+        await cleanup(settings, prefixes)
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    given = sys.argv[1:] if argv is None else list(argv)
+    command = shlex.join(["python", "benchmarks/bench_stream.py", *given])
+    base = Settings()
+    with tempfile.TemporaryDirectory(prefix="zmot-bench-stream-") as tmp:
+        results = asyncio.run(run(args, base, Path(tmp)))
+    rows = table(results)
+    say()
+    for row in rows:
+        say(row)
+    if args.no_write:
+        return
+    worker, per_event, batched = results[0], results[1], results[2]
+    section = [
+        f"## Stream worker: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+        "",
+        f"- command: `{command}`",
+        f"- machine: {machine()}; Kafka broker and Redis on the same machine",
+        f"- data: {args.events:,} events of {args.users:,} users, "
+        f"{base.topic_partitions} partitions, batch_size {base.batch_size}, "
+        f"batch_timeout_s {base.batch_timeout_s}",
+        "- subprocess runs are timed from their first commit to the commit of the last "
+        "message (1 s commit interval); the aiokafka rows read in the benchmark process",
+        "",
+        *rows,
+        "",
+        f"The worker reached {worker.rate / per_event.rate:.0%} of the per-event faust "
+        f"baseline and {worker.rate / batched.rate:.0%} of the take_events baseline.",
+        "",
+    ]
+    new = not BENCHMARKS_MD.exists()
+    with BENCHMARKS_MD.open("a", encoding="utf-8") as out:
+        if new:
+            out.write("# Benchmarks\n\nAppended by the scripts in `benchmarks/`; newest last.\n\n")
+        out.write("\n".join(section) + "\n")
+    say(f"appended to {BENCHMARKS_MD}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""The faust application of the stream worker: raw bytes in, no tables, loopback web server.
+
+The app only carries configuration; the agent that does the work is in :mod:`stream.agents`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import faust
+
+from recommender.settings import Settings
+
+
+def datadir_for(settings: Settings) -> Path:
+    """Where faust keeps its per-app data directory (one per consumer group)."""
+    return Path(settings.state_dir) / "worker" / settings.consumer_group
+
+
+def create_app(settings: Settings, *, web_enabled: bool = True) -> faust.App:
+    """A faust app reading ``settings.events_topic`` as the group ``settings.consumer_group``.
+
+    Keys and values stay raw bytes: the worker validates them itself so that a malformed message
+    reaches the dead-letter topic byte for byte instead of failing inside faust's codecs.
+    """
+    datadir = datadir_for(settings)
+    datadir.parent.mkdir(parents=True, exist_ok=True)  # faust creates only the last level
+    return faust.App(
+        settings.consumer_group,
+        broker=[f"kafka://{server.strip()}" for server in settings.kafka_bootstrap.split(",")],
+        key_serializer="raw",
+        value_serializer="raw",
+        autodiscover=False,
+        datadir=str(datadir),
+        store="memory://",
+        topic_partitions=settings.topic_partitions,
+        # Only for topics faust declares itself; `zmot infra` creates ours (replication 1).
+        topic_replication_factor=1,
+        # The assignor's leader topic is only needed for tables and global state.
+        topic_disable_leader=True,
+        # A new group reads the whole topic: profiles are rebuilt from the log.
+        consumer_auto_offset_reset="earliest",
+        # acks=all with a one-node broker costs nothing and is right on a cluster.
+        producer_acks=-1,
+        producer_linger=0.005,
+        # faust's default (1,000,000) is below the broker's message.max.bytes (1,048,588), and a
+        # dead letter is the original value plus headers: let the broker decide (a letter it
+        # rejects is resent truncated, see stream.agents).
+        producer_max_request_size=1_048_588 + 4096,
+        broker_commit_interval=1.0,
+        web_enabled=web_enabled,
+        web_bind="127.0.0.1",
+        web_host="127.0.0.1",
+        web_port=settings.worker_web_port,
+        # The web views other than metrics are not part of zmot's surface.
+        web_graph_enabled=False,
+        web_tables_enabled=False,
+        web_router_enabled=False,
+    )
