@@ -33,7 +33,8 @@ def test_services_have_images_or_builds_and_healthchecks() -> None:
 
 
 def test_topics_and_settings_match_the_defaults() -> None:
-    defaults = Settings(_env_file=None)  # type: ignore[call-arg]
+    # the defaults as written in Settings, whatever ZMOT_* variables this process has
+    defaults = Settings.model_construct()
     services = compose()["services"]
     for name in ("worker", "api"):
         env = services[name]["environment"]

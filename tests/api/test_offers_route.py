@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 from fastapi import FastAPI
 
@@ -145,7 +146,11 @@ async def test_real_model_ranks_tv_offers_for_a_tv_search(
     assert fan["offers"][0]["reasons"] == ["you searched 'tv'"]
     assert fan["offers"][0]["category"] == "electronics.tv"
     assert fan["offers"][0]["title"] == "55in TV"
-    assert fan["offers"][0]["score"] == pytest.approx(1.5 / 1.6)  # L1-normalised q:tv . tv-1
+    # L1-normalised q:tv . each item vector, then standardised over the items (z-score)
+    raw = np.array([1.0, 0.9, 0.0, 0.2]) * (1.5 / 1.6)
+    z = (raw - raw.mean()) / raw.std()
+    assert fan["offers"][0]["score"] == pytest.approx(z[0], rel=1e-5)
+    assert fan["offers"][1]["score"] == pytest.approx(z[1], rel=1e-5)
     assert "tv-1" not in [o["item_id"] for o in owner["offers"]]
     assert owner["offers"][0]["item_id"] == "tv-2"
     assert stranger["fallback"] is True

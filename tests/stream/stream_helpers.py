@@ -24,9 +24,10 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from recommender.adapters.kafka import group_lag as kafka_group_lag
 from recommender.settings import Settings
 from stream.app import datadir_for
 
@@ -137,23 +138,10 @@ async def topic_partitions(bootstrap: str, topic: str) -> list[TopicPartition]:
 
 async def group_lag(settings: Settings) -> dict[int, int]:
     """Messages per partition of the events topic not yet committed by the consumer group."""
-    tps = await topic_partitions(settings.kafka_bootstrap, settings.events_topic)
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    await consumer.start()
-    try:
-        ends = await consumer.end_offsets(tps)
-        committed = await admin.list_consumer_group_offsets(settings.consumer_group)
-        lag: dict[int, int] = {}
-        for tp in tps:
-            meta = committed.get(tp)
-            done = meta.offset if meta is not None and meta.offset >= 0 else 0
-            lag[tp.partition] = ends[tp] - done
-        return lag
-    finally:
-        await consumer.stop()
-        await admin.close()
+    lag = await kafka_group_lag(
+        settings.kafka_bootstrap, settings.consumer_group, settings.events_topic
+    )
+    return {p: end - (committed or 0) for p, (end, committed) in lag.items()}
 
 
 async def wait_caught_up(
