@@ -15,15 +15,6 @@ from api.app import BLAS_ENV_VARS, create_app
 from recommender.settings import Settings, get_settings
 
 
-def settings_env(settings: Settings) -> dict[str, str]:
-    """``ZMOT_*`` variables that rebuild ``settings`` in another process."""
-    env: dict[str, str] = {}
-    for name, value in settings.model_dump(mode="json").items():
-        if value is not None:
-            env[f"ZMOT_{name.upper()}"] = str(value)
-    return env
-
-
 def log_config(level: str) -> dict[str, Any]:
     """uvicorn's logging set-up, with zmot's own loggers on the same handler."""
     config = copy.deepcopy(LOGGING_CONFIG)
@@ -58,7 +49,7 @@ def run_api(
         target = create_app(settings)
     else:
         # Worker processes cannot be handed an object: they rebuild the settings from env.
-        os.environ.update(settings_env(settings))
+        os.environ.update(settings.to_env())
         target = "api.server:app_from_env"
     uvicorn.run(
         target,

@@ -35,11 +35,9 @@ import argparse
 import asyncio
 import multiprocessing as mp
 import os
-import platform
 import random
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -56,6 +54,7 @@ if str(ROOT) not in sys.path:
 
 import httpx  # noqa: E402
 
+from benchmarks.common import free_port, machine  # noqa: E402
 from recommender.settings import Settings  # noqa: E402
 
 BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
@@ -217,13 +216,6 @@ def measure(
 # --- set-up: model, profiles, server -------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def zmot(*args: str) -> None:
     """Run a ``zmot`` CLI command in a subprocess (as a user would)."""
     cmd = [sys.executable, "-m", "cli.main", *args]
@@ -301,9 +293,8 @@ async def clear_redis(settings: Settings) -> int:
 
 
 def start_server(settings: Settings, log_path: Path, cpu: int | None) -> subprocess.Popen[bytes]:
-    from api.server import settings_env
 
-    env = {**os.environ, **settings_env(settings), **BLAS_ENV}
+    env = {**os.environ, **settings.to_env(), **BLAS_ENV}
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "api.server"],
@@ -341,27 +332,6 @@ def stop_server(proc: subprocess.Popen[bytes]) -> None:
 
 
 # --- report -----------------------------------------------------------------------------------
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = ""
-    try:
-        kb = int(Path("/proc/meminfo").read_text().split()[1])
-        mem = f", {kb / 1024 / 1024:.1f} GiB RAM"
-    except (OSError, ValueError, IndexError):
-        pass
-    return (
-        f"{cpu}, {os.cpu_count()} CPUs{mem}, {platform.system()} {platform.release()}, "
-        f"Python {platform.python_version()}"
-    )
 
 
 def server_stack() -> str:

@@ -57,9 +57,7 @@ def main() -> None:
         replay_s = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        result = evaluate(
-            model, catalog, Profiler(catalog), train_events, test_events, ks=[10, 20]
-        )
+        result = evaluate(model, catalog, Profiler(catalog), train_events, test_events, ks=[10, 20])
         eval_s = time.perf_counter() - t0
 
         t0 = time.perf_counter()

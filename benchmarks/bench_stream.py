@@ -29,11 +29,9 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import random
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -52,6 +50,8 @@ if str(ROOT) not in sys.path:
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # noqa: E402
 from aiokafka.admin import AIOKafkaAdminClient  # noqa: E402
 
+from benchmarks.common import free_port, machine  # noqa: E402
+from recommender.adapters.kafka import committed_offsets  # noqa: E402
 from recommender.settings import Settings  # noqa: E402
 from stream.app import datadir_for  # noqa: E402
 
@@ -137,24 +137,15 @@ async def partitions(settings: Settings) -> list[TopicPartition]:
 
 
 async def committed_total(admin: AIOKafkaAdminClient, group: str) -> int:
-    offsets = await admin.list_consumer_group_offsets(group)
+    offsets = await committed_offsets(admin, group)
     return sum(meta.offset for meta in offsets.values() if meta.offset > 0)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def settings_env(settings: Settings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ZMOT_")}
-    for name in Settings.model_fields:
-        value = getattr(settings, name)
-        if value is not None:
-            env[f"ZMOT_{name.upper()}"] = str(value)
-    return env
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("ZMOT_")},
+        **settings.to_env(),
+    }
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -335,27 +326,6 @@ async def cleanup(settings: Settings, prefixes: Sequence[str]) -> None:
 
 
 # --- report -----------------------------------------------------------------------------------
-
-
-def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = ""
-    try:
-        kb = int(Path("/proc/meminfo").read_text().split()[1])
-        mem = f", {kb / 1024 / 1024:.1f} GiB RAM"
-    except (OSError, ValueError, IndexError):
-        pass
-    return (
-        f"{cpu}, {os.cpu_count()} CPUs (nproc){mem}, {platform.system()} {platform.release()}, "
-        f"Python {platform.python_version()}"
-    )
 
 
 def table(results: Sequence[Result]) -> list[str]:

@@ -51,3 +51,13 @@ def append_section(text: str) -> None:
         if new:
             out.write("# Benchmarks\n\nAppended by the scripts in `benchmarks/`; newest last.\n")
         out.write("\n" + text.rstrip() + "\n")
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port

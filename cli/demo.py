@@ -21,19 +21,13 @@ DEMO_QUERY = "fernseher reparatur"
 
 def stack_env(settings: Settings, data: Path, model: Path) -> dict[str, str]:
     """Environment for the worker and API processes of the demo."""
-    return {
-        "ZMOT_CATALOG_PATH": str(data / "catalog.jsonl"),
-        "ZMOT_OFFERS_PATH": str(data / "offers.jsonl"),
-        "ZMOT_MODEL_DIR": str(model),
-        "ZMOT_STATE_DIR": str(settings.state_dir),
-        "ZMOT_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-        "ZMOT_REDIS_URL": settings.redis_url,
-        "ZMOT_API_HOST": settings.api_host,
-        "ZMOT_API_PORT": str(settings.api_port),
-        "ZMOT_EVENTS_TOPIC": settings.events_topic,
-        "ZMOT_CONSUMER_GROUP": settings.consumer_group,
-        "ZMOT_REDIS_PREFIX": settings.redis_prefix,
-    }
+    return settings.model_copy(
+        update={
+            "catalog_path": data / "catalog.jsonl",
+            "offers_path": data / "offers.jsonl",
+            "model_dir": model,
+        }
+    ).to_env()
 
 
 def wait_caught_up(settings: Settings, log: Callable[[str], None], timeout_s: float) -> int:

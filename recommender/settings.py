@@ -150,6 +150,14 @@ class Settings(BaseSettings):
     def half_life_s(self) -> float:
         return self.half_life_hours * 3600.0
 
+    def to_env(self) -> dict[str, str]:
+        """``ZMOT_*`` variables that rebuild these settings in another process."""
+        return {
+            f"ZMOT_{name.upper()}": str(value)
+            for name, value in self.model_dump(mode="json").items()
+            if value is not None
+        }
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -79,7 +79,7 @@ async def group_lag(bootstrap: str, group: str, topic: str) -> dict[int, tuple[i
             partitions = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         ends = await consumer.end_offsets(tps) if tps else {}
-        committed = await _committed_offsets(admin, group, tps)
+        committed = await committed_offsets(admin, group, tps)
         out: dict[int, tuple[int, int | None]] = {}
         for tp in tps:
             meta = committed.get(tp)
@@ -91,7 +91,7 @@ async def group_lag(bootstrap: str, group: str, topic: str) -> dict[int, tuple[i
         await admin.close()
 
 
-async def _committed_offsets(admin: Any, group: str, tps: list[Any]) -> dict[Any, Any]:
+async def committed_offsets(admin: Any, group: str, tps: list[Any] | None = None) -> dict[Any, Any]:
     """The group's committed offsets, waiting out a coordinator that is still loading.
 
     A fresh broker creates ``__consumer_offsets`` on the first group request, and until its

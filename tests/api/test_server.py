@@ -13,7 +13,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.server import settings_env
 from recommender.settings import Settings
 from tests.api.support import MODEL_VERSION, free_port
 
@@ -29,7 +28,7 @@ def test_settings_survive_the_trip_through_the_environment(
     for name in list(os.environ):
         if name.startswith("ZMOT_"):
             monkeypatch.delenv(name)
-    for name, value in settings_env(settings).items():
+    for name, value in settings.to_env().items():
         monkeypatch.setenv(name, value)
     assert Settings() == settings
 
@@ -51,7 +50,7 @@ def server_env(isolated: Settings, model_files: tuple[Path, Path]) -> dict[str, 
     settings = isolated.model_copy(
         update={"model_dir": model_dir, "catalog_path": catalog_path, "api_port": free_port()}
     )
-    return settings_env(settings)
+    return settings.to_env()
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ import asyncio
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from recommender.adapters.kafka import group_lag as kafka_group_lag
 from recommender.settings import Settings
 from stream.app import datadir_for
+from tests.api.support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 STOP_TIMEOUT_S = 20.0
@@ -40,21 +40,12 @@ WORKER_CODE = (
 )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """``ZMOT_*`` variables that recreate ``settings`` in another process."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ZMOT_")}
-    for name in Settings.model_fields:
-        value = getattr(settings, name)
-        if value is not None:
-            env[f"ZMOT_{name.upper()}"] = str(value)
-    return env
+def worker_env(settings: Settings) -> dict[str, str]:
+    """This process's environment without its ``ZMOT_*`` variables, plus those of ``settings``."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("ZMOT_")},
+        **settings.to_env(),
+    }
 
 
 class WorkerProcess:
@@ -110,7 +101,7 @@ def worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
     def start(settings: Settings, **overrides: object) -> WorkerProcess:
         settings = settings.model_copy(update={"worker_web_port": free_port(), **overrides})
         log_path = tmp_path / f"worker-{len(started)}.log"
-        proc = WorkerProcess(settings, log_path, settings_env(settings))
+        proc = WorkerProcess(settings, log_path, worker_env(settings))
         started.append(proc)
         return proc
 
