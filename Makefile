@@ -10,7 +10,7 @@ TEST_ENV := ZMOT_STATE_DIR=.zmot/test ZMOT_KAFKA_BOOTSTRAP=127.0.0.1:19092 \
 	ZMOT_REDIS_URL=redis://127.0.0.1:16379/0 ZMOT_API_PORT=18000 ZMOT_WORKER_WEB_PORT=16066
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-deps demo stop test unit lint bench clean
+.PHONY: help install system-deps demo stop test unit lint bench eval clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -61,6 +61,9 @@ bench: install system-deps ## Run the benchmarks (figures go to BENCHMARKS.md)
 	@set +e; $(TEST_ENV) $(BIN)/python benchmarks/bench_stream.py && \
 	  $(TEST_ENV) $(BIN)/python benchmarks/bench_api.py; rc=$$?; \
 	  $(TEST_ENV) $(BIN)/zmot infra down; exit $$rc
+
+eval: install ## Evaluate on the shared Taobao sample (figures in the README; report in .zmot/eval-taobao)
+	bash benchmarks/taobao/run.sh
 
 clean: ## Remove local state (.zmot/) after stopping it
 	-$(BIN)/zmot stop

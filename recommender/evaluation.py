@@ -13,6 +13,10 @@ and the walk moves on. Baselines are ranked at the same moments from the same hi
 ``recent``               the user's own distinct items so far (train and test), newest first
 =======================  ==========================================================
 
+With a purchase-exclusion window, ``live_without_purchase_rule`` is also ranked: the live
+model with recently bought items allowed back, which shows what that business rule costs on
+data where shoppers return to what they bought.
+
 Each prediction keeps the 0-based rank of the target in every method's list (or -1 when it is
 not among the top ``max(ks)``), so metrics, confidence intervals and per-segment views are all
 computed afterwards from one array.
@@ -41,6 +45,9 @@ from recommender.scoring import ItemScorer
 from recommender.training import TARGET_TYPES, Target
 
 METHODS = ("live", "frozen", "popular", "popular_in_category", "recent")
+
+UNFILTERED = "live_without_purchase_rule"
+"""The live model with bought items allowed back in: what the purchase rule costs."""
 
 Recommender = Callable[[Sequence[Event]], Sequence[str]]
 """A ranking method under test: the user's events so far -> item ids, best first."""
@@ -203,7 +210,14 @@ def evaluate(
     )
 
     extra = dict(extra_methods or {})
-    methods = [*METHODS, *extra]
+    # With a purchase rule, the live model is also ranked without it, so that a report can
+    # show what the rule (not offering what was just bought) costs on repeat-heavy data.
+    unfiltered = (
+        ItemScorer(model, purchase_exclusion_s=0.0, recent_boost=recent_boost)
+        if purchase_exclusion_s > 0
+        else None
+    )
+    methods = [*METHODS, *([UNFILTERED] if unfiltered else []), *extra]
     so_far: dict[str, list[Event]] = {}
     live: dict[str, Profile] = {}
     history: dict[str, OrderedDict[str, None]] = {}
@@ -252,6 +266,10 @@ def evaluate(
                 "popular_in_category": popularity.in_categories(categories.get(user, {}), depth),
                 "recent": list(history.get(user, {}))[:depth],
             }
+            if unfiltered is not None:
+                lists[UNFILTERED] = _names(
+                    unfiltered.top(profile, depth, now), items, popularity.top
+                )
             for name, recommend in extra.items():
                 lists[name] = list(recommend(so_far.get(user, [])))[:depth]
             rank_rows.append([_rank(lists[m], event.item_id) for m in methods])

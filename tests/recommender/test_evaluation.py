@@ -120,7 +120,14 @@ def test_dumped_predictions_carry_every_method_and_position() -> None:
     evaluate(model, cat, Profiler(cat), tr, te, ks=[5], on_prediction=dumped.append)
     assert dumped
     first = dumped[0].to_json()
-    assert set(first["methods"]) == {"live", "frozen", "popular", "popular_in_category", "recent"}
+    assert set(first["methods"]) == {
+        "live",
+        "frozen",
+        "popular",
+        "popular_in_category",
+        "recent",
+        "live_without_purchase_rule",
+    }
     assert all(len(v) <= 5 for v in first["methods"].values())
     by_user = [p for p in dumped if p.user_id == first["user_id"]]
     # positions index the user's test events (search at even, view at odd positions)
