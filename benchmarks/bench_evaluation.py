@@ -67,7 +67,12 @@ def main() -> None:
     n_test, n_pred = len(test_events), result.n_predictions
     rows = [
         ("replay test events through the profile function (baseline)", replay_s, n_test),
-        ("evaluate: 5 methods at k=10,20 (incl. the replay)", eval_s, n_test),
+        (
+            f"evaluate: {len(result.methods)} methods ({', '.join(result.methods)}) at k=10,20,"
+            " lists 50 deep (incl. the replay)",
+            eval_s,
+            n_test,
+        ),
         ("report: bootstrap CIs (300 rounds) + 4 plots + HTML", report_s, n_test),
     ]
     table = [
