@@ -8,15 +8,27 @@ Decay is *forward decay* on event time: a feature's stored value is
 adds to fields, and the weight at time ``t`` is ``stored * 2**((L - t) / h)``. All features share
 that factor, so ranking and L1-normalised scoring need no decay at read time at all. When the
 exponent grows large the profile is rescaled to a new landmark to keep the numbers finite.
+
+The profile also remembers the user's *exposure*: how often each offer was shown
+(``impression``) or dismissed, counted per event-time hour. It lives in the same hash behind the
+same offset fence as the interests, so frequency caps are exactly as replay-safe as profiles,
+and it holds no more than the longest window a rule asks about (``exposure_keep_s``).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 RENORMALISE_EXPONENT = 32.0
 """Rescale to a new landmark once an event is this many half-lives past it (2**32 ~ 4e9)."""
+
+EXPOSURE_BUCKET_S = 3600
+"""Exposure is counted per event-time hour: windows are rounded out to whole hours."""
+
+ExposureCounts = dict[str, dict[int, int]]
+"""offer_id -> hour bucket (``int(ts // EXPOSURE_BUCKET_S)``) -> events in that hour."""
 
 
 @dataclass(frozen=True)
@@ -26,6 +38,10 @@ class ProfileParams:
     half_life_s: float = 72 * 3600.0
     top_n: int = 64
     purchase_memory: int = 32
+    exposure_keep_s: float = 168 * 3600.0
+    """Exposure older than this (before the newest event) is dropped: the longest window asked."""
+    exposure_memory: int = 512
+    """Most (offer, hour) entries kept per kind; beyond it the oldest hours go first."""
 
 
 @dataclass
@@ -39,6 +55,21 @@ class Profile:
     offset: int | None = None
     n_events: int = 0
     purchases: dict[str, float] = field(default_factory=dict)
+    shown: ExposureCounts = field(default_factory=dict)
+    dismissed: ExposureCounts = field(default_factory=dict)
+
+    def impressions(self, offer_id: str, now: float, window_s: float) -> int:
+        """Impressions of ``offer_id`` (any channel) in the window before event time ``now``.
+
+        The window is rounded out to whole hours: an impression counts while its hour overlaps
+        ``(now - window_s, now]``, so a cap errs towards showing less, never more. Exposure
+        after ``now`` (clock skew between shop and API) counts too.
+        """
+        return _count(self.shown, offer_id, now, window_s)
+
+    def dismissals(self, offer_id: str, now: float, window_s: float) -> int:
+        """Dismissals of ``offer_id`` in the window before ``now`` (same rounding as above)."""
+        return _count(self.dismissed, offer_id, now, window_s)
 
     def has_applied(self, partition: int, offset: int) -> bool:
         """True when the message at (partition, offset) is already in this profile."""
@@ -66,12 +97,15 @@ def apply_event(
     params: ProfileParams,
     *,
     purchased_item: str | None = None,
+    shown_offer: str | None = None,
+    dismissed_offer: str | None = None,
     position: tuple[int, int] | None = None,
 ) -> bool:
     """Add one event's features at event time ``ts``; False if ``position`` was applied before.
 
     ``position`` is the (partition, offset) of the Kafka message; it fences replays so that an
-    event delivered twice counts once.
+    event delivered twice counts once. ``shown_offer`` / ``dismissed_offer`` count an
+    impression / dismissal of that offer in the event's hour.
     """
     if position is not None:
         if profile.has_applied(*position):
@@ -98,14 +132,75 @@ def apply_event(
         while len(profile.purchases) > params.purchase_memory:
             oldest = min(profile.purchases.items(), key=lambda kv: (kv[1], kv[0]))[0]
             del profile.purchases[oldest]
-    profile.last_ts = ts if profile.last_ts is None else max(profile.last_ts, ts)
+    previous_ts = profile.last_ts
+    profile.last_ts = ts if previous_ts is None else max(previous_ts, ts)
+    _record_exposure(
+        profile, params, previous_ts, profile.last_ts, shown_offer, dismissed_offer, ts
+    )
     profile.n_events += 1
     return True
 
 
+def _bucket(ts: float) -> int:
+    return int(ts // EXPOSURE_BUCKET_S)
+
+
+def _count(counts: ExposureCounts, offer_id: str, now: float, window_s: float) -> int:
+    per_hour = counts.get(offer_id)
+    if not per_hour:
+        return 0
+    first = _bucket(now - window_s)
+    return sum(n for bucket, n in per_hour.items() if bucket >= first)
+
+
+def _record_exposure(
+    profile: Profile,
+    params: ProfileParams,
+    previous_ts: float | None,
+    newest_ts: float,
+    shown_offer: str | None,
+    dismissed_offer: str | None,
+    ts: float,
+) -> None:
+    """Count the event's exposure and drop hours older than ``exposure_keep_s``.
+
+    The cut-off follows the newest event time, never the wall clock, so the kept exposure is a
+    function of the applied events alone (in any order) and a replay rebuilds it exactly.
+    """
+    cutoff = _bucket(newest_ts) - math.ceil(params.exposure_keep_s / EXPOSURE_BUCKET_S)
+    moved = previous_ts is None or _bucket(previous_ts) != _bucket(newest_ts)
+    bucket = _bucket(ts)
+    for counts, offer_id in ((profile.shown, shown_offer), (profile.dismissed, dismissed_offer)):
+        added = False
+        if offer_id is not None and bucket >= cutoff:
+            per_hour = counts.setdefault(offer_id, {})
+            per_hour[bucket] = per_hour.get(bucket, 0) + 1
+            added = True
+        if counts and (moved or added):
+            _prune(counts, cutoff, params.exposure_memory)
+
+
+def _prune(counts: ExposureCounts, cutoff: int, memory: int) -> None:
+    for offer_id in list(counts):
+        per_hour = counts[offer_id]
+        for bucket in [b for b in per_hour if b < cutoff]:
+            del per_hour[bucket]
+        if not per_hour:
+            del counts[offer_id]
+    size = sum(len(per_hour) for per_hour in counts.values())
+    if size > memory:
+        entries = sorted((b, o) for o, per_hour in counts.items() for b in per_hour)
+        for bucket, offer_id in entries[: size - memory]:
+            del counts[offer_id][bucket]
+            if not counts[offer_id]:
+                del counts[offer_id]
+
+
 # --- the stored form: one Redis hash per user -------------------------------------------------
 # f:<feature> -> stored (landmark-scaled) weight; b:<item> -> purchase time; _L landmark;
-# _t last event time; _pos "partition:offset" of the last applied message; _n events applied.
+# _t last event time; _pos "partition:offset" of the last applied message; _n events applied;
+# x:<offer>:<hour> impressions and d:<offer>:<hour> dismissals of an offer in that event-time
+# hour (hour = epoch seconds // 3600; the offer id may hold ':', the hour is after the last one).
 # Floats are written with repr(), which round-trips exactly.
 
 POSITION_FIELD = "_pos"
@@ -122,6 +217,9 @@ def to_hash(profile: Profile) -> dict[str, str]:
     """The Redis hash fields of a profile."""
     out = {f"f:{name}": repr(value) for name, value in profile.weights.items()}
     out.update({f"b:{item}": repr(ts) for item, ts in profile.purchases.items()})
+    for tag, counts in (("x", profile.shown), ("d", profile.dismissed)):
+        for offer_id, per_hour in counts.items():
+            out.update({f"{tag}:{offer_id}:{bucket}": str(n) for bucket, n in per_hour.items()})
     if profile.landmark is not None:
         out["_L"] = repr(profile.landmark)
     if profile.last_ts is not None:
@@ -143,6 +241,10 @@ def from_hash(mapping: Mapping[bytes | str, bytes | str]) -> Profile:
             profile.weights[key[2:]] = float(value)
         elif key.startswith("b:"):
             profile.purchases[key[2:]] = float(value)
+        elif key.startswith(("x:", "d:")):
+            offer_id, _, bucket = key[2:].rpartition(":")
+            counts = profile.shown if key[0] == "x" else profile.dismissed
+            counts.setdefault(offer_id, {})[int(bucket)] = int(value)
         elif key == "_L":
             profile.landmark = float(value)
         elif key == "_t":

@@ -35,6 +35,8 @@ class Profiler:
             event.ts,
             self.params,
             purchased_item=event.item_id if event.type == "purchase" else None,
+            shown_offer=event.offer_id if event.type == "impression" else None,
+            dismissed_offer=event.offer_id if event.type == "dismiss" else None,
             position=position,
         )
 
