@@ -1,0 +1,71 @@
+"""Operations: ``/metrics`` for Prometheus, ``/ops/lag``, ``/ops/summary`` and the ``/ops`` page."""
+
+from __future__ import annotations
+
+import asyncio
+from importlib.resources import files
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from api.monitoring import Ops
+from recommender.errors import ZmotError
+
+router = APIRouter(tags=["ops"])
+
+PING_TIMEOUT_S = 1.0
+
+
+async def get_ops(request: Request) -> Ops:
+    ops: Ops = request.app.state.ops
+    return ops
+
+
+OpsDep = Annotated[Ops, Depends(get_ops)]
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics(ops: OpsDep) -> Response:
+    """Prometheus metrics of this API process (lag gauges refreshed from Kafka when stale)."""
+    try:
+        await ops.lag()
+    except Exception:  # noqa: BLE001, S110 - counted in zmot_lag_read_errors_total; serve the rest
+        pass
+    body, content_type = ops.metrics.render()
+    return Response(body, media_type=content_type)
+
+
+@router.get("/ops/lag")
+async def lag(ops: OpsDep) -> JSONResponse:
+    """Consumer lag of the worker's group per partition, from Kafka (as `zmot lag --json`)."""
+    try:
+        return JSONResponse(await ops.lag())
+    except Exception as exc:  # noqa: BLE001 - any Kafka failure is a 503 naming it
+        detail = f"cannot read the lag from Kafka ({type(exc).__name__}: {exc})"
+        return JSONResponse({"detail": detail}, status_code=503)
+
+
+@router.get("/ops/summary")
+async def summary(request: Request, ops: OpsDep) -> dict[str, Any]:
+    """Rates, quantiles, versions and health checks behind the ops page."""
+    services = getattr(request.app.state, "services", None)
+    redis_ok = False
+    model_version = None
+    if services is not None:
+        model_version = services.engine.model_version
+        try:
+            await asyncio.wait_for(services.store.check(), PING_TIMEOUT_S)
+            redis_ok = True
+        except (TimeoutError, ZmotError):
+            redis_ok = False
+    return await ops.summary(model_version, redis_ok)
+
+
+@router.get("/ops", response_class=HTMLResponse)
+async def ops_page() -> HTMLResponse:
+    """The ops page: one self-contained HTML file that polls the two JSON routes above."""
+    return HTMLResponse(OPS_PAGE)
+
+
+OPS_PAGE = (files("api") / "ops.html").read_text(encoding="utf-8")

@@ -1,0 +1,312 @@
+"""The Prometheus metrics of the worker and the API, each in a registry of its own.
+
+A registry per instance (not prometheus_client's global one) lets tests run several apps in one
+process and keeps every exported name in this one file; :data:`WORKER_METRICS` and
+:data:`API_METRICS` list them for the checks of the Grafana dashboard and the alert rules.
+
+Label values are bounded: event types are the contract's (anything else is ``invalid``), and
+placements beyond :data:`MAX_PLACEMENTS` distinct values are counted as ``other``, because a
+caller-chosen label value would otherwise create one time series per typo.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any, get_args
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.parser import text_string_to_metric_families
+
+from recommender.events import EventType
+
+FRESHNESS_BUCKETS = (
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    300.0, 900.0, 3600.0, 21600.0, 86400.0, 604800.0,
+)  # fmt: skip
+"""Seconds: sub-second when the worker keeps up, up to a week for replayed history."""
+
+LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+)  # fmt: skip
+BATCH_SIZE_BUCKETS = (1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
+BATCH_SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+
+EVENT_TYPES = frozenset(get_args(EventType))
+
+MAX_PLACEMENTS = 32
+"""Distinct placement label values kept per API process; later ones are counted as ``other``."""
+
+LAG_METRICS = ("zmot_consumer_lag_messages", "zmot_consumer_lag_seconds")
+
+WORKER_METRICS = (
+    "zmot_events_consumed_total",
+    "zmot_events_applied_total",
+    "zmot_events_replayed_total",
+    "zmot_events_dead_lettered_total",
+    "zmot_batch_size_messages",
+    "zmot_batch_processing_seconds",
+    "zmot_event_freshness_seconds",
+    "zmot_profile_fence_conflicts_total",
+    "zmot_redis_errors_total",
+    "zmot_lag_read_errors_total",
+    *LAG_METRICS,
+)
+"""Names the worker exports (histograms add ``_bucket``, ``_sum`` and ``_count`` series)."""
+
+API_METRICS = (
+    "zmot_http_request_duration_seconds",
+    "zmot_http_requests_total",
+    "zmot_offer_profile_age_seconds",
+    "zmot_fallbacks_total",
+    "zmot_offers_served_total",
+    "zmot_model_info",
+    "zmot_offer_catalog_info",
+    "zmot_redis_errors_total",
+    "zmot_lag_read_errors_total",
+    *LAG_METRICS,
+)
+"""Names the API exports."""
+
+
+def event_type_label(kind: object) -> str:
+    """The event type as a label value: one of the contract's types, else ``invalid``."""
+    return kind if isinstance(kind, str) and kind in EVENT_TYPES else "invalid"
+
+
+class _Exported:
+    """A registry and its text exposition."""
+
+    def __init__(self, registry: CollectorRegistry | None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+
+    def render(self) -> tuple[bytes, str]:
+        """The metrics in Prometheus text format and its content type."""
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+    def _lag_gauges(self) -> None:
+        self.lag_messages = Gauge(
+            "zmot_consumer_lag_messages",
+            "Messages of the events topic not yet committed by the worker's group (from Kafka)",
+            ["topic", "partition"],
+            registry=self.registry,
+        )
+        self.lag_seconds = Gauge(
+            "zmot_consumer_lag_seconds",
+            "Age of the oldest message the worker's group has not processed (from Kafka)",
+            ["topic", "partition"],
+            registry=self.registry,
+        )
+        self.lag_read_errors = Counter(
+            "zmot_lag_read_errors_total",
+            "Failed reads of the consumer lag from Kafka",
+            registry=self.registry,
+        )
+
+    def set_lag(self, document: Mapping[str, Any]) -> None:
+        """Set the lag gauges from a lag document (see :func:`recommender.ops.lag_document`)."""
+        topic = str(document["topic"])
+        for row in document["partitions"]:
+            partition = str(row["partition"])
+            self.lag_messages.labels(topic, partition).set(row["lag"])
+            self.lag_seconds.labels(topic, partition).set(row["lag_seconds"])
+
+
+class WorkerMetrics(_Exported):
+    """What the stream worker counts: events by type and outcome, batches, freshness, lag."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        super().__init__(registry)
+        r = self.registry
+        self.consumed = Counter(
+            "zmot_events_consumed", "Messages read from the events topic", ["type"], registry=r
+        )
+        self.applied = Counter(
+            "zmot_events_applied", "Events applied to a profile", ["type"], registry=r
+        )
+        self.replayed = Counter(
+            "zmot_events_replayed",
+            "Redelivered events skipped by the profile offset fence",
+            ["type"],
+            registry=r,
+        )
+        self.dead_lettered = Counter(
+            "zmot_events_dead_lettered",
+            "Messages sent to the dead-letter topic (type 'invalid' when it could not be parsed)",
+            ["type"],
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "zmot_batch_size_messages", "Messages per batch", buckets=BATCH_SIZE_BUCKETS, registry=r
+        )
+        self.batch_seconds = Histogram(
+            "zmot_batch_processing_seconds",
+            "Time to validate, apply and write one batch (Redis and dead letters included)",
+            buckets=BATCH_SECONDS_BUCKETS,
+            registry=r,
+        )
+        self.freshness = Histogram(
+            "zmot_event_freshness_seconds",
+            "Delay from an event's time to its profile update being written to Redis",
+            buckets=FRESHNESS_BUCKETS,
+            registry=r,
+        )
+        self.conflicts = Counter(
+            "zmot_profile_fence_conflicts",
+            "Profile writes refused because another writer moved the offset fence",
+            registry=r,
+        )
+        self.redis_errors = Counter(
+            "zmot_redis_errors", "Redis errors (each retried batch attempt counts)", registry=r
+        )
+        self._lag_gauges()
+        # Zero series for every type, so rates and alerts see a 0 rather than no data.
+        for kind in sorted(EVENT_TYPES | {"invalid"}):
+            for counter in (self.consumed, self.applied, self.replayed, self.dead_lettered):
+                counter.labels(kind)
+
+    def observe_batch(
+        self,
+        *,
+        consumed: Iterable[str],
+        applied: Iterable[tuple[str, float]],
+        replayed: Iterable[str],
+        dead_lettered: Iterable[str],
+        seconds: float,
+        written_at: float,
+        size: int,
+    ) -> None:
+        """Record one finished batch: the type of each message per outcome, and for each
+        applied event its time, whose distance to ``written_at`` is its freshness."""
+        for kind in consumed:
+            self.consumed.labels(kind).inc()
+        for kind, ts in applied:
+            self.applied.labels(kind).inc()
+            self.freshness.observe(max(0.0, written_at - ts))
+        for kind in replayed:
+            self.replayed.labels(kind).inc()
+        for kind in dead_lettered:
+            self.dead_lettered.labels(kind).inc()
+        self.batch_size.observe(size)
+        self.batch_seconds.observe(seconds)
+
+
+class ApiMetrics(_Exported):
+    """What the API counts: latency per endpoint and placement, offers, fallbacks, freshness."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        super().__init__(registry)
+        r = self.registry
+        self.latency = Histogram(
+            "zmot_http_request_duration_seconds",
+            "Time to answer a request, per route and placement",
+            ["endpoint", "placement"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.requests = Counter(
+            "zmot_http_requests", "Requests answered, per route and status", ["endpoint", "status"],
+            registry=r,
+        )  # fmt: skip
+        self.profile_age = Histogram(
+            "zmot_offer_profile_age_seconds",
+            "Age (now minus its newest event time) of the profile a next-best-offer answer used",
+            buckets=FRESHNESS_BUCKETS,
+            registry=r,
+        )
+        self.fallbacks = Counter(
+            "zmot_fallbacks", "Answers that fell back to popular offers", ["placement"], registry=r
+        )
+        self.offers = Counter(
+            "zmot_offers_served", "Offers returned, per offer and placement",
+            ["offer_id", "placement"], registry=r,
+        )  # fmt: skip
+        self.model_info = Gauge(
+            "zmot_model_info", "The model being served (value 1)", ["version"], registry=r
+        )
+        self.catalog_info = Gauge(
+            "zmot_offer_catalog_info",
+            "The offer catalog being served (value = number of offers)",
+            ["version"],
+            registry=r,
+        )
+        self.redis_errors = Counter(
+            "zmot_redis_errors", "Requests that failed on a Redis error", registry=r
+        )
+        self._lag_gauges()
+        self._placements: set[str] = set()
+        self.fallbacks.labels("none")
+
+    def placement_label(self, placement: str | None) -> str:
+        """``placement`` as a bounded label value (``none`` when absent)."""
+        if placement is None:
+            return "none"
+        if placement in self._placements:
+            return placement
+        if len(self._placements) >= MAX_PLACEMENTS:
+            return "other"
+        self._placements.add(placement)
+        return placement
+
+    def set_versions(self, model_version: str, catalog_version: str, n_offers: int) -> None:
+        """Publish the model and offer catalog versions being served."""
+        self.model_info.clear()
+        self.model_info.labels(model_version).set(1)
+        self.catalog_info.clear()
+        self.catalog_info.labels(catalog_version).set(n_offers)
+
+    def observe_offers(
+        self,
+        offer_ids: Iterable[str],
+        *,
+        placement: str | None,
+        fallback: bool,
+        profile_ts: float | None,
+        now: float | None = None,
+    ) -> None:
+        """Record one next-best-offer answer: the offers, a fallback, the profile's age."""
+        label = self.placement_label(placement)
+        for offer_id in offer_ids:
+            self.offers.labels(offer_id, label).inc()
+        if fallback:
+            self.fallbacks.labels(label).inc()
+        if profile_ts is not None:
+            now = time.time() if now is None else now
+            self.profile_age.observe(max(0.0, now - profile_ts))
+
+
+# --- reading an exposition (the API reads the worker's) -------------------------------------
+
+
+def parse_exposition(text: str) -> dict[str, list[tuple[str, dict[str, str], float]]]:
+    """Samples per metric family name: ``{family: [(sample name, labels, value)]}``."""
+    out: dict[str, list[tuple[str, dict[str, str], float]]] = {}
+    for family in text_string_to_metric_families(text):
+        out[family.name] = [(s.name, dict(s.labels), float(s.value)) for s in family.samples]
+    return out
+
+
+def histogram_buckets(
+    families: Mapping[str, list[tuple[str, dict[str, str], float]]], name: str
+) -> list[tuple[float, float]]:
+    """Cumulative ``(upper bound, count)`` of histogram ``name``, summed over its labels."""
+    sums: dict[float, float] = {}
+    for sample, labels, value in families.get(name, []):
+        if sample == f"{name}_bucket":
+            upper = float(labels["le"])
+            sums[upper] = sums.get(upper, 0.0) + value
+    return sorted(sums.items())
+
+
+def counter_value(
+    families: Mapping[str, list[tuple[str, dict[str, str], float]]], name: str
+) -> float:
+    """Sum of counter ``name`` (family name without ``_total``) over its labels."""
+    return sum(v for sample, _, v in families.get(name, []) if sample == f"{name}_total")

@@ -1,0 +1,143 @@
+"""Fixtures of the ops tests: a real API process, the ``zmot lag`` command, event traffic.
+
+``api_server(settings)`` starts ``python -m api.server`` on a free loopback port with the
+hand-made model of the API tests, waits until it is ready and stops it at teardown (its output
+is printed then, which pytest shows when the test failed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from recommender.adapters.kafka import EventProducer
+from recommender.events import Event
+from recommender.settings import Settings
+from tests.api.support import free_port, write_model
+from tests.stream.stream_helpers import worker_env
+
+ROOT = Path(__file__).resolve().parents[2]
+ZMOT = Path(sys.executable).parent / "zmot"
+
+
+def zmot_lag(settings: Settings) -> dict[str, Any]:
+    """What ``zmot lag --json`` prints for ``settings``, parsed."""
+    done = subprocess.run(
+        [str(ZMOT), "lag", "--json"],
+        env=worker_env(settings),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    document: dict[str, Any] = json.loads(done.stdout)
+    return document
+
+
+def events(n: int, *, users: int = 50) -> list[Event]:
+    """``n`` valid events of ``users`` users, timed now (searches and page views)."""
+    now = int(time.time() * 1000)  # the contract's epoch milliseconds
+    out = []
+    for i in range(n):
+        user = f"u-{i % users}"
+        if i % 3 == 0:
+            out.append(Event(user_id=user, type="search", query="tv repair", ts=now))
+        else:
+            out.append(Event(user_id=user, type="page_view", item_id=f"tv-{i % 2 + 1}", ts=now))
+    return out
+
+
+async def produce(settings: Settings, batch: list[Event]) -> None:
+    async with EventProducer(settings.kafka_bootstrap, settings.events_topic) as producer:
+        for start in range(0, len(batch), 1000):
+            await producer.send_many(batch[start : start + 1000])
+
+
+async def produce_raw(settings: Settings, messages: list[tuple[bytes | None, bytes]]) -> None:
+    async with EventProducer(settings.kafka_bootstrap, settings.events_topic) as producer:
+        for key, value in messages:
+            await producer.send_raw(key, value)
+
+
+class ApiProcess:
+    """``python -m api.server`` in a subprocess."""
+
+    def __init__(self, settings: Settings, log_path: Path) -> None:
+        self.settings = settings
+        self.url = f"http://127.0.0.1:{settings.api_port}"
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "api.server"],
+            cwd=ROOT,
+            env=worker_env(settings),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_ready(self, timeout_s: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            assert self.proc.poll() is None, self.log_path.read_text(errors="replace")
+            assert time.monotonic() < deadline, f"API not ready within {timeout_s} s"
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+@pytest.fixture
+def api_server(tmp_path: Path) -> Iterator[Callable[..., ApiProcess]]:
+    """Factory: ``api_server(settings, **overrides)`` runs a ready API with the test model."""
+    model_dir, catalog_path = write_model(tmp_path)
+    started: list[ApiProcess] = []
+
+    def start(settings: Settings, **overrides: object) -> ApiProcess:
+        update = {
+            "model_dir": model_dir,
+            "catalog_path": catalog_path,
+            "api_port": free_port(),
+            **overrides,
+        }
+        proc = ApiProcess(settings.model_copy(update=update), tmp_path / f"api-{len(started)}.log")
+        started.append(proc)
+        proc.wait_ready()
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop()
+        print(f"----- {proc.log_path.name} -----")  # noqa: T201  (shown when the test failed)
+        print(proc.log_path.read_text(errors="replace")[-20000:])  # noqa: T201
+
+
+@pytest.fixture
+def no_proxy_env() -> Iterator[None]:
+    """httpx must not send loopback requests through a proxy from the environment."""
+    saved = {k: os.environ.pop(k) for k in list(os.environ) if k.lower().endswith("_proxy")}
+    yield
+    os.environ.update(saved)

@@ -1,0 +1,45 @@
+"""JSON log lines carry the Kafka address of a message; metric names follow Prometheus rules."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from recommender.logs import JsonFormatter, message_fields
+from recommender.metrics import API_METRICS, WORKER_METRICS, ApiMetrics, WorkerMetrics
+
+
+def test_json_formatter_puts_extras_at_top_level() -> None:
+    record = logging.LogRecord("zmot", logging.WARNING, "f.py", 1, "dead letter %s", ("a",), None)
+    for key, value in message_fields("zmot.events", 3, 1234).items():
+        setattr(record, key, value)
+    line = json.loads(JsonFormatter().format(record))
+    assert line["message"] == "dead letter a" and line["level"] == "WARNING"
+    assert (line["topic"], line["partition"], line["offset"]) == ("zmot.events", 3, 1234)
+
+
+def test_names_follow_prometheus_conventions_and_registries_are_separate() -> None:
+    for name in (*WORKER_METRICS, *API_METRICS):
+        assert re.fullmatch(r"zmot_[a-z_]+", name), name
+        assert name.endswith(("_total", "_seconds", "_messages", "_info")), name
+    a, b = ApiMetrics(), ApiMetrics()
+    a.observe_offers(["o1"], placement="home", fallback=True, profile_ts=None)
+    assert b.offers.collect()[0].samples == []
+    worker = WorkerMetrics()
+    worker.observe_batch(
+        consumed=["search", "invalid"], applied=[("search", 90.0)], replayed=[],
+        dead_lettered=["invalid"], seconds=0.01, written_at=100.0, size=2,
+    )  # fmt: skip
+    families = {f.name: f for f in text_string_to_metric_families(worker.render()[0].decode())}
+    freshness = {s.name: s.value for s in families["zmot_event_freshness_seconds"].samples}
+    assert freshness["zmot_event_freshness_seconds_sum"] == 10.0
+
+
+def test_placements_are_bounded() -> None:
+    metrics = ApiMetrics()
+    labels = {metrics.placement_label(f"p{i}") for i in range(100)}
+    assert "other" in labels and len(labels) == 33
+    assert metrics.placement_label(None) == "none"
