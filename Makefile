@@ -26,11 +26,12 @@ $(STAMP):
 	LIGHTFM_NO_CFLAGS=1 $(BIN)/pip install --quiet -e ".[dev]"
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
-system-deps: ## Install Debian's redis-server, Java 17 and Maven when missing
+system-deps: ## Install Debian's redis-server, Java 17, Maven and chromium (ops page test) when missing
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
 	command -v mvn >/dev/null || missing="$$missing maven"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
@@ -59,7 +60,8 @@ lint: install ## ruff (lint + format check) and mypy --strict on the packages
 bench: install system-deps ## Run the benchmarks (figures go to BENCHMARKS.md)
 	@$(TEST_ENV) $(BIN)/zmot infra up
 	@set +e; $(TEST_ENV) $(BIN)/python benchmarks/bench_stream.py && \
-	  $(TEST_ENV) $(BIN)/python benchmarks/bench_api.py; rc=$$?; \
+	  $(TEST_ENV) $(BIN)/python benchmarks/bench_api.py && \
+	  $(TEST_ENV) $(BIN)/python benchmarks/bench_freshness.py; rc=$$?; \
 	  $(TEST_ENV) $(BIN)/zmot infra down; exit $$rc
 
 eval: install ## Evaluate on the shared Taobao sample (figures in the README; report in .zmot/eval-taobao)

@@ -12,7 +12,8 @@ import logging
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 from aiokafka.errors import KafkaError
 from fastapi import FastAPI, Request
@@ -22,12 +23,18 @@ from redis.exceptions import RedisError
 from threadpoolctl import threadpool_limits
 
 from api.deps import Engine, EventSink, Services, error_detail
+from api.monitoring import MetricsMiddleware, Ops, catalog_version
 from api.routes import api_router
+from recommender.adapters.feedback_store import FeedbackStore
 from recommender.adapters.kafka import EventProducer
 from recommender.adapters.redis_store import ProfileStore, connect
-from recommender.catalog import Catalog, load_offers, offers_from_catalog
+from recommender.catalog import Catalog
 from recommender.errors import ConfigError, ZmotError
 from recommender.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from recommender.arbitration import ArbitrationConfig
+    from recommender.offers import OfferCatalog
 
 logger = logging.getLogger("zmot.api")
 
@@ -67,34 +74,82 @@ def pin_blas_threads() -> Callable[[], None]:
     return restore
 
 
+def arbitration_config(settings: Settings, recent_boost: float) -> ArbitrationConfig:
+    """The arbitration knobs of the settings."""
+    from recommender.arbitration import ArbitrationConfig
+
+    return ArbitrationConfig(
+        purchase_exclusion_s=settings.purchase_exclusion_days * 86400.0,
+        substitute_window_s=settings.substitute_exclusion_days * 86400.0,
+        smot_window_s=settings.smot_window_days * 86400.0,
+        half_life_s=settings.half_life_s,
+        relevance_floor=settings.relevance_floor,
+        floor_fallback=settings.floor_fallback,
+        cap_window_s=settings.cap_window_hours * 3600.0,
+        dismiss_window_s=settings.dismiss_window_hours * 3600.0,
+        dismiss_limit=settings.dismiss_limit,
+        complement_boost=settings.complement_boost,
+        stage_boost=settings.stage_boost,
+        recent_boost=recent_boost,
+        default_k=settings.default_k,
+    )
+
+
+def load_offers_v2(settings: Settings, catalog: Catalog) -> OfferCatalog:
+    """The offer catalog named by the settings (every catalog item when no offer file)."""
+    from recommender.offers import catalog_offers, load_offer_catalog
+
+    if settings.offers_path is not None:
+        offers = load_offer_catalog(settings.offers_path, catalog if len(catalog) else None)
+    else:
+        offers = catalog_offers(catalog)
+    if not len(offers):
+        raise ConfigError(
+            "no offers: set ZMOT_OFFERS_PATH to offers.jsonl or ZMOT_CATALOG_PATH to a catalog"
+        )
+    return offers
+
+
+def reload_engine(engine: Engine, settings: Settings) -> Engine:
+    """The engine with offers and placements read again (model and catalog kept)."""
+    from recommender.placements import load_placements
+
+    if engine.arbiter is None:
+        raise ConfigError("this engine has no offer catalog to reload")
+    offers = load_offers_v2(settings, engine.catalog)
+    arbiter = engine.arbiter.with_offers(offers, load_placements(settings.placements_path))
+    logger.info("offers reloaded: catalog %s, %d offers", offers.version, len(offers))
+    return replace(engine, ranker=arbiter, arbiter=arbiter)
+
+
 def load_engine(settings: Settings) -> Engine:
-    """Model, catalog, offers and the ranker over them, from the paths in the settings."""
+    """Model, catalog, offers, placements and the arbiter over them, from the settings."""
     # Imported here, after pin_blas_threads(), because they load numpy.
+    from recommender.arbitration import Arbiter
     from recommender.model import Model
-    from recommender.scoring import OfferRanker
+    from recommender.placements import load_placements
 
     if settings.model_dir is None:
         raise ConfigError("no model: set ZMOT_MODEL_DIR to a directory written by `zmot train`")
     model = Model.load(settings.model_dir)
     catalog = Catalog.load(settings.catalog_path) if settings.catalog_path else Catalog()
-    if settings.offers_path is not None:
-        offers = load_offers(settings.offers_path, catalog if len(catalog) else None)
-    else:
-        offers = offers_from_catalog(catalog)
-    if not offers:
-        raise ConfigError(
-            "no offers: set ZMOT_OFFERS_PATH to offers.jsonl or ZMOT_CATALOG_PATH to a catalog"
-        )
+    offers = load_offers_v2(settings, catalog)
     boost = settings.recent_item_boost
-    ranker = OfferRanker(
+    arbiter = Arbiter(
         model,
         catalog,
         offers,
-        purchase_exclusion_s=settings.purchase_exclusion_days * 86400.0,
-        recent_boost=model.recent_boost if boost is None else boost,
+        load_placements(settings.placements_path),
+        arbitration_config(settings, model.recent_boost if boost is None else boost),
     )
-    logger.info("model %s loaded: %d items, %d offers", model.version, len(catalog), len(offers))
-    return Engine(model_version=model.version, catalog=catalog, ranker=ranker)
+    logger.info(
+        "model %s loaded: %d items, %d offers (catalog %s)",
+        model.version,
+        len(catalog),
+        len(offers),
+        offers.version,
+    )
+    return Engine(model_version=model.version, catalog=catalog, ranker=arbiter, arbiter=arbiter)
 
 
 def create_app(
@@ -105,6 +160,7 @@ def create_app(
 ) -> FastAPI:
     """The API app; ``engine`` and ``producer`` replace the real ones (tests), else built."""
     settings = settings or get_settings()
+    ops = Ops(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -115,6 +171,11 @@ def create_app(
             except ZmotError as exc:
                 logger.error("cannot start the API: %s", exc)
                 raise
+            services = replace(services, ops=ops)
+            n_offers = len(getattr(services.engine.ranker, "offers", ()))
+            ops.metrics.set_versions(
+                services.engine.model_version, catalog_version(settings), n_offers
+            )
             app.state.services = services
             stack.callback(delattr, app.state, "services")
             logger.info(
@@ -132,6 +193,8 @@ def create_app(
         version="0.1.0",
         lifespan=lifespan,
     )
+    app.state.ops = ops
+    app.add_middleware(MetricsMiddleware, metrics=ops.metrics)
     app.include_router(api_router)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(RedisError, _redis_down)
@@ -150,12 +213,15 @@ async def _open_services(
     stack.push_async_callback(client.aclose, True)
     store = ProfileStore(client, settings.redis_prefix, settings.profile_ttl_days * 86400.0)
     await store.check()
+    feedback = FeedbackStore(client, settings.redis_prefix, settings.topic_partitions)
     if producer is None:
         kafka = EventProducer(settings.kafka_bootstrap, settings.events_topic)
         await kafka.start()
         stack.push_async_callback(kafka.stop)
         producer = kafka
-    return Services(settings=settings, engine=engine, store=store, producer=producer)
+    return Services(
+        settings=settings, engine=engine, store=store, producer=producer, feedback=feedback
+    )
 
 
 async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
@@ -170,6 +236,7 @@ async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _redis_down(request: Request, exc: Exception) -> JSONResponse:
+    request.app.state.ops.metrics.redis_errors.inc()
     logger.warning("Redis error on %s %s: %r", request.method, request.url.path, exc)
     # The client learns what is down, not the addresses in the exception text (logged above).
     return JSONResponse(

@@ -21,6 +21,9 @@ from recommender.profile import Profile
 from recommender.settings import Settings
 
 if TYPE_CHECKING:
+    from api.monitoring import Ops
+    from recommender.adapters.feedback_store import FeedbackStore
+    from recommender.arbitration import Arbiter
     from recommender.scoring import Decision
 
 MAX_BATCH = 10_000
@@ -49,6 +52,13 @@ class Engine:
     model_version: str
     catalog: Catalog
     ranker: Ranker
+    arbiter: Arbiter | None = None
+    """Arbitration over the offer catalog (None: ``ranker`` alone, as in some tests)."""
+
+    @property
+    def catalog_version(self) -> str | None:
+        """Content hash of the active offer catalog."""
+        return self.arbiter.version if self.arbiter is not None else None
 
 
 @dataclass(frozen=True)
@@ -59,6 +69,8 @@ class Services:
     engine: Engine
     store: ProfileStore
     producer: EventSink
+    ops: Ops | None = None  # metrics and lag of this app (set by the lifespan)
+    feedback: FeedbackStore | None = None  # rating aggregates for social proof
 
 
 def error_detail(reason: str, field: str | None = None, index: int | None = None) -> dict[str, Any]:

@@ -7,9 +7,9 @@ Request bodies of ``POST /v1/events`` are deliberately *not* modelled here: they
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
 
 from recommender.catalog import Catalog
 from recommender.profile import Profile
@@ -60,6 +60,22 @@ class OfferOut(BaseModel):
     category: str | None = Field(None, description="Catalog category of the offered item.")
     score: float
     reasons: list[str] = Field(description="Readable reasons, strongest first.")
+    policy: str = Field("greedy", description="Policy that chose the offer: greedy or explore.")
+    probability: float = Field(
+        1.0, description="Exact probability that the policy chose this offer for its slot."
+    )
+    debug: dict[str, float | None] | None = Field(
+        None,
+        description="With debug=true: propensity, value, context_weight, lever, priority "
+        "(null where a fallback has none) and the parts of the context weight.",
+    )
+
+    @model_serializer(mode="wrap")
+    def _drop_empty_debug(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if data.get("debug") is None:
+            data.pop("debug", None)
+        return data
 
     @classmethod
     def from_scored(cls, scored: ScoredOffer, catalog: Catalog) -> OfferOut:
@@ -72,6 +88,9 @@ class OfferOut(BaseModel):
             category=item.category if item is not None else None,
             score=float(scored.score),
             reasons=list(scored.reasons),
+            policy=scored.policy,
+            probability=scored.probability,
+            debug=scored.debug,
         )
 
 
@@ -85,6 +104,14 @@ class NextBestOfferResponse(BaseModel):
         description="True when the profile said nothing usable and popular offers were returned."
     )
     placement: str | None = Field(None, description="The placement asked for, echoed back.")
+    stage: str = Field("stimulus", description="Journey stage: stimulus, zmot, fmot, smot or umot.")
+    decision_id: str | None = Field(
+        None, description="Id of this decision in the decision log (off-policy evaluation)."
+    )
+    catalog_version: str | None = Field(None, description="Content hash of the offer catalog.")
+    note: str | None = Field(
+        None, description="Why the answer is what it is when not obvious (floor, deadline)."
+    )
 
     @classmethod
     def from_decision(
@@ -94,6 +121,7 @@ class NextBestOfferResponse(BaseModel):
         catalog: Catalog,
         model_version: str,
         placement: str | None,
+        catalog_version: str | None = None,
     ) -> NextBestOfferResponse:
         return cls(
             user_id=user_id,
@@ -101,7 +129,37 @@ class NextBestOfferResponse(BaseModel):
             model_version=model_version,
             fallback=decision.fallback,
             placement=placement,
+            stage=decision.stage,
+            decision_id=decision.decision_id or None,
+            catalog_version=catalog_version,
+            note=decision.note,
         )
+
+
+class BatchOfferRequest(BaseModel):
+    """``POST /v1/next-best-offer:batch``: the same question for many users."""
+
+    user_ids: list[str] = Field(min_length=1, max_length=1000)
+    k: int | None = Field(None, ge=1, le=100)
+    placement: str | None = Field(None, min_length=1, max_length=128)
+    channel: Literal["web", "app", "email", "store", "ad"] | None = None
+    context_item: str | None = Field(None, min_length=1, max_length=256)
+    debug: bool = False
+    timeout_ms: int | None = Field(None, ge=1, le=60_000)
+
+
+class BatchOfferResponse(BaseModel):
+    """One answer per user, in the order asked."""
+
+    results: list[NextBestOfferResponse]
+
+
+class ReloadResponse(BaseModel):
+    """The offer catalog now active."""
+
+    catalog_version: str
+    offers: int
+    placements: list[str]
 
 
 class ProfileResponse(BaseModel):
@@ -140,3 +198,13 @@ class ReadyResponse(BaseModel):
 
     status: Literal["ready", "unavailable"]
     checks: dict[str, str] = Field(description="Check name -> 'ok' or what failed.")
+    catalog_version: str | None = Field(
+        None, description="Content hash of the active offer catalog (absent without one)."
+    )
+
+    @model_serializer(mode="wrap")
+    def _drop_empty_version(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if data.get("catalog_version") is None:
+            data.pop("catalog_version", None)
+        return data

@@ -12,11 +12,15 @@ from fastapi import FastAPI
 from uvicorn.config import LOGGING_CONFIG
 
 from api.app import BLAS_ENV_VARS, create_app
+from recommender.logs import json_logging_config
 from recommender.settings import Settings, get_settings
 
 
-def log_config(level: str) -> dict[str, Any]:
-    """uvicorn's logging set-up, with zmot's own loggers on the same handler."""
+def log_config(level: str, log_format: str = "text") -> dict[str, Any]:
+    """uvicorn's logging set-up, with zmot's own loggers on the same handler (JSON lines for
+    every logger when ``log_format`` is ``json``)."""
+    if log_format == "json":
+        return json_logging_config(level.upper())
     config = copy.deepcopy(LOGGING_CONFIG)
     zmot = {"handlers": ["default"], "level": level.upper(), "propagate": False}
     config["loggers"]["zmot"] = zmot
@@ -60,7 +64,7 @@ def run_api(
         lifespan="on",
         access_log=access_log,
         log_level=log_level,
-        log_config=log_config(log_level),
+        log_config=log_config(log_level, settings.log_format),
     )
 
 

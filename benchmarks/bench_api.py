@@ -412,6 +412,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=1_000, help="unmeasured requests first")
     p.add_argument("--concurrency", type=int, default=32, help="open connections")
     p.add_argument("--k", type=int, default=3, help="offers per request")
+    p.add_argument(
+        "--query",
+        default="",
+        help="extra query of each next-best-offer request, e.g. 'debug=true&placement=home'",
+    )
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--no-pin", action="store_true", help="do not pin server and load generator")
     p.add_argument("--no-write", action="store_true", help=f"do not append to {BENCHMARKS_MD.name}")
@@ -464,6 +469,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             users = [user for user, _ in profiles]
             nbo_paths = [
                 f"/v1/next-best-offer?user_id={rng.choice(users)}&k={args.k}"
+                + (f"&{args.query}" if args.query else "")
                 for _ in range(min(args.requests, 50_000))
             ]
             sample = httpx.get(f"http://127.0.0.1:{settings.api_port}{nbo_paths[0]}").json()
@@ -488,6 +494,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             len(offers.read_text(encoding="utf-8").splitlines()) if offers else len(model.item_ids)
         )
         setup = [
+            "next-best-offer with arbitration on (eligibility, caps, floor, diversity, "
+            "calibrated priority, decision log)"
+            + (f", query `{args.query}`" if args.query else ""),
             f"server: {server_stack()}"
             + (f"; server on CPU {server_cpu}, load generator on CPU {load_cpu}" if pin else ""),
             "load: one process, keep-alive HTTP/1.1 over asyncio streams, "

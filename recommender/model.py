@@ -26,6 +26,7 @@ import numpy.typing as npt
 from recommender.errors import ModelError
 from recommender.features import FeatureConfig
 from recommender.profile import ProfileParams
+from recommender.propensity import Calibration
 
 FORMAT = "zmot-model/1"
 F32 = npt.NDArray[np.float32]
@@ -49,6 +50,11 @@ class Model:
     recent_boost: float = 0.0
     """Blend weight of the profile's own items (see :class:`recommender.scoring.ItemScorer`),
     chosen with the model (e.g. by `zmot tune`) and used by the API unless overridden."""
+    calibration: Calibration = field(default_factory=Calibration)
+    """Model score -> probability of the item being among the next target events
+    (:mod:`recommender.propensity`); fitted on held-out contexts when training had enough."""
+    complements: dict[str, dict[str, float]] = field(default_factory=dict)
+    """``{bought category: {next category: share}}`` learned from purchase sequences."""
 
     def __post_init__(self) -> None:
         self.feature_index = {name: i for i, name in enumerate(self.feature_names)}
@@ -128,6 +134,8 @@ class Model:
             },
             "info": self.info,
             "recent_boost": self.recent_boost,
+            "calibration": self.calibration.to_dict(),
+            "complements": self.complements,
         }
         tmp = directory / "meta.json.tmp"
         tmp.write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
@@ -161,6 +169,13 @@ class Model:
                 profile_params=ProfileParams(**meta["profile_params"]),
                 info=dict(meta.get("info", {})),
                 recent_boost=float(meta.get("recent_boost", 0.0)),
+                calibration=Calibration.from_dict(meta["calibration"])
+                if "calibration" in meta
+                else Calibration(),
+                complements={
+                    str(k): {str(c): float(v) for c, v in d.items()}
+                    for k, d in dict(meta.get("complements", {})).items()
+                },
             )
         except KeyError as exc:
             raise ModelError(f"{directory}: incomplete model, {exc} missing") from exc

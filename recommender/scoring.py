@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,8 +11,9 @@ import numpy.typing as npt
 from recommender.catalog import Catalog, Item, Offer
 from recommender.model import Model
 from recommender.profile import Profile
+from recommender.reasons import MAX_REASONS, reasons_from
 
-MAX_REASONS = 3
+__all__ = ["MAX_REASONS", "Decision", "ItemScorer", "OfferRanker", "ScoredOffer", "reasons_from"]
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,12 @@ class ScoredOffer:
     item: Item | None
     score: float
     reasons: list[str]
+    debug: dict[str, float | None] | None = None
+    """The arbitration formula's parts (propensity, value, context_weight, lever, priority)."""
+    policy: str = "greedy"
+    """Which policy chose the offer (``greedy`` or ``explore``, see recommender.exploration)."""
+    probability: float = 1.0
+    """Exact probability that the policy chose this offer for its slot."""
 
 
 @dataclass(frozen=True)
@@ -31,57 +38,10 @@ class Decision:
 
     offers: list[ScoredOffer]
     fallback: bool
-
-
-def _label(item_id: str, catalog: Catalog) -> str:
-    item = catalog.get(item_id)
-    return f'"{item.title}"' if item and item.title else item_id
-
-
-def reasons_from(
-    contributions: Sequence[tuple[str, float]],
-    catalog: Catalog,
-    token_order: Mapping[str, int] | None = None,
-) -> list[str]:
-    """Readable reasons from the positive per-feature terms of a score, strongest first.
-
-    Search tokens are gathered into one reason, in the order the profile first saw them
-    (``token_order``), so that "fernseher" and "reparatur" read as the search they came from.
-    """
-    reasons: list[str] = []
-    searched: list[str] = []
-    search_slot: int | None = None
-    for name, value in contributions:
-        if value <= 0.0:
-            break
-        kind, _, rest = name.partition(":")
-        if kind in ("q", "qp"):
-            if kind == "q" and rest not in searched:
-                searched.append(rest)
-            if search_slot is None:
-                search_slot = len(reasons)
-                reasons.append("")
-            continue
-        if len(reasons) >= MAX_REASONS:
-            continue
-        if kind == "item":
-            reasons.append(f"you looked at {_label(rest, catalog)}")
-        elif kind == "cat":
-            reasons.append(f"you are interested in {rest}")
-        elif kind == "brand":
-            reasons.append(f"you like {rest}")
-        elif kind == "bought":
-            sub, _, what = rest.partition(":")
-            label = _label(what, catalog) if sub == "item" else f"something in {what}"
-            reasons.append(f"you bought {label}")
-    if search_slot is not None:
-        if searched:
-            if token_order:
-                searched.sort(key=lambda t: token_order.get(t, len(token_order)))
-            reasons[search_slot] = "you searched '" + " ".join(searched) + "'"
-        else:
-            del reasons[search_slot]
-    return [r for r in reasons if r][:MAX_REASONS]
+    stage: str = "stimulus"
+    decision_id: str = ""
+    note: str | None = None
+    """Why the offers are what they are when not obvious (e.g. nothing cleared the floor)."""
 
 
 class ItemScorer:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlparse
 
 from pydantic import Field, field_validator
@@ -76,6 +77,29 @@ class Settings(BaseSettings):
         32, ge=0, description="Most recent purchases remembered per profile (for exclusion)."
     )
 
+    # --- feedback: exposure kept in each profile --------------------------------------
+    cap_window_hours: float = Field(
+        24.0,
+        gt=0,
+        description="Frequency caps count a user's impressions of an offer (any channel) over "
+        "this event-time window, rounded out to whole hours. Longer spaces repeats further "
+        "apart and keeps more exposure per profile; shorter lets an offer come back sooner.",
+    )
+    dismiss_window_hours: float = Field(
+        168.0,
+        gt=0,
+        description="Dismissals of an offer suppress it for the user over this window (whole "
+        "hours). Longer respects a 'no' for longer but also hides an offer whose context "
+        "changed; profiles keep exposure for max(cap_window_hours, dismiss_window_hours).",
+    )
+    exposure_memory: int = Field(
+        512,
+        ge=1,
+        description="Most (offer, hour) exposure entries kept per profile and kind; beyond it "
+        "the oldest hours are dropped first. Bounds a profile hammered with many offers at the "
+        "price of undercounting the oldest exposure of such a user.",
+    )
+
     # --- files ------------------------------------------------------------------------
     catalog_path: Path | None = Field(
         None,
@@ -107,6 +131,55 @@ class Settings(BaseSettings):
     default_k: int = Field(3, ge=1, le=100, description="Offers returned when k is not given.")
     max_k: int = Field(100, ge=1, description="Largest k a caller may ask for.")
 
+    # --- decisioning (arbitration, journey, placements) -------------------------------
+    placements_path: Path | None = Field(
+        None,
+        description="placements.yaml: per placement k, allowed channels, context weights and "
+        "exploration share (README). Unset: every placement gets the defaults, no exploration.",
+    )
+    relevance_floor: float = Field(
+        0.02,
+        ge=0,
+        le=1,
+        description="Least calibrated propensity an offer needs to be shown. Higher shows fewer "
+        "but surer offers (and more empty answers); 0 always fills the slots.",
+    )
+    floor_fallback: bool = Field(
+        False,
+        description="When nothing clears the floor: popular offers flagged fallback (true) or "
+        "an empty list (false). Empty nags less; popular fills a slot that must be filled.",
+    )
+    substitute_exclusion_days: float = Field(
+        14.0,
+        ge=0,
+        description="After a purchase, items of the same category (direct substitutes) are not "
+        "offered for this many days. Longer avoids offering a second TV; too long hides "
+        "genuine repeat purchases.",
+    )
+    smot_window_days: float = Field(
+        14.0,
+        gt=0,
+        description="A purchase this recent puts the user in the smot stage (first use), where "
+        "complements and support offers are favoured.",
+    )
+    dismiss_limit: int = Field(
+        3,
+        ge=1,
+        description="Dismissals of an offer within ZMOT_DISMISS_WINDOW_HOURS that suppress it for "
+        "the user. Lower respects a 'no' sooner; higher tolerates accidental closes.",
+    )
+    complement_boost: float = Field(
+        1.0,
+        ge=0,
+        description="How much the learned complement share (what follows a purchase or the "
+        "page's item) multiplies an offer's context weight: x(1 + boost x share).",
+    )
+    stage_boost: float = Field(
+        1.5,
+        ge=0,
+        description="Context-weight multiplier of offers that name the user's journey stage.",
+    )
+
     # --- worker -----------------------------------------------------------------------
     batch_size: int = Field(
         500, ge=1, description="Events the worker takes per batch (one Redis round trip each)."
@@ -116,6 +189,29 @@ class Settings(BaseSettings):
     )
     worker_web_port: int = Field(
         6066, ge=1, le=65535, description="Port of the worker's own web server (metrics)."
+    )
+    worker_web_host: str = Field(
+        "127.0.0.1",
+        description="Address the worker's web server (/metrics) binds to. Loopback by default; "
+        "0.0.0.0 only inside a container network, where Prometheus scrapes it.",
+    )
+
+    # --- operations -------------------------------------------------------------------
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="Log lines of worker and API: text for people, json (one object per line, "
+        "topic/partition/offset on stream errors) for log shippers.",
+    )
+    worker_metrics_url: str | None = Field(
+        None,
+        description="Where the API's ops page reads the worker's metrics (freshness, events/s). "
+        "Unset: http://127.0.0.1:<ZMOT_WORKER_WEB_PORT>/metrics.",
+    )
+    lag_refresh_s: float = Field(
+        5.0,
+        gt=0,
+        description="How often the worker reads its consumer lag from Kafka, and how long the "
+        "API reuses a lag reading. Shorter is fresher; each read is a few Kafka requests.",
     )
 
     @field_validator("kafka_bootstrap")
@@ -149,6 +245,11 @@ class Settings(BaseSettings):
     @property
     def half_life_s(self) -> float:
         return self.half_life_hours * 3600.0
+
+    @property
+    def worker_metrics_address(self) -> str:
+        """URL of the worker's Prometheus metrics, as the API reads them."""
+        return self.worker_metrics_url or f"http://127.0.0.1:{self.worker_web_port}/metrics"
 
     def to_env(self) -> dict[str, str]:
         """``ZMOT_*`` variables that rebuild these settings in another process."""

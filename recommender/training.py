@@ -28,6 +28,7 @@ from recommender.errors import ModelError
 from recommender.events import Event
 from recommender.model import Model
 from recommender.profile import Profile
+from recommender.propensity import Calibration, fit_calibration, learn_complements
 from recommender.replay import Profiler
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,9 @@ class TrainConfig:
     horizon: int = 3
     seed: int = 42
     num_threads: int = 2
+    calibration_share: float = 0.1
+    """Share of users whose contexts are held out of the fit to calibrate propensities
+    (:mod:`recommender.propensity`); used only when that gives enough contexts."""
 
 
 @dataclass
@@ -71,6 +75,7 @@ class Contexts:
     items: list[str] = field(default_factory=list)
     positives: list[list[str]] = field(default_factory=list)
     item_counts: Counter[str] = field(default_factory=Counter)
+    users: list[str] = field(default_factory=list)
 
 
 def build_contexts(
@@ -95,6 +100,7 @@ def build_contexts(
                 out.rows.append(profile.normalised())
                 out.items.append(event.item_id)
                 out.positives.append([event.item_id])
+                out.users.append(event.user_id)
             open_rows[event.user_id] = [j for j in pending if len(out.positives[j]) < horizon]
         profiler.apply(profile, event)
     return out
@@ -157,6 +163,59 @@ def _sample_hit_rate(
     return round(float((better < 10).mean()), 4)
 
 
+MIN_CALIBRATION_CONTEXTS = 200
+"""Fewer held-out contexts than this: no holdout, the default (uncalibrated) map is kept."""
+
+
+def _held_out(users: Sequence[str], share: float) -> npt.NDArray[np.bool_]:
+    """Contexts of a stable share of users (by a hash of the user id), kept out of the fit."""
+    if share <= 0.0:
+        return np.zeros(len(users), dtype=bool)
+    cut = int(share * 10_000)
+    mask = np.array(
+        [int(hashlib.md5(u.encode()).hexdigest()[:8], 16) % 10_000 < cut for u in users],
+        dtype=bool,
+    )
+    if mask.sum() < MIN_CALIBRATION_CONTEXTS or (~mask).sum() < MIN_CALIBRATION_CONTEXTS:
+        return np.zeros(len(users), dtype=bool)
+    return mask
+
+
+def _calibrate(
+    rows: Sequence[Mapping[str, float]],
+    positives: Sequence[Sequence[str]],
+    feature_index: Mapping[str, int],
+    item_index: Mapping[str, int],
+    feature_embeddings: npt.NDArray[np.float32],
+    feature_biases: npt.NDArray[np.float32],
+    item_vectors: npt.NDArray[np.float32],
+    item_biases: npt.NDArray[np.float32],
+    seed: int,
+) -> Calibration | None:
+    """Fit the propensity map on held-out contexts, scored exactly as serving scores them."""
+    raws, recents, pos = [], [], []
+    for row, items in zip(rows, positives, strict=True):
+        known = [(feature_index[n], w) for n, w in row.items() if n in feature_index and w > 0]
+        if not known:
+            continue
+        idx = np.array([i for i, _ in known])
+        vals = np.array([w for _, w in known])
+        vals = vals / vals.sum()
+        user = vals @ feature_embeddings[idx]
+        raw = (item_vectors @ user + item_biases).astype(np.float64)
+        raw -= raw.mean()  # the user's bias is the same for every item: only margins count
+        recent = np.zeros(len(raw))
+        seen = {n[5:]: w for n, w in row.items() if n.startswith("item:") and n[5:] in item_index}
+        if seen:
+            top = max(seen.values())
+            for item, w in seen.items():
+                recent[item_index[item]] = w / top
+        raws.append(raw)
+        recents.append(recent)
+        pos.append([item_index[i] for i in items if i in item_index])
+    return fit_calibration(raws, recents, pos, seed=seed)
+
+
 def train(
     events: Sequence[Event],
     catalog: Catalog,
@@ -175,18 +234,23 @@ def train(
             f"no training rows: no {config.target!r} target event follows an earlier event of "
             "the same user (a history needs at least two events per user)"
         )
-    feature_names = sorted({name for row in contexts.rows for name in row})
-    feature_index = {name: i for i, name in enumerate(feature_names)}
     item_ids = sorted(set(catalog.items) | set(contexts.item_counts))
     item_index = {item: i for i, item in enumerate(item_ids)}
 
-    user_x = _user_features(contexts.rows, feature_index)
+    held = _held_out(contexts.users, config.calibration_share)
+    fit_rows = [r for r, h in zip(contexts.rows, held, strict=True) if not h]
+    fit_positives = [p for p, h in zip(contexts.positives, held, strict=True) if not h]
+    fit_items = [i for i, h in zip(contexts.items, held, strict=True) if not h]
+    # features only held-out users have would get untrained embeddings: leave them out
+    feature_names = sorted({name for row in fit_rows for name in row})
+    feature_index = {name: i for i, name in enumerate(feature_names)}
+    user_x = _user_features(fit_rows, feature_index)
     item_x, item_feature_names = _item_features(item_ids, catalog)
-    pos_rows = [j for j, items in enumerate(contexts.positives) for _ in items]
-    pos_cols = [item_index[i] for items in contexts.positives for i in items]
+    pos_rows = [j for j, items in enumerate(fit_positives) for _ in items]
+    pos_cols = [item_index[i] for items in fit_positives for i in items]
     interactions = sp.coo_matrix(
         (np.ones(len(pos_rows), dtype=np.float32), (pos_rows, pos_cols)),
-        shape=(len(contexts.rows), len(item_ids)),
+        shape=(len(fit_rows), len(item_ids)),
     )
 
     model = LightFM(
@@ -199,9 +263,9 @@ def train(
         random_state=np.random.RandomState(config.seed),
     )
     sample = np.random.RandomState(config.seed).choice(
-        len(contexts.rows), size=min(CURVE_SAMPLE, len(contexts.rows)), replace=False
+        len(fit_rows), size=min(CURVE_SAMPLE, len(fit_rows)), replace=False
     )
-    sample_targets = np.array([item_index[contexts.items[j]] for j in sample])
+    sample_targets = np.array([item_index[fit_items[j]] for j in sample])
     curve: list[dict[str, float]] = []
     for epoch in tqdm(range(config.epochs), desc="training", unit="epoch", disable=not progress):
         model.fit_partial(
@@ -224,6 +288,22 @@ def train(
     item_vectors = np.asarray(item_x @ model.item_embeddings, dtype=np.float32)
     item_biases = np.asarray(item_x @ model.item_biases, dtype=np.float32).ravel()
     popular = [item for item, _ in contexts.item_counts.most_common()]
+    calibration = None
+    if held.any():
+        calibration = _calibrate(
+            [r for r, h in zip(contexts.rows, held, strict=True) if h],
+            [p for p, h in zip(contexts.positives, held, strict=True) if h],
+            feature_index,
+            item_index,
+            feature_embeddings,
+            feature_biases,
+            item_vectors,
+            item_biases,
+            config.seed,
+        )
+    complements = learn_complements(
+        events, catalog, TARGET_TYPES["any"] | TARGET_TYPES[config.target], horizon=5
+    )
 
     digest = hashlib.sha256(feature_embeddings.tobytes() + item_vectors.tobytes()).hexdigest()
     version = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + digest[:8]
@@ -231,6 +311,7 @@ def train(
         "train_config": asdict(config),
         "n_events": len(events),
         "n_contexts": len(contexts.rows),
+        "n_calibration_contexts": int(held.sum()),
         "n_positives": len(pos_rows),
         "n_features": len(feature_names),
         "n_items": len(item_ids),
@@ -258,4 +339,6 @@ def train(
         feature_config=profiler.features,
         profile_params=profiler.params,
         info=info,
+        calibration=calibration or Calibration(),
+        complements=complements,
     )

@@ -15,21 +15,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, fields
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from aiokafka.errors import MessageSizeTooLargeError
 from redis.exceptions import RedisError
 
+from recommender.adapters.feedback_store import FeedbackStore
 from recommender.adapters.redis_store import ProfileStore
 from recommender.errors import InvalidEventError, ZmotError
 from recommender.events import MAX_TS, MIN_TS, Event, parse_event
+from recommender.feedback import PartitionUpdate, partition_update
+from recommender.logs import message_fields
+from recommender.metrics import WorkerMetrics
 from recommender.profile import Profile, position_token
 from recommender.replay import Profiler
 from recommender.settings import Settings
 
 log = logging.getLogger(__name__)
+
+_A = TypeVar("_A")
+_B = TypeVar("_B")
 
 REASON_HEADER = "zmot-reason"
 FIELD_HEADER = "zmot-field"
@@ -60,6 +68,11 @@ class Record(NamedTuple):
     def source(self) -> str:
         """``topic/partition/offset``, the message's address in logs and DLQ headers."""
         return f"{self.topic}/{self.partition}/{self.offset}"
+
+    @property
+    def log_fields(self) -> dict[str, Any]:
+        """``extra=`` of a log line about this message (JSON logs show them as fields)."""
+        return message_fields(self.topic, self.partition, self.offset)
 
 
 class DeadLetter(NamedTuple):
@@ -137,6 +150,8 @@ async def process_batch(
     dead_letter: DeadLetterSink,
     max_attempts: int = MAX_ATTEMPTS,
     retry_delay_s: float = RETRY_DELAY_S,
+    metrics: WorkerMetrics | None = None,
+    feedback: FeedbackStore | None = None,
 ) -> BatchStats:
     """Apply a batch of messages to the profiles in Redis; dead-letter what cannot be applied.
 
@@ -144,7 +159,13 @@ async def process_batch(
     order with their (partition, offset) as the fence, and writes in one round trip. Users whose
     fence moved in between (another worker during a rebalance) are re-read and re-applied.
     Returns when everything is written and delivered; raises :class:`BatchError` otherwise.
+    ``metrics``, when given, records the batch (outcomes per type, freshness, timing).
+
+    ``feedback``, when given, also adds the batch to the per-partition offer and rating
+    counters, behind each partition's own offset fence (read and written alongside the
+    profiles, concurrently); a partition whose fence moved is re-read and recounted.
     """
+    started = time.perf_counter()
     stats = BatchStats(consumed=len(records), batches=1)
     letters: dict[tuple[int, int], DeadLetter] = {}
     by_user: dict[str, list[tuple[Record, Event]]] = {}
@@ -157,21 +178,33 @@ async def process_batch(
 
     applied: dict[str, int] = {}
     replayed: dict[str, int] = {}
+    outcomes: dict[str, list[tuple[Event, bool]]] = {}  # per user: (event, applied?)
     pending = list(by_user)
+    counting = sorted({r.partition for r in records}) if feedback is not None else []
     attempt = 0
-    while pending:
+    while pending or counting:
         attempt += 1
         try:
-            profiles = await store.get_many(pending)
+            profiles, counted = await _together(
+                store.get_many(pending), _read_counted(feedback, counting)
+            )
             updates: list[tuple[str, str, Profile]] = []
             for user_id, profile in zip(pending, profiles, strict=True):
                 fence = position_token(profile)
-                n_applied, n_replayed = _apply_user(profiler, profile, by_user[user_id], letters)
+                outcomes[user_id] = []
+                n_applied, n_replayed = _apply_user(
+                    profiler, profile, by_user[user_id], letters, outcomes[user_id]
+                )
                 applied[user_id], replayed[user_id] = n_applied, n_replayed
                 if n_applied:
                     updates.append((user_id, fence, profile))
-            conflicts = await store.put_many(updates)
+            counts = _count_updates(records, by_user, letters, counted)
+            conflicts, moved = await _together(
+                store.put_many(updates), _write_counts(feedback, counts)
+            )
         except (RedisError, OSError) as exc:
+            if metrics is not None:
+                metrics.redis_errors.inc()
             if attempt >= max_attempts:
                 raise BatchError(f"Redis failed {attempt} times, last: {_describe(exc)}") from exc
             delay = retry_delay_s * 2 ** (attempt - 1)
@@ -180,23 +213,119 @@ async def process_batch(
             continue
         if conflicts:
             stats.conflicts += len(conflicts)
+            if metrics is not None:
+                metrics.conflicts.inc(len(conflicts))
             if attempt >= max_attempts:
                 raise BatchError(
                     f"profile fences of {len(conflicts)} users kept moving after {attempt} "
                     f"attempts (another worker writing the same users?), e.g. {conflicts[:3]}"
                 )
             log.info("fence moved for %d users; re-reading them", len(conflicts))
+        if moved:
+            stats.conflicts += len(moved)
+            if attempt >= max_attempts:
+                raise BatchError(
+                    f"feedback counter fences of partitions {moved} kept moving after {attempt} "
+                    "attempts (another worker counting the same partitions?)"
+                )
+            log.info("counter fence moved for partitions %s; re-reading them", moved)
         pending = conflicts
+        counting = moved
+    written_at = time.time()
 
     if letters:
         ordered = [letters[position] for position in sorted(letters)]
         for letter in ordered:
-            log.warning("dead letter %s: %s", letter.record.source, _reason_text(letter))
+            log.warning(
+                "dead letter %s: %s",
+                letter.record.source,
+                _reason_text(letter),
+                extra=letter.record.log_fields,
+            )
         await dead_letter(ordered)
     stats.applied = sum(applied.values())
     stats.replayed = sum(replayed.values())
     stats.dead_lettered = len(letters)
+    if metrics is not None:
+        _observe(metrics, records, by_user, outcomes, letters, started, written_at)
     return stats
+
+
+async def _together(first: Awaitable[_A], second: Awaitable[_B]) -> tuple[_A, _B]:
+    """Await both concurrently; when one fails, raise only after the other has finished.
+
+    Never leaves a write running behind the next attempt (the fences would still catch it).
+    """
+    a, b = await asyncio.gather(first, second, return_exceptions=True)
+    for result in (a, b):
+        if isinstance(result, BaseException):
+            raise result
+    return a, b  # type: ignore[return-value]  # exceptions were raised above
+
+
+async def _read_counted(
+    feedback: FeedbackStore | None, partitions: list[int]
+) -> dict[int, int | None]:
+    """The last counted offset of each partition (nothing to read without a feedback store)."""
+    if feedback is None or not partitions:
+        return {}
+    return await feedback.offsets(partitions)
+
+
+async def _write_counts(feedback: FeedbackStore | None, counts: list[PartitionUpdate]) -> list[int]:
+    """Write the counter updates; the partitions whose fence had moved."""
+    if feedback is None or not counts:
+        return []
+    return await feedback.apply(counts)
+
+
+def _count_updates(
+    records: Sequence[Record],
+    by_user: dict[str, list[tuple[Record, Event]]],
+    letters: dict[tuple[int, int], DeadLetter],
+    counted: dict[int, int | None],
+) -> list[PartitionUpdate]:
+    """Counter updates of the partitions in ``counted``: messages after each one's fence.
+
+    A dead letter counts nothing but still moves the fence.
+    """
+    events = {(r.partition, r.offset): e for pairs in by_user.values() for r, e in pairs}
+    for position in letters:
+        events.pop(position, None)
+    updates = []
+    for partition, last_counted in counted.items():
+        messages = [
+            (r.offset, events.get((r.partition, r.offset)))
+            for r in records
+            if r.partition == partition
+        ]
+        update = partition_update(partition, last_counted, messages)
+        if update is not None:
+            updates.append(update)
+    return updates
+
+
+def _observe(
+    metrics: WorkerMetrics,
+    records: Sequence[Record],
+    by_user: dict[str, list[tuple[Record, Event]]],
+    outcomes: dict[str, list[tuple[Event, bool]]],
+    letters: dict[tuple[int, int], DeadLetter],
+    started: float,
+    written_at: float,
+) -> None:
+    """Record a finished batch; a message that never parsed counts as type ``invalid``."""
+    types = {(r.partition, r.offset): e.type for events in by_user.values() for r, e in events}
+    results = [pair for pairs in outcomes.values() for pair in pairs]
+    metrics.observe_batch(
+        consumed=[types.get((r.partition, r.offset), "invalid") for r in records],
+        applied=[(e.type, e.ts) for e, done in results if done and e.ts is not None],
+        replayed=[e.type for e, done in results if not done],
+        dead_lettered=[types.get(position, "invalid") for position in letters],
+        seconds=time.perf_counter() - started,
+        written_at=written_at,
+        size=len(records),
+    )
 
 
 def _apply_user(
@@ -204,8 +333,12 @@ def _apply_user(
     profile: Profile,
     events: list[tuple[Record, Event]],
     letters: dict[tuple[int, int], DeadLetter],
+    outcomes: list[tuple[Event, bool]] | None = None,
 ) -> tuple[int, int]:
-    """Apply one user's events in order; returns (applied, skipped as already applied)."""
+    """Apply one user's events in order; returns (applied, skipped as already applied).
+
+    ``outcomes``, when given, receives each event with whether it was applied.
+    """
     n_applied = n_replayed = 0
     for record, event in events:
         position = (record.partition, record.offset)
@@ -214,13 +347,15 @@ def _apply_user(
         try:
             done = profiler.apply(profile, event, position=position)
         except Exception as exc:  # noqa: BLE001 - a bug on one event must not stop the stream
-            log.exception("cannot apply %s", record.source)
+            log.exception("cannot apply %s", record.source, extra=record.log_fields)
             letters[position] = DeadLetter(record, f"cannot apply: {type(exc).__name__}: {exc}")
             continue
         if done:
             n_applied += 1
         else:
             n_replayed += 1
+        if outcomes is not None:
+            outcomes.append((event, done))
     return n_applied, n_replayed
 
 
@@ -284,6 +419,7 @@ async def _send_truncated(dlq: Any, letter: DeadLetter) -> None:
         letter.record.source,
         len(value),
         DLQ_TRUNCATE_BYTES,
+        extra=letter.record.log_fields,
     )
     headers = [*letter.headers, (TRUNCATED_HEADER, str(len(value)).encode())]
     fut = await dlq.send(
@@ -311,6 +447,8 @@ def register_agent(
     stats: BatchStats,
     on_fatal: Callable[[BaseException], None],
     stats_log_interval_s: float = 30.0,
+    metrics: WorkerMetrics | None = None,
+    feedback: FeedbackStore | None = None,
 ) -> Any:
     """Register the profile agent on ``app``; returns the faust agent.
 
@@ -335,7 +473,12 @@ def register_agent(
             records = [record_of(event.message) for event in events]
             try:
                 batch = await process_batch(
-                    records, profiler=profiler, store=store, dead_letter=sink
+                    records,
+                    profiler=profiler,
+                    store=store,
+                    dead_letter=sink,
+                    metrics=metrics,
+                    feedback=feedback,
                 )
             except asyncio.CancelledError:
                 _hold(events)  # cut off mid-batch: read it again rather than commit it
@@ -352,6 +495,7 @@ def register_agent(
                     last.source,
                     len(records),
                     exc,
+                    extra=first.log_fields,
                 )
                 on_fatal(exc)
                 continue

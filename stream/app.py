@@ -49,8 +49,8 @@ def create_app(settings: Settings, *, web_enabled: bool = True) -> faust.App:
         producer_max_request_size=1_048_588 + 4096,
         broker_commit_interval=1.0,
         web_enabled=web_enabled,
-        web_bind="127.0.0.1",
-        web_host="127.0.0.1",
+        web_bind=settings.worker_web_host,
+        web_host=settings.worker_web_host,
         web_port=settings.worker_web_port,
         # The web views other than metrics are not part of zmot's surface.
         web_graph_enabled=False,

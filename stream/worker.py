@@ -8,20 +8,25 @@ import logging
 import os
 import signal
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import faust
 
+from recommender.adapters.feedback_store import FeedbackStore
 from recommender.adapters.redis_store import ProfileStore, connect
 from recommender.catalog import Catalog
 from recommender.errors import ModelError
 from recommender.features import FeatureConfig
+from recommender.logs import json_logging_config
+from recommender.metrics import WorkerMetrics
 from recommender.profile import ProfileParams
 from recommender.replay import Profiler
 from recommender.settings import Settings
 from stream.agents import BatchError, BatchStats, register_agent
 from stream.app import create_app
+from stream.monitoring import register_monitoring
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +83,9 @@ def build_profiler(settings: Settings) -> Profiler:
         half_life_s=settings.half_life_s,
         top_n=settings.profile_top_n,
         purchase_memory=settings.purchase_memory,
+        # Exposure is serving policy, not model input: always from the settings.
+        exposure_keep_s=max(settings.cap_window_hours, settings.dismiss_window_hours) * 3600.0,
+        exposure_memory=settings.exposure_memory,
     )
     meta = read_model_meta(settings.model_dir)
     where = f"{settings.model_dir}/{MODEL_META}"
@@ -87,7 +95,8 @@ def build_profiler(settings: Settings) -> Profiler:
             log.info("feature config from %s", where)
         if "profile_params" in meta:
             raw = meta["profile_params"]
-            model_params = ProfileParams(
+            model_params = replace(
+                params,
                 half_life_s=float(raw["half_life_s"]),
                 top_n=int(raw["top_n"]),
                 purchase_memory=int(raw["purchase_memory"]),
@@ -109,9 +118,9 @@ def run_worker(settings: Settings, *, loglevel: str = "info", web_enabled: bool 
     on an unreachable Redis.
     """
     profiler = build_profiler(settings)
-    store = ProfileStore(
-        connect(settings.redis_url), settings.redis_prefix, settings.profile_ttl_days * 86400.0
-    )
+    client = connect(settings.redis_url)
+    store = ProfileStore(client, settings.redis_prefix, settings.profile_ttl_days * 86400.0)
+    feedback = FeedbackStore(client, settings.redis_prefix, settings.topic_partitions)
     loop = asyncio.new_event_loop()
     try:
         loop.run_until_complete(store.check())
@@ -134,8 +143,25 @@ def run_worker(settings: Settings, *, loglevel: str = "info", web_enabled: bool 
             os.kill(os.getpid(), signal.SIGTERM)
 
     stats = BatchStats()
-    register_agent(app, settings, profiler=profiler, store=store, stats=stats, on_fatal=on_fatal)
-    worker = faust.Worker(app, loglevel=loglevel, loop=loop)
+    metrics = WorkerMetrics()
+    register_agent(
+        app,
+        settings,
+        profiler=profiler,
+        store=store,
+        stats=stats,
+        on_fatal=on_fatal,
+        metrics=metrics,
+        feedback=feedback,
+    )
+    if web_enabled:
+        register_monitoring(app, settings, metrics)
+    logging_config = (
+        json_logging_config(loglevel.upper(), "ext://sys.stdout")
+        if settings.log_format == "json"
+        else None
+    )
+    worker = faust.Worker(app, loglevel=loglevel, loop=loop, logging_config=logging_config)
     try:
         worker.execute_from_commandline()
     except SystemExit as exit_:

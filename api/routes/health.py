@@ -45,4 +45,7 @@ async def readyz(request: Request, response: Response) -> ReadyResponse:
     ready = all(value == "ok" for value in checks.values())
     if not ready:
         response.status_code = 503
-    return ReadyResponse(status="ready" if ready else "unavailable", checks=checks)
+    version = services.engine.catalog_version if services is not None else None
+    return ReadyResponse(
+        status="ready" if ready else "unavailable", checks=checks, catalog_version=version
+    )

@@ -115,7 +115,13 @@ def test_openapi_documents_bodies_and_errors(fake_ranker: FakeRanker) -> None:
         "/readyz",
         "/v1/events",
         "/v1/next-best-offer",
+        "/v1/next-best-offer:batch",
+        "/v1/admin/reload",
         "/v1/users/{user_id}/profile",
+        "/metrics",
+        "/ops",
+        "/ops/lag",
+        "/ops/summary",
     }
     post = paths["/v1/events"]["post"]
     assert post["summary"] and post["description"].startswith("Validate one event or a batch")
@@ -125,7 +131,17 @@ def test_openapi_documents_bodies_and_errors(fake_ranker: FakeRanker) -> None:
     err = post["responses"]["422"]["content"]["application/json"]["schema"]["$ref"]
     assert err.endswith("/ValidationErrorResponse")
     nbo = paths["/v1/next-best-offer"]["get"]
-    assert {p["name"] for p in nbo["parameters"]} == {"user_id", "k", "placement"}
+    assert {p["name"] for p in nbo["parameters"]} == {
+        "user_id",
+        "k",
+        "placement",
+        "channel",
+        "context_item",
+        "debug",
+        "same_category",
+        "timeout_ms",
+        "accept-language",
+    }
     ok = nbo["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
     assert ok.endswith("/NextBestOfferResponse")
     assert nbo["responses"]["422"]["content"]["application/json"]["schema"]["$ref"].endswith(

@@ -45,6 +45,8 @@ async def test_known_user_is_ranked_on_the_stored_profile(
                 "category": "electronics.tv",
                 "score": 1.0,
                 "reasons": ["reason 0"],
+                "policy": "greedy",
+                "probability": 1.0,
             },
             {
                 "offer_id": "o-tv-2",
@@ -53,11 +55,17 @@ async def test_known_user_is_ranked_on_the_stored_profile(
                 "category": "electronics.tv",
                 "score": 0.5,
                 "reasons": ["reason 1"],
+                "policy": "greedy",
+                "probability": 1.0,
             },
         ],
         "model_version": "fake-1",
         "fallback": False,
         "placement": "home",
+        "stage": "stimulus",  # what a bare ranker's decision says (no arbitration)
+        "decision_id": None,
+        "catalog_version": None,
+        "note": None,
     }
     [(profile, k, now)] = fake_ranker.calls
     assert profile is not None
@@ -130,15 +138,25 @@ async def test_real_model_ranks_tv_offers_for_a_tv_search(
     """The whole path with the real loader and ranker: a TV search gets TV offers with reasons,
     and an item bought yesterday is not offered again."""
     model_dir, catalog_path = model_files
-    settings = isolated.model_copy(update={"model_dir": model_dir, "catalog_path": catalog_path})
+    # this test is about the exact item bought: substitutes (same category) stay offerable
+    settings = isolated.model_copy(
+        update={
+            "model_dir": model_dir,
+            "catalog_path": catalog_path,
+            "substitute_exclusion_days": 0.0,
+        }
+    )
     now = time.time()
     await put_profile("tv-fan", profile_of({"q:tv": 1.5, "kind:search": 0.1}))
     await put_profile(
         "tv-owner", profile_of({"q:tv": 1.5, "cat:electronics.tv": 3.0}, purchases={"tv-1": now})
     )
     async with serve(create_app(settings)) as client:
-        fan = (await client.get("/v1/next-best-offer", params={"user_id": "tv-fan"})).json()
-        owner = (await client.get("/v1/next-best-offer", params={"user_id": "tv-owner"})).json()
+        same = {"same_category": "true"}  # two TVs may be listed (diversity is tested apart)
+        fan = (await client.get("/v1/next-best-offer", params={"user_id": "tv-fan", **same})).json()
+        owner = (
+            await client.get("/v1/next-best-offer", params={"user_id": "tv-owner", **same})
+        ).json()
         stranger = (await client.get("/v1/next-best-offer", params={"user_id": "new"})).json()
     assert fan["model_version"] == MODEL_VERSION
     assert fan["fallback"] is False

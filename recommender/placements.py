@@ -1,0 +1,122 @@
+"""Placements: where offers appear (a home page slot, a product page, an ad), each configured.
+
+A YAML (or JSON) file maps placement names to their settings; every key is optional::
+
+    placements:
+      product_page:
+        k: 2                     # offers when the request gives no k
+        channels: [web, app]     # offers must allow one of these channels (empty: any)
+        context_weights:         # offer group -> multiplier of the priority (default 1)
+          support: 1.5
+        exploration: {share: 0.1, method: epsilon}   # or softmax with temperature
+      ad:
+        k: 1
+        channels: [ad]
+        exploration: {share: 0}  # off
+
+A request without a placement, or with one the file does not name, gets :data:`DEFAULT`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from recommender.errors import ConfigError
+from recommender.exploration import ExplorationPolicy
+from recommender.offers import CHANNELS
+
+
+@dataclass(frozen=True)
+class Placement:
+    """One placement's configuration."""
+
+    name: str = "default"
+    k: int | None = None
+    channels: frozenset[str] = frozenset()
+    context_weights: Mapping[str, float] = field(default_factory=dict)
+    exploration: ExplorationPolicy = field(default_factory=ExplorationPolicy)
+
+    def context_weight(self, group: str) -> float:
+        return float(self.context_weights.get(group, self.context_weights.get("*", 1.0)))
+
+
+DEFAULT = Placement()
+
+
+@dataclass(frozen=True)
+class Placements:
+    """All configured placements by name."""
+
+    by_name: Mapping[str, Placement] = field(default_factory=dict)
+
+    def get(self, name: str | None) -> Placement:
+        if name is None:
+            return DEFAULT
+        return self.by_name.get(name, DEFAULT)
+
+
+def _placement(name: str, raw: Any, where: str) -> Placement:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: placement {name!r} must be a mapping")
+    unknown = sorted(set(raw) - {"k", "channels", "context_weights", "exploration"})
+    if unknown:
+        raise ConfigError(f"{where}: placement {name!r}: unknown field {unknown[0]!r}")
+    k = raw.get("k")
+    if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+        raise ConfigError(f"{where}: placement {name!r}: k must be a whole number >= 1")
+    channels = raw.get("channels") or []
+    if not isinstance(channels, list) or not set(channels) <= set(CHANNELS):
+        raise ConfigError(f"{where}: placement {name!r}: channels must be some of {CHANNELS}")
+    weights = raw.get("context_weights") or {}
+    if not isinstance(weights, dict) or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in weights.values()
+    ):
+        raise ConfigError(f"{where}: placement {name!r}: context_weights must map to numbers >= 0")
+    explore = raw.get("exploration") or {}
+    if not isinstance(explore, dict):
+        raise ConfigError(f"{where}: placement {name!r}: exploration must be a mapping")
+    share = explore.get("share", 0.0)
+    method = explore.get("method", "epsilon")
+    temperature = explore.get("temperature", 0.5)
+    if not isinstance(share, (int, float)) or not 0.0 <= share <= 1.0:
+        raise ConfigError(f"{where}: placement {name!r}: exploration.share must be in [0, 1]")
+    if method not in ("epsilon", "softmax"):
+        raise ConfigError(f"{where}: placement {name!r}: exploration.method: epsilon or softmax")
+    if not isinstance(temperature, (int, float)) or temperature <= 0:
+        raise ConfigError(f"{where}: placement {name!r}: exploration.temperature must be > 0")
+    return Placement(
+        name=name,
+        k=k,
+        channels=frozenset(channels),
+        context_weights={str(g): float(v) for g, v in weights.items()},
+        exploration=ExplorationPolicy(float(share), method, float(temperature)),
+    )
+
+
+def parse_placements(data: Any, where: str = "placements") -> Placements:
+    """Placements from decoded YAML/JSON (``{placements: {name: {...}}}`` or the inner map)."""
+    if data is None:
+        return Placements()
+    if isinstance(data, dict) and "placements" in data:
+        data = data["placements"]
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping of placement names")
+    return Placements({str(n): _placement(str(n), raw, where) for n, raw in data.items()})
+
+
+def load_placements(path: Path | None) -> Placements:
+    """Placements from a file (None: none configured, every request gets the default)."""
+    if path is None:
+        return Placements()
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read placements {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not YAML: {exc}") from None
+    return parse_placements(data, str(path))

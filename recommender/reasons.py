@@ -1,0 +1,137 @@
+"""Readable reasons in the request's language (de, en, it), built from real score contributions.
+
+The texts are templates per language; the facts in them (what was searched, which item was
+looked at, which category usually follows a purchase, how buyers rated the item) come from the
+profile, the model's per-feature contributions, the learned complements and the rating
+aggregates, never from hand-written product knowledge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from recommender.catalog import Catalog
+
+MAX_REASONS = 3
+LANGUAGES = ("en", "de", "it")
+
+MESSAGES: dict[str, dict[str, str]] = {
+    "en": {
+        "searched": "you searched '{q}'",
+        "item": "you looked at {item}",
+        "cat": "you are interested in {cat}",
+        "brand": "you like {brand}",
+        "bought_item": "you bought {item}",
+        "bought_cat": "you bought something in {cat}",
+        "recent": "you looked at it recently",
+        "complement": "people who bought something in {src} often add {cat}",
+        "context": "goes well with {item}",
+        "rating": "rated {mean:.1f} by {count} buyers",
+        "popular": "popular with other shoppers",
+    },
+    "de": {
+        "searched": "Sie haben nach '{q}' gesucht",
+        "item": "Sie haben sich {item} angesehen",
+        "cat": "Sie interessieren sich für {cat}",
+        "brand": "Sie mögen {brand}",
+        "bought_item": "Sie haben {item} gekauft",
+        "bought_cat": "Sie haben etwas aus {cat} gekauft",
+        "recent": "Sie haben es sich kürzlich angesehen",
+        "complement": "Wer etwas aus {src} kauft, nimmt oft {cat} dazu",
+        "context": "passt zu {item}",
+        "rating": "mit {mean:.1f} bewertet von {count} Käufern",
+        "popular": "beliebt bei anderen Kunden",
+    },
+    "it": {
+        "searched": "hai cercato '{q}'",
+        "item": "hai guardato {item}",
+        "cat": "ti interessa {cat}",
+        "brand": "ti piace {brand}",
+        "bought_item": "hai acquistato {item}",
+        "bought_cat": "hai acquistato qualcosa in {cat}",
+        "recent": "l'hai guardato di recente",
+        "complement": "chi acquista qualcosa in {src} spesso aggiunge {cat}",
+        "context": "si abbina a {item}",
+        "rating": "valutato {mean:.1f} da {count} acquirenti",
+        "popular": "popolare tra gli altri clienti",
+    },
+}
+
+
+def language(accept_language: str | None) -> str:
+    """The first of de/en/it named in an Accept-Language header (by q-value), else en."""
+    if not accept_language:
+        return "en"
+    ranked: list[tuple[float, int, str]] = []
+    for position, part in enumerate(accept_language.split(",")):
+        tag, _, params = part.strip().partition(";")
+        q = 1.0
+        if params.strip().startswith("q="):
+            try:
+                q = float(params.strip()[2:])
+            except ValueError:
+                q = 0.0
+        ranked.append((-q, position, tag.strip().lower().split("-")[0]))
+    for neg_q, _, tag in sorted(ranked):
+        if neg_q < 0 and tag in LANGUAGES:
+            return tag
+    return "en"
+
+
+def say(lang: str, key: str, **facts: object) -> str:
+    """One message in ``lang`` (English for an unknown language)."""
+    return MESSAGES.get(lang, MESSAGES["en"])[key].format(**facts)
+
+
+def _label(item_id: str, catalog: Catalog) -> str:
+    item = catalog.get(item_id)
+    return f'"{item.title}"' if item and item.title else item_id
+
+
+def reasons_from(
+    contributions: Sequence[tuple[str, float]],
+    catalog: Catalog,
+    token_order: Mapping[str, int] | None = None,
+    lang: str = "en",
+) -> list[str]:
+    """Readable reasons from the positive per-feature terms of a score, strongest first.
+
+    Search tokens are gathered into one reason, in the order the profile first saw them
+    (``token_order``), so that "fernseher" and "reparatur" read as the search they came from.
+    """
+    reasons: list[str] = []
+    searched: list[str] = []
+    search_slot: int | None = None
+    for name, value in contributions:
+        if value <= 0.0:
+            break
+        kind, _, rest = name.partition(":")
+        if kind in ("q", "qp"):
+            if kind == "q" and rest not in searched:
+                searched.append(rest)
+            if search_slot is None:
+                search_slot = len(reasons)
+                reasons.append("")
+            continue
+        if len(reasons) >= MAX_REASONS:
+            continue
+        if kind == "item":
+            reasons.append(say(lang, "item", item=_label(rest, catalog)))
+        elif kind == "cat":
+            reasons.append(say(lang, "cat", cat=rest))
+        elif kind == "brand":
+            reasons.append(say(lang, "brand", brand=rest))
+        elif kind == "bought":
+            sub, _, what = rest.partition(":")
+            if sub == "item":
+                reasons.append(say(lang, "bought_item", item=_label(what, catalog)))
+            else:
+                reasons.append(say(lang, "bought_cat", cat=what))
+    if search_slot is not None:
+        if searched:
+            if token_order:
+                searched.sort(key=lambda t: token_order.get(t, len(token_order)))
+            reasons[search_slot] = say(lang, "searched", q=" ".join(searched))
+        else:
+            del reasons[search_slot]
+    return [r for r in reasons if r][:MAX_REASONS]
