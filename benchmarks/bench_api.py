@@ -54,7 +54,7 @@ if str(ROOT) not in sys.path:
 
 import httpx  # noqa: E402
 
-from benchmarks.common import free_port, machine  # noqa: E402
+from benchmarks.common import free_port, machine, say  # noqa: E402
 from recommender.settings import Settings  # noqa: E402
 
 BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
@@ -62,12 +62,6 @@ BLAS_ENV = {
     var: "1"
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
 }
-
-
-def say(text: str = "") -> None:
-    """Progress and results on stdout (this is a script, not library code)."""
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
 
 
 # --- load generator (runs in its own process) --------------------------------------------------

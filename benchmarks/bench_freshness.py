@@ -41,7 +41,14 @@ if str(ROOT) not in sys.path:
 import httpx  # noqa: E402
 from aiokafka import AIOKafkaProducer  # noqa: E402
 
-from benchmarks.common import append_section, command_line, free_port, machine, now_utc  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    append_section,
+    command_line,
+    free_port,
+    machine,
+    now_utc,
+    say,
+)
 from recommender.metrics import counter_value, histogram_buckets, parse_exposition  # noqa: E402
 from recommender.ops import bucket_delta, histogram_quantile  # noqa: E402
 from recommender.settings import Settings  # noqa: E402
@@ -53,11 +60,6 @@ WORKER_CODE = (
     "run_worker(Settings())"
 )
 NAME = "zmot_event_freshness_seconds"
-
-
-def say(text: str = "") -> None:
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
 
 
 def event(rng: random.Random, users: int) -> tuple[bytes, bytes]:

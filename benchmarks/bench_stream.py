@@ -50,19 +50,13 @@ if str(ROOT) not in sys.path:
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # noqa: E402
 from aiokafka.admin import AIOKafkaAdminClient  # noqa: E402
 
-from benchmarks.common import free_port, machine  # noqa: E402
+from benchmarks.common import free_port, machine, say  # noqa: E402
 from recommender.adapters.kafka import committed_offsets  # noqa: E402
 from recommender.settings import Settings  # noqa: E402
 from stream.app import datadir_for  # noqa: E402
 
 BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
 T0_MS = 1_750_000_000_000
-
-
-def say(text: str = "") -> None:
-    """Progress and results on stdout (this is a script, not library code)."""
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
 
 
 @dataclass

@@ -61,3 +61,9 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def say(text: str = "") -> None:
+    """Progress and results on stdout (benchmarks are scripts, not library code)."""
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
