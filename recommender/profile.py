@@ -232,25 +232,31 @@ def to_hash(profile: Profile) -> dict[str, str]:
 
 
 def from_hash(mapping: Mapping[bytes | str, bytes | str]) -> Profile:
-    """A profile from Redis hash fields (bytes or text); the inverse of :func:`to_hash`."""
+    """A profile from Redis hash fields (bytes or text); the inverse of :func:`to_hash`.
+
+    Hot in the worker's read path: values go to ``float`` / ``int`` as they come (both take
+    bytes), and a key is matched on its two-character tag before anything else.
+    """
     profile = Profile()
-    for raw_key, raw_value in mapping.items():
+    weights, purchases = profile.weights, profile.purchases
+    for raw_key, value in mapping.items():
         key = raw_key.decode() if isinstance(raw_key, bytes) else raw_key
-        value = raw_value.decode() if isinstance(raw_value, bytes) else raw_value
-        if key.startswith("f:"):
-            profile.weights[key[2:]] = float(value)
-        elif key.startswith("b:"):
-            profile.purchases[key[2:]] = float(value)
-        elif key.startswith(("x:", "d:")):
+        tag = key[:2]
+        if tag == "f:":
+            weights[key[2:]] = float(value)
+        elif tag == "b:":
+            purchases[key[2:]] = float(value)
+        elif tag == "x:" or tag == "d:":
             offer_id, _, bucket = key[2:].rpartition(":")
-            counts = profile.shown if key[0] == "x" else profile.dismissed
+            counts = profile.shown if tag == "x:" else profile.dismissed
             counts.setdefault(offer_id, {})[int(bucket)] = int(value)
         elif key == "_L":
             profile.landmark = float(value)
         elif key == "_t":
             profile.last_ts = float(value)
         elif key == POSITION_FIELD:
-            part, _, off = value.partition(":")
+            text = value.decode() if isinstance(value, bytes) else value
+            part, _, off = text.partition(":")
             profile.partition, profile.offset = int(part), int(off)
         elif key == "_n":
             profile.n_events = int(value)

@@ -401,3 +401,25 @@ def test_batches_with_redeliveries_equal_offline_replay(
             await client.aclose()
 
     asyncio.run(run())
+
+
+async def test_put_many_stores_the_exact_bytes_of_to_hash(store: ProfileStore) -> None:
+    """The fields travel as one JSON argument; Redis must still hold to_hash's exact bytes."""
+    odd = ["ü日本😀", 'q"uo\\te', "nul\x00ctl\x01\x1f\x7f", "\u2028", "1e5", "", "a:b:c"]
+    profile = Profile(
+        weights={f"q:{name}": 0.1 * (i + 1) for i, name in enumerate(odd)} | {"big": 1.7e308},
+        purchases={"item-ü": 1_750_000_000.123456789},
+        shown={"offer:é": {486_111: 3}},
+        landmark=1_750_000_000.5,
+        last_ts=1_750_000_001.25,
+        partition=2,
+        offset=41,
+        n_events=9,
+    )
+    many = Profile(weights={f"f{i}": i / 7 for i in range(1500)}, partition=0, offset=1)
+    assert await store.put_many([("odd", "", profile), ("many", "", many)]) == []
+    for user, written in (("odd", profile), ("many", many)):
+        raw = await store.client.hgetall(store.key(user))
+        assert raw == {k.encode(): v.encode() for k, v in to_hash(written).items()}
+        assert await store.get(user) == written
+    assert await store.put_many([("odd", "0:1", profile)]) == ["odd"]  # fence still checked
