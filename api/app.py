@@ -25,7 +25,7 @@ from threadpoolctl import threadpool_limits
 from api.deps import Engine, EventSink, Services, error_detail
 from api.monitoring import MetricsMiddleware, Ops, catalog_version
 from api.routes import api_router
-from recommender.adapters.feedback_store import FeedbackStore
+from recommender.adapters.feedback_store import FeedbackStore, RatingCache
 from recommender.adapters.kafka import EventProducer
 from recommender.adapters.redis_store import ProfileStore, connect
 from recommender.catalog import Catalog
@@ -220,7 +220,12 @@ async def _open_services(
         stack.push_async_callback(kafka.stop)
         producer = kafka
     return Services(
-        settings=settings, engine=engine, store=store, producer=producer, feedback=feedback
+        settings=settings,
+        engine=engine,
+        store=store,
+        producer=producer,
+        feedback=feedback,
+        ratings=RatingCache(feedback),
     )
 
 

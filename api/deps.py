@@ -22,7 +22,7 @@ from recommender.settings import Settings
 
 if TYPE_CHECKING:
     from api.monitoring import Ops
-    from recommender.adapters.feedback_store import FeedbackStore
+    from recommender.adapters.feedback_store import FeedbackStore, RatingCache
     from recommender.arbitration import Arbiter
     from recommender.scoring import Decision
 
@@ -71,6 +71,7 @@ class Services:
     producer: EventSink
     ops: Ops | None = None  # metrics and lag of this app (set by the lifespan)
     feedback: FeedbackStore | None = None  # rating aggregates for social proof
+    ratings: RatingCache | None = None  # the same ratings, cached briefly (else `feedback`)
 
 
 def error_detail(reason: str, field: str | None = None, index: int | None = None) -> dict[str, Any]:

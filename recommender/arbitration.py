@@ -21,6 +21,16 @@ For one request (a profile, a placement, a channel, maybe the item on the page):
 6. **Diversity and exploration**: slots are filled best first, never two offers for the same
    item or the same category (unless the request allows it), each slot by the placement's
    :class:`~recommender.exploration.ExplorationPolicy`, which records its exact probability.
+
+Performance: the rules that depend only on the offer and the request (validity window,
+placement, channel, stage) and the priority are evaluated for all offers at once on numpy
+arrays precomputed when the arbiter is built (:class:`_OfferArrays`); a category offer's best
+item is found for all categories in one masked ``argmax``. The rules that need Python per offer
+(eligibility conditions, impression and dismissal counts) run only on the offers that are left
+after the relevance floor, and for a :class:`~recommender.profile.Profile` only on the offers
+its exposure history names. Candidates stay arrays until the slots are filled; only the chosen
+ones become :class:`Candidate` objects. The result is exactly that of checking every rule on
+every offer in turn.
 """
 
 from __future__ import annotations
@@ -28,7 +38,7 @@ from __future__ import annotations
 import logging
 import random
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Protocol, runtime_checkable
 
@@ -45,6 +55,10 @@ from recommender.reasons import MAX_REASONS, reasons_from, say
 from recommender.scoring import Decision, ItemScorer, ScoredOffer
 
 log = logging.getLogger("zmot.decisions")
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.intp]
+BoolArray = npt.NDArray[np.bool_]
 
 DAY = 86400.0
 
@@ -116,6 +130,74 @@ class Candidate:
     parts: dict[str, float] = field(default_factory=dict)
 
 
+class _OfferArrays:
+    """The request-independent facts of every offer as arrays (index = position in the
+    offer catalog), built once per offer catalog."""
+
+    def __init__(
+        self,
+        offers: tuple[OfferSpec, ...],
+        item_index: Mapping[str, int],
+        category_id: Mapping[str, int],
+    ) -> None:
+        n = len(offers)
+        self.n = n
+        self.item = np.array(
+            [item_index.get(o.item_id, -1) if o.item_id is not None else -1 for o in offers],
+            dtype=np.intp,
+        )
+        self.is_category = np.array([o.item_id is None for o in offers], dtype=bool)
+        self.category = np.array(
+            [category_id.get(o.category or "", -1) for o in offers], dtype=np.intp
+        )
+        self.value = np.array([o.value for o in offers], dtype=np.float64)
+        self.lever = np.array([o.lever for o in offers], dtype=np.float64)
+        inf = float("inf")
+        self.starts = np.array(
+            [-inf if o.starts_at is None else o.starts_at for o in offers], dtype=np.float64
+        )
+        self.ends = np.array(
+            [inf if o.ends_at is None else o.ends_at for o in offers], dtype=np.float64
+        )
+        self.cap = np.array(
+            [inf if o.max_impressions is None else o.max_impressions for o in offers],
+            dtype=np.float64,
+        )
+        self.ruled = np.array([bool(o.eligibility) for o in offers], dtype=bool)
+        self.open_placements = np.array([not o.placements for o in offers], dtype=bool)
+        self.open_channels = np.array([not o.channels for o in offers], dtype=bool)
+        self.open_stages = np.array([not o.stages for o in offers], dtype=bool)
+        self.in_placement = self._member(offers, lambda o: o.placements)
+        self.in_channel = self._member(offers, lambda o: o.channels)
+        self.in_stage = self._member(offers, lambda o: o.stages)
+        self.none = np.zeros(n, dtype=bool)
+        self.groups = sorted({o.group for o in offers})
+        group_id = {g: i for i, g in enumerate(self.groups)}
+        self.group = np.array([group_id[o.group] for o in offers], dtype=np.intp)
+        order = sorted(range(n), key=lambda i: offers[i].offer_id)
+        self.id_rank = np.empty(n, dtype=np.intp)
+        rank = -1
+        previous: str | None = None
+        for i in order:  # equal ids share a rank, so ties keep catalog order (stable sort)
+            if offers[i].offer_id != previous:
+                rank += 1
+                previous = offers[i].offer_id
+            self.id_rank[i] = rank
+        self.by_id: dict[str, list[int]] = {}
+        for i, o in enumerate(offers):
+            self.by_id.setdefault(o.offer_id, []).append(i)
+
+    @staticmethod
+    def _member(
+        offers: tuple[OfferSpec, ...], names: Callable[[OfferSpec], frozenset[str]]
+    ) -> dict[str, BoolArray]:
+        out: dict[str, BoolArray] = {}
+        for i, o in enumerate(offers):
+            for name in names(o):
+                out.setdefault(name, np.zeros(len(offers), dtype=bool))[i] = True
+        return out
+
+
 class Arbiter:
     """Decides the offers of one request; pure logic over the model, catalog and offers."""
 
@@ -154,6 +236,19 @@ class Arbiter:
             [-float(rank.get(item_id, len(rank) + i)) for i, item_id in enumerate(model.item_ids)]
         )
         self.n_items = n
+        # Category ids of the items (-1: none) and each category's members, padded with
+        # ``n`` (a -inf score slot) so that one argmax finds every category's best item.
+        self.categories = sorted(self.category_items)
+        self.category_ids = category_id = {c: i for i, c in enumerate(self.categories)}
+        self.item_category_id = np.array(
+            [category_id.get(c, -1) if c else -1 for c in self.item_category], dtype=np.intp
+        )
+        width = max((len(v) for v in self.category_items.values()), default=0)
+        self.category_pad = np.full((len(self.categories), max(width, 1)), n, dtype=np.intp)
+        for c, members in self.category_items.items():
+            self.category_pad[category_id[c], : len(members)] = members
+        self.arrays = _OfferArrays(offers.offers, model.item_index, category_id)
+        self._placement_weights: dict[int, tuple[Placement, FloatArray]] = {}
 
     @property
     def version(self) -> str:
@@ -176,37 +271,106 @@ class Arbiter:
 
     # --- rules ----------------------------------------------------------------------------
     def _applicable(
+        self, stage: str, placement: Placement, request: OfferRequest, now: float
+    ) -> BoolArray:
+        """Offers that pass the rules of the request alone: validity window, placement,
+        channel and stage (eligibility and exposure are :meth:`_allowed`)."""
+        a = self.arrays
+        ok = (a.starts <= now) & (now < a.ends)
+        ok &= a.open_placements | a.in_placement.get(request.placement or "", a.none)
+        channel_ok = a.none | True
+        if request.channel is not None:
+            channel_ok = a.in_channel.get(request.channel, a.none)
+        if placement.channels:
+            shared = a.none.copy()
+            for name in placement.channels:
+                shared |= a.in_channel.get(name, a.none)
+            channel_ok = channel_ok & shared
+        ok &= a.open_channels | channel_ok
+        ok &= a.open_stages | a.in_stage.get(stage, a.none)
+        return ok
+
+    def _allowed(
         self,
-        spec: OfferSpec,
+        offers: IntArray,
         weights: Mapping[str, float],
-        stage: str,
-        placement: Placement,
-        request: OfferRequest,
         exposure: Exposure | None,
         now: float,
-    ) -> bool:
-        if not spec.valid_at(now):
-            return False
-        if spec.placements and (request.placement or "") not in spec.placements:
-            return False
-        if spec.channels:
-            if request.channel is not None and request.channel not in spec.channels:
-                return False
-            if placement.channels and not (spec.channels & placement.channels):
-                return False
-        if spec.stages and stage not in spec.stages:
-            return False
-        if spec.eligibility and not spec.eligible(weights):
-            return False
-        if exposure is not None:
-            cfg = self.config
-            if spec.max_impressions is not None and (
-                exposure.impressions(spec.offer_id, now, cfg.cap_window_s) >= spec.max_impressions
-            ):
-                return False
-            if exposure.dismissals(spec.offer_id, now, cfg.dismiss_window_s) >= cfg.dismiss_limit:
-                return False
-        return True
+    ) -> BoolArray:
+        """Which of ``offers`` (catalog positions) pass eligibility and the contact policy.
+
+        Exact for any :class:`Exposure`; for a :class:`Profile` only the offers its exposure
+        history names are counted (every other count is 0)."""
+        a = self.arrays
+        specs = self.offers.offers
+        ok = np.ones(len(offers), dtype=bool)
+        for j in np.flatnonzero(a.ruled[offers]).tolist():
+            if not specs[offers[j]].eligible(weights):
+                ok[j] = False
+        if exposure is None:
+            return ok
+        if type(exposure) is Profile:
+            if self.config.dismiss_limit <= 0:
+                return np.zeros(len(offers), dtype=bool)
+            ok &= ~(a.cap[offers] <= 0)
+            touched = exposure.shown.keys() | exposure.dismissed.keys()
+            if not touched:
+                return ok
+            position = {int(o): j for j, o in enumerate(offers.tolist())}
+            check = [
+                position[i]
+                for offer_id in touched
+                for i in a.by_id.get(offer_id, ())
+                if i in position
+            ]
+        else:
+            check = list(range(len(offers)))
+        for j in check:
+            if ok[j] and self._capped(specs[offers[j]], exposure, now):
+                ok[j] = False
+        return ok
+
+    def _capped(self, spec: OfferSpec, exposure: Exposure, now: float) -> bool:
+        cfg = self.config
+        if spec.max_impressions is not None and (
+            exposure.impressions(spec.offer_id, now, cfg.cap_window_s) >= spec.max_impressions
+        ):
+            return True
+        return exposure.dismissals(spec.offer_id, now, cfg.dismiss_window_s) >= cfg.dismiss_limit
+
+    def _resolve(
+        self, offers: IntArray, scores: FloatArray, blocked: BoolArray
+    ) -> tuple[IntArray, BoolArray]:
+        """The model item each offer stands for (its item, or the best unblocked item of its
+        category: the first best in item order) and whether it has one."""
+        a = self.arrays
+        item = a.item[offers]
+        found = item >= 0
+        found[found] = ~blocked[item[found]]
+        categorical = a.is_category[offers]
+        if categorical.any() and len(self.categories):
+            padded = np.append(np.where(blocked, -np.inf, scores), -np.inf)
+            table = padded[self.category_pad]
+            best = table.argmax(axis=1)
+            rows = np.arange(len(self.categories))
+            best_item = self.category_pad[rows, best]
+            has_best = table[rows, best] > -np.inf
+            category = a.category[offers]
+            known = categorical & (category >= 0)
+            item = np.where(known, best_item[np.maximum(category, 0)], item)
+            found = np.where(categorical, known & has_best[np.maximum(category, 0)], found)
+        return item, found
+
+    def _context_weights(self, placement: Placement) -> FloatArray:
+        """The placement weight of every offer's group (cached per placement)."""
+        cached = self._placement_weights.get(id(placement))
+        if cached is None or cached[0] is not placement:
+            by_group = np.array(
+                [placement.context_weight(g) for g in self.arrays.groups], dtype=np.float64
+            )
+            cached = (placement, by_group[self.arrays.group])
+            self._placement_weights[id(placement)] = cached
+        return cached[1]
 
     def _blocked(self, profile: Profile | None, now: float) -> npt.NDArray[np.bool_]:
         """Items that may not be offered: bought recently, or a substitute of such a purchase."""
@@ -266,10 +430,10 @@ class Arbiter:
         stage = stage_of(profile, now, cfg.smot_window_s, cfg.half_life_s)
         weights = profile.normalised() if profile is not None else {}
         exposure = profile if isinstance(profile, Exposure) else None
-        blended = self.scorer.scores(profile, now)
         raw = self.model.scores(weights) if weights else None
-        if blended is None or raw is None or profile is None:
+        if raw is None or profile is None:
             return self.fallback(profile, request, now, stage=stage)
+        blended = self.scorer.blend(raw, weights, profile, now)
         recent = np.zeros(self.n_items)
         seen = [
             (self.model.item_index[n[5:]], w)
@@ -285,46 +449,53 @@ class Arbiter:
         propensity = self.model.calibration.probability(margin, recent)
         blocked = self._blocked(profile, now) | ~np.isfinite(blended)
         share, origin = self._complement_share(profile, stage, request.context_item, now)
-        candidates: list[Candidate] = []
-        for spec in self.offers.offers:
-            if not self._applicable(spec, weights, stage, placement, request, exposure, now):
-                continue
-            index = self._resolve(spec, blended, blocked)
-            if index is None:
-                continue
-            p = float(propensity[index])
-            if p < cfg.relevance_floor:
-                continue
-            category = self.item_category[index]
-            comp = share.get(category, 0.0) if category else 0.0
-            cw_placement = placement.context_weight(spec.group)
-            cw_complement = 1.0 + cfg.complement_boost * comp
-            cw_stage = cfg.stage_boost if stage in spec.stages else 1.0
-            cw = cw_placement * cw_complement * cw_stage
-            candidates.append(
-                Candidate(
-                    spec,
-                    index,
-                    self.model.item_ids[index],
-                    category,
-                    p,
-                    cw,
-                    p * spec.value * cw * spec.lever,
-                    float(blended[index]),
-                    {
-                        "placement_weight": cw_placement,
-                        "complement_weight": cw_complement,
-                        "stage_weight": cw_stage,
-                    },
-                )
-            )
-        if not candidates:
+        a = self.arrays
+        offers = np.flatnonzero(self._applicable(stage, placement, request, now))
+        items, found = self._resolve(offers, blended, blocked)
+        offers, items = offers[found], items[found]
+        p = propensity[items]
+        keep = ~(p < cfg.relevance_floor)
+        offers, items, p = offers[keep], items[keep], p[keep]
+        keep = self._allowed(offers, weights, exposure, now)
+        offers, items, p = offers[keep], items[keep], p[keep]
+        if not len(offers):
             note = "no applicable offer cleared the relevance floor"
             if cfg.floor_fallback:
                 return self.fallback(profile, request, now, stage=stage, note=note)
             return self._finish([], False, stage, request, profile, note)
-        candidates.sort(key=lambda c: (-(c.priority or 0.0), c.spec.offer_id))
-        chosen = self._fill(candidates, k, placement, request)
+        by_category = np.zeros(len(self.categories) + 1)  # last slot: items of no category
+        for category, value in share.items():
+            index = self.category_ids.get(category)
+            if index is not None:
+                by_category[index] = value
+        comp = by_category[self.item_category_id[items]]
+        cw_placement = self._context_weights(placement)[offers]
+        cw_complement = 1.0 + cfg.complement_boost * comp
+        in_stage = a.in_stage.get(stage, a.none)[offers]
+        cw_stage = np.where(in_stage, cfg.stage_boost, 1.0)
+        cw = cw_placement * cw_complement * cw_stage
+        priority = p * a.value[offers] * cw * a.lever[offers]
+        order = np.lexsort((a.id_rank[offers], -priority))
+
+        def candidate(j: int) -> Candidate:
+            index = int(items[j])
+            return Candidate(
+                self.offers.offers[offers[j]],
+                index,
+                self.model.item_ids[index],
+                self.item_category[index],
+                float(p[j]),
+                float(cw[j]),
+                float(priority[j]),
+                float(blended[index]),
+                {
+                    "placement_weight": float(cw_placement[j]),
+                    "complement_weight": float(cw_complement[j]),
+                    "stage_weight": float(cw_stage[j]),
+                },
+            )
+
+        chosen = self._fill(order, items, priority, candidate, k, placement, request)
         token_order = {n[2:]: i for i, n in enumerate(profile.weights) if n.startswith("q:")}
         out = []
         for cand, policy, probability in chosen:
@@ -350,43 +521,40 @@ class Arbiter:
         item = self.catalog.get(item_id)
         return f'"{item.title}"' if item and item.title else item_id
 
-    def _resolve(
-        self, spec: OfferSpec, scores: npt.NDArray[np.float64], blocked: npt.NDArray[np.bool_]
-    ) -> int | None:
-        """The model item an offer stands for: its item, or the best item of its category."""
-        if spec.item_id is not None:
-            index = self.model.item_index.get(spec.item_id)
-            return None if index is None or blocked[index] else index
-        members = self.category_items.get(spec.category or "")
-        if members is None:
-            return None
-        free = members[~blocked[members]]
-        if not len(free):
-            return None
-        return int(free[int(np.argmax(scores[free]))])
-
     def _fill(
-        self, candidates: list[Candidate], k: int, placement: Placement, request: OfferRequest
+        self,
+        order: IntArray,
+        items: IntArray,
+        priority: FloatArray | None,
+        candidate: Callable[[int], Candidate],
+        k: int,
+        placement: Placement,
+        request: OfferRequest,
     ) -> list[tuple[Candidate, str, float]]:
-        """Slots best first, diverse, each chosen by the placement's exploration policy."""
+        """Slots best first, diverse, each chosen by the placement's exploration policy.
+
+        ``order`` ranks the candidates (positions into ``items``/``priority``) best first;
+        ``candidate`` builds the chosen ones."""
         chosen: list[tuple[Candidate, str, float]] = []
-        items: set[int] = set()
-        categories: set[str] = set()
-        remaining = list(candidates)
-        while remaining and len(chosen) < k:
+        ranked_items = items[order]
+        ranked_categories = self.item_category_id[ranked_items]
+        if priority is None:
+            ranked_priority = np.zeros(len(order))
+        else:  # as ``priority or 0.0``: -0.0 becomes 0.0
+            ranked_priority = priority[order]
+            ranked_priority = np.where(ranked_priority == 0.0, 0.0, ranked_priority)
+        remaining = np.arange(len(order))
+        while len(remaining) and len(chosen) < k:
             index, policy, probability = placement.exploration.choose(
-                [c.priority or 0.0 for c in remaining], self.rng
+                ranked_priority[remaining].tolist(), self.rng
             )
-            pick = remaining[index]
-            chosen.append((pick, policy, probability))
-            items.add(pick.item)
-            if pick.category and not request.same_category:
-                categories.add(pick.category)
-            remaining = [
-                c
-                for c in remaining
-                if c.item not in items and (c.category is None or c.category not in categories)
-            ]
+            pick = int(remaining[index])
+            chosen.append((candidate(int(order[pick])), policy, probability))
+            alive = ranked_items[remaining] != ranked_items[pick]
+            category = ranked_categories[pick]
+            if category >= 0 and not request.same_category:
+                alive &= ranked_categories[remaining] != category
+            remaining = remaining[alive]
         return chosen
 
     def _scored(
@@ -444,22 +612,28 @@ class Arbiter:
         weights = profile.normalised() if profile is not None else {}
         exposure = profile if isinstance(profile, Exposure) else None
         blocked = self._blocked(profile, now)
-        candidates: list[Candidate] = []
-        for spec in self.offers.offers:
-            if not self._applicable(spec, weights, stage, placement, request, exposure, now):
-                continue
-            index = self._resolve(spec, self.popularity, blocked)
-            if index is None:
-                continue
-            cw = placement.context_weight(spec.group)
+        a = self.arrays
+        offers = np.flatnonzero(self._applicable(stage, placement, request, now))
+        items, found = self._resolve(offers, self.popularity, blocked)
+        offers, items = offers[found], items[found]
+        keep = self._allowed(offers, weights, exposure, now)
+        offers, items = offers[keep], items[keep]
+        cw = self._context_weights(placement)[offers]
+        score = self.popularity[items]
+        order = np.lexsort((a.id_rank[offers], -score))
+
+        def candidate(j: int) -> Candidate:
+            index = int(items[j])
+            spec = self.offers.offers[offers[j]]
+            category = self.item_category[index]
             cand = Candidate(
-                spec, index, self.model.item_ids[index], self.item_category[index], None, cw, None
+                spec, index, self.model.item_ids[index], category, None, float(cw[j]), None
             )
-            cand.score = float(self.popularity[index])
-            candidates.append(cand)
-        candidates.sort(key=lambda c: (-c.score, c.spec.offer_id))
+            cand.score = float(score[j])
+            return cand
+
         greedy = Placement(name=placement.name)  # popular lists do not explore
-        chosen = self._fill(candidates, k, greedy, request)
+        chosen = self._fill(order, items, None, candidate, k, greedy, request)
         popular = say(request.lang, "popular")
         out = [
             self._scored(c, [popular], request, policy, probability)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -78,6 +78,17 @@ class ItemScorer:
         raw = self.model.scores(weights) if weights else None
         if raw is None:
             return None
+        return self.blend(raw, weights, profile, now)
+
+    def blend(
+        self,
+        raw: npt.NDArray[np.float32],
+        weights: Mapping[str, float],
+        profile: Profile,
+        now: float,
+    ) -> npt.NDArray[np.float64]:
+        """:meth:`scores` from the model's raw scores for ``weights`` (the profile's
+        normalised weights), for a caller that needs ``raw`` too and computes it once."""
         scores = raw.astype(np.float64)
         scores -= scores.mean()
         spread = scores.std()

@@ -36,13 +36,16 @@ def _remaining(deadline: float | None) -> float | None:
 async def _ratings_added(
     services: Services, decisions: list[Decision], lang: str, deadline: float | None
 ) -> list[Decision]:
-    """Social proof from the rating aggregates (one read for all), if in time."""
+    """Social proof from the rating aggregates (one read for all, of the items not read within
+    the last few seconds: :class:`~recommender.adapters.feedback_store.RatingCache`), if in
+    time."""
     arbiter = services.engine.arbiter
     items = sorted({s.offer.item_id for d in decisions for s in d.offers if not d.fallback})
-    if services.feedback is None or arbiter is None or not items:
+    source = services.ratings or services.feedback
+    if source is None or arbiter is None or not items:
         return decisions
     try:
-        ratings = await asyncio.wait_for(services.feedback.ratings(items), _remaining(deadline))
+        ratings = await asyncio.wait_for(source.ratings(items), _remaining(deadline))
     except (TimeoutError, RedisError):
         return decisions  # reasons without social proof beat no answer
     return [arbiter.with_ratings(d, ratings, lang) for d in decisions]
