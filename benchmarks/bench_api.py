@@ -44,7 +44,6 @@ import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -54,10 +53,16 @@ if str(ROOT) not in sys.path:
 
 import httpx  # noqa: E402
 
-from benchmarks.common import free_port, machine, say  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    BENCHMARKS_MD,
+    append_section,
+    free_port,
+    machine,
+    now_utc,
+    say,
+)
 from recommender.settings import Settings  # noqa: E402
 
-BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
 BLAS_ENV = {
     var: "1"
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
@@ -369,7 +374,7 @@ def report(results: Sequence[Result], setup: list[str], command: str, write: boo
             say(f"first error of {r.name}: {r.first_error}")
     if not write:
         return
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = now_utc()
     section = [
         f"## API: next-best-offer vs /healthz ({stamp})",
         "",
@@ -382,11 +387,7 @@ def report(results: Sequence[Result], setup: list[str], command: str, write: boo
         summary + ".",
         "",
     ]
-    new = not BENCHMARKS_MD.exists()
-    with BENCHMARKS_MD.open("a", encoding="utf-8") as out:
-        if new:
-            out.write("# Benchmarks\n\nAppended by the scripts in `benchmarks/`; newest last.\n\n")
-        out.write("\n".join(section) + "\n")
+    append_section("\n".join(section))
     say(f"appended to {BENCHMARKS_MD}")
 
 

@@ -39,7 +39,6 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -50,12 +49,18 @@ if str(ROOT) not in sys.path:
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # noqa: E402
 from aiokafka.admin import AIOKafkaAdminClient  # noqa: E402
 
-from benchmarks.common import free_port, machine, say  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    BENCHMARKS_MD,
+    append_section,
+    free_port,
+    machine,
+    now_utc,
+    say,
+)
 from recommender.adapters.kafka import committed_offsets  # noqa: E402
 from recommender.settings import Settings  # noqa: E402
 from stream.app import datadir_for  # noqa: E402
 
-BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
 T0_MS = 1_750_000_000_000
 
 
@@ -407,7 +412,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     worker, per_event, batched = results[0], results[1], results[2]
     section = [
-        f"## Stream worker: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"## Stream worker: {now_utc()}",
         "",
         f"- command: `{command}`",
         f"- machine: {machine()}; Kafka broker and Redis on the same machine",
@@ -423,11 +428,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"baseline and {worker.rate / batched.rate:.0%} of the take_events baseline.",
         "",
     ]
-    new = not BENCHMARKS_MD.exists()
-    with BENCHMARKS_MD.open("a", encoding="utf-8") as out:
-        if new:
-            out.write("# Benchmarks\n\nAppended by the scripts in `benchmarks/`; newest last.\n\n")
-        out.write("\n".join(section) + "\n")
+    append_section("\n".join(section))
     say(f"appended to {BENCHMARKS_MD}")
 
 
