@@ -25,7 +25,6 @@ computed afterwards from one array.
 from __future__ import annotations
 
 import copy
-import math
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -301,27 +300,3 @@ def evaluate(
 def _names(top: list[int] | None, items: Sequence[str], fallback: list[str]) -> list[str]:
     """Item ids of a scorer's top list; the popular list when the profile says nothing."""
     return fallback if top is None else [items[i] for i in top]
-
-
-def bootstrap_ci(
-    result: EvalResult,
-    method: str,
-    metric: str,
-    *,
-    rounds: int = 500,
-    seed: int = 0,
-    level: float = 0.95,
-) -> tuple[float, float]:
-    """Confidence interval of a metric by resampling users (a user's predictions move together)."""
-    n_users = len(result.user_ids)
-    if n_users == 0 or result.n_predictions == 0:
-        return (math.nan, math.nan)
-    rng = np.random.default_rng(seed)
-    rows_of = [np.flatnonzero(result.users == u) for u in range(n_users)]
-    values = []
-    for _ in range(rounds):
-        picked = rng.integers(0, n_users, n_users)
-        rows = np.concatenate([rows_of[u] for u in picked])
-        values.append(result.method_metrics(method, rows)[metric])
-    low, high = np.quantile(values, [(1 - level) / 2, 1 - (1 - level) / 2])
-    return float(low), float(high)
