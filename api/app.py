@@ -28,13 +28,13 @@ from api.routes import api_router
 from recommender.adapters.feedback_store import FeedbackStore, RatingCache
 from recommender.adapters.kafka import EventProducer
 from recommender.adapters.redis_store import ProfileStore, connect
-from recommender.catalog import Catalog
-from recommender.errors import ConfigError, ZmotError
-from recommender.settings import Settings, get_settings
+from recommender.core.catalog import Catalog
+from recommender.core.errors import ConfigError, ZmotError
+from recommender.core.settings import Settings, get_settings
 
 if TYPE_CHECKING:
-    from recommender.arbitration import ArbitrationConfig
-    from recommender.offers import OfferCatalog
+    from recommender.core.arbitration import ArbitrationConfig
+    from recommender.core.offers import OfferCatalog
 
 logger = logging.getLogger("zmot.api")
 
@@ -76,7 +76,7 @@ def pin_blas_threads() -> Callable[[], None]:
 
 def arbitration_config(settings: Settings, recent_boost: float) -> ArbitrationConfig:
     """The arbitration knobs of the settings."""
-    from recommender.arbitration import ArbitrationConfig
+    from recommender.core.arbitration import ArbitrationConfig
 
     return ArbitrationConfig(
         purchase_exclusion_s=settings.purchase_exclusion_days * 86400.0,
@@ -97,7 +97,7 @@ def arbitration_config(settings: Settings, recent_boost: float) -> ArbitrationCo
 
 def load_offers_v2(settings: Settings, catalog: Catalog) -> OfferCatalog:
     """The offer catalog named by the settings (every catalog item when no offer file)."""
-    from recommender.offers import catalog_offers, load_offer_catalog
+    from recommender.core.offers import catalog_offers, load_offer_catalog
 
     if settings.offers_path is not None:
         offers = load_offer_catalog(settings.offers_path, catalog if len(catalog) else None)
@@ -112,7 +112,7 @@ def load_offers_v2(settings: Settings, catalog: Catalog) -> OfferCatalog:
 
 def reload_engine(engine: Engine, settings: Settings) -> Engine:
     """The engine with offers and placements read again (model and catalog kept)."""
-    from recommender.placements import load_placements
+    from recommender.core.placements import load_placements
 
     if engine.arbiter is None:
         raise ConfigError("this engine has no offer catalog to reload")
@@ -125,9 +125,9 @@ def reload_engine(engine: Engine, settings: Settings) -> Engine:
 def load_engine(settings: Settings) -> Engine:
     """Model, catalog, offers, placements and the arbiter over them, from the settings."""
     # Imported here, after pin_blas_threads(), because they load numpy.
-    from recommender.arbitration import Arbiter
-    from recommender.model import Model
-    from recommender.placements import load_placements
+    from recommender.core.arbitration import Arbiter
+    from recommender.core.model import Model
+    from recommender.core.placements import load_placements
 
     if settings.model_dir is None:
         raise ConfigError("no model: set ZMOT_MODEL_DIR to a directory written by `zmot train`")

@@ -14,17 +14,17 @@ from typing import TYPE_CHECKING, Annotated, Any, Protocol
 from fastapi import Depends, HTTPException, Query, Request
 
 from recommender.adapters.redis_store import ProfileStore
-from recommender.catalog import Catalog
-from recommender.errors import InvalidEventError
-from recommender.events import Event, validate_event
-from recommender.profile import Profile
-from recommender.settings import Settings
+from recommender.core.catalog import Catalog
+from recommender.core.errors import InvalidEventError
+from recommender.core.events import Event, validate_event
+from recommender.core.profile import Profile
+from recommender.core.settings import Settings
 
 if TYPE_CHECKING:
     from api.monitoring import Ops
     from recommender.adapters.feedback_store import FeedbackStore, RatingCache
-    from recommender.arbitration import Arbiter
-    from recommender.scoring import Decision
+    from recommender.core.arbitration import Arbiter
+    from recommender.core.scoring import Decision
 
 MAX_BATCH = 10_000
 """Most events one ``POST /v1/events`` may carry; more is a 413."""
@@ -34,7 +34,7 @@ MAX_BODY_BYTES = 16 * 1024 * 1024
 
 
 class Ranker(Protocol):
-    """Ranks offers for one profile; :class:`recommender.scoring.OfferRanker` in production."""
+    """Ranks offers for one profile; :class:`recommender.core.scoring.OfferRanker` in production."""
 
     def rank(self, profile: Profile | None, k: int, now: float) -> Decision: ...
 

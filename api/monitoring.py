@@ -22,14 +22,14 @@ from urllib.parse import parse_qs
 import httpx
 
 from recommender.adapters.kafka import read_lag, topic_message_count
-from recommender.metrics import (
+from recommender.adapters.metrics import (
     ApiMetrics,
     counter_value,
     histogram_buckets,
     parse_exposition,
 )
-from recommender.ops import bucket_delta, histogram_quantile
-from recommender.settings import Settings
+from recommender.core.ops import bucket_delta, histogram_quantile
+from recommender.core.settings import Settings
 
 logger = logging.getLogger("zmot.api")
 

@@ -1,7 +1,7 @@
 """Response bodies of the HTTP API, as pydantic models so the OpenAPI document is exact.
 
 Request bodies of ``POST /v1/events`` are deliberately *not* modelled here: they are parsed by
-:func:`recommender.events.validate_event`, the one validator the worker and replay use too.
+:func:`recommender.core.events.validate_event`, the one validator the worker and replay use too.
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
 
-from recommender.catalog import Catalog
-from recommender.profile import Profile
+from recommender.core.catalog import Catalog
+from recommender.core.profile import Profile
 
 if TYPE_CHECKING:
-    from recommender.scoring import Decision, ScoredOffer
+    from recommender.core.scoring import Decision, ScoredOffer
 
 
 def iso(ts: float) -> str:

@@ -12,8 +12,8 @@ from fastapi import FastAPI
 from uvicorn.config import LOGGING_CONFIG
 
 from api.app import BLAS_ENV_VARS, create_app
-from recommender.logs import json_logging_config
-from recommender.settings import Settings, get_settings
+from recommender.adapters.logs import json_logging_config
+from recommender.core.settings import Settings, get_settings
 
 
 def log_config(level: str, log_format: str = "text") -> dict[str, Any]:

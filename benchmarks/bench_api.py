@@ -61,7 +61,7 @@ from benchmarks.common import (  # noqa: E402
     now_utc,
     say,
 )
-from recommender.settings import Settings  # noqa: E402
+from recommender.core.settings import Settings  # noqa: E402
 
 BLAS_ENV = {
     var: "1"
@@ -243,7 +243,7 @@ def synthetic_profiles(
     feature_names: Sequence[str], n: int, features: int, seed: int, now: float
 ) -> list[tuple[str, Any]]:
     """``n`` (user_id, Profile) with ``features`` random known features each."""
-    from recommender.profile import Profile
+    from recommender.core.profile import Profile
 
     rng = random.Random(seed)
     per_user = min(features, len(feature_names))
@@ -439,7 +439,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         else:
             model_dir, catalog, offers = args.model_dir, args.catalog, args.offers
 
-        from recommender.model import Model
+        from recommender.core.model import Model
 
         model = Model.load(model_dir)
         settings = base.model_copy(

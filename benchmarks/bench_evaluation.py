@@ -24,14 +24,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import append_section, command_line, machine, now_utc  # noqa: E402
-from recommender.catalog import Catalog  # noqa: E402
-from recommender.evaluation import evaluate, split_events  # noqa: E402
-from recommender.events import load_events  # noqa: E402
-from recommender.profile import Profile  # noqa: E402
-from recommender.replay import Profiler  # noqa: E402
-from recommender.report import write_report  # noqa: E402
-from recommender.synthetic import generate  # noqa: E402
-from recommender.training import TrainConfig, train  # noqa: E402
+from recommender.core.catalog import Catalog  # noqa: E402
+from recommender.core.events import load_events  # noqa: E402
+from recommender.core.profile import Profile  # noqa: E402
+from recommender.core.replay import Profiler  # noqa: E402
+from recommender.offline.evaluation import evaluate, split_events  # noqa: E402
+from recommender.offline.report import write_report  # noqa: E402
+from recommender.offline.synthetic import generate  # noqa: E402
+from recommender.offline.training import TrainConfig, train  # noqa: E402
 
 
 def main() -> None:

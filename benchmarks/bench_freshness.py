@@ -49,14 +49,14 @@ from benchmarks.common import (  # noqa: E402
     now_utc,
     say,
 )
-from recommender.metrics import counter_value, histogram_buckets, parse_exposition  # noqa: E402
-from recommender.ops import bucket_delta, histogram_quantile  # noqa: E402
-from recommender.settings import Settings  # noqa: E402
+from recommender.adapters.metrics import counter_value, histogram_buckets, parse_exposition  # noqa: E402
+from recommender.core.ops import bucket_delta, histogram_quantile  # noqa: E402
+from recommender.core.settings import Settings  # noqa: E402
 from stream.app import datadir_for  # noqa: E402
 
 WORKER_CODE = (
     "import sys; sys.path.insert(0, '.'); "
-    "from stream.worker import run_worker; from recommender.settings import Settings; "
+    "from stream.worker import run_worker; from recommender.core.settings import Settings; "
     "run_worker(Settings())"
 )
 NAME = "zmot_event_freshness_seconds"

@@ -58,7 +58,7 @@ from benchmarks.common import (  # noqa: E402
     say,
 )
 from recommender.adapters.kafka import committed_offsets  # noqa: E402
-from recommender.settings import Settings  # noqa: E402
+from recommender.core.settings import Settings  # noqa: E402
 from stream.app import datadir_for  # noqa: E402
 
 T0_MS = 1_750_000_000_000
@@ -214,7 +214,7 @@ async def timed_subprocess(
 
 WORKER_CODE = (
     "import sys; sys.path.insert(0, '.'); "
-    "from stream.worker import run_worker; from recommender.settings import Settings; "
+    "from stream.worker import run_worker; from recommender.core.settings import Settings; "
     "run_worker(Settings())"
 )
 
@@ -258,7 +258,7 @@ def run_count_agent(mode: str) -> None:
 async def aiokafka_read(settings: Settings, with_batches: bool) -> Result:
     """Read the topic with a plain consumer; optionally run process_batch on each batch."""
     from recommender.adapters.redis_store import ProfileStore, connect
-    from recommender.replay import Profiler
+    from recommender.core.replay import Profiler
     from stream.agents import DeadLetter, Record, process_batch
 
     tps = await partitions(settings)

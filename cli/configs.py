@@ -8,9 +8,9 @@ from typing import Any
 
 import typer
 
-from recommender.profile import ProfileParams
-from recommender.settings import get_settings
-from recommender.tuning import Config
+from recommender.core.profile import ProfileParams
+from recommender.core.settings import get_settings
+from recommender.offline.tuning import Config
 
 
 def resolve_config(

@@ -13,8 +13,8 @@ import httpx
 from cli import infra, processes
 from cli.replay import produce
 from recommender.adapters.kafka import group_lag, total_lag
-from recommender.errors import ZmotError
-from recommender.settings import Settings
+from recommender.core.errors import ZmotError
+from recommender.core.settings import Settings
 
 DEMO_QUERY = "fernseher reparatur"
 
@@ -75,12 +75,12 @@ def run_demo(
     show: Callable[[str], None],
 ) -> None:
     """Infra, data, model, worker, API, replay, then offers for a fresh repair searcher."""
-    from recommender.catalog import Catalog
-    from recommender.events import load_events
-    from recommender.profile import ProfileParams
-    from recommender.replay import Profiler
-    from recommender.synthetic import generate
-    from recommender.training import TrainConfig, train
+    from recommender.core.catalog import Catalog
+    from recommender.core.events import load_events
+    from recommender.core.profile import ProfileParams
+    from recommender.core.replay import Profiler
+    from recommender.offline.synthetic import generate
+    from recommender.offline.training import TrainConfig, train
 
     # A demo starts from a clean stack: replaying the same history into old profiles would
     # count it twice (the offset fence guards redelivery, not a second copy of the data).

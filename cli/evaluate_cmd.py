@@ -1,4 +1,4 @@
-"""`zmot evaluate`: replay evaluation against baselines (see recommender.evaluation)."""
+"""`zmot evaluate`: replay evaluation against baselines (see recommender.offline.evaluation)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import IO, Annotated, Optional
 
 import typer
 
-from recommender.errors import ConfigError, ZmotError
-from recommender.settings import get_settings
+from recommender.core.errors import ConfigError, ZmotError
+from recommender.core.settings import get_settings
 
 
 def _parse_ks(text: str) -> list[int]:
@@ -24,7 +24,7 @@ def _parse_ks(text: str) -> list[int]:
 
 
 def _parse_time(text: str) -> float:
-    from recommender.events import parse_ts
+    from recommender.core.events import parse_ts
 
     try:
         return parse_ts(int(text) if text.isdigit() else text)
@@ -83,13 +83,13 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Replay test events through the live scorer and baselines; print HR/MRR/NDCG@k."""
         from cli.configs import resolve_config
-        from recommender.catalog import Catalog
-        from recommender.evaluation import evaluate as run_evaluation
-        from recommender.evaluation import split_events
-        from recommender.events import load_events
-        from recommender.model import Model
-        from recommender.replay import Profiler
-        from recommender.training import train as fit
+        from recommender.core.catalog import Catalog
+        from recommender.core.events import load_events
+        from recommender.core.model import Model
+        from recommender.core.replay import Profiler
+        from recommender.offline.evaluation import evaluate as run_evaluation
+        from recommender.offline.evaluation import split_events
+        from recommender.offline.training import train as fit
 
         if target not in ("any", "conversion"):
             raise typer.BadParameter("--target must be 'any' or 'conversion'")
@@ -155,7 +155,7 @@ def register(app: typer.Typer) -> None:
         summary["model_version"] = model.version
         summary["recent_boost"] = boost
         if out is not None:
-            from recommender.report import write_report
+            from recommender.offline.report import write_report
 
             write_report(out, result, summary, model)
             _log(f"report: {out / 'report.html'}")

@@ -1,6 +1,6 @@
 """``zmot import``: public clickstreams (Taobao, REES46) into the event contract.
 
-The conversion lives in :mod:`recommender.importers`; this module parses the options, prints
+The conversion lives in :mod:`recommender.offline.importers`; this module parses the options, prints
 the skipped-row examples to stderr and a summary to stdout.
 """
 
@@ -12,8 +12,8 @@ from typing import Annotated
 
 import typer
 
-from recommender.events import parse_ts
-from recommender.importers import (
+from recommender.core.events import parse_ts
+from recommender.offline.importers import (
     CATALOG_FILE,
     EVENTS_FILE,
     REPORT_FILE,

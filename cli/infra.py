@@ -2,7 +2,7 @@
 
 Starts a real single-node Apache Kafka broker (KRaft, broker and controller in one JVM) and
 Debian's ``redis-server`` on loopback, each detached from the calling process, and stops them
-again. Everything derives from :class:`~recommender.settings.Settings` (ports from
+again. Everything derives from :class:`~recommender.core.settings.Settings` (ports from
 ``kafka_bootstrap`` / ``redis_url``, files under ``state_dir``), so several stacks (the test
 stack, a demo) run side by side on one machine.
 
@@ -48,8 +48,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
-from recommender.errors import InfraError
-from recommender.settings import Settings
+from recommender.core.errors import InfraError
+from recommender.core.settings import Settings
 
 __all__ = [
     "KafkaEndpoints",

@@ -9,8 +9,8 @@ from typing import Annotated, Any, Optional
 import typer
 from aiokafka.errors import KafkaError
 
-from recommender.errors import ConfigError
-from recommender.settings import get_settings
+from recommender.core.errors import ConfigError
+from recommender.core.settings import get_settings
 
 
 def lag_table(document: dict[str, Any]) -> str:

@@ -1,6 +1,6 @@
 """The ``zmot`` command: wires the packages together; nothing imports it.
 
-Every command reads :class:`recommender.settings.Settings` from ``ZMOT_*`` environment
+Every command reads :class:`recommender.core.settings.Settings` from ``ZMOT_*`` environment
 variables; options given here override them for that run.
 """
 
@@ -14,8 +14,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from recommender.errors import ZmotError
-from recommender.settings import Settings, get_settings
+from recommender.core.errors import ZmotError
+from recommender.core.settings import Settings, get_settings
 
 app = typer.Typer(
     help="zmot: real-time next-best-offer engine (Kafka -> live profiles in Redis -> LightFM).",
@@ -97,7 +97,7 @@ def demo_data(
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same files).")] = 7,
 ) -> None:
     """Generate a synthetic shop: catalog.jsonl, offers.jsonl, events.jsonl, intents.jsonl."""
-    from recommender.synthetic import generate
+    from recommender.offline.synthetic import generate
 
     counts = generate(out, users=users, seed=seed, progress=True)
     for name, n in counts.items():
@@ -122,10 +122,10 @@ def train(
     seed: Annotated[Optional[int], typer.Option()] = None,  # noqa: UP045
 ) -> None:
     """Train LightFM on profiles replayed from a history; write a versioned artifact."""
-    from recommender.catalog import Catalog
-    from recommender.events import load_events
-    from recommender.replay import Profiler
-    from recommender.training import train as fit
+    from recommender.core.catalog import Catalog
+    from recommender.core.events import load_events
+    from recommender.core.replay import Profiler
+    from recommender.offline.training import train as fit
 
     cat = Catalog.load(catalog)
     report = load_events(events)
@@ -182,7 +182,7 @@ def replay(
 ) -> None:
     """Produce an event file into Kafka (validated as the API does; bad lines reported)."""
     from cli.replay import produce
-    from recommender.events import load_events
+    from recommender.core.events import load_events
 
     settings = get_settings()
     report = load_events(file, require_ts=False)

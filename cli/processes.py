@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from recommender.settings import Settings
+from recommender.core.settings import Settings
 
 
 def _pid_file(settings: Settings, name: str) -> Path:

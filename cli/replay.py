@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from tqdm import tqdm
 
 from recommender.adapters.kafka import EventProducer
-from recommender.events import Event
-from recommender.settings import Settings
+from recommender.core.events import Event
+from recommender.core.settings import Settings
 
 
 async def _produce(settings: Settings, events: Sequence[Event], rate: float | None) -> int:

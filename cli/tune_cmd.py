@@ -8,8 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from recommender.errors import ConfigError
-from recommender.settings import get_settings
+from recommender.core.errors import ConfigError
+from recommender.core.settings import get_settings
 
 
 def register(app: typer.Typer) -> None:
@@ -40,10 +40,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Random search over embedding size, loss, epochs, half-life, top-N, event weights
         and the recency blend; writes the best config for `zmot train --config`."""
-        from recommender.catalog import Catalog
-        from recommender.evaluation import split_events
-        from recommender.events import load_events
-        from recommender.tuning import tune as search
+        from recommender.core.catalog import Catalog
+        from recommender.core.events import load_events
+        from recommender.offline.evaluation import split_events
+        from recommender.offline.tuning import tune as search
 
         if metric not in ("hr", "mrr", "ndcg"):
             raise typer.BadParameter("--metric must be hr, mrr or ndcg")

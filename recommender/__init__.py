@@ -1,5 +1,10 @@
-"""zmot's domain: pure logic for events, features, profiles, training and scoring.
+"""zmot's domain, in three packages with one direction of imports.
 
-Nothing in this package talks to Kafka, Redis or HTTP, except :mod:`recommender.adapters`,
-which holds what the stream worker and the API share at the edges.
+- :mod:`recommender.core`: the online core, pure logic the worker and the API run on every
+  event and request (contract, features, profile math, model scoring, offers, arbitration).
+  Imports only the standard library, numpy, pydantic and PyYAML.
+- :mod:`recommender.offline`: tools that run beside the stream (training, calibration,
+  evaluation and its report, tuning, importers, the synthetic shop). Imports the core.
+- :mod:`recommender.adapters`: the edges the worker and the API share (Redis stores, Kafka
+  producer and admin, Prometheus metrics, logging, the local Kafka/Redis stack). Imports the core.
 """

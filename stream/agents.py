@@ -5,9 +5,9 @@ tested with a real Redis and no broker. :func:`register_agent` is the thin faust
 
 Delivery is at least once and counted once: faust acks (and later commits) a batch only after
 its profiles are written and its dead letters are delivered; a redelivered message is skipped by
-the per-profile offset fence (:meth:`recommender.profile.Profile.has_applied`). If a batch cannot
-be written after bounded retries, its messages stay unacked and the worker stops, so they are
-read again by the next worker instead of being dropped. Carrying on past such a batch would be
+the per-profile offset fence (:meth:`~recommender.core.profile.Profile.has_applied`). If a
+batch cannot be written after bounded retries, its messages stay unacked and the worker stops,
+so they are read again by the next worker instead of being dropped. Carrying on past such a batch would be
 wrong: a later event of the same user would move the fence past the lost one.
 """
 
@@ -24,15 +24,15 @@ from aiokafka.errors import MessageSizeTooLargeError
 from redis.exceptions import RedisError
 
 from recommender.adapters.feedback_store import FeedbackStore
+from recommender.adapters.logs import message_fields
+from recommender.adapters.metrics import WorkerMetrics
 from recommender.adapters.redis_store import ProfileStore
-from recommender.errors import InvalidEventError, ZmotError
-from recommender.events import MAX_TS, MIN_TS, Event, parse_event
-from recommender.feedback import PartitionUpdate, partition_update
-from recommender.logs import message_fields
-from recommender.metrics import WorkerMetrics
-from recommender.profile import Profile, position_token
-from recommender.replay import Profiler
-from recommender.settings import Settings
+from recommender.core.errors import InvalidEventError, ZmotError
+from recommender.core.events import MAX_TS, MIN_TS, Event, parse_event
+from recommender.core.feedback import PartitionUpdate, partition_update
+from recommender.core.profile import Profile, position_token
+from recommender.core.replay import Profiler
+from recommender.core.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import faust
 
-from recommender.settings import Settings
+from recommender.core.settings import Settings
 
 
 def datadir_for(settings: Settings) -> Path:

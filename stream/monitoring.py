@@ -14,8 +14,8 @@ from typing import Any
 from aiohttp.web import Response
 
 from recommender.adapters.kafka import read_lag
-from recommender.metrics import WorkerMetrics
-from recommender.settings import Settings
+from recommender.adapters.metrics import WorkerMetrics
+from recommender.core.settings import Settings
 
 log = logging.getLogger(__name__)
 

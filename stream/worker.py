@@ -15,15 +15,15 @@ from typing import Any
 import faust
 
 from recommender.adapters.feedback_store import FeedbackStore
+from recommender.adapters.logs import json_logging_config
+from recommender.adapters.metrics import WorkerMetrics
 from recommender.adapters.redis_store import ProfileStore, connect
-from recommender.catalog import Catalog
-from recommender.errors import ModelError
-from recommender.features import FeatureConfig
-from recommender.logs import json_logging_config
-from recommender.metrics import WorkerMetrics
-from recommender.profile import ProfileParams
-from recommender.replay import Profiler
-from recommender.settings import Settings
+from recommender.core.catalog import Catalog
+from recommender.core.errors import ModelError
+from recommender.core.features import FeatureConfig
+from recommender.core.profile import ProfileParams
+from recommender.core.replay import Profiler
+from recommender.core.settings import Settings
 from stream.agents import BatchError, BatchStats, register_agent
 from stream.app import create_app
 from stream.monitoring import register_monitoring

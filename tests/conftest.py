@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from recommender.settings import Settings  # noqa: E402
+from recommender.core.settings import Settings  # noqa: E402
 from tests.stream.stream_helpers import caught_up, worker  # noqa: E402, F401  (fixtures for all)
 
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -92,11 +92,11 @@ class DemoShop:
     """A generated demo shop and a model trained on it (once per test session)."""
 
     def __init__(self, root: Path) -> None:
-        from recommender.catalog import Catalog
-        from recommender.events import load_events
-        from recommender.replay import Profiler
-        from recommender.synthetic import generate
-        from recommender.training import train
+        from recommender.core.catalog import Catalog
+        from recommender.core.events import load_events
+        from recommender.core.replay import Profiler
+        from recommender.offline.synthetic import generate
+        from recommender.offline.training import train
 
         self.data = root / "data"
         self.model_dir = root / "model"

@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from recommender.settings import Settings
+from recommender.core.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -21,8 +21,8 @@ import pytest
 
 from api.app import create_app
 from recommender.adapters.kafka import EventProducer
-from recommender.events import Event
-from recommender.settings import Settings
+from recommender.core.events import Event
+from recommender.core.settings import Settings
 from tests.api.support import serve
 
 pytestmark = pytest.mark.integration

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from recommender.metrics import API_METRICS, WORKER_METRICS
+from recommender.adapters.metrics import API_METRICS, WORKER_METRICS
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMETHEUS = ROOT / "infra" / "prometheus"

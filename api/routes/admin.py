@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 
 from api.deps import ServicesDep, error_detail, reject
 from api.schemas import ReloadResponse, ValidationErrorResponse
-from recommender.errors import CatalogError, ConfigError
+from recommender.core.errors import CatalogError, ConfigError
 
 router = APIRouter(tags=["admin"])
 

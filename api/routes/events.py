@@ -8,7 +8,7 @@ from fastapi import APIRouter
 
 from api.deps import MAX_BATCH, EventsBody, ProducerDep
 from api.schemas import AcceptedResponse, MessageResponse, ValidationErrorResponse
-from recommender.events import Event
+from recommender.core.events import Event
 
 router = APIRouter(tags=["events"])
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response
 
 from api.deps import Services
 from api.schemas import HealthResponse, ReadyResponse
-from recommender.errors import ZmotError
+from recommender.core.errors import ZmotError
 
 router = APIRouter(tags=["health"])
 

@@ -18,10 +18,10 @@ from api.schemas import (
     NextBestOfferResponse,
     ValidationErrorResponse,
 )
-from recommender.arbitration import OfferRequest
-from recommender.profile import Profile
-from recommender.reasons import language
-from recommender.scoring import Decision
+from recommender.core.arbitration import OfferRequest
+from recommender.core.profile import Profile
+from recommender.core.reasons import language
+from recommender.core.scoring import Decision
 
 router = APIRouter(tags=["offers"])
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from api.monitoring import Ops
-from recommender.errors import ZmotError
+from recommender.core.errors import ZmotError
 
 router = APIRouter(tags=["ops"])
 

@@ -1,6 +1,6 @@
 """Offer statistics and item ratings in Redis: one counter hash per Kafka partition.
 
-``<prefix>agg:<partition>`` holds the integer counters of :mod:`recommender.feedback` for the
+``<prefix>agg:<partition>`` holds the integer counters of :mod:`recommender.core.feedback` for the
 events of that partition, and ``_off``, the offset of the last message counted. The worker reads
 ``_off`` together with the batch's profiles, computes the increments of the newer messages in
 Python, and writes them with one call of a thin Lua script per partition per batch that adds
@@ -19,7 +19,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from recommender.feedback import (
+from recommender.core.feedback import (
     OFFSET_FIELD,
     ItemRating,
     OfferStats,

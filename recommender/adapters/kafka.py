@@ -10,9 +10,9 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from recommender.errors import ConfigError
-from recommender.events import Event
-from recommender.ops import PartitionOffsets, lag_document
+from recommender.core.errors import ConfigError
+from recommender.core.events import Event
+from recommender.core.ops import PartitionOffsets, lag_document
 
 
 class EventProducer:
@@ -205,7 +205,7 @@ async def _first_timestamps(
 async def read_lag(
     bootstrap: str, group: str, topic: str, *, now: float | None = None
 ) -> dict[str, Any]:
-    """The lag document of ``group`` on ``topic`` (see :func:`recommender.ops.lag_document`)."""
+    """The lag document of ``group`` on ``topic`` (:func:`recommender.core.ops.lag_document`)."""
     import time
 
     offsets = await read_partition_offsets(bootstrap, group, topic)

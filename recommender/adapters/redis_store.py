@@ -1,6 +1,6 @@
 """Profiles in Redis: one hash per user, written atomically behind an offset fence.
 
-All profile math happens in Python (:mod:`recommender.profile`); the Lua script below is a thin
+All profile math happens in Python (:mod:`recommender.core.profile`); the Lua script below is a thin
 applier: it replaces a user's hash only if the stored ``_pos`` fence still equals the one the
 worker read, so two writers (e.g. during a rebalance) can never interleave half-updates, and a
 conflict is reported back instead of lost.
@@ -14,8 +14,8 @@ from collections.abc import Iterable, Sequence
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from recommender.errors import ConfigError
-from recommender.profile import POSITION_FIELD, Profile, from_hash, position_token, to_hash
+from recommender.core.errors import ConfigError
+from recommender.core.profile import POSITION_FIELD, Profile, from_hash, position_token, to_hash
 
 # KEYS[1] profile key; ARGV[1] expected fence ('' for a new profile); ARGV[2] TTL in ms;
 # ARGV[3] the new hash as ONE JSON array of strings [field, value, field, value, ...] (see

@@ -17,9 +17,9 @@ import pytest
 from api.app import create_app
 from api.deps import Engine, EventSink
 from recommender.adapters.redis_store import ProfileStore, connect
-from recommender.catalog import Catalog
-from recommender.profile import Profile
-from recommender.settings import Settings
+from recommender.core.catalog import Catalog
+from recommender.core.profile import Profile
+from recommender.core.settings import Settings
 from tests.api.support import (
     ITEMS,
     FakeRanker,

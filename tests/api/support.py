@@ -21,12 +21,12 @@ import numpy as np
 from aiokafka import AIOKafkaConsumer
 from fastapi import FastAPI
 
-from recommender.catalog import Catalog, Item, Offer
-from recommender.events import Event
-from recommender.model import Model
-from recommender.profile import Profile
-from recommender.scoring import Decision, ScoredOffer
-from recommender.settings import Settings
+from recommender.core.catalog import Catalog, Item, Offer
+from recommender.core.events import Event
+from recommender.core.model import Model
+from recommender.core.profile import Profile
+from recommender.core.scoring import Decision, ScoredOffer
+from recommender.core.settings import Settings
 
 ITEMS = [
     Item("tv-1", title="55in TV", category="electronics.tv", brand="Vista"),

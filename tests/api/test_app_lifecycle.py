@@ -10,8 +10,8 @@ import pytest
 from threadpoolctl import threadpool_info
 
 from api.app import BLAS_ENV_VARS, create_app, load_engine
-from recommender.errors import ConfigError, ModelError
-from recommender.settings import Settings
+from recommender.core.errors import ConfigError, ModelError
+from recommender.core.settings import Settings
 from tests.api.support import FakeRanker, ServeFactory, dead_redis_url, free_port, serve
 
 

@@ -14,8 +14,8 @@ import redis
 
 from api.app import create_app
 from recommender.adapters.redis_store import ProfileStore, connect
-from recommender.events import Event
-from recommender.settings import Settings
+from recommender.core.events import Event
+from recommender.core.settings import Settings
 from tests.api.support import PutProfile, free_port, profile_of, serve
 
 pytestmark = pytest.mark.integration

@@ -10,8 +10,8 @@ import pytest
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 
 from api.deps import MAX_BATCH
-from recommender.events import parse_event
-from recommender.settings import Settings
+from recommender.core.events import parse_event
+from recommender.core.settings import Settings
 from tests.api.support import FailingSink, ServeFactory, TopicReader
 
 pytestmark = pytest.mark.integration

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from api.app import create_app
 from recommender.adapters.redis_store import ProfileStore, connect
-from recommender.settings import Settings
+from recommender.core.settings import Settings
 from tests.api.support import (
     MODEL_VERSION,
     FakeRanker,

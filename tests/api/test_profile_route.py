@@ -8,7 +8,7 @@ from datetime import datetime
 import httpx
 import pytest
 
-from recommender.settings import Settings
+from recommender.core.settings import Settings
 from tests.api.support import PutProfile, profile_of
 
 pytestmark = pytest.mark.integration

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from recommender.settings import Settings
+from recommender.core.settings import Settings
 from tests.api.support import MODEL_VERSION, free_port
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from cli import infra
-from recommender.errors import InfraError
-from recommender.settings import Settings
+from recommender.core.errors import InfraError
+from recommender.core.settings import Settings
 
 
 def _free_port() -> int:

@@ -11,8 +11,8 @@ import pytest
 
 from recommender.adapters.feedback_store import FeedbackStore
 from recommender.adapters.redis_store import ProfileStore, connect
-from recommender.feedback import ItemRating, OfferStats
-from recommender.settings import Settings
+from recommender.core.feedback import ItemRating, OfferStats
+from recommender.core.settings import Settings
 from tests.stream.test_stream_worker import drop_prefix, produce, redis_hashes
 
 pytestmark = pytest.mark.integration

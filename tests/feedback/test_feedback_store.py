@@ -11,9 +11,9 @@ import pytest
 
 from recommender.adapters.feedback_store import FeedbackStore
 from recommender.adapters.redis_store import ProfileStore, connect
-from recommender.feedback import ItemRating, OfferStats, PartitionUpdate
-from recommender.replay import Profiler
-from recommender.settings import Settings
+from recommender.core.feedback import ItemRating, OfferStats, PartitionUpdate
+from recommender.core.replay import Profiler
+from recommender.core.settings import Settings
 from stream.agents import DeadLetter, Record, process_batch
 
 pytestmark = pytest.mark.integration

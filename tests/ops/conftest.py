@@ -21,8 +21,8 @@ import httpx
 import pytest
 
 from recommender.adapters.kafka import EventProducer
-from recommender.events import Event
-from recommender.settings import Settings
+from recommender.core.events import Event
+from recommender.core.settings import Settings
 from tests.api.support import free_port, write_model
 from tests.stream.stream_helpers import worker_env
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from recommender.settings import Settings
+from recommender.core.settings import Settings
 from tests.ops.conftest import events, produce, produce_raw
 
 pytestmark = pytest.mark.integration

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from recommender.settings import Settings
+from recommender.core.settings import Settings
 from tests.ops.conftest import ApiProcess, events, produce, zmot_lag
 
 pytestmark = pytest.mark.integration

@@ -12,8 +12,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from recommender.metrics import API_METRICS, WORKER_METRICS
-from recommender.settings import Settings
+from recommender.adapters.metrics import API_METRICS, WORKER_METRICS
+from recommender.core.settings import Settings
 from tests.api.support import MODEL_VERSION
 from tests.ops.conftest import ApiProcess, events, produce, produce_raw
 

@@ -25,7 +25,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from recommender.settings import Settings
+from recommender.core.settings import Settings
 from tests.api.support import MODEL_VERSION
 from tests.ops.conftest import ApiProcess, events, produce
 

@@ -15,12 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from recommender.arbitration import Arbiter, ArbitrationConfig
-from recommender.catalog import Catalog, Item
-from recommender.model import Model
-from recommender.offers import OfferCatalog, parse_offer
-from recommender.placements import Placements, parse_placements
-from recommender.profile import Profile
+from recommender.core.arbitration import Arbiter, ArbitrationConfig
+from recommender.core.catalog import Catalog, Item
+from recommender.core.model import Model
+from recommender.core.offers import OfferCatalog, parse_offer
+from recommender.core.placements import Placements, parse_placements
+from recommender.core.profile import Profile
 
 ITEMS = [
     Item("tv-1", title="55in TV", category="electronics.tv"),

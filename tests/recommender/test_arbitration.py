@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from recommender.arbitration import OfferRequest
+from recommender.core.arbitration import OfferRequest
 from tests.recommender.arbitration_support import Exposed, arbiter, one_per_item, profile
 
 TV = {"q:tv": 1.0}

@@ -11,12 +11,12 @@ from collections.abc import Sequence
 
 import pytest
 
-from recommender.catalog import Catalog, Item
-from recommender.evaluation import evaluate, split_events
-from recommender.events import Event
-from recommender.profile import ProfileParams
-from recommender.replay import Profiler
-from recommender.training import TrainConfig, train
+from recommender.core.catalog import Catalog, Item
+from recommender.core.events import Event
+from recommender.core.profile import ProfileParams
+from recommender.core.replay import Profiler
+from recommender.offline.evaluation import evaluate, split_events
+from recommender.offline.training import TrainConfig, train
 
 T0 = 1_760_000_000.0
 N_ITEMS = 200

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from recommender.errors import InvalidEventError
-from recommender.events import parse_event, read_event_lines
+from recommender.core.errors import InvalidEventError
+from recommender.core.events import parse_event, read_event_lines
 
 
 def raw(**fields: object) -> bytes:

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from recommender.arbitration import OfferRequest
-from recommender.exploration import ExplorationPolicy
+from recommender.core.arbitration import OfferRequest
+from recommender.core.exploration import ExplorationPolicy
 from tests.recommender.arbitration_support import arbiter, one_per_item, profile
 
 N = 10_000

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from recommender.catalog import Catalog, Item
-from recommender.events import Event
-from recommender.features import FeatureConfig, event_features
-from recommender.text import fold, tokens
+from recommender.core.catalog import Catalog, Item
+from recommender.core.events import Event
+from recommender.core.features import FeatureConfig, event_features
+from recommender.core.text import fold, tokens
 
 CATALOG = Catalog({"i1": Item("i1", title="T", category="electronics.tv", brand="Acme")})
 

@@ -7,8 +7,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recommender.events import Event
-from recommender.feedback import (
+from recommender.core.events import Event
+from recommender.core.feedback import (
     ItemRating,
     OfferStats,
     increments,

@@ -13,9 +13,9 @@ import typer
 from typer.testing import CliRunner
 
 from cli.import_cmd import register
-from recommender.catalog import Catalog
-from recommender.events import Event, parse_event
-from recommender.importers import (
+from recommender.core.catalog import Catalog
+from recommender.core.events import Event, parse_event
+from recommender.offline.importers import (
     CATALOG_FILE,
     EVENTS_FILE,
     REPORT_FILE,

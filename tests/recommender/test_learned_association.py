@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from recommender.catalog import Catalog, Offer, load_offers
-from recommender.events import Event
-from recommender.model import Model
-from recommender.replay import Profiler
-from recommender.scoring import OfferRanker
-from recommender.training import train
+from recommender.core.catalog import Catalog, Offer, load_offers
+from recommender.core.events import Event
+from recommender.core.model import Model
+from recommender.core.replay import Profiler
+from recommender.core.scoring import OfferRanker
+from recommender.offline.training import train
 
 REPAIR_SEARCHES = ["fernseher reparatur", "tv repair", "riparazione tv"]
 TV, WASHER = "electronics.tv", "appliances.washing_machine"

@@ -8,8 +8,8 @@ import re
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from recommender.logs import JsonFormatter, message_fields
-from recommender.metrics import API_METRICS, WORKER_METRICS, ApiMetrics, WorkerMetrics
+from recommender.adapters.logs import JsonFormatter, message_fields
+from recommender.adapters.metrics import API_METRICS, WORKER_METRICS, ApiMetrics, WorkerMetrics
 
 
 def test_json_formatter_puts_extras_at_top_level() -> None:

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from recommender.errors import CatalogError, ConfigError
-from recommender.journey import stage_of
-from recommender.offers import load_offer_catalog
-from recommender.placements import load_placements
-from recommender.profile import Profile
+from recommender.core.errors import CatalogError, ConfigError
+from recommender.core.journey import stage_of
+from recommender.core.offers import load_offer_catalog
+from recommender.core.placements import load_placements
+from recommender.core.profile import Profile
 from tests.recommender.arbitration_support import CATALOG
 
 YAML = """\

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from recommender.ops import PartitionOffsets, bucket_delta, histogram_quantile, lag_document
+from recommender.core.ops import PartitionOffsets, bucket_delta, histogram_quantile, lag_document
 
 
 def test_lag_document_counts_uncommitted_messages_and_the_age_of_the_oldest() -> None:

@@ -7,7 +7,7 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recommender.profile import Profile, ProfileParams, apply_event, from_hash, to_hash
+from recommender.core.profile import Profile, ProfileParams, apply_event, from_hash, to_hash
 
 H = 3600.0
 PARAMS = ProfileParams(half_life_s=H, top_n=1000, purchase_memory=3)

@@ -7,9 +7,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recommender.events import Event
-from recommender.profile import Profile, ProfileParams, apply_event, from_hash, to_hash
-from recommender.replay import Profiler
+from recommender.core.events import Event
+from recommender.core.profile import Profile, ProfileParams, apply_event, from_hash, to_hash
+from recommender.core.replay import Profiler
 
 H = 3600.0
 T = 1_750_000_000.0 - 1_750_000_000.0 % H  # the start of an hour

@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from recommender.evaluation import EvalResult
-from recommender.model import Model
-from recommender.report import PLOTS, UserSums, bootstrap, by_history, hr_by_k, write_report
+from recommender.core.model import Model
+from recommender.offline.evaluation import EvalResult
+from recommender.offline.report import PLOTS, UserSums, bootstrap, by_history, hr_by_k, write_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 METHODS = ["live", "frozen", "popular", "recent"]
@@ -221,7 +221,7 @@ def test_no_predictions_and_no_curve_still_give_a_report(tmp_path: Path) -> None
 
 
 def test_importing_the_report_module_does_not_import_matplotlib() -> None:
-    code = "import sys, recommender.report; sys.exit('matplotlib' in sys.modules)"
+    code = "import sys, recommender.offline.report; sys.exit('matplotlib' in sys.modules)"
     root = Path(__file__).resolve().parents[2]
     assert subprocess.run([sys.executable, "-c", code], cwd=root).returncode == 0
 

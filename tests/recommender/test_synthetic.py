@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from recommender.errors import ConfigError
-from recommender.synthetic import EXCLUSIVE, FILES, INTENTS, TWO_INTENTS, generate
+from recommender.core.errors import ConfigError
+from recommender.offline.synthetic import EXCLUSIVE, FILES, INTENTS, TWO_INTENTS, generate
 
 ROOT = Path(__file__).resolve().parents[2]
 START = datetime(2024, 5, 1, tzinfo=UTC)
@@ -122,7 +122,7 @@ def test_same_seed_gives_identical_bytes_and_another_seed_does_not(tmp_path: Pat
 def test_output_does_not_depend_on_the_hash_seed(tmp_path: Path) -> None:
     code = (
         "import sys; from pathlib import Path; from datetime import datetime, UTC; "
-        "from recommender.synthetic import generate; "
+        "from recommender.offline.synthetic import generate; "
         "generate(Path(sys.argv[1]), users=150, seed=5, start=datetime(2024, 5, 1, tzinfo=UTC))"
     )
     for name, hash_seed in (("x", "1"), ("y", "2")):

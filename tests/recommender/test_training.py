@@ -6,11 +6,11 @@ import random
 
 import pytest
 
-from recommender.catalog import Catalog, Item, Offer
-from recommender.events import Event
-from recommender.replay import Profiler
-from recommender.scoring import OfferRanker
-from recommender.training import TrainConfig, build_contexts, train
+from recommender.core.catalog import Catalog, Item, Offer
+from recommender.core.events import Event
+from recommender.core.replay import Profiler
+from recommender.core.scoring import OfferRanker
+from recommender.offline.training import TrainConfig, build_contexts, train
 
 T0 = 1_760_000_000.0
 

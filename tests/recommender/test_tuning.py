@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from recommender.catalog import Catalog
-from recommender.evaluation import split_events
-from recommender.tuning import BOOSTS, Config, tune
+from recommender.core.catalog import Catalog
+from recommender.offline.evaluation import split_events
+from recommender.offline.tuning import BOOSTS, Config, tune
 from tests.recommender.test_evaluation import catalog, histories
 
 

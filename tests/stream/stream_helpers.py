@@ -27,7 +27,7 @@ from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from recommender.adapters.kafka import group_lag as kafka_group_lag
-from recommender.settings import Settings
+from recommender.core.settings import Settings
 from stream.app import datadir_for
 from tests.api.support import free_port
 
@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
 STOP_TIMEOUT_S = 20.0
 
 WORKER_CODE = (
-    "from stream.worker import run_worker; from recommender.settings import Settings; "
+    "from stream.worker import run_worker; from recommender.core.settings import Settings; "
     "run_worker(Settings())"
 )
 

@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from recommender.adapters.redis_store import ProfileStore, connect
-from recommender.events import Event
-from recommender.profile import Profile, to_hash
-from recommender.replay import Profiler
-from recommender.settings import Settings
+from recommender.core.events import Event
+from recommender.core.profile import Profile, to_hash
+from recommender.core.replay import Profiler
+from recommender.core.settings import Settings
 from stream.agents import (
     FIELD_HEADER,
     REASON_HEADER,

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from recommender.errors import CatalogError, ConfigError, ModelError
-from recommender.features import FeatureConfig
-from recommender.profile import ProfileParams
-from recommender.settings import Settings
+from recommender.core.errors import CatalogError, ConfigError, ModelError
+from recommender.core.features import FeatureConfig
+from recommender.core.profile import ProfileParams
+from recommender.core.settings import Settings
 from stream.app import create_app, datadir_for
 from stream.worker import build_profiler, run_worker
 

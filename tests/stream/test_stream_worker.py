@@ -15,10 +15,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from recommender.adapters.redis_store import ProfileStore, connect
-from recommender.events import parse_event
-from recommender.profile import Profile, from_hash
-from recommender.replay import Profiler
-from recommender.settings import Settings
+from recommender.core.events import parse_event
+from recommender.core.profile import Profile, from_hash
+from recommender.core.replay import Profiler
+from recommender.core.settings import Settings
 from tests.stream.stream_helpers import topic_partitions
 
 pytestmark = pytest.mark.integration

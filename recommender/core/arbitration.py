@@ -12,7 +12,7 @@ For one request (a profile, a placement, a channel, maybe the item on the page):
    for ``substitute_window_s`` after a purchase; a category offer resolves to the user's best
    remaining item of that category.
 4. **Arbitration**: ``priority = propensity x value x context_weight x lever`` where
-   propensity is the calibrated probability (:mod:`recommender.propensity`) and
+   propensity is the calibrated probability (:mod:`recommender.offline.propensity`) and
    ``context_weight = placement weight of the offer's group x (1 + complement_boost x share
    of the offer's category after what the user bought or is looking at) x (stage_boost if
    the offer names the user's stage)``.
@@ -20,14 +20,14 @@ For one request (a profile, a placement, a channel, maybe the item on the page):
    none is left the answer is empty (or, with ``floor_fallback``, popular offers flagged).
 6. **Diversity and exploration**: slots are filled best first, never two offers for the same
    item or the same category (unless the request allows it), each slot by the placement's
-   :class:`~recommender.exploration.ExplorationPolicy`, which records its exact probability.
+   :class:`~recommender.core.exploration.ExplorationPolicy`, which records its exact probability.
 
 Performance: the rules that depend only on the offer and the request (validity window,
 placement, channel, stage) and the priority are evaluated for all offers at once on numpy
 arrays precomputed when the arbiter is built (:class:`_OfferArrays`); a category offer's best
 item is found for all categories in one masked ``argmax``. The rules that need Python per offer
 (eligibility conditions, impression and dismissal counts) run only on the offers that are left
-after the relevance floor, and for a :class:`~recommender.profile.Profile` only on the offers
+after the relevance floor, and for a :class:`~recommender.core.profile.Profile` only on the offers
 its exposure history names. Candidates stay arrays until the slots are filled; only the chosen
 ones become :class:`Candidate` objects. The result is exactly that of checking every rule on
 every offer in turn.
@@ -45,14 +45,14 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from recommender.catalog import Catalog, Offer
-from recommender.journey import SMOT, stage_of
-from recommender.model import Model
-from recommender.offers import OfferCatalog, OfferSpec
-from recommender.placements import Placement, Placements
-from recommender.profile import Profile
-from recommender.reasons import MAX_REASONS, reasons_from, say
-from recommender.scoring import Decision, ItemScorer, ScoredOffer
+from recommender.core.catalog import Catalog, Offer
+from recommender.core.journey import SMOT, stage_of
+from recommender.core.model import Model
+from recommender.core.offers import OfferCatalog, OfferSpec
+from recommender.core.placements import Placement, Placements
+from recommender.core.profile import Profile
+from recommender.core.reasons import MAX_REASONS, reasons_from, say
+from recommender.core.scoring import Decision, ItemScorer, ScoredOffer
 
 log = logging.getLogger("zmot.decisions")
 
@@ -73,7 +73,7 @@ class Exposure(Protocol):
 
 
 class RatingLike(Protocol):
-    """A rating aggregate (:class:`recommender.feedback.ItemRating`)."""
+    """A rating aggregate (:class:`recommender.core.feedback.ItemRating`)."""
 
     @property
     def count(self) -> int: ...
@@ -84,7 +84,7 @@ class RatingLike(Protocol):
 
 @dataclass(frozen=True)
 class ArbitrationConfig:
-    """Knobs of arbitration (from :class:`~recommender.settings.Settings`)."""
+    """Knobs of arbitration (from :class:`~recommender.core.settings.Settings`)."""
 
     purchase_exclusion_s: float = 30 * DAY
     substitute_window_s: float = 14 * DAY

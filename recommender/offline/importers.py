@@ -2,7 +2,7 @@
 
 They turn real data sets into the files ``zmot train`` and ``zmot replay`` read, so models can
 be trained and measured on behaviour nobody here generated. Every output event goes through
-:func:`recommender.events.validate_event` and is written with :meth:`Event.to_json`, so
+:func:`recommender.core.events.validate_event` and is written with :meth:`Event.to_json`, so
 ``events.jsonl`` holds exactly what the API would accept.
 
 Taobao "UserBehavior" (Alibaba Tianchi): ``user_id,item_id,category_id,behavior,timestamp``,
@@ -79,8 +79,8 @@ from typing import IO, Any, Literal, NamedTuple
 
 from tqdm import tqdm
 
-from recommender.errors import InvalidEventError, ZmotError
-from recommender.events import MAX_TS, MIN_TS, validate_event
+from recommender.core.errors import InvalidEventError, ZmotError
+from recommender.core.events import MAX_TS, MIN_TS, validate_event
 
 Format = Literal["taobao", "rees46"]
 FavPolicy = Literal["page_view", "skip"]

@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from recommender.errors import ModelError
-from recommender.features import FeatureConfig
-from recommender.profile import ProfileParams
-from recommender.propensity import Calibration
+from recommender.core.calibration import Calibration
+from recommender.core.errors import ModelError
+from recommender.core.features import FeatureConfig
+from recommender.core.profile import ProfileParams
 
 FORMAT = "zmot-model/1"
 F32 = npt.NDArray[np.float32]
@@ -48,11 +48,11 @@ class Model:
     profile_params: ProfileParams = field(default_factory=ProfileParams)
     info: dict[str, Any] = field(default_factory=dict)
     recent_boost: float = 0.0
-    """Blend weight of the profile's own items (see :class:`recommender.scoring.ItemScorer`),
+    """Blend weight of the profile's own items (see :class:`recommender.core.scoring.ItemScorer`),
     chosen with the model (e.g. by `zmot tune`) and used by the API unless overridden."""
     calibration: Calibration = field(default_factory=Calibration)
     """Model score -> probability of the item being among the next target events
-    (:mod:`recommender.propensity`); fitted on held-out contexts when training had enough."""
+    (:mod:`recommender.offline.propensity`); fitted on held-out contexts if enough."""
     complements: dict[str, dict[str, float]] = field(default_factory=dict)
     """``{bought category: {next category: share}}`` learned from purchase sequences."""
 

@@ -21,10 +21,10 @@ simple ``{"offer_id", "item_id", "title", "value"}`` lines of v1 are valid v2:
 =====================  =================================================================
 
 Eligibility conditions read the profile's L1-normalised feature weights (names as in
-:mod:`recommender.features`; a trailing ``*`` matches a prefix, e.g. ``bought:cat:*``):
+:mod:`recommender.core.features`; a trailing ``*`` matches a prefix, e.g. ``bought:cat:*``):
 ``{"requires_feature": F}`` (weight > 0), ``{"excludes_feature": F}`` (no weight) and
 ``{"min_weight": {"feature": F, "value": x}}`` (weight >= x; a prefix sums its matches).
-Errors name the file, line and field (:class:`~recommender.errors.CatalogError`).
+Errors name the file, line and field (:class:`~recommender.core.errors.CatalogError`).
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ from typing import Any
 
 import yaml
 
-from recommender.catalog import Catalog
-from recommender.errors import CatalogError
+from recommender.core.catalog import Catalog
+from recommender.core.errors import CatalogError
 
 STAGES = ("stimulus", "zmot", "fmot", "smot", "umot")
 CHANNELS = ("web", "app", "email", "store", "ad")

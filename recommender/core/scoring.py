@@ -8,10 +8,10 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from recommender.catalog import Catalog, Item, Offer
-from recommender.model import Model
-from recommender.profile import Profile
-from recommender.reasons import MAX_REASONS, reasons_from
+from recommender.core.catalog import Catalog, Item, Offer
+from recommender.core.model import Model
+from recommender.core.profile import Profile
+from recommender.core.reasons import MAX_REASONS, reasons_from
 
 __all__ = ["MAX_REASONS", "Decision", "ItemScorer", "OfferRanker", "ScoredOffer", "reasons_from"]
 
@@ -27,7 +27,7 @@ class ScoredOffer:
     debug: dict[str, float | None] | None = None
     """The arbitration formula's parts (propensity, value, context_weight, lever, priority)."""
     policy: str = "greedy"
-    """Which policy chose the offer (``greedy`` or ``explore``, see recommender.exploration)."""
+    """Which policy chose the offer (``greedy`` or ``explore``: recommender.core.exploration)."""
     probability: float = 1.0
     """Exact probability that the policy chose this offer for its slot."""
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from recommender.errors import CatalogError
+from recommender.core.errors import CatalogError
 
 
 def load_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:

@@ -8,7 +8,7 @@ Feature names are readable because reasons are built from them:
 ``brand:<b>``      ... an item of brand ``b``
 ``bought:item:``   purchases, kept apart so the model can learn what follows a purchase
 ``bought:cat:``
-``q:<token>``      a normalised search token (see :mod:`recommender.text`)
+``q:<token>``      a normalised search token (see :mod:`recommender.core.text`)
 ``qp:<prefix>``    its first letters, so unseen word forms still share a signal
 ``kind:<type>``    the kind of event
 =================  ====================================================
@@ -19,9 +19,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from recommender.catalog import Item
-from recommender.events import Event
-from recommender.text import PREFIX_LEN, tokens
+from recommender.core.catalog import Item
+from recommender.core.events import Event
+from recommender.core.text import PREFIX_LEN, tokens
 
 DEFAULT_KIND_WEIGHTS: dict[str, float] = {
     "page_view": 1.0,

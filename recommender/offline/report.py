@@ -27,8 +27,8 @@ import numpy.typing as npt
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from recommender.evaluation import EvalResult
-    from recommender.model import Model
+    from recommender.core.model import Model
+    from recommender.offline.evaluation import EvalResult
 
 F64 = npt.NDArray[np.float64]
 Outcome = Literal["beats", "does not beat", "not distinguishable"]

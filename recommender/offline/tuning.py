@@ -18,14 +18,14 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from recommender.catalog import Catalog
-from recommender.errors import ConfigError
-from recommender.evaluation import evaluate, split_events
-from recommender.events import Event
-from recommender.features import DEFAULT_KIND_WEIGHTS, FeatureConfig
-from recommender.profile import ProfileParams
-from recommender.replay import Profiler
-from recommender.training import Target, TrainConfig, train
+from recommender.core.catalog import Catalog
+from recommender.core.errors import ConfigError
+from recommender.core.events import Event
+from recommender.core.features import DEFAULT_KIND_WEIGHTS, FeatureConfig
+from recommender.core.profile import ProfileParams
+from recommender.core.replay import Profiler
+from recommender.offline.evaluation import evaluate, split_events
+from recommender.offline.training import Target, TrainConfig, train
 
 GRID: dict[str, Sequence[Any]] = {
     "no_components": (16, 32, 48, 64),

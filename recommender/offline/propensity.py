@@ -6,7 +6,7 @@ one (priority = propensity x value x ...), so training fits a logistic (Platt) m
 the model score of an item minus the mean over all items (the user's own bias term is the same
 for every item, so only this margin is comparable across users; an uninformative profile has
 small margins and so low propensities), ``recent`` the item's own weight in the profile
-relative to the strongest item (what :class:`~recommender.scoring.ItemScorer` blends in),
+relative to the strongest item (what :class:`~recommender.core.scoring.ItemScorer` blends in),
 and the label says whether the item is among the user's next target events. Negatives are
 sampled, and the intercept is corrected by the log of the sampling rate so that ``p`` is the
 probability for any item, not for a sampled one.
@@ -20,45 +20,14 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import numpy.typing as npt
 
-from recommender.catalog import Catalog
-from recommender.events import Event
-
-
-@dataclass(frozen=True)
-class Calibration:
-    """``p = sigmoid(a * raw + c * recent + b)``; the default is a documented uncalibrated map."""
-
-    a: float = 1.0
-    b: float = -4.0
-    c: float = 2.0
-    fitted: bool = False
-    n: int = 0
-
-    def probability(
-        self, raw: npt.NDArray[np.float64], recent: npt.NDArray[np.float64]
-    ) -> npt.NDArray[np.float64]:
-        z = np.clip(self.a * raw + self.c * recent + self.b, -50.0, 50.0)
-        out: npt.NDArray[np.float64] = 1.0 / (1.0 + np.exp(-z))
-        return out
-
-    def to_dict(self) -> dict[str, float | bool | int]:
-        return {"a": self.a, "b": self.b, "c": self.c, "fitted": self.fitted, "n": self.n}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, object]) -> Calibration:
-        return cls(
-            a=float(data["a"]),  # type: ignore[arg-type]  # written by to_dict
-            b=float(data["b"]),  # type: ignore[arg-type]
-            c=float(data["c"]),  # type: ignore[arg-type]
-            fitted=bool(data.get("fitted", True)),
-            n=int(data.get("n", 0)),  # type: ignore[call-overload]
-        )
+from recommender.core.calibration import Calibration
+from recommender.core.catalog import Catalog
+from recommender.core.events import Event
 
 
 def fit_logistic(

@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from recommender.catalog import Catalog
-from recommender.events import Event
-from recommender.features import FeatureConfig, event_features
-from recommender.profile import Profile, ProfileParams, apply_event
+from recommender.core.catalog import Catalog
+from recommender.core.events import Event
+from recommender.core.features import FeatureConfig, event_features
+from recommender.core.profile import Profile, ProfileParams, apply_event
 
 
 @dataclass

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from recommender.errors import ConfigError, InvalidEventError
+from recommender.core.errors import ConfigError, InvalidEventError
 
 EventType = Literal[
     "page_view", "search", "add_to_cart", "purchase", "impression", "click", "dismiss", "review"

@@ -25,7 +25,7 @@ from prometheus_client import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
-from recommender.events import EventType
+from recommender.core.events import EventType
 
 FRESHNESS_BUCKETS = (
     0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
@@ -111,7 +111,7 @@ class _Exported:
         )
 
     def set_lag(self, document: Mapping[str, Any]) -> None:
-        """Set the lag gauges from a lag document (see :func:`recommender.ops.lag_document`)."""
+        """Set the lag gauges from a lag document (:func:`~recommender.core.ops.lag_document`)."""
         topic = str(document["topic"])
         for row in document["partitions"]:
             partition = str(row["partition"])

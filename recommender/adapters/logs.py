@@ -44,7 +44,7 @@ def json_logging_config(level: str | int, stream: str = "ext://sys.stderr") -> d
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"json": {"()": "recommender.logs.JsonFormatter"}},
+        "formatters": {"json": {"()": "recommender.adapters.logs.JsonFormatter"}},
         "handlers": {
             "default": {"class": "logging.StreamHandler", "formatter": "json", "stream": stream}
         },

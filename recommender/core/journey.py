@@ -14,7 +14,7 @@ those are all the stage needs, so the stage is as live and replay-safe as the pr
 
 from __future__ import annotations
 
-from recommender.profile import Profile
+from recommender.core.profile import Profile
 
 STIMULUS, ZMOT, FMOT, SMOT, UMOT = "stimulus", "zmot", "fmot", "smot", "umot"
 

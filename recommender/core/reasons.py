@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from recommender.catalog import Catalog
+from recommender.core.catalog import Catalog
 
 MAX_REASONS = 3
 LANGUAGES = ("en", "de", "it")

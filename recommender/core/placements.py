@@ -26,9 +26,9 @@ from typing import Any
 
 import yaml
 
-from recommender.errors import ConfigError
-from recommender.exploration import ExplorationPolicy
-from recommender.offers import CHANNELS
+from recommender.core.errors import ConfigError
+from recommender.core.exploration import ExplorationPolicy
+from recommender.core.offers import CHANNELS
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Offline training: replay histories into contexts, fit LightFM, export a :class:`Model`.
 
 A training row is a *context*: the profile of a user just before an event worth predicting
-(built by replaying the history with :class:`recommender.replay.Profiler`, the function the
+(built by replaying the history with :class:`recommender.core.replay.Profiler`, the function the
 worker uses) paired with the item of that event. Each context is one LightFM "user" whose
 features are the profile's L1-normalised weights, so training and serving see the same
 features by construction. Items are represented by their id, category (and its top level)
@@ -23,13 +23,14 @@ import numpy.typing as npt
 import scipy.sparse as sp
 from tqdm import tqdm
 
-from recommender.catalog import Catalog
-from recommender.errors import ModelError
-from recommender.events import Event
-from recommender.model import Model
-from recommender.profile import Profile
-from recommender.propensity import Calibration, fit_calibration, learn_complements
-from recommender.replay import Profiler
+from recommender.core.calibration import Calibration
+from recommender.core.catalog import Catalog
+from recommender.core.errors import ModelError
+from recommender.core.events import Event
+from recommender.core.model import Model
+from recommender.core.profile import Profile
+from recommender.core.replay import Profiler
+from recommender.offline.propensity import fit_calibration, learn_complements
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ class TrainConfig:
     num_threads: int = 2
     calibration_share: float = 0.1
     """Share of users whose contexts are held out of the fit to calibrate propensities
-    (:mod:`recommender.propensity`); used only when that gives enough contexts."""
+    (:mod:`recommender.offline.propensity`); used only when that gives enough contexts."""
 
 
 @dataclass

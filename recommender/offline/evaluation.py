@@ -1,8 +1,8 @@
 """Offline replay evaluation: would the engine have offered what each shopper did next?
 
 The walk is the production path replayed: before each target event of a test user, the same
-:class:`recommender.scoring.ItemScorer` the API uses ranks every item for the user's live
-profile; then the event is applied with the worker's own :class:`recommender.replay.Profiler`
+:class:`recommender.core.scoring.ItemScorer` the API uses ranks every item for the user's live
+profile; then the event is applied with the worker's own :class:`recommender.core.replay.Profiler`
 and the walk moves on. Baselines are ranked at the same moments from the same history:
 
 =======================  ==========================================================
@@ -34,14 +34,14 @@ import numpy as np
 import numpy.typing as npt
 from tqdm import tqdm
 
-from recommender.catalog import Catalog
-from recommender.errors import ConfigError
-from recommender.events import ITEM_EVENTS, Event
-from recommender.model import Model
-from recommender.profile import Profile
-from recommender.replay import Profiler
-from recommender.scoring import ItemScorer
-from recommender.training import TARGET_TYPES, Target
+from recommender.core.catalog import Catalog
+from recommender.core.errors import ConfigError
+from recommender.core.events import ITEM_EVENTS, Event
+from recommender.core.model import Model
+from recommender.core.profile import Profile
+from recommender.core.replay import Profiler
+from recommender.core.scoring import ItemScorer
+from recommender.offline.training import TARGET_TYPES, Target
 
 METHODS = ("live", "frozen", "popular", "popular_in_category", "recent")
 

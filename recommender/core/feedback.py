@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from recommender.events import Event
+from recommender.core.events import Event
 
 OFFSET_FIELD = "_off"
 

@@ -32,7 +32,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from recommender.errors import ConfigError
+from recommender.core.errors import ConfigError
 
 # --------------------------------------------------------------------------------------
 # The shop: categories, brands, title templates

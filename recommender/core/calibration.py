@@ -1,0 +1,45 @@
+"""Propensity calibration as serving applies it: a logistic map from model margin to probability.
+
+The model's raw score ranks items but is no probability; arbitration needs one (priority =
+propensity x value x ...). Training fits the map (:mod:`recommender.offline.propensity`); the
+model artifact carries it and serving only applies it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """``p = sigmoid(a * raw + c * recent + b)``; the default is a documented uncalibrated map."""
+
+    a: float = 1.0
+    b: float = -4.0
+    c: float = 2.0
+    fitted: bool = False
+    n: int = 0
+
+    def probability(
+        self, raw: npt.NDArray[np.float64], recent: npt.NDArray[np.float64]
+    ) -> npt.NDArray[np.float64]:
+        z = np.clip(self.a * raw + self.c * recent + self.b, -50.0, 50.0)
+        out: npt.NDArray[np.float64] = 1.0 / (1.0 + np.exp(-z))
+        return out
+
+    def to_dict(self) -> dict[str, float | bool | int]:
+        return {"a": self.a, "b": self.b, "c": self.c, "fitted": self.fitted, "n": self.n}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> Calibration:
+        return cls(
+            a=float(data["a"]),  # type: ignore[arg-type]  # written by to_dict
+            b=float(data["b"]),  # type: ignore[arg-type]
+            c=float(data["c"]),  # type: ignore[arg-type]
+            fitted=bool(data.get("fitted", True)),
+            n=int(data.get("n", 0)),  # type: ignore[call-overload]
+        )
