@@ -7,8 +7,8 @@ Delivery is at least once and counted once: faust acks (and later commits) a bat
 its profiles are written and its dead letters are delivered; a redelivered message is skipped by
 the per-profile offset fence (:meth:`~recommender.core.profile.Profile.has_applied`). If a
 batch cannot be written after bounded retries, its messages stay unacked and the worker stops,
-so they are read again by the next worker instead of being dropped. Carrying on past such a batch would be
-wrong: a later event of the same user would move the fence past the lost one.
+so they are read again by the next worker instead of being dropped. Carrying on past such a
+batch would be wrong: a later event of the same user would move the fence past the lost one.
 """
 
 from __future__ import annotations
