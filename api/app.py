@@ -30,10 +30,10 @@ from recommender.adapters.kafka import EventProducer
 from recommender.adapters.redis_store import ProfileStore, connect
 from recommender.core.catalog import Catalog
 from recommender.core.errors import ConfigError, ZmotError
+from recommender.core.runtime import resolve_runtime
 from recommender.core.settings import Settings, get_settings
 
 if TYPE_CHECKING:
-    from recommender.core.arbitration import ArbitrationConfig
     from recommender.core.offers import OfferCatalog
 
 logger = logging.getLogger("zmot.api")
@@ -74,27 +74,6 @@ def pin_blas_threads() -> Callable[[], None]:
     return restore
 
 
-def arbitration_config(settings: Settings, recent_boost: float) -> ArbitrationConfig:
-    """The arbitration knobs of the settings."""
-    from recommender.core.arbitration import ArbitrationConfig
-
-    return ArbitrationConfig(
-        purchase_exclusion_s=settings.purchase_exclusion_days * 86400.0,
-        substitute_window_s=settings.substitute_exclusion_days * 86400.0,
-        smot_window_s=settings.smot_window_days * 86400.0,
-        half_life_s=settings.half_life_s,
-        relevance_floor=settings.relevance_floor,
-        floor_fallback=settings.floor_fallback,
-        cap_window_s=settings.cap_window_hours * 3600.0,
-        dismiss_window_s=settings.dismiss_window_hours * 3600.0,
-        dismiss_limit=settings.dismiss_limit,
-        complement_boost=settings.complement_boost,
-        stage_boost=settings.stage_boost,
-        recent_boost=recent_boost,
-        default_k=settings.default_k,
-    )
-
-
 def load_offers_v2(settings: Settings, catalog: Catalog) -> OfferCatalog:
     """The offer catalog named by the settings (every catalog item when no offer file)."""
     from recommender.core.offers import catalog_offers, load_offer_catalog
@@ -132,15 +111,11 @@ def load_engine(settings: Settings) -> Engine:
     if settings.model_dir is None:
         raise ConfigError("no model: set ZMOT_MODEL_DIR to a directory written by `zmot train`")
     model = Model.load(settings.model_dir)
+    runtime = resolve_runtime(settings)
     catalog = Catalog.load(settings.catalog_path) if settings.catalog_path else Catalog()
     offers = load_offers_v2(settings, catalog)
-    boost = settings.recent_item_boost
     arbiter = Arbiter(
-        model,
-        catalog,
-        offers,
-        load_placements(settings.placements_path),
-        arbitration_config(settings, model.recent_boost if boost is None else boost),
+        model, catalog, offers, load_placements(settings.placements_path), runtime.arbitration
     )
     logger.info(
         "model %s loaded: %d items, %d offers (catalog %s)",
@@ -149,7 +124,13 @@ def load_engine(settings: Settings) -> Engine:
         len(offers),
         offers.version,
     )
-    return Engine(model_version=model.version, catalog=catalog, ranker=arbiter, arbiter=arbiter)
+    return Engine(
+        model_version=model.version,
+        catalog=catalog,
+        ranker=arbiter,
+        arbiter=arbiter,
+        half_life_s=runtime.half_life_s,
+    )
 
 
 def create_app(

@@ -54,6 +54,9 @@ class Engine:
     ranker: Ranker
     arbiter: Arbiter | None = None
     """Arbitration over the offer catalog (None: ``ranker`` alone, as in some tests)."""
+    half_life_s: float = 72 * 3600.0
+    """The runtime's half-life (:func:`recommender.core.runtime.resolve_runtime`): the model's
+    when it names one, which is what the worker decays profiles with."""
 
     @property
     def catalog_version(self) -> str | None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from recommender.core.profile import ProfileParams
+from recommender.core.runtime import profile_params
 from recommender.core.settings import get_settings
 from recommender.offline.tuning import Config
 
@@ -27,12 +27,7 @@ def resolve_config(
     if path is not None:
         base = Config.load(path)
     else:
-        settings = get_settings()
-        base = Config(
-            profile=ProfileParams(
-                settings.half_life_s, settings.profile_top_n, settings.purchase_memory
-            )
-        )
+        base = Config(profile=profile_params(get_settings()))
     if loss is not None and loss not in ("warp", "bpr", "warp-kos", "logistic"):
         raise typer.BadParameter("--loss must be warp, bpr, warp-kos or logistic")
     if target is not None and target not in ("any", "conversion"):

@@ -77,8 +77,8 @@ def run_demo(
     """Infra, data, model, worker, API, replay, then offers for a fresh repair searcher."""
     from recommender.core.catalog import Catalog
     from recommender.core.events import load_events
-    from recommender.core.profile import ProfileParams
     from recommender.core.replay import Profiler
+    from recommender.core.runtime import profile_params
     from recommender.offline.synthetic import generate
     from recommender.offline.training import TrainConfig, train
 
@@ -94,7 +94,7 @@ def run_demo(
     generate(data, users=users, seed=seed, progress=True)
     catalog = Catalog.load(data / "catalog.jsonl")
     history = load_events(data / "events.jsonl")
-    params = ProfileParams(settings.half_life_s, settings.profile_top_n, settings.purchase_memory)
+    params = profile_params(settings)
     log("training the model")
     model = train(
         history.events, catalog, Profiler(catalog, params=params), TrainConfig(), progress=True

@@ -87,6 +87,7 @@ def register(app: typer.Typer) -> None:
         from recommender.core.events import load_events
         from recommender.core.model import Model
         from recommender.core.replay import Profiler
+        from recommender.core.runtime import resolve
         from recommender.offline.evaluation import evaluate as run_evaluation
         from recommender.offline.evaluation import split_events
         from recommender.offline.training import train as fit
@@ -129,7 +130,8 @@ def register(app: typer.Typer) -> None:
             profiler = Profiler(cat, chosen.features, chosen.profile)
             model = fit(train_events, cat, profiler, chosen.train, progress=True)
             model.recent_boost = chosen.recent_boost
-        boost = model.recent_boost if recent_boost is None else recent_boost
+        runtime = resolve(settings, model.runtime_meta())
+        boost = runtime.arbitration.recent_boost if recent_boost is None else recent_boost
 
         dump: IO[str] | None = dump_predictions.open("w") if dump_predictions else None
         try:
@@ -142,7 +144,7 @@ def register(app: typer.Typer) -> None:
                 ks=ks,
                 target=target,  # type: ignore[arg-type]  # checked above
                 recent_boost=boost,
-                purchase_exclusion_s=settings.purchase_exclusion_days * 86400.0,
+                purchase_exclusion_s=runtime.arbitration.purchase_exclusion_s,
                 on_prediction=(lambda p: dump.write(json.dumps(p.to_json()) + "\n"))
                 if dump
                 else None,

@@ -42,6 +42,7 @@ def register(app: typer.Typer) -> None:
         and the recency blend; writes the best config for `zmot train --config`."""
         from recommender.core.catalog import Catalog
         from recommender.core.events import load_events
+        from recommender.core.runtime import resolve
         from recommender.offline.evaluation import split_events
         from recommender.offline.tuning import tune as search
 
@@ -67,7 +68,7 @@ def register(app: typer.Typer) -> None:
             k=k,
             metric=metric,
             target=target,  # type: ignore[arg-type]  # checked above
-            purchase_exclusion_s=settings.purchase_exclusion_days * 86400.0,
+            purchase_exclusion_s=resolve(settings).arbitration.purchase_exclusion_s,
             seed=seed,
             log=lambda m: typer.echo(m, err=True),
         )

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import signal
 import threading
-from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import faust
 
@@ -19,18 +16,14 @@ from recommender.adapters.logs import json_logging_config
 from recommender.adapters.metrics import WorkerMetrics
 from recommender.adapters.redis_store import ProfileStore, connect
 from recommender.core.catalog import Catalog
-from recommender.core.errors import ModelError
-from recommender.core.features import FeatureConfig
-from recommender.core.profile import ProfileParams
 from recommender.core.replay import Profiler
+from recommender.core.runtime import resolve_runtime
 from recommender.core.settings import Settings
 from stream.agents import BatchError, BatchStats, register_agent
 from stream.app import create_app
 from stream.monitoring import register_monitoring
 
 log = logging.getLogger(__name__)
-
-MODEL_META = "meta.json"
 
 FATAL_EXIT_TIMEOUT_S = 30.0
 """Longest clean shutdown after a failed batch before the process exits hard."""
@@ -55,60 +48,11 @@ def load_catalog(path: Path | None) -> Catalog:
     return catalog
 
 
-def read_model_meta(model_dir: Path | None) -> dict[str, Any]:
-    """The model's ``meta.json`` as a dict, or {} when there is no model to follow."""
-    if model_dir is None:
-        return {}
-    path = Path(model_dir) / MODEL_META
-    if not path.exists():
-        log.info("no %s in %s: profile settings come from ZMOT_*", MODEL_META, model_dir)
-        return {}
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelError(f"cannot read {path}: {exc}") from exc
-    if not isinstance(meta, dict):
-        raise ModelError(f"{path}: expected a JSON object")
-    return meta
-
-
 def build_profiler(settings: Settings) -> Profiler:
-    """The profile math the worker applies, the same the model was trained with.
-
-    Feature weights and decay come from the model's ``meta.json`` when it names them, so
-    training and serving agree; otherwise from the settings and :class:`FeatureConfig` defaults.
-    """
-    features = FeatureConfig()
-    params = ProfileParams(
-        half_life_s=settings.half_life_s,
-        top_n=settings.profile_top_n,
-        purchase_memory=settings.purchase_memory,
-        # Exposure is serving policy, not model input: always from the settings.
-        exposure_keep_s=max(settings.cap_window_hours, settings.dismiss_window_hours) * 3600.0,
-        exposure_memory=settings.exposure_memory,
-    )
-    meta = read_model_meta(settings.model_dir)
-    where = f"{settings.model_dir}/{MODEL_META}"
-    try:
-        if "feature_config" in meta:
-            features = FeatureConfig.from_dict(meta["feature_config"])
-            log.info("feature config from %s", where)
-        if "profile_params" in meta:
-            raw = meta["profile_params"]
-            model_params = replace(
-                params,
-                half_life_s=float(raw["half_life_s"]),
-                top_n=int(raw["top_n"]),
-                purchase_memory=int(raw["purchase_memory"]),
-            )
-            if model_params != params:
-                log.warning(
-                    "profile params of the model %s override the settings %s", model_params, params
-                )
-            params = model_params
-    except (TypeError, KeyError, ValueError) as exc:
-        raise ModelError(f"{where}: bad feature_config or profile_params ({exc!r})") from exc
-    return Profiler(load_catalog(settings.catalog_path), features, params)
+    """The profile math the worker applies, the same the model was trained with
+    (:func:`recommender.core.runtime.resolve_runtime`)."""
+    runtime = resolve_runtime(settings)
+    return Profiler(load_catalog(settings.catalog_path), runtime.features, runtime.profile)
 
 
 def run_worker(settings: Settings, *, loglevel: str = "info", web_enabled: bool = True) -> None:

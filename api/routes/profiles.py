@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
-from api.deps import SettingsDep, StoreDep, reject
+from api.deps import ServicesDep, reject
 from api.schemas import MessageResponse, ProfileResponse, ValidationErrorResponse
 
 router = APIRouter(tags=["profiles"])
@@ -24,11 +24,10 @@ router = APIRouter(tags=["profiles"])
 )
 async def user_profile(
     user_id: Annotated[str, Path(min_length=1, max_length=128)],
-    store: StoreDep,
-    settings: SettingsDep,
+    services: ServicesDep,
 ) -> ProfileResponse:
     """The user's features decayed to now, last update, events applied and purchases."""
-    profile = await store.get(user_id)
+    profile = await services.store.get(user_id)
     if profile is None:
         raise reject(404, f"no profile for user {user_id!r}")
-    return ProfileResponse.from_profile(user_id, profile, time.time(), settings.half_life_s)
+    return ProfileResponse.from_profile(user_id, profile, time.time(), services.engine.half_life_s)

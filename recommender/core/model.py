@@ -126,20 +126,27 @@ class Model:
             "feature_names": self.feature_names,
             "item_ids": self.item_ids,
             "popular": self.popular,
-            "feature_config": self.feature_config.to_dict(),
-            "profile_params": {
-                "half_life_s": self.profile_params.half_life_s,
-                "top_n": self.profile_params.top_n,
-                "purchase_memory": self.profile_params.purchase_memory,
-            },
+            **self.runtime_meta(),
             "info": self.info,
-            "recent_boost": self.recent_boost,
             "calibration": self.calibration.to_dict(),
             "complements": self.complements,
         }
         tmp = directory / "meta.json.tmp"
         tmp.write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
         tmp.replace(directory / "meta.json")
+
+    def runtime_meta(self) -> dict[str, Any]:
+        """The part of ``meta.json`` that the runtime follows
+        (:func:`recommender.core.runtime.resolve`): feature config, profile math, blend."""
+        return {
+            "feature_config": self.feature_config.to_dict(),
+            "profile_params": {
+                "half_life_s": self.profile_params.half_life_s,
+                "top_n": self.profile_params.top_n,
+                "purchase_memory": self.profile_params.purchase_memory,
+            },
+            "recent_boost": self.recent_boost,
+        }
 
     @classmethod
     def load(cls, directory: Path) -> Model:
