@@ -1,11 +1,12 @@
 """A synthetic demo shop: catalog, offers, event histories and their ground truth.
 
-``zmot demo-data`` calls :func:`generate`. The shop and its shoppers are data (the tables
-below): categories with brands and title templates, query phrasings per intent and language,
-and intents as sequences of journey phases. Users act out one or two intents ("my TV broke",
-"going hiking") as searches, views, carts, purchases and reviews with realistic time gaps.
-The engine never sees the intents: they go to ``intents.jsonl`` for tests and evaluation only,
-so whatever the engine learns about TVs it learns from behaviour.
+``zmot demo-data`` calls :func:`generate`. The shop and its shoppers are data, YAML tables in
+``synthetic_shop/`` read by :func:`shop_tables`: categories with brands and title templates
+(``catalog.yaml``), query phrasings per intent and language (``queries.yaml``), and intents
+as sequences of journey phases (``journeys.yaml``). Users act out one or two intents ("my TV
+broke", "going hiking") as searches, views, carts, purchases and reviews with realistic time
+gaps. The engine never sees the intents: they go to ``intents.jsonl`` for tests and
+evaluation only, so whatever the engine learns about TVs it learns from behaviour.
 
 Everything is drawn from seeded :class:`random.Random` streams: the catalog from the seed
 alone, each user from (seed, user number). The files are therefore byte-identical for the same
@@ -24,32 +25,47 @@ import random
 import sys
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
+import yaml
 from tqdm import tqdm
 
 from recommender.core.errors import ConfigError
 
+MINUTE = 60.0
+HOUR = 3600.0
+DAY = 86400.0
+SESSION_GAP = 30 * MINUTE  # a pause this long starts a new session
+WINDOW = 28 * DAY  # every history fits between start and start + WINDOW
+
+TWO_INTENTS = 0.3  # share of users with two intents (in separate sessions)
+APP_SHARE = 0.4  # share of users who mostly use the app
+CHANNEL_SWITCH = 0.15  # chance that a new session uses the other channel
+NOISE = 0.15  # chance that a session opens with 1-2 views of popular items
+REVISIT = 0.2  # chance that a view returns to an item seen in the same phase
+SAME_SESSION_PURCHASE = 0.75  # else the purchase happens in a later session
+HINT_SHARE = 0.7  # share of views after a search that follow its hint
+MIN_EVENTS, MAX_EVENTS = 5, 40
+ZIPF = 1.1  # popularity exponent of items within a category and of phrasings within a pool
+OFFER_SHARE = 0.9
+RATINGS_SPREAD = 0.9  # rating = item quality + normal noise with this deviation
+
+FILES = ("catalog.jsonl", "offers.jsonl", "events.jsonl", "intents.jsonl")
+"""What :func:`generate` writes, in this order."""
+
 # --------------------------------------------------------------------------------------
-# The shop: categories, brands, title templates
+# The shop's tables: what they hold, read from synthetic_shop/*.yaml
 # --------------------------------------------------------------------------------------
+
+SHOP_DIR = Path(__file__).with_name("synthetic_shop")
+"""The demo shop's YAML tables (package data, shipped with the wheel)."""
 
 Option = tuple[str, float, str]
 """A title slot value: text shown in the title, price factor, tag ("" for none)."""
-
-
-def _opts(*specs: str) -> tuple[Option, ...]:
-    """Options from ``"text|price factor|tag"`` specs (factor and tag may be left out)."""
-    out: list[Option] = []
-    for spec in specs:
-        parts = spec.split("|")
-        factor = float(parts[1]) if len(parts) > 1 and parts[1] else 1.0
-        out.append((parts[0], factor, parts[2] if len(parts) > 2 else ""))
-    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -75,450 +91,6 @@ class Category:
     background: bool = True  # main products; accessories and services are never noise
 
 
-_GENDER = _opts("Men's||men", "Women's||women")
-_FURNITURE_MODELS = _opts("Oslo", "Lund", "Verona", "Bergen", "Siena", "Aalto", "Malmö")
-
-# fmt: off
-CATEGORIES: tuple[Category, ...] = (
-    Category("electronics.tv", ("Lumina", "Voltara", "Nordvik", "Sonaro", "Kairo", "Vistara"),
-             (0.06, 0.14), (
-        Kind(42, "{brand} {size} {res} {panel} Smart TV", (380, 520), ("tv", "smart-tv"), {
-            "size": _opts('43"|0.7|43-inch', '50"|0.85|50-inch', '55"|1|55-inch',
-                          '65"|1.45|65-inch', '75"|2|75-inch', '85"|2.8|85-inch'),
-            "res": _opts("4K UHD||4k", "4K Ultra HD||4k", "4K UHD HDR|1.05|4k", "8K|2|8k"),
-            "panel": _opts("LED||led", "QLED|1.35|qled", "OLED|2.1|oled",
-                           "Mini-LED|1.6|mini-led"),
-        }),
-        Kind(4, '{brand} 32" HD Ready LED TV', (160, 220), ("tv", "32-inch", "hd")),
-    )),
-    Category("electronics.tv_accessories", ("Mountix", "Linkwell", "Cablo", "Sonaro", "Auralis"),
-             (0.25, 0.45), (
-        Kind(9, "{brand} {motion} TV Wall Mount for {range} TVs", (25, 45),
-             ("tv-accessory", "wall-mount"), {
-            "motion": _opts("Fixed|0.7|fixed", "Tilting||tilting", "Full-Motion|1.8|full-motion",
-                            "Slim Full-Motion|2|full-motion"),
-            "range": _opts('32-55"', '43-75"|1.3', '50-90"|1.6'),
-        }, ("Mountix", "Linkwell", "Voltara")),
-        Kind(9, "{brand} {model} {channels} Soundbar{sub}", (110, 180),
-             ("tv-accessory", "soundbar", "audio"), {
-            "model": _opts("Cine", "Arc", "Stage", "Pulse"),
-            "channels": _opts("2.0|0.7", "2.1", "3.1|1.4", "5.1.2 Dolby Atmos|2.4|dolby-atmos"),
-            "sub": _opts("", " with Wireless Subwoofer|1.3|subwoofer"),
-        }, ("Sonaro", "Auralis", "Voltara", "Lumina")),
-        Kind(6, "{brand} Ultra High Speed HDMI 2.1 Cable, {len}", (9, 14),
-             ("tv-accessory", "hdmi-cable", "cable"),
-             {"len": _opts("1 m", "2 m|1.2", "3 m|1.5", "5 m|2.2")}, ("Cablo", "Linkwell")),
-        Kind(3, "{brand} {style} TV Stand", (70, 110), ("tv-accessory", "tv-stand"),
-             {"style": _opts("Swivel", "Floor|1.4", "Corner|1.1")}, ("Mountix", "Holmgard")),
-        Kind(3, "{brand} 4K Streaming Stick{remote}", (35, 45), ("tv-accessory", "streaming"),
-             {"remote": _opts("", " with Voice Remote|1.3")}, ("Voltara", "Lumina", "Pixelon")),
-    ), background=False),
-    Category("electronics.laptop", ("Aeris", "Pixelon", "Tessaro", "Quantis", "Lumina"),
-             (0.05, 0.12), (
-        Kind(30, "{brand} {line} {size} Laptop, {cpu}, {ram}, {ssd}", (450, 600),
-             ("laptop", "notebook"), {
-            "line": _opts("Air", "Book|0.9", "Pro|1.5|pro", "Flex 2-in-1|1.2|2-in-1",
-                          "Gaming|1.7|gaming", "Creator|1.6|creator"),
-            "size": _opts('13.3"|0.95|13-inch', '14"||14-inch', '15.6"|1.05|15-inch',
-                          '16"|1.15|16-inch'),
-            "cpu": _opts("Core i5", "Core i7|1.3", "Ryzen 5|0.95", "Ryzen 7|1.25"),
-            "ram": _opts("8 GB RAM|0.9|8gb-ram", "16 GB RAM|1.15|16gb-ram",
-                         "32 GB RAM|1.5|32gb-ram"),
-            "ssd": _opts("256 GB SSD|0.9", "512 GB SSD", "1 TB SSD|1.2"),
-        }),
-    )),
-    Category("electronics.laptop_accessories", ("Linkwell", "Cablo", "Tessaro", "Quantis"),
-             (0.25, 0.45), (
-        Kind(5, "{brand} {type} Mouse", (18, 30), ("laptop-accessory", "mouse"),
-             {"type": _opts("Wireless", "Ergonomic Wireless|1.6", "Silent Bluetooth|1.2")},
-             ("Linkwell", "Tessaro", "Quantis")),
-        Kind(4, "{brand} Laptop Sleeve {size}", (20, 35), ("laptop-accessory", "sleeve"),
-             {"size": _opts('13"', '14"', '15.6"|1.1', '16"|1.15')}, ("Linkwell", "Bergfalke")),
-        Kind(4, "{brand} USB-C Docking Station, {ports}", (45, 70), ("laptop-accessory", "dock"),
-             {"ports": _opts("7-in-1", "11-in-1|1.6", "Dual 4K|2")}, ("Linkwell", "Cablo")),
-        Kind(3, "{brand} {layout} Wireless Keyboard", (35, 50), ("laptop-accessory", "keyboard"),
-             {"layout": _opts("Compact", "Full-Size|1.2", "Mechanical|1.9")}),
-    ), background=False),
-    Category("electronics.smartphone", ("Mobira", "Helix", "Pixelon", "Voltara", "Aeris"),
-             (0.05, 0.12), (
-        Kind(30, "{brand} {model} 5G, {storage}, {color}", (330, 420), ("smartphone", "5g"), {
-            "model": _opts("Nova 12", "Nova 12 Pro|1.45|pro", "Edge 5|1.15", "Lite 8|0.6|budget",
-                           "Ultra|1.9|flagship", "A54|0.75|budget", "Fold|2.4|foldable"),
-            "storage": _opts("128 GB||128gb", "256 GB|1.15|256gb", "512 GB|1.4|512gb"),
-            "color": _opts("Graphite", "Silver", "Ocean Blue", "Mint", "Midnight Black"),
-        }),
-    )),
-    Category("electronics.phone_accessories", ("Linkwell", "Cablo", "Helix", "Mobira", "Voltara"),
-             (0.3, 0.5), (
-        Kind(7, "{brand} {type} Phone Case", (12, 18), ("phone-accessory", "case"),
-             {"type": _opts("Clear", "Silicone|1.1", "Rugged|1.6", "Leather Wallet|1.8")},
-             ("Linkwell", "Helix", "Mobira")),
-        Kind(5, "{brand} {watt} USB-C Fast Charger", (15, 22), ("phone-accessory", "charger"),
-             {"watt": _opts("20 W", "30 W|1.2", "45 W|1.5", "65 W GaN|2")},
-             ("Cablo", "Linkwell", "Voltara")),
-        Kind(4, "{brand} Tempered Glass Screen Protector, {pack}", (9, 14),
-             ("phone-accessory", "screen-protector"), {"pack": _opts("2-Pack", "3-Pack|1.3")},
-             ("Linkwell", "Helix")),
-        Kind(4, "{brand} Power Bank {cap}", (22, 30), ("phone-accessory", "power-bank"),
-             {"cap": _opts("10,000 mAh", "20,000 mAh|1.5")}, ("Voltara", "Cablo")),
-    ), background=False),
-    Category("electronics.headphones", ("Auralis", "Sonaro", "Voltara", "Helix"), (0.12, 0.25), (
-        Kind(20, "{brand} {model} {type}", (60, 90), ("headphones", "audio"), {
-            "model": _opts("Aura", "Quiet", "Flow", "Pulse", "Echo"),
-            "type": _opts("Wireless Noise-Cancelling Headphones|2.2|noise-cancelling",
-                          "True Wireless Earbuds||earbuds", "Sports Earbuds|0.8|sports",
-                          "On-Ear Headphones|0.9|on-ear"),
-        }),
-    )),
-    Category("appliances.washing_machine", ("Nordvik", "Aquanta", "Klarwerk", "Brenner"),
-             (0.06, 0.12), (
-        Kind(17, "{brand} {kg} Front-Loader Washing Machine, {rpm}, Energy Class {energy}",
-             (420, 560), ("washing-machine", "front-loader"), {
-            "kg": _opts("7 kg|0.9|7kg", "8 kg||8kg", "9 kg|1.12|9kg", "10 kg|1.25|10kg"),
-            "rpm": _opts("1400 rpm", "1600 rpm|1.12"),
-            "energy": _opts("A|1.15|energy-a", "B", "C|0.9"),
-        }),
-        Kind(3, "{brand} {kg} Top-Loader Washing Machine", (450, 520),
-             ("washing-machine", "top-loader"), {"kg": _opts("6 kg|0.9|6kg", "7 kg||7kg")}),
-    )),
-    Category("appliances.coffee_machine",
-             ("Caffaro", "Bellacasa", "Nordvik", "Brenner", "Crema & Co"), (0.08, 0.16), (
-        Kind(8, "{brand} {model} Bean-to-Cup Coffee Machine{milk}", (450, 650),
-             ("coffee-machine", "bean-to-cup"),
-             {"model": _opts("Barista", "Aroma", "Crema", "Perfetto"),
-              "milk": _opts("", " with Milk System|1.3|milk-system")},
-             ("Caffaro", "Bellacasa", "Nordvik", "Brenner")),
-        Kind(5, "{brand} {model} Portafilter Espresso Machine", (250, 450),
-             ("coffee-machine", "espresso"), {"model": _opts("Classica", "Doppio", "Leva")},
-             ("Caffaro", "Crema & Co", "Bellacasa")),
-        Kind(4, "{brand} {model} Capsule Coffee Machine", (70, 120), ("coffee-machine", "capsule"),
-             {"model": _opts("Mini", "Pop", "Duo")}),
-        Kind(3, "{brand} Filter Coffee Maker{grinder}", (40, 70), ("coffee-machine", "filter"),
-             {"grinder": _opts("", " with Grinder|1.8|grinder")}),
-    )),
-    Category("appliances.coffee_supplies", ("Caffaro", "Crema & Co", "Bellacasa"), (0.3, 0.5), (
-        Kind(5, "{brand} {blend} Espresso Beans, 1 kg", (14, 22), ("coffee", "beans"),
-             {"blend": _opts("Classico", "Intenso", "Crema", "Decaf", "Bio Arabica|1.2")}),
-        Kind(3, "{brand} Descaler for Coffee Machines, {pack}", (10, 14), ("coffee", "descaler"),
-             {"pack": _opts("2-Pack", "4-Pack|1.8")}),
-        Kind(2, "{brand} Electric Milk Frother{extra}", (45, 70), ("coffee", "milk-frother"),
-             {"extra": _opts("", " with Induction|1.3")}),
-        Kind(2, "{brand} Cleaning Tablets, {pcs}", (12, 16), ("coffee", "cleaning"),
-             {"pcs": _opts("100 pcs", "250 pcs|2")}),
-    ), background=False),
-    Category("appliances.vacuum", ("Zyklon", "Klarwerk", "Nordvik", "AirSwift"), (0.08, 0.16), (
-        Kind(15, "{brand} {model} {type}", (200, 320), ("vacuum",), {
-            "model": _opts("Swift", "Turbo", "Clean", "Storm"),
-            "type": _opts("Cordless Stick Vacuum||cordless", "Robot Vacuum|1.3|robot",
-                          "Robot Vacuum & Mop|1.7|robot", "Bagless Canister Vacuum|0.6|canister"),
-        }),
-    )),
-    Category("services.repair", ("FixPro", "RepairHub", "ServiceStar", "HomeHelp"), (0.35, 0.55), (
-        Kind(1, "{brand} TV Repair Service (On-Site)", (89, 119), ("service", "repair", "tv")),
-        Kind(1, "{brand} TV Screen & Panel Repair", (149, 199),
-             ("service", "repair", "tv", "screen")),
-        Kind(1, "{brand} TV Repair Pick-Up & Return", (69, 99), ("service", "repair", "tv")),
-        Kind(1, "{brand} Washing Machine Repair Service", (79, 109),
-             ("service", "repair", "washing-machine")),
-        Kind(1, "{brand} Washing Machine Express Repair (48 h)", (119, 149),
-             ("service", "repair", "washing-machine")),
-        Kind(1, "{brand} Laptop Repair & Diagnosis", (59, 89), ("service", "repair", "laptop")),
-        Kind(1, "{brand} Smartphone Screen Repair", (79, 149),
-             ("service", "repair", "smartphone")),
-        Kind(1, "{brand} Coffee Machine Repair & Descaling", (49, 79),
-             ("service", "repair", "coffee-machine")),
-    ), background=False),
-    Category("services.installation", ("FixPro", "HomeHelp", "ServiceStar"), (0.35, 0.55), (
-        Kind(1, "{brand} TV Wall Mounting Service", (79, 99), ("service", "installation", "tv")),
-        Kind(1, "{brand} Home Cinema Setup", (129, 159), ("service", "installation", "tv")),
-        Kind(1, "{brand} Washing Machine Installation & Old Appliance Removal", (59, 79),
-             ("service", "installation", "washing-machine")),
-        Kind(1, "{brand} Furniture Assembly Service", (49, 89),
-             ("service", "installation", "furniture")),
-        Kind(1, "{brand} Smartphone Data Transfer & Setup", (29, 39),
-             ("service", "installation", "smartphone")),
-    ), background=False),
-    Category("outdoor.hiking_boots", ("Alpenwerk", "Trailmark", "Summitra", "Vettore", "Bergfalke"),
-             (0.15, 0.3), (
-        Kind(22, "{brand} {model} {height} Hiking Boots{gtx}, {gender}", (110, 160),
-             ("hiking", "boots"), {
-            "model": _opts("Ridge", "Karst", "Summit", "Talus", "Moraine", "Gipfel"),
-            "height": _opts("Mid", "Low|0.85|low-cut", "High|1.15"),
-            "gtx": _opts("", " GTX|1.25|waterproof", " Waterproof|1.2|waterproof"),
-            "gender": _GENDER,
-        }),
-    )),
-    Category("outdoor.backpack", ("Alpenwerk", "Bergfalke", "Summitra", "Northpeak"), (0.15, 0.3), (
-        Kind(16, "{brand} {model} {liters} Hiking Backpack", (70, 100), ("hiking", "backpack"), {
-            "model": _opts("Trail", "Alpin", "Ascent", "Kamm"),
-            "liters": _opts("20 L|0.8|daypack", "30 L||30l", "40 L|1.2|40l", "55 L|1.5|trekking",
-                            "65+10 L|1.8|trekking"),
-        }),
-    )),
-    Category("outdoor.jacket", ("Alpenwerk", "Bergfalke", "Summitra", "Northpeak"), (0.15, 0.3), (
-        Kind(16, "{brand} {model} {type} Jacket, {gender}", (120, 180), ("outdoor", "jacket"), {
-            "model": _opts("Storm", "Föhn", "Ridge", "Cirrus"),
-            "type": _opts("Hardshell|1.4|waterproof", "Rain|0.8|rain", "Softshell||softshell",
-                          "Down|1.3|insulated", "Fleece|0.6|fleece"),
-            "gender": _GENDER,
-        }),
-    )),
-    Category("outdoor.socks", ("Alpenwerk", "Summitra", "Trailmark"), (0.3, 0.5), (
-        Kind(10, "{brand} Merino {type} Socks, {pack}", (14, 19), ("hiking", "socks", "merino"), {
-            "type": _opts("Hiking", "Trekking|1.1", "Light Hiking|0.9"),
-            "pack": _opts("1 Pair", "2-Pack|1.8", "3-Pack|2.5"),
-        }),
-    ), background=False),
-    Category("outdoor.tent", ("Bergfalke", "Summitra", "Northpeak", "Alpenwerk"), (0.12, 0.25), (
-        Kind(12, "{brand} {model} {persons} {season} Tent", (150, 230), ("camping", "tent"), {
-            "model": _opts("Basecamp", "Nomad", "Lago", "Fjell"),
-            "persons": _opts("1-Person|0.8", "2-Person", "3-Person|1.3", "4-Person|1.6",
-                             "6-Person Family|2.2|family"),
-            "season": _opts("3-Season", "4-Season|1.6|4-season", "Ultralight|1.4|ultralight"),
-        }),
-    )),
-    Category("outdoor.sleeping_bag", ("Bergfalke", "Summitra", "Northpeak"), (0.12, 0.25), (
-        Kind(10, "{brand} {model} {fill} Sleeping Bag, Comfort {temp}", (70, 110),
-             ("camping", "sleeping-bag"), {
-            "model": _opts("Nacht", "Cocoon", "Polar"),
-            "fill": _opts("Down|1.6|down", "Synthetic"),
-            "temp": _opts("+5 °C", "0 °C|1.1", "-5 °C|1.3", "-10 °C|1.5|winter"),
-        }),
-    )),
-    Category("outdoor.camping_gear", ("Northpeak", "Summitra", "Bergfalke"), (0.15, 0.3), (
-        Kind(3, "{brand} Compact Gas Camping Stove{extra}", (35, 55), ("camping", "stove"),
-             {"extra": _opts("", " with Piezo Ignition|1.2")}),
-        Kind(2, "{brand} Rechargeable LED Camping Lantern", (25, 40), ("camping", "lantern")),
-        Kind(3, "{brand} Self-Inflating Sleeping Mat, {thick}", (45, 60),
-             ("camping", "sleeping-mat"), {"thick": _opts("3 cm", "5 cm|1.3", "8 cm|1.7")}),
-        Kind(2, "{brand} Titanium Cook Set, {pcs}", (40, 60), ("camping", "cookware"),
-             {"pcs": _opts("3 pcs", "5 pcs|1.5")}),
-    )),
-    Category("sports.running_shoes", ("Stridex", "Trailmark", "Velocita", "Pacer"), (0.15, 0.3), (
-        Kind(20, "{brand} {model} {type} Running Shoes, {gender}", (100, 140),
-             ("running", "shoes"), {
-            "model": _opts("Aero", "Glide", "Tempo", "Drift", "Sprint", "Volt"),
-            "type": _opts("Road", "Trail|1.1|trail", "Racing|1.5|racing",
-                          "Cushioned|1.15|cushioned"),
-            "gender": _GENDER,
-        }),
-    )),
-    Category("sports.running_apparel", ("Stridex", "Velocita", "Pacer"), (0.3, 0.5), (
-        Kind(12, "{brand} {type}, {gender}", (25, 35), ("running", "apparel"), {
-            "type": _opts("Running Shirt", "Running Shorts", "Running Tights|1.4",
-                          "Lightweight Running Jacket|2.3|jacket",
-                          "Running Socks 3-Pack|0.6|socks"),
-            "gender": _GENDER,
-        }),
-    ), background=False),
-    Category("sports.fitness_tracker", ("Pacer", "Helix", "Velocita", "Voltara"), (0.1, 0.2), (
-        Kind(10, "{brand} {model} GPS Running Watch{extra}", (150, 230), ("running", "gps-watch"), {
-            "model": _opts("Pace 3", "Stride 5", "Tempo X", "Vector 2"),
-            "extra": _opts("", " with Heart-Rate Sensor|1.3|heart-rate", " Solar|1.8|solar"),
-        }),
-    )),
-    Category("home.furniture", ("Holmgard", "Casa Linea", "Bellacasa", "Fjordhus"), (0.15, 0.3), (
-        Kind(5, "{brand} {model} {seats} Sofa, {fabric}", (500, 750), ("furniture", "sofa"), {
-            "model": _FURNITURE_MODELS,
-            "seats": _opts("2-Seater|0.8", "3-Seater", "Corner|1.6|corner-sofa"),
-            "fabric": _opts("Grey Fabric", "Beige Bouclé|1.1", "Blue Velvet|1.15",
-                            "Cognac Leather|1.7|leather"),
-        }),
-        Kind(5, "{brand} {model} {type} Desk, {size}", (150, 220), ("furniture", "desk"), {
-            "model": _FURNITURE_MODELS,
-            "type": _opts("Height-Adjustable|1.8|standing-desk", "Writing", "Corner|1.2"),
-            "size": _opts("120x60 cm", "140x70 cm|1.1", "160x80 cm|1.25"),
-        }),
-        Kind(5, "{brand} {model} Ergonomic Office Chair{opt}", (180, 260),
-             ("furniture", "office-chair"),
-             {"model": _FURNITURE_MODELS, "opt": _opts("", " with Headrest|1.2", ", Mesh|0.9")}),
-        Kind(4, "{brand} {model} Bookshelf, {shelves}", (90, 140), ("furniture", "bookshelf"), {
-            "model": _FURNITURE_MODELS,
-            "shelves": _opts("4 Shelves", "5 Shelves|1.2", "Wall Unit|1.8"),
-        }),
-        Kind(4, "{brand} {model} Dining Table, {wood}", (350, 500), ("furniture", "dining-table"), {
-            "model": _FURNITURE_MODELS,
-            "wood": _opts("Oak|1.3|oak", "Walnut|1.5", "White", "Extendable Oak|1.7|oak"),
-        }),
-        Kind(3, "{brand} {model} Bed Frame, {size}", (300, 450), ("furniture", "bed"), {
-            "model": _FURNITURE_MODELS,
-            "size": _opts("140x200 cm", "160x200 cm|1.15", "180x200 cm|1.3"),
-        }),
-    )),
-    Category("home.lighting", ("Lichtwerk", "Fjordhus", "Casa Linea"), (0.2, 0.35), (
-        Kind(12, "{brand} {model} {type}", (60, 120), ("lighting",), {
-            "model": _opts("Luna", "Kegel", "Arco", "Nimbus"),
-            "type": _opts("LED Floor Lamp||floor-lamp", "LED Desk Lamp|0.5|desk-lamp",
-                          "Pendant Light|0.9|pendant", "Smart Ceiling Light|1.2|smart"),
-        }),
-    )),
-)
-# fmt: on
-"""The shop's categories; accessories and services are not background (never noise)."""
-
-
-# --------------------------------------------------------------------------------------
-# What shoppers type: phrasings per query pool and language, most frequent first
-# --------------------------------------------------------------------------------------
-
-LANGUAGES: tuple[tuple[str, float], ...] = (("de", 0.45), ("en", 0.35), ("it", 0.20))
-"""Each user's language and its share; a user types in another one now and then."""
-
-PLACEHOLDERS: dict[str, tuple[str, ...]] = {
-    "tv": ("55", "65", "50", "43", "75"),
-    "kg": ("8", "9", "7", "10"),
-    "shoe": ("42", "43", "44", "41", "40", "39", "45", "38", "46"),
-    "liters": ("30", "20", "40"),
-    "gb": ("256", "128"),
-    "persons": ("2", "3", "4"),
-}
-"""Values for ``{name}`` in phrasings (most frequent first)."""
-
-# fmt: off
-QUERIES: dict[str, dict[str, tuple[str, ...]]] = {
-    "tv_repair": {
-        "de": ("fernseher reparatur", "fernseher kaputt", "Fernseher kaputt reparieren",
-               "tv reparatur", "fernseher reparieren lassen", "fernseher geht nicht mehr an",
-               "fernseher bild schwarz ton da", "fernseher reparatur in der nähe",
-               "fernseher display kaputt", "fernseher streifen im bild",
-               "fernseher reparatur kosten", "reparaturservice fernseher"),
-        "en": ("tv repair", "tv repair near me", "tv screen broken fix", "tv won't turn on",
-               "television repair service", "tv black screen sound works",
-               "tv screen repair cost", "lines on tv screen", "fix broken tv",
-               "tv power light blinking"),
-        "it": ("riparazione tv", "riparazione televisore", "televisore non si accende",
-               "tv schermo rotto", "riparare televisore", "assistenza tv vicino a me",
-               "tv schermo nero audio funziona", "costo riparazione tv"),
-    },
-    "tv_shop": {
-        "de": ("fernseher {tv} zoll", "4k fernseher", "fernseher kaufen", "smart tv {tv} zoll",
-               "oled fernseher", "fernseher angebot", "fernseher günstig", "qled fernseher test",
-               "neuer fernseher", "fernseher {tv} zoll 4k"),
-        "en": ("4k tv", "{tv} inch tv", "smart tv deals", "oled tv", "best {tv} inch tv",
-               "cheap 4k tv", "qled tv", "new tv", "tv sale"),
-        "it": ("televisore {tv} pollici", "tv {tv} pollici 4k", "smart tv offerta",
-               "televisore oled", "tv 4k economico", "televisore smart", "tv qled"),
-    },
-    "tv_accessories": {
-        "de": ("wandhalterung fernseher", "soundbar", "hdmi kabel", "tv wandhalterung schwenkbar",
-               "soundbar mit subwoofer", "fernseher montage"),
-        "en": ("tv wall mount", "soundbar for tv", "hdmi cable 4k", "full motion tv mount",
-               "soundbar with subwoofer"),
-        "it": ("staffa tv a muro", "soundbar tv", "cavo hdmi", "supporto tv orientabile"),
-    },
-    "washer_repair": {
-        "de": ("waschmaschine reparatur", "waschmaschine kaputt", "waschmaschine pumpt nicht ab",
-               "waschmaschine schleudert nicht", "waschmaschine reparieren lassen",
-               "waschmaschine fehlercode", "waschmaschine verliert wasser",
-               "waschmaschine reparatur kosten"),
-        "en": ("washing machine repair", "washer not draining", "washing machine won't spin",
-               "washing machine repair near me", "washer leaking fix",
-               "washing machine error code"),
-        "it": ("lavatrice riparazione", "riparazione lavatrice", "lavatrice non scarica",
-               "lavatrice non centrifuga", "riparazione lavatrice vicino a me",
-               "lavatrice perde acqua"),
-    },
-    "washer_shop": {
-        "de": ("waschmaschine {kg} kg", "waschmaschine kaufen", "frontlader waschmaschine",
-               "waschmaschine angebot", "waschmaschine energieeffizienz a", "leise waschmaschine"),
-        "en": ("washing machine {kg}kg", "washing machine deals", "front load washer",
-               "quiet washing machine", "best washing machine"),
-        "it": ("lavatrice {kg} kg", "lavatrice offerta", "lavatrice carica frontale",
-               "lavatrice classe a"),
-    },
-    "hiking": {
-        "de": ("wanderschuhe", "wanderschuhe herren", "Wanderschuhe Größe {shoe}",
-               "wanderschuhe damen wasserdicht", "wanderrucksack", "wanderrucksack {liters}l",
-               "wanderjacke", "trekkingschuhe", "bergschuhe", "regenjacke wandern"),
-        "en": ("hiking boots", "waterproof hiking boots", "hiking backpack", "hiking jacket",
-               "trail boots men", "hiking boots women", "lightweight hiking backpack {liters}l",
-               "rain jacket hiking"),
-        "it": ("scarpe da trekking", "scarpe trekking uomo", "zaino trekking", "giacca trekking",
-               "scarponi montagna", "scarpe trekking donna impermeabili"),
-    },
-    "hiking_more": {
-        "de": ("wandersocken", "merino socken", "tagesrucksack"),
-        "en": ("hiking socks", "merino socks", "daypack"),
-        "it": ("calze trekking", "zaino giornaliero"),
-    },
-    "laptop": {
-        "de": ("laptop", "laptop 16gb ram", "notebook kaufen", "laptop für studium",
-               "gaming laptop", "ultrabook 14 zoll", "laptop angebot", "leichter laptop"),
-        "en": ("laptop", "laptop for students", "gaming laptop", "14 inch ultrabook",
-               "laptop 16gb ram ssd", "best laptop for work"),
-        "it": ("portatile", "computer portatile offerta", "notebook 15 pollici",
-               "portatile per studenti", "pc portatile gaming"),
-    },
-    "laptop_more": {
-        "de": ("laptop tasche", "usb c dock", "kabellose maus"),
-        "en": ("laptop sleeve", "wireless mouse", "usb-c docking station"),
-        "it": ("custodia portatile", "mouse wireless"),
-    },
-    "smartphone": {
-        "de": ("handy kaufen", "smartphone {gb}gb", "neues handy", "smartphone test",
-               "handy mit guter kamera", "5g handy angebot", "smartphone günstig"),
-        "en": ("smartphone", "new phone", "best camera phone", "5g phone deals", "phone {gb}gb",
-               "cheap smartphone"),
-        "it": ("cellulare offerta", "smartphone economico", "nuovo telefono", "smartphone {gb}gb",
-               "telefono 5g"),
-    },
-    "phone_more": {
-        "de": ("handyhülle", "ladegerät usb c", "panzerglas"),
-        "en": ("phone case", "fast charger", "screen protector"),
-        "it": ("cover telefono", "caricatore rapido"),
-    },
-    "coffee": {
-        "de": ("kaffeevollautomat", "siebträgermaschine", "kaffeemaschine mit mahlwerk",
-               "kaffeevollautomat test", "espressomaschine", "kaffeemaschine angebot"),
-        "en": ("espresso machine", "bean to cup coffee machine", "coffee machine with grinder",
-               "best espresso machine", "coffee maker"),
-        "it": ("macchina caffè", "macchina da caffè automatica", "macchina espresso",
-               "macchina caffè in grani"),
-    },
-    "coffee_more": {
-        "de": ("kaffeebohnen", "entkalker", "milchaufschäumer"),
-        "en": ("coffee beans", "descaler", "milk frother"),
-        "it": ("caffè in grani", "decalcificante"),
-    },
-    "running": {
-        "de": ("laufschuhe", "laufschuhe damen", "laufschuhe herren", "trailrunning schuhe",
-               "marathon schuhe", "laufuhr"),
-        "en": ("running shoes", "trail running shoes", "running shoes women", "marathon shoes",
-               "gps running watch"),
-        "it": ("scarpe da corsa", "scarpe running uomo", "scarpe running donna",
-               "scarpe trail running"),
-    },
-    "running_more": {
-        "de": ("laufshirt", "laufhose", "laufsocken"),
-        "en": ("running shirt", "running shorts"),
-        "it": ("maglia running", "pantaloncini running"),
-    },
-    "camping": {
-        "de": ("zelt {persons} personen", "campingzelt", "schlafsack", "camping ausrüstung",
-               "zelt wasserdicht", "campingkocher", "isomatte"),
-        "en": ("tent {persons} person", "camping tent", "sleeping bag", "camping gear",
-               "camping stove", "backpacking tent"),
-        "it": ("tenda campeggio", "tenda {persons} posti", "sacco a pelo",
-               "attrezzatura campeggio", "fornellino campeggio"),
-    },
-    "furniture": {
-        "de": ("sofa", "ecksofa", "schreibtisch höhenverstellbar", "bürostuhl", "bücherregal",
-               "esstisch", "bett 160x200"),
-        "en": ("sofa", "corner sofa", "standing desk", "office chair", "bookshelf",
-               "dining table"),
-        "it": ("divano", "divano angolare", "scrivania regolabile", "sedia ufficio", "libreria",
-               "tavolo da pranzo"),
-    },
-    "furniture_more": {
-        "de": ("stehlampe", "schreibtischlampe", "möbel aufbau service"),
-        "en": ("floor lamp", "desk lamp", "furniture assembly"),
-        "it": ("lampada da terra", "montaggio mobili"),
-    },
-}
-# fmt: on
-"""Search phrasings; a Zipf-like weight makes the first ones common and the last ones rare."""
-
-
 @dataclass(frozen=True)
 class Target:
     """Where views go: a category, optionally only its items with a tag; ``*`` is any main item."""
@@ -528,66 +100,11 @@ class Target:
     weight: float = 1.0
 
 
-# fmt: off
-HINTS: tuple[tuple[tuple[str, ...], Target], ...] = (
-    (("laufuhr", "watch"), Target("sports.fitness_tracker")),
-    (("laufschuh", "running shoe", "corsa", "scarpe running", "trail running", "marathon"),
-     Target("sports.running_shoes")),
-    (("socken", "socks", "calze"), Target("outdoor.socks")),
-    (("rucksack", "backpack", "zaino", "daypack"), Target("outdoor.backpack")),
-    (("jacke", "jacket", "giacca"), Target("outdoor.jacket")),
-    (("wanderschuh", "trekkingschuh", "bergschuh", "boots", "scarpe", "scarponi"),
-     Target("outdoor.hiking_boots")),
-    (("zelt", "tent", "tenda"), Target("outdoor.tent")),
-    (("schlafsack", "sleeping bag", "sacco a pelo"), Target("outdoor.sleeping_bag")),
-    (("kocher", "stove", "fornellino", "isomatte"), Target("outdoor.camping_gear")),
-    (("soundbar",), Target("electronics.tv_accessories", "soundbar")),
-    (("wandhalterung", "mount", "staffa", "supporto"),
-     Target("electronics.tv_accessories", "wall-mount")),
-    (("hdmi",), Target("electronics.tv_accessories", "hdmi-cable")),
-    (("sofa", "divano"), Target("home.furniture", "sofa")),
-    (("schreibtisch", "desk", "scrivania"), Target("home.furniture", "desk")),
-    (("stuhl", "chair", "sedia"), Target("home.furniture", "office-chair")),
-    (("regal", "bookshelf", "libreria"), Target("home.furniture", "bookshelf")),
-    (("esstisch", "dining", "tavolo"), Target("home.furniture", "dining-table")),
-    (("bett",), Target("home.furniture", "bed")),
-    (("lampe", "lamp", "lampada"), Target("home.lighting")),
-    (("hülle", "case", "cover"), Target("electronics.phone_accessories", "case")),
-    (("lade", "charger", "caricatore"), Target("electronics.phone_accessories", "charger")),
-    (("panzerglas", "protector"), Target("electronics.phone_accessories", "screen-protector")),
-    (("maus", "mouse"), Target("electronics.laptop_accessories", "mouse")),
-    (("dock",), Target("electronics.laptop_accessories", "dock")),
-    (("tasche", "sleeve", "custodia"), Target("electronics.laptop_accessories", "sleeve")),
-    (("bohnen", "beans", "grani"), Target("appliances.coffee_supplies", "beans")),
-    (("entkalk", "descal", "decalcific"), Target("appliances.coffee_supplies", "descaler")),
-    (("aufschäumer", "frother"), Target("appliances.coffee_supplies", "milk-frother")),
-    (("siebträger", "espresso"), Target("appliances.coffee_machine", "espresso")),
-    (("vollautomat", "bean to cup", "automatica", "in grani", "mahlwerk", "grinder"),
-     Target("appliances.coffee_machine", "bean-to-cup")),
-    (("oled",), Target("electronics.tv", "oled")),
-    (("qled",), Target("electronics.tv", "qled")),
-    (("gaming",), Target("electronics.laptop", "gaming")),
-)
-# fmt: on
-"""Words in a search that steer the next views (when the phase looks at that category)."""
-HINT_SHARE = 0.7  # share of views after a search that follow its hint
-
-# --------------------------------------------------------------------------------------
-# Why shoppers come: intents as journeys of phases
-# --------------------------------------------------------------------------------------
-
-MINUTE = 60.0
-HOUR = 3600.0
-DAY = 86400.0
-SESSION_GAP = 30 * MINUTE  # a pause this long starts a new session
-WINDOW = 28 * DAY  # every history fits between start and start + WINDOW
-
-
 @dataclass(frozen=True)
 class Phase:
     """One step of a journey: searches, then views of targets, maybe cart, purchase, review."""
 
-    queries: str = ""  # key of QUERIES
+    queries: str = ""  # query pool in queries.yaml
     searches: tuple[int, int] = (0, 0)
     targets: tuple[Target, ...] = ()
     views: tuple[int, int] = (0, 0)
@@ -620,147 +137,179 @@ class Intent:
         )
 
 
-T = Target
-Variants = tuple[tuple[float, tuple[Phase, ...]], ...]
+@dataclass(frozen=True)
+class ShopTables:
+    """The demo shop as data, with the cumulative weights the generator draws by."""
+
+    categories: tuple[Category, ...]  # accessories and services are not background
+    discounts: tuple[tuple[int, float], ...]  # (percent off, weight among offers)
+    languages: tuple[tuple[str, float], ...]  # each user's language and its share
+    placeholders: dict[str, tuple[str, ...]]  # values for {name} in phrasings
+    queries: dict[str, dict[str, tuple[str, ...]]]  # phrasings by pool and language
+    hints: tuple[tuple[tuple[str, ...], Target], ...]  # words in a search -> next views
+    intents: tuple[Intent, ...]  # shares add up to 1
+    exclusive: frozenset[frozenset[str]]  # intent pairs no user has together
+    pauses: dict[tuple[str, str], tuple[float, float]]  # in-session seconds by (prev, next)
+
+    @cached_property
+    def query_weights(self) -> dict[tuple[str, str], tuple[tuple[str, ...], list[float]]]:
+        """Phrasings and their cumulative Zipf-like weights by (pool, language)."""
+        return {
+            (pool, lang): (phrases, _zipf(len(phrases), 0.9))
+            for pool, langs in self.queries.items()
+            for lang, phrases in langs.items()
+        }
+
+    @cached_property
+    def placeholder_cum(self) -> dict[str, list[float]]:
+        return {name: _zipf(len(values), 0.8) for name, values in self.placeholders.items()}
+
+    @cached_property
+    def intent_cum(self) -> list[float]:
+        return _cumulative(i.share for i in self.intents)
+
+    @cached_property
+    def language_cum(self) -> list[float]:
+        return _cumulative(w for _, w in self.languages)
+
+    @cached_property
+    def discount_cum(self) -> list[float]:
+        return _cumulative(w for _, w in self.discounts)
 
 
-def _product(queries: str, targets: tuple[Target, ...], later: Phase) -> Variants:
-    """The common journey: research and buy a product, later look at what goes with it."""
-    research = Phase(queries, (1, 3), targets, (3, 8), cart=0.75, buy=0.85, review=0.3, split=0.3)
-    return ((1.0, (research, later)),)
+@lru_cache(maxsize=1)
+def shop_tables() -> ShopTables:
+    """The demo shop's tables, read once per process from the YAML files in :data:`SHOP_DIR`."""
+    catalog = _read_table("catalog.yaml")
+    queries = _read_table("queries.yaml")
+    journeys = _read_table("journeys.yaml")
+    return ShopTables(
+        categories=tuple(_category(spec) for spec in catalog["categories"]),
+        discounts=tuple((int(p), float(w)) for p, w in catalog["discounts"].items()),
+        languages=tuple((str(lang), float(w)) for lang, w in queries["languages"].items()),
+        placeholders={
+            name: tuple(str(v) for v in values) for name, values in queries["placeholders"].items()
+        },
+        queries={
+            pool: {lang: tuple(phrases) for lang, phrases in langs.items()}
+            for pool, langs in queries["phrasings"].items()
+        },
+        hints=tuple((tuple(words), _target(t)) for t, words in queries["hints"].items()),
+        intents=tuple(_intent(name, spec) for name, spec in journeys["intents"].items()),
+        exclusive=frozenset(frozenset(pair) for pair in journeys["exclusive"]),
+        pauses={
+            (previous, following): _span(span)
+            for previous, nexts in journeys["pauses"].items()
+            for following, span in nexts.items()
+        },
+    )
 
 
-# fmt: off
-_TV_SHOPPING = Phase("tv_shop", (1, 3), (T("electronics.tv"),), (3, 8), cart=0.85, buy=0.9,
-                     review=0.3, gap=(MINUTE, 2 * DAY), split=0.3)
-_TV_ACCESSORIES = Phase(
-    "tv_accessories", (0, 1),
-    (T("electronics.tv_accessories", weight=0.9), T("services.installation", "tv", 0.1)), (1, 4),
-    cart=0.45, buy=0.8, review=0.15, chance=0.85, gap=(2 * HOUR, 4 * DAY), after_purchase=True,
-)
-_WASHER_REPAIR = Phase("washer_repair", (1, 3), gap=(0.0, 0.0))
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when built with it
 
-INTENTS: tuple[Intent, ...] = (
-    Intent("broken_tv", 0.14, ((1.0, (
-        Phase("tv_repair", (1, 3), gap=(0.0, 0.0)),
-        Phase(targets=(T("services.repair", "tv"),), views=(1, 1), chance=0.15,
-              gap=(20.0, 5 * MINUTE)),
-        _TV_SHOPPING,
-        _TV_ACCESSORIES,
-    )),)),
-    Intent("tv_upgrade", 0.07, ((1.0, (
-        Phase("tv_shop", (0, 1), (T("electronics.tv"),), (2, 5), chance=0.6),
-        Phase("tv_shop", (1, 2), (T("electronics.tv"),), (3, 8), cart=0.8, buy=0.85, review=0.3,
-              gap=(6 * HOUR, 5 * DAY), split=0.2),
-        _TV_ACCESSORIES,
-    )),)),
-    Intent("broken_washer", 0.08, (
-        (0.4, (  # the repair service is booked
-            _WASHER_REPAIR,
-            Phase(targets=(T("services.repair", "washing-machine"),), views=(1, 3), cart=0.8,
-                  buy=0.9, review=0.3),
-        )),
-        (0.6, (  # a new machine instead
-            _WASHER_REPAIR,
-            Phase(targets=(T("services.repair", "washing-machine"),), views=(1, 1), chance=0.3),
-            Phase("washer_shop", (1, 2), (T("appliances.washing_machine"),), (3, 7), cart=0.85,
-                  buy=0.9, review=0.3, gap=(MINUTE, DAY)),
-            Phase(targets=(T("services.installation", "washing-machine"),), views=(1, 1),
-                  chance=0.3, after_purchase=True, cart=0.5, buy=0.9, gap=(30.0, 10 * MINUTE)),
-        )),
-    )),
-    Intent("hiking", 0.13, _product(
-        "hiking",
-        (T("outdoor.hiking_boots", weight=0.6), T("outdoor.backpack", weight=0.25),
-         T("outdoor.jacket", weight=0.15)),
-        Phase("hiking_more", (0, 1),
-              (T("outdoor.socks", weight=0.4), T("outdoor.backpack", weight=0.35),
-               T("outdoor.jacket", weight=0.25)),
-              (1, 4), cart=0.4, buy=0.8, review=0.2, gap=(DAY, 6 * DAY), after_purchase=True),
-    )),
-    Intent("laptop", 0.09, _product(
-        "laptop", (T("electronics.laptop"),),
-        Phase("laptop_more", (0, 1), (T("electronics.laptop_accessories"),), (1, 3), cart=0.35,
-              buy=0.85, gap=(HOUR, 4 * DAY), after_purchase=True),
-    )),
-    Intent("smartphone", 0.10, _product(
-        "smartphone", (T("electronics.smartphone"),),
-        Phase("phone_more", (0, 1),
-              (T("electronics.phone_accessories", weight=0.6),
-               T("electronics.headphones", weight=0.3),
-               T("services.installation", "smartphone", 0.1)),
-              (1, 4), cart=0.5, buy=0.85, gap=(10 * MINUTE, 2 * DAY), after_purchase=True),
-    )),
-    Intent("coffee", 0.08, _product(
-        "coffee", (T("appliances.coffee_machine"),),
-        Phase("coffee_more", (0, 1), (T("appliances.coffee_supplies"),), (1, 3), cart=0.5, buy=0.9,
-              review=0.2, gap=(DAY, 7 * DAY), after_purchase=True),
-    )),
-    Intent("running", 0.08, _product(
-        "running",
-        (T("sports.running_shoes", weight=0.85), T("sports.fitness_tracker", weight=0.15)),
-        Phase("running_more", (0, 1), (T("sports.running_apparel"),), (1, 3), cart=0.4, buy=0.85,
-              gap=(HOUR, 5 * DAY), after_purchase=True),
-    )),
-    Intent("camping", 0.07, _product(
-        "camping",
-        (T("outdoor.tent", weight=0.5), T("outdoor.sleeping_bag", weight=0.3),
-         T("outdoor.camping_gear", weight=0.2)),
-        Phase("camping", (0, 1),
-              (T("outdoor.camping_gear", weight=0.6), T("outdoor.sleeping_bag", weight=0.4)),
-              (1, 3), cart=0.4, buy=0.85, gap=(HOUR, 4 * DAY), after_purchase=True),
-    )),
-    Intent("furniture", 0.07, _product(
-        "furniture", (T("home.furniture"),),
-        Phase("furniture_more", (0, 1),
-              (T("home.lighting", weight=0.7), T("services.installation", "furniture", 0.3)),
-              (1, 3), cart=0.3, buy=0.85, gap=(HOUR, 5 * DAY), after_purchase=True),
-    )),
-    Intent("browser", 0.09, ((1.0, (
-        Phase(targets=(T("*"),), views=(4, 8)),
-        Phase(targets=(T("*"),), views=(3, 8), chance=0.6, gap=(3 * HOUR, 5 * DAY)),
-        Phase(targets=(T("*"),), views=(3, 6), chance=0.3, gap=(3 * HOUR, 5 * DAY)),
-    )),)),
-)
-# fmt: on
-"""Intents with their shares (they add up to 1)."""
 
-EXCLUSIVE: frozenset[frozenset[str]] = frozenset({frozenset({"broken_tv", "tv_upgrade"})})
-"""Intent pairs no user has together."""
+def _read_table(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = yaml.load(
+        (SHOP_DIR / name).read_text(encoding="utf-8"), Loader=_YAML_LOADER
+    )
+    return data
 
-TWO_INTENTS = 0.3  # share of users with two intents (in separate sessions)
-APP_SHARE = 0.4  # share of users who mostly use the app
-CHANNEL_SWITCH = 0.15  # chance that a new session uses the other channel
-NOISE = 0.15  # chance that a session opens with 1-2 views of popular items
-REVISIT = 0.2  # chance that a view returns to an item seen in the same phase
-SAME_SESSION_PURCHASE = 0.75  # else the purchase happens in a later session
-MIN_EVENTS, MAX_EVENTS = 5, 40
-ZIPF = 1.1  # popularity exponent of items within a category and of phrasings within a pool
-OFFER_SHARE = 0.9
-DISCOUNTS: tuple[tuple[int, float], ...] = (
-    (10, 0.3),
-    (15, 0.25),
-    (5, 0.15),
-    (20, 0.15),
-    (25, 0.1),
-    (30, 0.05),
-)
-RATINGS_SPREAD = 0.9  # rating = item quality + normal noise with this deviation
 
-# Within-session pauses (seconds, log-uniform) by (previous action, next action).
-_PAUSE: dict[tuple[str, str], tuple[float, float]] = {
-    ("search", "search"): (8, 90),
-    ("search", "page_view"): (4, 45),
-    ("page_view", "page_view"): (15, 300),
-    ("page_view", "search"): (10, 120),
-    ("page_view", "add_to_cart"): (10, 180),
-    ("add_to_cart", "purchase"): (45, 900),
-    ("add_to_cart", "page_view"): (10, 120),
-    ("purchase", "page_view"): (20, 300),
-}
+def _span(pair: Sequence[Any]) -> tuple[float, float]:
+    """A [low, high] pair; durations may carry a unit: 20s, 5m, 2h, 3d."""
+    low, high = (_seconds(v) for v in pair)
+    return low, high
 
-FILES = ("catalog.jsonl", "offers.jsonl", "events.jsonl", "intents.jsonl")
-"""What :func:`generate` writes, in this order."""
+
+def _counts(pair: Sequence[Any]) -> tuple[int, int]:
+    low, high = pair
+    return int(low), int(high)
+
+
+_UNITS = {"s": 1.0, "m": MINUTE, "h": HOUR, "d": DAY}
+
+
+def _seconds(value: float | str) -> float:
+    if isinstance(value, str):
+        return float(value[:-1]) * _UNITS[value[-1]]
+    return float(value)
+
+
+def _opts(specs: Iterable[str]) -> tuple[Option, ...]:
+    """Options from ``"text|price factor|tag"`` specs (factor and tag may be left out)."""
+    out: list[Option] = []
+    for spec in specs:
+        parts = spec.split("|")
+        factor = float(parts[1]) if len(parts) > 1 and parts[1] else 1.0
+        out.append((parts[0], factor, parts[2] if len(parts) > 2 else ""))
+    return tuple(out)
+
+
+def _category(spec: dict[str, Any]) -> Category:
+    kinds = tuple(
+        Kind(
+            count=int(k["count"]),
+            template=k["template"],
+            price=_span(k["price"]),
+            tags=tuple(k["tags"]),
+            slots={name: _opts(options) for name, options in k.get("slots", {}).items()},
+            brands=tuple(k.get("brands", ())),
+        )
+        for k in spec["kinds"]
+    )
+    return Category(
+        spec["name"],
+        tuple(spec["brands"]),
+        _span(spec["margin"]),
+        kinds,
+        background=bool(spec.get("background", True)),
+    )
+
+
+def _target(text: str, weight: float = 1.0) -> Target:
+    """A target from ``"category"`` or ``"category/tag"``."""
+    category, _, tag = text.partition("/")
+    return Target(category, tag, float(weight))
+
+
+_PHASE_KEYS = frozenset(f.name for f in fields(Phase))
+
+
+def _phase(spec: dict[str, Any]) -> Phase:
+    """A journey phase; unknown keys are an error (a typo would silently change the shop)."""
+    unknown = set(spec) - _PHASE_KEYS
+    if unknown:
+        raise ConfigError(f"{SHOP_DIR / 'journeys.yaml'}: unknown phase keys {sorted(unknown)}")
+    targets = spec.get("targets", ())
+    if not isinstance(targets, dict):  # a list: equal weights
+        targets = dict.fromkeys(targets, 1.0)
+    return Phase(
+        queries=spec.get("queries", ""),
+        searches=_counts(spec.get("searches", (0, 0))),
+        targets=tuple(_target(t, w) for t, w in targets.items()),
+        views=_counts(spec.get("views", (0, 0))),
+        cart=float(spec.get("cart", 0.0)),
+        buy=float(spec.get("buy", 0.0)),
+        review=float(spec.get("review", 0.0)),
+        chance=float(spec.get("chance", 1.0)),
+        gap=_span(spec.get("gap", (20.0, 300.0))),
+        after_purchase=bool(spec.get("after_purchase", False)),
+        split=float(spec.get("split", 0.0)),
+    )
+
+
+def _intent(name: str, spec: dict[str, Any]) -> Intent:
+    """An intent with ``phases`` (one journey) or weighted ``variants`` of phases."""
+    if "phases" in spec:
+        variants = [{"weight": 1.0, "phases": spec["phases"]}]
+    else:
+        variants = spec["variants"]
+    return Intent(
+        name,
+        float(spec["share"]),
+        tuple((float(v["weight"]), tuple(_phase(p) for p in v["phases"])) for v in variants),
+    )
+
 
 # --------------------------------------------------------------------------------------
 # Building the catalog
@@ -805,12 +354,12 @@ def _shop_price(value: float) -> float:
     return round(max(round(value), 2) - 0.01, 2)
 
 
-def _build_items(rng: random.Random) -> list[_Item]:
+def _build_items(rng: random.Random, categories: Sequence[Category]) -> list[_Item]:
     """All catalog items, with distinct SKU ids that do not reveal the category."""
-    total = sum(k.count for c in CATEGORIES for k in c.kinds)
+    total = sum(k.count for c in categories for k in c.kinds)
     ids = rng.sample(range(10000, 100000), total)
     items: list[_Item] = []
-    for cat in CATEGORIES:
+    for cat in categories:
         titles: set[str] = set()
         for kind in cat.kinds:
             brands = kind.brands or cat.brands
@@ -863,9 +412,10 @@ class _Shop:
 
     def __init__(self, seed: int) -> None:
         rng = random.Random(f"zmot-synthetic:{seed}:catalog")
-        self.items = _build_items(rng)
+        self.tables = tables = shop_tables()
+        self.items = _build_items(rng, tables.categories)
         self.by_id = {item.item_id: item for item in self.items}
-        self.categories = {c.name: c for c in CATEGORIES}
+        self.categories = {c.name: c for c in tables.categories}
         self.margin = {
             item.item_id: rng.uniform(*self.categories[item.category].margin) for item in self.items
         }
@@ -910,22 +460,15 @@ class _Shop:
 # Acting out journeys
 # --------------------------------------------------------------------------------------
 
-_QUERY_WEIGHTS: dict[tuple[str, str], tuple[tuple[str, ...], list[float]]] = {
-    (pool, lang): (phrases, _zipf(len(phrases), 0.9))
-    for pool, langs in QUERIES.items()
-    for lang, phrases in langs.items()
-}
 _UMLAUTS = tuple(zip("äöüßÄÖÜ", ("ae", "oe", "ue", "ss", "Ae", "Oe", "Ue"), strict=True))
-_PLACEHOLDER_CUM = {name: _zipf(len(values), 0.8) for name, values in PLACEHOLDERS.items()}
-_INTENT_CUM = _cumulative(i.share for i in INTENTS)
-_LANG_CUM = _cumulative(w for _, w in LANGUAGES)
-_DISCOUNT_CUM = _cumulative(w for _, w in DISCOUNTS)
 
 
-def _hint(query: str, categories: set[str]) -> Target | None:
+def _hint(
+    query: str, categories: set[str], hints: Iterable[tuple[tuple[str, ...], Target]]
+) -> Target | None:
     """The target a search asks for, if it is one the current phase looks at."""
     text = query.lower()
-    for words, target in HINTS:
+    for words, target in hints:
         if target.category in categories and any(w in text for w in words):
             return target
     return None
@@ -1015,7 +558,7 @@ class _User:
     def step(self, kind: str) -> None:
         """The pause before an event of this kind within a session."""
         if self.events:
-            lo, hi = _PAUSE.get((self.last, kind), (10.0, 120.0))
+            lo, hi = self.shop.tables.pauses.get((self.last, kind), (10.0, 120.0))
             self.t += max(1000, int(_loguniform(self.rng, lo, hi) * 1000))
 
     def start_session(self) -> None:
@@ -1050,21 +593,23 @@ class _User:
     def query(self, pool: str, used: set[str]) -> str:
         """A search text from a pool, mostly in the user's language, unlike earlier ones."""
         rng = self.rng
+        tables = self.shop.tables
         lang = self.lang
         if rng.random() < 0.1:
-            lang = rng.choice(list(QUERIES[pool]))
-        phrases, cum = _QUERY_WEIGHTS.get((pool, lang)) or _QUERY_WEIGHTS[(pool, "en")]
+            lang = rng.choice(list(tables.queries[pool]))
+        weights = tables.query_weights
+        phrases, cum = weights.get((pool, lang)) or weights[(pool, "en")]
         text = phrases[0]
         for _ in range(5):
             text = rng.choices(phrases, cum_weights=cum)[0]
             if text not in used:
                 break
         used.add(text)
-        for name, values in PLACEHOLDERS.items():
+        for name, values in tables.placeholders.items():
             slot = "{" + name + "}"
             if slot in text:
                 text = text.replace(
-                    slot, rng.choices(values, cum_weights=_PLACEHOLDER_CUM[name])[0]
+                    slot, rng.choices(values, cum_weights=tables.placeholder_cum[name])[0]
                 )
         return _noisy_query(rng, text)
 
@@ -1111,7 +656,7 @@ class _User:
                     self.pause(HOUR, 2 * DAY)
                 query = self.query(phase.queries, used)
                 self.emit("search", query)
-                hint = _hint(query, categories)
+                hint = _hint(query, categories, self.shop.tables.hints)
             elif action == "break":
                 self.pause(HOUR, 2 * DAY)
             else:
@@ -1177,13 +722,16 @@ class _User:
         return out
 
 
-def _pick_intents(rng: random.Random) -> list[Intent]:
+def _pick_intents(rng: random.Random, tables: ShopTables) -> list[Intent]:
     """One intent (or two distinct, compatible ones) drawn by share."""
-    first = INTENTS[_pick(rng, _INTENT_CUM)]
+    intents = tables.intents
+    first = intents[_pick(rng, tables.intent_cum)]
     if rng.random() >= TWO_INTENTS:
         return [first]
     others = [
-        i for i in INTENTS if i is not first and frozenset({i.name, first.name}) not in EXCLUSIVE
+        i
+        for i in intents
+        if i is not first and frozenset({i.name, first.name}) not in tables.exclusive
     ]
     second = rng.choices(others, weights=[i.share for i in others])[0]
     return [first, second]
@@ -1194,8 +742,8 @@ def _user_history(
 ) -> tuple[list[str], list[tuple[int, str, str, int, str]], random.Random]:
     """Intents and events (times from 0) of user number ``index``."""
     rng = random.Random(f"zmot-synthetic:{seed}:user:{index}")
-    intents = _pick_intents(rng)
-    lang = LANGUAGES[_pick(rng, _LANG_CUM)][0]
+    intents = _pick_intents(rng, shop.tables)
+    lang = shop.tables.languages[_pick(rng, shop.tables.language_cum)][0]
     channel = "app" if rng.random() < APP_SHARE else "web"
     avoid = frozenset[str]().union(*(i.categories for i in intents))
     window_ms = int(WINDOW * 1000)
@@ -1268,7 +816,7 @@ def _offers(shop: _Shop, seed: int) -> list[dict[str, Any]]:
     for item, number in zip(items, ids, strict=True):
         if rng.random() >= OFFER_SHARE:
             continue
-        discount = DISCOUNTS[_pick(rng, _DISCOUNT_CUM)][0]
+        discount = shop.tables.discounts[_pick(rng, shop.tables.discount_cum)][0]
         offers.append(
             {
                 "offer_id": f"OFF-{number}",

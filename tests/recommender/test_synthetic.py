@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import tomllib
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,9 +20,18 @@ from typing import Any
 import pytest
 
 from recommender.core.errors import ConfigError
-from recommender.offline.synthetic import EXCLUSIVE, FILES, INTENTS, TWO_INTENTS, generate
+from recommender.offline.synthetic import (
+    FILES,
+    SHOP_DIR,
+    TWO_INTENTS,
+    _phase,
+    generate,
+    shop_tables,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
+INTENTS = shop_tables().intents
+EXCLUSIVE = shop_tables().exclusive
 START = datetime(2024, 5, 1, tzinfo=UTC)
 USERS = 1000
 TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -166,6 +176,23 @@ def test_progress_bar_goes_to_stderr(tmp_path: Path, capsys: pytest.CaptureFixtu
     captured = capsys.readouterr()
     assert captured.out == ""
     assert "users" in captured.err
+
+
+def test_the_shop_tables_ship_as_package_data() -> None:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    package_data = pyproject["tool"]["setuptools"]["package-data"]
+    assert "synthetic_shop/*.yaml" in package_data["recommender.offline"]
+    assert sorted(p.name for p in SHOP_DIR.glob("*.yaml")) == [
+        "catalog.yaml",
+        "journeys.yaml",
+        "queries.yaml",
+    ]
+
+
+def test_a_misspelt_phase_key_is_an_error() -> None:
+    assert _phase({"views": [1, 2], "chance": 0.5}).chance == 0.5
+    with pytest.raises(ConfigError, match="chanse"):
+        _phase({"views": [1, 2], "chanse": 0.5})
 
 
 # --- files and the event contract -------------------------------------------------------
