@@ -55,22 +55,26 @@ def find_java() -> str:
     return java
 
 
+def _on_path(program: str, missing: str) -> str:
+    """Path of ``program`` on PATH; InfraError ``missing`` (what to install) when absent."""
+    path = shutil.which(program)
+    if not path:
+        raise InfraError(missing)
+    return path
+
+
 def find_maven() -> str:
     """Path of ``mvn``."""
-    mvn = shutil.which("mvn")
-    if not mvn:
-        raise InfraError(
-            "Maven (mvn) not found on PATH: install maven (apt-get install maven); zmot uses it "
-            "once per state dir to fetch the Kafka broker jars from Maven Central"
-        )
-    return mvn
+    return _on_path(
+        "mvn",
+        "Maven (mvn) not found on PATH: install maven (apt-get install maven); zmot uses it "
+        "once per state dir to fetch the Kafka broker jars from Maven Central",
+    )
 
 
 def find_redis_server() -> str:
     """Path of ``redis-server``."""
-    redis = shutil.which("redis-server")
-    if not redis:
-        raise InfraError(
-            "redis-server not found on PATH: apt-get install redis-server (or brew install redis)"
-        )
-    return redis
+    return _on_path(
+        "redis-server",
+        "redis-server not found on PATH: apt-get install redis-server (or brew install redis)",
+    )
