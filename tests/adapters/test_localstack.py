@@ -263,3 +263,27 @@ def test_importing_has_no_side_effects() -> None:
         [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "False" and out.stderr == ""
+
+
+def test_tcp_open_sees_a_listener(listener: int) -> None:
+    assert localstack.tcp_open("127.0.0.1", listener)
+    assert not localstack.tcp_open("127.0.0.1", localstack.free_port())
+
+
+def test_stop_child_terminates_and_kills_what_ignores_sigterm() -> None:
+    import subprocess
+    import sys
+
+    polite = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    assert localstack.stop_child(polite, timeout_s=10) is False
+    assert polite.returncode == -15
+    stubborn = subprocess.Popen(
+        [sys.executable, "-c", "import signal, sys, time\n"
+         "signal.signal(signal.SIGTERM, signal.SIG_IGN); print(flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE,
+    )  # fmt: skip
+    assert stubborn.stdout is not None and stubborn.stdout.readline()  # SIGTERM is ignored now
+    assert localstack.stop_child(stubborn, timeout_s=0.2) is True
+    assert stubborn.returncode == -9
+    stubborn.stdout.close()
+    assert localstack.stop_child(stubborn) is False  # already gone: only reaped

@@ -15,7 +15,6 @@ import base64
 import json
 import os
 import shutil
-import signal
 import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -171,7 +170,7 @@ async def chromium(profile: Path, proxy_port: int) -> AsyncIterator[DevTools]:
                 finally:
                     tools.close()
     finally:
-        stop_child(proc, signal.SIGTERM, 10.0)
+        stop_child(proc, timeout_s=10.0)
 
 
 PAGE_STATE = """JSON.stringify({
