@@ -56,11 +56,11 @@ import httpx  # noqa: E402
 from benchmarks.common import (  # noqa: E402
     BENCHMARKS_MD,
     append_section,
-    free_port,
     machine,
     now_utc,
     say,
 )
+from recommender.adapters.localstack import free_port, stop_child  # noqa: E402
 from recommender.core.settings import Settings  # noqa: E402
 
 BLAS_ENV = {
@@ -217,7 +217,7 @@ def measure(
 
 def zmot(*args: str) -> None:
     """Run a ``zmot`` CLI command in a subprocess (as a user would)."""
-    cmd = [sys.executable, "-m", "cli.main", *args]
+    cmd = [str(Path(sys.executable).parent / "zmot"), *args]
     done = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     if done.returncode != 0:
         tail = done.stderr.decode(errors="replace")[-3000:]
@@ -321,13 +321,8 @@ def start_server(settings: Settings, log_path: Path, cpu: int | None) -> subproc
 
 
 def stop_server(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    """SIGINT (uvicorn's clean shutdown), SIGKILL after 20 s."""
+    stop_child(proc, signal.SIGINT, 20.0)
 
 
 # --- report -----------------------------------------------------------------------------------

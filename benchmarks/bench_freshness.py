@@ -44,11 +44,12 @@ from aiokafka import AIOKafkaProducer  # noqa: E402
 from benchmarks.common import (  # noqa: E402
     append_section,
     command_line,
-    free_port,
     machine,
     now_utc,
     say,
 )
+from recommender.adapters.kafka import ensure_topic  # noqa: E402
+from recommender.adapters.localstack import free_port, stop_child  # noqa: E402
 from recommender.adapters.metrics import counter_value, histogram_buckets, parse_exposition  # noqa: E402
 from recommender.core.ops import bucket_delta, histogram_quantile  # noqa: E402
 from recommender.core.settings import Settings  # noqa: E402
@@ -119,8 +120,6 @@ async def produce_at_rate(
 
 
 async def run(args: argparse.Namespace, base: Settings, logs: Path) -> dict[str, float]:
-    from cli import infra
-
     name = f"bench-fresh-{uuid.uuid4().hex[:8]}"
     settings = base.model_copy(
         update={
@@ -131,8 +130,8 @@ async def run(args: argparse.Namespace, base: Settings, logs: Path) -> dict[str,
             "worker_web_port": free_port(),
         }
     )
-    infra.ensure_topic(settings, settings.events_topic, settings.topic_partitions)
-    infra.ensure_topic(settings, settings.dlq_topic, 1)
+    ensure_topic(settings.kafka_bootstrap, settings.events_topic, settings.topic_partitions)
+    ensure_topic(settings.kafka_bootstrap, settings.dlq_topic, 1)
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("ZMOT_")},
         **settings.to_env(),
@@ -159,11 +158,7 @@ async def run(args: argparse.Namespace, base: Settings, logs: Path) -> dict[str,
         after = await wait_applied(url, warm + sent, 300, proc)
     finally:
         await producer.stop()
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_child(proc, timeout_s=30.0)
         log.close()
         shutil.rmtree(datadir_for(settings), ignore_errors=True)
     buckets = bucket_delta(histogram_buckets(after, NAME), histogram_buckets(before, NAME))

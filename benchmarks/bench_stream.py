@@ -52,12 +52,12 @@ from aiokafka.admin import AIOKafkaAdminClient  # noqa: E402
 from benchmarks.common import (  # noqa: E402
     BENCHMARKS_MD,
     append_section,
-    free_port,
     machine,
     now_utc,
     say,
 )
-from recommender.adapters.kafka import committed_offsets  # noqa: E402
+from recommender.adapters.kafka import committed_offsets, ensure_topic  # noqa: E402
+from recommender.adapters.localstack import free_port, stop_child  # noqa: E402
 from recommender.core.settings import Settings  # noqa: E402
 from stream.app import datadir_for  # noqa: E402
 
@@ -190,12 +190,7 @@ async def timed_subprocess(
                 break
             await asyncio.sleep(0.05)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_child(proc, timeout_s=30.0)
         log.close()
         await admin.close()
     assert first_at is not None and first_done is not None
@@ -355,8 +350,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 async def run(args: argparse.Namespace, base: Settings, logs: Path) -> list[Result]:
-    from cli import infra
-
     name = f"bench-{uuid.uuid4().hex[:8]}"
     settings = base.model_copy(
         update={
@@ -365,8 +358,8 @@ async def run(args: argparse.Namespace, base: Settings, logs: Path) -> list[Resu
             "redis_prefix": f"zmot:{name}:",
         }
     )
-    infra.ensure_topic(settings, settings.events_topic, settings.topic_partitions)
-    infra.ensure_topic(settings, settings.dlq_topic, 1)
+    ensure_topic(settings.kafka_bootstrap, settings.events_topic, settings.topic_partitions)
+    ensure_topic(settings.kafka_bootstrap, settings.dlq_topic, 1)
     messages = make_events(args.events, args.users, args.seed)
     seconds = await produce(settings, messages)
     say(f"produced {len(messages):,} events in {seconds:.1f} s to {settings.events_topic}")

@@ -53,16 +53,6 @@ def append_section(text: str) -> None:
         out.write("\n" + text.rstrip() + "\n")
 
 
-def free_port() -> int:
-    """A loopback port nothing listens on right now."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def say(text: str = "") -> None:
     """Progress and results on stdout (benchmarks are scripts, not library code)."""
     sys.stdout.write(text + "\n")

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import httpx
 
-from cli import infra, processes
+from cli import processes
 from cli.replay import produce
+from recommender.adapters import localstack
 from recommender.adapters.kafka import group_lag, total_lag
 from recommender.core.errors import ZmotError
 from recommender.core.settings import Settings
@@ -86,8 +87,8 @@ def run_demo(
     # count it twice (the offset fence guards redelivery, not a second copy of the data).
     for name in ("api", "worker"):
         processes.stop(settings, name)
-    infra.wipe(settings, log=log)
-    infra.up(settings, log=log)
+    localstack.wipe(settings, log=log)
+    localstack.up(settings, log=log)
     data = settings.state_dir / "demo"
     model_dir = data / "model"
     log(f"generating a demo shop with {users} shoppers in {data}")
@@ -149,4 +150,4 @@ def stop_all(settings: Settings, log: Callable[[str], None]) -> None:
     for name in ("api", "worker"):
         if processes.stop(settings, name):
             log(f"stopped {name}")
-    infra.down(settings, log=log)
+    localstack.down(settings, log=log)

@@ -45,25 +45,25 @@ def _log(message: str) -> None:
 @infra_app.command("up")
 def infra_up() -> None:
     """Start Kafka and Redis (idempotent), create the topics, wait until healthy."""
-    from cli import infra
+    from recommender.adapters import localstack
 
-    infra.up(get_settings(), log=_log)
+    localstack.up(get_settings(), log=_log)
 
 
 @infra_app.command("down")
 def infra_down() -> None:
     """Stop Kafka and Redis started by `zmot infra up` (data is kept)."""
-    from cli import infra
+    from recommender.adapters import localstack
 
-    infra.down(get_settings(), log=_log)
+    localstack.down(get_settings(), log=_log)
 
 
 @infra_app.command("status")
 def infra_status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Show whether Kafka and Redis are running and healthy."""
-    from cli import infra
+    from recommender.adapters import localstack
 
-    status = infra.status(get_settings())
+    status = localstack.status(get_settings())
     if as_json:
         typer.echo(json.dumps(status, indent=2, default=str))
         return

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
+from recommender.adapters.localstack.processes import owned_pid, stop_pid
 from recommender.core.settings import Settings
+
+_MARKER = "cli.main"  # in the command line of every process :func:`start` starts
 
 
 def _pid_file(settings: Settings, name: str) -> Path:
@@ -22,13 +23,7 @@ def log_file(settings: Settings, name: str) -> Path:
 
 def running_pid(settings: Settings, name: str) -> int | None:
     """The pid of a live process started by :func:`start`, else None."""
-    path = _pid_file(settings, name)
-    try:
-        pid = int(path.read_text().strip())
-        os.kill(pid, 0)
-    except (OSError, ValueError):
-        return None
-    return pid
+    return owned_pid(_pid_file(settings, name), _MARKER)
 
 
 def start(settings: Settings, name: str, args: list[str], env: dict[str, str]) -> int:
@@ -41,7 +36,7 @@ def start(settings: Settings, name: str, args: list[str], env: dict[str, str]) -
     _pid_file(settings, name).parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "cli.main", *args],
+            [sys.executable, "-m", _MARKER, *args],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -58,13 +53,5 @@ def stop(settings: Settings, name: str, timeout_s: float = 20.0) -> bool:
     _pid_file(settings, name).unlink(missing_ok=True)
     if pid is None:
         return False
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except OSError:
-            return True
-        time.sleep(0.1)
-    os.kill(pid, signal.SIGKILL)
+    stop_pid(pid, timeout_s)
     return True

@@ -9,7 +9,6 @@ data.
 from __future__ import annotations
 
 import asyncio
-import socket
 import sys
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,18 +20,13 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from recommender.adapters.kafka import ensure_topic  # noqa: E402
+from recommender.adapters.localstack import tcp_open  # noqa: E402
 from recommender.core.settings import Settings  # noqa: E402
-from tests.stream.stream_helpers import caught_up, worker  # noqa: E402, F401  (fixtures for all)
+from tests.support.kafka import caught_up  # noqa: E402, F401  (a fixture for all)
+from tests.support.processes import worker  # noqa: E402, F401  (a fixture for all)
 
 SHARED_DATA = ROOT.parent / "shared" / "data"
-
-
-def _reachable(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 @pytest.fixture(scope="session")
@@ -48,7 +42,7 @@ def stack(base_settings: Settings) -> Settings:
     missing = [
         f"{n} at {h}:{p}"
         for n, (h, p) in (("Kafka", kafka), ("Redis", redis))
-        if not _reachable(h, p)
+        if not tcp_open(h, p, timeout_s=1.0)
     ]
     if missing:
         pytest.fail(
@@ -67,8 +61,6 @@ def unique() -> Callable[[str], str]:
 @pytest.fixture
 def isolated(stack: Settings, unique: Callable[[str], str]) -> Iterator[Settings]:
     """Settings with this test's own topics, consumer group and Redis prefix."""
-    from cli import infra
-
     name = unique("t")
     settings = stack.model_copy(
         update={
@@ -78,8 +70,8 @@ def isolated(stack: Settings, unique: Callable[[str], str]) -> Iterator[Settings
             "redis_prefix": f"zmot:{name}:",
         }
     )
-    infra.ensure_topic(settings, settings.events_topic, settings.topic_partitions)
-    infra.ensure_topic(settings, settings.dlq_topic, 1)
+    ensure_topic(settings.kafka_bootstrap, settings.events_topic, settings.topic_partitions)
+    ensure_topic(settings.kafka_bootstrap, settings.dlq_topic, 1)
     yield settings
 
 

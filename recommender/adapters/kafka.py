@@ -1,16 +1,19 @@
 """Kafka at the edges: the producer that the API and ``zmot replay`` share (key = user_id, value =
-event JSON), and the reads behind consumer lag (offsets and the oldest unprocessed record)."""
+event JSON), the reads behind consumer lag (offsets and the oldest unprocessed record), and
+topic administration (create topics, describe the cluster) for ``zmot infra`` and the tests."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from typing import Any
+import threading
+import time
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from recommender.core.errors import ConfigError
+from recommender.core.errors import ConfigError, InfraError
 from recommender.core.events import Event
 from recommender.core.ops import PartitionOffsets, lag_document
 
@@ -231,3 +234,108 @@ async def topic_message_count(bootstrap: str, topic: str) -> int:
         return sum(ends[tp] - beginnings[tp] for tp in tps)
     finally:
         await consumer.stop()
+
+
+# --- topic administration ---------------------------------------------------------------------
+
+T = TypeVar("T")
+
+TOPIC_READY_TIMEOUT_S = 30.0
+_TOPIC_ALREADY_EXISTS = 36  # the CreateTopics error code we treat as success
+
+
+def run_sync(make_coro: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine to completion from sync code, also when the caller already runs an
+    event loop (e.g. an async test): then it runs on a fresh loop in a helper thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make_coro())
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = asyncio.run(make_coro())
+        except BaseException as exc:  # re-raised in the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="zmot-infra", daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    value: T = box["value"]
+    return value
+
+
+async def describe_cluster(bootstrap: str, timeout_s: float) -> dict[str, Any]:
+    """The cluster metadata (brokers, cluster id) as the broker reports it."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, request_timeout_ms=max(1000, int(timeout_s * 1000))
+    )
+    try:
+        await asyncio.wait_for(admin.start(), timeout_s)
+        cluster: dict[str, Any] = await asyncio.wait_for(admin.describe_cluster(), timeout_s)
+        return cluster
+    finally:
+        await admin.close()
+
+
+async def ensure_topics(
+    bootstrap: str, topics: Mapping[str, int], timeout_s: float = TOPIC_READY_TIMEOUT_S
+) -> dict[str, int]:
+    """Create each missing topic (name -> partitions, replication 1) and wait until every
+    partition of each has a leader. Returns the partition count each topic has (an existing
+    topic keeps its own). Creating first matters: a metadata request for a missing topic
+    would auto-create it with the broker's default partition count."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+    try:
+        try:
+            await asyncio.wait_for(admin.start(), 15)
+        except (TimeoutError, KafkaError, OSError) as exc:
+            raise InfraError(
+                f"Kafka at {bootstrap} is not reachable ({exc!r}): run `zmot infra up` with "
+                "the same ZMOT_* settings"
+            ) from exc
+        response = await admin.create_topics(
+            [NewTopic(name, partitions, 1) for name, partitions in topics.items()]
+        )
+        for err in response.to_object()["topic_errors"]:
+            if err["error_code"] not in (0, _TOPIC_ALREADY_EXISTS):
+                raise InfraError(
+                    f"cannot create Kafka topic {err['topic']!r}: "
+                    f"{err['error_message'] or 'error code ' + str(err['error_code'])}"
+                )
+        deadline = time.monotonic() + timeout_s
+        while True:
+            described = await admin.describe_topics(list(topics))
+            counts = {
+                t["topic"]: len(t["partitions"])
+                for t in described
+                if t["error_code"] == 0
+                and t["partitions"]
+                and all(part["leader"] >= 0 for part in t["partitions"])
+            }
+            if set(counts) >= set(topics):
+                return {name: counts[name] for name in topics}
+            if time.monotonic() > deadline:
+                missing = sorted(set(topics) - set(counts))
+                raise InfraError(
+                    f"Kafka topics {missing} have no leader after {timeout_s:.0f} s on "
+                    f"{bootstrap}: is the broker healthy? (`zmot infra status`)"
+                )
+            await asyncio.sleep(0.05)
+    finally:
+        await admin.close()
+
+
+def ensure_topic(bootstrap: str, name: str, partitions: int) -> None:
+    """Create topic ``name`` with ``partitions`` partitions on ``bootstrap`` if it is missing,
+    and return once it is usable (every partition has a leader). Callable from sync code."""
+    if partitions < 1:
+        raise InfraError(f"a topic needs at least one partition, got {partitions} for {name!r}")
+    run_sync(lambda: ensure_topics(bootstrap, {name: partitions}))

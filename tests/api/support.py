@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -21,6 +20,7 @@ import numpy as np
 from aiokafka import AIOKafkaConsumer
 from fastapi import FastAPI
 
+from recommender.adapters.localstack import free_port
 from recommender.core.catalog import Catalog, Item, Offer
 from recommender.core.events import Event
 from recommender.core.model import Model
@@ -39,13 +39,6 @@ MODEL_VERSION = "test-model-1"
 ServeFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
 PutProfile = Callable[[str, Profile], Awaitable[None]]
 TopicReader = Callable[[Settings], Awaitable[list[tuple[bytes | None, bytes]]]]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def dead_redis_url() -> str:

@@ -10,9 +10,10 @@ import pytest
 from threadpoolctl import threadpool_info
 
 from api.app import BLAS_ENV_VARS, create_app, load_engine
+from recommender.adapters.localstack import free_port
 from recommender.core.errors import ConfigError, ModelError
 from recommender.core.settings import Settings
-from tests.api.support import FakeRanker, ServeFactory, dead_redis_url, free_port, serve
+from tests.api.support import FakeRanker, ServeFactory, dead_redis_url, serve
 
 
 def test_load_engine_without_a_model_dir_says_which_setting(tmp_path: Path) -> None:

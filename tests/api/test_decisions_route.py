@@ -13,10 +13,11 @@ import pytest
 import redis
 
 from api.app import create_app
+from recommender.adapters.localstack import free_port
 from recommender.adapters.redis_store import ProfileStore, connect
 from recommender.core.events import Event
 from recommender.core.settings import Settings
-from tests.api.support import PutProfile, free_port, profile_of, serve
+from tests.api.support import PutProfile, profile_of, serve
 
 pytestmark = pytest.mark.integration
 

@@ -3,33 +3,21 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, SHARED_DATA
+from tests.conftest import SHARED_DATA
+from tests.support.processes import run_zmot
 
 TAOBAO = SHARED_DATA / "taobao-userbehavior-10k.csv"
 METHODS = {"live", "frozen", "popular", "popular_in_category", "recent"}
 
 
-def zmot(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cli.main", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-
-
 @pytest.fixture(scope="module")
 def imported(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("taobao")
-    done = zmot("import", "--format", "taobao", str(TAOBAO), "--out", str(out), "--no-progress")
+    done = run_zmot("import", "--format", "taobao", str(TAOBAO), "--out", str(out), "--no-progress")
     assert done.returncode == 0, done.stderr
     return out
 
@@ -38,7 +26,7 @@ def test_evaluate_json_prints_one_document_with_every_metric(
     imported: Path, tmp_path: Path
 ) -> None:
     dump = tmp_path / "predictions.jsonl"
-    done = zmot(
+    done = run_zmot(
         "evaluate",
         "--events", str(imported / "events.jsonl"),
         "--split-ratio", "0.8",
@@ -70,7 +58,7 @@ def test_evaluate_json_prints_one_document_with_every_metric(
 
 
 def test_evaluate_refuses_a_split_and_two_files_together(imported: Path) -> None:
-    done = zmot(
+    done = run_zmot(
         "evaluate",
         "--events", str(imported / "events.jsonl"),
         "--train", str(imported / "events.jsonl"),

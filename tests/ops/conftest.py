@@ -9,38 +9,24 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from recommender.adapters.kafka import EventProducer
+from recommender.adapters.localstack import free_port
 from recommender.core.events import Event
 from recommender.core.settings import Settings
-from tests.api.support import free_port, write_model
-from tests.stream.stream_helpers import worker_env
-
-ROOT = Path(__file__).resolve().parents[2]
-ZMOT = Path(sys.executable).parent / "zmot"
+from tests.api.support import write_model
+from tests.support.processes import ApiProcess, run_zmot, worker_env
 
 
 def zmot_lag(settings: Settings) -> dict[str, Any]:
     """What ``zmot lag --json`` prints for ``settings``, parsed."""
-    done = subprocess.run(
-        [str(ZMOT), "lag", "--json"],
-        env=worker_env(settings),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_zmot("lag", "--json", env=worker_env(settings), timeout_s=60)
     assert done.returncode == 0, done.stderr
     document: dict[str, Any] = json.loads(done.stdout)
     return document
@@ -69,45 +55,6 @@ async def produce_raw(settings: Settings, messages: list[tuple[bytes | None, byt
     async with EventProducer(settings.kafka_bootstrap, settings.events_topic) as producer:
         for key, value in messages:
             await producer.send_raw(key, value)
-
-
-class ApiProcess:
-    """``python -m api.server`` in a subprocess."""
-
-    def __init__(self, settings: Settings, log_path: Path) -> None:
-        self.settings = settings
-        self.url = f"http://127.0.0.1:{settings.api_port}"
-        self.log_path = log_path
-        self._log = log_path.open("wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "api.server"],
-            cwd=ROOT,
-            env=worker_env(settings),
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def wait_ready(self, timeout_s: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            assert self.proc.poll() is None, self.log_path.read_text(errors="replace")
-            assert time.monotonic() < deadline, f"API not ready within {timeout_s} s"
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
 
 
 @pytest.fixture

@@ -12,7 +12,8 @@ import httpx
 import pytest
 
 from recommender.core.settings import Settings
-from tests.ops.conftest import ApiProcess, events, produce, zmot_lag
+from tests.ops.conftest import events, produce, zmot_lag
+from tests.support.processes import ApiProcess
 
 pytestmark = pytest.mark.integration
 

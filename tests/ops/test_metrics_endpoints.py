@@ -15,7 +15,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from recommender.adapters.metrics import API_METRICS, WORKER_METRICS
 from recommender.core.settings import Settings
 from tests.api.support import MODEL_VERSION
-from tests.ops.conftest import ApiProcess, events, produce, produce_raw
+from tests.ops.conftest import events, produce, produce_raw
+from tests.support.processes import ApiProcess
 
 pytestmark = pytest.mark.integration
 

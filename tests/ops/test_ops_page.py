@@ -25,9 +25,11 @@ from typing import Any
 import aiohttp
 import pytest
 
+from recommender.adapters.localstack import stop_child
 from recommender.core.settings import Settings
 from tests.api.support import MODEL_VERSION
-from tests.ops.conftest import ApiProcess, events, produce
+from tests.ops.conftest import events, produce
+from tests.support.processes import ApiProcess
 
 pytestmark = pytest.mark.integration
 
@@ -168,12 +170,7 @@ async def chromium(profile: Path, proxy_port: int) -> AsyncIterator[DevTools]:
                 finally:
                     tools.close()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_child(proc, timeout_s=10.0)
 
 
 PAGE_STATE = """JSON.stringify({

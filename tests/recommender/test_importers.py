@@ -9,10 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
-import typer
-from typer.testing import CliRunner
 
-from cli.import_cmd import register
 from recommender.core.catalog import Catalog
 from recommender.core.events import Event, parse_event
 from recommender.offline.importers import (
@@ -25,6 +22,7 @@ from recommender.offline.importers import (
     ImportReport,
     import_file,
 )
+from tests.support.processes import run_zmot
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 TAOBAO = DATA / "taobao-userbehavior-10k.csv"
@@ -329,44 +327,32 @@ def test_not_utf8_rows_are_counted(tmp_path: Path) -> None:
 
 
 # --- the command --------------------------------------------------------------------------
-def _app() -> typer.Typer:
-    app = typer.Typer()
-
-    @app.callback()
-    def main() -> None:
-        """zmot (test)."""
-
-    register(app)
-    return app
-
-
 def test_command_prints_summary_and_examples(tmp_path: Path) -> None:
-    runner = CliRunner()
-    result = runner.invoke(
-        _app(),
-        ["import", "--format", "taobao", str(TAOBAO), "--out", str(tmp_path), "--no-progress"],
+    result = run_zmot(
+        "import", "--format", "taobao", str(TAOBAO), "--out", str(tmp_path), "--no-progress"
     )
-    assert result.exit_code == 0, result.output
+    assert result.returncode == 0, result.stdout + result.stderr
     assert "10000 rows -> 9996 events" in result.stdout
     assert "impossible timestamp 4" in result.stdout
     assert f"{TAOBAO}:3696: skipped (impossible timestamp)" in result.stderr
     assert (tmp_path / EVENTS_FILE).exists()
 
-    result = runner.invoke(
-        _app(),
-        ["import", "--format", "taobao", str(TAOBAO), "--out", str(tmp_path / "w"),
-         "--no-window", "--until", "2017-12-01T00:00:00Z", "--fav", "skip", "--no-progress"],
+    result = run_zmot(
+        "import", "--format", "taobao", str(TAOBAO), "--out", str(tmp_path / "w"),
+        "--no-window", "--until", "2017-12-01T00:00:00Z", "--fav", "skip", "--no-progress",
     )  # fmt: skip
-    assert result.exit_code == 0, result.output
+    assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads((tmp_path / "w" / REPORT_FILE).read_text())
     assert report["options"] == {"fav": "skip", "since": None, "until": "2017-12-01T00:00:00Z"}
     assert report["time_range"]["first"] == "2017-11-24T08:45:57Z"
 
 
 def test_command_fails_on_the_wrong_format(tmp_path: Path) -> None:
-    result = CliRunner().invoke(
-        _app(),
-        ["import", "--format", "rees46", str(TAOBAO), "--out", str(tmp_path), "--no-progress"],
+    result = run_zmot(
+        "import", "--format", "rees46", str(TAOBAO), "--out", str(tmp_path), "--no-progress"
     )
-    assert isinstance(result.exception, DataImportError)  # main() prints it, exits 1
-    assert "bad column count 10000" in str(result.exception)
+    # import_file, which the command runs, raises DataImportError; main() prints it, exits 1.
+    with pytest.raises(DataImportError, match="bad column count 10000"):
+        import_file(TAOBAO, tmp_path / "direct", "rees46")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "error: " in result.stderr and "bad column count 10000" in result.stderr

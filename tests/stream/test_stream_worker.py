@@ -19,7 +19,7 @@ from recommender.core.events import parse_event
 from recommender.core.profile import Profile, from_hash
 from recommender.core.replay import Profiler
 from recommender.core.settings import Settings
-from tests.stream.stream_helpers import topic_partitions
+from tests.support.kafka import topic_partitions
 
 pytestmark = pytest.mark.integration
 

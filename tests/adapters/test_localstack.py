@@ -1,4 +1,5 @@
-"""Fast unit tests of ``cli.infra``: rendering, tool checks and port conflicts.
+"""Fast unit tests of ``recommender.adapters.localstack``: rendering, tool checks and port
+conflicts.
 
 Nothing here starts Kafka or Redis (``make test`` starts the real stack before pytest); the
 port tests hold a port with a plain listening socket.
@@ -14,16 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from cli import infra
+from recommender.adapters import localstack
 from recommender.core.errors import InfraError
 from recommender.core.settings import Settings
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture
@@ -38,8 +32,8 @@ def listener() -> Iterator[int]:
 def _settings(tmp_path: Path, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "state_dir": tmp_path / "state",
-        "kafka_bootstrap": f"127.0.0.1:{_free_port()}",
-        "redis_url": f"redis://127.0.0.1:{_free_port()}/0",
+        "kafka_bootstrap": f"127.0.0.1:{localstack.free_port()}",
+        "redis_url": f"redis://127.0.0.1:{localstack.free_port()}/0",
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
@@ -53,7 +47,7 @@ def _props(text: str) -> dict[str, str]:
 
 def test_server_properties_derive_from_settings(tmp_path: Path) -> None:
     s = _settings(tmp_path, kafka_bootstrap="127.0.0.1:19092", topic_partitions=6)
-    props = _props(infra.render_server_properties(s))
+    props = _props(localstack.render_server_properties(s))
     assert props["node.id"] == "1"
     assert props["process.roles"] == "broker,controller"
     assert props["listeners"] == "PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093"
@@ -75,7 +69,7 @@ def test_server_properties_derive_from_settings(tmp_path: Path) -> None:
 
 def test_server_properties_advertise_localhost_but_bind_an_address(tmp_path: Path) -> None:
     props = _props(
-        infra.render_server_properties(_settings(tmp_path, kafka_bootstrap="localhost:9500"))
+        localstack.render_server_properties(_settings(tmp_path, kafka_bootstrap="localhost:9500"))
     )
     assert props["listeners"] == "PLAINTEXT://127.0.0.1:9500,CONTROLLER://127.0.0.1:9501"
     assert props["advertised.listeners"] == "PLAINTEXT://localhost:9500"
@@ -85,18 +79,18 @@ def test_relative_state_dir_becomes_absolute(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    p = infra.paths(_settings(tmp_path, state_dir=Path(".zmot/test")))
+    p = localstack.paths(_settings(tmp_path, state_dir=Path(".zmot/test")))
     assert p.root == tmp_path.resolve() / ".zmot" / "test"
     assert p.libs == p.root / "kafka" / "libs"
 
 
 def test_controller_port_must_fit(tmp_path: Path) -> None:
     with pytest.raises(InfraError, match="65535"):
-        infra.kafka_endpoints(_settings(tmp_path, kafka_bootstrap="127.0.0.1:65535"))
+        localstack.kafka_endpoints(_settings(tmp_path, kafka_bootstrap="127.0.0.1:65535"))
 
 
 def test_cluster_id_looks_like_kafkas() -> None:
-    ids = {infra.new_cluster_id() for _ in range(200)}
+    ids = {localstack.new_cluster_id() for _ in range(200)}
     assert len(ids) == 200
     for cid in ids:
         assert len(cid) == 22 and not cid.startswith("-")
@@ -114,7 +108,7 @@ def test_cluster_id_looks_like_kafkas() -> None:
     ],
 )
 def test_parse_java_major(output: str, major: int | None) -> None:
-    assert infra.parse_java_major(output) == major
+    assert localstack.parse_java_major(output) == major
 
 
 def _fake_tool(directory: Path, name: str, script: str) -> None:
@@ -128,7 +122,7 @@ def test_missing_java_says_what_to_install(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.delenv("JAVA_HOME", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     with pytest.raises(InfraError, match=r"Java 17\+ not found on PATH.*openjdk-17-jre-headless"):
-        infra.find_java()
+        localstack.find_java()
 
 
 def test_old_java_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -137,7 +131,7 @@ def test_old_java_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.delenv("JAVA_HOME", raising=False)
     monkeypatch.setenv("PATH", str(bin_dir))
     with pytest.raises(InfraError, match=r"Java 11 .* too old.*17"):
-        infra.find_java()
+        localstack.find_java()
 
 
 def test_java_home_wins_over_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -145,7 +139,7 @@ def test_java_home_wins_over_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     _fake_tool(tmp_path / "bin", "java", "echo 'openjdk version \"11.0.2\"' >&2")
     monkeypatch.setenv("JAVA_HOME", str(tmp_path / "jdk"))
     monkeypatch.setenv("PATH", str(tmp_path / "bin"))
-    assert infra.find_java() == str(tmp_path / "jdk" / "bin" / "java")
+    assert localstack.find_java() == str(tmp_path / "jdk" / "bin" / "java")
 
 
 def test_missing_maven_says_what_to_install(
@@ -153,34 +147,34 @@ def test_missing_maven_says_what_to_install(
 ) -> None:
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     with pytest.raises(InfraError, match=r"Maven \(mvn\) not found.*apt-get install maven"):
-        infra.ensure_kafka_libs(infra.paths(_settings(tmp_path)), log=lambda _: None)
+        localstack.ensure_kafka_libs(localstack.paths(_settings(tmp_path)), log=lambda _: None)
 
 
 def test_resolved_jars_are_not_fetched_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    p = infra.paths(_settings(tmp_path))
+    p = localstack.paths(_settings(tmp_path))
     p.libs.mkdir(parents=True)
     import hashlib
 
-    digest = hashlib.sha256((infra.INFRA_KAFKA_DIR / "pom.xml").read_bytes()).hexdigest()
+    digest = hashlib.sha256((localstack.INFRA_KAFKA_DIR / "pom.xml").read_bytes()).hexdigest()
     p.libs_marker.write_text(digest + "\n")
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # mvn would not be found
-    infra.ensure_kafka_libs(p, log=lambda _: None)
+    localstack.ensure_kafka_libs(p, log=lambda _: None)
     p.libs_marker.write_text("a different pom\n")
     with pytest.raises(InfraError, match="Maven"):
-        infra.ensure_kafka_libs(p, log=lambda _: None)
+        localstack.ensure_kafka_libs(p, log=lambda _: None)
 
 
 def test_pom_pins_slf4j_2_for_the_log4j2_binding() -> None:
-    pom = (infra.INFRA_KAFKA_DIR / "pom.xml").read_text()
+    pom = (localstack.INFRA_KAFKA_DIR / "pom.xml").read_text()
     assert "<slf4j.version>2." in pom and "log4j-slf4j2-impl" in pom
 
 
 def test_kafka_port_taken_by_a_stranger(tmp_path: Path, listener: int) -> None:
     s = _settings(tmp_path, kafka_bootstrap=f"127.0.0.1:{listener}")
     with pytest.raises(InfraError) as err:
-        infra.up(s, log=lambda _: None)
+        localstack.up(s, log=lambda _: None)
     message = str(err.value)
     assert f"port {listener} is in use by another process" in message
     assert "ZMOT_KAFKA_BOOTSTRAP" in message
@@ -188,10 +182,10 @@ def test_kafka_port_taken_by_a_stranger(tmp_path: Path, listener: int) -> None:
 
 def test_kafka_controller_port_taken_by_a_stranger(tmp_path: Path, listener: int) -> None:
     s = _settings(tmp_path, kafka_bootstrap=f"127.0.0.1:{listener - 1}")
-    if infra.port_in_use("127.0.0.1", listener - 1):
+    if localstack.port_in_use("127.0.0.1", listener - 1):
         pytest.skip("the port below the test's listener is taken too")
     with pytest.raises(InfraError, match=rf"port {listener} .*controller.*ZMOT_KAFKA_BOOTSTRAP"):
-        infra.up(s, log=lambda _: None)
+        localstack.up(s, log=lambda _: None)
 
 
 def test_redis_port_taken_by_a_stranger(tmp_path: Path, listener: int) -> None:
@@ -203,7 +197,7 @@ def test_redis_port_taken_by_a_stranger(tmp_path: Path, listener: int) -> None:
     )
     logs: list[str] = []
     with pytest.raises(InfraError, match=rf"port {listener} is in use.*ZMOT_REDIS_URL"):
-        infra.up(s, log=logs.append)
+        localstack.up(s, log=logs.append)
     assert any("kafka.example.com:9092 is not on this machine" in line for line in logs)
 
 
@@ -213,24 +207,24 @@ def test_missing_redis_server_says_what_to_install(
     s = _settings(
         tmp_path,
         kafka_bootstrap="kafka.example.com:9092",
-        redis_url=f"redis://127.0.0.1:{_free_port()}/0",
+        redis_url=f"redis://127.0.0.1:{localstack.free_port()}/0",
     )
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     with pytest.raises(InfraError, match="redis-server not found.*apt-get install redis-server"):
-        infra.up(s, log=lambda _: None)
+        localstack.up(s, log=lambda _: None)
 
 
 def test_down_and_status_when_nothing_runs(tmp_path: Path) -> None:
     s = _settings(
         tmp_path,
-        kafka_bootstrap=f"127.0.0.1:{_free_port()}",
-        redis_url=f"redis://127.0.0.1:{_free_port()}/0",
+        kafka_bootstrap=f"127.0.0.1:{localstack.free_port()}",
+        redis_url=f"redis://127.0.0.1:{localstack.free_port()}/0",
     )
     logs: list[str] = []
-    infra.down(s, log=logs.append)
-    infra.down(s, log=logs.append)
+    localstack.down(s, log=logs.append)
+    localstack.down(s, log=logs.append)
     assert logs == ["kafka: not running", "redis: not running"] * 2
-    state = infra.status(s)
+    state = localstack.status(s)
     assert set(state) == {"kafka", "redis"}
     for service in state.values():
         assert service["running"] is False and service["pid"] is None
@@ -240,43 +234,56 @@ def test_down_and_status_when_nothing_runs(tmp_path: Path) -> None:
 
 def test_stale_pid_file_of_another_program_is_not_ours(tmp_path: Path) -> None:
     s = _settings(tmp_path)
-    p = infra.paths(s)
+    p = localstack.paths(s)
     p.kafka.mkdir(parents=True)
     p.kafka_pid.write_text(f"{os.getpid()}\n")  # alive, but pytest, not kafka.Kafka
-    assert infra.status(s)["kafka"]["running"] is False
+    assert localstack.status(s)["kafka"]["running"] is False
     logs: list[str] = []
-    infra.down(s, log=logs.append)
+    localstack.down(s, log=logs.append)
     assert logs[0] == "kafka: not running"
     assert not p.kafka_pid.exists()
 
 
 def test_port_in_use_sees_a_listener(listener: int) -> None:
-    assert infra.port_in_use("127.0.0.1", listener)
-    assert not infra.port_in_use("127.0.0.1", _free_port())
+    assert localstack.port_in_use("127.0.0.1", listener)
+    assert not localstack.port_in_use("127.0.0.1", localstack.free_port())
 
 
 def test_redis_ping_on_a_closed_port_is_false() -> None:
-    assert infra.redis_ping("127.0.0.1", _free_port(), timeout_s=0.2) is False
-
-
-def test_ensure_topic_rejects_zero_partitions(tmp_path: Path) -> None:
-    with pytest.raises(InfraError, match="at least one partition"):
-        infra.ensure_topic(_settings(tmp_path), "t", 0)
-
-
-def test_ensure_topic_without_a_broker_says_to_start_it(tmp_path: Path) -> None:
-    s = _settings(tmp_path, kafka_bootstrap=f"127.0.0.1:{_free_port()}")
-    with pytest.raises(InfraError, match="zmot infra up"):
-        infra.ensure_topic(s, "t", 1)
+    assert localstack.redis_ping("127.0.0.1", localstack.free_port(), timeout_s=0.2) is False
 
 
 def test_importing_has_no_side_effects() -> None:
     import subprocess
     import sys
 
-    code = "import sys; import cli.infra; print('aiokafka' in sys.modules)"
-    root = Path(infra.__file__).resolve().parent.parent
+    code = "import sys; import recommender.adapters.localstack; print('aiokafka' in sys.modules)"
+    root = Path(localstack.__file__).resolve().parents[3]
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "False" and out.stderr == ""
+
+
+def test_tcp_open_sees_a_listener(listener: int) -> None:
+    assert localstack.tcp_open("127.0.0.1", listener)
+    assert not localstack.tcp_open("127.0.0.1", localstack.free_port())
+
+
+def test_stop_child_terminates_and_kills_what_ignores_sigterm() -> None:
+    import subprocess
+    import sys
+
+    polite = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    assert localstack.stop_child(polite, timeout_s=10) is False
+    assert polite.returncode == -15
+    stubborn = subprocess.Popen(
+        [sys.executable, "-c", "import signal, sys, time\n"
+         "signal.signal(signal.SIGTERM, signal.SIG_IGN); print(flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE,
+    )  # fmt: skip
+    assert stubborn.stdout is not None and stubborn.stdout.readline()  # SIGTERM is ignored now
+    assert localstack.stop_child(stubborn, timeout_s=0.2) is True
+    assert stubborn.returncode == -9
+    stubborn.stdout.close()
+    assert localstack.stop_child(stubborn) is False  # already gone: only reaped

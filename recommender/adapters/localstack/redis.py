@@ -1,0 +1,131 @@
+"""The local Redis: Debian's ``redis-server`` on loopback, daemonized, without persistence."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from typing import Any
+from urllib.parse import urlparse
+
+from recommender.adapters.localstack.logfiles import last_lines, size, tails
+from recommender.adapters.localstack.net import (
+    bind_host,
+    is_loopback,
+    port_busy_error,
+    port_in_use,
+)
+from recommender.adapters.localstack.paths import Paths
+from recommender.adapters.localstack.processes import Log, owned_pid, stop_pid
+from recommender.adapters.localstack.tools import find_redis_server
+from recommender.core.errors import InfraError
+from recommender.core.settings import Settings
+
+REDIS_START_TIMEOUT_S = 10.0
+REDIS_STOP_TIMEOUT_S = 10.0
+_MARKER = "redis-server"  # in the command line of the process in our pid file
+
+
+def redis_ping(host: str, port: int, timeout_s: float = 1.0) -> bool:
+    """Whether a Redis server answers PING on ``host:port`` (inline command, no client lib)."""
+    try:
+        with socket.create_connection((bind_host(host), port), timeout=timeout_s) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def _redis_local(settings: Settings, log: Log) -> tuple[str, int] | None:
+    scheme = urlparse(settings.redis_url).scheme
+    host, port = settings.redis_host_port
+    if scheme != "redis":
+        log(f"redis: {scheme}:// URLs are not managed by zmot infra; leaving Redis alone")
+        return None
+    if not is_loopback(host):
+        log(f"redis: {host}:{port} is not on this machine; zmot infra leaves it alone")
+        return None
+    return host, port
+
+
+def _wait_redis(host: str, port: int, p: Paths, timeout_s: float, log_offset: int = 0) -> int:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        pid = owned_pid(p.redis_pid, _MARKER)
+        if pid is not None and redis_ping(host, port):
+            return pid
+        if time.monotonic() > deadline:
+            raise InfraError(
+                f"redis-server did not answer PING on {host}:{port} within {timeout_s:.0f} s\n"
+                f"{tails((p.redis_log, log_offset))}"
+            )
+        time.sleep(0.05)
+
+
+def up_redis(settings: Settings, p: Paths, log: Log) -> None:
+    """Start (or find running) the redis-server of ``p`` on the settings' port."""
+    local = _redis_local(settings, log)
+    if local is None:
+        return
+    host, port = local
+    pid = owned_pid(p.redis_pid, _MARKER)
+    if pid is not None:
+        if not redis_ping(host, port):
+            pid = _wait_redis(host, port, p, REDIS_START_TIMEOUT_S)
+        log(f"redis: already running (pid {pid}) on {host}:{port}")
+        return
+    p.redis_pid.unlink(missing_ok=True)
+    if port_in_use(host, port):
+        raise port_busy_error(
+            host, port, f"the zmot Redis of {p.root}", "ZMOT_REDIS_URL",
+            f"ZMOT_REDIS_URL=redis://127.0.0.1:{port + 10 if port < 65525 else port - 10}/0",
+        )  # fmt: skip
+    redis_server = find_redis_server()
+    p.redis.mkdir(parents=True, exist_ok=True)
+    started, log_offset = time.monotonic(), size(p.redis_log)
+    cmd = [
+        redis_server, "--bind", bind_host(host), "--port", str(port),
+        "--daemonize", "yes", "--save", "", "--appendonly", "no",
+        "--dir", str(p.redis), "--pidfile", str(p.redis_pid), "--logfile", str(p.redis_log),
+    ]  # fmt: skip
+    try:
+        result = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=30, check=False,
+            stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise InfraError(f"could not run {redis_server}: {exc}") from exc
+    if result.returncode != 0:
+        raise InfraError(
+            f"redis-server failed to start (exit {result.returncode}):\n"
+            f"{last_lines(result.stdout + result.stderr, 20)}\n{tails((p.redis_log, log_offset))}"
+        )
+    pid = _wait_redis(host, port, p, REDIS_START_TIMEOUT_S, log_offset)
+    log(f"redis: started (pid {pid}) on {host}:{port} in {time.monotonic() - started:.1f} s")
+
+
+def down_redis(p: Paths, log: Log) -> None:
+    """Stop the redis-server of ``p`` if it runs (SIGTERM, SIGKILL after a timeout)."""
+    pid = owned_pid(p.redis_pid, _MARKER)
+    if pid is None:
+        p.redis_pid.unlink(missing_ok=True)
+        log("redis: not running")
+        return
+    killed = stop_pid(pid, REDIS_STOP_TIMEOUT_S)
+    p.redis_pid.unlink(missing_ok=True)
+    log(f"redis: {'killed after SIGTERM timed out' if killed else 'stopped'} (pid {pid})")
+
+
+def redis_status(settings: Settings, p: Paths) -> dict[str, Any]:
+    """Redis's entry of :func:`recommender.adapters.localstack.status`."""
+    host, port = settings.redis_host_port
+    plain = urlparse(settings.redis_url).scheme == "redis"
+    pid = owned_pid(p.redis_pid, _MARKER)
+    return {
+        "running": pid is not None,
+        "pid": pid,
+        "address": f"{host}:{port}",
+        "healthy": plain and redis_ping(host, port),
+        "managed": plain and is_loopback(host),
+        "log": str(p.redis_log),
+    }
