@@ -45,14 +45,14 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from recommender.core.catalog import Catalog, Offer
+from recommender.core.catalog import Catalog
 from recommender.core.journey import SMOT, stage_of
 from recommender.core.model import Model
 from recommender.core.offers import OfferCatalog, OfferSpec
 from recommender.core.placements import Placement, Placements
 from recommender.core.profile import Profile
 from recommender.core.reasons import MAX_REASONS, reasons_from, say
-from recommender.core.scoring import Decision, ItemScorer, ScoredOffer
+from recommender.core.scoring import Decision, ItemScorer, ScoredOffer, ServedOffer
 
 log = logging.getLogger("zmot.decisions")
 
@@ -264,10 +264,6 @@ class Arbiter:
             self.config,
             self.rng,
         )
-
-    # --- the Ranker protocol of the API (used by older callers) ------------------------
-    def rank(self, profile: Profile | None, k: int, now: float) -> Decision:
-        return self.decide(profile, OfferRequest(k=k), now)
 
     # --- rules ----------------------------------------------------------------------------
     def _applicable(
@@ -575,7 +571,7 @@ class Arbiter:
                 "priority": cand.priority,
                 **cand.parts,
             }
-        offer = Offer(cand.spec.offer_id, cand.item_id, cand.spec.title, cand.spec.value)
+        offer = ServedOffer(cand.spec.offer_id, cand.item_id, cand.spec.title, cand.spec.value)
         return ScoredOffer(
             offer, self.catalog.get(cand.item_id), cand.score, reasons, debug, policy, probability
         )

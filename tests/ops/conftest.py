@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from recommender.adapters.kafka import EventProducer
 from recommender.core.events import Event
@@ -66,9 +67,14 @@ async def produce(settings: Settings, batch: list[Event]) -> None:
 
 
 async def produce_raw(settings: Settings, messages: list[tuple[bytes | None, bytes]]) -> None:
-    async with EventProducer(settings.kafka_bootstrap, settings.events_topic) as producer:
+    """Produce bytes as they are (malformed input the API would refuse)."""
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+    await producer.start()
+    try:
         for key, value in messages:
-            await producer.send_raw(key, value)
+            await producer.send_and_wait(settings.events_topic, value, key=key)
+    finally:
+        await producer.stop()
 
 
 class ApiProcess:
