@@ -9,6 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from recommender.core.catalog import Item
+from recommender.core.features import item_of
 from recommender.core.model import Model
 from recommender.core.profile import Profile
 
@@ -50,6 +51,18 @@ class Decision:
     decision_id: str = ""
     note: str | None = None
     """Why the offers are what they are when not obvious (e.g. nothing cleared the floor)."""
+
+
+def items_seen(
+    weights: Mapping[str, float], item_index: Mapping[str, int]
+) -> list[tuple[int, float]]:
+    """(model position, weight) of every ``item:<id>`` feature of the profile the model knows."""
+    seen = []
+    for name, w in weights.items():
+        item_id = item_of(name)
+        if item_id is not None and item_id in item_index:
+            seen.append((item_index[item_id], w))
+    return seen
 
 
 class ItemScorer:
@@ -103,11 +116,7 @@ class ItemScorer:
         if spread > 0:
             scores /= spread
         if self.recent_boost > 0.0:
-            seen = [
-                (self.model.item_index[name[5:]], w)
-                for name, w in weights.items()
-                if name.startswith("item:") and name[5:] in self.model.item_index
-            ]
+            seen = items_seen(weights, self.model.item_index)
             if seen:
                 strongest = max(w for _, w in seen)
                 for position, w in seen:
