@@ -67,14 +67,10 @@ ItemLookup = Callable[[str], Item | None]
 
 
 def split_feature(name: str) -> tuple[str, str]:
-    """(kind, rest) of a feature name: ``"bought:item:tv-1"`` is ``("bought", "item:tv-1")``."""
+    """(kind, rest) of a feature name (kinds as in the module table): ``"bought:item:tv-1"`` is
+    ``("bought", "item:tv-1")``."""
     kind, _, rest = name.partition(":")
     return kind, rest
-
-
-def feature_kind(name: str) -> str:
-    """The kind of a feature (``item``, ``cat``, ``brand``, ``bought``, ``q``, ``qp``, ``kind``)."""
-    return split_feature(name)[0]
 
 
 def item_feature(item_id: str) -> str:
