@@ -1,7 +1,7 @@
 """What routes depend on: the services built at start-up and the request pieces parsed once.
 
-Routes take these through the ``Annotated`` aliases (``ServicesDep``, ``StoreDep``,
-``EventsBody`` ...) and stay a few lines each.
+Routes take these through the ``Annotated`` aliases (``ServicesDep``, ``ProducerDep``,
+``EventsBody``) and stay a few lines each.
 """
 
 from __future__ import annotations
@@ -73,20 +73,10 @@ async def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-async def services_settings(services: ServicesDep) -> Settings:
-    return services.settings
-
-
-async def services_store(services: ServicesDep) -> ProfileStore:
-    return services.store
-
-
 async def services_producer(services: ServicesDep) -> EventSink:
     return services.producer
 
 
-SettingsDep = Annotated[Settings, Depends(services_settings)]
-StoreDep = Annotated[ProfileStore, Depends(services_store)]
 ProducerDep = Annotated[EventSink, Depends(services_producer)]
 
 
