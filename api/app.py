@@ -1,7 +1,7 @@
 """The FastAPI application: start-up wiring, error mapping and the routes.
 
 Start-up (the lifespan) pins BLAS to one thread, loads model, catalog and offers into an
-:class:`~api.deps.Engine`, connects Redis and checks it, and starts the Kafka producer. Any
+:class:`~api.engine.Engine`, connects Redis and checks it, and starts the Kafka producer. Any
 failure stops the start with a message naming the setting to fix: a server that cannot answer
 correctly should not pretend to be up.
 """
@@ -9,128 +9,28 @@ correctly should not pretend to be up.
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiokafka.errors import KafkaError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
-from threadpoolctl import threadpool_limits
 
-from api.deps import Engine, EventSink, Services, error_detail
-from api.monitoring import MetricsMiddleware, Ops, catalog_version
+from api.blas import pin_blas_threads
+from api.deps import EventSink, Services, error_detail
+from api.engine import Engine, load_engine
+from api.monitoring import MetricsMiddleware, Ops
 from api.routes import api_router
 from recommender.adapters.feedback_store import FeedbackStore, RatingCache
 from recommender.adapters.kafka import EventProducer
 from recommender.adapters.redis_store import ProfileStore, connect
-from recommender.core.catalog import Catalog
-from recommender.core.errors import ConfigError, ZmotError
-from recommender.core.runtime import resolve_runtime
+from recommender.core.errors import ZmotError
 from recommender.core.settings import Settings, get_settings
 
-if TYPE_CHECKING:
-    from recommender.core.offers import OfferCatalog
-
 logger = logging.getLogger("zmot.api")
-
-BLAS_ENV_VARS = (
-    "OPENBLAS_NUM_THREADS",
-    "OMP_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "BLIS_NUM_THREADS",
-    "VECLIB_MAXIMUM_THREADS",
-    "NUMEXPR_NUM_THREADS",
-)
-
-
-def pin_blas_threads() -> Callable[[], None]:
-    """Limit BLAS/OpenMP to one thread in this process; returns a function that undoes it.
-
-    A serving process gets its parallelism from concurrent requests, not from threads inside
-    one small matrix-vector product: with default threading two processes on two cores served
-    ~8x fewer requests (design notes). The variables are set first so that a BLAS loaded after
-    this never starts its pool; threadpoolctl then resizes one that is already loaded.
-    """
-    saved = {var: os.environ.get(var) for var in BLAS_ENV_VARS}
-    for var in BLAS_ENV_VARS:
-        os.environ[var] = "1"
-    import numpy  # noqa: F401  (loads BLAS now, so threadpoolctl sees it)
-
-    limiter = threadpool_limits(limits=1)
-
-    def restore() -> None:
-        limiter.restore_original_limits()
-        for var, value in saved.items():
-            if value is None:
-                os.environ.pop(var, None)
-            else:
-                os.environ[var] = value
-
-    return restore
-
-
-def load_offers_v2(settings: Settings, catalog: Catalog) -> OfferCatalog:
-    """The offer catalog named by the settings (every catalog item when no offer file)."""
-    from recommender.core.offers import catalog_offers, load_offer_catalog
-
-    if settings.offers_path is not None:
-        offers = load_offer_catalog(settings.offers_path, catalog if len(catalog) else None)
-    else:
-        offers = catalog_offers(catalog)
-    if not len(offers):
-        raise ConfigError(
-            "no offers: set ZMOT_OFFERS_PATH to offers.jsonl or ZMOT_CATALOG_PATH to a catalog"
-        )
-    return offers
-
-
-def reload_engine(engine: Engine, settings: Settings) -> Engine:
-    """The engine with offers and placements read again (model and catalog kept)."""
-    from recommender.core.placements import load_placements
-
-    if engine.arbiter is None:
-        raise ConfigError("this engine has no offer catalog to reload")
-    offers = load_offers_v2(settings, engine.catalog)
-    arbiter = engine.arbiter.with_offers(offers, load_placements(settings.placements_path))
-    logger.info("offers reloaded: catalog %s, %d offers", offers.version, len(offers))
-    return replace(engine, ranker=arbiter, arbiter=arbiter)
-
-
-def load_engine(settings: Settings) -> Engine:
-    """Model, catalog, offers, placements and the arbiter over them, from the settings."""
-    # Imported here, after pin_blas_threads(), because they load numpy.
-    from recommender.core.arbitration import Arbiter
-    from recommender.core.model import Model
-    from recommender.core.placements import load_placements
-
-    if settings.model_dir is None:
-        raise ConfigError("no model: set ZMOT_MODEL_DIR to a directory written by `zmot train`")
-    model = Model.load(settings.model_dir)
-    runtime = resolve_runtime(settings)
-    catalog = Catalog.load(settings.catalog_path) if settings.catalog_path else Catalog()
-    offers = load_offers_v2(settings, catalog)
-    arbiter = Arbiter(
-        model, catalog, offers, load_placements(settings.placements_path), runtime.arbitration
-    )
-    logger.info(
-        "model %s loaded: %d items, %d offers (catalog %s)",
-        model.version,
-        len(catalog),
-        len(offers),
-        offers.version,
-    )
-    return Engine(
-        model_version=model.version,
-        catalog=catalog,
-        ranker=arbiter,
-        arbiter=arbiter,
-        half_life_s=runtime.half_life_s,
-    )
 
 
 def create_app(
@@ -148,15 +48,11 @@ def create_app(
         async with AsyncExitStack() as stack:
             stack.callback(pin_blas_threads())
             try:
-                services = await _open_services(settings, stack, engine, producer)
+                services = await _open_services(settings, stack, ops, engine, producer)
             except ZmotError as exc:
                 logger.error("cannot start the API: %s", exc)
                 raise
-            services = replace(services, ops=ops)
-            n_offers = len(getattr(services.engine.ranker, "offers", ()))
-            ops.metrics.set_versions(
-                services.engine.model_version, catalog_version(settings), n_offers
-            )
+            ops.engine_loaded(services.engine)
             app.state.services = services
             stack.callback(delattr, app.state, "services")
             logger.info(
@@ -186,6 +82,7 @@ def create_app(
 async def _open_services(
     settings: Settings,
     stack: AsyncExitStack,
+    ops: Ops,
     engine: Engine | None,
     producer: EventSink | None,
 ) -> Services:
@@ -205,6 +102,7 @@ async def _open_services(
         engine=engine,
         store=store,
         producer=producer,
+        ops=ops,
         feedback=feedback,
         ratings=RatingCache(feedback),
     )

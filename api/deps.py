@@ -1,7 +1,7 @@
 """What routes depend on: the services built at start-up and the request pieces parsed once.
 
-Routes take these through the ``Annotated`` aliases at the bottom (``StoreDep``, ``EngineDep``,
-``EventsBody`` ...) and stay a few lines each.
+Routes take these through the ``Annotated`` aliases (``ServicesDep``, ``ProducerDep``,
+``EventsBody``) and stay a few lines each.
 """
 
 from __future__ import annotations
@@ -9,22 +9,17 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, Protocol
+from typing import Annotated, Any, Protocol
 
-from fastapi import Depends, HTTPException, Query, Request
+from fastapi import Depends, HTTPException, Request
 
+from api.engine import Engine
+from api.monitoring import Ops
+from recommender.adapters.feedback_store import FeedbackStore, RatingCache
 from recommender.adapters.redis_store import ProfileStore
-from recommender.core.catalog import Catalog
 from recommender.core.errors import InvalidEventError
 from recommender.core.events import Event, validate_event
-from recommender.core.profile import Profile
 from recommender.core.settings import Settings
-
-if TYPE_CHECKING:
-    from api.monitoring import Ops
-    from recommender.adapters.feedback_store import FeedbackStore, RatingCache
-    from recommender.core.arbitration import Arbiter
-    from recommender.core.scoring import Decision
 
 MAX_BATCH = 10_000
 """Most events one ``POST /v1/events`` may carry; more is a 413."""
@@ -33,35 +28,10 @@ MAX_BODY_BYTES = 16 * 1024 * 1024
 """Largest request body read; a valid event is well under 1.6 kB, so a full batch fits."""
 
 
-class Ranker(Protocol):
-    """Ranks offers for one profile; :class:`recommender.core.scoring.OfferRanker` in production."""
-
-    def rank(self, profile: Profile | None, k: int, now: float) -> Decision: ...
-
-
 class EventSink(Protocol):
     """Where accepted events go; :class:`recommender.adapters.kafka.EventProducer` in production."""
 
     async def send_many(self, events: Sequence[Event]) -> None: ...
-
-
-@dataclass(frozen=True)
-class Engine:
-    """The in-memory scoring side: model version, catalog and the ranker built from them."""
-
-    model_version: str
-    catalog: Catalog
-    ranker: Ranker
-    arbiter: Arbiter | None = None
-    """Arbitration over the offer catalog (None: ``ranker`` alone, as in some tests)."""
-    half_life_s: float = 72 * 3600.0
-    """The runtime's half-life (:func:`recommender.core.runtime.resolve_runtime`): the model's
-    when it names one, which is what the worker decays profiles with."""
-
-    @property
-    def catalog_version(self) -> str | None:
-        """Content hash of the active offer catalog."""
-        return self.arbiter.version if self.arbiter is not None else None
 
 
 @dataclass(frozen=True)
@@ -72,9 +42,9 @@ class Services:
     engine: Engine
     store: ProfileStore
     producer: EventSink
-    ops: Ops | None = None  # metrics and lag of this app (set by the lifespan)
-    feedback: FeedbackStore | None = None  # rating aggregates for social proof
-    ratings: RatingCache | None = None  # the same ratings, cached briefly (else `feedback`)
+    ops: Ops  # metrics and lag of this app
+    feedback: FeedbackStore  # rating aggregates for social proof
+    ratings: RatingCache  # the same ratings, cached briefly
 
 
 def error_detail(reason: str, field: str | None = None, index: int | None = None) -> dict[str, Any]:
@@ -103,48 +73,14 @@ async def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-async def services_settings(services: ServicesDep) -> Settings:
-    return services.settings
-
-
-async def services_engine(services: ServicesDep) -> Engine:
-    return services.engine
-
-
-async def services_store(services: ServicesDep) -> ProfileStore:
-    return services.store
-
-
 async def services_producer(services: ServicesDep) -> EventSink:
     return services.producer
 
 
-SettingsDep = Annotated[Settings, Depends(services_settings)]
-EngineDep = Annotated[Engine, Depends(services_engine)]
-StoreDep = Annotated[ProfileStore, Depends(services_store)]
 ProducerDep = Annotated[EventSink, Depends(services_producer)]
 
 
 # --- request pieces ---------------------------------------------------------------------------
-
-
-async def offer_count(
-    services: ServicesDep,
-    k: Annotated[
-        int | None,
-        Query(ge=1, description="Number of offers (default ZMOT_DEFAULT_K, at most ZMOT_MAX_K)."),
-    ] = None,
-) -> int:
-    """``k`` from the query, defaulted and bounded by the settings."""
-    settings = services.settings
-    if k is None:
-        return settings.default_k
-    if k > settings.max_k:
-        raise reject(422, [error_detail(f"k must be at most {settings.max_k}", "k")])
-    return k
-
-
-OfferCount = Annotated[int, Depends(offer_count)]
 
 
 async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:

@@ -10,17 +10,16 @@ minutes.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
 import httpx
 
+from api.engine import Engine
 from recommender.adapters.kafka import read_lag, topic_message_count
 from recommender.adapters.metrics import (
     ApiMetrics,
@@ -53,15 +52,6 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-
-def catalog_version(settings: Settings) -> str:
-    """A short content hash of the offers file (else the catalog), so a changed file shows."""
-    for path in (settings.offers_path, settings.catalog_path):
-        if path is not None and Path(path).is_file():
-            digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
-            return f"{Path(path).name}:{digest}"
-    return "none"
 
 
 class MetricsMiddleware:
@@ -114,6 +104,10 @@ class Ops:
         self._dlq: int | None = None
         self.history: deque[tuple[float, dict[str, Any]]] = deque()
         self._snapshots: dict[str, deque[tuple[float, list[tuple[float, float]]]]] = {}
+
+    def engine_loaded(self, engine: Engine) -> None:
+        """Publish the versions of the engine now serving (at start and after a reload)."""
+        self.metrics.set_versions(engine.model_version, engine.catalog_version, engine.n_offers)
 
     def observe_answer(self, answer: Any, profile: Any) -> None:
         """Count one next-best-offer answer (offers, fallback) and the age of its profile."""

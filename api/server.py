@@ -11,7 +11,8 @@ import uvicorn
 from fastapi import FastAPI
 from uvicorn.config import LOGGING_CONFIG
 
-from api.app import BLAS_ENV_VARS, create_app
+from api.app import create_app
+from api.blas import single_thread_env
 from recommender.adapters.logs import json_logging_config
 from recommender.core.settings import Settings, get_settings
 
@@ -41,13 +42,12 @@ def run_api(
 ) -> None:
     """Serve the API on ``settings.api_host:api_port`` until interrupted.
 
-    Each worker process is pinned to one BLAS thread (see :func:`api.app.pin_blas_threads`), so
+    Each worker process is pinned to one BLAS thread (see :func:`api.blas.pin_blas_threads`), so
     ``workers`` should not exceed the cores left over by Redis, Kafka and the stream worker.
     The access log is off by default: it costs more CPU per request than scoring does.
     """
     settings = settings or get_settings()
-    for var in BLAS_ENV_VARS:
-        os.environ[var] = "1"
+    os.environ.update(single_thread_env())  # inherited by uvicorn's worker processes
     target: FastAPI | str
     if workers == 1:
         target = create_app(settings)

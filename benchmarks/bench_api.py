@@ -53,6 +53,7 @@ if str(ROOT) not in sys.path:
 
 import httpx  # noqa: E402
 
+from api.blas import single_thread_env  # noqa: E402
 from benchmarks.common import (  # noqa: E402
     BENCHMARKS_MD,
     append_section,
@@ -62,12 +63,6 @@ from benchmarks.common import (  # noqa: E402
 )
 from recommender.adapters.localstack import free_port, stop_child  # noqa: E402
 from recommender.core.settings import Settings  # noqa: E402
-
-BLAS_ENV = {
-    var: "1"
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
-}
-
 
 # --- load generator (runs in its own process) --------------------------------------------------
 
@@ -293,7 +288,7 @@ async def clear_redis(settings: Settings) -> int:
 
 def start_server(settings: Settings, log_path: Path, cpu: int | None) -> subprocess.Popen[bytes]:
 
-    env = {**os.environ, **settings.to_env(), **BLAS_ENV}
+    env = {**os.environ, **settings.to_env(), **single_thread_env()}
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "api.server"],

@@ -7,7 +7,6 @@ import logging
 import os
 import signal
 import threading
-from pathlib import Path
 
 import faust
 
@@ -15,7 +14,7 @@ from recommender.adapters.feedback_store import FeedbackStore
 from recommender.adapters.logs import json_logging_config
 from recommender.adapters.metrics import WorkerMetrics
 from recommender.adapters.redis_store import ProfileStore, connect
-from recommender.core.catalog import Catalog
+from recommender.core.catalog import load_catalog
 from recommender.core.replay import Profiler
 from recommender.core.runtime import resolve_runtime
 from recommender.core.settings import Settings
@@ -29,23 +28,6 @@ FATAL_EXIT_TIMEOUT_S = 30.0
 """Longest clean shutdown after a failed batch before the process exits hard."""
 
 EXIT_FATAL = 70  # EX_SOFTWARE
-
-
-def load_catalog(path: Path | None) -> Catalog:
-    """The catalog named by the settings; empty when none is configured or the file is absent.
-
-    A file that exists but cannot be read or parsed raises :class:`CatalogError` at start rather
-    than serving profiles without the features the model was trained with.
-    """
-    if path is None:
-        log.info("no catalog configured: events get no category or brand features")
-        return Catalog()
-    if not Path(path).exists():
-        log.warning("catalog %s does not exist: events get no category or brand features", path)
-        return Catalog()
-    catalog = Catalog.load(Path(path))
-    log.info("catalog %s: %d items", path, len(catalog))
-    return catalog
 
 
 def build_profiler(settings: Settings) -> Profiler:

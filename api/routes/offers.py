@@ -41,11 +41,10 @@ async def _ratings_added(
     time."""
     arbiter = services.engine.arbiter
     items = sorted({s.offer.item_id for d in decisions for s in d.offers if not d.fallback})
-    source = services.ratings or services.feedback
-    if source is None or arbiter is None or not items:
+    if not items:
         return decisions
     try:
-        ratings = await asyncio.wait_for(source.ratings(items), _remaining(deadline))
+        ratings = await asyncio.wait_for(services.ratings.ratings(items), _remaining(deadline))
     except (TimeoutError, RedisError):
         return decisions  # reasons without social proof beat no answer
     return [arbiter.with_ratings(d, ratings, lang) for d in decisions]
@@ -58,20 +57,12 @@ async def _decide(
     deadline: float | None,
 ) -> list[Decision]:
     """Decisions for already-read profiles (None: the read missed the deadline)."""
-    engine = services.engine
     now = time.time()
-    arbiter = engine.arbiter
+    arbiter = services.engine.arbiter
     if profiles is None:
-        assert arbiter is not None
         return [arbiter.fallback(None, request, now, note=DEADLINE_NOTE)]
-    out = []
-    for profile in profiles:
-        if arbiter is None:
-            k = request.k or services.settings.default_k
-            out.append(engine.ranker.rank(profile, k, now=now))
-            continue
-        # ~0.3 ms of numpy and Python: cheaper inline than a hop to a thread.
-        out.append(arbiter.decide(profile, request, now))
+    # ~0.3 ms of numpy and Python per profile: cheaper inline than a hop to a thread.
+    out = [arbiter.decide(profile, request, now) for profile in profiles]
     return await _ratings_added(services, out, request.lang, deadline)
 
 
@@ -118,16 +109,13 @@ async def next_best_offer(
         read = services.store.get(user_id)
         profiles = [await asyncio.wait_for(read, _remaining(deadline))]
     except TimeoutError:
-        if services.engine.arbiter is None:
-            raise
         profiles = None
     [decision] = await _decide(services, profiles, request, deadline)
     engine = services.engine
     answer = NextBestOfferResponse.from_decision(
         user_id, decision, engine.catalog, engine.model_version, placement, engine.catalog_version
     )
-    if services.ops is not None:
-        services.ops.observe_answer(answer, profiles[0] if profiles else None)
+    services.ops.observe_answer(answer, profiles[0] if profiles else None)
     return answer
 
 
@@ -164,8 +152,6 @@ async def next_best_offer_batch(
         profiles: list[Profile | None] = [p if p.n_events or p.weights else None for p in stored]
         decisions = await _decide(services, profiles, request, deadline)
     except TimeoutError:
-        if engine.arbiter is None:
-            raise
         decisions = (await _decide(services, None, request, deadline)) * len(body.user_ids)
     return BatchOfferResponse(
         results=[

@@ -53,10 +53,6 @@ class EventProducer:
         ]
         await asyncio.gather(*futures)
 
-    async def send_raw(self, key: bytes | None, value: bytes) -> None:
-        """Produce bytes as they are (tests and tools that need malformed input)."""
-        await (await self._producer.send(self.topic, value, key=key))
-
     async def __aenter__(self) -> EventProducer:
         await self.start()
         return self

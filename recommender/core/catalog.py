@@ -1,14 +1,17 @@
-"""Catalog items and offers, read from JSON-lines files with errors that name the line."""
+"""Catalog items, read from a JSON-lines file with errors that name the line."""
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from recommender.core.errors import CatalogError
+
+log = logging.getLogger("zmot.catalog")
 
 
 def load_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -62,16 +65,6 @@ class Item:
     tags: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class Offer:
-    """Something the engine can offer: a concrete item with a title and a value."""
-
-    offer_id: str
-    item_id: str
-    title: str
-    value: float = 1.0
-
-
 @dataclass
 class Catalog:
     """Items by id."""
@@ -105,25 +98,20 @@ class Catalog:
         return cls(items)
 
 
-def load_offers(path: Path, catalog: Catalog | None = None) -> list[Offer]:
-    """Offers from JSON lines; with a catalog, an offer on an unknown item is an error."""
-    offers: list[Offer] = []
-    seen: set[str] = set()
-    for number, obj in load_jsonl(path):
-        where = f"{path}:{number}"
-        offer_id = _text(obj, "offer_id", where, required=True)
-        item_id = _text(obj, "item_id", where, required=True)
-        assert offer_id is not None and item_id is not None
-        if offer_id in seen:
-            raise CatalogError(f"{where}: duplicate offer_id {offer_id!r}")
-        if catalog is not None and catalog.get(item_id) is None:
-            raise CatalogError(f"{where}: item_id {item_id!r} is not in the catalog")
-        seen.add(offer_id)
-        value = _number(obj, "value", where, 1.0)
-        offers.append(Offer(offer_id, item_id, _text(obj, "title", where) or item_id, value or 0.0))
-    return offers
+def load_catalog(path: Path | None) -> Catalog:
+    """The catalog named by ``ZMOT_CATALOG_PATH``, for the worker and the API alike.
 
-
-def offers_from_catalog(catalog: Catalog) -> list[Offer]:
-    """One offer per catalog item, for shops without an offer file."""
-    return [Offer(i.item_id, i.item_id, i.title or i.item_id) for i in catalog.items.values()]
+    Empty (with a warning) when none is configured or the file does not exist: events then get
+    no category or brand features and offers no titles, and the API still refuses to start when
+    that leaves it without offers. A file that exists but cannot be read or parsed raises
+    :class:`CatalogError`, rather than serving without the features the model was trained with.
+    """
+    if path is None:
+        log.info("no catalog configured: events get no category or brand features")
+        return Catalog()
+    if not path.exists():
+        log.warning("catalog %s does not exist: events get no category or brand features", path)
+        return Catalog()
+    catalog = Catalog.load(path)
+    log.info("catalog %s: %d items", path, len(catalog))
+    return catalog

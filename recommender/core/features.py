@@ -66,6 +66,30 @@ class FeatureConfig:
 ItemLookup = Callable[[str], Item | None]
 
 
+def split_feature(name: str) -> tuple[str, str]:
+    """(kind, rest) of a feature name (kinds as in the module table): ``"bought:item:tv-1"`` is
+    ``("bought", "item:tv-1")``."""
+    kind, _, rest = name.partition(":")
+    return kind, rest
+
+
+def item_feature(item_id: str) -> str:
+    """The name of the feature for an item the user interacted with."""
+    return f"item:{item_id}"
+
+
+def item_of(name: str) -> str | None:
+    """The item id of an ``item:<id>`` feature, else None (``bought:item:`` is not one)."""
+    kind, rest = split_feature(name)
+    return rest if kind == "item" else None
+
+
+def token_of(name: str) -> str | None:
+    """The search token of a ``q:<token>`` feature, else None."""
+    kind, rest = split_feature(name)
+    return rest if kind == "q" else None
+
+
 def _add(out: dict[str, float], name: str, weight: float) -> None:
     if weight > 0.0:
         out[name] = out.get(name, 0.0) + weight
@@ -79,7 +103,7 @@ def event_features(event: Event, lookup: ItemLookup, config: FeatureConfig) -> d
         return out
     _add(out, f"kind:{event.type}", config.kind_feature)
     if event.item_id is not None:
-        _add(out, f"item:{event.item_id}", base)
+        _add(out, item_feature(event.item_id), base)
         item = lookup(event.item_id)
         category = item.category if item else None
         if category:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from recommender.core.catalog import Catalog
+from recommender.core.features import split_feature
 
 MAX_REASONS = 3
 LANGUAGES = ("en", "de", "it")
@@ -105,7 +106,7 @@ def reasons_from(
     for name, value in contributions:
         if value <= 0.0:
             break
-        kind, _, rest = name.partition(":")
+        kind, rest = split_feature(name)
         if kind in ("q", "qp"):
             if kind == "q" and rest not in searched:
                 searched.append(rest)
@@ -122,7 +123,7 @@ def reasons_from(
         elif kind == "brand":
             reasons.append(say(lang, "brand", brand=rest))
         elif kind == "bought":
-            sub, _, what = rest.partition(":")
+            sub, what = split_feature(rest)
             if sub == "item":
                 reasons.append(say(lang, "bought_item", item=_label(what, catalog)))
             else:

@@ -1,26 +1,35 @@
-"""From a live profile to ranked offers with reasons: what the API serves on every page view."""
+"""Scores of every item for a live profile, and the form decided offers are served in."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
-from recommender.core.catalog import Catalog, Item, Offer
+from recommender.core.catalog import Item
+from recommender.core.features import item_of
 from recommender.core.model import Model
 from recommender.core.profile import Profile
-from recommender.core.reasons import MAX_REASONS, reasons_from
 
-__all__ = ["MAX_REASONS", "Decision", "ItemScorer", "OfferRanker", "ScoredOffer", "reasons_from"]
+
+@dataclass(frozen=True)
+class ServedOffer:
+    """An offer resolved to the concrete item it stands for (a category offer names its best
+    item of that category)."""
+
+    offer_id: str
+    item_id: str
+    title: str
+    value: float = 1.0
 
 
 @dataclass(frozen=True)
 class ScoredOffer:
     """One offer as served: the model score and the reasons behind it."""
 
-    offer: Offer
+    offer: ServedOffer
     item: Item | None
     score: float
     reasons: list[str]
@@ -42,6 +51,18 @@ class Decision:
     decision_id: str = ""
     note: str | None = None
     """Why the offers are what they are when not obvious (e.g. nothing cleared the floor)."""
+
+
+def items_seen(
+    weights: Mapping[str, float], item_index: Mapping[str, int]
+) -> list[tuple[int, float]]:
+    """(model position, weight) of every ``item:<id>`` feature of the profile the model knows."""
+    seen = []
+    for name, w in weights.items():
+        item_id = item_of(name)
+        if item_id is not None and item_id in item_index:
+            seen.append((item_index[item_id], w))
+    return seen
 
 
 class ItemScorer:
@@ -95,11 +116,7 @@ class ItemScorer:
         if spread > 0:
             scores /= spread
         if self.recent_boost > 0.0:
-            seen = [
-                (self.model.item_index[name[5:]], w)
-                for name, w in weights.items()
-                if name.startswith("item:") and name[5:] in self.model.item_index
-            ]
+            seen = items_seen(weights, self.model.item_index)
             if seen:
                 strongest = max(w for _, w in seen)
                 for position, w in seen:
@@ -124,72 +141,3 @@ def top_k(scores: npt.NDArray[np.float64], k: int) -> list[int]:
     top = np.argpartition(-scores, n - 1)[:n]
     top = top[np.lexsort((top, -scores[top]))]
     return [int(i) for i in top]
-
-
-class OfferRanker:
-    """Scores every offer for a profile with the model and picks the best k."""
-
-    def __init__(
-        self,
-        model: Model,
-        catalog: Catalog,
-        offers: Sequence[Offer],
-        *,
-        purchase_exclusion_s: float,
-        recent_boost: float = 0.0,
-    ) -> None:
-        self.model = model
-        self.catalog = catalog
-        self.scorer = ItemScorer(
-            model, purchase_exclusion_s=purchase_exclusion_s, recent_boost=recent_boost
-        )
-        # One offer per item (the most valuable); offers on items the model never saw can
-        # only appear as fallbacks.
-        best: dict[str, Offer] = {}
-        for offer in offers:
-            if offer.item_id not in best or offer.value > best[offer.item_id].value:
-                best[offer.item_id] = offer
-        self.offers = [o for o in best.values() if o.item_id in model.item_index]
-        self.offer_items = np.array(
-            [model.item_index[o.item_id] for o in self.offers], dtype=np.intp
-        )
-        rank = {item: r for r, item in enumerate(model.popular)}
-        self.popular_offers = sorted(
-            best.values(), key=lambda o: (rank.get(o.item_id, len(rank)), o.offer_id)
-        )
-
-    def _popular(self, k: int, excluded: set[str]) -> Decision:
-        chosen = [o for o in self.popular_offers if o.item_id not in excluded][:k]
-        offers = [
-            ScoredOffer(o, self.catalog.get(o.item_id), 0.0, ["popular with other shoppers"])
-            for o in chosen
-        ]
-        return Decision(offers, fallback=True)
-
-    def rank(self, profile: Profile | None, k: int, now: float) -> Decision:
-        """The k best offers for ``profile``; popular ones, flagged, when it says nothing."""
-        excluded = self.scorer.excluded(profile, now)
-        item_scores = self.scorer.scores(profile, now)
-        if item_scores is None or not self.offers or profile is None:
-            return self._popular(k, excluded)
-        scores = item_scores[self.offer_items]
-        top = top_k(scores, k)
-        if not top:
-            return self._popular(k, excluded)
-        weights = profile.normalised()
-        token_order = {
-            name[2:]: i for i, name in enumerate(profile.weights) if name.startswith("q:")
-        }
-        chosen = []
-        for j in top:
-            offer = self.offers[j]
-            item_pos = int(self.offer_items[j])
-            reasons = reasons_from(
-                self.model.contributions(weights, item_pos), self.catalog, token_order
-            )
-            if self.scorer.recent_boost > 0 and weights.get(f"item:{offer.item_id}", 0.0) > 0:
-                reasons = ["you looked at it recently", *reasons][:MAX_REASONS]
-            chosen.append(
-                ScoredOffer(offer, self.catalog.get(offer.item_id), float(scores[j]), reasons)
-            )
-        return Decision(chosen, fallback=False)

@@ -104,7 +104,8 @@ class Settings(BaseSettings):
     catalog_path: Path | None = Field(
         None,
         description="catalog.jsonl (item_id, title, category, brand, price, tags). The worker "
-        "adds category and brand features from it; the API titles offers with it.",
+        "adds category and brand features from it; the API titles offers with it. An absent "
+        "file is an empty catalog (with a warning) in both; a broken one stops either at start.",
     )
     offers_path: Path | None = Field(
         None,

@@ -15,14 +15,15 @@ import httpx
 import pytest
 
 from api.app import create_app
-from api.deps import Engine, EventSink
+from api.deps import EventSink
+from api.engine import Engine
 from recommender.adapters.redis_store import ProfileStore, connect
 from recommender.core.catalog import Catalog
 from recommender.core.profile import Profile
 from recommender.core.settings import Settings
 from tests.api.support import (
     ITEMS,
-    FakeRanker,
+    FakeArbiter,
     PutProfile,
     ServeFactory,
     TopicReader,
@@ -46,13 +47,13 @@ def model_files(tmp_path: Path) -> tuple[Path, Path]:
 
 
 @pytest.fixture
-def fake_ranker(catalog: Catalog) -> FakeRanker:
-    return FakeRanker(catalog)
+def fake_arbiter(catalog: Catalog) -> FakeArbiter:
+    return FakeArbiter(catalog, default_k=Settings().default_k)
 
 
 @pytest.fixture
-def fake_engine(catalog: Catalog, fake_ranker: FakeRanker) -> Engine:
-    return Engine(model_version="fake-1", catalog=catalog, ranker=fake_ranker)
+def fake_engine(catalog: Catalog, fake_arbiter: FakeArbiter) -> Engine:
+    return Engine(model_version="fake-1", catalog=catalog, arbiter=fake_arbiter)
 
 
 @pytest.fixture
@@ -71,7 +72,7 @@ def serve_app() -> ServeFactory:
 async def client(
     isolated: Settings, fake_engine: Engine, serve_app: ServeFactory
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """The app with a fake ranker, real Redis and real Kafka (this test's topic and prefix)."""
+    """The app with a fake arbiter, real Redis and real Kafka (this test's topic and prefix)."""
     async with serve_app(isolated, engine=fake_engine) as c:
         yield c
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +20,16 @@ import numpy as np
 from aiokafka import AIOKafkaConsumer
 from fastapi import FastAPI
 
+from api.engine import Decider
 from recommender.adapters.localstack import free_port
-from recommender.core.catalog import Catalog, Item, Offer
+from recommender.core.arbitration import OfferRequest, RatingLike
+from recommender.core.catalog import Catalog, Item
 from recommender.core.events import Event
 from recommender.core.model import Model
+from recommender.core.offers import OfferCatalog, catalog_offers
+from recommender.core.placements import Placements
 from recommender.core.profile import Profile
-from recommender.core.scoring import Decision, ScoredOffer
+from recommender.core.scoring import Decision, ScoredOffer, ServedOffer
 from recommender.core.settings import Settings
 
 ITEMS = [
@@ -78,18 +82,29 @@ def write_model(directory: Path) -> tuple[Path, Path]:
 
 
 @dataclass
-class FakeRanker:
-    """Returns the catalog in order and records every call."""
+class FakeArbiter:
+    """The API's :class:`~api.engine.Decider` surface over the catalog in order; records every
+    decision asked for."""
 
     catalog: Catalog
-    calls: list[tuple[Profile | None, int, float]] = field(default_factory=list)
+    default_k: int = 3
+    calls: list[tuple[Profile | None, OfferRequest, float]] = field(default_factory=list)
+    placements: Placements = field(default_factory=Placements)
+    offers: OfferCatalog = field(init=False)
 
-    def rank(self, profile: Profile | None, k: int, now: float) -> Decision:
-        self.calls.append((profile, k, now))
-        items = list(self.catalog.items.values())[:k]
+    def __post_init__(self) -> None:
+        self.offers = catalog_offers(self.catalog)
+
+    @property
+    def version(self) -> str:
+        return self.offers.version
+
+    def decide(self, profile: Profile | None, request: OfferRequest, now: float) -> Decision:
+        self.calls.append((profile, request, now))
+        items = list(self.catalog.items.values())[: request.k or self.default_k]
         offers = [
             ScoredOffer(
-                Offer(f"o-{i.item_id}", i.item_id, f"Deal: {i.title}"),
+                ServedOffer(f"o-{i.item_id}", i.item_id, f"Deal: {i.title}"),
                 i,
                 1.0 / (n + 1),
                 [f"reason {n}"],
@@ -97,6 +112,25 @@ class FakeRanker:
             for n, i in enumerate(items)
         ]
         return Decision(offers, fallback=profile is None)
+
+    def fallback(
+        self,
+        profile: Profile | None,
+        request: OfferRequest,
+        now: float,
+        *,
+        stage: str | None = None,
+        note: str | None = None,
+    ) -> Decision:
+        return replace(self.decide(None, request, now), note=note)
+
+    def with_ratings(
+        self, decision: Decision, ratings: Mapping[str, RatingLike], lang: str
+    ) -> Decision:
+        return decision
+
+    def with_offers(self, offers: OfferCatalog, placements: Placements | None = None) -> Decider:
+        return replace(self, calls=[])
 
 
 @dataclass

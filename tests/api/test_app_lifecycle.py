@@ -9,11 +9,14 @@ import httpx
 import pytest
 from threadpoolctl import threadpool_info
 
-from api.app import BLAS_ENV_VARS, create_app, load_engine
+from api.app import create_app
+from api.blas import BLAS_ENV_VARS
+from api.engine import load_engine
 from recommender.adapters.localstack import free_port
+from recommender.core.arbitration import OfferRequest
 from recommender.core.errors import ConfigError, ModelError
 from recommender.core.settings import Settings
-from tests.api.support import FakeRanker, ServeFactory, dead_redis_url, serve
+from tests.api.support import FakeArbiter, ServeFactory, dead_redis_url, serve
 
 
 def test_load_engine_without_a_model_dir_says_which_setting(tmp_path: Path) -> None:
@@ -29,6 +32,20 @@ def test_load_engine_needs_offers(model_files: tuple[Path, Path]) -> None:
         load_engine(Settings(model_dir=model_dir, catalog_path=None))
 
 
+def test_missing_catalog_file_is_an_empty_catalog_as_in_the_worker(
+    model_files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    model_dir, _ = model_files
+    missing = tmp_path / "missing.jsonl"
+    with pytest.raises(ConfigError, match="ZMOT_OFFERS_PATH"):  # no catalog, so no offers
+        load_engine(Settings(model_dir=model_dir, catalog_path=missing))
+    offers = tmp_path / "offers.jsonl"
+    offers.write_text('{"offer_id": "deal-1", "item_id": "mount-1", "title": "Mount -20%"}\n')
+    engine = load_engine(Settings(model_dir=model_dir, catalog_path=missing, offers_path=offers))
+    assert len(engine.catalog) == 0
+    assert engine.n_offers == 1
+
+
 def test_load_engine_with_an_offers_file(model_files: tuple[Path, Path], tmp_path: Path) -> None:
     model_dir, catalog_path = model_files
     offers = tmp_path / "offers.jsonl"
@@ -36,17 +53,23 @@ def test_load_engine_with_an_offers_file(model_files: tuple[Path, Path], tmp_pat
     engine = load_engine(
         Settings(model_dir=model_dir, catalog_path=catalog_path, offers_path=offers)
     )
-    decision = engine.ranker.rank(None, 3, now=0.0)
+    decision = engine.arbiter.decide(None, OfferRequest(k=3), now=0.0)
     assert [s.offer.offer_id for s in decision.offers] == ["deal-1"]
     assert engine.catalog.get("tv-1") is not None
 
 
 @pytest.mark.integration
-async def test_probes_and_blas_pinned_while_serving(client: httpx.AsyncClient) -> None:
+async def test_probes_and_blas_pinned_while_serving(
+    client: httpx.AsyncClient, fake_arbiter: FakeArbiter
+) -> None:
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     ready = await client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ready", "checks": {"model": "ok", "redis": "ok"}}
+    assert ready.json() == {
+        "status": "ready",
+        "checks": {"model": "ok", "redis": "ok"},
+        "catalog_version": fake_arbiter.version,
+    }
     assert all(os.environ[var] == "1" for var in BLAS_ENV_VARS)
     pools = threadpool_info()
     assert pools, "numpy's BLAS should be loaded and visible to threadpoolctl"
@@ -108,7 +131,7 @@ async def test_shutdown_restores_threads_and_environment(
     assert {k: after[k] for k in before_threads} == before_threads
 
 
-def test_openapi_documents_bodies_and_errors(fake_ranker: FakeRanker) -> None:
+def test_openapi_documents_bodies_and_errors() -> None:
     doc = create_app(Settings()).openapi()
     paths = doc["paths"]
     assert set(paths) == {

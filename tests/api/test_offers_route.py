@@ -1,4 +1,4 @@
-"""``GET /v1/next-best-offer``: profile from Redis, ranker, response shape and errors."""
+"""``GET /v1/next-best-offer``: profile from Redis, arbiter, response shape and errors."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from recommender.adapters.redis_store import ProfileStore, connect
 from recommender.core.settings import Settings
 from tests.api.support import (
     MODEL_VERSION,
-    FakeRanker,
+    FakeArbiter,
     PutProfile,
     dead_redis_url,
     profile_of,
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.integration
 
 
 async def test_known_user_is_ranked_on_the_stored_profile(
-    client: httpx.AsyncClient, fake_ranker: FakeRanker, put_profile: PutProfile
+    client: httpx.AsyncClient, fake_arbiter: FakeArbiter, put_profile: PutProfile
 ) -> None:
     await put_profile("u1", profile_of({"q:tv": 2.0, "cat:electronics.tv": 1.0}))
     before = time.time()
@@ -62,20 +62,20 @@ async def test_known_user_is_ranked_on_the_stored_profile(
         "model_version": "fake-1",
         "fallback": False,
         "placement": "home",
-        "stage": "stimulus",  # what a bare ranker's decision says (no arbitration)
+        "stage": "stimulus",  # what the fake's decision says
         "decision_id": None,
-        "catalog_version": None,
+        "catalog_version": fake_arbiter.version,
         "note": None,
     }
-    [(profile, k, now)] = fake_ranker.calls
+    [(profile, request, now)] = fake_arbiter.calls
     assert profile is not None
     assert profile.weights == {"q:tv": 2.0, "cat:electronics.tv": 1.0}
-    assert k == 2
+    assert (request.k, request.placement) == (2, "home")
     assert before <= now <= time.time()
 
 
 async def test_unknown_user_gets_the_fallback_and_default_k(
-    client: httpx.AsyncClient, fake_ranker: FakeRanker, isolated: Settings
+    client: httpx.AsyncClient, fake_arbiter: FakeArbiter, isolated: Settings
 ) -> None:
     response = await client.get("/v1/next-best-offer", params={"user_id": "nobody"})
     assert response.status_code == 200
@@ -83,7 +83,8 @@ async def test_unknown_user_gets_the_fallback_and_default_k(
     assert body["fallback"] is True
     assert body["placement"] is None
     assert len(body["offers"]) == isolated.default_k
-    assert [(p, k) for p, k, _ in fake_ranker.calls] == [(None, isolated.default_k)]
+    # no k asked: the arbiter applies the placement's k, else ZMOT_DEFAULT_K
+    assert [(p, r.k) for p, r, _ in fake_arbiter.calls] == [(None, None)]
 
 
 @pytest.mark.parametrize(
@@ -100,7 +101,7 @@ async def test_unknown_user_gets_the_fallback_and_default_k(
 )
 async def test_bad_query_is_422_naming_the_field(
     client: httpx.AsyncClient,
-    fake_ranker: FakeRanker,
+    fake_arbiter: FakeArbiter,
     params: dict[str, object],
     field: str,
     reason: str,
@@ -110,7 +111,7 @@ async def test_bad_query_is_422_naming_the_field(
     [item] = response.json()["detail"]
     assert item["field"] == field
     assert reason in item["reason"]
-    assert fake_ranker.calls == []
+    assert fake_arbiter.calls == []
 
 
 async def test_redis_down_is_503_not_500(

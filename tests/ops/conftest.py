@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from recommender.adapters.kafka import EventProducer
 from recommender.adapters.localstack import free_port
@@ -52,9 +53,14 @@ async def produce(settings: Settings, batch: list[Event]) -> None:
 
 
 async def produce_raw(settings: Settings, messages: list[tuple[bytes | None, bytes]]) -> None:
-    async with EventProducer(settings.kafka_bootstrap, settings.events_topic) as producer:
+    """Produce bytes as they are (malformed input the API would refuse)."""
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+    await producer.start()
+    try:
         for key, value in messages:
-            await producer.send_raw(key, value)
+            await producer.send_and_wait(settings.events_topic, value, key=key)
+    finally:
+        await producer.stop()
 
 
 @pytest.fixture

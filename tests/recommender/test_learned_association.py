@@ -14,24 +14,27 @@ from pathlib import Path
 
 import pytest
 
-from recommender.core.catalog import Catalog, Offer, load_offers
+from recommender.core.arbitration import Arbiter, ArbitrationConfig, OfferRequest
+from recommender.core.catalog import Catalog
 from recommender.core.events import Event
 from recommender.core.model import Model
+from recommender.core.offers import OfferCatalog, load_offer_catalog
 from recommender.core.replay import Profiler
-from recommender.core.scoring import OfferRanker
 from recommender.offline.training import train
 
 REPAIR_SEARCHES = ["fernseher reparatur", "tv repair", "riparazione tv"]
 TV, WASHER = "electronics.tv", "appliances.washing_machine"
 
 
-def top_category(model: Model, catalog: Catalog, offers: list[Offer], query: str) -> str | None:
-    ranker = OfferRanker(model, catalog, offers, purchase_exclusion_s=30 * 86400)
+def top_category(model: Model, catalog: Catalog, offers: OfferCatalog, query: str) -> str | None:
+    """The category of the best offer by the model alone (no floor, no stage boost)."""
+    config = ArbitrationConfig(relevance_floor=0.0, stage_boost=1.0)
+    arbiter = Arbiter(model, catalog, offers, config=config)
     now = time.time()
     profile = Profiler(catalog).replay(
         [Event(user_id="new", type="search", query=query).with_ts(now)]
     )["new"]
-    decision = ranker.rank(profile, 1, now)
+    decision = arbiter.decide(profile, OfferRequest(k=1), now)
     assert not decision.fallback
     item = decision.offers[0].item
     return item.category if item else None
@@ -63,7 +66,7 @@ def washer_variant(data: Path, catalog: Catalog) -> list[Event]:
 @pytest.mark.parametrize("query", REPAIR_SEARCHES)
 def test_repair_search_puts_a_tv_on_top(demo_shop: object, query: str) -> None:
     shop = demo_shop
-    offers = load_offers(shop.data / "offers.jsonl", shop.catalog)  # type: ignore[attr-defined]
+    offers = load_offer_catalog(shop.data / "offers.jsonl", shop.catalog)  # type: ignore[attr-defined]
     assert top_category(shop.model, shop.catalog, offers, query) == TV  # type: ignore[attr-defined]
 
 
@@ -72,7 +75,7 @@ def test_variant_where_repair_searchers_buy_washers_flips_the_offer(demo_shop: o
     catalog: Catalog = shop.catalog  # type: ignore[attr-defined]
     events = washer_variant(shop.data, catalog)  # type: ignore[attr-defined]
     model = train(events, catalog, Profiler(catalog))
-    offers = load_offers(shop.data / "offers.jsonl", catalog)  # type: ignore[attr-defined]
+    offers = load_offer_catalog(shop.data / "offers.jsonl", catalog)  # type: ignore[attr-defined]
     for query in REPAIR_SEARCHES:
         assert top_category(model, catalog, offers, query) == WASHER, query
     # the rest of the shop is untouched: hiking searches still lead outdoors

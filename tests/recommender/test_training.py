@@ -6,10 +6,13 @@ import random
 
 import pytest
 
-from recommender.core.catalog import Catalog, Item, Offer
+from recommender.core.arbitration import Arbiter, ArbitrationConfig, OfferRequest
+from recommender.core.catalog import Catalog, Item
 from recommender.core.events import Event
+from recommender.core.offers import catalog_offers
+from recommender.core.profile import Profile
 from recommender.core.replay import Profiler
-from recommender.core.scoring import OfferRanker
+from recommender.core.scoring import Decision
 from recommender.offline.training import TrainConfig, build_contexts, train
 
 T0 = 1_760_000_000.0
@@ -44,21 +47,26 @@ def histories(word_to_group: dict[str, str], users: int = 300, seed: int = 1) ->
     return events
 
 
-def top_group(ranker: OfferRanker, query: str) -> str:
-    profiler = Profiler(ranker.catalog)
+def rank(arbiter: Arbiter, profile: Profile | None, k: int, now: float) -> Decision:
+    """The k best offers, by the model alone: no floor, any number per category."""
+    return arbiter.decide(profile, OfferRequest(k=k, same_category=True), now)
+
+
+def top_group(arbiter: Arbiter, query: str) -> str:
+    profiler = Profiler(arbiter.catalog)
     profile = profiler.replay([ev(T0 * 2, user_id="new", type="search", query=query)])["new"]
-    decision = ranker.rank(profile, 3, now=T0 * 2)
+    decision = rank(arbiter, profile, 3, now=T0 * 2)
     assert not decision.fallback
     groups = {o.offer.item_id.split("-")[0] for o in decision.offers}
     assert len(groups) == 1, decision.offers
     return groups.pop()
 
 
-def ranker_for(events: list[Event]) -> OfferRanker:
+def ranker_for(events: list[Event]) -> Arbiter:
     catalog = shop()
     model = train(events, catalog, Profiler(catalog), TrainConfig(epochs=15, no_components=16))
-    offers = [Offer(f"o-{i}", i, f"offer {i}") for i in catalog.items]
-    return OfferRanker(model, catalog, offers, purchase_exclusion_s=30 * 86400)
+    config = ArbitrationConfig(relevance_floor=0.0, substitute_window_s=0.0)
+    return Arbiter(model, catalog, catalog_offers(catalog), config=config)
 
 
 def test_contexts_are_profiles_before_each_target() -> None:
@@ -85,8 +93,8 @@ def test_unknown_profile_gets_flagged_popular_fallback() -> None:
         "x"
     ]
     # "zzz" is unknown but kind:search is known: still personalised, never an error
-    assert ranker.rank(profile, 2, now=T0).offers
-    decision = ranker.rank(None, 2, now=T0)
+    assert rank(ranker, profile, 2, now=T0).offers
+    decision = rank(ranker, None, 2, now=T0)
     assert decision.fallback and len(decision.offers) == 2
 
 
@@ -95,9 +103,9 @@ def test_bought_item_is_not_offered_again_within_the_window() -> None:
     profiler = Profiler(ranker.catalog)
     events = [ev(T0, user_id="b", type="search", query="alpha")]
     profile = profiler.replay(events)["b"]
-    first = ranker.rank(profile, 1, now=T0).offers[0].offer.item_id
+    first = rank(ranker, profile, 1, now=T0).offers[0].offer.item_id
     profiler.apply(profile, ev(T0 + 5, user_id="b", type="purchase", item_id=first))
-    after = [o.offer.item_id for o in ranker.rank(profile, 6, now=T0 + 10).offers]
+    after = [o.offer.item_id for o in rank(ranker, profile, 6, now=T0 + 10).offers]
     assert first not in after
     later = T0 + 31 * 86400
-    assert first in [o.offer.item_id for o in ranker.rank(profile, 18, now=later).offers]
+    assert first in [o.offer.item_id for o in rank(ranker, profile, 18, now=later).offers]

@@ -1,0 +1,121 @@
+"""The API's in-memory decision side: loaded once at start-up, offers reloaded on demand.
+
+:func:`load_engine` reads model, catalog, offers and placements named by the settings and builds
+the :class:`~recommender.core.arbitration.Arbiter`; :func:`reload_engine` swaps in offers and
+placements read again, keeping model and catalog. Routes see only the :class:`Decider` surface,
+so tests can hand the app a small fake.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+from recommender.core.arbitration import Arbiter, OfferRequest, RatingLike
+from recommender.core.catalog import Catalog, load_catalog
+from recommender.core.errors import ConfigError
+from recommender.core.model import Model
+from recommender.core.offers import OfferCatalog, catalog_offers, load_offer_catalog
+from recommender.core.placements import Placements, load_placements
+from recommender.core.profile import Profile
+from recommender.core.runtime import resolve_runtime
+from recommender.core.scoring import Decision
+from recommender.core.settings import Settings
+
+logger = logging.getLogger("zmot.api")
+
+
+class Decider(Protocol):
+    """What the API asks of arbitration (:class:`~recommender.core.arbitration.Arbiter`)."""
+
+    offers: OfferCatalog
+    placements: Placements
+
+    @property
+    def version(self) -> str: ...
+
+    def decide(self, profile: Profile | None, request: OfferRequest, now: float) -> Decision: ...
+
+    def fallback(
+        self,
+        profile: Profile | None,
+        request: OfferRequest,
+        now: float,
+        *,
+        stage: str | None = None,
+        note: str | None = None,
+    ) -> Decision: ...
+
+    def with_ratings(
+        self, decision: Decision, ratings: Mapping[str, RatingLike], lang: str
+    ) -> Decision: ...
+
+    def with_offers(
+        self, offers: OfferCatalog, placements: Placements | None = None
+    ) -> Decider: ...
+
+
+@dataclass(frozen=True)
+class Engine:
+    """Model version, catalog and the arbiter over the active offer catalog."""
+
+    model_version: str
+    catalog: Catalog
+    arbiter: Decider
+    half_life_s: float = 72 * 3600.0
+    """The runtime's half-life (:func:`recommender.core.runtime.resolve_runtime`): the model's
+    when it names one, which is what the worker decays profiles with."""
+
+    @property
+    def catalog_version(self) -> str:
+        """Content hash of the active offer catalog: the one version that metrics, ``/readyz``,
+        reload and every answer report."""
+        return self.arbiter.version
+
+    @property
+    def n_offers(self) -> int:
+        return len(self.arbiter.offers)
+
+
+def load_offers(settings: Settings, catalog: Catalog) -> OfferCatalog:
+    """The offer catalog named by the settings (every catalog item when no offer file)."""
+    if settings.offers_path is not None:
+        offers = load_offer_catalog(settings.offers_path, catalog if len(catalog) else None)
+    else:
+        offers = catalog_offers(catalog)
+    if not len(offers):
+        raise ConfigError(
+            "no offers: set ZMOT_OFFERS_PATH to offers.jsonl or ZMOT_CATALOG_PATH to a catalog"
+        )
+    return offers
+
+
+def load_engine(settings: Settings) -> Engine:
+    """Model, catalog, offers, placements and the arbiter over them, from the settings."""
+    if settings.model_dir is None:
+        raise ConfigError("no model: set ZMOT_MODEL_DIR to a directory written by `zmot train`")
+    model = Model.load(settings.model_dir)
+    runtime = resolve_runtime(settings)
+    catalog = load_catalog(settings.catalog_path)
+    offers = load_offers(settings, catalog)
+    arbiter = Arbiter(
+        model, catalog, offers, load_placements(settings.placements_path), runtime.arbitration
+    )
+    logger.info(
+        "model %s loaded: %d items, %d offers (catalog %s)",
+        model.version,
+        len(catalog),
+        len(offers),
+        offers.version,
+    )
+    return Engine(model.version, catalog, arbiter, runtime.half_life_s)
+
+
+def reload_engine(engine: Engine, settings: Settings) -> Engine:
+    """The engine with offers and placements read again (model and catalog kept)."""
+    offers = load_offers(settings, engine.catalog)
+    arbiter = engine.arbiter.with_offers(offers, load_placements(settings.placements_path))
+    logger.info("offers reloaded: catalog %s, %d offers", offers.version, len(offers))
+    return replace(engine, arbiter=arbiter)

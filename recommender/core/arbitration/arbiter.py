@@ -1,0 +1,202 @@
+"""The :class:`Arbiter`: one request's offers, as a short pipeline over the package's steps."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+
+import numpy as np
+
+from recommender.core.arbitration.explain import Explainer, finish, search_order, with_ratings
+from recommender.core.arbitration.priority import Priority, propensities
+from recommender.core.arbitration.rules import Rules
+from recommender.core.arbitration.slots import fill_slots
+from recommender.core.arbitration.table import ItemTable, OfferTable, Shortlist, resolve
+from recommender.core.arbitration.types import (
+    ArbitrationConfig,
+    BoolArray,
+    Candidate,
+    Exposure,
+    FloatArray,
+    OfferRequest,
+    RatingLike,
+)
+from recommender.core.catalog import Catalog
+from recommender.core.journey import stage_of
+from recommender.core.model import Model
+from recommender.core.offers import OfferCatalog
+from recommender.core.placements import Placement, Placements
+from recommender.core.profile import Profile
+from recommender.core.reasons import say
+from recommender.core.scoring import Decision, ItemScorer
+
+FLOOR_NOTE = "no applicable offer cleared the relevance floor"
+
+
+class Arbiter:
+    """Decides the offers of one request; pure logic over the model, catalog and offers."""
+
+    def __init__(
+        self,
+        model: Model,
+        catalog: Catalog,
+        offers: OfferCatalog,
+        placements: Placements | None = None,
+        config: ArbitrationConfig | None = None,
+        rng: random.Random | None = None,
+        *,
+        items: ItemTable | None = None,
+    ) -> None:
+        self.model = model
+        self.catalog = catalog
+        self.offers = offers
+        self.placements = placements or Placements()
+        self.config = config or ArbitrationConfig()
+        self.rng = rng or random.Random()
+        self.scorer = ItemScorer(
+            model,
+            purchase_exclusion_s=self.config.purchase_exclusion_s,
+            recent_boost=self.config.recent_boost,
+        )
+        self.items = items if items is not None else ItemTable(model, catalog)
+        self.table = OfferTable(offers.offers, model.item_index, self.items.category_ids)
+        specs = offers.offers
+        self.rules = Rules(self.table, specs, self.items, model.item_index, self.config)
+        self.priority = Priority(self.table, specs, self.items, model, self.config)
+        self.explainer = Explainer(model, self.items, self.config.recent_boost)
+
+    @property
+    def version(self) -> str:
+        return self.offers.version
+
+    def with_offers(self, offers: OfferCatalog, placements: Placements | None = None) -> Arbiter:
+        """A new arbiter over other offers (and placements), sharing model and catalog."""
+        return Arbiter(
+            self.model,
+            self.catalog,
+            offers,
+            self.placements if placements is None else placements,
+            self.config,
+            self.rng,
+            items=self.items,
+        )
+
+    def decide(self, profile: Profile | None, request: OfferRequest, now: float) -> Decision:
+        """The offers for one request (see the package docstring for the steps)."""
+        cfg = self.config
+        placement, k, stage = self._frame(profile, request, now)
+        weights = profile.normalised() if profile is not None else {}
+        raw = self.model.scores(weights) if weights else None
+        if raw is None or profile is None:
+            return self.fallback(profile, request, now, stage=stage)
+        blended = self.scorer.blend(raw, weights, profile, now)
+        propensity = propensities(self.model, raw, weights)
+        blocked = self.rules.blocked(profile, now) | ~np.isfinite(blended)
+        share, origin = self.priority.complement_share(profile, stage, request.context_item, now)
+        short = self._shortlist(stage, placement, request, now, blended, blocked)
+        short = short.keep(~(propensity[short.items] < cfg.relevance_floor))
+        short = short.keep(self._allowed(short, weights, profile, now))
+        if not len(short):
+            if cfg.floor_fallback:
+                return self.fallback(profile, request, now, stage=stage, note=FLOOR_NOTE)
+            return finish([], False, stage, request, FLOOR_NOTE)
+        priced = self.priority.price(short, propensity[short.items], placement, stage, share)
+        chosen = fill_slots(
+            priced.order,
+            short.items,
+            priced.priority,
+            lambda j: self.priority.candidate(priced, j, blended),
+            k,
+            placement,
+            request,
+            self.items.item_category_id,
+            self.rng,
+        )
+        tokens = search_order(profile)
+        offers = []
+        for cand, policy, probability in chosen:
+            reasons = self.explainer.reasons(cand, weights, tokens, origin, request)
+            offers.append(self.explainer.served(cand, reasons, request, policy, probability))
+        return finish(offers, False, stage, request, None)
+
+    def fallback(
+        self,
+        profile: Profile | None,
+        request: OfferRequest,
+        now: float,
+        *,
+        stage: str | None = None,
+        note: str | None = None,
+    ) -> Decision:
+        """Popular offers that pass every rule, flagged as fallback (no personal scores)."""
+        placement, k, stage = self._frame(profile, request, now, stage)
+        weights = profile.normalised() if profile is not None else {}
+        popularity = self.items.popularity
+        blocked = self.rules.blocked(profile, now)
+        short = self._shortlist(stage, placement, request, now, popularity, blocked)
+        short = short.keep(self._allowed(short, weights, profile, now))
+        cw = self.priority.context_weights(placement)[short.offers]
+        order = np.lexsort((self.table.id_rank[short.offers], -popularity[short.items]))
+
+        def candidate(j: int) -> Candidate:
+            index = int(short.items[j])
+            spec = self.offers.offers[short.offers[j]]
+            item_id, category = self.model.item_ids[index], self.items.item_category[index]
+            return Candidate(spec, index, item_id, category, None, float(cw[j]), None)
+
+        greedy = Placement(name=placement.name)  # popular lists do not explore
+        chosen = fill_slots(
+            order,
+            short.items,
+            None,
+            candidate,
+            k,
+            greedy,
+            request,
+            self.items.item_category_id,
+            self.rng,
+        )
+        popular = [say(request.lang, "popular")]
+        offers = [self.explainer.served(c, popular, request, p, q) for c, p, q in chosen]
+        return finish(offers, True, stage, request, note)
+
+    def with_ratings(
+        self, decision: Decision, ratings: Mapping[str, RatingLike], lang: str
+    ) -> Decision:
+        """The decision with social proof for items with at least ``min_ratings`` ratings."""
+        return with_ratings(decision, ratings, lang, self.config.min_ratings)
+
+    # --- steps shared by decide and fallback ---------------------------------------------
+    def _frame(
+        self,
+        profile: Profile | None,
+        request: OfferRequest,
+        now: float,
+        stage: str | None = None,
+    ) -> tuple[Placement, int, str]:
+        """The request's placement, its number of slots and the user's stage (unless given)."""
+        cfg = self.config
+        placement = self.placements.get(request.placement)
+        k = request.k or placement.k or cfg.default_k
+        if stage is None:
+            stage = stage_of(profile, now, cfg.smot_window_s, cfg.half_life_s)
+        return placement, k, stage
+
+    def _shortlist(
+        self,
+        stage: str,
+        placement: Placement,
+        request: OfferRequest,
+        now: float,
+        scores: FloatArray,
+        blocked: BoolArray,
+    ) -> Shortlist:
+        """The applicable offers that stand for an unblocked item (best by ``scores``)."""
+        offers = self.rules.applicable(stage, placement, request, now)
+        return resolve(self.table, self.items, offers, scores, blocked)
+
+    def _allowed(
+        self, short: Shortlist, weights: Mapping[str, float], profile: Profile | None, now: float
+    ) -> BoolArray:
+        exposure = profile if isinstance(profile, Exposure) else None
+        return self.rules.allowed(short.offers, weights, exposure, now)

@@ -1,0 +1,130 @@
+"""What an answer says about itself: the reasons of each offer, social proof, the debug parts
+of the priority, and the decision log line."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+from dataclasses import replace
+
+from recommender.core.arbitration.table import ItemTable
+from recommender.core.arbitration.types import Candidate, OfferRequest, RatingLike
+from recommender.core.features import item_feature, token_of
+from recommender.core.model import Model
+from recommender.core.profile import Profile
+from recommender.core.reasons import MAX_REASONS, reasons_from, say
+from recommender.core.scoring import Decision, ScoredOffer, ServedOffer
+
+log = logging.getLogger("zmot.decisions")
+
+
+def search_order(profile: Profile) -> dict[str, int]:
+    """Each search token of the profile by the order the profile first saw it."""
+    order: dict[str, int] = {}
+    for i, name in enumerate(profile.weights):
+        token = token_of(name)
+        if token is not None:
+            order[token] = i
+    return order
+
+
+class Explainer:
+    """Reasons from the model's per-feature contributions, the profile and the complements."""
+
+    def __init__(self, model: Model, items: ItemTable, recent_boost: float) -> None:
+        self.model = model
+        self.items = items
+        self.recent_boost = recent_boost
+
+    def reasons(
+        self,
+        cand: Candidate,
+        weights: Mapping[str, float],
+        token_order: Mapping[str, int],
+        origin: Mapping[str, str],
+        request: OfferRequest,
+    ) -> list[str]:
+        """At most :data:`MAX_REASONS` reasons for a personalised offer, strongest first."""
+        reasons = reasons_from(
+            self.model.contributions(weights, cand.item),
+            self.items.catalog,
+            token_order,
+            request.lang,
+        )
+        if self.recent_boost > 0 and weights.get(item_feature(cand.item_id), 0.0) > 0:
+            reasons = [say(request.lang, "recent"), *reasons]
+        if cand.category is not None and cand.category in origin:
+            src = origin[cand.category]
+            if request.context_item and src == self.items.category_of(request.context_item):
+                label = self.items.title_of(request.context_item)
+                reasons = [say(request.lang, "context", item=label), *reasons]
+            else:
+                reasons.append(say(request.lang, "complement", src=src, cat=cand.category))
+        return reasons[:MAX_REASONS]
+
+    def served(
+        self,
+        cand: Candidate,
+        reasons: list[str],
+        request: OfferRequest,
+        policy: str,
+        probability: float,
+    ) -> ScoredOffer:
+        """The offer as served, with the priority's parts when the request asks to debug."""
+        debug: dict[str, float | None] | None = None
+        if request.debug:
+            debug = {
+                "propensity": cand.propensity,
+                "value": cand.spec.value,
+                "context_weight": cand.context_weight,
+                "lever": cand.spec.lever,
+                "priority": cand.priority,
+                **cand.parts,
+            }
+        offer = ServedOffer(cand.spec.offer_id, cand.item_id, cand.spec.title, cand.spec.value)
+        return ScoredOffer(
+            offer,
+            self.items.catalog.get(cand.item_id),
+            cand.score,
+            reasons,
+            debug,
+            policy,
+            probability,
+        )
+
+
+def with_ratings(
+    decision: Decision, ratings: Mapping[str, RatingLike], lang: str, min_ratings: int
+) -> Decision:
+    """The decision with social proof ("rated 4.6 by 120 buyers") as the last reason of each
+    offer whose item has at least ``min_ratings`` ratings."""
+    out = []
+    for s in decision.offers:
+        rating = ratings.get(s.offer.item_id)
+        if rating is not None and rating.count >= min_ratings:
+            proof = say(lang, "rating", mean=rating.mean, count=rating.count)
+            s = replace(s, reasons=[*s.reasons[: MAX_REASONS - 1], proof])
+        out.append(s)
+    return replace(decision, offers=out)
+
+
+def finish(
+    offers: list[ScoredOffer],
+    fallback: bool,
+    stage: str,
+    request: OfferRequest,
+    note: str | None,
+) -> Decision:
+    """The decision with a fresh id, logged (offers, policies, probabilities) for evaluation."""
+    decision_id = uuid.uuid4().hex
+    if log.isEnabledFor(logging.INFO):
+        log.info(
+            "decision %s placement=%s stage=%s fallback=%s offers=%s",
+            decision_id,
+            request.placement,
+            stage,
+            fallback,
+            [(s.offer.offer_id, s.policy, round(s.probability, 6)) for s in offers],
+        )
+    return Decision(offers, fallback, stage, decision_id, note)

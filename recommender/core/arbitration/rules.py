@@ -1,0 +1,129 @@
+"""The rules an offer must pass: validity window, placement, channel, stage, eligibility,
+frequency caps, dismissals, and no recent purchase or substitute of one.
+
+The rules that depend only on the offer and the request run on arrays for all offers at once
+(:meth:`Rules.applicable`); the ones that need Python per offer (eligibility conditions,
+impression and dismissal counts) run only on the shortlist left after the relevance floor, and
+for a :class:`~recommender.core.profile.Profile` only on the offers its exposure history names
+(:meth:`Rules.allowed`). The result is exactly that of checking every rule on every offer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from recommender.core.arbitration.table import ItemTable, OfferTable
+from recommender.core.arbitration.types import (
+    ArbitrationConfig,
+    BoolArray,
+    Exposure,
+    IntArray,
+    OfferRequest,
+)
+from recommender.core.offers import OfferSpec
+from recommender.core.placements import Placement
+from recommender.core.profile import Profile
+
+
+class Rules:
+    """The rules over one offer catalog and one model's items."""
+
+    def __init__(
+        self,
+        table: OfferTable,
+        specs: tuple[OfferSpec, ...],
+        items: ItemTable,
+        item_index: Mapping[str, int],
+        config: ArbitrationConfig,
+    ) -> None:
+        self.table = table
+        self.specs = specs
+        self.items = items
+        self.item_index = item_index
+        self.config = config
+
+    def applicable(
+        self, stage: str, placement: Placement, request: OfferRequest, now: float
+    ) -> IntArray:
+        """Offers that pass the rules of the request alone: validity window, placement,
+        channel and stage (eligibility and exposure are :meth:`allowed`)."""
+        a = self.table
+        ok = (a.starts <= now) & (now < a.ends)
+        ok &= a.open_placements | a.in_placement.get(request.placement or "", a.none)
+        channel_ok = a.none | True
+        if request.channel is not None:
+            channel_ok = a.in_channel.get(request.channel, a.none)
+        if placement.channels:
+            shared = a.none.copy()
+            for name in placement.channels:
+                shared |= a.in_channel.get(name, a.none)
+            channel_ok = channel_ok & shared
+        ok &= a.open_channels | channel_ok
+        ok &= a.open_stages | a.in_stage.get(stage, a.none)
+        return np.flatnonzero(ok)
+
+    def allowed(
+        self,
+        offers: IntArray,
+        weights: Mapping[str, float],
+        exposure: Exposure | None,
+        now: float,
+    ) -> BoolArray:
+        """Which of ``offers`` (catalog positions) pass eligibility and the contact policy.
+
+        Exact for any :class:`Exposure`; for a :class:`Profile` only the offers its exposure
+        history names are counted (every other count is 0)."""
+        a = self.table
+        ok = np.ones(len(offers), dtype=bool)
+        for j in np.flatnonzero(a.ruled[offers]).tolist():
+            if not self.specs[offers[j]].eligible(weights):
+                ok[j] = False
+        if exposure is None:
+            return ok
+        if type(exposure) is Profile:
+            if self.config.dismiss_limit <= 0:
+                return np.zeros(len(offers), dtype=bool)
+            ok &= ~(a.cap[offers] <= 0)
+            touched = exposure.shown.keys() | exposure.dismissed.keys()
+            if not touched:
+                return ok
+            position = {int(o): j for j, o in enumerate(offers.tolist())}
+            check = [
+                position[i]
+                for offer_id in touched
+                for i in a.by_id.get(offer_id, ())
+                if i in position
+            ]
+        else:
+            check = list(range(len(offers)))
+        for j in check:
+            if ok[j] and self.capped(self.specs[offers[j]], exposure, now):
+                ok[j] = False
+        return ok
+
+    def capped(self, spec: OfferSpec, exposure: Exposure, now: float) -> bool:
+        """Shown ``max_impressions`` times in the cap window, or dismissed too often."""
+        cfg = self.config
+        if spec.max_impressions is not None and (
+            exposure.impressions(spec.offer_id, now, cfg.cap_window_s) >= spec.max_impressions
+        ):
+            return True
+        return exposure.dismissals(spec.offer_id, now, cfg.dismiss_window_s) >= cfg.dismiss_limit
+
+    def blocked(self, profile: Profile | None, now: float) -> BoolArray:
+        """Items that may not be offered: bought recently, or a substitute of such a purchase."""
+        blocked = np.zeros(self.items.n_items, dtype=bool)
+        if profile is None:
+            return blocked
+        for item_id, ts in profile.purchases.items():
+            age = now - ts
+            index = self.item_index.get(item_id)
+            if index is not None and age < self.config.purchase_exclusion_s:
+                blocked[index] = True
+            if age < self.config.substitute_window_s:
+                category = self.items.category_of(item_id)
+                if category in self.items.category_items:
+                    blocked[self.items.category_items[category]] = True
+        return blocked
