@@ -14,7 +14,9 @@ from recommender.adapters.redis_store import ProfileStore, connect
 from recommender.core.feedback import ItemRating, OfferStats, PartitionUpdate
 from recommender.core.replay import Profiler
 from recommender.core.settings import Settings
-from stream.agents import DeadLetter, Record, process_batch
+from stream.batch import process_batch
+from stream.dead_letters import DeadLetter
+from stream.records import Record
 
 pytestmark = pytest.mark.integration
 

@@ -19,16 +19,9 @@ from recommender.core.events import Event
 from recommender.core.profile import Profile, to_hash
 from recommender.core.replay import Profiler
 from recommender.core.settings import Settings
-from stream.agents import (
-    FIELD_HEADER,
-    REASON_HEADER,
-    SOURCE_HEADER,
-    BatchError,
-    DeadLetter,
-    Record,
-    process_batch,
-    validate,
-)
+from stream.batch import BatchError, process_batch, validate
+from stream.dead_letters import FIELD_HEADER, REASON_HEADER, SOURCE_HEADER, DeadLetter
+from stream.records import Record
 
 pytestmark = pytest.mark.integration  # needs the Redis of the stack
 
