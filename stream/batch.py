@@ -28,11 +28,11 @@ from redis.exceptions import RedisError
 
 from recommender.adapters.feedback_store import FeedbackStore
 from recommender.adapters.metrics import WorkerMetrics
-from recommender.adapters.redis_store import ProfileStore
+from recommender.adapters.redis_store import FenceUpdate, ProfileStore
 from recommender.core.errors import InvalidEventError, ZmotError
 from recommender.core.events import MAX_TS, MIN_TS, Event, parse_event
 from recommender.core.feedback import PartitionUpdate, partition_update
-from recommender.core.profile import Profile, position_token
+from recommender.core.profile import Position, Profile
 from recommender.core.replay import Profiler
 from stream.dead_letters import DeadLetter, DeadLetterSink, deliver
 from stream.records import Record
@@ -42,9 +42,6 @@ log = logging.getLogger(__name__)
 _A = TypeVar("_A")
 _B = TypeVar("_B")
 _K = TypeVar("_K")
-
-Position = tuple[int, int]
-FenceUpdate = tuple[str, str, Profile]
 
 MAX_ATTEMPTS = 6
 """Read-apply-write attempts per batch (fence conflicts and Redis errors) before giving up."""
@@ -126,15 +123,16 @@ class Plan:
         return cls(records, by_user, letters)
 
     def apply(
-        self, profiler: Profiler, users: Sequence[str], stored: Sequence[Profile]
+        self, profiler: Profiler, users: Sequence[str], stored: Sequence[Profile | None]
     ) -> list[FenceUpdate]:
         """Apply each user's events to the profile read for them; the profiles to write.
 
         A profile is written behind the fence it was read with, and only if an event was new.
         """
         updates: list[FenceUpdate] = []
-        for user_id, profile in zip(users, stored, strict=True):
-            fence = position_token(profile)
+        for user_id, read in zip(users, stored, strict=True):
+            profile = read if read is not None else Profile()
+            fence = profile.position
             outcomes: list[tuple[Event, bool]] = []
             self.outcomes[user_id] = outcomes
             self._apply_user(profiler, profile, self.by_user[user_id], outcomes)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -18,12 +19,10 @@ from api.app import create_app
 from api.deps import Engine, EventSink
 from recommender.adapters.redis_store import ProfileStore, connect
 from recommender.core.catalog import Catalog
-from recommender.core.profile import Profile
 from recommender.core.settings import Settings
 from tests.api.support import (
     ITEMS,
     FakeRanker,
-    PutProfile,
     ServeFactory,
     TopicReader,
     serve,
@@ -32,6 +31,7 @@ from tests.api.support import (
 from tests.api.support import (
     read_topic as _read_topic,
 )
+from tests.support.profiles import PutProfile, store_profile
 
 
 @pytest.fixture
@@ -89,10 +89,8 @@ async def store(isolated: Settings) -> AsyncIterator[ProfileStore]:
 
 @pytest.fixture
 def put_profile(store: ProfileStore) -> PutProfile:
-    async def put(user_id: str, profile: Profile) -> None:
-        assert await store.put_many([(user_id, "", profile)]) == []
-
-    return put
+    """``await put_profile(user_id, profile)`` stores a new user's profile under this test."""
+    return partial(store_profile, store)
 
 
 @pytest.fixture

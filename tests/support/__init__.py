@@ -1,0 +1,1 @@
+"""Helpers shared by the tests: ports, processes, Kafka waits and profile builders."""
