@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from recommender.adapters.codec import (
     OFFSET_FIELD,
@@ -28,7 +27,6 @@ from recommender.adapters.codec import (
 )
 from recommender.adapters.feedback_store import ADD_IF_FENCE, FeedbackStore
 from recommender.adapters.redis_store import REPLACE_IF_FENCE, ProfileStore, connect
-from recommender.core.events import Event
 from recommender.core.feedback import (
     ItemRating,
     OfferStats,
@@ -44,9 +42,10 @@ from recommender.core.settings import Settings
 from stream.batch import process_batch
 from stream.dead_letters import DeadLetter
 from stream.records import Record
+from tests.recommender.test_feedback import EVENTS
+from tests.recommender.test_profile import PARAMS, events_strategy
 
 H = 3600.0
-PARAMS = ProfileParams(half_life_s=H, top_n=1000, purchase_memory=3)
 T = 1_750_000_000.0 - 1_750_000_000.0 % H  # the start of an hour
 
 
@@ -86,17 +85,6 @@ def test_stored_form_of_exposure_exact_fields() -> None:
     assert profile_from_hash(profile_to_hash(profile)) == profile
 
 
-events_strategy = st.lists(
-    st.tuples(
-        st.floats(min_value=0, max_value=400 * H, allow_nan=False),  # ts
-        st.sampled_from(["a", "b", "c", "d"]),
-        st.floats(min_value=0.01, max_value=10, allow_nan=False),
-    ),
-    min_size=1,
-    max_size=40,
-)
-
-
 @settings(max_examples=100, deadline=None)
 @given(events_strategy)
 def test_stored_form_round_trips_exactly(events: list[tuple[float, str, float]]) -> None:
@@ -112,20 +100,8 @@ def test_stored_form_round_trips_exactly(events: list[tuple[float, str, float]])
 # --- counter hash -------------------------------------------------------------------------
 
 
-def ev(kind: str, **fields: Any) -> Event:
-    return Event(user_id="u1", type=kind, **fields).with_ts(T)
-
-
 def test_counter_fields_exact() -> None:
-    events = [
-        ev("impression", offer_id="O1", channel="web"),
-        ev("impression", offer_id="O1", channel="ad"),
-        ev("click", offer_id="O1"),
-        ev("dismiss", offer_id="O:2"),
-        ev("review", item_id="SKU-1", rating=5),
-        ev("review", item_id="SKU-1", rating=2),
-    ]
-    assert {counter_field(key): n for key, n in increments(events).items()} == {
+    assert {counter_field(key): n for key, n in increments(EVENTS).items()} == {
         "i:O1": 2,
         "c:O1": 1,
         "d:O:2": 1,
