@@ -64,7 +64,7 @@ class Engine:
     model_version: str
     catalog: Catalog
     arbiter: Decider
-    half_life_s: float = 72 * 3600.0
+    half_life_s: float
     """The runtime's half-life (:func:`recommender.core.runtime.resolve_runtime`): the model's
     when it names one, which is what the worker decays profiles with."""
 

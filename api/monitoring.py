@@ -13,7 +13,8 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from dataclasses import asdict
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -27,6 +28,7 @@ from recommender.adapters.metrics import (
     histogram_buckets,
     parse_exposition,
 )
+from recommender.core.feedback import OfferStats
 from recommender.core.ops import bucket_delta, histogram_quantile
 from recommender.core.settings import Settings
 
@@ -166,8 +168,17 @@ class Ops:
             "count": recent[-1][1] if recent else 0.0,
         }
 
-    async def summary(self, model_version: str | None, redis_ok: bool) -> dict[str, Any]:
-        """What the ops page shows besides the lag table: rates, quantiles, versions, health."""
+    async def summary(
+        self,
+        model_version: str | None,
+        redis_ok: bool,
+        offers: Mapping[str, OfferStats] | None = None,
+    ) -> dict[str, Any]:
+        """What the ops page shows besides the lag table: rates, quantiles, versions, health.
+
+        ``offers`` are the active offers' impression, click and dismissal counts over all users
+        (the worker's feedback counters), shown with their click rate.
+        """
         now = time.time()
         lag_error = None
         try:
@@ -216,6 +227,12 @@ class Ops:
             "produced_per_second": rates["produced"],
             "worker": worker,
             "api": api,
+            "offers": None
+            if offers is None
+            else {
+                offer_id: {**asdict(stats), "click_rate": stats.click_rate}
+                for offer_id, stats in offers.items()
+            },
             "limits": {
                 "lag_seconds": LAG_SECONDS_LIMIT,
                 "freshness_p99_seconds": FRESHNESS_P99_LIMIT_S,

@@ -260,7 +260,7 @@ async def fill_redis(settings: Settings, profiles: list[tuple[str, Any]]) -> Non
         await store.check()
         for start in range(0, len(profiles), 1000):
             chunk = profiles[start : start + 1000]
-            conflicts = await store.put_many((user, "", p) for user, p in chunk)
+            conflicts = await store.put_many((user, None, p) for user, p in chunk)
             if conflicts:
                 raise SystemExit(f"profiles already in Redis under {settings.redis_prefix}")
     finally:

@@ -254,7 +254,9 @@ async def aiokafka_read(settings: Settings, with_batches: bool) -> Result:
     """Read the topic with a plain consumer; optionally run process_batch on each batch."""
     from recommender.adapters.redis_store import ProfileStore, connect
     from recommender.core.replay import Profiler
-    from stream.agents import DeadLetter, Record, process_batch
+    from stream.batch import process_batch
+    from stream.dead_letters import DeadLetter
+    from stream.records import Record
 
     tps = await partitions(settings)
     consumer = AIOKafkaConsumer(

@@ -1,6 +1,7 @@
 """The faust application of the stream worker: raw bytes in, no tables, loopback web server.
 
-The app only carries configuration; the agent that does the work is in :mod:`stream.agents`.
+The app only carries configuration; the agent is in :mod:`stream.agents`, the work it does in
+:mod:`stream.batch`.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def create_app(settings: Settings, *, web_enabled: bool = True) -> faust.App:
         producer_linger=0.005,
         # faust's default (1,000,000) is below the broker's message.max.bytes (1,048,588), and a
         # dead letter is the original value plus headers: let the broker decide (a letter it
-        # rejects is resent truncated, see stream.agents).
+        # rejects is resent truncated, see stream.dead_letters).
         producer_max_request_size=1_048_588 + 4096,
         broker_commit_interval=1.0,
         web_enabled=web_enabled,

@@ -18,8 +18,9 @@ from recommender.core.catalog import load_catalog
 from recommender.core.replay import Profiler
 from recommender.core.runtime import resolve_runtime
 from recommender.core.settings import Settings
-from stream.agents import BatchError, BatchStats, register_agent
+from stream.agents import register_agent
 from stream.app import create_app
+from stream.batch import BatchError, BatchStats
 from stream.monitoring import register_monitoring
 
 log = logging.getLogger(__name__)

@@ -145,11 +145,9 @@ async def next_best_offer_batch(
     )
     engine = services.engine
     try:
-        stored = await asyncio.wait_for(
+        profiles = await asyncio.wait_for(
             services.store.get_many(body.user_ids), _remaining(deadline)
         )
-        # get_many gives an empty profile for a stranger; arbitration wants None for them
-        profiles: list[Profile | None] = [p if p.n_events or p.weights else None for p in stored]
         decisions = await _decide(services, profiles, request, deadline)
     except TimeoutError:
         decisions = (await _decide(services, None, request, deadline)) * len(body.user_ids)

@@ -8,9 +8,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
+from redis.exceptions import RedisError
 
+from api.deps import Services
 from api.monitoring import Ops
 from recommender.core.errors import ZmotError
+from recommender.core.feedback import OfferStats
 
 router = APIRouter(tags=["ops"])
 
@@ -52,6 +55,7 @@ async def summary(request: Request, ops: OpsDep) -> dict[str, Any]:
     services = getattr(request.app.state, "services", None)
     redis_ok = False
     model_version = None
+    offers = None
     if services is not None:
         model_version = services.engine.model_version
         try:
@@ -59,7 +63,17 @@ async def summary(request: Request, ops: OpsDep) -> dict[str, Any]:
             redis_ok = True
         except (TimeoutError, ZmotError):
             redis_ok = False
-    return await ops.summary(model_version, redis_ok)
+        offers = await _offer_stats(services) if redis_ok else None
+    return await ops.summary(model_version, redis_ok, offers)
+
+
+async def _offer_stats(services: Services) -> dict[str, OfferStats] | None:
+    """Impressions, clicks and dismissals of the active offers (None: Redis did not answer)."""
+    ids = [offer.offer_id for offer in services.engine.arbiter.offers.offers]
+    try:
+        return await asyncio.wait_for(services.feedback.offer_stats(ids), PING_TIMEOUT_S)
+    except (TimeoutError, RedisError, OSError):
+        return None
 
 
 @router.get("/ops", response_class=HTMLResponse)

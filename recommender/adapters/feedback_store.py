@@ -1,14 +1,15 @@
 """Offer statistics and item ratings in Redis: one counter hash per Kafka partition.
 
-``<prefix>agg:<partition>`` holds the integer counters of :mod:`recommender.core.feedback` for the
-events of that partition, and ``_off``, the offset of the last message counted. The worker reads
-``_off`` together with the batch's profiles, computes the increments of the newer messages in
-Python, and writes them with one call of a thin Lua script per partition per batch that adds
-them only if ``_off`` is still what it read (and then moves it to the batch's last offset). A
-redelivered or overlapping batch therefore adds exactly its new messages, a concurrent writer
-of the same partition is detected instead of double counted, and the counters are as
-replay-safe as the profiles. Each counter belongs to one partition, so nothing needs a
-cross-key operation (Redis Cluster shards the hashes freely). Readers sum the partitions.
+``<prefix>agg:<partition>`` holds the integer counters of :mod:`recommender.core.feedback` for
+the events of that partition, and ``_off``, the offset of the last message counted (field names
+in :mod:`recommender.adapters.codec`). The worker reads ``_off`` together with the batch's
+profiles, computes the increments of the newer messages in Python, and writes them with one
+call of a thin Lua script per partition per batch that adds them only if ``_off`` is still what
+it read (and then moves it to the batch's last offset). A redelivered or overlapping batch
+therefore adds exactly its new messages, a concurrent writer of the same partition is detected
+instead of double counted, and the counters are as replay-safe as the profiles. Each counter
+belongs to one partition, so nothing needs a cross-key operation (Redis Cluster shards the
+hashes freely). Readers sum the partitions.
 """
 
 from __future__ import annotations
@@ -19,17 +20,24 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from recommender.core.feedback import (
+from recommender.adapters.codec import (
     OFFSET_FIELD,
+    counter_field,
+    counters_key,
+    lua,
+    offset_token,
+    parse_offset,
+    sum_counters,
+)
+from recommender.core.feedback import (
+    CounterKey,
     ItemRating,
     OfferStats,
     PartitionUpdate,
-    offer_fields,
-    offer_stats_from,
-    offset_token,
-    parse_offset,
-    rating_fields,
-    ratings_from,
+    item_ratings,
+    offer_counters,
+    offer_stats,
+    rating_counters,
 )
 
 RATINGS_TTL_S = 5.0
@@ -40,13 +48,15 @@ RATINGS_CACHE_MAX = 100_000
 
 # KEYS[1] partition hash; ARGV[1] expected _off ('' when never written); ARGV[2] new _off;
 # ARGV[3..] field, increment pairs. Returns 1 when added, 0 when _off had moved.
-ADD_IF_FENCE = """
-local current = redis.call('HGET', KEYS[1], '_off') or ''
+ADD_IF_FENCE = lua(
+    """
+local current = redis.call('HGET', KEYS[1], '$offset_field') or ''
 if current ~= ARGV[1] then return 0 end
 for i = 3, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
-redis.call('HSET', KEYS[1], '_off', ARGV[2])
+redis.call('HSET', KEYS[1], '$offset_field', ARGV[2])
 return 1
 """
+)
 
 
 class FeedbackStore:
@@ -63,7 +73,7 @@ class FeedbackStore:
         self._add = client.register_script(ADD_IF_FENCE)
 
     def key(self, partition: int) -> str:
-        return f"{self.prefix}agg:{partition}"
+        return counters_key(self.prefix, partition)
 
     # --- reads (API) ----------------------------------------------------------------
 
@@ -73,36 +83,38 @@ class FeedbackStore:
         Every requested id is in the answer (zeros for an offer never seen).
         """
         ids = list(dict.fromkeys(offer_ids))
-        fields = [name for offer_id in ids for name in offer_fields(offer_id)]
-        return offer_stats_from(ids, await self._sum_fields(fields))
+        keys = [key for offer_id in ids for key in offer_counters(offer_id)]
+        return offer_stats(ids, await self._totals(keys))
 
     async def ratings(self, item_ids: Sequence[str]) -> dict[str, ItemRating]:
         """Rating count and mean of each item over all users, in one round trip."""
         ids = list(dict.fromkeys(item_ids))
-        fields = [name for item_id in ids for name in rating_fields(item_id)]
-        return ratings_from(ids, await self._sum_fields(fields))
+        keys = [key for item_id in ids for key in rating_counters(item_id)]
+        return item_ratings(ids, await self._totals(keys))
 
-    async def _sum_fields(self, fields: list[str]) -> list[list[Any]]:
-        if not fields:
-            return []
+    async def _totals(self, keys: list[CounterKey]) -> dict[CounterKey, int]:
+        """The counters summed over all partitions (one HMGET per partition, one round trip)."""
+        if not keys:
+            return {}
+        fields = [counter_field(key) for key in keys]
         async with self.client.pipeline(transaction=False) as pipe:
             for partition in range(self.partitions):
                 pipe.hmget(self.key(partition), fields)
             results: list[list[Any]] = await pipe.execute()
-        return results
+        return sum_counters(keys, results)
 
     # --- writes (worker) ------------------------------------------------------------
 
     def queue_offsets(self, pipe: Any, partitions: Iterable[int]) -> None:
-        """Queue the reads of each partition's ``_off`` on ``pipe`` (see :func:`parse_offset`)."""
+        """Queue the reads of each partition's fence on ``pipe`` (decode with ``parse_offset``)."""
         for partition in partitions:
             pipe.hget(self.key(partition), OFFSET_FIELD)
 
     async def queue_update(self, pipe: Any, update: PartitionUpdate) -> None:
         """Queue one fenced add on ``pipe``; its result is 1 when written, 0 on a moved fence."""
         args: list[str | int] = [offset_token(update.expected), offset_token(update.last_offset)]
-        for name, increment in update.increments.items():
-            args.extend((name, increment))
+        for key, increment in update.increments.items():
+            args.extend((counter_field(key), increment))
         await self._add(keys=[self.key(update.partition)], args=args, client=pipe)
 
     async def offsets(self, partitions: Sequence[int]) -> dict[int, int | None]:

@@ -1,31 +1,42 @@
 """Profiles in Redis: one hash per user, written atomically behind an offset fence.
 
-All profile math happens in Python (:mod:`recommender.core.profile`); the Lua script below is a thin
-applier: it replaces a user's hash only if the stored ``_pos`` fence still equals the one the
-worker read, so two writers (e.g. during a rebalance) can never interleave half-updates, and a
-conflict is reported back instead of lost.
+All profile math happens in Python (:mod:`recommender.core.profile`) and the hash layout is in
+:mod:`recommender.adapters.codec`; the Lua script below is a thin applier: it replaces a user's
+hash only if the stored fence (``_pos``) still equals the one the worker read, so two writers
+(e.g. during a rebalance) can never interleave half-updates, and a conflict is reported back
+instead of lost.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from recommender.adapters.codec import (
+    encode_fields,
+    lua,
+    position_token,
+    profile_from_hash,
+    profile_key,
+    profile_to_hash,
+)
 from recommender.core.errors import ConfigError
-from recommender.core.profile import POSITION_FIELD, Profile, from_hash, position_token, to_hash
+from recommender.core.profile import Position, Profile
 
 # KEYS[1] profile key; ARGV[1] expected fence ('' for a new profile); ARGV[2] TTL in ms;
 # ARGV[3] the new hash as ONE JSON array of strings [field, value, field, value, ...] (see
-# :func:`encode_fields`). Returns 1 when written, 0 when the fence moved.
+# :func:`~recommender.adapters.codec.encode_fields`). Returns 1 when written, 0 when the fence
+# moved.
 #
 # One JSON argument instead of ~2 per field: packing hundreds of arguments per user was most of
-# the worker's client-side time in redis-py. The array keeps the pairs in to_hash order, so the
-# HSETs (chunked to stay far below Lua's unpack limit) build the same hash as one HSET of them.
-REPLACE_IF_FENCE = """
-local current = redis.call('HGET', KEYS[1], '_pos') or ''
+# the worker's client-side time in redis-py. The array keeps the pairs in profile_to_hash
+# order, so the HSETs (chunked to stay far below Lua's unpack limit) build the same hash as one
+# HSET of them.
+REPLACE_IF_FENCE = lua(
+    """
+local current = redis.call('HGET', KEYS[1], '$position_field') or ''
 if current ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
 local kv = cjson.decode(ARGV[3])
@@ -36,20 +47,10 @@ end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 """
+)
 
-_encode_json = json.JSONEncoder(
-    ensure_ascii=False, check_circular=False, separators=(",", ":")
-).encode
-
-
-def encode_fields(fields: dict[str, str]) -> bytes:
-    """The ``REPLACE_IF_FENCE`` argument of a hash: a flat JSON array of UTF-8 strings.
-
-    Every value is a string (floats as their ``repr``), so Lua never sees a JSON number and
-    Redis stores exactly the bytes it stored when each field was its own argument. Non-ASCII
-    text goes as raw UTF-8, which ``cjson.decode`` copies through unchanged.
-    """
-    return _encode_json([part for pair in fields.items() for part in pair]).encode()
+FenceUpdate = tuple[str, Position | None, Profile]
+"""(user_id, the profile's fence as read before the update, the updated profile)."""
 
 
 def connect(
@@ -80,7 +81,7 @@ class ProfileStore:
         self._replace = client.register_script(REPLACE_IF_FENCE)
 
     def key(self, user_id: str) -> str:
-        return f"{self.prefix}profile:{user_id}"
+        return profile_key(self.prefix, user_id)
 
     async def check(self) -> None:
         """Fail fast with a clear message when Redis cannot be reached."""
@@ -90,23 +91,30 @@ class ProfileStore:
             raise ConfigError(f"Redis is not reachable ({exc}); check ZMOT_REDIS_URL") from exc
 
     async def get(self, user_id: str) -> Profile | None:
-        """The stored profile, or None for a user never seen (or expired)."""
+        """The stored profile, or None for a user without one (never seen, or expired)."""
         mapping = await self.client.hgetall(self.key(user_id))
-        return from_hash(mapping) if mapping else None
+        return profile_from_hash(mapping) if mapping else None
 
-    async def get_many(self, user_ids: Sequence[str]) -> list[Profile]:
-        """Profiles of many users in one round trip (new users get empty profiles)."""
+    async def get_many(self, user_ids: Sequence[str]) -> list[Profile | None]:
+        """Profiles of many users in one round trip, None for a user without one (as ``get``)."""
         async with self.client.pipeline(transaction=False) as pipe:
             for user_id in user_ids:
                 pipe.hgetall(self.key(user_id))
             results = await pipe.execute()
-        return [from_hash(m) if m else Profile() for m in results]
+        return [profile_from_hash(m) if m else None for m in results]
 
-    async def put_many(self, updates: Iterable[tuple[str, str, Profile]]) -> list[str]:
+    async def user_ids(self) -> list[str]:
+        """Every user with a stored profile (a SCAN of the prefix: for tests and tools only)."""
+        start = len(self.key(""))
+        keys = self.client.scan_iter(match=self.key("*"), count=1000)
+        return sorted([key.decode()[start:] async for key in keys])
+
+    async def put_many(self, updates: Iterable[FenceUpdate]) -> list[str]:
         """Write (user_id, fence read before the update, new profile) in one round trip.
 
-        Returns the users whose fence moved in between; their update was not written and must
-        be recomputed from a fresh read.
+        The fence is the :attr:`~recommender.core.profile.Profile.position` the profile had
+        when read (None for a user without a profile). Returns the users whose fence moved in
+        between; their update was not written and must be recomputed from a fresh read.
         """
         batch = list(updates)
         if not batch:
@@ -114,10 +122,14 @@ class ProfileStore:
         ttl_ms = self.ttl_ms
         async with self.client.pipeline(transaction=False) as pipe:
             for user_id, fence, profile in batch:
-                args: list[str | int | bytes] = [fence, ttl_ms, encode_fields(to_hash(profile))]
+                args: list[str | int | bytes] = [
+                    position_token(fence),
+                    ttl_ms,
+                    encode_fields(profile_to_hash(profile)),
+                ]
                 await self._replace(keys=[self.key(user_id)], args=args, client=pipe)
             results = await pipe.execute()
         return [user for (user, _, _), ok in zip(batch, results, strict=True) if not ok]
 
 
-__all__ = ["POSITION_FIELD", "ProfileStore", "connect", "position_token"]
+__all__ = ["FenceUpdate", "ProfileStore", "connect"]

@@ -10,9 +10,11 @@ that factor, so ranking and L1-normalised scoring need no decay at read time at 
 exponent grows large the profile is rescaled to a new landmark to keep the numbers finite.
 
 The profile also remembers the user's *exposure*: how often each offer was shown
-(``impression``) or dismissed, counted per event-time hour. It lives in the same hash behind the
-same offset fence as the interests, so frequency caps are exactly as replay-safe as profiles,
-and it holds no more than the longest window a rule asks about (``exposure_keep_s``).
+(``impression``) or dismissed, counted per event-time hour. It is part of the profile, behind
+the same offset fence as the interests, so frequency caps are exactly as replay-safe as
+profiles, and it holds no more than the longest window a rule asks about (``exposure_keep_s``).
+
+How a profile is stored (one Redis hash per user) is :mod:`recommender.adapters.codec`'s business.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ EXPOSURE_BUCKET_S = 3600
 
 ExposureCounts = dict[str, dict[int, int]]
 """offer_id -> hour bucket (``int(ts // EXPOSURE_BUCKET_S)``) -> events in that hour."""
+
+Position = tuple[int, int]
+"""(partition, offset) of a Kafka message."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,13 @@ class Profile:
         """Dismissals of ``offer_id`` in the window before ``now`` (same rounding as above)."""
         return _count(self.dismissed, offer_id, now, window_s)
 
+    @property
+    def position(self) -> Position | None:
+        """(partition, offset) of the last applied message: the fence (None before any)."""
+        if self.partition is None or self.offset is None:
+            return None
+        return self.partition, self.offset
+
     def has_applied(self, partition: int, offset: int) -> bool:
         """True when the message at (partition, offset) is already in this profile."""
         return self.partition == partition and self.offset is not None and offset <= self.offset
@@ -99,7 +111,7 @@ def apply_event(
     purchased_item: str | None = None,
     shown_offer: str | None = None,
     dismissed_offer: str | None = None,
-    position: tuple[int, int] | None = None,
+    position: Position | None = None,
 ) -> bool:
     """Add one event's features at event time ``ts``; False if ``position`` was applied before.
 
@@ -194,70 +206,3 @@ def _prune(counts: ExposureCounts, cutoff: int, memory: int) -> None:
             del counts[offer_id][bucket]
             if not counts[offer_id]:
                 del counts[offer_id]
-
-
-# --- the stored form: one Redis hash per user -------------------------------------------------
-# f:<feature> -> stored (landmark-scaled) weight; b:<item> -> purchase time; _L landmark;
-# _t last event time; _pos "partition:offset" of the last applied message; _n events applied;
-# x:<offer>:<hour> impressions and d:<offer>:<hour> dismissals of an offer in that event-time
-# hour (hour = epoch seconds // 3600; the offer id may hold ':', the hour is after the last one).
-# Floats are written with repr(), which round-trips exactly.
-
-POSITION_FIELD = "_pos"
-
-
-def position_token(profile: Profile) -> str:
-    """The fence value stored in ``_pos`` (empty for a profile never written)."""
-    if profile.partition is None or profile.offset is None:
-        return ""
-    return f"{profile.partition}:{profile.offset}"
-
-
-def to_hash(profile: Profile) -> dict[str, str]:
-    """The Redis hash fields of a profile."""
-    out = {f"f:{name}": repr(value) for name, value in profile.weights.items()}
-    out.update({f"b:{item}": repr(ts) for item, ts in profile.purchases.items()})
-    for tag, counts in (("x", profile.shown), ("d", profile.dismissed)):
-        for offer_id, per_hour in counts.items():
-            out.update({f"{tag}:{offer_id}:{bucket}": str(n) for bucket, n in per_hour.items()})
-    if profile.landmark is not None:
-        out["_L"] = repr(profile.landmark)
-    if profile.last_ts is not None:
-        out["_t"] = repr(profile.last_ts)
-    token = position_token(profile)
-    if token:
-        out[POSITION_FIELD] = token
-    out["_n"] = str(profile.n_events)
-    return out
-
-
-def from_hash(mapping: Mapping[bytes | str, bytes | str]) -> Profile:
-    """A profile from Redis hash fields (bytes or text); the inverse of :func:`to_hash`.
-
-    Hot in the worker's read path: values go to ``float`` / ``int`` as they come (both take
-    bytes), and a key is matched on its two-character tag before anything else.
-    """
-    profile = Profile()
-    weights, purchases = profile.weights, profile.purchases
-    for raw_key, value in mapping.items():
-        key = raw_key.decode() if isinstance(raw_key, bytes) else raw_key
-        tag = key[:2]
-        if tag == "f:":
-            weights[key[2:]] = float(value)
-        elif tag == "b:":
-            purchases[key[2:]] = float(value)
-        elif tag == "x:" or tag == "d:":
-            offer_id, _, bucket = key[2:].rpartition(":")
-            counts = profile.shown if tag == "x:" else profile.dismissed
-            counts.setdefault(offer_id, {})[int(bucket)] = int(value)
-        elif key == "_L":
-            profile.landmark = float(value)
-        elif key == "_t":
-            profile.last_ts = float(value)
-        elif key == POSITION_FIELD:
-            text = value.decode() if isinstance(value, bytes) else value
-            part, _, off = text.partition(":")
-            profile.partition, profile.offset = int(part), int(off)
-        elif key == "_n":
-            profile.n_events = int(value)
-    return profile

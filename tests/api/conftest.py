@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -19,12 +20,10 @@ from api.deps import EventSink
 from api.engine import Engine
 from recommender.adapters.redis_store import ProfileStore, connect
 from recommender.core.catalog import Catalog
-from recommender.core.profile import Profile
 from recommender.core.settings import Settings
 from tests.api.support import (
     ITEMS,
     FakeArbiter,
-    PutProfile,
     ServeFactory,
     TopicReader,
     serve,
@@ -33,6 +32,7 @@ from tests.api.support import (
 from tests.api.support import (
     read_topic as _read_topic,
 )
+from tests.support.profiles import PutProfile, store_profile
 
 
 @pytest.fixture
@@ -53,7 +53,9 @@ def fake_arbiter(catalog: Catalog) -> FakeArbiter:
 
 @pytest.fixture
 def fake_engine(catalog: Catalog, fake_arbiter: FakeArbiter) -> Engine:
-    return Engine(model_version="fake-1", catalog=catalog, arbiter=fake_arbiter)
+    return Engine(
+        model_version="fake-1", catalog=catalog, arbiter=fake_arbiter, half_life_s=72 * 3600.0
+    )
 
 
 @pytest.fixture
@@ -90,10 +92,8 @@ async def store(isolated: Settings) -> AsyncIterator[ProfileStore]:
 
 @pytest.fixture
 def put_profile(store: ProfileStore) -> PutProfile:
-    async def put(user_id: str, profile: Profile) -> None:
-        assert await store.put_many([(user_id, "", profile)]) == []
-
-    return put
+    """``await put_profile(user_id, profile)`` stores a new user's profile under this test."""
+    return partial(store_profile, store)
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 import httpx
 import numpy as np
@@ -41,7 +40,6 @@ ITEMS = [
 MODEL_VERSION = "test-model-1"
 
 ServeFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
-PutProfile = Callable[[str, Profile], Awaitable[None]]
 TopicReader = Callable[[Settings], Awaitable[list[tuple[bytes | None, bytes]]]]
 
 
@@ -150,12 +148,6 @@ async def serve(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://zmot.test") as client:
             yield client
-
-
-def profile_of(weights: dict[str, float], at: float | None = None, **extra: Any) -> Profile:
-    """A stored profile whose weights are as given at ``at`` (default now)."""
-    at = time.time() if at is None else at
-    return Profile(weights=dict(weights), landmark=at, last_ts=at, n_events=len(weights), **extra)
 
 
 async def read_topic(settings: Settings) -> list[tuple[bytes | None, bytes]]:

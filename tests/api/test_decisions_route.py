@@ -13,11 +13,14 @@ import pytest
 import redis
 
 from api.app import create_app
+from recommender.adapters.feedback_store import FeedbackStore
 from recommender.adapters.localstack import free_port
 from recommender.adapters.redis_store import ProfileStore, connect
 from recommender.core.events import Event
+from recommender.core.feedback import CounterKey, PartitionUpdate
 from recommender.core.settings import Settings
-from tests.api.support import PutProfile, profile_of, serve
+from tests.api.support import serve
+from tests.support.profiles import PutProfile, profile_of, store_profile
 
 pytestmark = pytest.mark.integration
 
@@ -67,7 +70,7 @@ async def test_frozen_redis_answers_within_timeout_ms_as_fallback(
         update={"model_dir": model_dir, "catalog_path": catalog_path, "redis_url": url}
     )
     store = ProfileStore(connect(url), settings.redis_prefix, ttl_s=600)
-    await store.put_many([("fan", "", profile_of({"q:tv": 1.5}))])
+    await store_profile(store, "fan", profile_of({"q:tv": 1.5}))
     await store.client.aclose()
     async with serve(create_app(settings, producer=NullSink())) as client:
         params = {"user_id": "fan", "timeout_ms": 150, "placement": "ad"}
@@ -135,10 +138,12 @@ async def test_reasons_in_the_request_language_with_social_proof(
     model_dir, catalog_path = model_files
     settings = isolated.model_copy(update={"model_dir": model_dir, "catalog_path": catalog_path})
     await put_profile("fan", profile_of({"q:tv": 1.5}))
-    raw = connect(settings.redis_url)
+    client = connect(settings.redis_url)
     # rating aggregates as the worker keeps them: 120 ratings summing to 552 (mean 4.6)
-    await raw.hset(f"{settings.redis_prefix}agg:0", mapping={"rn:tv-1": 120, "rs:tv-1": 552})
-    await raw.aclose()
+    feedback = FeedbackStore(client, settings.redis_prefix, settings.topic_partitions)
+    ratings = {CounterKey("ratings", "tv-1"): 120, CounterKey("rating_sum", "tv-1"): 552}
+    assert await feedback.apply([PartitionUpdate(0, None, 0, ratings)]) == []
+    await client.aclose()
     expected = {
         "de-DE,de;q=0.9": ("Sie haben nach 'tv' gesucht", "mit 4.6 bewertet von 120 Käufern"),
         "it": ("hai cercato 'tv'", "valutato 4.6 da 120 acquirenti"),

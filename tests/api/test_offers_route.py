@@ -17,11 +17,10 @@ from recommender.core.settings import Settings
 from tests.api.support import (
     MODEL_VERSION,
     FakeArbiter,
-    PutProfile,
     dead_redis_url,
-    profile_of,
     serve,
 )
+from tests.support.profiles import PutProfile, profile_of
 
 pytestmark = pytest.mark.integration
 

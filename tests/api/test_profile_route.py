@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from recommender.core.settings import Settings
-from tests.api.support import PutProfile, profile_of
+from tests.support.profiles import PutProfile, profile_of
 
 pytestmark = pytest.mark.integration
 

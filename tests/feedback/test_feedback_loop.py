@@ -13,7 +13,7 @@ from recommender.adapters.feedback_store import FeedbackStore
 from recommender.adapters.redis_store import ProfileStore, connect
 from recommender.core.feedback import ItemRating, OfferStats
 from recommender.core.settings import Settings
-from tests.stream.test_stream_worker import drop_prefix, produce, redis_hashes
+from tests.stream.test_stream_worker import drop_prefix, produce, read_profiles
 
 pytestmark = pytest.mark.integration
 
@@ -84,7 +84,7 @@ async def test_feedback_flows_through_kafka_and_replays_count_once(
         "SKU-MOUNT": ItemRating(count=0, mean=0.0),
     }
     assert first.stop() == 0
-    before = await redis_hashes(isolated)
+    before = await read_profiles(isolated)
 
     # A new consumer group replays the whole topic from offset 0 into the same Redis.
     again = isolated.model_copy(update={"consumer_group": f"{isolated.consumer_group}-replay"})
@@ -92,4 +92,4 @@ async def test_feedback_flows_through_kafka_and_replays_count_once(
     await caught_up(again, second)
     assert second.stop() == 0
     assert await counters(isolated) == (stats, ratings)
-    assert await redis_hashes(isolated) == before
+    assert await read_profiles(isolated) == before

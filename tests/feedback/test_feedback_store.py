@@ -11,10 +11,13 @@ import pytest
 
 from recommender.adapters.feedback_store import FeedbackStore
 from recommender.adapters.redis_store import ProfileStore, connect
-from recommender.core.feedback import ItemRating, OfferStats, PartitionUpdate
+from recommender.core.feedback import CounterKey, ItemRating, OfferStats, PartitionUpdate
 from recommender.core.replay import Profiler
 from recommender.core.settings import Settings
-from stream.agents import DeadLetter, Record, process_batch
+from stream.batch import process_batch
+from stream.dead_letters import DeadLetter
+from stream.records import Record
+from tests.support.profiles import stored_profiles
 
 pytestmark = pytest.mark.integration
 
@@ -47,10 +50,15 @@ class Stores:
             **kw,
         )
 
-    async def raw(self) -> dict[bytes, dict[bytes, bytes]]:
-        client = self.profiles.client
-        keys = sorted([k async for k in client.scan_iter(match=f"{self.profiles.prefix}*")])
-        return {k: await client.hgetall(k) for k in keys}
+    async def state(self) -> tuple[object, ...]:
+        """Profiles, counter fences and the counters of the offers and items of the records."""
+        feedback = self.feedback
+        return (
+            await stored_profiles(self.profiles),
+            await feedback.offsets(range(feedback.partitions)),
+            await feedback.offer_stats(["O1", "O2"]),
+            await feedback.ratings(["SKU-1"]),
+        )
 
 
 @pytest.fixture
@@ -98,9 +106,9 @@ async def test_batch_counts_offer_stats_and_ratings_over_partitions(stores: Stor
 async def test_redelivered_and_overlapping_batches_count_once(stores: Stores) -> None:
     records = feedback_records()
     await stores.batch(records[:4])  # p0: 0..2, p1: 0
-    before = await stores.raw()
+    before = await stores.state()
     await stores.batch(records[:4])  # the same batch again: nothing changes
-    assert await stores.raw() == before
+    assert await stores.state() == before
     # Redelivery from an earlier commit, reaching past what was counted, split differently.
     await stores.batch([records[1], records[2], records[3], records[4]])
     await stores.batch(records)
@@ -122,7 +130,8 @@ class RivalFeedback(FeedbackStore):
             self.rounds -= 1
             record = self.rival.pop(0)
             counted = (await self.offsets([record.partition]))[record.partition]
-            other = PartitionUpdate(record.partition, counted, record.offset, {"c:O1": 1})
+            clicks = {CounterKey("clicks", "O1"): 1}
+            other = PartitionUpdate(record.partition, counted, record.offset, clicks)
             assert await FeedbackStore.apply(self, [other]) == []
         return await FeedbackStore.apply(self, updates)
 

@@ -8,7 +8,6 @@ in the learned complements.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +20,7 @@ from recommender.core.model import Model
 from recommender.core.offers import OfferCatalog, parse_offer
 from recommender.core.placements import Placements, parse_placements
 from recommender.core.profile import Profile
+from tests.support.profiles import profile_of
 
 ITEMS = [
     Item("tv-1", title="55in TV", category="electronics.tv"),
@@ -95,8 +95,8 @@ def arbiter(
 
 
 def profile(weights: dict[str, float], at: float | None = None, **extra: Any) -> Profile:
-    at = time.time() if at is None else at
-    return Profile(weights=dict(weights), landmark=at, last_ts=at, n_events=1, **extra)
+    """A profile of one event with these weights at ``at`` (default now)."""
+    return profile_of(weights, at, n_events=1, **extra)
 
 
 @dataclass

@@ -16,19 +16,13 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from recommender.adapters.redis_store import ProfileStore, connect
 from recommender.core.events import Event
-from recommender.core.profile import Profile, to_hash
+from recommender.core.profile import Profile
 from recommender.core.replay import Profiler
 from recommender.core.settings import Settings
-from stream.agents import (
-    FIELD_HEADER,
-    REASON_HEADER,
-    SOURCE_HEADER,
-    BatchError,
-    DeadLetter,
-    Record,
-    process_batch,
-    validate,
-)
+from stream.batch import BatchError, process_batch, validate
+from stream.dead_letters import FIELD_HEADER, REASON_HEADER, SOURCE_HEADER, DeadLetter
+from stream.records import Record
+from tests.support.profiles import stored_profiles
 
 pytestmark = pytest.mark.integration  # needs the Redis of the stack
 
@@ -78,11 +72,6 @@ async def store(stack: Settings) -> AsyncIterator[ProfileStore]:
     await client.aclose()
 
 
-async def raw_hashes(store: ProfileStore) -> dict[bytes, dict[bytes, bytes]]:
-    keys = sorted([k async for k in store.client.scan_iter(match=f"{store.prefix}*")])
-    return {k: await store.client.hgetall(k) for k in keys}
-
-
 def offline(records: Sequence[Record], profiler: Profiler) -> dict[str, Profile]:
     events = []
     for r in records:
@@ -129,10 +118,10 @@ async def test_redelivered_batch_changes_nothing(store: ProfileStore) -> None:
     profiler = Profiler()
     records = [rec(i, ev(f"u{i % 3}", ts_ms=T0 + i), key=f"u{i % 3}".encode()) for i in range(9)]
     await process_batch(records, profiler=profiler, store=store, dead_letter=Sink())
-    before = await raw_hashes(store)
+    before = await stored_profiles(store)
     again = await process_batch(records, profiler=profiler, store=store, dead_letter=Sink())
     assert (again.applied, again.replayed) == (0, 9)
-    assert await raw_hashes(store) == before
+    assert await stored_profiles(store) == before
     # A batch overlapping the written one applies only its new messages.
     more = records[6:] + [rec(9, ev("u0", ts_ms=T0 + 9), key=b"u0")]
     third = await process_batch(more, profiler=profiler, store=store, dead_letter=Sink())
@@ -224,7 +213,7 @@ class ConflictingStore(ProfileStore):
             event = validate(record)
             assert isinstance(event, Event)
             current = await self.get(event.user_id) or Profile()
-            fence = to_hash(current).get("_pos", "")
+            fence = current.position
             self.profiler.apply(current, event, position=(record.partition, record.offset))
             assert await ProfileStore.put_many(self, [(event.user_id, fence, current)]) == []
         return await ProfileStore.put_many(self, updates)
@@ -259,7 +248,7 @@ class FailingStore(ProfileStore):
         super().__init__(base.client, base.prefix, base.ttl_ms / 1000)
         self.failures = failures
 
-    async def get_many(self, user_ids: Sequence[str]) -> list[Profile]:
+    async def get_many(self, user_ids: Sequence[str]) -> list[Profile | None]:
         if self.failures:
             self.failures -= 1
             raise RedisConnectionError("connection refused (simulated)")
@@ -401,25 +390,3 @@ def test_batches_with_redeliveries_equal_offline_replay(
             await client.aclose()
 
     asyncio.run(run())
-
-
-async def test_put_many_stores_the_exact_bytes_of_to_hash(store: ProfileStore) -> None:
-    """The fields travel as one JSON argument; Redis must still hold to_hash's exact bytes."""
-    odd = ["ü日本😀", 'q"uo\\te', "nul\x00ctl\x01\x1f\x7f", "\u2028", "1e5", "", "a:b:c"]
-    profile = Profile(
-        weights={f"q:{name}": 0.1 * (i + 1) for i, name in enumerate(odd)} | {"big": 1.7e308},
-        purchases={"item-ü": 1_750_000_000.123456789},
-        shown={"offer:é": {486_111: 3}},
-        landmark=1_750_000_000.5,
-        last_ts=1_750_000_001.25,
-        partition=2,
-        offset=41,
-        n_events=9,
-    )
-    many = Profile(weights={f"f{i}": i / 7 for i in range(1500)}, partition=0, offset=1)
-    assert await store.put_many([("odd", "", profile), ("many", "", many)]) == []
-    for user, written in (("odd", profile), ("many", many)):
-        raw = await store.client.hgetall(store.key(user))
-        assert raw == {k.encode(): v.encode() for k, v in to_hash(written).items()}
-        assert await store.get(user) == written
-    assert await store.put_many([("odd", "0:1", profile)]) == ["odd"]  # fence still checked

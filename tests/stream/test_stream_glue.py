@@ -9,14 +9,14 @@ from typing import Any
 import pytest
 from aiokafka.errors import MessageSizeTooLargeError
 
-from stream.agents import (
+from stream.agents import record_of
+from stream.dead_letters import (
     DLQ_TRUNCATE_BYTES,
     TRUNCATED_HEADER,
     DeadLetter,
-    Record,
     faust_dead_letter_sink,
-    record_of,
 )
+from stream.records import Record
 
 
 class FakeTopic:

@@ -16,10 +16,11 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from recommender.adapters.redis_store import ProfileStore, connect
 from recommender.core.events import parse_event
-from recommender.core.profile import Profile, from_hash
+from recommender.core.profile import Profile
 from recommender.core.replay import Profiler
 from recommender.core.settings import Settings
 from tests.support.kafka import topic_partitions
+from tests.support.profiles import stored_profiles
 
 pytestmark = pytest.mark.integration
 
@@ -75,13 +76,11 @@ async def read_all(settings: Settings, topic: str) -> list[Any]:
         await consumer.stop()
 
 
-async def redis_hashes(settings: Settings) -> dict[str, dict[bytes, bytes]]:
-    """user_id -> raw profile hash of every profile under the settings' prefix."""
+async def read_profiles(settings: Settings) -> dict[str, Profile]:
+    """user_id -> profile of every profile under the settings' prefix, read through the store."""
     client = connect(settings.redis_url)
     try:
-        prefix = f"{settings.redis_prefix}profile:"
-        keys = [k async for k in client.scan_iter(match=f"{prefix}*", count=1000)]
-        return {k.decode()[len(prefix) :]: await client.hgetall(k) for k in keys}
+        return await stored_profiles(ProfileStore(client, settings.redis_prefix, ttl_s=600))
     finally:
         await client.aclose()
 
@@ -168,7 +167,7 @@ async def test_replay_from_offset_zero_changes_no_profile_and_matches_offline(
     first = worker(isolated)
     await caught_up(isolated, first, timeout_s=90)
     assert listens_on_loopback_only(first.settings.worker_web_port)
-    snapshot = await redis_hashes(isolated)
+    snapshot = await read_profiles(isolated)
     assert len(snapshot) == len({e["user_id"] for e in events})
     assert first.stop() == 0
 
@@ -179,8 +178,7 @@ async def test_replay_from_offset_zero_changes_no_profile_and_matches_offline(
     last_pos: dict[str, tuple[int, int]] = {}
     for event, position in zip(events, positions, strict=True):
         last_pos[event["user_id"]] = position
-    for user, raw in snapshot.items():
-        live = from_hash(raw)
+    for user, live in snapshot.items():
         assert_profile_equal(live, want[user], user)
         assert (live.partition, live.offset) == last_pos[user]
 
@@ -188,7 +186,7 @@ async def test_replay_from_offset_zero_changes_no_profile_and_matches_offline(
     again = isolated.model_copy(update={"consumer_group": isolated.consumer_group + "-again"})
     second = worker(again)
     await caught_up(again, second, timeout_s=90)
-    assert await redis_hashes(isolated) == snapshot
+    assert await read_profiles(isolated) == snapshot
     assert second.stop() == 0
     assert "consumed=3000 applied=0 replayed=3000 dead_lettered=0" in second.log_text()
 
@@ -274,7 +272,7 @@ async def test_malformed_messages_land_in_the_dlq_and_good_ones_apply(
     )
 
     good_per_user = Counter(m[0].decode() for m, _, ok in ordered if ok and m[0])
-    profiles = {user: from_hash(raw) for user, raw in (await redis_hashes(isolated)).items()}
+    profiles = await read_profiles(isolated)
     assert {u: p.n_events for u, p in profiles.items()} == dict(good_per_user)
     assert proc.stop() == 0
     assert "dead_lettered=1000" in proc.log_text()
@@ -319,7 +317,7 @@ async def test_a_batch_that_cannot_be_written_stops_the_worker_uncommitted(
         proc2 = worker(isolated)
         await caught_up(isolated, proc2)
         counts = Counter(key.decode() for key, _, _ in before + after if key)
-        profiles = {u: from_hash(raw) for u, raw in (await redis_hashes(isolated)).items()}
+        profiles = await read_profiles(isolated)
         assert {u: p.n_events for u, p in profiles.items()} == dict(counts)
         assert proc2.stop() == 0
     finally:
@@ -347,7 +345,7 @@ async def test_rebalances_between_two_workers_apply_every_event_once(
     await caught_up(isolated, second, timeout_s=90)
 
     want = Profiler().replay(parse_event(json.dumps(e)) for e in events)
-    live = {u: from_hash(raw) for u, raw in (await redis_hashes(isolated)).items()}
+    live = await read_profiles(isolated)
     assert set(live) == set(want)
     for user, profile in live.items():
         assert_profile_equal(profile, want[user], user)

@@ -1,0 +1,187 @@
+"""The Redis form of profiles and feedback counters: key names, hash fields, fence values.
+
+Everything that knows how a :class:`~recommender.core.profile.Profile` or a feedback counter
+looks in Redis is here, so the core stays free of storage names and the Lua scripts are built
+from the same constants (:func:`lua`): a renamed field cannot leave a script behind.
+
+Profile hash, ``<prefix>profile:<user_id>``:
+
+=====================  ============================================================
+``f:<feature>``        stored (landmark-scaled) weight
+``b:<item>``           purchase time
+``x:<offer>:<hour>``   impressions of the offer in that event-time hour
+``d:<offer>:<hour>``   dismissals of it (hour = epoch seconds // 3600; the offer id may
+                       hold ':', the hour is after the last one)
+``_L``                 landmark
+``_t``                 last event time
+``_pos``               ``partition:offset`` of the last applied message (the fence)
+``_n``                 events applied
+=====================  ============================================================
+
+Counter hash, ``<prefix>agg:<partition>``:
+
+=================  ======================================================
+``i:<offer_id>``   impressions of the offer (any channel)
+``c:<offer_id>``   clicks on it
+``d:<offer_id>``   dismissals of it
+``rn:<item_id>``   ratings given in ``review`` events of the item
+``rs:<item_id>``   their sum (1-5 each)
+``_off``           offset of the last message of the partition already counted
+=================  ======================================================
+
+Floats are written with ``repr()``, which round-trips exactly; counters are integers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from string import Template
+
+from recommender.core.feedback import CounterKey
+from recommender.core.profile import Position, Profile
+
+# --- keys ---------------------------------------------------------------------------------
+
+
+def profile_key(prefix: str, user_id: str) -> str:
+    """The Redis key of a user's profile hash."""
+    return f"{prefix}profile:{user_id}"
+
+
+def counters_key(prefix: str, partition: int) -> str:
+    """The Redis key of a partition's feedback counter hash."""
+    return f"{prefix}agg:{partition}"
+
+
+# --- profile hash -------------------------------------------------------------------------
+
+FEATURE_TAG = "f:"
+PURCHASE_TAG = "b:"
+SHOWN_TAG = "x:"
+DISMISSED_TAG = "d:"
+LANDMARK_FIELD = "_L"
+LAST_TS_FIELD = "_t"
+POSITION_FIELD = "_pos"
+EVENTS_FIELD = "_n"
+
+
+def position_token(position: Position | None) -> str:
+    """The ``_pos`` value of a fence position ('' for a profile never written)."""
+    return "" if position is None else f"{position[0]}:{position[1]}"
+
+
+def profile_to_hash(profile: Profile) -> dict[str, str]:
+    """The Redis hash fields of a profile."""
+    out = {f"{FEATURE_TAG}{name}": repr(value) for name, value in profile.weights.items()}
+    out.update({f"{PURCHASE_TAG}{item}": repr(ts) for item, ts in profile.purchases.items()})
+    for tag, counts in ((SHOWN_TAG, profile.shown), (DISMISSED_TAG, profile.dismissed)):
+        for offer_id, per_hour in counts.items():
+            out.update({f"{tag}{offer_id}:{bucket}": str(n) for bucket, n in per_hour.items()})
+    if profile.landmark is not None:
+        out[LANDMARK_FIELD] = repr(profile.landmark)
+    if profile.last_ts is not None:
+        out[LAST_TS_FIELD] = repr(profile.last_ts)
+    token = position_token(profile.position)
+    if token:
+        out[POSITION_FIELD] = token
+    out[EVENTS_FIELD] = str(profile.n_events)
+    return out
+
+
+def profile_from_hash(mapping: Mapping[bytes | str, bytes | str]) -> Profile:
+    """A profile from Redis hash fields (bytes or text); the inverse of :func:`profile_to_hash`.
+
+    Hot in the worker's read path: values go to ``float`` / ``int`` as they come (both take
+    bytes), and a key is matched on its two-character tag before anything else.
+    """
+    profile = Profile()
+    weights, purchases = profile.weights, profile.purchases
+    for raw_key, value in mapping.items():
+        key = raw_key.decode() if isinstance(raw_key, bytes) else raw_key
+        tag = key[:2]
+        if tag == FEATURE_TAG:
+            weights[key[2:]] = float(value)
+        elif tag == PURCHASE_TAG:
+            purchases[key[2:]] = float(value)
+        elif tag == SHOWN_TAG or tag == DISMISSED_TAG:
+            offer_id, _, bucket = key[2:].rpartition(":")
+            counts = profile.shown if tag == SHOWN_TAG else profile.dismissed
+            counts.setdefault(offer_id, {})[int(bucket)] = int(value)
+        elif key == LANDMARK_FIELD:
+            profile.landmark = float(value)
+        elif key == LAST_TS_FIELD:
+            profile.last_ts = float(value)
+        elif key == POSITION_FIELD:
+            text = value.decode() if isinstance(value, bytes) else value
+            part, _, off = text.partition(":")
+            profile.partition, profile.offset = int(part), int(off)
+        elif key == EVENTS_FIELD:
+            profile.n_events = int(value)
+    return profile
+
+
+_encode_json = json.JSONEncoder(
+    ensure_ascii=False, check_circular=False, separators=(",", ":")
+).encode
+
+
+def encode_fields(fields: dict[str, str]) -> bytes:
+    """The hash as one script argument: a flat JSON array of UTF-8 strings.
+
+    Every value is a string (floats as their ``repr``), so Lua never sees a JSON number and
+    Redis stores exactly the bytes it stored when each field was its own argument. Non-ASCII
+    text goes as raw UTF-8, which ``cjson.decode`` copies through unchanged.
+    """
+    return _encode_json([part for pair in fields.items() for part in pair]).encode()
+
+
+# --- counter hash -------------------------------------------------------------------------
+
+OFFSET_FIELD = "_off"
+
+COUNTER_TAGS: dict[str, str] = {
+    "impressions": "i",
+    "clicks": "c",
+    "dismissals": "d",
+    "ratings": "rn",
+    "rating_sum": "rs",
+}
+"""Counter kind (:data:`recommender.core.feedback.COUNTER_KINDS`) -> field tag."""
+
+
+def counter_field(key: CounterKey) -> str:
+    """The hash field of one counter, e.g. ``c:O1`` for the clicks on offer O1."""
+    return f"{COUNTER_TAGS[key.kind]}:{key.subject}"
+
+
+def offset_token(offset: int | None) -> str:
+    """The stored ``_off`` value ('' for a partition never counted)."""
+    return "" if offset is None else str(offset)
+
+
+def parse_offset(value: bytes | str | None) -> int | None:
+    """The last counted offset from a stored ``_off`` value (None when absent)."""
+    if value is None or value in (b"", ""):
+        return None
+    return int(value)
+
+
+def sum_counters(
+    keys: Sequence[CounterKey], per_partition: Iterable[Sequence[bytes | str | None]]
+) -> dict[CounterKey, int]:
+    """Totals of ``keys`` from each partition's values of their fields (HMGET order)."""
+    sums = [0] * len(keys)
+    for values in per_partition:
+        for i, value in enumerate(values):
+            if value is not None:
+                sums[i] += int(value)
+    return dict(zip(keys, sums, strict=True))
+
+
+# --- scripts ------------------------------------------------------------------------------
+
+
+def lua(template: str) -> str:
+    """A Lua script with ``$position_field`` / ``$offset_field`` filled in from this module."""
+    return Template(template).substitute(position_field=POSITION_FIELD, offset_field=OFFSET_FIELD)

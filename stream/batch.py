@@ -1,0 +1,368 @@
+"""One batch of Kafka messages -> profile and counter updates in Redis, bad input -> dead letters.
+
+:class:`Plan` is the pure part: it validates and groups the messages per user, applies each
+user's events behind the profile's offset fence and says what to write (profiles, and the
+per-partition counter updates). :func:`process_batch` drives it through the stores with one
+retry helper for both fenced writes (:func:`retry_fenced`); it is plain async code over
+:class:`~stream.records.Record` tuples, tested with a real Redis and no broker.
+
+Delivery is at least once and counted once: faust acks (and later commits) a batch only after
+its profiles are written and its dead letters are delivered; a redelivered message is skipped by
+the per-profile offset fence (:meth:`~recommender.core.profile.Profile.has_applied`). If a
+batch cannot be written after bounded retries, its messages stay unacked and the worker stops,
+so they are read again by the next worker instead of being dropped. Carrying on past such a
+batch would be wrong: a later event of the same user would move the fence past the lost one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any, Generic, TypeVar
+
+from redis.exceptions import RedisError
+
+from recommender.adapters.feedback_store import FeedbackStore
+from recommender.adapters.metrics import WorkerMetrics
+from recommender.adapters.redis_store import FenceUpdate, ProfileStore
+from recommender.core.errors import InvalidEventError, ZmotError
+from recommender.core.events import MAX_TS, MIN_TS, Event, parse_event
+from recommender.core.feedback import PartitionUpdate, partition_update
+from recommender.core.profile import Position, Profile
+from recommender.core.replay import Profiler
+from stream.dead_letters import DeadLetter, DeadLetterSink, deliver
+from stream.records import Record
+
+log = logging.getLogger(__name__)
+
+_A = TypeVar("_A")
+_B = TypeVar("_B")
+_K = TypeVar("_K")
+
+MAX_ATTEMPTS = 6
+"""Read-apply-write attempts per batch (fence conflicts and Redis errors) before giving up."""
+
+RETRY_DELAY_S = 0.1
+"""First back-off after a Redis error; doubles per attempt (0.1 + 0.2 + ... ~ 3 s in all)."""
+
+
+class BatchError(ZmotError):
+    """A batch that could not be written; its messages must be read again."""
+
+
+@dataclass
+class BatchStats:
+    """What happened to the messages of one batch (or, summed, of a worker's life)."""
+
+    consumed: int = 0
+    applied: int = 0
+    replayed: int = 0
+    dead_lettered: int = 0
+    conflicts: int = 0
+    batches: int = 0
+
+    def add(self, other: BatchStats) -> None:
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+
+def validate(record: Record) -> Event | DeadLetter:
+    """The event in ``record`` with its ``ts`` set, or the reason it cannot be applied.
+
+    Beyond the event contract the key must be the user id: the offset fence of a profile is
+    only sound when all of a user's events are in one partition, which the key ensures.
+    """
+    if record.value is None:
+        return DeadLetter(record, "empty (null) message", "value")
+    try:
+        event = parse_event(record.value)
+    except InvalidEventError as exc:
+        return DeadLetter(record, exc.reason, exc.field)
+    except Exception as exc:  # noqa: BLE001 - nothing a producer sends may stop the worker
+        return DeadLetter(record, f"cannot parse: {type(exc).__name__}: {exc}")
+    if record.key is None:
+        return DeadLetter(record, "missing; events must be keyed by user_id", "key")
+    if record.key != event.user_id.encode():
+        return DeadLetter(record, "must equal user_id (UTF-8)", "key")
+    if event.ts is None:
+        ts = record.timestamp
+        if ts is None or not MIN_TS <= ts < MAX_TS:
+            return DeadLetter(record, "missing, and the record has no usable timestamp", "ts")
+        event = event.with_ts(ts)
+    return event
+
+
+@dataclass
+class Plan:
+    """A batch split up: each user's events in message order, the dead letters, the outcomes.
+
+    Pure apart from logging: the stores' reads come in, what to write goes out.
+    """
+
+    records: Sequence[Record]
+    by_user: dict[str, list[tuple[Record, Event]]]
+    letters: dict[Position, DeadLetter]
+    outcomes: dict[str, list[tuple[Event, bool]]] = field(default_factory=dict)
+    """Per user, each event of the last attempt with whether it was applied (not a replay)."""
+
+    @classmethod
+    def of(cls, records: Sequence[Record]) -> Plan:
+        """Validate every message; group the valid ones per user, the rest as dead letters."""
+        letters: dict[Position, DeadLetter] = {}
+        by_user: dict[str, list[tuple[Record, Event]]] = {}
+        for record in records:
+            outcome = validate(record)
+            if isinstance(outcome, DeadLetter):
+                letters[(record.partition, record.offset)] = outcome
+            else:
+                by_user.setdefault(outcome.user_id, []).append((record, outcome))
+        return cls(records, by_user, letters)
+
+    def apply(
+        self, profiler: Profiler, users: Sequence[str], stored: Sequence[Profile | None]
+    ) -> list[FenceUpdate]:
+        """Apply each user's events to the profile read for them; the profiles to write.
+
+        A profile is written behind the fence it was read with, and only if an event was new.
+        """
+        updates: list[FenceUpdate] = []
+        for user_id, read in zip(users, stored, strict=True):
+            profile = read if read is not None else Profile()
+            fence = profile.position
+            outcomes: list[tuple[Event, bool]] = []
+            self.outcomes[user_id] = outcomes
+            self._apply_user(profiler, profile, self.by_user[user_id], outcomes)
+            if any(done for _, done in outcomes):
+                updates.append((user_id, fence, profile))
+        return updates
+
+    def _apply_user(
+        self,
+        profiler: Profiler,
+        profile: Profile,
+        events: list[tuple[Record, Event]],
+        outcomes: list[tuple[Event, bool]],
+    ) -> None:
+        """Apply one user's events in order, each with its (partition, offset) as the fence.
+
+        An event the profiler fails on becomes a dead letter: a bug on one event must not stop
+        the stream.
+        """
+        for record, event in events:
+            position = (record.partition, record.offset)
+            if position in self.letters:
+                continue
+            try:
+                done = profiler.apply(profile, event, position=position)
+            except Exception as exc:  # noqa: BLE001 - a bug on one event must not stop the stream
+                log.exception("cannot apply %s", record.source, extra=record.log_fields)
+                reason = f"cannot apply: {type(exc).__name__}: {exc}"
+                self.letters[position] = DeadLetter(record, reason)
+                continue
+            outcomes.append((event, done))
+
+    def counter_updates(self, counted: dict[int, int | None]) -> list[PartitionUpdate]:
+        """Counter updates of the partitions in ``counted``: messages after each one's fence.
+
+        A dead letter counts nothing but still moves the fence.
+        """
+        events = {(r.partition, r.offset): e for pairs in self.by_user.values() for r, e in pairs}
+        for position in self.letters:
+            events.pop(position, None)
+        updates = []
+        for partition, last_counted in counted.items():
+            messages = [
+                (r.offset, events.get((r.partition, r.offset)))
+                for r in self.records
+                if r.partition == partition
+            ]
+            update = partition_update(partition, last_counted, messages)
+            if update is not None:
+                updates.append(update)
+        return updates
+
+    def dead_letters(self) -> list[DeadLetter]:
+        """The dead letters in (partition, offset) order."""
+        return [self.letters[position] for position in sorted(self.letters)]
+
+    def stats(self, conflicts: int) -> BatchStats:
+        """The batch's counts once written."""
+        results = [done for pairs in self.outcomes.values() for _, done in pairs]
+        applied = sum(results)
+        return BatchStats(
+            consumed=len(self.records),
+            applied=applied,
+            replayed=len(results) - applied,
+            dead_lettered=len(self.letters),
+            conflicts=conflicts,
+            batches=1,
+        )
+
+    def observe(self, metrics: WorkerMetrics, started: float, written_at: float) -> None:
+        """Record a finished batch; a message that never parsed counts as type ``invalid``."""
+        types = {
+            (r.partition, r.offset): e.type for pairs in self.by_user.values() for r, e in pairs
+        }
+        results = [pair for pairs in self.outcomes.values() for pair in pairs]
+        metrics.observe_batch(
+            consumed=[types.get((r.partition, r.offset), "invalid") for r in self.records],
+            applied=[(e.type, e.ts) for e, done in results if done and e.ts is not None],
+            replayed=[e.type for e, done in results if not done],
+            dead_lettered=[types.get(position, "invalid") for position in self.letters],
+            seconds=time.perf_counter() - started,
+            written_at=written_at,
+            size=len(self.records),
+        )
+
+
+@dataclass
+class Fenced(Generic[_K]):
+    """The keys of one fenced write still to be written: users' profiles or partitions' counters.
+
+    ``on_conflict``, when given, is told how many keys found their fence moved (a metric).
+    """
+
+    name: str
+    unit: str
+    pending: list[_K]
+    on_conflict: Callable[[int], None] | None = None
+
+
+async def retry_fenced(
+    attempt: Callable[[], Awaitable[None]],
+    writes: Sequence[Fenced[Any]],
+    *,
+    max_attempts: int,
+    retry_delay_s: float,
+    metrics: WorkerMetrics | None = None,
+) -> int:
+    """Run ``attempt`` until every write's ``pending`` is empty; the fence conflicts met.
+
+    ``attempt`` reads, applies and writes all pending keys and leaves in each ``pending`` the
+    keys whose fence moved in between (another worker during a rebalance): they are re-read
+    at once. A Redis error retries the attempt after a back-off doubling from
+    ``retry_delay_s``. Either, at ``max_attempts``, raises :class:`BatchError`.
+    """
+    conflicts = 0
+    for number in itertools.count(1):
+        if not any(write.pending for write in writes):
+            break
+        try:
+            await attempt()
+        except (RedisError, OSError) as exc:
+            if metrics is not None:
+                metrics.redis_errors.inc()
+            if number >= max_attempts:
+                raise BatchError(f"Redis failed {number} times, last: {_describe(exc)}") from exc
+            delay = retry_delay_s * 2 ** (number - 1)
+            log.warning("redis error (%s); retrying the batch in %.2f s", _describe(exc), delay)
+            await asyncio.sleep(delay)
+            continue
+        for write in writes:
+            moved = write.pending
+            if not moved:
+                continue
+            conflicts += len(moved)
+            if write.on_conflict is not None:
+                write.on_conflict(len(moved))
+            if number >= max_attempts:
+                raise BatchError(
+                    f"{write.name} fences of {len(moved)} {write.unit} kept moving after "
+                    f"{number} attempts (another worker writing the same {write.unit}?), "
+                    f"e.g. {moved[:3]}"
+                )
+            log.info(
+                "%s fence moved for %d %s; re-reading them", write.name, len(moved), write.unit
+            )
+    return conflicts
+
+
+async def process_batch(
+    records: Sequence[Record],
+    *,
+    profiler: Profiler,
+    store: ProfileStore,
+    dead_letter: DeadLetterSink,
+    max_attempts: int = MAX_ATTEMPTS,
+    retry_delay_s: float = RETRY_DELAY_S,
+    metrics: WorkerMetrics | None = None,
+    feedback: FeedbackStore | None = None,
+) -> BatchStats:
+    """Apply a batch of messages to the profiles in Redis; dead-letter what cannot be applied.
+
+    Reads every user of the batch in one round trip, applies each user's events in message
+    order with their (partition, offset) as the fence, and writes in one round trip. Users whose
+    fence moved in between (another worker during a rebalance) are re-read and re-applied.
+    Returns when everything is written and delivered; raises :class:`BatchError` otherwise.
+    ``metrics``, when given, records the batch (outcomes per type, freshness, timing).
+
+    ``feedback``, when given, also adds the batch to the per-partition offer and rating
+    counters, behind each partition's own offset fence (read and written alongside the
+    profiles, concurrently); a partition whose fence moved is re-read and recounted.
+    """
+    started = time.perf_counter()
+    plan = Plan.of(records)
+    on_conflict = metrics.conflicts.inc if metrics is not None else None
+    profiles = Fenced[str]("profile", "users", list(plan.by_user), on_conflict)
+    partitions = sorted({r.partition for r in records}) if feedback is not None else []
+    counters = Fenced[int]("feedback counter", "partitions", partitions)
+
+    async def attempt() -> None:
+        stored, counted = await _together(
+            store.get_many(profiles.pending), _read_counted(feedback, counters.pending)
+        )
+        updates = plan.apply(profiler, profiles.pending, stored)
+        counts = plan.counter_updates(counted)
+        profiles.pending, counters.pending = await _together(
+            store.put_many(updates), _write_counts(feedback, counts)
+        )
+
+    conflicts = await retry_fenced(
+        attempt,
+        (profiles, counters),
+        max_attempts=max_attempts,
+        retry_delay_s=retry_delay_s,
+        metrics=metrics,
+    )
+    written_at = time.time()
+    if plan.letters:
+        await deliver(plan.dead_letters(), dead_letter)
+    if metrics is not None:
+        plan.observe(metrics, started, written_at)
+    return plan.stats(conflicts)
+
+
+async def _together(first: Awaitable[_A], second: Awaitable[_B]) -> tuple[_A, _B]:
+    """Await both concurrently; when one fails, raise only after the other has finished.
+
+    Never leaves a write running behind the next attempt (the fences would still catch it).
+    """
+    a, b = await asyncio.gather(first, second, return_exceptions=True)
+    for result in (a, b):
+        if isinstance(result, BaseException):
+            raise result
+    return a, b  # type: ignore[return-value]  # exceptions were raised above
+
+
+async def _read_counted(
+    feedback: FeedbackStore | None, partitions: list[int]
+) -> dict[int, int | None]:
+    """The last counted offset of each partition (nothing to read without a feedback store)."""
+    if feedback is None or not partitions:
+        return {}
+    return await feedback.offsets(partitions)
+
+
+async def _write_counts(feedback: FeedbackStore | None, counts: list[PartitionUpdate]) -> list[int]:
+    """Write the counter updates; the partitions whose fence had moved."""
+    if feedback is None or not counts:
+        return []
+    return await feedback.apply(counts)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"

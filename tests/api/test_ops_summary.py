@@ -1,0 +1,46 @@
+"""``/ops/summary`` reports the feedback counters of the active offers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from api.app import create_app
+from recommender.adapters.feedback_store import FeedbackStore
+from recommender.adapters.redis_store import connect
+from recommender.core.feedback import CounterKey, PartitionUpdate
+from recommender.core.settings import Settings
+from tests.api.support import serve
+from tests.api.test_decisions_route import NullSink
+
+pytestmark = pytest.mark.integration
+
+
+async def test_summary_has_impressions_clicks_and_dismissals_of_every_offer(
+    isolated: Settings, model_files: tuple[Path, Path]
+) -> None:
+    model_dir, catalog_path = model_files
+    settings = isolated.model_copy(update={"model_dir": model_dir, "catalog_path": catalog_path})
+    client = connect(settings.redis_url)
+    feedback = FeedbackStore(client, settings.redis_prefix, settings.topic_partitions)
+    shown = {CounterKey("impressions", "tv-1"): 3, CounterKey("clicks", "tv-1"): 1}
+    more = {CounterKey("impressions", "tv-1"): 1, CounterKey("dismissals", "boots-1"): 2}
+    last = settings.topic_partitions - 1
+    updates = [PartitionUpdate(0, None, 5, shown), PartitionUpdate(last, None, 9, more)]
+    try:
+        assert await feedback.apply(updates) == []
+        async with serve(create_app(settings, producer=NullSink())) as api:
+            offers = (await api.get("/ops/summary")).json()["offers"]
+    finally:
+        keys = [k async for k in client.scan_iter(match=f"{settings.redis_prefix}*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+    zero = {"impressions": 0, "clicks": 0, "dismissals": 0, "click_rate": None}
+    assert offers == {
+        "tv-1": {"impressions": 4, "clicks": 1, "dismissals": 0, "click_rate": 0.25},
+        "tv-2": zero,
+        "boots-1": {**zero, "dismissals": 2},
+        "mount-1": zero,
+    }

@@ -1,0 +1,240 @@
+"""The Redis form of profiles and counters, byte for byte: the one place tests see raw Redis.
+
+Every other test goes through the stores; these pin the stored fields and bytes, so a change of
+the wire format (which running workers and APIs share) shows here.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from hypothesis import given, settings
+
+from recommender.adapters.codec import (
+    OFFSET_FIELD,
+    POSITION_FIELD,
+    counter_field,
+    offset_token,
+    parse_offset,
+    profile_from_hash,
+    profile_to_hash,
+    sum_counters,
+)
+from recommender.adapters.feedback_store import ADD_IF_FENCE, FeedbackStore
+from recommender.adapters.redis_store import REPLACE_IF_FENCE, ProfileStore, connect
+from recommender.core.feedback import (
+    ItemRating,
+    OfferStats,
+    increments,
+    item_ratings,
+    offer_counters,
+    offer_stats,
+    rating_counters,
+)
+from recommender.core.profile import Profile, ProfileParams, apply_event
+from recommender.core.replay import Profiler
+from recommender.core.settings import Settings
+from stream.batch import process_batch
+from stream.dead_letters import DeadLetter
+from stream.records import Record
+from tests.recommender.test_feedback import EVENTS
+from tests.recommender.test_profile import PARAMS, events_strategy
+
+H = 3600.0
+T = 1_750_000_000.0 - 1_750_000_000.0 % H  # the start of an hour
+
+
+# --- profile hash -------------------------------------------------------------------------
+
+
+def test_stored_form_exact_fields() -> None:
+    profile = Profile()
+    apply_event(
+        profile, {"q:tv": 1.5}, 1_700_000_000.0, PARAMS, position=(2, 41), purchased_item="SKU-1"
+    )
+    assert profile_to_hash(profile) == {
+        "f:q:tv": "1.5",
+        "b:SKU-1": "1700000000.0",
+        "_L": "1700000000.0",
+        "_t": "1700000000.0",
+        "_pos": "2:41",
+        "_n": "1",
+    }
+
+
+def test_stored_form_of_exposure_exact_fields() -> None:
+    params = ProfileParams(exposure_keep_s=7 * 24 * H)
+    profile = Profile()
+    apply_event(profile, {}, T, params, shown_offer="OFF:1", position=(0, 7))
+    apply_event(profile, {}, T + 1, params, shown_offer="OFF:1", position=(0, 8))
+    apply_event(profile, {}, T + H, params, dismissed_offer="OFF:1", position=(0, 9))
+    hour = int(T // H)
+    assert profile_to_hash(profile) == {
+        f"x:OFF:1:{hour}": "2",
+        f"d:OFF:1:{hour + 1}": "1",
+        "_L": repr(T),
+        "_t": repr(T + H),
+        "_pos": "0:9",
+        "_n": "3",
+    }
+    assert profile_from_hash(profile_to_hash(profile)) == profile
+
+
+@settings(max_examples=100, deadline=None)
+@given(events_strategy)
+def test_stored_form_round_trips_exactly(events: list[tuple[float, str, float]]) -> None:
+    profile = Profile()
+    for i, (ts, name, weight) in enumerate(events):
+        apply_event(
+            profile, {f"f:{name}:ü": weight}, ts, PARAMS, position=(1, i), purchased_item=name
+        )
+    stored = {k.encode(): v.encode() for k, v in profile_to_hash(profile).items()}
+    assert profile_from_hash(stored) == profile
+
+
+# --- counter hash -------------------------------------------------------------------------
+
+
+def test_counter_fields_exact() -> None:
+    assert {counter_field(key): n for key, n in increments(EVENTS).items()} == {
+        "i:O1": 2,
+        "c:O1": 1,
+        "d:O:2": 1,
+        "rn:SKU-1": 2,
+        "rs:SKU-1": 7,
+    }
+    assert tuple(map(counter_field, offer_counters("O1"))) == ("i:O1", "c:O1", "d:O1")
+    assert tuple(map(counter_field, rating_counters("SKU-1"))) == ("rn:SKU-1", "rs:SKU-1")
+    assert (offset_token(None), offset_token(12)) == ("", "12")
+    assert (parse_offset(None), parse_offset(b""), parse_offset(b"12")) == (None, None, 12)
+
+
+def test_sums_over_partitions() -> None:
+    keys = [*offer_counters("O1"), *offer_counters("O2")]
+    totals = sum_counters(
+        keys, [[b"2", b"1", None, None, None, None], [b"3", None, b"1", None, None, b"4"]]
+    )
+    stats = offer_stats(["O1", "O2"], totals)
+    assert stats == {"O1": OfferStats(5, 1, 1), "O2": OfferStats(0, 0, 4)}
+    assert offer_stats(["O1"], sum_counters(list(offer_counters("O1")), [])) == {"O1": OfferStats()}
+    keys = [*rating_counters("A"), *rating_counters("B")]
+    totals = sum_counters(keys, [[b"1", b"5", None, None], [b"2", b"7", None, None]])
+    assert item_ratings(["A", "B"], totals) == {"A": ItemRating(3, 4.0), "B": ItemRating(0, 0.0)}
+
+
+def test_scripts_fence_on_the_codec_fields() -> None:
+    assert f"redis.call('HGET', KEYS[1], '{POSITION_FIELD}')" in REPLACE_IF_FENCE
+    assert f"redis.call('HGET', KEYS[1], '{OFFSET_FIELD}')" in ADD_IF_FENCE
+    assert f"redis.call('HSET', KEYS[1], '{OFFSET_FIELD}', ARGV[2])" in ADD_IF_FENCE
+    assert "$" not in REPLACE_IF_FENCE + ADD_IF_FENCE
+
+
+# --- bytes in a real Redis ----------------------------------------------------------------
+
+
+@pytest.fixture
+async def client(stack: Settings) -> AsyncIterator[aioredis.Redis]:
+    redis = connect(stack.redis_url)
+    yield redis
+    await redis.aclose()
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"zmot:codec-{uuid.uuid4().hex[:10]}:"
+
+
+async def raw_hashes(client: aioredis.Redis, prefix: str) -> dict[bytes, dict[bytes, bytes]]:
+    """Every hash under ``prefix``, as Redis holds it."""
+    keys = sorted([k async for k in client.scan_iter(match=f"{prefix}*")])
+    return {k: await client.hgetall(k) for k in keys}
+
+
+async def drop(client: aioredis.Redis, prefix: str) -> None:
+    keys = [k async for k in client.scan_iter(match=f"{prefix}*")]
+    if keys:
+        await client.delete(*keys)
+
+
+@pytest.mark.integration
+async def test_put_many_stores_the_exact_bytes_of_the_codec(
+    client: aioredis.Redis, prefix: str
+) -> None:
+    """The fields travel as one JSON argument; Redis must still hold the codec's exact bytes."""
+    store = ProfileStore(client, prefix, ttl_s=3600)
+    try:
+        odd = ["ü日本😀", 'q"uo\\te', "nul\x00ctl\x01\x1f\x7f", "\u2028", "1e5", "", "a:b:c"]
+        profile = Profile(
+            weights={f"q:{name}": 0.1 * (i + 1) for i, name in enumerate(odd)} | {"big": 1.7e308},
+            purchases={"item-ü": 1_750_000_000.123456789},
+            shown={"offer:é": {486_111: 3}},
+            landmark=1_750_000_000.5,
+            last_ts=1_750_000_001.25,
+            partition=2,
+            offset=41,
+            n_events=9,
+        )
+        many = Profile(weights={f"f{i}": i / 7 for i in range(1500)}, partition=0, offset=1)
+        assert await store.put_many([("odd", None, profile), ("many", None, many)]) == []
+        for user, written in (("odd", profile), ("many", many)):
+            raw = await store.client.hgetall(store.key(user))
+            assert raw == {k.encode(): v.encode() for k, v in profile_to_hash(written).items()}
+            assert await store.get(user) == written
+        assert await store.put_many([("odd", (0, 1), profile)]) == ["odd"]  # fence still checked
+    finally:
+        await drop(client, prefix)
+
+
+def rec(partition: int, offset: int, user: str, kind: str, **fields: Any) -> Record:
+    data = {"user_id": user, "type": kind, "ts": int(T * 1000), **fields}
+    return Record(
+        "zmot.events.codec", partition, offset, None, user.encode(), json.dumps(data).encode()
+    )
+
+
+async def no_letters(letters: Sequence[DeadLetter]) -> None:
+    pass
+
+
+@pytest.mark.integration
+async def test_a_replayed_batch_leaves_every_stored_byte_as_it_was(
+    client: aioredis.Redis, prefix: str
+) -> None:
+    store = ProfileStore(client, prefix, ttl_s=3600)
+    feedback = FeedbackStore(client, prefix, 2)
+    records = [
+        rec(0, 0, "u1", "impression", offer_id="O1", channel="web"),
+        rec(0, 1, "u1", "click", offer_id="O1"),
+        rec(1, 0, "u2", "review", item_id="SKU-1", rating=5),
+        rec(1, 1, "u2", "search", query="tv repair"),
+        rec(0, 2, "u1", "page_view", item_id="SKU-1"),
+    ]
+
+    async def batch() -> None:
+        await process_batch(
+            records, profiler=Profiler(), store=store, dead_letter=no_letters, feedback=feedback
+        )
+
+    try:
+        await batch()
+        before = await raw_hashes(client, prefix)
+        await batch()
+        assert await raw_hashes(client, prefix) == before
+        assert before[feedback.key(0).encode()] == {b"i:O1": b"1", b"c:O1": b"1", b"_off": b"2"}
+        assert before[feedback.key(1).encode()] == {
+            b"rn:SKU-1": b"1",
+            b"rs:SKU-1": b"5",
+            b"_off": b"1",
+        }
+        u1 = await store.get("u1")
+        assert u1 is not None
+        assert before[store.key("u1").encode()] == {
+            k.encode(): v.encode() for k, v in profile_to_hash(u1).items()
+        }
+    finally:
+        await drop(client, prefix)
