@@ -25,6 +25,7 @@ from recommender.core.settings import Settings
 from recommender.offline.training import TrainConfig, train
 from stream.worker import build_profiler
 from tests.api.support import serve
+from tests.support.profiles import store_profile
 
 pytestmark = pytest.mark.integration
 
@@ -111,7 +112,7 @@ async def test_worker_stage_and_profile_route_use_the_models_half_life(
     redis = connect(settings.redis_url)
     store = ProfileStore(redis, settings.redis_prefix, ttl_s=600)
     try:
-        assert await store.put_many([("shopper", "", profile)]) == []
+        await store_profile(store, "shopper", profile)
         async with serve(create_app(settings, producer=_NoSink())) as client:
             offer = await client.get("/v1/next-best-offer", params={"user_id": "shopper"})
             route = await client.get("/v1/users/shopper/profile")
