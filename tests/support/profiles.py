@@ -1,7 +1,7 @@
 """Profiles for tests: build one with given weights, store it, read back what is stored.
 
 Tests go through :class:`~recommender.adapters.redis_store.ProfileStore` rather than Redis keys;
-the stored bytes themselves are checked in one place, ``tests/recommender/test_redis_codec.py``.
+the stored bytes themselves are checked in one place, ``tests/adapters/test_redis_codec.py``.
 """
 
 from __future__ import annotations

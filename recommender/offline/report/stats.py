@@ -116,7 +116,7 @@ def bootstrap(
 ) -> Bootstrap:
     """Resample users with replacement ``rounds`` times and measure every method on each draw.
 
-    Users are drawn exactly as the reference loop in tests/recommender/test_report.py draws
+    Users are drawn exactly as the reference loop in tests/recommender/offline/test_report.py draws
     them (same generator, same calls), so with the same seed both give the same intervals.
     """
     from tqdm import tqdm

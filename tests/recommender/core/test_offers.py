@@ -12,7 +12,7 @@ from recommender.core.journey import stage_of
 from recommender.core.offers import load_offer_catalog
 from recommender.core.placements import load_placements
 from recommender.core.profile import Profile
-from tests.recommender.arbitration_support import CATALOG
+from tests.recommender.core.arbitration_support import CATALOG
 
 YAML = """\
 offers:

@@ -29,7 +29,7 @@ from recommender.offline.synthetic import (
     shop_tables,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 INTENTS = shop_tables().intents
 EXCLUSIVE = shop_tables().exclusive
 START = datetime(2024, 5, 1, tzinfo=UTC)

@@ -8,7 +8,7 @@ from pathlib import Path
 from recommender.core.catalog import Catalog
 from recommender.offline.evaluation import split_events
 from recommender.offline.tuning import BOOSTS, Config, tune
-from tests.recommender.test_evaluation import catalog, histories
+from tests.recommender.offline.test_evaluation import catalog, histories
 
 
 def test_search_is_bounded_sorted_and_starts_from_the_defaults(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from recommender.core.arbitration import OfferRequest
-from tests.recommender.arbitration_support import Exposed, arbiter, one_per_item, profile
+from tests.recommender.core.arbitration_support import Exposed, arbiter, one_per_item, profile
 
 TV = {"q:tv": 1.0}
 NOW = time.time()

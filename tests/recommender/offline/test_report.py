@@ -222,7 +222,7 @@ def test_no_predictions_and_no_curve_still_give_a_report(tmp_path: Path) -> None
 
 def test_importing_the_report_module_does_not_import_matplotlib() -> None:
     code = "import sys, recommender.offline.report; sys.exit('matplotlib' in sys.modules)"
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     assert subprocess.run([sys.executable, "-c", code], cwd=root).returncode == 0
 
 

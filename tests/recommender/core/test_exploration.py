@@ -11,7 +11,7 @@ import pytest
 
 from recommender.core.arbitration import OfferRequest
 from recommender.core.exploration import ExplorationPolicy
-from tests.recommender.arbitration_support import arbiter, one_per_item, profile
+from tests.recommender.core.arbitration_support import arbiter, one_per_item, profile
 
 N = 10_000
 NOW = time.time()

@@ -24,7 +24,7 @@ from recommender.offline.importers import (
 )
 from tests.support.processes import run_zmot
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+DATA = Path(__file__).resolve().parents[4] / "shared" / "data"
 TAOBAO = DATA / "taobao-userbehavior-10k.csv"
 REES46 = DATA / "rees46-2019-oct-sample.csv"
 REES46_HEADER = (

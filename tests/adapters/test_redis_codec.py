@@ -42,8 +42,8 @@ from recommender.core.settings import Settings
 from stream.batch import process_batch
 from stream.dead_letters import DeadLetter
 from stream.records import Record
-from tests.recommender.test_feedback import EVENTS
-from tests.recommender.test_profile import PARAMS, events_strategy
+from tests.recommender.core.test_feedback import EVENTS
+from tests.recommender.core.test_profile import PARAMS, events_strategy
 
 H = 3600.0
 T = 1_750_000_000.0 - 1_750_000_000.0 % H  # the start of an hour
