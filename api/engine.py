@@ -20,7 +20,7 @@ from recommender.core.model import Model
 from recommender.core.offers import OfferCatalog, catalog_offers, load_offer_catalog
 from recommender.core.placements import Placements, load_placements
 from recommender.core.profile import Profile
-from recommender.core.runtime import resolve_runtime
+from recommender.core.runtime import resolve
 from recommender.core.scoring import Decision
 from recommender.core.settings import Settings
 
@@ -65,7 +65,7 @@ class Engine:
     catalog: Catalog
     arbiter: Decider
     half_life_s: float
-    """The runtime's half-life (:func:`recommender.core.runtime.resolve_runtime`): the model's
+    """The runtime's half-life (:func:`recommender.core.runtime.resolve`): the model's
     when it names one, which is what the worker decays profiles with."""
 
     @property
@@ -97,7 +97,7 @@ def load_engine(settings: Settings) -> Engine:
     if settings.model_dir is None:
         raise ConfigError("no model: set ZMOT_MODEL_DIR to a directory written by `zmot train`")
     model = Model.load(settings.model_dir)
-    runtime = resolve_runtime(settings)
+    runtime = resolve(settings, model.runtime_meta(), where=f"model {settings.model_dir}")
     catalog = load_catalog(settings.catalog_path)
     offers = load_offers(settings, catalog)
     arbiter = Arbiter(

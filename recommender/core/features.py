@@ -16,8 +16,9 @@ Feature names are readable because reasons are built from them:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from recommender.core.catalog import Item
 from recommender.core.events import Event
@@ -66,28 +67,42 @@ class FeatureConfig:
 ItemLookup = Callable[[str], Item | None]
 
 
+@lru_cache(maxsize=1 << 16)
 def split_feature(name: str) -> tuple[str, str]:
     """(kind, rest) of a feature name (kinds as in the module table): ``"bought:item:tv-1"`` is
-    ``("bought", "item:tv-1")``."""
+    ``("bought", "item:tv-1")``.
+
+    Cached: reasons parse every positive term of every answer, and the names are the model's
+    bounded vocabulary.
+    """
     kind, _, rest = name.partition(":")
     return kind, rest
 
 
+ITEM_PREFIX = "item:"
+QUERY_PREFIX = "q:"
+
+
 def item_feature(item_id: str) -> str:
     """The name of the feature for an item the user interacted with."""
-    return f"item:{item_id}"
+    return ITEM_PREFIX + item_id
 
 
-def item_of(name: str) -> str | None:
-    """The item id of an ``item:<id>`` feature, else None (``bought:item:`` is not one)."""
-    kind, rest = split_feature(name)
-    return rest if kind == "item" else None
+def item_weights(weights: Mapping[str, float]) -> list[tuple[str, float]]:
+    """(item id, weight) of every ``item:<id>`` feature of a profile, in profile order.
+
+    ``bought:item:`` features are not item features. One comprehension per request, not a
+    call per feature.
+    """
+    n = len(ITEM_PREFIX)
+    return [(name[n:], w) for name, w in weights.items() if name.startswith(ITEM_PREFIX)]
 
 
-def token_of(name: str) -> str | None:
-    """The search token of a ``q:<token>`` feature, else None."""
-    kind, rest = split_feature(name)
-    return rest if kind == "q" else None
+def token_positions(names: Iterable[str]) -> dict[str, int]:
+    """Each search token of ``q:<token>`` features by its last position in ``names``
+    (a profile's features are in the order it first saw them)."""
+    n = len(QUERY_PREFIX)
+    return {name[n:]: i for i, name in enumerate(names) if name.startswith(QUERY_PREFIX)}
 
 
 def _add(out: dict[str, float], name: str, weight: float) -> None:

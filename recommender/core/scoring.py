@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from recommender.core.catalog import Item
-from recommender.core.features import item_of
+from recommender.core.features import item_weights
 from recommender.core.model import Model
 from recommender.core.profile import Profile
 
@@ -57,12 +57,7 @@ def items_seen(
     weights: Mapping[str, float], item_index: Mapping[str, int]
 ) -> list[tuple[int, float]]:
     """(model position, weight) of every ``item:<id>`` feature of the profile the model knows."""
-    seen = []
-    for name, w in weights.items():
-        item_id = item_of(name)
-        if item_id is not None and item_id in item_index:
-            seen.append((item_index[item_id], w))
-    return seen
+    return [(item_index[item], w) for item, w in item_weights(weights) if item in item_index]
 
 
 class ItemScorer:

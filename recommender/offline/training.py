@@ -27,7 +27,7 @@ from recommender.core.calibration import Calibration
 from recommender.core.catalog import Catalog
 from recommender.core.errors import ModelError
 from recommender.core.events import Event
-from recommender.core.features import item_of
+from recommender.core.features import item_weights
 from recommender.core.model import Model
 from recommender.core.profile import Profile
 from recommender.core.replay import Profiler
@@ -207,11 +207,7 @@ def _calibrate(
         raw = (item_vectors @ user + item_biases).astype(np.float64)
         raw -= raw.mean()  # the user's bias is the same for every item: only margins count
         recent = np.zeros(len(raw))
-        seen = {
-            item: w
-            for n, w in row.items()
-            if (item := item_of(n)) is not None and item in item_index
-        }
+        seen = {item: w for item, w in item_weights(row) if item in item_index}
         if seen:
             top = max(seen.values())
             for item, w in seen.items():

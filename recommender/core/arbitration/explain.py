@@ -10,7 +10,7 @@ from dataclasses import replace
 
 from recommender.core.arbitration.table import ItemTable
 from recommender.core.arbitration.types import Candidate, OfferRequest, RatingLike
-from recommender.core.features import item_feature, token_of
+from recommender.core.features import item_feature, token_positions
 from recommender.core.model import Model
 from recommender.core.profile import Profile
 from recommender.core.reasons import MAX_REASONS, reasons_from, say
@@ -21,12 +21,7 @@ log = logging.getLogger("zmot.decisions")
 
 def search_order(profile: Profile) -> dict[str, int]:
     """Each search token of the profile by the order the profile first saw it."""
-    order: dict[str, int] = {}
-    for i, name in enumerate(profile.weights):
-        token = token_of(name)
-        if token is not None:
-            order[token] = i
-    return order
+    return token_positions(profile.weights)
 
 
 class Explainer:
