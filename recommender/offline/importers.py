@@ -57,8 +57,8 @@ eventdate``, ``;``-separated, with a header (``sessionId;userId;...`` in the ful
 recognised). Every row is a product view, ``page_view``. ``user_id`` is the session id: the
 data set is anonymous sessions (``userId`` is mostly ``NA``), and its own protocol predicts
 within sessions, so a real ``userId`` is not used either; one user per session. ``ts`` is
-``eventdate`` midnight UTC plus ``timeframe`` (ms since the session's first view): the time of
-day is unknown, but the order inside a session is kept, which is what the time split needs;
+``eventdate`` midnight UTC plus ``timeframe`` (ms into the session): the time of day is
+unknown, but the order inside a session is kept, which is what the time split needs;
 across sessions only the day is real, and a session that runs past midnight has its later
 views a day further on (order still kept). Rows outside ``[2016-01-01, 2016-07-01)`` (the
 cup's logs are from the first half of 2016) are ``impossible timestamp``. Catalog: ``item_id``
