@@ -1,4 +1,4 @@
-"""``zmot import``: public clickstreams (Taobao, REES46) into the event contract.
+"""``zmot import``: public clickstreams (Taobao, REES46, DIGINETICA) into the event contract.
 
 The conversion lives in :mod:`recommender.offline.importers`; this module parses the options, prints
 the skipped-row examples to stderr and a summary to stdout.
@@ -28,6 +28,14 @@ from recommender.offline.importers import (
 class SourceFormat(StrEnum):
     taobao = "taobao"
     rees46 = "rees46"
+    diginetica = "diginetica"
+
+
+FORMAT_OF: dict[SourceFormat, Format] = {
+    SourceFormat.taobao: "taobao",
+    SourceFormat.rees46: "rees46",
+    SourceFormat.diginetica: "diginetica",
+}
 
 
 class FavAs(StrEnum):
@@ -78,11 +86,17 @@ def import_command(
     ] = FavAs.page_view,
     since: Annotated[
         str | None,
-        typer.Option(help="Skip rows before this ISO time (Taobao default 2017-11-24T16:00Z)."),
+        typer.Option(
+            help="Skip rows before this ISO time (default: Taobao 2017-11-24T16:00Z, "
+            "DIGINETICA 2016-01-01)."
+        ),
     ] = None,
     until: Annotated[
         str | None,
-        typer.Option(help="Skip rows at or after this ISO time (Taobao: 2017-12-03T16:00Z)."),
+        typer.Option(
+            help="Skip rows at or after this ISO time (Taobao 2017-12-03T16:00Z, "
+            "DIGINETICA 2016-07-01)."
+        ),
     ] = None,
     no_window: Annotated[
         bool, typer.Option("--no-window", help="No default window: only the 2000-2100 check.")
@@ -92,8 +106,8 @@ def import_command(
     ] = 3,
     progress: Annotated[bool, typer.Option(help="Progress bar on stderr.")] = True,
 ) -> None:
-    """Convert a Taobao UserBehavior or REES46 CSV into zmot events and a catalog."""
-    fmt: Format = "taobao" if source_format is SourceFormat.taobao else "rees46"
+    """Convert a Taobao UserBehavior, REES46 or DIGINETICA CSV into zmot events and a catalog."""
+    fmt = FORMAT_OF[source_format]
     fav_as: FavPolicy = "page_view" if fav is FavAs.page_view else "skip"
     default_since, default_until = (None, None) if no_window else default_window(fmt)
     start = _when(since, "--since")

@@ -52,7 +52,19 @@ notebook"``), or brand and product id when there is no code, absent when neither
 ``user_session`` has no place in the contract and is dropped. The contract's own 2000-2100
 check applies; a window can be given.
 
-Both: events are written in input order (the Taobao sample is grouped by user, REES46 by time);
+DIGINETICA ``train-item-views`` (CIKM Cup 2016): ``session_id;user_id;item_id;timeframe;
+eventdate``, ``;``-separated, with a header (``sessionId;userId;...`` in the full release, also
+recognised). Every row is a product view, ``page_view``. ``user_id`` is the session id: the
+data set is anonymous sessions (``userId`` is mostly ``NA``), and its own protocol predicts
+within sessions, so a real ``userId`` is not used either; one user per session. ``ts`` is
+``eventdate`` midnight UTC plus ``timeframe`` (ms into the session): the time of day is
+unknown, but the order inside a session is kept, which is what the time split needs;
+across sessions only the day is real, and a session that runs past midnight has its later
+views a day further on (order still kept). Rows outside ``[2016-01-01, 2016-07-01)`` (the
+cup's logs are from the first half of 2016) are ``impossible timestamp``. Catalog: ``item_id``
+only; the release's ``product-categories.csv`` (``itemId;categoryId``) could be joined later.
+
+All: events are written in input order (the Taobao sample is grouped by user, REES46 by time);
 the report says whether the file was time-ordered overall and per user (what profile replay
 needs). The catalog holds exactly the items of written events; the first non-empty value of
 each field wins, and a later, different category or brand is counted as a conflict. Broken or
@@ -82,9 +94,9 @@ from tqdm import tqdm
 from recommender.core.errors import InvalidEventError, ZmotError
 from recommender.core.events import MAX_TS, MIN_TS, validate_event
 
-Format = Literal["taobao", "rees46"]
+Format = Literal["taobao", "rees46", "diginetica"]
 FavPolicy = Literal["page_view", "skip"]
-FORMATS: tuple[Format, ...] = ("taobao", "rees46")
+FORMATS: tuple[Format, ...] = ("taobao", "rees46", "diginetica")
 
 EVENTS_FILE = "events.jsonl"
 CATALOG_FILE = "catalog.jsonl"
@@ -93,9 +105,13 @@ REPORT_FILE = "import-report.json"
 # The Taobao data set's documented days, 2017-11-25 to 2017-12-03 in China time (UTC+8).
 TAOBAO_SINCE = datetime(2017, 11, 24, 16, tzinfo=UTC).timestamp()
 TAOBAO_UNTIL = datetime(2017, 12, 3, 16, tzinfo=UTC).timestamp()
+# The CIKM Cup 2016 logs are from the first half of 2016 (the sample: 2016-01-03 to 2016-06-01).
+DIGINETICA_SINCE = datetime(2016, 1, 1, tzinfo=UTC).timestamp()
+DIGINETICA_UNTIL = datetime(2016, 7, 1, tzinfo=UTC).timestamp()
 DEFAULT_WINDOWS: dict[Format, tuple[float | None, float | None]] = {
     "taobao": (TAOBAO_SINCE, TAOBAO_UNTIL),
     "rees46": (None, None),
+    "diginetica": (DIGINETICA_SINCE, DIGINETICA_UNTIL),
 }
 
 # Skip reasons (keys of ImportReport.skipped); contract failures are "invalid <field>".
@@ -108,6 +124,7 @@ BAD_TS = "bad timestamp"
 IMPOSSIBLE_TS = "impossible timestamp"
 EMPTY_USER = "empty user_id"
 EMPTY_ITEM = "empty item_id"
+EMPTY_SESSION = "empty session_id"
 # Reasons that mean "this is not the format named", checked on the first rows.
 FORMAT_REASONS = frozenset({BAD_COLUMNS, NOT_UTF8, UNKNOWN_KIND, BAD_TS})
 
@@ -118,6 +135,7 @@ REES46_KINDS: dict[str, str | None] = {
     "purchase": "purchase",
     "remove_from_cart": None,
 }
+DIGINETICA_KINDS: dict[str, str | None] = {"view": "page_view"}  # the file holds only views
 TAOBAO_COLUMNS = ("user_id", "item_id", "category_id", "behavior", "timestamp")
 REES46_COLUMNS = (
     "event_time",
@@ -131,6 +149,7 @@ REES46_COLUMNS = (
     "user_session",
 )
 REES46_REQUIRED = ("event_time", "event_type", "product_id", "user_id")
+DIGINETICA_COLUMNS = ("session_id", "user_id", "item_id", "timeframe", "eventdate")
 
 
 class DataImportError(ZmotError):
@@ -148,6 +167,7 @@ class _Skip(Exception):
 
 # (category, brand, price): kept as a tuple per item, the one structure that grows with items.
 ItemInfo = tuple[str | None, str | None, float | None]
+NO_INFO: ItemInfo = (None, None, None)
 
 
 class _Row(NamedTuple):
@@ -250,13 +270,13 @@ def _iso(ms: int | None) -> str | None:
         return f"{ms} ms"
 
 
-def _split(text: str) -> list[str]:
-    """CSV fields of one line: plain split when unquoted (both data sets), else :mod:`csv`."""
+def _split(text: str, sep: str = ",") -> list[str]:
+    """CSV fields of one line: plain split when unquoted (all data sets), else :mod:`csv`."""
     if '"' not in text:
-        return text.split(",")
+        return text.split(sep)
     import csv
 
-    return next(csv.reader([text]), [])
+    return next(csv.reader([text], delimiter=sep), [])
 
 
 def _seconds(text: str) -> float:
@@ -276,10 +296,15 @@ class _Parser:
     columns: tuple[str, ...]
     width: int
     seen_kinds: Counter[str]
+    sep = ","
 
     def header(self, fields: list[str]) -> bool:
         """True when ``fields`` is a header line (and adopt its column order)."""
         return [f.strip().lower() for f in fields] == list(self.columns)
+
+    def check_width(self, fields: list[str]) -> None:
+        if len(fields) != self.width:
+            raise _Skip(BAD_COLUMNS, f"{len(fields)} columns, expected {self.width}")
 
     def parse(self, fields: list[str]) -> _Row:
         raise NotImplementedError
@@ -297,8 +322,7 @@ class _Taobao(_Parser):
         self.seen_kinds = Counter()
 
     def parse(self, fields: list[str]) -> _Row:
-        if len(fields) != self.width:
-            raise _Skip(BAD_COLUMNS, f"{len(fields)} columns, expected {self.width}")
+        self.check_width(fields)
         user, item, category, kind, ts = map(str.strip, fields)
         if kind not in self.kinds:
             raise _Skip(UNKNOWN_KIND, f"behavior {kind[:40]!r}")
@@ -359,8 +383,7 @@ class _Rees46(_Parser):
         return fields[index].strip() if index is not None else ""
 
     def parse(self, fields: list[str]) -> _Row:
-        if len(fields) != self.width:
-            raise _Skip(BAD_COLUMNS, f"{len(fields)} columns, expected {self.width}")
+        self.check_width(fields)
         get = self._get
         kind = get(fields, "event_type")
         if kind not in self.kinds:
@@ -378,6 +401,54 @@ class _Rees46(_Parser):
             price = None
         info = (category, self._intern(get(fields, "brand")), price)
         return _Row(get(fields, "user_id"), kind, get(fields, "product_id"), ms, info)
+
+
+class _Diginetica(_Parser):
+    kinds = DIGINETICA_KINDS
+    columns = DIGINETICA_COLUMNS
+    width = len(DIGINETICA_COLUMNS)
+    sep = ";"
+
+    def __init__(self) -> None:
+        self._days: dict[str, int] = {}  # eventdate text -> its midnight UTC in ms
+        self.seen_kinds = Counter()
+
+    def header(self, fields: list[str]) -> bool:
+        # The sample spells the columns session_id, the full release sessionId.
+        names = [f.strip().lower().replace("_", "") for f in fields]
+        return names == [name.replace("_", "") for name in self.columns]
+
+    def _day_ms(self, text: str) -> int:
+        ms = self._days.get(text)
+        if ms is not None:
+            return ms
+        try:
+            if len(text) != 10:
+                raise ValueError(text)
+            day = datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
+        except ValueError:
+            raise _Skip(BAD_TS, f"eventdate not YYYY-MM-DD: {text[:40]!r}") from None
+        ms = self._days[text] = round(day.timestamp() * 1000)
+        return ms
+
+    def parse(self, fields: list[str]) -> _Row:
+        self.check_width(fields)
+        self.seen_kinds["view"] += 1
+        session, _user, item, timeframe, eventdate = map(str.strip, fields)
+        if not session:
+            raise _Skip(EMPTY_SESSION)
+        if not (timeframe.isascii() and timeframe.removeprefix("-").isdigit()):
+            raise _Skip(BAD_TS, f"timeframe not whole ms: {timeframe[:40]!r}")
+        if timeframe.startswith("-"):
+            raise _Skip(BAD_TS, f"negative timeframe: {timeframe[:40]!r}")
+        return _Row(session, "view", item, self._day_ms(eventdate) + int(timeframe), NO_INFO)
+
+
+def _parser(fmt: Format, fav: FavPolicy) -> _Parser:
+    """A fresh parser of ``fmt`` (parsers keep per-file caches)."""
+    if fmt == "taobao":
+        return _Taobao(fav)
+    return _Rees46() if fmt == "rees46" else _Diginetica()
 
 
 def _title(item_id: str, category: str | None, brand: str | None, fmt: Format) -> str | None:
@@ -458,7 +529,7 @@ def import_file(
         raise DataImportError("the time window is empty (since must be before until)")
     lo_ms = round(max(MIN_TS, since if since is not None else MIN_TS) * 1000)
     hi_ms = round(min(MAX_TS, until if until is not None else MAX_TS) * 1000)
-    parser: _Parser = _Taobao(fav) if fmt == "taobao" else _Rees46()
+    parser = _parser(fmt, fav)
     report = ImportReport(
         format=fmt,
         input=str(path),
@@ -572,7 +643,7 @@ def _convert(
                 report.rows += 1
                 skip(NOT_UTF8, "", raw)
                 continue
-            fields = _split(text)
+            fields = _split(text, parser.sep)
             if line_no == 1 and parser.header(fields):
                 report.header = True
                 continue

@@ -6,6 +6,8 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+from collections import defaultdict
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,7 @@ from recommender.offline.importers import (
     TAOBAO_SINCE,
     TAOBAO_UNTIL,
     DataImportError,
+    Format,
     ImportReport,
     import_file,
 )
@@ -27,6 +30,7 @@ from tests.support.processes import run_zmot
 DATA = Path(__file__).resolve().parents[4] / "shared" / "data"
 TAOBAO = DATA / "taobao-userbehavior-10k.csv"
 REES46 = DATA / "rees46-2019-oct-sample.csv"
+DIGINETICA = DATA / "diginetica-train-item-views-sample.csv"
 REES46_HEADER = (
     "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session"
 )
@@ -142,12 +146,149 @@ def test_rees46_sample_round_trips(tmp_path: Path) -> None:
     }
 
 
-def test_gzip_input_gives_the_same_files(tmp_path: Path) -> None:
+def _midnight_ms(day: str) -> int:
+    return int(datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC).timestamp()) * 1000
+
+
+def test_diginetica_sample_round_trips(tmp_path: Path) -> None:
+    report = import_file(DIGINETICA, tmp_path, "diginetica")
+    events = _check_output(tmp_path, report)
+
+    with DIGINETICA.open(newline="") as handle:
+        rows = list(csv.DictReader(handle, delimiter=";"))
+    assert len(rows) == 12_391  # the data README says 12,390: the last line has no newline
+    assert report.header and report.rows == len(rows)
+    assert report.skipped == {}
+    assert report.source_kinds == {"view": 12_391}
+    assert report.events == {"page_view": 12_391}
+    assert report.users == len({row["session_id"] for row in rows}) == 2986
+    assert report.catalog_items == 7139
+    assert all(row == {"item_id": row["item_id"]} for row in _catalog(tmp_path))
+    assert report.options == {"since": "2016-01-01T00:00:00Z", "until": "2016-07-01T00:00:00Z"}
+
+    # one user per session, even where the row names a real user
+    assert sum(row["user_id"] != "NA" for row in rows) == 4710
+    for row, event in zip(rows, events, strict=True):
+        assert (event.user_id, event.item_id, event.type) == (
+            row["session_id"],
+            row["item_id"],
+            "page_view",
+        )
+        assert event.ts is not None
+        assert round(event.ts * 1000) == _midnight_ms(row["eventdate"]) + int(row["timeframe"])
+    first = json.loads((tmp_path / EVENTS_FILE).read_text().splitlines()[0])
+    assert first == {"user_id": "1", "type": "page_view", "ts": 1462752526309, "item_id": "81766"}
+
+    # Inside every session the events' times give the order of the source's timeframes, also
+    # in the two sessions that run past midnight (their later rows carry the next day).
+    by_timeframe: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    by_ts: dict[str, list[tuple[float, str]]] = defaultdict(list)
+    for row, event in zip(rows, events, strict=True):
+        by_timeframe[row["session_id"]].append((int(row["timeframe"]), row["item_id"]))
+        by_ts[event.user_id].append((event.ts or 0.0, event.item_id or ""))
+    assert by_timeframe.keys() == by_ts.keys()
+    for session, views in by_timeframe.items():
+        assert [i for _, i in sorted(views)] == [i for _, i in sorted(by_ts[session])], session
+    assert {row["eventdate"] for row in rows if row["session_id"] == "2205"} == {
+        "2016-05-31",
+        "2016-06-01",
+    }
+    # the file is grouped by session, but not in time order inside a session
+    assert not report.time_ordered_per_user and report.user_out_of_order_rows == 6791
+
+
+DIGINETICA_BROKEN = b"""\
+session_id;user_id;item_id;timeframe;eventdate
+1;NA;10;0;2016-05-09
+1;NA;11;1500;2016-05-09
+2;7;12;20;2016-05-10
+2;NA;13;abc;2016-05-10
+2;NA;14;-5;2016-05-10
+2;NA;15;5;10.05.2016
+2;NA;16;5;2016-02-30
+;NA;17;5;2016-05-10
+3;NA;;5;2016-05-10
+3;NA;18;5
+
+3;NA;19;5;2015-12-31
+3;NA;\xff;5;2016-05-10
+session_id;user_id;item_id;timeframe;eventdate
+"3";NA;"20";7;2016-05-11
+4;NA;21;86400000;2016-06-30
+4;NA;22;1.5;2016-05-10
+4;NA;23;+5;2016-05-10
+"""
+
+
+def test_diginetica_broken_rows_are_counted_per_reason(tmp_path: Path) -> None:
+    source = tmp_path / "in.csv"
+    source.write_bytes(DIGINETICA_BROKEN)
+    report = import_file(source, tmp_path / "out", "diginetica", examples_per_reason=10)
+    events = _check_output(tmp_path / "out", report)
+
+    assert report.header and report.rows == 18
+    assert [(e.user_id, e.item_id, e.ts) for e in events] == [
+        ("1", "10", 1462752000.0),
+        ("1", "11", 1462752001.5),
+        ("2", "12", 1462838400.02),  # the session, not the row's user 7
+        ("3", "20", 1462924800.007),  # quoted fields
+    ]
+    assert report.skipped == {
+        "bad timestamp": 7,  # abc, -5, 10.05.2016, 2016-02-30, the header again, 1.5, +5
+        "empty session_id": 1,
+        "empty item_id": 1,
+        "bad column count": 1,
+        "blank line": 1,
+        "impossible timestamp": 2,  # 2015-12-31, and 2016-06-30 plus a day
+        "not UTF-8": 1,
+    }
+    by_line = {example.line: example for example in report.examples}
+    assert {line: by_line[line].reason for line in by_line} == {
+        5: "bad timestamp",
+        6: "bad timestamp",
+        7: "bad timestamp",
+        8: "bad timestamp",
+        9: "empty session_id",
+        10: "empty item_id",
+        11: "bad column count",
+        12: "blank line",
+        13: "impossible timestamp",
+        14: "not UTF-8",
+        15: "bad timestamp",
+        17: "impossible timestamp",
+        18: "bad timestamp",
+        19: "bad timestamp",
+    }
+    assert by_line[5].detail == "timeframe not whole ms: 'abc'"
+    assert by_line[6].detail == "negative timeframe: '-5'"
+    assert by_line[7].detail == "eventdate not YYYY-MM-DD: '10.05.2016'"
+    assert by_line[8].detail == "eventdate not YYYY-MM-DD: '2016-02-30'"
+    assert by_line[11].detail == "4 columns, expected 5"
+    assert by_line[17].detail.startswith("2016-07-01T00:00:00Z is outside [2016-01-01")
+
+
+def test_diginetica_full_release_header_and_foreign_files(tmp_path: Path) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text("sessionId;userId;itemId;timeframe;eventdate\n1;NA;10;0;2016-05-09\n")
+    report = import_file(source, tmp_path / "out", "diginetica")
+    assert report.header and report.rows == 1 and report.n_events == 1
+    with pytest.raises(DataImportError, match="bad column count 10000"):
+        import_file(TAOBAO, tmp_path / "t", "diginetica")
+    with pytest.raises(DataImportError, match=r"first 10000 rows .* \(bad column count 10000\)"):
+        import_file(DIGINETICA, tmp_path / "d", "taobao")
+
+
+@pytest.mark.parametrize(
+    ("sample", "fmt", "rows"), [(TAOBAO, "taobao", 10_000), (DIGINETICA, "diginetica", 12_391)]
+)
+def test_gzip_input_gives_the_same_files(
+    tmp_path: Path, sample: Path, fmt: Format, rows: int
+) -> None:
     packed = tmp_path / "sample.csv.gz"
-    packed.write_bytes(gzip.compress(TAOBAO.read_bytes()))
-    import_file(TAOBAO, tmp_path / "plain", "taobao")
-    report = import_file(packed, tmp_path / "gz", "taobao")
-    assert report.rows == 10_000
+    packed.write_bytes(gzip.compress(sample.read_bytes()))
+    import_file(sample, tmp_path / "plain", fmt)
+    report = import_file(packed, tmp_path / "gz", fmt)
+    assert report.rows == rows
     for name in (EVENTS_FILE, CATALOG_FILE):
         assert (tmp_path / "gz" / name).read_bytes() == (tmp_path / "plain" / name).read_bytes()
 
@@ -345,6 +486,20 @@ def test_command_prints_summary_and_examples(tmp_path: Path) -> None:
     report = json.loads((tmp_path / "w" / REPORT_FILE).read_text())
     assert report["options"] == {"fav": "skip", "since": None, "until": "2017-12-01T00:00:00Z"}
     assert report["time_range"]["first"] == "2017-11-24T08:45:57Z"
+
+
+def test_command_imports_diginetica(tmp_path: Path) -> None:
+    result = run_zmot(
+        "import", "--format", "diginetica", str(DIGINETICA), "--out", str(tmp_path), "--no-progress"
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines() == [
+        "diginetica: 12391 rows -> 12391 events (page_view 12391)",
+        "2986 users, 7139 items; 2016-01-03T00:00:07.112000Z .. 2016-06-01T00:18:44.305000Z; "
+        "time-ordered: no (6123 rows go back), per user: no (6791)",
+        f"wrote {tmp_path / EVENTS_FILE}, {tmp_path / CATALOG_FILE}, {tmp_path / REPORT_FILE}",
+    ]
+    assert result.stderr == ""  # nothing skipped, no examples
 
 
 def test_command_fails_on_the_wrong_format(tmp_path: Path) -> None:
