@@ -100,14 +100,23 @@ def _item_runs(
     return items, user[first], item[first], ts[first], np.maximum.reduceat(weight, first)
 
 
-def _best(candidates: I64, scores: F64, depth: int) -> I64:
+DENSE_ITEMS = 1 << 16
+"""Up to this many items, scores are summed in a dense vector (cheaper than np.unique)."""
+
+
+def _best(candidates: I64, scores: F64, depth: int, n_items: int) -> I64:
     """Summed scores of repeated candidates; the ``depth`` best, ties by item index."""
     if candidates.size == 0:
         return candidates
-    unique, inverse = np.unique(candidates, return_inverse=True)
-    total = np.bincount(inverse, weights=scores)
-    keep = total > 0
-    unique, total = unique[keep], total[keep]
+    if n_items <= DENSE_ITEMS:
+        total = np.bincount(candidates, weights=scores, minlength=n_items)
+        unique = np.flatnonzero(total > 0)
+        total = total[unique]
+    else:
+        unique, inverse = np.unique(candidates, return_inverse=True)
+        total = np.bincount(inverse, weights=scores)
+        keep = total > 0
+        unique, total = unique[keep], total[keep]
     order = np.lexsort((unique, -total))[:depth]
     best: I64 = unique[order]
     return best
@@ -206,7 +215,7 @@ class Covisitation:
             scores.append(self.data[lo:hi] / (position + 1.0))
         if not parts:
             return []
-        best = _best(np.concatenate(parts), np.concatenate(scores), self.depth)
+        best = _best(np.concatenate(parts), np.concatenate(scores), self.depth, len(self.items))
         return [self.items[j] for j in best]
 
 
@@ -254,14 +263,33 @@ class SessionKnn:
         by_item = np.lexsort((-sid, iid))  # each item's sessions, most recent first
         self.item_ptr = np.concatenate(([0], np.cumsum(np.bincount(iid, minlength=n))))
         self.item_sessions: I64 = sid[by_item]
+        # scratch buffers, all zero between calls (a call is not thread-safe): a dense mark per
+        # session and a query weight per item make the union and the overlap linear in the
+        # candidates instead of sorting them
+        self._marked = np.zeros(n_sessions, dtype=bool)
+        self._query = np.zeros(n)
 
     def _rows(self, sessions: I64) -> tuple[I64, I64]:
         """(position in ``sessions``, item) of every item of the given sessions."""
         lo, hi = self.session_ptr[sessions], self.session_ptr[sessions + 1]
         lengths = hi - lo
         owner = np.repeat(np.arange(sessions.size), lengths)
-        offsets = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-        return owner, self.session_items[np.repeat(lo, lengths) + offsets]
+        shift = np.repeat(lo - (np.cumsum(lengths) - lengths), lengths)
+        return owner, self.session_items[np.arange(shift.size) + shift]
+
+    def _candidates(self, query: I64) -> I64:
+        """The ``sample`` most recent sessions holding any query item, oldest first."""
+        sample = self.params.sample
+        ptr = self.item_ptr
+        shared = [self.item_sessions[ptr[j] : min(ptr[j] + sample, ptr[j + 1])] for j in query]
+        if len(shared) == 1:
+            only: I64 = shared[0][::-1]
+            return only
+        every = np.concatenate(shared)
+        self._marked[every] = True
+        marked: I64 = np.flatnonzero(self._marked)[-sample:]
+        self._marked[every] = False
+        return marked
 
     def __call__(self, events: Sequence[Event]) -> list[str]:
         p = self.params
@@ -272,25 +300,19 @@ class SessionKnn:
         length = float(len(latest))
         query = np.array([j for j, _ in known], dtype=np.int64)
         weights = np.array([(length - pos) / length for _, pos in known])
-        shared = np.concatenate(
-            [self.item_sessions[self.item_ptr[j] : self.item_ptr[j] + p.sample] for j in query]
-        )
-        candidates = np.unique(shared)[-p.sample :]  # the most recent sessions
+        candidates = self._candidates(query)
         if candidates.size == 0:
             return []
         owner, members = self._rows(candidates)
-        order = np.argsort(query)
-        at = np.clip(np.searchsorted(query[order], members), 0, query.size - 1)
-        hit = query[order][at] == members
-        overlap = np.bincount(
-            owner, weights=np.where(hit, weights[order][at], 0.0), minlength=candidates.size
-        )
+        self._query[query] = weights
+        overlap = np.bincount(owner, weights=self._query[members], minlength=candidates.size)
+        self._query[query] = 0.0
         norm = np.sqrt((weights**2).sum() * self.sizes[candidates])
         similarity = overlap / norm
-        nearest = np.argsort(-similarity, kind="stable")[: p.k]
+        nearest = np.argsort(-similarity, kind="stable")[: p.k]  # ties: the older session
         nearest = nearest[similarity[nearest] > 0]
         owner, members = self._rows(candidates[nearest])
-        best = _best(members, similarity[nearest][owner], self.depth)
+        best = _best(members, similarity[nearest][owner], self.depth, len(self.items))
         return [self.items[j] for j in best]
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from recommender.core.events import Event
+from recommender.offline import neighbours
 from recommender.offline.neighbours import (
     Covisitation,
     CovisitParams,
@@ -114,3 +117,25 @@ def test_session_knn_samples_the_most_recent_sessions() -> None:
     old, new = views("old", "AO", start=T0), views("new", "BN", start=T0 + 5 * HOUR)
     knn = SessionKnn(old + new, params=SessionKnnParams(sample=1))
     assert knn(views("me", "BA")) == ["B", "N"]
+
+
+def test_session_knn_candidates_are_only_sessions_of_the_query_items() -> None:
+    # items in index order A, B, C, P, Q, R, S: A's and C's sessions lie next to B's and P's
+    events = (
+        views("s1", "AP", start=T0)
+        + views("s2", "CQ", start=T0 + HOUR)
+        + views("s3", "BR", start=T0 + 2 * HOUR)
+        + views("s4", "BS", start=T0 + 3 * HOUR)
+    )
+    knn = SessionKnn(events, params=SessionKnnParams(sample=2))
+    assert set(knn(views("me", "CA"))) == set("ACPQ")  # both sessions, none of B's
+
+
+def test_large_catalogues_rank_the_same_without_the_dense_vector(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    covisit, knn = Covisitation(covisit_history()), SessionKnn(session_history())
+    queries = [views("me", q) for q in ("A", "CA", "EXY", "ABCXYZ")]
+    dense = [(covisit(q), knn(q)) for q in queries]
+    monkeypatch.setattr(neighbours, "DENSE_ITEMS", 0)
+    assert [(covisit(q), knn(q)) for q in queries] == dense
