@@ -11,7 +11,7 @@ from tests.conftest import SHARED_DATA
 from tests.support.processes import run_zmot
 
 TAOBAO = SHARED_DATA / "taobao-userbehavior-10k.csv"
-METHODS = {"live", "frozen", "popular", "popular_in_category", "recent"}
+METHODS = {"live", "frozen", "popular", "popular_in_category", "recent", "covisit", "session_knn"}
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +55,38 @@ def test_evaluate_json_prints_one_document_with_every_metric(
     rows = [json.loads(line) for line in lines]
     hr = sum(r["target"] in r["methods"]["recent"][:10] for r in rows) / len(rows)
     assert hr == pytest.approx(document["methods"]["recent"]["hr@10"])
+    hr = sum(r["target"] in r["methods"]["covisit"][:10] for r in rows) / len(rows)
+    assert hr == pytest.approx(document["methods"]["covisit"]["hr@10"])
+    # both slices ride along; the top level is the chosen one (any)
+    assert document["items"] == "any"
+    assert document["by_items"]["any"]["methods"] == document["methods"]
+    new = document["by_items"]["new"]
+    assert new["n_predictions"] == sum(r["new"] for r in rows) > 0
+    assert new["methods"]["recent"]["hr@10"] == 0.0
+
+
+def test_evaluate_items_new_scores_only_items_new_to_the_user(
+    imported: Path, tmp_path: Path
+) -> None:
+    dump = tmp_path / "predictions.jsonl"
+    done = run_zmot(
+        "evaluate",
+        "--events", str(imported / "events.jsonl"),
+        "--split-ratio", "0.8",
+        "--catalog", str(imported / "catalog.jsonl"),
+        "--epochs", "2",
+        "--items", "new",
+        "--json",
+        "--dump-predictions", str(dump),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    assert document["items"] == "new"
+    assert document["methods"] == document["by_items"]["new"]["methods"]
+    assert 0 < document["n_predictions"] < document["by_items"]["any"]["n_predictions"]
+    assert document["methods"]["recent"]["hr@10"] == 0.0
+    rows = [json.loads(line) for line in dump.read_text().splitlines()]
+    assert len(rows) == document["n_predictions"] and all(r["new"] for r in rows)
 
 
 def test_evaluate_refuses_a_split_and_two_files_together(imported: Path) -> None:
