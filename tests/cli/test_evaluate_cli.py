@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,22 +23,27 @@ def imported(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def test_evaluate_json_prints_one_document_with_every_metric(
-    imported: Path, tmp_path: Path
-) -> None:
-    dump = tmp_path / "predictions.jsonl"
+def evaluate_json(imported: Path, dump: Path, *options: str) -> dict[str, Any]:
+    """`zmot evaluate --json --dump-predictions` on the imported sample, split 80/20."""
     done = run_zmot(
         "evaluate",
         "--events", str(imported / "events.jsonl"),
         "--split-ratio", "0.8",
         "--catalog", str(imported / "catalog.jsonl"),
-        "--k", "10,20",
-        "--epochs", "5",
         "--json",
         "--dump-predictions", str(dump),
+        *options,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    document = json.loads(done.stdout)  # exactly one JSON document: logs went to stderr
+    document: dict[str, Any] = json.loads(done.stdout)  # one JSON document: logs on stderr
+    return document
+
+
+def test_evaluate_json_prints_one_document_with_every_metric(
+    imported: Path, tmp_path: Path
+) -> None:
+    dump = tmp_path / "predictions.jsonl"
+    document = evaluate_json(imported, dump, "--k", "10,20", "--epochs", "5")
     assert document["n_predictions"] > 1000
     assert METHODS <= set(document["methods"])
     for name in METHODS:
@@ -69,18 +75,7 @@ def test_evaluate_items_new_scores_only_items_new_to_the_user(
     imported: Path, tmp_path: Path
 ) -> None:
     dump = tmp_path / "predictions.jsonl"
-    done = run_zmot(
-        "evaluate",
-        "--events", str(imported / "events.jsonl"),
-        "--split-ratio", "0.8",
-        "--catalog", str(imported / "catalog.jsonl"),
-        "--epochs", "2",
-        "--items", "new",
-        "--json",
-        "--dump-predictions", str(dump),
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    document = json.loads(done.stdout)
+    document = evaluate_json(imported, dump, "--epochs", "2", "--items", "new")
     assert document["items"] == "new"
     assert document["methods"] == document["by_items"]["new"]["methods"]
     assert 0 < document["n_predictions"] < document["by_items"]["any"]["n_predictions"]
