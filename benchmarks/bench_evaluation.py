@@ -6,7 +6,9 @@ then times three passes over the same test events in this one run:
 1. the baseline: replaying the test events through the worker's profile function only (the
    least any replay evaluation must do);
 2. the full evaluation (live, frozen, popular, popular-in-category, recent) at k = 10,20;
-3. writing the HTML report with its bootstrap confidence intervals.
+3. the same with the item-neighbourhood baselines ``zmot evaluate`` adds (covisit,
+   session_knn), whose fitting on the training events is timed apart;
+4. writing the HTML report with its bootstrap confidence intervals.
 
 Prints the figures and appends them to BENCHMARKS.md with the machine, date and command.
 
@@ -29,6 +31,7 @@ from recommender.core.events import load_events  # noqa: E402
 from recommender.core.profile import Profile  # noqa: E402
 from recommender.core.replay import Profiler  # noqa: E402
 from recommender.offline.evaluation import evaluate, split_events  # noqa: E402
+from recommender.offline.neighbours import neighbour_methods  # noqa: E402
 from recommender.offline.report import write_report  # noqa: E402
 from recommender.offline.synthetic import generate  # noqa: E402
 from recommender.offline.training import TrainConfig, train  # noqa: E402
@@ -61,6 +64,22 @@ def main() -> None:
         eval_s = time.perf_counter() - t0
 
         t0 = time.perf_counter()
+        kinds = Profiler(catalog).features.kind_weights
+        neighbours = neighbour_methods(train_events, kind_weights=kinds, depth=50)
+        fit_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        both = evaluate(
+            model,
+            catalog,
+            Profiler(catalog),
+            train_events,
+            test_events,
+            ks=[10, 20],
+            extra_methods=neighbours,
+        )
+        both_s = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
         write_report(data / "report", result, result.summary(), model, progress=False)
         report_s = time.perf_counter() - t0
 
@@ -71,6 +90,16 @@ def main() -> None:
             f"evaluate: {len(result.methods)} methods ({', '.join(result.methods)}) at k=10,20,"
             " lists 50 deep (incl. the replay)",
             eval_s,
+            n_test,
+        ),
+        (
+            f"fit {', '.join(neighbours)} on the {len(train_events)} training events",
+            fit_s,
+            n_test,
+        ),
+        (
+            f"evaluate: the same + {', '.join(neighbours)} ({len(both.methods)} methods)",
+            both_s,
             n_test,
         ),
         ("report: bootstrap CIs (300 rounds) + 4 plots + HTML", report_s, n_test),
@@ -94,7 +123,9 @@ def main() -> None:
             *table,
             "",
             f"Evaluation: {n_pred / eval_s:,.0f} predictions/s; the full evaluation takes"
-            f" {eval_s / replay_s:.1f}x the bare replay.",
+            f" {eval_s / replay_s:.1f}x the bare replay; with {', '.join(neighbours)}"
+            f" {both.n_predictions / both_s:,.0f} predictions/s ({both_s / eval_s:.2f}x the"
+            f" time, plus {fit_s:.1f} s to fit them).",
         ]
     )
     print(text)  # noqa: T201

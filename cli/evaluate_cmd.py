@@ -58,6 +58,12 @@ def register(app: typer.Typer) -> None:
         ] = None,
         k: Annotated[str, typer.Option(help="Cut-offs, e.g. 10,20.")] = "10",
         target: Annotated[str, typer.Option(help="any (every item event) or conversion.")] = "any",
+        items: Annotated[
+            str,
+            typer.Option(
+                help="any target item, or only items new to the user (never touched before)."
+            ),
+        ] = "any",
         recent_boost: Annotated[
             Optional[float],  # noqa: UP045
             typer.Option(help="Blend weight of the user's own items (default: the model's)."),
@@ -88,12 +94,15 @@ def register(app: typer.Typer) -> None:
         from recommender.core.model import Model
         from recommender.core.replay import Profiler
         from recommender.core.runtime import resolve
+        from recommender.offline.evaluation import Prediction, split_events
         from recommender.offline.evaluation import evaluate as run_evaluation
-        from recommender.offline.evaluation import split_events
+        from recommender.offline.neighbours import neighbour_methods
         from recommender.offline.training import train as fit
 
         if target not in ("any", "conversion"):
             raise typer.BadParameter("--target must be 'any' or 'conversion'")
+        if items not in ("any", "new"):
+            raise typer.BadParameter("--items must be 'any' or 'new'")
         ks = _parse_ks(k)
         settings = get_settings()
         cat = Catalog.load(catalog)
@@ -133,6 +142,15 @@ def register(app: typer.Typer) -> None:
         runtime = resolve(settings, model.runtime_meta())
         boost = runtime.arbitration.recent_boost if recent_boost is None else recent_boost
 
+        depth = max(50, *ks)  # evaluate's default list depth
+        neighbours = neighbour_methods(
+            train_events, kind_weights=profiler.features.kind_weights, depth=depth
+        )
+
+        def write(prediction: Prediction) -> None:
+            if dump is not None and (items == "any" or prediction.new):
+                dump.write(json.dumps(prediction.to_json()) + "\n")
+
         dump: IO[str] | None = dump_predictions.open("w") if dump_predictions else None
         try:
             result = run_evaluation(
@@ -145,21 +163,25 @@ def register(app: typer.Typer) -> None:
                 target=target,  # type: ignore[arg-type]  # checked above
                 recent_boost=boost,
                 purchase_exclusion_s=runtime.arbitration.purchase_exclusion_s,
-                on_prediction=(lambda p: dump.write(json.dumps(p.to_json()) + "\n"))
-                if dump
-                else None,
+                on_prediction=write if dump else None,
                 progress=True,
+                depth=depth,
+                extra_methods=neighbours,
             )
         finally:
             if dump:
                 dump.close()
-        summary = result.summary()
+        slices = {"any": result, "new": result.only_new()}
+        summary = slices[items].summary()
+        summary["items"] = items
+        summary["by_items"] = {name: part.summary() for name, part in slices.items()}
         summary["model_version"] = model.version
         summary["recent_boost"] = boost
         if out is not None:
             from recommender.offline.report import write_report
 
-            write_report(out, result, summary, model)
+            others = {name: part for name, part in slices.items() if name != items}
+            write_report(out, slices[items], summary, model, items=items, others=others)
             _log(f"report: {out / 'report.html'}")
         if as_json:
             sys.stdout.write(json.dumps(summary) + "\n")
@@ -182,7 +204,7 @@ def _print_table(summary: dict[str, object], ks: list[int]) -> None:
     methods = summary["methods"]
     assert isinstance(methods, dict)
     columns = [f"{m}@{k}" for k in ks for m in ("hr", "mrr", "ndcg")] + ["coverage"]
-    typer.echo(f"{summary['n_predictions']} predictions")
+    typer.echo(f"{summary['n_predictions']} predictions (target items: {summary['items']})")
     typer.echo(f"{'method':22}" + "".join(f"{c:>10}" for c in columns))
     for name, values in methods.items():
         typer.echo(f"{name:22}" + "".join(f"{values[c]:>10.4f}" for c in columns))

@@ -13,13 +13,18 @@ and the walk moves on. Baselines are ranked at the same moments from the same hi
 ``recent``               the user's own distinct items so far (train and test), newest first
 =======================  ==========================================================
 
+``zmot evaluate`` also ranks ``covisit`` and ``session_knn``, item-neighbourhood baselines
+learned from the training events (:mod:`recommender.offline.neighbours`), as extra methods.
+
 With a purchase-exclusion window, ``live_without_purchase_rule`` is also ranked: the live
 model with recently bought items allowed back, which shows what that business rule costs on
 data where shoppers return to what they bought.
 
 Each prediction keeps the 0-based rank of the target in every method's list (or -1 when it is
 not among the top ``max(ks)``), so metrics, confidence intervals and per-segment views are all
-computed afterwards from one array.
+computed afterwards from one array. It also records whether the target is *new* to the
+user (no item event of the user on it before the moment): :meth:`EvalResult.only_new` is the
+evaluation restricted to those, where ``recent`` cannot hit by construction.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import copy
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -47,6 +52,9 @@ METHODS = ("live", "frozen", "popular", "popular_in_category", "recent")
 
 UNFILTERED = "live_without_purchase_rule"
 """The live model with bought items allowed back in: what the purchase rule costs."""
+
+ItemsSlice = Literal["any", "new"]
+"""Which targets count: every one, or only items new to the user at that moment."""
 
 Recommender = Callable[[Sequence[Event]], Sequence[str]]
 """A ranking method under test: the user's events so far -> item ids, best first."""
@@ -82,6 +90,8 @@ class Prediction:
     position: int
     target: str
     lists: dict[str, list[str]]
+    new: bool = False
+    """The user had no item event on the target before this moment."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -89,6 +99,7 @@ class Prediction:
             "ts": round(self.ts * 1000),
             "position": self.position,
             "target": self.target,
+            "new": self.new,
             "methods": self.lists,
         }
 
@@ -106,6 +117,10 @@ class EvalResult:
     n_items: int
     user_ids: list[str] = field(default_factory=list)
     depth: int = 0
+    new: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    """Per prediction: the target was new to the user (see :attr:`Prediction.new`)."""
+    recommended_new: dict[str, dict[int, set[str]]] = field(default_factory=dict)
+    """Like ``recommended``, over the predictions with a new target only."""
 
     @property
     def n_predictions(self) -> int:
@@ -130,6 +145,29 @@ class EvalResult:
                 out[f"coverage@{k}"] = len(self.recommended[method][k]) / max(1, self.n_items)
             out["coverage"] = out[f"coverage@{max(self.ks)}"]
         return out
+
+    def only_new(self) -> EvalResult:
+        """The same evaluation over the predictions whose target was new to the user; users
+        without such a prediction are left out (users are renumbered, order kept)."""
+        rows = np.flatnonzero(self.new)
+        kept, users = np.unique(self.users[rows], return_inverse=True)
+        return EvalResult(
+            ks=self.ks,
+            methods=self.methods,
+            ranks=self.ranks[rows],
+            users=users.astype(np.int32).reshape(-1),
+            seen=self.seen[rows],
+            recommended=self.recommended_new,
+            n_items=self.n_items,
+            user_ids=[self.user_ids[u] for u in kept.tolist()] if self.user_ids else [],
+            depth=self.depth,
+            new=np.ones(rows.size, dtype=bool),
+            recommended_new=self.recommended_new,
+        )
+
+    def items(self, which: ItemsSlice) -> EvalResult:
+        """This evaluation (``any``) or its new-item part (``new``)."""
+        return self.only_new() if which == "new" else self
 
     def summary(self) -> dict[str, Any]:
         """The document ``zmot evaluate --json`` prints."""
@@ -248,7 +286,9 @@ def evaluate(
     rank_rows: list[list[int]] = []
     user_col: list[int] = []
     seen_col: list[int] = []
+    new_col: list[bool] = []
     recommended: dict[str, dict[int, set[str]]] = {m: {k: set() for k in ks} for m in methods}
+    recommended_new: dict[str, dict[int, set[str]]] = {m: {k: set() for k in ks} for m in methods}
 
     for i in tqdm(ordered, desc="evaluating", unit="ev", disable=not progress):
         event = test[i]
@@ -274,13 +314,17 @@ def evaluate(
             rank_rows.append([_rank(lists[m], event.item_id) for m in methods])
             user_col.append(user_index.setdefault(user, len(user_index)))
             seen_col.append(n_seen[user])
+            new = event.item_id not in history.get(user, {})
+            new_col.append(new)
             for method, chosen in lists.items():
                 for k in ks:
                     recommended[method][k].update(chosen[:k])
+                    if new:
+                        recommended_new[method][k].update(chosen[:k])
             if on_prediction is not None:
                 cut = max(ks)
                 shown = {m: chosen[:cut] for m, chosen in lists.items()}
-                on_prediction(Prediction(user, now, position, event.item_id, shown))
+                on_prediction(Prediction(user, now, position, event.item_id, shown, new))
         profiler.apply(live.setdefault(user, Profile()), event)
         remember(event)
 
@@ -294,6 +338,8 @@ def evaluate(
         n_items=len(catalog) or len(items),
         user_ids=list(user_index),
         depth=depth,
+        new=np.array(new_col, dtype=bool),
+        recommended_new=recommended_new,
     )
 
 

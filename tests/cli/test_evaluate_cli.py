@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -11,7 +12,7 @@ from tests.conftest import SHARED_DATA
 from tests.support.processes import run_zmot
 
 TAOBAO = SHARED_DATA / "taobao-userbehavior-10k.csv"
-METHODS = {"live", "frozen", "popular", "popular_in_category", "recent"}
+METHODS = {"live", "frozen", "popular", "popular_in_category", "recent", "covisit", "session_knn"}
 
 
 @pytest.fixture(scope="module")
@@ -22,22 +23,27 @@ def imported(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def test_evaluate_json_prints_one_document_with_every_metric(
-    imported: Path, tmp_path: Path
-) -> None:
-    dump = tmp_path / "predictions.jsonl"
+def evaluate_json(imported: Path, dump: Path, *options: str) -> dict[str, Any]:
+    """`zmot evaluate --json --dump-predictions` on the imported sample, split 80/20."""
     done = run_zmot(
         "evaluate",
         "--events", str(imported / "events.jsonl"),
         "--split-ratio", "0.8",
         "--catalog", str(imported / "catalog.jsonl"),
-        "--k", "10,20",
-        "--epochs", "5",
         "--json",
         "--dump-predictions", str(dump),
+        *options,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    document = json.loads(done.stdout)  # exactly one JSON document: logs went to stderr
+    document: dict[str, Any] = json.loads(done.stdout)  # one JSON document: logs on stderr
+    return document
+
+
+def test_evaluate_json_prints_one_document_with_every_metric(
+    imported: Path, tmp_path: Path
+) -> None:
+    dump = tmp_path / "predictions.jsonl"
+    document = evaluate_json(imported, dump, "--k", "10,20", "--epochs", "5")
     assert document["n_predictions"] > 1000
     assert METHODS <= set(document["methods"])
     for name in METHODS:
@@ -55,6 +61,27 @@ def test_evaluate_json_prints_one_document_with_every_metric(
     rows = [json.loads(line) for line in lines]
     hr = sum(r["target"] in r["methods"]["recent"][:10] for r in rows) / len(rows)
     assert hr == pytest.approx(document["methods"]["recent"]["hr@10"])
+    hr = sum(r["target"] in r["methods"]["covisit"][:10] for r in rows) / len(rows)
+    assert hr == pytest.approx(document["methods"]["covisit"]["hr@10"])
+    # both slices ride along; the top level is the chosen one (any)
+    assert document["items"] == "any"
+    assert document["by_items"]["any"]["methods"] == document["methods"]
+    new = document["by_items"]["new"]
+    assert new["n_predictions"] == sum(r["new"] for r in rows) > 0
+    assert new["methods"]["recent"]["hr@10"] == 0.0
+
+
+def test_evaluate_items_new_scores_only_items_new_to_the_user(
+    imported: Path, tmp_path: Path
+) -> None:
+    dump = tmp_path / "predictions.jsonl"
+    document = evaluate_json(imported, dump, "--epochs", "2", "--items", "new")
+    assert document["items"] == "new"
+    assert document["methods"] == document["by_items"]["new"]["methods"]
+    assert 0 < document["n_predictions"] < document["by_items"]["any"]["n_predictions"]
+    assert document["methods"]["recent"]["hr@10"] == 0.0
+    rows = [json.loads(line) for line in dump.read_text().splitlines()]
+    assert len(rows) == document["n_predictions"] and all(r["new"] for r in rows)
 
 
 def test_evaluate_refuses_a_split_and_two_files_together(imported: Path) -> None:

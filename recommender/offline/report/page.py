@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import math
 import time
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from string import Template
@@ -33,6 +34,16 @@ DESCRIPTIONS = {
     "popular_in_category": "the most popular items of the categories the shopper looked at "
     "most recently, then popular items",
     "recent": "the shopper's own items so far, newest first",
+    "live_without_purchase_rule": "the live model with recently bought items allowed back "
+    "(what the purchase rule costs)",
+    "covisit": "items seen shortly before or after the shopper's newest items by the same "
+    "shoppers in training (item-to-item co-visitation)",
+    "session_knn": "items of the past sessions most similar to the shopper's latest session "
+    "(V-SkNN)",
+}
+SLICES = {
+    "any": "every target",
+    "new": "targets new to the shopper (no earlier event on the item; recent cannot hit)",
 }
 
 
@@ -51,8 +62,11 @@ def render(
     main_k: int,
     depth: int,
     n_users: int,
+    items: str = "any",
+    others: Mapping[str, tuple[EvalResult, Bootstrap]] | None = None,
 ) -> str:
-    """The report page: everything inline except the PNGs next to it."""
+    """The report page: everything inline except the PNGs next to it. Verdict, plots and the
+    history table are over the ``items`` targets; ``others`` add a metrics table each."""
     e = html.escape
     palette = colours(result.methods)
     recent_boost = ""
@@ -72,7 +86,13 @@ def render(
         level=f"{LEVEL:.0%}",
         rounds=boot.values.shape[0],
         verdict=_verdict_section(verdict, main_k),
+        items=e(SLICES.get(items, items)),
         metrics=_metrics_table(result, boot, palette),
+        others="".join(
+            f"<h3>Targets: {e(SLICES.get(name, name))} ({part.n_predictions} predictions)</h3>"
+            + _metrics_table(part, part_boot, palette)
+            for name, (part, part_boot) in (others or {}).items()
+        ),
         figures=_figures(main_k, depth),
         history=_history_table(result, history, main_k, palette),
         methods="".join(

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from recommender.offline.report import page, plots
-from recommender.offline.report.stats import LEVEL, bootstrap, by_history, hr_by_k, verdicts
+from recommender.offline.report.stats import (
+    LEVEL,
+    Bootstrap,
+    bootstrap,
+    by_history,
+    hr_by_k,
+    verdicts,
+)
 
 if TYPE_CHECKING:
     from recommender.core.model import Model
@@ -23,12 +31,17 @@ def write_report(
     summary: dict[str, Any],
     model: Model,
     *,
+    items: str = "any",
+    others: Mapping[str, EvalResult] | None = None,
     rounds: int = 300,
     seed: int = 0,
     progress: bool = True,
 ) -> Path:
     """Write metrics.json, the four plots and report.html into ``out_dir``; return the HTML's
-    path. ``rounds`` bootstrap resamples of users give the 95% intervals."""
+    path. ``rounds`` bootstrap resamples of users give the 95% intervals. ``result`` is the
+    evaluation over the ``items`` targets (``any`` or ``new``); ``others`` are other slices of
+    it (e.g. ``{"new": result.only_new()}``), shown as further metric tables with their own
+    intervals and written under ``by_items`` in metrics.json."""
     out_dir.mkdir(parents=True, exist_ok=True)
     main_k = min(result.ks)
     depth = max(result.depth, *result.ks)
@@ -44,9 +57,15 @@ def write_report(
     document["main_k"] = main_k
     document["depth"] = depth
     document["confidence"] = {"level": LEVEL, "rounds": rounds, "seed": seed, "over": "users"}
-    document["ci"] = {
-        m: {metric: list(boot.interval(m, metric)) for metric in boot.metrics} for m in boot.methods
+    document["ci"] = _intervals(boot)
+    extra = {
+        name: (part, bootstrap(part, rounds=rounds, seed=seed))
+        for name, part in (others or {}).items()
     }
+    by_items = document["by_items"] = dict(document.get("by_items") or {})
+    by_items[items] = {**by_items.get(items, {}), "ci": document["ci"]}
+    for name, (part, part_boot) in extra.items():
+        by_items[name] = {**by_items.get(name, part.summary()), "ci": _intervals(part_boot)}
     document["verdict"] = [v.to_json() for v in verdict]
     document["hr_by_k"] = curve_k
     document["by_history"] = history
@@ -61,10 +80,19 @@ def write_report(
     plots.plot_history(by_history_png, history, main_k, palette)
     plots.plot_training(training_png, model.info.get("curve"))
 
-    text = page.render(result, summary, model, boot, verdict, history, main_k, depth, n_users)
+    text = page.render(
+        result, summary, model, boot, verdict, history, main_k, depth, n_users, items, extra
+    )
     path = out_dir / "report.html"
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def _intervals(boot: Bootstrap) -> dict[str, dict[str, list[float]]]:
+    """Every method's interval of every metric, as metrics.json holds them."""
+    return {
+        m: {metric: list(boot.interval(m, metric)) for metric in boot.metrics} for m in boot.methods
+    }
 
 
 def _clean(value: Any) -> Any:

@@ -15,7 +15,7 @@ from recommender.core.catalog import Catalog, Item
 from recommender.core.events import Event
 from recommender.core.profile import ProfileParams
 from recommender.core.replay import Profiler
-from recommender.offline.evaluation import evaluate, split_events
+from recommender.offline.evaluation import Prediction, evaluate, split_events
 from recommender.offline.training import TrainConfig, train
 
 T0 = 1_760_000_000.0
@@ -140,3 +140,29 @@ def test_dumped_predictions_carry_every_method_and_position() -> None:
             strict=True,
         )
     )
+
+
+def test_new_items_are_the_targets_the_user_never_touched_before() -> None:
+    cat = catalog()
+    events = histories(users=40)
+    tr, te = split_events(events, split_ratio=0.5)
+    model = train(tr, cat, Profiler(cat), TrainConfig(epochs=2, no_components=8))
+    dumped: list[Prediction] = []
+    result = evaluate(model, cat, Profiler(cat), tr, te, ks=[10], on_prediction=dumped.append)
+    expected = [
+        p.target
+        not in {e.item_id for e in events if e.user_id == p.user_id and (e.ts or 0.0) < p.ts}
+        for p in dumped
+    ]
+    assert [p.new for p in dumped] == expected
+    assert 0 < sum(expected) < len(expected)  # both kinds occur
+    new = result.only_new()
+    assert new.n_predictions == sum(expected) == result.items("new").n_predictions
+    assert result.items("any") is result
+    # recent only offers what the user touched: it cannot hit a new item, but does hit repeats
+    assert new.method_metrics("recent")["hr@10"] == 0.0
+    assert result.method_metrics("recent")["hr@10"] > 0.0
+    rows = [i for i, p in enumerate(dumped) if p.new]
+    assert new.ranks.tolist() == result.ranks[rows].tolist()
+    assert sorted(new.user_ids) == sorted({dumped[i].user_id for i in rows})
+    assert new.method_metrics("recent")["coverage@10"] > 0.0  # lists shown at new targets

@@ -220,6 +220,32 @@ def test_no_predictions_and_no_curve_still_give_a_report(tmp_path: Path) -> None
     assert doc["verdict"][0]["outcome"] == "not distinguishable"
 
 
+def test_new_items_get_their_own_table_and_intervals(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    base = constructed()
+    new = np.arange(base.n_predictions) % 3 == 0  # every third target new to its user
+    shown = {m: {k: {"n1"} for k in base.ks} for m in base.methods}
+    result = replace(base, new=new, recommended_new=shown)
+    part = result.only_new()
+    summary = result.summary()
+    write_report(
+        tmp_path, result, summary, model(), others={"new": part}, rounds=50, progress=False
+    )
+    page = html.unescape((tmp_path / "report.html").read_text(encoding="utf-8"))
+    assert f"Targets: every target ({result.n_predictions} predictions)" in page
+    assert f"({part.n_predictions} predictions)" in page and "targets new to the shopper" in page
+    for method in part.methods:
+        assert f"{part.method_metrics(method)['mrr@5']:.4f}" in page, method
+    doc = json.loads((tmp_path / "metrics.json").read_text(encoding="utf-8"))
+    assert doc["by_items"]["new"]["n_predictions"] == part.n_predictions == int(new.sum())
+    assert doc["by_items"]["new"]["methods"]["live"] == part.method_metrics("live")
+    assert doc["by_items"]["any"]["ci"] == doc["ci"]
+    low, high = doc["by_items"]["new"]["ci"]["live"]["hr@5"]
+    assert low <= part.method_metrics("live")["hr@5"] <= high
+    assert doc["by_items"]["new"]["methods"]["recent"]["coverage@5"] == 1 / result.n_items
+
+
 def test_importing_the_report_module_does_not_import_matplotlib() -> None:
     code = "import sys, recommender.offline.report; sys.exit('matplotlib' in sys.modules)"
     root = Path(__file__).resolve().parents[3]
