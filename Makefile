@@ -26,12 +26,13 @@ $(STAMP):
 	LIGHTFM_NO_CFLAGS=1 $(BIN)/pip install --quiet -e ".[dev]"
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
-system-deps: ## Install Debian's redis-server, Java 17, Maven and chromium (ops page test) when missing
+system-deps: ## Install Debian's redis-server, Java 17, Maven, chromium (ops page test) and prometheus (promtool checks the alert rules) when missing
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
 	command -v mvn >/dev/null || missing="$$missing maven"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
