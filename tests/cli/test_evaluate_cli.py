@@ -12,7 +12,16 @@ from tests.conftest import SHARED_DATA
 from tests.support.processes import run_zmot
 
 TAOBAO = SHARED_DATA / "taobao-userbehavior-10k.csv"
-METHODS = {"live", "frozen", "popular", "popular_in_category", "recent", "covisit", "session_knn"}
+METHODS = {
+    "live",
+    "frozen",
+    "popular",
+    "popular_in_category",
+    "recent",
+    "covisit",
+    "session_knn",
+    "hybrid",
+}
 
 
 @pytest.fixture(scope="module")
