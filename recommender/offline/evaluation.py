@@ -179,10 +179,11 @@ class EvalResult:
         }
 
 
-class _Popularity:
-    """Training popularity, overall and per category."""
+class Popularity:
+    """Training popularity, overall and per category: the ``depth`` items with the largest
+    counts (any weights: plain or decayed counts), ties by item id."""
 
-    def __init__(self, counts: Counter[str], catalog: Catalog, depth: int) -> None:
+    def __init__(self, counts: Mapping[str, float], catalog: Catalog, depth: int) -> None:
         ordered = [item for item, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
         self.top = ordered[:depth]
         self.by_category: dict[str, list[str]] = {}
@@ -242,7 +243,7 @@ def evaluate(
     wanted = TARGET_TYPES[target]
     scorer = ItemScorer(model, purchase_exclusion_s=purchase_exclusion_s, recent_boost=recent_boost)
     items = model.item_ids
-    popularity = _Popularity(
+    popularity = Popularity(
         Counter(e.item_id for e in train if e.type in wanted and e.item_id), catalog, depth
     )
 

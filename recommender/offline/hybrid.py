@@ -46,6 +46,7 @@ from recommender.core.model import Model
 from recommender.core.profile import Profile
 from recommender.core.replay import Profiler
 from recommender.core.scoring import ItemScorer, top_k
+from recommender.offline.evaluation import Popularity
 from recommender.offline.neighbours import Covisitation, SessionKnn
 from recommender.offline.propensity import fit_logistic
 from recommender.offline.training import TARGET_TYPES, Target
@@ -142,16 +143,7 @@ class _Tables:
             assert e.item_id is not None
             decay = 2.0 ** (((e.ts or 0.0) - end) / params.trend_half_life_s)
             self.trend[e.item_id] = self.trend.get(e.item_id, 0.0) + decay
-        ordered = sorted(self.trend, key=lambda i: (-self.trend[i], i))
-        half = max(1, params.popular_items // 2)
-        self.trending = ordered[:half]
-        self.by_category: dict[str, list[str]] = {}
-        for item in ordered:
-            entry = catalog.get(item)
-            if entry and entry.category:
-                bucket = self.by_category.setdefault(entry.category, [])
-                if len(bucket) < half:
-                    bucket.append(item)
+        self.trending = Popularity(self.trend, catalog, max(1, params.popular_items // 2))
 
 
 class Hybrid:
@@ -254,11 +246,11 @@ class Hybrid:
         if z is not None and tables.model is not None:
             ids = tables.model.item_ids
             chosen.update(dict.fromkeys(ids[j] for j in top_k(z, p.model_items)))
-        chosen.update(dict.fromkeys(tables.trending))
-        for _, strong in categories:
-            chosen.update(dict.fromkeys(tables.by_category.get(strong, ())))
-            if len(chosen) >= p.max_candidates:
-                break
+        chosen.update(dict.fromkeys(tables.trending.top))
+        strong = [name for _, name in categories]
+        chosen.update(
+            dict.fromkeys(tables.trending.in_categories(strong, len(tables.trending.top)))
+        )
         names = list(chosen)[: p.max_candidates]
 
         strongest_item = max((weights.get(item_feature(i), 0.0) for i in shopper.newest), default=0)
