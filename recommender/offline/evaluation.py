@@ -14,7 +14,9 @@ and the walk moves on. Baselines are ranked at the same moments from the same hi
 =======================  ==========================================================
 
 ``zmot evaluate`` also ranks ``covisit`` and ``session_knn``, item-neighbourhood baselines
-learned from the training events (:mod:`recommender.offline.neighbours`), as extra methods.
+learned from the training events (:mod:`recommender.offline.neighbours`), and the
+experimental ``hybrid`` (candidates re-ranked by a learned model,
+:mod:`recommender.offline.hybrid`) as extra methods.
 
 With a purchase-exclusion window, ``live_without_purchase_rule`` is also ranked: the live
 model with recently bought items allowed back, which shows what that business rule costs on
