@@ -94,8 +94,9 @@ def register(app: typer.Typer) -> None:
         from recommender.core.model import Model
         from recommender.core.replay import Profiler
         from recommender.core.runtime import resolve
-        from recommender.offline.evaluation import Prediction, split_events
+        from recommender.offline.evaluation import Prediction, Recommender, split_events
         from recommender.offline.evaluation import evaluate as run_evaluation
+        from recommender.offline.hybrid import Hybrid
         from recommender.offline.neighbours import neighbour_methods
         from recommender.offline.training import train as fit
 
@@ -129,13 +130,13 @@ def register(app: typer.Typer) -> None:
             raise ZmotError("no test events after the split")
         _log(f"{len(train_events)} training events, {len(test_events)} test events")
 
+        chosen = resolve_config(
+            config, epochs=epochs, components=components, target=target, seed=seed
+        )
         if model_dir is not None:
             model = Model.load(model_dir)
             profiler = Profiler(cat, model.feature_config, model.profile_params)
         else:
-            chosen = resolve_config(
-                config, epochs=epochs, components=components, target=target, seed=seed
-            )
             profiler = Profiler(cat, chosen.features, chosen.profile)
             model = fit(train_events, cat, profiler, chosen.train, progress=True)
             model.recent_boost = chosen.recent_boost
@@ -143,9 +144,23 @@ def register(app: typer.Typer) -> None:
         boost = runtime.arbitration.recent_boost if recent_boost is None else recent_boost
 
         depth = max(50, *ks)  # evaluate's default list depth
-        neighbours = neighbour_methods(
-            train_events, kind_weights=profiler.features.kind_weights, depth=depth
+        extra: dict[str, Recommender] = dict(
+            neighbour_methods(
+                train_events, kind_weights=profiler.features.kind_weights, depth=depth
+            )
         )
+        _log("hybrid: fitting its ranker on the end of the training period")
+        hybrid = Hybrid(
+            train_events,
+            cat,
+            profiler,
+            model,
+            fit_model=lambda part: fit(part, cat, profiler, chosen.train),
+            target=target,  # type: ignore[arg-type]  # checked above
+            depth=depth,
+        )
+        _log(hybrid.describe())
+        extra["hybrid"] = hybrid
 
         def write(prediction: Prediction) -> None:
             if dump is not None and (items == "any" or prediction.new):
@@ -166,7 +181,7 @@ def register(app: typer.Typer) -> None:
                 on_prediction=write if dump else None,
                 progress=True,
                 depth=depth,
-                extra_methods=neighbours,
+                extra_methods=extra,
             )
         finally:
             if dump:

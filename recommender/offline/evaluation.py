@@ -14,7 +14,9 @@ and the walk moves on. Baselines are ranked at the same moments from the same hi
 =======================  ==========================================================
 
 ``zmot evaluate`` also ranks ``covisit`` and ``session_knn``, item-neighbourhood baselines
-learned from the training events (:mod:`recommender.offline.neighbours`), as extra methods.
+learned from the training events (:mod:`recommender.offline.neighbours`), and the
+experimental ``hybrid`` (candidates re-ranked by a learned model,
+:mod:`recommender.offline.hybrid`) as extra methods.
 
 With a purchase-exclusion window, ``live_without_purchase_rule`` is also ranked: the live
 model with recently bought items allowed back, which shows what that business rule costs on
@@ -179,10 +181,11 @@ class EvalResult:
         }
 
 
-class _Popularity:
-    """Training popularity, overall and per category."""
+class Popularity:
+    """Training popularity, overall and per category: the ``depth`` items with the largest
+    counts (any weights: plain or decayed counts), ties by item id."""
 
-    def __init__(self, counts: Counter[str], catalog: Catalog, depth: int) -> None:
+    def __init__(self, counts: Mapping[str, float], catalog: Catalog, depth: int) -> None:
         ordered = [item for item, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
         self.top = ordered[:depth]
         self.by_category: dict[str, list[str]] = {}
@@ -242,7 +245,7 @@ def evaluate(
     wanted = TARGET_TYPES[target]
     scorer = ItemScorer(model, purchase_exclusion_s=purchase_exclusion_s, recent_boost=recent_boost)
     items = model.item_ids
-    popularity = _Popularity(
+    popularity = Popularity(
         Counter(e.item_id for e in train if e.type in wanted and e.item_id), catalog, depth
     )
 

@@ -104,19 +104,23 @@ DENSE_ITEMS = 1 << 16
 """Up to this many items, scores are summed in a dense vector (cheaper than np.unique)."""
 
 
+def _totals(candidates: I64, scores: F64, n_items: int) -> tuple[I64, F64]:
+    """Summed scores of repeated candidates: (distinct candidates, their positive totals)."""
+    if n_items <= DENSE_ITEMS:
+        total = np.bincount(candidates, weights=scores, minlength=n_items)
+        unique = np.flatnonzero(total > 0)
+        return unique.astype(np.int64), total[unique].astype(np.float64)
+    unique, inverse = np.unique(candidates, return_inverse=True)
+    total = np.bincount(inverse, weights=scores)
+    keep = total > 0
+    return unique[keep].astype(np.int64), total[keep].astype(np.float64)
+
+
 def _best(candidates: I64, scores: F64, depth: int, n_items: int) -> I64:
     """Summed scores of repeated candidates; the ``depth`` best, ties by item index."""
     if candidates.size == 0:
         return candidates
-    if n_items <= DENSE_ITEMS:
-        total = np.bincount(candidates, weights=scores, minlength=n_items)
-        unique = np.flatnonzero(total > 0)
-        total = total[unique]
-    else:
-        unique, inverse = np.unique(candidates, return_inverse=True)
-        total = np.bincount(inverse, weights=scores)
-        keep = total > 0
-        unique, total = unique[keep], total[keep]
+    unique, total = _totals(candidates, scores, n_items)
     order = np.lexsort((unique, -total))[:depth]
     best: I64 = unique[order]
     return best
@@ -140,7 +144,33 @@ def _latest_items(events: Sequence[Event], limit: int, gap_s: float | None = Non
     return list(out)
 
 
-class Covisitation:
+EMPTY_VOTES: tuple[I64, F64] = (np.zeros(0, dtype=np.int64), np.zeros(0))
+
+
+class Neighbourhood:
+    """What both baselines share: ``votes`` (item index, score) from the shopper's events,
+    summed into a ranked list (``__call__``) or into every voted item's score (``scores``)."""
+
+    items: list[str]
+    depth: int
+
+    def votes(self, events: Sequence[Event]) -> tuple[I64, F64]:
+        raise NotImplementedError
+
+    def __call__(self, events: Sequence[Event]) -> list[str]:
+        candidates, scores = self.votes(events)
+        best = _best(candidates, scores, self.depth, len(self.items))
+        return [self.items[j] for j in best]
+
+    def scores(self, events: Sequence[Event]) -> dict[str, float]:
+        """Every item with a positive summed vote, with that sum (unordered)."""
+        unique, total = _totals(*self.votes(events), len(self.items))
+        return {
+            self.items[j]: float(t) for j, t in zip(unique.tolist(), total.tolist(), strict=True)
+        }
+
+
+class Covisitation(Neighbourhood):
     """Item-to-item co-visitation counts from training, the strongest ``top_n`` per item.
 
     For a pair of distinct items ``d`` positions apart (within ``window`` and ``max_gap_s``)
@@ -202,7 +232,7 @@ class Covisitation:
             for c, w in zip(self.indices[lo:hi], self.data[lo:hi], strict=True)
         ]
 
-    def __call__(self, events: Sequence[Event]) -> list[str]:
+    def votes(self, events: Sequence[Event]) -> tuple[I64, F64]:
         recent = _latest_items(events, self.params.recent_items)
         parts: list[I64] = []
         scores: list[F64] = []
@@ -214,12 +244,11 @@ class Covisitation:
             parts.append(self.indices[lo:hi])
             scores.append(self.data[lo:hi] / (position + 1.0))
         if not parts:
-            return []
-        best = _best(np.concatenate(parts), np.concatenate(scores), self.depth, len(self.items))
-        return [self.items[j] for j in best]
+            return EMPTY_VOTES
+        return np.concatenate(parts), np.concatenate(scores)
 
 
-class SessionKnn:
+class SessionKnn(Neighbourhood):
     """V-SkNN over the training sessions (a shopper's item events split at ``gap_s`` pauses).
 
     The query is the shopper's latest session so far (the ongoing one, or the one they left
@@ -291,18 +320,18 @@ class SessionKnn:
         self._marked[every] = False
         return marked
 
-    def __call__(self, events: Sequence[Event]) -> list[str]:
+    def votes(self, events: Sequence[Event]) -> tuple[I64, F64]:
         p = self.params
         latest = _latest_items(events, p.query_items, gap_s=p.gap_s)
         known = [(self.index[i], pos) for pos, i in enumerate(latest) if i in self.index]
         if not known:
-            return []
+            return EMPTY_VOTES
         length = float(len(latest))
         query = np.array([j for j, _ in known], dtype=np.int64)
         weights = np.array([(length - pos) / length for _, pos in known])
         candidates = self._candidates(query)
         if candidates.size == 0:
-            return []
+            return EMPTY_VOTES
         owner, members = self._rows(candidates)
         self._query[query] = weights
         overlap = np.bincount(owner, weights=self._query[members], minlength=candidates.size)
@@ -312,8 +341,7 @@ class SessionKnn:
         nearest = np.argsort(-similarity, kind="stable")[: p.k]  # ties: the older session
         nearest = nearest[similarity[nearest] > 0]
         owner, members = self._rows(candidates[nearest])
-        best = _best(members, similarity[nearest][owner], self.depth, len(self.items))
-        return [self.items[j] for j in best]
+        return members, similarity[nearest][owner]
 
 
 def neighbour_methods(

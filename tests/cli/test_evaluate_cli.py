@@ -12,7 +12,16 @@ from tests.conftest import SHARED_DATA
 from tests.support.processes import run_zmot
 
 TAOBAO = SHARED_DATA / "taobao-userbehavior-10k.csv"
-METHODS = {"live", "frozen", "popular", "popular_in_category", "recent", "covisit", "session_knn"}
+METHODS = {
+    "live",
+    "frozen",
+    "popular",
+    "popular_in_category",
+    "recent",
+    "covisit",
+    "session_knn",
+    "hybrid",
+}
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +70,9 @@ def test_evaluate_json_prints_one_document_with_every_metric(
     rows = [json.loads(line) for line in lines]
     hr = sum(r["target"] in r["methods"]["recent"][:10] for r in rows) / len(rows)
     assert hr == pytest.approx(document["methods"]["recent"]["hr@10"])
-    hr = sum(r["target"] in r["methods"]["covisit"][:10] for r in rows) / len(rows)
-    assert hr == pytest.approx(document["methods"]["covisit"]["hr@10"])
+    for method in ("covisit", "hybrid"):
+        hr = sum(r["target"] in r["methods"][method][:10] for r in rows) / len(rows)
+        assert hr == pytest.approx(document["methods"][method]["hr@10"])
     # both slices ride along; the top level is the chosen one (any)
     assert document["items"] == "any"
     assert document["by_items"]["any"]["methods"] == document["methods"]

@@ -1,0 +1,143 @@
+"""The hybrid ranker on synthetic histories where one signal decides, and inside evaluate."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+
+from recommender.core.catalog import Catalog, Item
+from recommender.core.events import Event
+from recommender.core.model import Model
+from recommender.core.profile import ProfileParams
+from recommender.core.replay import Profiler
+from recommender.offline.evaluation import evaluate, split_events
+from recommender.offline.hybrid import FEATURES, Hybrid
+from recommender.offline.training import TrainConfig, train
+
+T0 = 1_760_000_000.0
+MINUTE = 60.0
+HOUR = 3600.0
+DAY = 24 * HOUR
+
+
+def event(user: str, item: str, ts: float, kind: str = "page_view") -> Event:
+    return Event(user_id=user, type=kind, item_id=item).with_ts(ts)
+
+
+def no_model(_events: Sequence[Event]) -> Model | None:
+    return None
+
+
+def fitted(events: list[Event]) -> Hybrid:
+    """A hybrid on ``events`` without LightFM (its signals are then 0): only the tables and
+    the shopper's own history can decide."""
+    return Hybrid(events, Catalog(), Profiler(), None, fit_model=no_model)
+
+
+def pairs_history(users: range) -> list[Event]:
+    """Items come in fixed pairs: whoever views a<k> views b<k> next. A shopper's pairs are two
+    days apart, so only the pair itself is co-visited."""
+    events: list[Event] = []
+    for u in users:
+        start = T0 + u * 4 * HOUR
+        for j in range(3):
+            k = (u + 7 * j) % 20
+            events.append(event(f"u{u}", f"a{k}", start + j * 2 * DAY))
+            events.append(event(f"u{u}", f"b{k}", start + j * 2 * DAY + MINUTE))
+    return events
+
+
+def favourite_history(users: range) -> list[Event]:
+    """Each shopper carted a favourite item three times three weeks ago, then viewed it once
+    among three other items of their own; next they come back to the favourite. Only the
+    repeat count tells it apart: it is neither the newest nor, after three weeks of decay,
+    the heaviest in the profile, and nobody else knows these items."""
+    events: list[Event] = []
+    for u in range(users.start, users.stop):
+        user, start = f"u{u}", T0 + u * 4 * HOUR
+        events += [event(user, f"fav{u}", start + i * MINUTE, "add_to_cart") for i in range(3)]
+        recent = start + 21 * DAY
+        for i, item in enumerate([f"x{u}", f"fav{u}", f"y{u}", f"z{u}"]):
+            events.append(event(user, item, recent + i * MINUTE))
+        events.append(event(user, f"fav{u}", recent + 10 * MINUTE))
+    return events
+
+
+def hit_at_1(hybrid: Hybrid, cases: list[tuple[list[Event], str]]) -> float:
+    return sum(hybrid(history)[:1] == [target] for history, target in cases) / len(cases)
+
+
+def test_hybrid_learns_that_co_visitation_decides() -> None:
+    hybrid = fitted(pairs_history(range(60)))
+    assert hybrid.n_moments > 0 and hybrid.weights
+    assert max(hybrid.weights, key=lambda n: hybrid.weights[n]) == "covisit"
+    assert hybrid.weights["covisit"] > 1.0 > hybrid.weights["repeat"]
+    cases = [([event(f"new{k}", f"a{k}", T0 + 30 * DAY)], f"b{k}") for k in range(20)]
+    assert hit_at_1(hybrid, cases) >= 0.9
+
+
+def test_hybrid_learns_that_the_repeat_count_decides() -> None:
+    hybrid = fitted(favourite_history(range(60)))
+    assert hybrid.weights["repeat"] > 1.0
+    assert hybrid.weights["repeat"] > hybrid.weights["covisit"]
+    assert hybrid.weights["repeat"] > hybrid.weights["own_weight"]
+    # new shoppers with the same habit, after training: their favourite comes first
+    later = favourite_history(range(100, 120))
+    cases = []
+    for u in range(100, 120):
+        mine = [e for e in later if e.user_id == f"u{u}"]
+        cases.append((mine[:-1], mine[-1].item_id or ""))
+        assert mine[-2].item_id != mine[-1].item_id  # newest-first would miss it
+    assert hit_at_1(hybrid, cases) >= 0.9
+
+
+def test_the_ranker_reads_no_event_after_the_moment() -> None:
+    """Ranking a history gives the same list whether or not later events exist elsewhere."""
+    events = pairs_history(range(60))
+    hybrid = fitted(events)
+    history = [event("me", "a3", T0 + 30 * DAY)]
+    first = hybrid(history)
+    hybrid(history + [event("me", "b3", T0 + 30 * DAY + MINUTE)])
+    assert hybrid(history) == first
+
+
+def test_too_little_to_learn_from_leaves_the_weights_empty() -> None:
+    hybrid = fitted(pairs_history(range(2)))
+    assert hybrid.weights == {}
+    assert hybrid([event("me", "a0", T0 + 30 * DAY)])  # still ranks: candidates in order
+
+
+def searches(users: int = 120) -> list[Event]:
+    """The shopper views the item their last search names (the model's signal)."""
+    rng = np.random.default_rng(5)
+    events: list[Event] = []
+    for u in range(users):
+        ts = T0 + u * 600
+        for _ in range(4):
+            word = int(rng.integers(0, 30))
+            events.append(Event(user_id=f"u{u}", type="search", query=f"word{word}").with_ts(ts))
+            events.append(event(f"u{u}", f"item-{word}", ts + 1))
+            ts += 120
+    return events
+
+
+def test_hybrid_in_evaluate_leaves_the_other_methods_alone() -> None:
+    cat = Catalog({f"item-{i}": Item(f"item-{i}", category=f"c{i % 5}") for i in range(60)})
+    tr, te = split_events(searches(), split_ratio=0.6)
+    profiler = Profiler(cat, params=ProfileParams(half_life_s=60.0))
+    config = TrainConfig(epochs=10, no_components=8, horizon=1)
+    model = train(tr, cat, profiler, config)
+    hybrid = Hybrid(
+        tr, cat, profiler, model, fit_model=lambda part: train(part, cat, profiler, config)
+    )
+    assert set(hybrid.weights) <= set(FEATURES)
+    alone = evaluate(model, cat, profiler, tr, te, ks=[10])
+    both = evaluate(model, cat, profiler, tr, te, ks=[10], extra_methods={"hybrid": hybrid})
+    assert both.methods == [*alone.methods, "hybrid"]
+    np.testing.assert_array_equal(both.ranks[:, :-1], alone.ranks)
+    summary = both.summary()["methods"]
+    assert set(summary["hybrid"]) >= {"hr@10", "mrr@10", "ndcg@10", "coverage"}
+    assert summary["hybrid"]["hr@10"] >= summary["popular"]["hr@10"]
+    assert summary["hybrid"]["hr@10"] == pytest.approx(both.method_metrics("hybrid")["hr@10"])
