@@ -120,6 +120,14 @@ def train(
         Optional[str], typer.Option(help="any (every item event) or conversion.")
     ] = None,  # noqa: UP045
     seed: Annotated[Optional[int], typer.Option()] = None,  # noqa: UP045
+    hybrid: Annotated[
+        bool,
+        typer.Option(
+            "--hybrid",
+            help="Also fit the hybrid ranker's tables into the artifact (a second LightFM fit "
+            "on the first 80% of the history; not served yet).",
+        ),
+    ] = False,
 ) -> None:
     """Train LightFM on profiles replayed from a history; write a versioned artifact."""
     from recommender.core.catalog import Catalog
@@ -140,11 +148,33 @@ def train(
     profiler = Profiler(cat, chosen.features, chosen.profile)
     model = fit(report.events, cat, profiler, chosen.train, progress=True)
     model.recent_boost = chosen.recent_boost
+    if hybrid:
+        import time
+
+        from recommender.offline.hybrid import Hybrid
+
+        started = time.perf_counter()
+        ranker = Hybrid(
+            report.events,
+            cat,
+            profiler,
+            model,
+            fit_model=lambda part: fit(part, cat, profiler, chosen.train),
+            target=chosen.train.target,
+        )
+        model.hybrid = ranker.tables
+        _log(f"{ranker.describe()} ({time.perf_counter() - started:.1f} s)")
     model.save(out)
     typer.echo(
         f"model {model.version} -> {out} ({model.info['n_contexts']} contexts, "
         f"{len(model.feature_names)} features, {len(model.item_ids)} items)"
     )
+    if model.hybrid is not None:
+        size = (out / "hybrid.npz").stat().st_size
+        typer.echo(
+            f"hybrid tables: {len(model.hybrid.items)} items, "
+            f"{len(model.hybrid.neighbour_idx)} neighbours, {size / 1e6:.2f} MB (hybrid.npz)"
+        )
 
 
 @app.command()

@@ -10,6 +10,8 @@ Artifact layout (a directory)::
 
     meta.json   format, version, vocabularies, popularity, configs, training summary
     model.npz   feature_embeddings, feature_biases, item_vectors, item_biases (float32)
+    hybrid.npz  optional: the hybrid ranker's tables (:mod:`recommender.core.hybrid`), named
+                by ``meta.json``'s ``hybrid`` entry; a model without that entry has none
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -27,6 +29,9 @@ from recommender.core.calibration import Calibration
 from recommender.core.errors import ModelError
 from recommender.core.features import FeatureConfig
 from recommender.core.profile import ProfileParams
+
+if TYPE_CHECKING:  # the hybrid module scores with Model: imported where it is used
+    from recommender.core.hybrid import HybridTables
 
 FORMAT = "zmot-model/1"
 F32 = npt.NDArray[np.float32]
@@ -55,6 +60,8 @@ class Model:
     (:mod:`recommender.offline.propensity`); fitted on held-out contexts if enough."""
     complements: dict[str, dict[str, float]] = field(default_factory=dict)
     """``{bought category: {next category: share}}`` learned from purchase sequences."""
+    hybrid: HybridTables | None = None
+    """The hybrid ranker's tables (``zmot train --hybrid``); not used by serving yet."""
 
     def __post_init__(self) -> None:
         self.feature_index = {name: i for i, name in enumerate(self.feature_names)}
@@ -131,6 +138,8 @@ class Model:
             "calibration": self.calibration.to_dict(),
             "complements": self.complements,
         }
+        if self.hybrid is not None:
+            meta["hybrid"] = self.hybrid.save(directory)
         tmp = directory / "meta.json.tmp"
         tmp.write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
         tmp.replace(directory / "meta.json")
@@ -162,6 +171,11 @@ class Model:
             raise ModelError(f"cannot read the model at {directory}: {exc}") from exc
         if meta.get("format") != FORMAT:
             raise ModelError(f"{meta_path}: format {meta.get('format')!r}, expected {FORMAT!r}")
+        hybrid = None
+        if "hybrid" in meta:
+            from recommender.core.hybrid import HybridTables
+
+            hybrid = HybridTables.load(directory, dict(meta["hybrid"]))
         try:
             return cls(
                 version=meta["version"],
@@ -183,6 +197,7 @@ class Model:
                     str(k): {str(c): float(v) for c, v in d.items()}
                     for k, d in dict(meta.get("complements", {})).items()
                 },
+                hybrid=hybrid,
             )
         except KeyError as exc:
             raise ModelError(f"{directory}: incomplete model, {exc} missing") from exc

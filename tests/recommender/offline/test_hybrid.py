@@ -1,4 +1,5 @@
-"""The hybrid ranker on synthetic histories where one signal decides, and inside evaluate."""
+"""The hybrid ranker on synthetic histories where one profile signal decides, and inside
+evaluate: the core ranking of the replayed profile is what evaluation computed."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ import pytest
 
 from recommender.core.catalog import Catalog, Item
 from recommender.core.events import Event
+from recommender.core.hybrid import rank
 from recommender.core.model import Model
 from recommender.core.profile import ProfileParams
 from recommender.core.replay import Profiler
-from recommender.offline.evaluation import evaluate, split_events
+from recommender.offline.evaluation import Prediction, evaluate, split_events
 from recommender.offline.hybrid import FEATURES, Hybrid
 from recommender.offline.training import TrainConfig, train
 
@@ -49,19 +51,20 @@ def pairs_history(users: range) -> list[Event]:
     return events
 
 
-def favourite_history(users: range) -> list[Event]:
-    """Each shopper carted a favourite item three times three weeks ago, then viewed it once
-    among three other items of their own; next they come back to the favourite. Only the
-    repeat count tells it apart: it is neither the newest nor, after three weeks of decay,
-    the heaviest in the profile, and nobody else knows these items."""
+def repurchase_history(users: range) -> list[Event]:
+    """Each shopper viewed an item, bought a refill two days later, and two weeks after that
+    viewed three other items; next they buy the refill again. Only the purchase
+    memory tells it apart: it is neither the newest item, nor the heaviest or the weakest in
+    the profile, and nobody else knows these items."""
     events: list[Event] = []
     for u in range(users.start, users.stop):
         user, start = f"u{u}", T0 + u * 4 * HOUR
-        events += [event(user, f"fav{u}", start + i * MINUTE, "add_to_cart") for i in range(3)]
-        recent = start + 21 * DAY
-        for i, item in enumerate([f"x{u}", f"fav{u}", f"y{u}", f"z{u}"]):
-            events.append(event(user, item, recent + i * MINUTE))
-        events.append(event(user, f"fav{u}", recent + 10 * MINUTE))
+        events.append(event(user, f"old{u}", start - 2 * DAY))
+        events.append(event(user, f"refill{u}", start, "purchase"))
+        recent = start + 14 * DAY
+        for i, item in enumerate([f"x{u}", f"y{u}", f"z{u}"]):
+            events.append(event(user, item, recent + i * 3 * HOUR))
+        events.append(event(user, f"refill{u}", recent + 20 * HOUR, "purchase"))
     return events
 
 
@@ -73,23 +76,26 @@ def test_hybrid_learns_that_co_visitation_decides() -> None:
     hybrid = fitted(pairs_history(range(60)))
     assert hybrid.n_moments > 0 and hybrid.weights
     assert max(hybrid.weights, key=lambda n: hybrid.weights[n]) == "covisit"
-    assert hybrid.weights["covisit"] > 1.0 > hybrid.weights["repeat"]
+    assert hybrid.weights["covisit"] > 1.0 > hybrid.weights["own"]
     cases = [([event(f"new{k}", f"a{k}", T0 + 30 * DAY)], f"b{k}") for k in range(20)]
     assert hit_at_1(hybrid, cases) >= 0.9
 
 
-def test_hybrid_learns_that_the_repeat_count_decides() -> None:
-    hybrid = fitted(favourite_history(range(60)))
-    assert hybrid.weights["repeat"] > 1.0
-    assert hybrid.weights["repeat"] > hybrid.weights["covisit"]
-    assert hybrid.weights["repeat"] > hybrid.weights["own_weight"]
-    # new shoppers with the same habit, after training: their favourite comes first
-    later = favourite_history(range(100, 120))
+def test_hybrid_learns_that_the_purchase_memory_decides() -> None:
+    hybrid = fitted(repurchase_history(range(60)))
+    assert hybrid.weights["bought"] > 1.0
+    assert hybrid.weights["bought"] > max(hybrid.weights["covisit"], hybrid.weights["own_share"])
+    # new shoppers with the same habit, after training: their refill comes first
+    later = repurchase_history(range(100, 120))
     cases = []
     for u in range(100, 120):
         mine = [e for e in later if e.user_id == f"u{u}"]
         cases.append((mine[:-1], mine[-1].item_id or ""))
-        assert mine[-2].item_id != mine[-1].item_id  # newest-first would miss it
+        profile = Profiler().replay(mine[:-1])[f"u{u}"]
+        own = sorted(
+            (n for n in profile.weights if n.startswith("item:")), key=profile.weights.__getitem__
+        )
+        assert own[:2] == [f"item:old{u}", f"item:refill{u}"]  # profile order would miss it
     assert hit_at_1(hybrid, cases) >= 0.9
 
 
@@ -141,3 +147,35 @@ def test_hybrid_in_evaluate_leaves_the_other_methods_alone() -> None:
     assert set(summary["hybrid"]) >= {"hr@10", "mrr@10", "ndcg@10", "coverage"}
     assert summary["hybrid"]["hr@10"] >= summary["popular"]["hr@10"]
     assert summary["hybrid"]["hr@10"] == pytest.approx(both.method_metrics("hybrid")["hr@10"])
+
+
+def test_evaluation_ranks_what_the_core_ranks_for_the_replayed_profile() -> None:
+    """At every evaluation moment, the core ranking of the profile the worker's profiler builds
+    from the history so far, at its last event time, is the list evaluation recorded."""
+    cat = Catalog({f"item-{i}": Item(f"item-{i}", category=f"c{i % 5}") for i in range(60)})
+    tr, te = split_events(searches(), split_ratio=0.6)
+    profiler = Profiler(cat, params=ProfileParams(half_life_s=600.0))
+    config = TrainConfig(epochs=5, no_components=8, horizon=1)
+    model = train(tr, cat, profiler, config)
+    hybrid = Hybrid(
+        tr, cat, profiler, model, fit_model=lambda part: train(part, cat, profiler, config)
+    )
+    assert hybrid.weights  # a ranker that learned something, so the order is its own
+    predictions: list[Prediction] = []
+    evaluate(
+        model,
+        cat,
+        profiler,
+        tr,
+        te,
+        ks=[10],
+        extra_methods={"hybrid": hybrid},
+        on_prediction=predictions.append,
+    )
+    assert len(predictions) > 20
+    for p in predictions:
+        mine = sorted((e for e in te if e.user_id == p.user_id), key=lambda e: e.ts or 0.0)
+        history = [e for e in tr if e.user_id == p.user_id] + mine[: p.position]
+        profile = Profiler(cat, params=profiler.params).replay(history)[p.user_id]
+        ranked = rank(hybrid.tables, model, profile, profile.last_ts or 0.0, depth=10)
+        assert ranked == p.lists["hybrid"]

@@ -1,0 +1,291 @@
+"""``hybrid`` ranking from a live profile: candidates, their signals and a learned order.
+
+Everything a candidate's signals read is (the live :class:`~recommender.core.profile.Profile`,
+the request time, static tables of the model artifact): the profile's ``item:`` weights
+(decayed, kind-weighted counts), its purchases, its ``cat:`` weights, the LightFM score, and
+:class:`HybridTables` (co-visitation neighbours per item, popularity and trend snapshots, item
+categories, the ranker's weights). No raw event history is read, so the API can compute
+exactly what evaluation computed at the same moment from the same profile. Fitting the tables
+and the ranker is :mod:`recommender.offline.hybrid`'s business.
+
+Candidates, in this order and without repeats, at most ``max_candidates``:
+
+* the profile's own items, strongest first (``own_items``);
+* co-visitation neighbours of the profile's items, each item voting with its share of the
+  profile's item weight (``covisit_items``);
+* the model's top items for the profile (``model_items``);
+* trending items overall, then trending items of the profile's strongest categories
+  (``popular_items`` split in two).
+
+Artifact (beside ``model.npz``): ``hybrid.npz`` holds every array of :class:`HybridTables`
+(items and categories as unicode arrays, no pickle), ``meta.json``'s ``hybrid`` entry the
+parameters, signal names and learned weights.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from recommender.core.errors import ModelError
+from recommender.core.features import item_feature, item_weights
+from recommender.core.model import Model
+from recommender.core.profile import Profile
+from recommender.core.scoring import ItemScorer, top_k
+
+F64 = npt.NDArray[np.float64]
+F32 = npt.NDArray[np.float32]
+I64 = npt.NDArray[np.int64]
+HOUR = 3600.0
+FILE = "hybrid.npz"
+
+FEATURES = (
+    "model",  # LightFM z-score over all items for the profile (0 if unknown to it)
+    "in_model",  # the model knows the item
+    "covisit",  # co-visitation votes of the profile's items, by their share of item weight
+    "own",  # the profile holds the item
+    "own_share",  # its profile weight / the strongest item's
+    "own_rank",  # 1 / (1 + its rank among the profile's items by weight)
+    "weight",  # log(1 + its decayed weight at the request time): a decayed kind-weighted count
+    "bought",  # the profile remembers a purchase of it
+    "hours_since_bought",  # log(1 + hours since that purchase)
+    "popularity",  # log(1 + target events on it in the table period)
+    "trend",  # log(1 + the same, decayed over trend_half_life_s to the period's end)
+    "category",  # profile weight of its category / the strongest category's
+)
+
+
+@dataclass(frozen=True)
+class HybridParams:
+    """Candidate budget and ranker settings: common defaults, not tuned on any data set."""
+
+    own_items: int = 70
+    covisit_items: int = 50
+    model_items: int = 50
+    popular_items: int = 30
+    """Half trending overall, half trending in the profile's strongest categories."""
+    max_candidates: int = 200
+    validation_share: float = 0.2
+    """The last share of the training time whose moments train the ranker (offline only)."""
+    trend_half_life_s: float = 24 * HOUR
+    max_moments: int = 5000
+    """Training moments used at most (an even sample of them beyond that)."""
+    l2: float = 1.0
+
+
+@dataclass
+class HybridTables:
+    """The static part of the ranker: item tables learned from training events and weights.
+
+    ``neighbour_*`` is a CSR matrix over ``items``: row ``j`` holds item ``j``'s kept
+    co-visitation neighbours and their normalised weights. ``popularity`` and ``trend`` are
+    already ``log1p``'d; ``item_category`` indexes ``categories`` (-1: none). ``coef`` are the
+    ranker's weights on the raw signals (``weights / spread``: the intercept and the mean
+    shift do not change an order), ``weights`` the same on standardised signals (readable).
+    """
+
+    items: list[str]
+    neighbour_ptr: I64
+    neighbour_idx: I64
+    neighbour_w: F32
+    popularity: F32
+    trend: F32
+    categories: list[str]
+    item_category: I64
+    params: HybridParams = field(default_factory=HybridParams)
+    half_life_s: float = 72 * HOUR
+    """The profiles' half-life the ranker was fitted with (the ``weight`` signal decays by it)."""
+    weights: F64 = field(default_factory=lambda: np.zeros(len(FEATURES)))
+    spread: F64 = field(default_factory=lambda: np.ones(len(FEATURES)))
+    info: dict[str, Any] = field(default_factory=dict)
+    """What fitting measured (training moments, candidate recall): for logs, not ranking."""
+
+    def __post_init__(self) -> None:
+        n = len(self.items)
+        if self.neighbour_ptr.shape != (n + 1,) or self.neighbour_idx.shape != (
+            self.neighbour_w.shape
+        ):
+            raise ModelError("hybrid: co-visitation arrays do not match the items")
+        if self.popularity.shape != (n,) or self.trend.shape != (n,):
+            raise ModelError("hybrid: popularity arrays do not match the items")
+        if self.item_category.shape != (n,):
+            raise ModelError("hybrid: item categories do not match the items")
+        if self.weights.shape != (len(FEATURES),) or self.spread.shape != (len(FEATURES),):
+            raise ModelError(f"hybrid: weights do not match the {len(FEATURES)} signals")
+        self.index = {item: j for j, item in enumerate(self.items)}
+        half = max(1, self.params.popular_items // 2)
+        ordered = [int(j) for j in np.lexsort((np.arange(n), -self.trend)) if self.trend[j] > 0]
+        self.trending = [self.items[j] for j in ordered[:half]]
+        self.trending_in: dict[str, list[str]] = {}
+        for j in ordered:
+            c = int(self.item_category[j])
+            if c >= 0:
+                bucket = self.trending_in.setdefault(self.categories[c], [])
+                if len(bucket) < half:
+                    bucket.append(self.items[j])
+
+    @property
+    def coef(self) -> F64:
+        """The weights on the raw signals."""
+        coef: F64 = self.weights / np.where(self.spread > 0, self.spread, 1.0)
+        return coef
+
+    def category_of(self, item: str) -> str | None:
+        j = self.index.get(item)
+        c = int(self.item_category[j]) if j is not None else -1
+        return self.categories[c] if c >= 0 else None
+
+    def learned(self) -> dict[str, float]:
+        """The ranker's weights on standardised signals by name ({} when it learned nothing)."""
+        if not self.weights.any():
+            return {}
+        return {name: float(w) for name, w in zip(FEATURES, self.weights, strict=True)}
+
+    # --- persistence ----------------------------------------------------------------------
+    def save(self, directory: Path) -> dict[str, Any]:
+        """Write ``hybrid.npz``; return the ``meta.json`` entry that goes with it."""
+        np.savez(
+            directory / FILE,
+            items=np.array(self.items, dtype=np.str_),
+            neighbour_ptr=self.neighbour_ptr,
+            neighbour_idx=self.neighbour_idx,
+            neighbour_w=self.neighbour_w,
+            popularity=self.popularity,
+            trend=self.trend,
+            categories=np.array(self.categories, dtype=np.str_),
+            item_category=self.item_category,
+            weights=self.weights,
+            spread=self.spread,
+        )
+        return {
+            "file": FILE,
+            "features": list(FEATURES),
+            "params": asdict(self.params),
+            "half_life_s": self.half_life_s,
+            "weights": self.learned(),
+            "info": self.info,
+        }
+
+    @classmethod
+    def load(cls, directory: Path, meta: dict[str, Any]) -> HybridTables:
+        """The tables :meth:`save` wrote; ModelError when they are missing or do not fit."""
+        if list(meta.get("features", [])) != list(FEATURES):
+            raise ModelError(f"{directory}: hybrid signals {meta.get('features')} unknown here")
+        path = directory / str(meta.get("file", FILE))
+        try:
+            arrays = np.load(path, allow_pickle=False)
+            return cls(
+                items=[str(s) for s in arrays["items"].tolist()],
+                neighbour_ptr=arrays["neighbour_ptr"].astype(np.int64),
+                neighbour_idx=arrays["neighbour_idx"].astype(np.int64),
+                neighbour_w=arrays["neighbour_w"].astype(np.float32),
+                popularity=arrays["popularity"].astype(np.float32),
+                trend=arrays["trend"].astype(np.float32),
+                categories=[str(s) for s in arrays["categories"].tolist()],
+                item_category=arrays["item_category"].astype(np.int64),
+                params=HybridParams(**meta.get("params", {})),
+                half_life_s=float(meta["half_life_s"]),
+                weights=arrays["weights"].astype(np.float64),
+                spread=arrays["spread"].astype(np.float64),
+                info=dict(meta.get("info", {})),
+            )
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ModelError(f"cannot read the hybrid tables at {path}: {exc}") from exc
+
+
+def covisit_votes(tables: HybridTables, own: list[tuple[str, float]]) -> dict[str, float]:
+    """Summed co-visitation votes: each of the profile's items ``(id, weight)`` votes for its
+    neighbours with ``its weight / the sum of the item weights``."""
+    total = sum(w for _, w in own)
+    parts: list[I64] = []
+    scores: list[F64] = []
+    for item, w in own:
+        j = tables.index.get(item)
+        if j is None or total <= 0:
+            continue
+        lo, hi = int(tables.neighbour_ptr[j]), int(tables.neighbour_ptr[j + 1])
+        parts.append(tables.neighbour_idx[lo:hi])
+        scores.append(tables.neighbour_w[lo:hi].astype(np.float64) * (w / total))
+    if not parts:
+        return {}
+    summed = np.bincount(np.concatenate(parts), weights=np.concatenate(scores))
+    voted = np.flatnonzero(summed > 0)
+    return {tables.items[j]: float(summed[j]) for j in voted.tolist()}
+
+
+def moment(
+    tables: HybridTables, model: Model | None, profile: Profile, now: float
+) -> tuple[list[str], F64]:
+    """The candidates for ``profile`` at request time ``now`` and their signals (one row per
+    candidate, columns in :data:`FEATURES` order)."""
+    p = tables.params
+    weights = profile.normalised()
+    own = sorted(item_weights(weights), key=lambda kv: (-kv[1], kv[0]))
+    z = (
+        ItemScorer(model, purchase_exclusion_s=0.0).scores(profile, now)
+        if model is not None
+        else None
+    )
+    votes = covisit_votes(tables, own)
+    categories = sorted(
+        ((w, name[4:]) for name, w in weights.items() if name.startswith("cat:")), reverse=True
+    )
+    chosen: dict[str, None] = dict.fromkeys(item for item, _ in own[: p.own_items])
+    chosen.update(dict.fromkeys(sorted(votes, key=lambda i: (-votes[i], i))[: p.covisit_items]))
+    if z is not None and model is not None:
+        chosen.update(dict.fromkeys(model.item_ids[j] for j in top_k(z, p.model_items)))
+    chosen.update(dict.fromkeys(tables.trending))
+    in_strong: dict[str, None] = {}
+    for _, category in categories:
+        for item in tables.trending_in.get(category, ()):
+            if len(in_strong) < len(tables.trending):
+                in_strong.setdefault(item, None)
+    chosen.update(in_strong)
+    names = list(chosen)[: p.max_candidates]
+
+    rank = {item: r for r, (item, _) in enumerate(own)}
+    strongest_item = own[0][1] if own else 0.0
+    strongest_cat = categories[0][0] if categories else 0.0
+    decayed = profile.decayed(now, tables.half_life_s)
+    index = model.item_index if model is not None else {}
+    rows = np.zeros((len(names), len(FEATURES)))
+    for r, name in enumerate(names):
+        j = index.get(name)
+        t = tables.index.get(name)
+        w = weights.get(item_feature(name), 0.0)
+        bought = profile.purchases.get(name)
+        own_cat = tables.category_of(name)
+        rows[r] = (
+            float(z[j]) if z is not None and j is not None else 0.0,
+            float(j is not None),
+            votes.get(name, 0.0),
+            float(name in rank),
+            w / strongest_item if strongest_item else 0.0,
+            1.0 / (1.0 + rank[name]) if name in rank else 0.0,
+            math.log1p(decayed.get(item_feature(name), 0.0)),
+            float(bought is not None),
+            math.log1p(max(0.0, now - bought) / HOUR) if bought is not None else 0.0,
+            float(tables.popularity[t]) if t is not None else 0.0,
+            float(tables.trend[t]) if t is not None else 0.0,
+            weights.get(f"cat:{own_cat}", 0.0) / strongest_cat
+            if own_cat and strongest_cat
+            else 0.0,
+        )
+    return names, rows
+
+
+def rank(
+    tables: HybridTables, model: Model | None, profile: Profile, now: float, depth: int
+) -> list[str]:
+    """The ``depth`` best candidates for ``profile`` at ``now``, best first (ties: candidate
+    order)."""
+    names, rows = moment(tables, model, profile, now)
+    if not names:
+        return []
+    order = np.argsort(-(rows @ tables.coef), kind="stable")[:depth]
+    return [names[j] for j in order.tolist()]

@@ -1,0 +1,104 @@
+"""The hybrid ranker's core: votes and candidates from a profile, the tables in the artifact."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recommender.core.errors import ModelError
+from recommender.core.events import Event
+from recommender.core.hybrid import FEATURES, HybridParams, HybridTables, covisit_votes, rank
+from recommender.core.model import Model
+from recommender.core.replay import Profiler
+from tests.recommender.core.arbitration_support import CATALOG, model
+
+T0 = 1_760_000_000.0
+
+
+def tables() -> HybridTables:
+    """Four items: ``tv-1`` neighbours ``mount-1`` (0.75) and ``tv-2`` (0.25), ``tv-2`` neighbours
+    ``mount-1``; ``boots-1`` trends; ``tv-1`` and ``tv-2`` share a category."""
+    weights = np.zeros(len(FEATURES))
+    weights[FEATURES.index("covisit")] = 2.0
+    weights[FEATURES.index("own")] = -1.0
+    return HybridTables(
+        items=["tv-1", "tv-2", "mount-1", "boots-1"],
+        neighbour_ptr=np.array([0, 2, 3, 3, 3], dtype=np.int64),
+        neighbour_idx=np.array([2, 1, 2], dtype=np.int64),
+        neighbour_w=np.array([0.75, 0.25, 1.0], dtype=np.float32),
+        popularity=np.log1p(np.array([3.0, 1.0, 2.0, 5.0])).astype(np.float32),
+        trend=np.log1p(np.array([0.5, 0.0, 0.0, 4.0])).astype(np.float32),
+        categories=["electronics.tv", "shoes"],
+        item_category=np.array([0, 0, -1, 1], dtype=np.int64),
+        params=HybridParams(popular_items=2),
+        half_life_s=3600.0,
+        weights=weights,
+        spread=np.full(len(FEATURES), 2.0),
+        info={"moments": 7},
+    )
+
+
+def viewed(item: str) -> Event:
+    return Event(user_id="u", type="page_view", item_id=item).with_ts(T0)
+
+
+def test_covisit_votes_are_the_neighbours_weighted_by_the_profile_share() -> None:
+    votes = covisit_votes(tables(), [("tv-1", 3.0), ("tv-2", 1.0), ("unknown", 4.0)])
+    assert votes == pytest.approx({"mount-1": 0.75 * 3 / 8 + 1.0 / 8, "tv-2": 0.25 * 3 / 8})
+
+
+def test_candidates_are_own_items_then_neighbours_then_the_model_then_trending() -> None:
+    profile = Profiler(CATALOG).replay([viewed("tv-1")])["u"]
+    hand = tables()
+    hand.weights = np.zeros(len(FEATURES))  # no weights: candidates keep their order
+    order = rank(hand, None, profile, T0, depth=10)
+    assert order == ["tv-1", "mount-1", "tv-2", "boots-1"]
+    # the learned weights (co-visitation up, own items down) move the neighbour first
+    assert rank(tables(), None, profile, T0, depth=10) == ["mount-1", "tv-2", "boots-1", "tv-1"]
+
+
+def test_tables_round_trip_through_the_model_artifact(tmp_path: Path) -> None:
+    with_tables = model()
+    with_tables.hybrid = tables()
+    with_tables.save(tmp_path)
+    assert (tmp_path / "hybrid.npz").is_file()
+    loaded = Model.load(tmp_path)
+    assert loaded.hybrid is not None
+    saved, back = tables(), loaded.hybrid
+    assert back.items == saved.items and back.categories == saved.categories
+    assert back.params == saved.params and back.half_life_s == saved.half_life_s
+    assert back.info == saved.info
+    for name in ("neighbour_ptr", "neighbour_idx", "neighbour_w", "popularity", "trend"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(saved, name))
+    np.testing.assert_array_equal(back.item_category, saved.item_category)
+    np.testing.assert_array_equal(back.coef, saved.coef)
+    profile = Profiler(CATALOG).replay([viewed("tv-1")])["u"]
+    assert rank(back, loaded, profile, T0, 10) == rank(saved, with_tables, profile, T0, 10)
+    meta = json.loads((tmp_path / "meta.json").read_text())
+    assert meta["hybrid"]["features"] == list(FEATURES)
+    assert meta["hybrid"]["weights"]["covisit"] == 2.0
+
+
+def test_a_model_without_tables_writes_and_loads_none(tmp_path: Path) -> None:
+    model().save(tmp_path)
+    assert not (tmp_path / "hybrid.npz").exists()
+    assert "hybrid" not in json.loads((tmp_path / "meta.json").read_text())
+    assert Model.load(tmp_path).hybrid is None
+
+
+def test_missing_or_foreign_tables_are_a_model_error(tmp_path: Path) -> None:
+    with_tables = model()
+    with_tables.hybrid = tables()
+    with_tables.save(tmp_path)
+    (tmp_path / "hybrid.npz").unlink()
+    with pytest.raises(ModelError, match="hybrid"):
+        Model.load(tmp_path)
+    with_tables.save(tmp_path)
+    meta = json.loads((tmp_path / "meta.json").read_text())
+    meta["hybrid"]["features"] = ["something", "else"]
+    (tmp_path / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="signals"):
+        Model.load(tmp_path)
