@@ -153,12 +153,12 @@ class HybridTables:
             directory / FILE,
             items=np.array(self.items, dtype=np.str_),
             neighbour_ptr=self.neighbour_ptr,
-            neighbour_idx=self.neighbour_idx,
+            neighbour_idx=self.neighbour_idx.astype(np.int32),  # half the size; loads as int64
             neighbour_w=self.neighbour_w,
             popularity=self.popularity,
             trend=self.trend,
             categories=np.array(self.categories, dtype=np.str_),
-            item_category=self.item_category,
+            item_category=self.item_category.astype(np.int32),
             weights=self.weights,
             spread=self.spread,
         )

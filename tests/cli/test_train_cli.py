@@ -1,0 +1,52 @@
+"""`zmot train` on a small demo shop: the hybrid tables ride along only with --hybrid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from recommender.core.hybrid import rank
+from recommender.core.model import Model
+from recommender.core.profile import Profile
+from tests.support.processes import run_zmot
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("shop")
+    done = run_zmot("demo-data", "--out", str(out), "--users", "150")
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+def train(shop: Path, out: Path, *options: str) -> str:
+    done = run_zmot(
+        "train",
+        "--events", str(shop / "events.jsonl"),
+        "--catalog", str(shop / "catalog.jsonl"),
+        "--out", str(out),
+        "--epochs", "3",
+        *options,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_train_writes_no_hybrid_tables_by_default(shop: Path, tmp_path: Path) -> None:
+    stdout = train(shop, tmp_path)
+    assert "hybrid tables" not in stdout
+    assert not (tmp_path / "hybrid.npz").exists()
+    assert Model.load(tmp_path).hybrid is None
+
+
+def test_train_hybrid_writes_tables_that_load_and_rank(shop: Path, tmp_path: Path) -> None:
+    stdout = train(shop, tmp_path, "--hybrid")
+    assert "hybrid tables:" in stdout and "MB (hybrid.npz)" in stdout
+    model = Model.load(tmp_path)
+    assert model.hybrid is not None and model.hybrid.items
+    assert model.hybrid.half_life_s == model.profile_params.half_life_s
+    # an empty profile still gets the trending items (in the ranker's order)
+    assert sorted(rank(model.hybrid, model, Profile(), 0.0, depth=50)) == sorted(
+        model.hybrid.trending
+    )
