@@ -129,15 +129,30 @@ def searches(users: int = 120) -> list[Event]:
     return events
 
 
+class Searched:
+    """Train/test split of :func:`searches`, a LightFM model on the training part and the
+    hybrid fitted beside it."""
+
+    def __init__(self, half_life_s: float, epochs: int) -> None:
+        self.cat = cat = Catalog(
+            {f"item-{i}": Item(f"item-{i}", category=f"c{i % 5}") for i in range(60)}
+        )
+        self.train, self.test = split_events(searches(), split_ratio=0.6)
+        self.profiler = profiler = Profiler(cat, params=ProfileParams(half_life_s=half_life_s))
+        config = TrainConfig(epochs=epochs, no_components=8, horizon=1)
+        self.model = train(self.train, cat, profiler, config)
+        self.hybrid = Hybrid(
+            self.train,
+            cat,
+            profiler,
+            self.model,
+            fit_model=lambda part: train(part, cat, profiler, config),
+        )
+
+
 def test_hybrid_in_evaluate_leaves_the_other_methods_alone() -> None:
-    cat = Catalog({f"item-{i}": Item(f"item-{i}", category=f"c{i % 5}") for i in range(60)})
-    tr, te = split_events(searches(), split_ratio=0.6)
-    profiler = Profiler(cat, params=ProfileParams(half_life_s=60.0))
-    config = TrainConfig(epochs=10, no_components=8, horizon=1)
-    model = train(tr, cat, profiler, config)
-    hybrid = Hybrid(
-        tr, cat, profiler, model, fit_model=lambda part: train(part, cat, profiler, config)
-    )
+    s = Searched(half_life_s=60.0, epochs=10)
+    model, cat, profiler, tr, te, hybrid = s.model, s.cat, s.profiler, s.train, s.test, s.hybrid
     assert set(hybrid.weights) <= set(FEATURES)
     alone = evaluate(model, cat, profiler, tr, te, ks=[10])
     both = evaluate(model, cat, profiler, tr, te, ks=[10], extra_methods={"hybrid": hybrid})
@@ -152,14 +167,8 @@ def test_hybrid_in_evaluate_leaves_the_other_methods_alone() -> None:
 def test_evaluation_ranks_what_the_core_ranks_for_the_replayed_profile() -> None:
     """At every evaluation moment, the core ranking of the profile the worker's profiler builds
     from the history so far, at its last event time, is the list evaluation recorded."""
-    cat = Catalog({f"item-{i}": Item(f"item-{i}", category=f"c{i % 5}") for i in range(60)})
-    tr, te = split_events(searches(), split_ratio=0.6)
-    profiler = Profiler(cat, params=ProfileParams(half_life_s=600.0))
-    config = TrainConfig(epochs=5, no_components=8, horizon=1)
-    model = train(tr, cat, profiler, config)
-    hybrid = Hybrid(
-        tr, cat, profiler, model, fit_model=lambda part: train(part, cat, profiler, config)
-    )
+    s = Searched(half_life_s=600.0, epochs=5)
+    model, cat, profiler, tr, te, hybrid = s.model, s.cat, s.profiler, s.train, s.test, s.hybrid
     assert hybrid.weights  # a ranker that learned something, so the order is its own
     predictions: list[Prediction] = []
     evaluate(
