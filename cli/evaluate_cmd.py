@@ -182,6 +182,7 @@ def register(app: typer.Typer) -> None:
                 progress=True,
                 depth=depth,
                 extra_methods=extra,
+                hybrid=runtime.arbitration.hybrid,
             )
         finally:
             if dump:

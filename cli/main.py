@@ -125,7 +125,7 @@ def train(
         typer.Option(
             "--hybrid",
             help="Also fit the hybrid ranker's tables into the artifact (a second LightFM fit "
-            "on the first 80% of the history; not served yet).",
+            "on the first 80% of the history; served by the API when present).",
         ),
     ] = False,
 ) -> None:

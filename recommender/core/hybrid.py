@@ -24,7 +24,9 @@ parameters, signal names and learned weights.
 
 from __future__ import annotations
 
+import logging
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +44,7 @@ F64 = npt.NDArray[np.float64]
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
 HOUR = 3600.0
+log = logging.getLogger(__name__)
 FILE = "hybrid.npz"
 
 FEATURES = (
@@ -104,6 +107,11 @@ class HybridTables:
     spread: F64 = field(default_factory=lambda: np.ones(len(FEATURES)))
     info: dict[str, Any] = field(default_factory=dict)
     """What fitting measured (training moments, candidate recall): for logs, not ranking."""
+    offset: float | None = None
+    """The ranker's logit is ``signals @ coef + offset``, and its logistic output the
+    probability that the candidate is the item of the shopper's next target event (see
+    :meth:`probability`). None: tables fitted before the offset was kept, which rank but give
+    no propensity, so serving does not use them."""
 
     def __post_init__(self) -> None:
         n = len(self.items)
@@ -134,6 +142,22 @@ class HybridTables:
         """The weights on the raw signals."""
         coef: F64 = self.weights / np.where(self.spread > 0, self.spread, 1.0)
         return coef
+
+    @property
+    def servable(self) -> bool:
+        """The tables give propensities (they carry the ranker's offset)."""
+        return self.offset is not None
+
+    def logits(self, rows: F64) -> F64:
+        """The ranker's logit of each row of signals (0 offset when none was kept)."""
+        out: F64 = rows @ self.coef + (self.offset or 0.0)
+        return out
+
+    def probability(self, rows: F64) -> F64:
+        """``sigmoid(logit)``: the probability that a candidate is the item of the shopper's
+        next target event (a view, cart or purchase with ``--target any``), calibrated on the
+        end-of-training moments, including those whose target was no candidate."""
+        return sigmoid(self.logits(rows))
 
     def category_of(self, item: str) -> str | None:
         j = self.index.get(item)
@@ -168,6 +192,7 @@ class HybridTables:
             "params": asdict(self.params),
             "half_life_s": self.half_life_s,
             "weights": self.learned(),
+            "offset": self.offset,
             "info": self.info,
         }
 
@@ -193,6 +218,7 @@ class HybridTables:
                 weights=arrays["weights"].astype(np.float64),
                 spread=arrays["spread"].astype(np.float64),
                 info=dict(meta.get("info", {})),
+                offset=None if meta.get("offset") is None else float(meta["offset"]),
             )
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ModelError(f"cannot read the hybrid tables at {path}: {exc}") from exc
@@ -218,19 +244,26 @@ def covisit_votes(tables: HybridTables, own: list[tuple[str, float]]) -> dict[st
     return {tables.items[j]: float(summed[j]) for j in voted.tolist()}
 
 
+def own_items(weights: Mapping[str, float]) -> list[tuple[str, float]]:
+    """The profile's items ``(id, normalised weight)``, strongest first (ties: id)."""
+    return sorted(item_weights(weights), key=lambda kv: (-kv[1], kv[0]))
+
+
 def moment(
-    tables: HybridTables, model: Model | None, profile: Profile, now: float
+    tables: HybridTables,
+    model: Model | None,
+    profile: Profile,
+    now: float,
+    z: F64 | None = None,
 ) -> tuple[list[str], F64]:
     """The candidates for ``profile`` at request time ``now`` and their signals (one row per
-    candidate, columns in :data:`FEATURES` order)."""
+    candidate, columns in :data:`FEATURES` order). ``z``: the model's standardised scores for
+    the profile when the caller has them (else computed here)."""
     p = tables.params
     weights = profile.normalised()
-    own = sorted(item_weights(weights), key=lambda kv: (-kv[1], kv[0]))
-    z = (
-        ItemScorer(model, purchase_exclusion_s=0.0).scores(profile, now)
-        if model is not None
-        else None
-    )
+    own = own_items(weights)
+    if z is None and model is not None:
+        z = ItemScorer(model, purchase_exclusion_s=0.0).scores(profile, now)
     votes = covisit_votes(tables, own)
     categories = sorted(
         ((w, name[4:]) for name, w in weights.items() if name.startswith("cat:")), reverse=True
@@ -289,3 +322,101 @@ def rank(
         return []
     order = np.argsort(-(rows @ tables.coef), kind="stable")[:depth]
     return [names[j] for j in order.tolist()]
+
+
+COVISIT = FEATURES.index("covisit")
+
+
+def sigmoid(z: F64) -> F64:
+    out: F64 = 1.0 / (1.0 + np.exp(-np.clip(z, -50.0, 50.0)))
+    return out
+
+
+class HybridScorer(ItemScorer):
+    """An :class:`~recommender.core.scoring.ItemScorer` whose scores and propensities come
+    from the hybrid ranker: what the API decides with, and what ``zmot evaluate``'s ``live``
+    ranks, when the model carries servable tables (:func:`serving_scorer`).
+
+    A candidate (:func:`moment`) that the model knows scores its ranker logit and has the
+    ranker's logistic output as propensity (:meth:`HybridTables.probability`). Every other
+    model item has propensity 0, so the relevance floor keeps it out (unless the floor is 0),
+    and scores below every candidate, in the model's order, so a category offer resolves to a
+    candidate when its category has one. Items bought within ``purchase_exclusion_s`` score
+    ``-inf``, as in the plain scorer; ``recent_boost`` is not used (the ranker weighs the
+    profile's own items itself).
+    """
+
+    def __init__(
+        self,
+        model: Model,
+        tables: HybridTables,
+        *,
+        purchase_exclusion_s: float,
+        recent_boost: float = 0.0,
+    ) -> None:
+        super().__init__(
+            model, purchase_exclusion_s=purchase_exclusion_s, recent_boost=recent_boost
+        )
+        self.tables = tables
+        self.plain = ItemScorer(model, purchase_exclusion_s=0.0)
+
+    def score(
+        self, raw: F32, weights: Mapping[str, float], profile: Profile, now: float
+    ) -> tuple[F64, F64]:
+        z = self.plain.blend(raw, weights, profile, now)
+        names, rows = moment(self.tables, self.model, profile, now, z=z)
+        index = self.model.item_index
+        at = np.array([index.get(name, -1) for name in names], dtype=np.intp)
+        known = at >= 0
+        logit = self.tables.logits(rows[known])
+        scores: F64 = z - z.max() if len(z) else z.copy()
+        if len(logit):
+            scores += float(logit.min()) - 1.0
+        scores[at[known]] = logit
+        propensity = np.zeros(len(z))
+        propensity[at[known]] = sigmoid(logit)
+        for item in self.excluded(profile, now):
+            bought = index.get(item)
+            if bought is not None:
+                scores[bought] = -np.inf
+        return scores, propensity
+
+    def blend(self, raw: F32, weights: Mapping[str, float], profile: Profile, now: float) -> F64:
+        return self.score(raw, weights, profile, now)[0]
+
+    def lifted_by(self, weights: Mapping[str, float], item_id: str) -> str | None:
+        """The profile item whose co-visitation vote for ``item_id`` is the largest, when the
+        ranker counts co-visitation for an item (a positive weight) and some item voted."""
+        t = self.tables
+        target = t.index.get(item_id)
+        if target is None or t.coef[COVISIT] <= 0:
+            return None
+        best, best_vote = None, 0.0
+        for item, w in own_items(weights):
+            j = t.index.get(item)
+            if j is None or item == item_id:
+                continue
+            lo, hi = int(t.neighbour_ptr[j]), int(t.neighbour_ptr[j + 1])
+            hit = np.flatnonzero(t.neighbour_idx[lo:hi] == target)
+            if hit.size and w * float(t.neighbour_w[lo + int(hit[0])]) > best_vote:
+                best, best_vote = item, w * float(t.neighbour_w[lo + int(hit[0])])
+        return best
+
+
+def serving_scorer(
+    model: Model, *, purchase_exclusion_s: float, recent_boost: float = 0.0, hybrid: bool = True
+) -> ItemScorer:
+    """The one scorer of the API and of ``live``: the hybrid ranker's when ``hybrid`` (the
+    ``ZMOT_HYBRID`` setting) and the model carries servable tables, else the model blended
+    with the profile's own items (exactly as without tables)."""
+    tables = model.hybrid if hybrid else None
+    if tables is not None and not tables.servable:
+        log.warning("the model's hybrid tables keep no ranker offset: retrain with --hybrid")
+        tables = None
+    if tables is None:
+        return ItemScorer(
+            model, purchase_exclusion_s=purchase_exclusion_s, recent_boost=recent_boost
+        )
+    return HybridScorer(
+        model, tables, purchase_exclusion_s=purchase_exclusion_s, recent_boost=recent_boost
+    )

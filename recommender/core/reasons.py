@@ -1,9 +1,10 @@
 """Readable reasons in the request's language (de, en, it), built from real score contributions.
 
 The texts are templates per language; the facts in them (what was searched, which item was
-looked at, which category usually follows a purchase, how buyers rated the item) come from the
-profile, the model's per-feature contributions, the learned complements and the rating
-aggregates, never from hand-written product knowledge.
+looked at, which of the user's items others viewed beside this one, which category usually
+follows a purchase, how buyers rated the item) come from the profile, the model's per-feature
+contributions, co-visitation, the learned complements and the rating aggregates, never from
+hand-written product knowledge.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "recent": "you looked at it recently",
         "complement": "people who bought something in {src} often add {cat}",
         "context": "goes well with {item}",
+        "covisit": "people who viewed {item} also viewed this",
         "rating": "rated {mean:.1f} by {count} buyers",
         "popular": "popular with other shoppers",
     },
@@ -40,6 +42,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "recent": "Sie haben es sich kürzlich angesehen",
         "complement": "Wer etwas aus {src} kauft, nimmt oft {cat} dazu",
         "context": "passt zu {item}",
+        "covisit": "Wer {item} angesehen hat, hat sich auch diesen Artikel angesehen",
         "rating": "mit {mean:.1f} bewertet von {count} Käufern",
         "popular": "beliebt bei anderen Kunden",
     },
@@ -53,6 +56,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "recent": "l'hai guardato di recente",
         "complement": "chi acquista qualcosa in {src} spesso aggiunge {cat}",
         "context": "si abbina a {item}",
+        "covisit": "chi ha guardato {item} ha guardato anche questo",
         "rating": "valutato {mean:.1f} da {count} acquirenti",
         "popular": "popolare tra gli altri clienti",
     },

@@ -146,4 +146,5 @@ def arbitration_config(
         stage_boost=settings.stage_boost,
         recent_boost=recent_boost,
         default_k=settings.default_k,
+        hybrid=settings.hybrid != "off",
     )

@@ -122,10 +122,42 @@ class ItemScorer:
                 scores[bought] = -np.inf
         return scores
 
+    def score(
+        self,
+        raw: npt.NDArray[np.float32],
+        weights: Mapping[str, float],
+        profile: Profile,
+        now: float,
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """What arbitration prices, for every model item: the item score (:meth:`blend`) and
+        the propensity (the model's calibration, :func:`propensities`)."""
+        return self.blend(raw, weights, profile, now), propensities(self.model, raw, weights)
+
+    def lifted_by(self, weights: Mapping[str, float], item_id: str) -> str | None:
+        """The profile item whose co-visitation most lifted ``item_id`` (for a reason); this
+        scorer has no co-visitation signal."""
+        return None
+
     def top(self, profile: Profile | None, k: int, now: float) -> list[int] | None:
         """Indices of the k best items (fewer if fewer can be offered), or None as in scores."""
         scores = self.scores(profile, now)
         return None if scores is None else top_k(scores, k)
+
+
+def propensities(
+    model: Model, raw: npt.NDArray[np.float32], weights: Mapping[str, float]
+) -> npt.NDArray[np.float64]:
+    """Calibrated probability of every model item from the model's raw scores for ``weights``
+    and the profile's own items (relative to the strongest)."""
+    recent = np.zeros(len(model.item_ids))
+    seen = items_seen(weights, model.item_index)
+    if seen:
+        top = max(w for _, w in seen)
+        for position, w in seen:
+            recent[position] = w / top
+    margin = raw.astype(np.float64)
+    margin -= margin.mean()  # comparable across users: their bias term cancels
+    return model.calibration.probability(margin, recent)
 
 
 def top_k(scores: npt.NDArray[np.float64], k: int) -> list[int]:

@@ -129,6 +129,16 @@ class Settings(BaseSettings):
         "picks (standardised score units; 0 = model only). Unset: the value stored with the "
         "model (chosen by evaluation).",
     )
+    hybrid: Literal["auto", "off"] = Field(
+        "auto",
+        description="auto: when the model carries the hybrid ranker's tables (`zmot train "
+        "--hybrid`), item scores and propensities come from it (candidates: the profile's own "
+        "items, their co-visitation neighbours, the model's top, trending; a learned logistic "
+        "order). It found the next item more often than the model alone on the shared samples, "
+        "at the price of a candidate pass per request (BENCHMARKS.md); items that are no "
+        "candidate get no propensity, so fewer offers clear the floor. off: the model and its "
+        "calibration only, as for a model without tables.",
+    )
     default_k: int = Field(3, ge=1, le=100, description="Offers returned when k is not given.")
     max_k: int = Field(100, ge=1, description="Largest k a caller may ask for.")
 

@@ -1,9 +1,11 @@
 """Offline replay evaluation: would the engine have offered what each shopper did next?
 
 The walk is the production path replayed: before each target event of a test user, the same
-:class:`recommender.core.scoring.ItemScorer` the API uses ranks every item for the user's live
-profile; then the event is applied with the worker's own :class:`recommender.core.replay.Profiler`
-and the walk moves on. Baselines are ranked at the same moments from the same history:
+scorer the API decides with (:func:`recommender.core.hybrid.serving_scorer`: the hybrid ranker
+when the model carries its tables, else :class:`recommender.core.scoring.ItemScorer`) ranks
+every item for the user's live profile; then the event is applied with the worker's own
+:class:`recommender.core.replay.Profiler` and the walk moves on. Baselines are ranked at the
+same moments from the same history:
 
 =======================  ==========================================================
 ``live``                 the model on the live profile (what zmot serves)
@@ -44,10 +46,10 @@ from tqdm import tqdm
 from recommender.core.catalog import Catalog
 from recommender.core.errors import ConfigError
 from recommender.core.events import ITEM_EVENTS, Event
+from recommender.core.hybrid import serving_scorer
 from recommender.core.model import Model
 from recommender.core.profile import Profile
 from recommender.core.replay import Profiler
-from recommender.core.scoring import ItemScorer
 from recommender.offline.training import TARGET_TYPES, Target
 
 METHODS = ("live", "frozen", "popular", "popular_in_category", "recent")
@@ -232,18 +234,23 @@ def evaluate(
     progress: bool = False,
     depth: int = 50,
     extra_methods: Mapping[str, Recommender] | None = None,
+    hybrid: bool = True,
 ) -> EvalResult:
     """Walk the test events in time order, ranking before each target event (see module doc).
 
     Lists are ranked ``max(depth, max(ks))`` deep so that HR@k can be drawn as k grows; the
     metrics at each k only look at the first k. ``extra_methods`` are ranked beside the
     built-in ones; each gets the user's events so far (train and test, oldest first).
+    ``hybrid`` is ``ZMOT_HYBRID`` (False: off): with it, a model carrying hybrid tables is
+    ranked by the hybrid ranker in ``live``, ``frozen`` and ``live_without_purchase_rule``.
     """
     if not ks or min(ks) < 1:
         raise ConfigError("k must be at least 1")
     depth = max(depth, *ks)
     wanted = TARGET_TYPES[target]
-    scorer = ItemScorer(model, purchase_exclusion_s=purchase_exclusion_s, recent_boost=recent_boost)
+    scorer = serving_scorer(
+        model, purchase_exclusion_s=purchase_exclusion_s, recent_boost=recent_boost, hybrid=hybrid
+    )
     items = model.item_ids
     popularity = Popularity(
         Counter(e.item_id for e in train if e.type in wanted and e.item_id), catalog, depth
@@ -253,7 +260,7 @@ def evaluate(
     # With a purchase rule, the live model is also ranked without it, so that a report can
     # show what the rule (not offering what was just bought) costs on repeat-heavy data.
     unfiltered = (
-        ItemScorer(model, purchase_exclusion_s=0.0, recent_boost=recent_boost)
+        serving_scorer(model, purchase_exclusion_s=0.0, recent_boost=recent_boost, hybrid=hybrid)
         if purchase_exclusion_s > 0
         else None
     )

@@ -17,6 +17,13 @@ moment the target among the candidates is the positive and the other candidates 
 negatives; moments whose target is not among the candidates teach nothing and are skipped
 (:attr:`Hybrid.candidate_recall` says how often the candidates held the target).
 
+**Propensity.** The logistic fit only sees moments whose target was a candidate, so its
+intercept answers "which candidate, given that one is the target". The offset kept with the
+tables (:attr:`HybridTables.offset`) is refitted, with the weights fixed, so that the mean
+predicted probability over the candidates of every moment (also those that missed) is the
+observed share of targets: the served propensity is then the probability that the item is the
+shopper's next target event. :attr:`Hybrid.calibration` records the check.
+
 **Request time.** A :data:`~recommender.offline.evaluation.Recommender` is given the history,
 not the time of the request, so an evaluation moment's time is the profile's last event time
 (``Profile.last_ts``), in fitting and in evaluation alike; the API will pass its own.
@@ -37,7 +44,7 @@ import numpy.typing as npt
 from recommender.core.catalog import Catalog
 from recommender.core.errors import ZmotError
 from recommender.core.events import Event
-from recommender.core.hybrid import FEATURES, HybridParams, HybridTables, moment, rank
+from recommender.core.hybrid import FEATURES, HybridParams, HybridTables, moment, rank, sigmoid
 from recommender.core.model import Model
 from recommender.core.profile import Profile
 from recommender.core.replay import Profiler
@@ -122,10 +129,15 @@ class Hybrid:
         early = [e for e in train if e.ts is not None and e.ts < cut]
         self.n_moments = 0
         self.candidate_recall = 0.0
-        weights, spread = self._fit(timed, early, cut, catalog, _try_fit(fit_model, early))
+        self.calibration: dict[str, float] = {}
+        weights, spread, offset = self._fit(timed, early, cut, catalog, _try_fit(fit_model, early))
         self.tables = build_tables(train, catalog, profiler, self.wanted, p)
-        self.tables.weights, self.tables.spread = weights, spread
-        self.tables.info = {"moments": self.n_moments, "candidate_recall": self.candidate_recall}
+        self.tables.weights, self.tables.spread, self.tables.offset = weights, spread, offset
+        self.tables.info = {
+            "moments": self.n_moments,
+            "candidate_recall": self.candidate_recall,
+            "calibration": self.calibration,
+        }
         self.weights = self.tables.learned()
         self._profiles: dict[str, tuple[int, Event | None, Profile]] = {}
 
@@ -136,9 +148,10 @@ class Hybrid:
         cut: float,
         catalog: Catalog,
         model: Model | None,
-    ) -> tuple[F64, F64]:
-        """The ranker's weights on standardised signals and the signals' spread, fitted on
-        the moments at or after ``cut`` (see the module doc); zeros when too few."""
+    ) -> tuple[F64, F64, float | None]:
+        """The ranker's weights on standardised signals, the signals' spread and the offset of
+        its logit on raw signals, fitted on the moments at or after ``cut`` (see the module
+        doc); zeros and no offset when too few."""
         tables = build_tables(early, catalog, self.profiler, self.wanted, self.params)
         profiles: dict[str, Profile] = {}
         moments = [
@@ -152,6 +165,7 @@ class Hybrid:
         chosen = set(moments)
         xs: list[F64] = []
         ys: list[F64] = []
+        missed: list[F64] = []
         for i, event in enumerate(timed):
             profile = profiles.setdefault(event.user_id, Profile())
             if i in chosen:
@@ -160,25 +174,71 @@ class Hybrid:
                 if label.any():
                     xs.append(x)
                     ys.append(label)
+                elif len(names):
+                    missed.append(x)
             self.profiler.apply(profile, event)
         self.n_moments = len(moments)
         self.candidate_recall = len(xs) / max(1, len(moments))
         zeros, ones = np.zeros(len(FEATURES)), np.ones(len(FEATURES))
         if len(xs) < 5:
-            return zeros, ones  # too little to learn from: candidates keep their order
+            return zeros, ones, None  # too little to learn from: candidates keep their order
         x_all, y_all = np.vstack(xs), np.concatenate(ys)
         mean, spread = x_all.mean(axis=0), x_all.std(axis=0)
         spread[spread == 0] = 1.0
         w = fit_logistic((x_all - mean) / spread, y_all, l2=self.params.l2)
-        return w[:-1], spread
+        coef = w[:-1] / spread
+        offset = self._calibrate(xs, ys, missed, coef, float(w[-1] - mean @ coef))
+        return w[:-1], spread, offset
+
+    def _calibrate(
+        self, xs: list[F64], ys: list[F64], missed: list[F64], coef: F64, offset: float
+    ) -> float:
+        """The offset that makes the mean predicted probability over every candidate of every
+        moment (those whose target was no candidate too) the observed share of targets among
+        them, so that the logistic output is a probability of the next target itself, not of
+        it given that the candidates hold it. Records the check in :attr:`calibration`: mean
+        predicted vs observed over all candidates (equal by construction) and, not forced,
+        for the top candidate of each moment."""
+        moments = [*zip(xs, ys, strict=True), *((x, np.zeros(len(x))) for x in missed)]
+        logits = np.concatenate([x @ coef for x, _ in moments])
+        hits = float(sum(y.sum() for _, y in moments))
+        observed = hits / max(1, len(logits))
+        lo, hi = -30.0, 30.0
+        for _ in range(60):  # bisection: the mean of a sigmoid grows with its shift
+            mid = (lo + hi) / 2
+            if float(sigmoid(logits + mid).mean()) < observed:
+                lo = mid
+            else:
+                hi = mid
+        offset = (lo + hi) / 2
+        top_p = [float(sigmoid(x @ coef + offset).max()) for x, _ in moments]
+        top_hit = [float(y[int(np.argmax(x @ coef))]) for x, y in moments]
+        self.calibration = {
+            "moments": len(moments),
+            "candidates": len(logits),
+            "mean_predicted": round(float(sigmoid(logits + offset).mean()), 5),
+            "observed": round(observed, 5),
+            "top1_predicted": round(float(np.mean(top_p)), 4),
+            "top1_observed": round(float(np.mean(top_hit)), 4),
+        }
+        return offset
 
     def describe(self) -> str:
         """One line on what the ranker learned (for the evaluation log)."""
         learned = ", ".join(f"{n} {w:+.2f}" for n, w in self.weights.items()) or "nothing"
-        return (
+        line = (
             f"hybrid: {self.n_moments} training moments, the candidates held the target in "
             f"{self.candidate_recall:.1%}; weights on standardised signals: {learned}"
         )
+        c = self.calibration
+        if c:
+            line += (
+                f"; propensity check on {c['moments']} end-of-training moments: mean predicted "
+                f"{c['mean_predicted']:.4f} vs observed {c['observed']:.4f} over "
+                f"{c['candidates']} candidates (equal by construction), top candidate "
+                f"{c['top1_predicted']:.3f} predicted vs {c['top1_observed']:.3f} observed"
+            )
+        return line
 
     def profile(self, events: Sequence[Event]) -> Profile:
         """The profile of ``events`` replayed with the worker's profiler: evaluation calls with

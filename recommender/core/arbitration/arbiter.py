@@ -8,7 +8,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from recommender.core.arbitration.explain import Explainer, finish, search_order, with_ratings
-from recommender.core.arbitration.priority import Priority, propensities
+from recommender.core.arbitration.priority import Priority
 from recommender.core.arbitration.rules import Rules
 from recommender.core.arbitration.slots import fill_slots
 from recommender.core.arbitration.table import ItemTable, OfferTable, Shortlist, resolve
@@ -22,19 +22,25 @@ from recommender.core.arbitration.types import (
     RatingLike,
 )
 from recommender.core.catalog import Catalog
+from recommender.core.hybrid import serving_scorer
 from recommender.core.journey import stage_of
 from recommender.core.model import Model
 from recommender.core.offers import OfferCatalog
 from recommender.core.placements import Placement, Placements
 from recommender.core.profile import Profile
 from recommender.core.reasons import say
-from recommender.core.scoring import Decision, ItemScorer
+from recommender.core.scoring import Decision
 
 FLOOR_NOTE = "no applicable offer cleared the relevance floor"
 
 
 class Arbiter:
-    """Decides the offers of one request; pure logic over the model, catalog and offers."""
+    """Decides the offers of one request; pure logic over the model, catalog and offers.
+
+    Item scores and propensities come from :func:`~recommender.core.hybrid.serving_scorer`:
+    the hybrid ranker when the model carries its tables and ``config.hybrid`` allows it, else
+    the model blended with the profile's items and its Platt calibration; every rule after
+    them is the same either way."""
 
     def __init__(
         self,
@@ -53,17 +59,18 @@ class Arbiter:
         self.placements = placements or Placements()
         self.config = config or ArbitrationConfig()
         self.rng = rng or random.Random()
-        self.scorer = ItemScorer(
+        self.scorer = serving_scorer(
             model,
             purchase_exclusion_s=self.config.purchase_exclusion_s,
             recent_boost=self.config.recent_boost,
+            hybrid=self.config.hybrid,
         )
         self.items = items if items is not None else ItemTable(model, catalog)
         self.table = OfferTable(offers.offers, model.item_index, self.items.category_ids)
         specs = offers.offers
         self.rules = Rules(self.table, specs, self.items, model.item_index, self.config)
         self.priority = Priority(self.table, specs, self.items, model, self.config)
-        self.explainer = Explainer(model, self.items, self.config.recent_boost)
+        self.explainer = Explainer(model, self.items, self.config.recent_boost, self.scorer)
 
     @property
     def version(self) -> str:
@@ -89,8 +96,7 @@ class Arbiter:
         raw = self.model.scores(weights) if weights else None
         if raw is None or profile is None:
             return self.fallback(profile, request, now, stage=stage)
-        blended = self.scorer.blend(raw, weights, profile, now)
-        propensity = propensities(self.model, raw, weights)
+        blended, propensity = self.scorer.score(raw, weights, profile, now)
         blocked = self.rules.blocked(profile, now) | ~np.isfinite(blended)
         share, origin = self.priority.complement_share(profile, stage, request.context_item, now)
         short = self._shortlist(stage, placement, request, now, blended, blocked)

@@ -14,7 +14,7 @@ from recommender.core.features import item_feature, token_positions
 from recommender.core.model import Model
 from recommender.core.profile import Profile
 from recommender.core.reasons import MAX_REASONS, reasons_from, say
-from recommender.core.scoring import Decision, ScoredOffer, ServedOffer
+from recommender.core.scoring import Decision, ItemScorer, ScoredOffer, ServedOffer
 
 log = logging.getLogger("zmot.decisions")
 
@@ -25,12 +25,20 @@ def search_order(profile: Profile) -> dict[str, int]:
 
 
 class Explainer:
-    """Reasons from the model's per-feature contributions, the profile and the complements."""
+    """Reasons from the model's per-feature contributions, the profile, co-visitation (when
+    the scorer has it) and the complements."""
 
-    def __init__(self, model: Model, items: ItemTable, recent_boost: float) -> None:
+    def __init__(
+        self,
+        model: Model,
+        items: ItemTable,
+        recent_boost: float,
+        scorer: ItemScorer | None = None,
+    ) -> None:
         self.model = model
         self.items = items
         self.recent_boost = recent_boost
+        self.scorer = scorer
 
     def reasons(
         self,
@@ -49,6 +57,10 @@ class Explainer:
         )
         if self.recent_boost > 0 and weights.get(item_feature(cand.item_id), 0.0) > 0:
             reasons = [say(request.lang, "recent"), *reasons]
+        source = self.scorer.lifted_by(weights, cand.item_id) if self.scorer else None
+        if source is not None:
+            label = self.items.title_of(source)
+            reasons = [say(request.lang, "covisit", item=label), *reasons]
         if cand.category is not None and cand.category in origin:
             src = origin[cand.category]
             if request.context_item and src == self.items.category_of(request.context_item):

@@ -1,9 +1,11 @@
 """``priority = propensity x value x context_weight x lever`` for every shortlisted offer.
 
-``propensity`` is the calibrated probability (:mod:`recommender.core.calibration`) of the item
-the offer stands for; ``context_weight = placement weight of the offer's group x (1 +
-complement_boost x share of the offer's category after what the user bought or is looking
-at) x (stage_boost if the offer names the user's stage)``.
+``propensity`` is the probability of the item the offer stands for, as the arbiter's scorer
+gives it: the model's calibration (:func:`recommender.core.scoring.propensities`), or the
+hybrid ranker's logistic output when the model carries its tables
+(:mod:`recommender.core.hybrid`); ``context_weight = placement weight of the offer's group x
+(1 + complement_boost x share of the offer's category after what the user bought or is
+looking at) x (stage_boost if the offer names the user's stage)``.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 
 from recommender.core.arbitration.table import ItemTable, OfferTable, Shortlist
 from recommender.core.arbitration.types import (
@@ -26,23 +27,6 @@ from recommender.core.model import Model
 from recommender.core.offers import OfferSpec
 from recommender.core.placements import Placement
 from recommender.core.profile import Profile
-from recommender.core.scoring import items_seen
-
-
-def propensities(
-    model: Model, raw: npt.NDArray[np.float32], weights: Mapping[str, float]
-) -> FloatArray:
-    """Calibrated probability of every model item from the model's raw scores for ``weights``
-    and the profile's own items (relative to the strongest)."""
-    recent = np.zeros(len(model.item_ids))
-    seen = items_seen(weights, model.item_index)
-    if seen:
-        top = max(w for _, w in seen)
-        for position, w in seen:
-            recent[position] = w / top
-    margin = raw.astype(np.float64)
-    margin -= margin.mean()  # comparable across users: their bias term cancels
-    return model.calibration.probability(margin, recent)
 
 
 @dataclass(frozen=True)

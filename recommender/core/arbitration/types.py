@@ -54,6 +54,8 @@ class ArbitrationConfig:
     recent_boost: float = 0.0
     default_k: int = 3
     min_ratings: int = 3
+    hybrid: bool = True
+    """Serve the hybrid ranker when the model carries its tables (``ZMOT_HYBRID=auto``)."""
 
 
 @dataclass(frozen=True)
