@@ -126,6 +126,8 @@ class HybridTables:
         if self.weights.shape != (len(FEATURES),) or self.spread.shape != (len(FEATURES),):
             raise ModelError(f"hybrid: weights do not match the {len(FEATURES)} signals")
         self.index = {item: j for j, item in enumerate(self.items)}
+        self.category_index = {c: i for i, c in enumerate(self.categories)}
+        self.name_rank = np.argsort(np.argsort(np.array(self.items, dtype=np.str_), kind="stable"))
         half = max(1, self.params.popular_items // 2)
         ordered = [int(j) for j in np.lexsort((np.arange(n), -self.trend)) if self.trend[j] > 0]
         self.trending = [self.items[j] for j in ordered[:half]]
@@ -224,9 +226,10 @@ class HybridTables:
             raise ModelError(f"cannot read the hybrid tables at {path}: {exc}") from exc
 
 
-def covisit_votes(tables: HybridTables, own: list[tuple[str, float]]) -> dict[str, float]:
-    """Summed co-visitation votes: each of the profile's items ``(id, weight)`` votes for its
-    neighbours with ``its weight / the sum of the item weights``."""
+def vote_array(tables: HybridTables, own: list[tuple[str, float]]) -> F64:
+    """Summed co-visitation votes for every item of the tables (index = table position): each
+    of the profile's items ``(id, weight)`` votes for its neighbours with ``its weight / the
+    sum of the item weights``."""
     total = sum(w for _, w in own)
     parts: list[I64] = []
     scores: list[F64] = []
@@ -238,10 +241,17 @@ def covisit_votes(tables: HybridTables, own: list[tuple[str, float]]) -> dict[st
         parts.append(tables.neighbour_idx[lo:hi])
         scores.append(tables.neighbour_w[lo:hi].astype(np.float64) * (w / total))
     if not parts:
-        return {}
-    summed = np.bincount(np.concatenate(parts), weights=np.concatenate(scores))
-    voted = np.flatnonzero(summed > 0)
-    return {tables.items[j]: float(summed[j]) for j in voted.tolist()}
+        return np.zeros(len(tables.items))
+    summed = np.bincount(
+        np.concatenate(parts), weights=np.concatenate(scores), minlength=len(tables.items)
+    )
+    return summed.astype(np.float64, copy=False)
+
+
+def covisit_votes(tables: HybridTables, own: list[tuple[str, float]]) -> dict[str, float]:
+    """:func:`vote_array` of the items that got a vote, by id."""
+    summed = vote_array(tables, own)
+    return {tables.items[j]: float(summed[j]) for j in np.flatnonzero(summed > 0).tolist()}
 
 
 def own_items(weights: Mapping[str, float]) -> list[tuple[str, float]]:
@@ -259,17 +269,32 @@ def moment(
     """The candidates for ``profile`` at request time ``now`` and their signals (one row per
     candidate, columns in :data:`FEATURES` order). ``z``: the model's standardised scores for
     the profile when the caller has them (else computed here)."""
+    names, _, rows = candidates(tables, model, profile, now, z)
+    return names, rows
+
+
+def candidates(
+    tables: HybridTables,
+    model: Model | None,
+    profile: Profile,
+    now: float,
+    z: F64 | None = None,
+) -> tuple[list[str], npt.NDArray[np.intp], F64]:
+    """:func:`moment`, with each candidate's model position (-1: unknown to the model)."""
     p = tables.params
     weights = profile.normalised()
     own = own_items(weights)
     if z is None and model is not None:
         z = ItemScorer(model, purchase_exclusion_s=0.0).scores(profile, now)
-    votes = covisit_votes(tables, own)
+    votes = vote_array(tables, own)
     categories = sorted(
         ((w, name[4:]) for name, w in weights.items() if name.startswith("cat:")), reverse=True
     )
     chosen: dict[str, None] = dict.fromkeys(item for item, _ in own[: p.own_items])
-    chosen.update(dict.fromkeys(sorted(votes, key=lambda i: (-votes[i], i))[: p.covisit_items]))
+    voted = np.flatnonzero(votes > 0)
+    if len(voted):
+        best = voted[np.lexsort((tables.name_rank[voted], -votes[voted]))[: p.covisit_items]]
+        chosen.update(dict.fromkeys(tables.items[j] for j in best.tolist()))
     if z is not None and model is not None:
         chosen.update(dict.fromkeys(model.item_ids[j] for j in top_k(z, p.model_items)))
     chosen.update(dict.fromkeys(tables.trending))
@@ -281,35 +306,40 @@ def moment(
     chosen.update(in_strong)
     names = list(chosen)[: p.max_candidates]
 
-    rank = {item: r for r, (item, _) in enumerate(own)}
-    strongest_item = own[0][1] if own else 0.0
-    strongest_cat = categories[0][0] if categories else 0.0
-    decayed = profile.decayed(now, tables.half_life_s)
     index = model.item_index if model is not None else {}
+    at = np.array([index.get(name, -1) for name in names], dtype=np.intp)
+    ti = np.array([tables.index.get(name, -1) for name in names], dtype=np.intp)
+    in_model, in_tables = at >= 0, ti >= 0
     rows = np.zeros((len(names), len(FEATURES)))
-    for r, name in enumerate(names):
-        j = index.get(name)
-        t = tables.index.get(name)
-        w = weights.get(item_feature(name), 0.0)
-        bought = profile.purchases.get(name)
-        own_cat = tables.category_of(name)
-        rows[r] = (
-            float(z[j]) if z is not None and j is not None else 0.0,
-            float(j is not None),
-            votes.get(name, 0.0),
-            float(name in rank),
-            w / strongest_item if strongest_item else 0.0,
-            1.0 / (1.0 + rank[name]) if name in rank else 0.0,
-            math.log1p(decayed.get(item_feature(name), 0.0)),
-            float(bought is not None),
-            math.log1p(max(0.0, now - bought) / HOUR) if bought is not None else 0.0,
-            float(tables.popularity[t]) if t is not None else 0.0,
-            float(tables.trend[t]) if t is not None else 0.0,
-            weights.get(f"cat:{own_cat}", 0.0) / strongest_cat
-            if own_cat and strongest_cat
-            else 0.0,
-        )
-    return names, rows
+    if z is not None:
+        rows[in_model, 0] = z[at[in_model]]
+    rows[:, 1] = in_model
+    rows[in_tables, 2] = votes[ti[in_tables]]
+    position = {name: r for r, name in enumerate(names)}
+    strongest_item = own[0][1] if own else 0.0
+    decayed = profile.decayed(now, tables.half_life_s)
+    for rank_, (item, w) in enumerate(own):
+        r = position.get(item)
+        if r is not None:
+            rows[r, 3] = 1.0
+            rows[r, 4] = w / strongest_item if strongest_item else 0.0
+            rows[r, 5] = 1.0 / (1.0 + rank_)
+            rows[r, 6] = math.log1p(decayed.get(item_feature(item), 0.0))
+    for item, bought in profile.purchases.items():
+        r = position.get(item)
+        if r is not None:
+            rows[r, 7] = 1.0
+            rows[r, 8] = math.log1p(max(0.0, now - bought) / HOUR)
+    rows[in_tables, 9] = tables.popularity[ti[in_tables]]
+    rows[in_tables, 10] = tables.trend[ti[in_tables]]
+    if categories and categories[0][0]:
+        share = np.zeros(len(tables.categories) + 1)  # last: no category
+        for w, name in categories:
+            c = tables.category_index.get(name)
+            if c is not None:
+                share[c] = w / categories[0][0]
+        rows[in_tables, 11] = share[tables.item_category[ti[in_tables]]]
+    return names, at, rows
 
 
 def rank(
@@ -364,9 +394,8 @@ class HybridScorer(ItemScorer):
         self, raw: F32, weights: Mapping[str, float], profile: Profile, now: float
     ) -> tuple[F64, F64]:
         z = self.plain.blend(raw, weights, profile, now)
-        names, rows = moment(self.tables, self.model, profile, now, z=z)
+        _, at, rows = candidates(self.tables, self.model, profile, now, z)
         index = self.model.item_index
-        at = np.array([index.get(name, -1) for name in names], dtype=np.intp)
         known = at >= 0
         logit = self.tables.logits(rows[known])
         scores: F64 = z - z.max() if len(z) else z.copy()
