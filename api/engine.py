@@ -104,11 +104,12 @@ def load_engine(settings: Settings) -> Engine:
         model, catalog, offers, load_placements(settings.placements_path), runtime.arbitration
     )
     logger.info(
-        "model %s loaded: %d items, %d offers (catalog %s)",
+        "model %s loaded: %d items, %d offers (catalog %s), scored by %s",
         model.version,
         len(catalog),
         len(offers),
         offers.version,
+        type(arbiter.scorer).__name__,
     )
     return Engine(model.version, catalog, arbiter, runtime.half_life_s)
 

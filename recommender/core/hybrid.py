@@ -127,6 +127,18 @@ class HybridTables:
             raise ModelError(f"hybrid: weights do not match the {len(FEATURES)} signals")
         self.index = {item: j for j, item in enumerate(self.items)}
         self.category_index = {c: i for i, c in enumerate(self.categories)}
+        self.neighbour_w64 = self.neighbour_w.astype(np.float64)
+        self.popularity_pad = np.append(self.popularity, np.float32(0.0))
+        self.trend_pad = np.append(self.trend, np.float32(0.0))
+        self.item_category_pad = np.append(self.item_category, -1)
+        # the same matrix by column: who has item j among its neighbours (for reasons)
+        by_target = np.argsort(self.neighbour_idx, kind="stable")
+        sources = np.repeat(np.arange(n), np.diff(self.neighbour_ptr))
+        self.voter_ptr = np.concatenate(
+            ([0], np.cumsum(np.bincount(self.neighbour_idx, minlength=n)))
+        )
+        self.voter_idx = sources[by_target]
+        self.voter_w = self.neighbour_w64[by_target]
         self.name_rank = np.argsort(np.argsort(np.array(self.items, dtype=np.str_), kind="stable"))
         half = max(1, self.params.popular_items // 2)
         ordered = [int(j) for j in np.lexsort((np.arange(n), -self.trend)) if self.trend[j] > 0]
@@ -239,7 +251,7 @@ def vote_array(tables: HybridTables, own: list[tuple[str, float]]) -> F64:
             continue
         lo, hi = int(tables.neighbour_ptr[j]), int(tables.neighbour_ptr[j + 1])
         parts.append(tables.neighbour_idx[lo:hi])
-        scores.append(tables.neighbour_w[lo:hi].astype(np.float64) * (w / total))
+        scores.append(tables.neighbour_w64[lo:hi] * (w / total))
     if not parts:
         return np.zeros(len(tables.items))
     summed = np.bincount(
@@ -299,46 +311,67 @@ def candidates(
         chosen.update(dict.fromkeys(model.item_ids[j] for j in top_k(z, p.model_items)))
     chosen.update(dict.fromkeys(tables.trending))
     in_strong: dict[str, None] = {}
+    room = len(tables.trending)
     for _, category in categories:
+        if len(in_strong) >= room:
+            break
         for item in tables.trending_in.get(category, ()):
-            if len(in_strong) < len(tables.trending):
-                in_strong.setdefault(item, None)
+            if len(in_strong) >= room:
+                break
+            in_strong.setdefault(item, None)
     chosen.update(in_strong)
     names = list(chosen)[: p.max_candidates]
 
     index = model.item_index if model is not None else {}
     at = np.array([index.get(name, -1) for name in names], dtype=np.intp)
     ti = np.array([tables.index.get(name, -1) for name in names], dtype=np.intp)
-    in_model, in_tables = at >= 0, ti >= 0
+    # -1 (unknown) reads the last slot of each padded array: 0, or no category
     rows = np.zeros((len(names), len(FEATURES)))
     if z is not None:
-        rows[in_model, 0] = z[at[in_model]]
-    rows[:, 1] = in_model
-    rows[in_tables, 2] = votes[ti[in_tables]]
-    position = {name: r for r, name in enumerate(names)}
+        rows[:, 0] = np.append(z, 0.0)[at]
+    rows[:, 1] = at >= 0
+    rows[:, 2] = np.append(votes, 0.0)[ti]
     strongest_item = own[0][1] if own else 0.0
-    decayed = profile.decayed(now, tables.half_life_s)
+    # the decayed weight of a feature, as Profile.decayed computes it, for own items only
+    landmark = profile.landmark
+    factor = 0.0 if landmark is None else 2.0 ** ((landmark - now) / tables.half_life_s)
+    first = min(p.own_items, len(names))  # names[r] is own[r][0] for r < first
+    position: dict[str, int] | None = None
+    at_own: list[int] = []
+    own_cols: list[tuple[float, float, float]] = []
     for rank_, (item, w) in enumerate(own):
-        r = position.get(item)
+        r: int | None = rank_
+        if rank_ >= first:
+            position = position or {name: r for r, name in enumerate(names)}
+            r = position.get(item)
         if r is not None:
-            rows[r, 3] = 1.0
-            rows[r, 4] = w / strongest_item if strongest_item else 0.0
-            rows[r, 5] = 1.0 / (1.0 + rank_)
-            rows[r, 6] = math.log1p(decayed.get(item_feature(item), 0.0))
-    for item, bought in profile.purchases.items():
-        r = position.get(item)
-        if r is not None:
-            rows[r, 7] = 1.0
-            rows[r, 8] = math.log1p(max(0.0, now - bought) / HOUR)
-    rows[in_tables, 9] = tables.popularity[ti[in_tables]]
-    rows[in_tables, 10] = tables.trend[ti[in_tables]]
+            at_own.append(r)
+            own_cols.append(
+                (
+                    w / strongest_item if strongest_item else 0.0,
+                    1.0 / (1.0 + rank_),
+                    math.log1p(profile.weights.get(item_feature(item), 0.0) * factor),
+                )
+            )
+    if at_own:
+        rows[at_own, 3] = 1.0
+        rows[at_own, 4:7] = own_cols
+    if profile.purchases:
+        position = position or {name: r for r, name in enumerate(names)}
+        for item, bought in profile.purchases.items():
+            r = position.get(item)
+            if r is not None:
+                rows[r, 7] = 1.0
+                rows[r, 8] = math.log1p(max(0.0, now - bought) / HOUR)
+    rows[:, 9] = tables.popularity_pad[ti]
+    rows[:, 10] = tables.trend_pad[ti]
     if categories and categories[0][0]:
         share = np.zeros(len(tables.categories) + 1)  # last: no category
         for w, name in categories:
             c = tables.category_index.get(name)
             if c is not None:
                 share[c] = w / categories[0][0]
-        rows[in_tables, 11] = share[tables.item_category[ti[in_tables]]]
+        rows[:, 11] = share[tables.item_category_pad[ti]]
     return names, at, rows
 
 
@@ -414,22 +447,23 @@ class HybridScorer(ItemScorer):
         return self.score(raw, weights, profile, now)[0]
 
     def lifted_by(self, weights: Mapping[str, float], item_id: str) -> str | None:
-        """The profile item whose co-visitation vote for ``item_id`` is the largest, when the
-        ranker counts co-visitation for an item (a positive weight) and some item voted."""
+        """The profile item whose co-visitation vote for ``item_id`` is the largest (ties: the
+        stronger item, then the id), when the ranker counts co-visitation for an item (a
+        positive weight) and some item voted."""
         t = self.tables
         target = t.index.get(item_id)
         if target is None or t.coef[COVISIT] <= 0:
             return None
-        best, best_vote = None, 0.0
-        for item, w in own_items(weights):
-            j = t.index.get(item)
-            if j is None or item == item_id:
-                continue
-            lo, hi = int(t.neighbour_ptr[j]), int(t.neighbour_ptr[j + 1])
-            hit = np.flatnonzero(t.neighbour_idx[lo:hi] == target)
-            if hit.size and w * float(t.neighbour_w[lo + int(hit[0])]) > best_vote:
-                best, best_vote = item, w * float(t.neighbour_w[lo + int(hit[0])])
-        return best
+        lo, hi = int(t.voter_ptr[target]), int(t.voter_ptr[target + 1])
+        best: tuple[float, float, str] | None = None
+        for j, edge in zip(t.voter_idx[lo:hi].tolist(), t.voter_w[lo:hi].tolist(), strict=True):
+            item = t.items[j]
+            w = weights.get(item_feature(item), 0.0)
+            if w > 0 and item != item_id:
+                key = (-w * edge, -w, item)
+                if best is None or key < best:
+                    best = key
+        return None if best is None else best[2]
 
 
 def serving_scorer(
