@@ -38,7 +38,7 @@ from recommender.core.errors import ModelError
 from recommender.core.features import item_feature, item_weights
 from recommender.core.model import Model
 from recommender.core.profile import Profile
-from recommender.core.scoring import ItemScorer, top_k
+from recommender.core.scoring import ItemScorer, Priced, top_k
 
 F64 = npt.NDArray[np.float64]
 F32 = npt.NDArray[np.float32]
@@ -423,9 +423,7 @@ class HybridScorer(ItemScorer):
         self.tables = tables
         self.plain = ItemScorer(model, purchase_exclusion_s=0.0)
 
-    def score(
-        self, raw: F32, weights: Mapping[str, float], profile: Profile, now: float
-    ) -> tuple[F64, F64]:
+    def score(self, raw: F32, weights: Mapping[str, float], profile: Profile, now: float) -> Priced:
         z = self.plain.blend(raw, weights, profile, now)
         _, at, rows = candidates(self.tables, self.model, profile, now, z)
         index = self.model.item_index

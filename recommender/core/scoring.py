@@ -13,6 +13,11 @@ from recommender.core.features import item_weights
 from recommender.core.model import Model
 from recommender.core.profile import Profile
 
+F32 = npt.NDArray[np.float32]
+F64 = npt.NDArray[np.float64]
+Priced = tuple[F64, F64]
+"""Item scores and propensities of every model item, as :meth:`ItemScorer.score` gives them."""
+
 
 @dataclass(frozen=True)
 class ServedOffer:
@@ -122,13 +127,7 @@ class ItemScorer:
                 scores[bought] = -np.inf
         return scores
 
-    def score(
-        self,
-        raw: npt.NDArray[np.float32],
-        weights: Mapping[str, float],
-        profile: Profile,
-        now: float,
-    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    def score(self, raw: F32, weights: Mapping[str, float], profile: Profile, now: float) -> Priced:
         """What arbitration prices, for every model item: the item score (:meth:`blend`) and
         the propensity (the model's calibration, :func:`propensities`)."""
         return self.blend(raw, weights, profile, now), propensities(self.model, raw, weights)
