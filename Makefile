@@ -65,7 +65,8 @@ bench: install system-deps ## Run the benchmarks (figures go to BENCHMARKS.md)
 	  $(TEST_ENV) $(BIN)/python benchmarks/bench_freshness.py; rc=$$?; \
 	  $(TEST_ENV) $(BIN)/zmot infra down; exit $$rc
 
-eval: install ## Evaluate on the shared Taobao sample (figures in the README; report in .zmot/eval-taobao)
+eval: install ## The README's quality figures: three shared samples with defaults, Taobao tuned (.zmot/eval-*)
+	bash benchmarks/eval_defaults.sh
 	bash benchmarks/taobao/run.sh
 
 clean: ## Remove local state (.zmot/) after stopping it
