@@ -12,10 +12,16 @@ before=$here/.zmot/before-$(git rev-parse --short "$rev")
 export ZMOT_STATE_DIR=$here/.zmot/test ZMOT_KAFKA_BOOTSTRAP=127.0.0.1:19092 \
   ZMOT_REDIS_URL=redis://127.0.0.1:16379/0 ZMOT_API_PORT=18000 ZMOT_WORKER_WEB_PORT=16066
 py=$here/.venv/bin/python
-
 [ -d "$before" ] || git worktree add --detach "$before" "$rev" >/dev/null
 ln -sfn "$here/.venv" "$before/.venv"
-trap 'git worktree remove --force "$before" >/dev/null 2>&1 || true' EXIT
+# Stop at the end what this script started (a stack that was already up stays up).
+was_up=$(.venv/bin/zmot infra status --json | "$py" -c \
+  'import json, sys; print(int(all(s["running"] for s in json.load(sys.stdin).values())))')
+cleanup() {
+  git worktree remove --force "$before" >/dev/null 2>&1 || true
+  [ "$was_up" = 1 ] || .venv/bin/zmot infra down
+}
+trap cleanup EXIT
 
 .venv/bin/zmot infra up
 model=$here/.zmot/before-after-model
