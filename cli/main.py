@@ -215,7 +215,7 @@ def replay(
     from recommender.core.events import load_events
 
     settings = get_settings()
-    report = load_events(file, require_ts=False)
+    report = load_events(file, require_ts=False, user_time_order=False)
     _report_bad(file, report.errors)
     sent = produce(settings, report.events, rate)
     typer.echo(

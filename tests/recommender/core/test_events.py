@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from recommender.core.errors import InvalidEventError
-from recommender.core.events import parse_event, read_event_lines
+from recommender.core.events import in_user_time_order, load_events, parse_event, read_event_lines
 
 
 def raw(**fields: object) -> bytes:
@@ -81,3 +82,40 @@ def test_history_reader_reports_bad_lines_with_numbers() -> None:
     assert len(report.events) == 1
     assert [n for n, _ in report.errors] == [3, 4]
     assert "ts" in report.errors[1][1]
+
+
+T0 = 1_700_000_000
+
+
+def _view(user: str, item: str, ts: int) -> bytes:
+    return raw(user_id=user, type="page_view", item_id=item, ts=ts * 1000)
+
+
+def test_each_users_events_come_back_in_time_order_in_that_users_slots() -> None:
+    lines = [
+        _view("a", "a3", T0 + 30),
+        _view("b", "b2", T0 + 20),
+        _view("a", "a1", T0 + 10),
+        _view("b", "b1", T0 + 5),
+        _view("a", "a2", T0 + 20),
+        _view("a", "a2-again", T0 + 20),  # same time: file order kept
+    ]
+    events = read_event_lines(lines).events
+    ordered = in_user_time_order(events)
+    assert [(e.user_id, e.item_id) for e in ordered] == [
+        ("a", "a1"),
+        ("b", "b1"),
+        ("a", "a2"),
+        ("b", "b2"),
+        ("a", "a2-again"),
+        ("a", "a3"),
+    ]
+    assert in_user_time_order(ordered) == ordered  # already in order: unchanged
+
+
+def test_histories_load_in_user_time_order_and_replay_files_as_written(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\n".join([_view("a", "late", T0 + 60), _view("a", "early", T0)]))
+    assert [e.item_id for e in load_events(path).events] == ["early", "late"]
+    as_written = load_events(path, require_ts=False, user_time_order=False).events
+    assert [e.item_id for e in as_written] == ["late", "early"]
