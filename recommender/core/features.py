@@ -80,6 +80,7 @@ def split_feature(name: str) -> tuple[str, str]:
 
 
 ITEM_PREFIX = "item:"
+CATEGORY_PREFIX = "cat:"
 QUERY_PREFIX = "q:"
 
 
@@ -96,6 +97,13 @@ def item_weights(weights: Mapping[str, float]) -> list[tuple[str, float]]:
     """
     n = len(ITEM_PREFIX)
     return [(name[n:], w) for name, w in weights.items() if name.startswith(ITEM_PREFIX)]
+
+
+def category_weights(weights: Mapping[str, float]) -> list[tuple[str, float]]:
+    """(category, weight) of every ``cat:<category>`` feature of a profile, in profile order
+    (``bought:cat:`` features are not category features)."""
+    n = len(CATEGORY_PREFIX)
+    return [(name[n:], w) for name, w in weights.items() if name.startswith(CATEGORY_PREFIX)]
 
 
 def token_positions(names: Iterable[str]) -> dict[str, int]:
@@ -122,10 +130,10 @@ def event_features(event: Event, lookup: ItemLookup, config: FeatureConfig) -> d
         item = lookup(event.item_id)
         category = item.category if item else None
         if category:
-            _add(out, f"cat:{category}", base * config.category_share)
+            _add(out, f"{CATEGORY_PREFIX}{category}", base * config.category_share)
             top = category.split(".", 1)[0]
             if top != category:
-                _add(out, f"cat:{top}", base * config.top_category_share)
+                _add(out, f"{CATEGORY_PREFIX}{top}", base * config.top_category_share)
         if item and item.brand:
             _add(out, f"brand:{item.brand}", base * config.brand_share)
         if event.type == "purchase":

@@ -35,7 +35,7 @@ import numpy as np
 import numpy.typing as npt
 
 from recommender.core.errors import ModelError
-from recommender.core.features import item_feature, item_weights
+from recommender.core.features import category_weights, item_feature, item_weights
 from recommender.core.model import Model
 from recommender.core.profile import Profile
 from recommender.core.scoring import ItemScorer, Priced, top_k
@@ -299,9 +299,7 @@ def candidates(
     if z is None and model is not None:
         z = ItemScorer(model, purchase_exclusion_s=0.0).scores(profile, now)
     votes = vote_array(tables, own)
-    categories = sorted(
-        ((w, name[4:]) for name, w in weights.items() if name.startswith("cat:")), reverse=True
-    )
+    categories = sorted(((w, name) for name, w in category_weights(weights)), reverse=True)
     chosen: dict[str, None] = dict.fromkeys(item for item, _ in own[: p.own_items])
     voted = np.flatnonzero(votes > 0)
     if len(voted):
