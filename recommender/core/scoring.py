@@ -65,6 +65,20 @@ def items_seen(
     return [(item_index[item], w) for item, w in item_weights(weights) if item in item_index]
 
 
+def relative_item_weights(
+    weights: Mapping[str, float], item_index: Mapping[str, int], n_items: int
+) -> npt.NDArray[np.float64]:
+    """Per model item, its weight in the profile relative to the strongest item the model
+    knows (0 for the rest): the ``recent`` input of the calibration, in training and serving."""
+    recent = np.zeros(n_items)
+    seen = items_seen(weights, item_index)
+    if seen:
+        top = max(w for _, w in seen)
+        for position, w in seen:
+            recent[position] = w / top
+    return recent
+
+
 class ItemScorer:
     """Scores every item for a profile: the model's opinion, blended with the profile's memory.
 
@@ -148,12 +162,7 @@ def propensities(
 ) -> npt.NDArray[np.float64]:
     """Calibrated probability of every model item from the model's raw scores for ``weights``
     and the profile's own items (relative to the strongest)."""
-    recent = np.zeros(len(model.item_ids))
-    seen = items_seen(weights, model.item_index)
-    if seen:
-        top = max(w for _, w in seen)
-        for position, w in seen:
-            recent[position] = w / top
+    recent = relative_item_weights(weights, model.item_index, len(model.item_ids))
     margin = raw.astype(np.float64)
     margin -= margin.mean()  # comparable across users: their bias term cancels
     return model.calibration.probability(margin, recent)

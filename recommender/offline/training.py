@@ -27,10 +27,10 @@ from recommender.core.calibration import Calibration
 from recommender.core.catalog import Catalog
 from recommender.core.errors import ModelError
 from recommender.core.events import Event
-from recommender.core.features import item_weights
 from recommender.core.model import Model
 from recommender.core.profile import Profile
 from recommender.core.replay import Profiler
+from recommender.core.scoring import relative_item_weights
 from recommender.offline.propensity import fit_calibration, learn_complements
 
 log = logging.getLogger(__name__)
@@ -206,12 +206,7 @@ def _calibrate(
         user = vals @ feature_embeddings[idx]
         raw = (item_vectors @ user + item_biases).astype(np.float64)
         raw -= raw.mean()  # the user's bias is the same for every item: only margins count
-        recent = np.zeros(len(raw))
-        seen = {item: w for item, w in item_weights(row) if item in item_index}
-        if seen:
-            top = max(seen.values())
-            for item, w in seen.items():
-                recent[item_index[item]] = w / top
+        recent = relative_item_weights(row, item_index, len(raw))
         raws.append(raw)
         recents.append(recent)
         pos.append([item_index[i] for i in items if i in item_index])
