@@ -9,6 +9,7 @@ Profile hash, ``<prefix>profile:<user_id>``:
 =====================  ============================================================
 ``f:<feature>``        stored (landmark-scaled) weight
 ``b:<item>``           purchase time
+``t:<item>``           time of the last item event on it (the newest ``touch_memory``)
 ``x:<offer>:<hour>``   impressions of the offer in that event-time hour
 ``d:<offer>:<hour>``   dismissals of it (hour = epoch seconds // 3600; the offer id may
                        hold ':', the hour is after the last one)
@@ -58,6 +59,7 @@ def counters_key(prefix: str, partition: int) -> str:
 
 FEATURE_TAG = "f:"
 PURCHASE_TAG = "b:"
+TOUCH_TAG = "t:"
 SHOWN_TAG = "x:"
 DISMISSED_TAG = "d:"
 LANDMARK_FIELD = "_L"
@@ -75,6 +77,7 @@ def profile_to_hash(profile: Profile) -> dict[str, str]:
     """The Redis hash fields of a profile."""
     out = {f"{FEATURE_TAG}{name}": repr(value) for name, value in profile.weights.items()}
     out.update({f"{PURCHASE_TAG}{item}": repr(ts) for item, ts in profile.purchases.items()})
+    out.update({f"{TOUCH_TAG}{item}": repr(ts) for item, ts in profile.touched.items()})
     for tag, counts in ((SHOWN_TAG, profile.shown), (DISMISSED_TAG, profile.dismissed)):
         for offer_id, per_hour in counts.items():
             out.update({f"{tag}{offer_id}:{bucket}": str(n) for bucket, n in per_hour.items()})
@@ -96,12 +99,14 @@ def profile_from_hash(mapping: Mapping[bytes | str, bytes | str]) -> Profile:
     bytes), and a key is matched on its two-character tag before anything else.
     """
     profile = Profile()
-    weights, purchases = profile.weights, profile.purchases
+    weights, purchases, touched = profile.weights, profile.purchases, profile.touched
     for raw_key, value in mapping.items():
         key = raw_key.decode() if isinstance(raw_key, bytes) else raw_key
         tag = key[:2]
         if tag == FEATURE_TAG:
             weights[key[2:]] = float(value)
+        elif tag == TOUCH_TAG:
+            touched[key[2:]] = float(value)
         elif tag == PURCHASE_TAG:
             purchases[key[2:]] = float(value)
         elif tag == SHOWN_TAG or tag == DISMISSED_TAG:

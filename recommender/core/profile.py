@@ -43,6 +43,9 @@ class ProfileParams:
     half_life_s: float = 72 * 3600.0
     top_n: int = 64
     purchase_memory: int = 32
+    touch_memory: int = 20
+    """Most items whose last touch (an item event) is remembered per profile: how recently
+    the shopper was on an item, which its decayed weight mixes with how often."""
     exposure_keep_s: float = 168 * 3600.0
     """Exposure older than this (before the newest event) is dropped: the longest window asked."""
     exposure_memory: int = 512
@@ -60,6 +63,8 @@ class Profile:
     offset: int | None = None
     n_events: int = 0
     purchases: dict[str, float] = field(default_factory=dict)
+    touched: dict[str, float] = field(default_factory=dict)
+    """Item -> event time of the user's last item event on it (the newest ``touch_memory``)."""
     shown: ExposureCounts = field(default_factory=dict)
     dismissed: ExposureCounts = field(default_factory=dict)
 
@@ -109,6 +114,7 @@ def apply_event(
     params: ProfileParams,
     *,
     purchased_item: str | None = None,
+    touched_item: str | None = None,
     shown_offer: str | None = None,
     dismissed_offer: str | None = None,
     position: Position | None = None,
@@ -117,7 +123,8 @@ def apply_event(
 
     ``position`` is the (partition, offset) of the Kafka message; it fences replays so that an
     event delivered twice counts once. ``shown_offer`` / ``dismissed_offer`` count an
-    impression / dismissal of that offer in the event's hour.
+    impression / dismissal of that offer in the event's hour. ``touched_item``: the event is
+    an item event on it (its last-touch time moves to ``ts`` if that is later).
     """
     if position is not None:
         if profile.has_applied(*position):
@@ -138,12 +145,10 @@ def apply_event(
     if len(weights) > params.top_n:
         keep = sorted(weights.items(), key=lambda kv: (-kv[1], kv[0]))[: params.top_n]
         profile.weights = dict(keep)
-    if purchased_item is not None and params.purchase_memory > 0:
-        profile.purchases.pop(purchased_item, None)
-        profile.purchases[purchased_item] = ts
-        while len(profile.purchases) > params.purchase_memory:
-            oldest = min(profile.purchases.items(), key=lambda kv: (kv[1], kv[0]))[0]
-            del profile.purchases[oldest]
+    if purchased_item is not None:
+        _remember(profile.purchases, purchased_item, ts, params.purchase_memory, latest=False)
+    if touched_item is not None:
+        _remember(profile.touched, touched_item, ts, params.touch_memory, latest=True)
     previous_ts = profile.last_ts
     profile.last_ts = ts if previous_ts is None else max(previous_ts, ts)
     _record_exposure(
@@ -151,6 +156,18 @@ def apply_event(
     )
     profile.n_events += 1
     return True
+
+
+def _remember(times: dict[str, float], item: str, ts: float, memory: int, *, latest: bool) -> None:
+    """Record ``item`` at ``ts`` (``latest``: keep the later of the two times) and forget the
+    oldest entries beyond ``memory`` (ties: the smaller id goes first)."""
+    if memory <= 0:
+        return
+    old = times.pop(item, None)
+    times[item] = ts if old is None or not latest else max(old, ts)
+    while len(times) > memory:
+        oldest = min(times.items(), key=lambda kv: (kv[1], kv[0]))[0]
+        del times[oldest]
 
 
 def _bucket(ts: float) -> int:

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from recommender.core.catalog import Catalog
-from recommender.core.events import Event
+from recommender.core.events import ITEM_EVENTS, Event
 from recommender.core.features import FeatureConfig, event_features
 from recommender.core.profile import Profile, ProfileParams, apply_event
 
@@ -35,6 +35,7 @@ class Profiler:
             event.ts,
             self.params,
             purchased_item=event.item_id if event.type == "purchase" else None,
+            touched_item=event.item_id if event.type in ITEM_EVENTS else None,
             shown_offer=event.offer_id if event.type == "impression" else None,
             dismissed_offer=event.offer_id if event.type == "dismiss" else None,
             position=position,

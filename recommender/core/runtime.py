@@ -53,11 +53,12 @@ class Runtime:
 
 def profile_params(settings: Settings) -> ProfileParams:
     """The profile math the settings ask for (a model, when there is one, overrides the first
-    three fields; see :func:`resolve`)."""
+    four fields; see :func:`resolve`)."""
     return ProfileParams(
         half_life_s=settings.half_life_s,
         top_n=settings.profile_top_n,
         purchase_memory=settings.purchase_memory,
+        touch_memory=settings.touch_memory,
         exposure_keep_s=max(settings.cap_window_hours, settings.dismiss_window_hours) * HOUR_S,
         exposure_memory=settings.exposure_memory,
     )
@@ -105,6 +106,7 @@ def resolve(
                 half_life_s=float(raw["half_life_s"]),
                 top_n=int(raw["top_n"]),
                 purchase_memory=int(raw["purchase_memory"]),
+                touch_memory=int(raw.get("touch_memory", params.touch_memory)),
             )
             if model_params != params:
                 log.warning(

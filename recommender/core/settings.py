@@ -76,6 +76,12 @@ class Settings(BaseSettings):
     purchase_memory: int = Field(
         32, ge=0, description="Most recent purchases remembered per profile (for exclusion)."
     )
+    touch_memory: int = Field(
+        20,
+        ge=0,
+        description="Items whose last-touch time each profile remembers (the newest ones): "
+        "the hybrid ranker's 'how recently' signal.",
+    )
 
     # --- feedback: exposure kept in each profile --------------------------------------
     cap_window_hours: float = Field(

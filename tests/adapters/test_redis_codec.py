@@ -172,6 +172,7 @@ async def test_put_many_stores_the_exact_bytes_of_the_codec(
         profile = Profile(
             weights={f"q:{name}": 0.1 * (i + 1) for i, name in enumerate(odd)} | {"big": 1.7e308},
             purchases={"item-ü": 1_750_000_000.123456789},
+            touched={"item-ü": 1_750_000_000.5, "t:x": 1_749_999_000.0},
             shown={"offer:é": {486_111: 3}},
             landmark=1_750_000_000.5,
             last_ts=1_750_000_001.25,

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from recommender.core.profile import Profile, ProfileParams, apply_event
 
 H = 3600.0
-PARAMS = ProfileParams(half_life_s=H, top_n=1000, purchase_memory=3)
+PARAMS = ProfileParams(half_life_s=H, top_n=1000, purchase_memory=3, touch_memory=3)
 
 events_strategy = st.lists(
     st.tuples(
@@ -82,3 +82,23 @@ def test_purchases_are_bounded_to_the_most_recent() -> None:
     for i in range(5):
         apply_event(profile, {}, float(i), PARAMS, purchased_item=f"i{i}")
     assert profile.purchases == {"i2": 2.0, "i3": 3.0, "i4": 4.0}
+
+
+def test_touches_keep_the_latest_time_of_the_most_recently_touched_items() -> None:
+    profile = Profile()
+    for ts, item in [(1.0, "a"), (2.0, "b"), (3.0, "c"), (4.0, "a"), (0.5, "a"), (5.0, "d")]:
+        apply_event(profile, {}, ts, PARAMS, touched_item=item)
+    # "a" keeps 4.0 (a late-arriving older touch does not move it back); "b" (2.0) is dropped
+    assert profile.touched == {"c": 3.0, "a": 4.0, "d": 5.0}
+    apply_event(profile, {}, 6.0, PARAMS, touched_item=None)
+    assert profile.touched == {"c": 3.0, "a": 4.0, "d": 5.0}
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.permutations([(float(i), f"i{i % 4}") for i in range(10)]))
+def test_touches_do_not_depend_on_the_arrival_order(touches: list[tuple[float, str]]) -> None:
+    """What a replay rebuilds does not depend on how its events were interleaved."""
+    profile = Profile()
+    for ts, item in touches:
+        apply_event(profile, {}, ts, PARAMS, touched_item=item)
+    assert profile.touched == {"i1": 9.0, "i0": 8.0, "i3": 7.0}
