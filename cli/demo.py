@@ -80,8 +80,9 @@ def run_demo(
     from recommender.core.events import load_events
     from recommender.core.replay import Profiler
     from recommender.core.runtime import profile_params
+    from recommender.offline.hybrid import train_served
     from recommender.offline.synthetic import generate
-    from recommender.offline.training import TrainConfig, train
+    from recommender.offline.training import TrainConfig
 
     # A demo starts from a clean stack: replaying the same history into old profiles would
     # count it twice (the offset fence guards redelivery, not a second copy of the data).
@@ -97,9 +98,8 @@ def run_demo(
     history = load_events(data / "events.jsonl")
     params = profile_params(settings)
     log("training the model")
-    model = train(
-        history.events, catalog, Profiler(catalog, params=params), TrainConfig(), progress=True
-    )
+    profiler = Profiler(catalog, params=params)
+    model = train_served(history.events, catalog, profiler, TrainConfig(), progress=True, log=log)
     model.save(model_dir)
     log(f"model {model.version}: {model.info['n_contexts']} training contexts")
 

@@ -158,9 +158,12 @@ def register(app: typer.Typer) -> None:
             fit_model=lambda part: fit(part, cat, profiler, chosen.train),
             target=target,  # type: ignore[arg-type]  # checked above
             depth=depth,
+            horizon=chosen.train.horizon,
         )
         _log(hybrid.describe())
         extra["hybrid"] = hybrid
+        if model_dir is None and hybrid.tables.servable:
+            model.hybrid = hybrid.tables  # what `zmot train` writes: `live` is what the API serves
 
         def write(prediction: Prediction) -> None:
             if dump is not None and (items == "any" or prediction.new):

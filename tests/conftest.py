@@ -81,21 +81,23 @@ def event_loop_policy() -> asyncio.AbstractEventLoopPolicy:
 
 
 class DemoShop:
-    """A generated demo shop and a model trained on it (once per test session)."""
+    """A generated demo shop and the model `zmot train` writes for it by default, hybrid
+    tables included (once per test session)."""
 
     def __init__(self, root: Path) -> None:
         from recommender.core.catalog import Catalog
         from recommender.core.events import load_events
         from recommender.core.replay import Profiler
+        from recommender.offline.hybrid import train_served
         from recommender.offline.synthetic import generate
-        from recommender.offline.training import train
+        from recommender.offline.training import TrainConfig
 
         self.data = root / "data"
         self.model_dir = root / "model"
         generate(self.data, users=2000, seed=7)
         self.catalog = Catalog.load(self.data / "catalog.jsonl")
         self.events = load_events(self.data / "events.jsonl").events
-        self.model = train(self.events, self.catalog, Profiler(self.catalog))
+        self.model = train_served(self.events, self.catalog, Profiler(self.catalog), TrainConfig())
         self.model.save(self.model_dir)
 
 

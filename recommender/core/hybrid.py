@@ -10,7 +10,8 @@ and the ranker is :mod:`recommender.offline.hybrid`'s business.
 
 Candidates, in this order and without repeats, at most ``max_candidates``:
 
-* the profile's own items, strongest first (``own_items``);
+* the profile's own items, strongest first (``own_items``), then the items it remembers
+  touching (``profile.touched``) that are not among them, newest first;
 * co-visitation neighbours of the profile's items, each item voting with its share of the
   profile's item weight (``covisit_items``);
 * the model's top items for the profile (``model_items``);
@@ -60,6 +61,9 @@ FEATURES = (
     "popularity",  # log(1 + target events on it in the table period)
     "trend",  # log(1 + the same, decayed over trend_half_life_s to the period's end)
     "category",  # profile weight of its category / the strongest category's
+    "touched",  # the profile remembers when the shopper last touched it (profile.touched)
+    "touch_rank",  # 1 / (1 + its rank among those items, newest touch first)
+    "hours_since_touch",  # log(1 + hours since that touch at the request time)
 )
 
 
@@ -79,6 +83,10 @@ class HybridParams:
     max_moments: int = 5000
     """Training moments used at most (an even sample of them beyond that)."""
     l2: float = 1.0
+    ranker: str = "softmax"
+    """``softmax``: a conditional logit fitted on each moment's candidates as one choice
+    (listwise); ``logistic``: each candidate on its own (pointwise). Both are linear in the
+    signals, so serving is the same either way (offline only)."""
 
 
 @dataclass
@@ -109,7 +117,7 @@ class HybridTables:
     """What fitting measured (training moments, candidate recall): for logs, not ranking."""
     offset: float | None = None
     """The ranker's logit is ``signals @ coef + offset``, and its logistic output the
-    probability that the candidate is the item of the shopper's next target event (see
+    probability that the candidate is among the shopper's next few target items (see
     :meth:`probability`). None: tables fitted before the offset was kept, which rank but give
     no propensity, so serving does not use them."""
 
@@ -168,10 +176,22 @@ class HybridTables:
         return out
 
     def probability(self, rows: F64) -> F64:
-        """``sigmoid(logit)``: the probability that a candidate is the item of the shopper's
-        next target event (a view, cart or purchase with ``--target any``), calibrated on the
-        end-of-training moments, including those whose target was no candidate."""
+        """``sigmoid(logit)``: the probability that a candidate is among the items of the
+        shopper's next ``horizon`` target events (views, carts or purchases with ``--target
+        any``; the training config's horizon, 3 by default), calibrated on the end-of-training
+        moments, including those whose next target was no candidate."""
         return sigmoid(self.logits(rows))
+
+    def memory_bytes(self) -> int:
+        """About what the loaded tables hold in memory: every array, and the item index and
+        names (Python objects, estimated from their sizes)."""
+        import sys
+
+        arrays = sum(v.nbytes for v in vars(self).values() if isinstance(v, np.ndarray))
+        names = sum(sys.getsizeof(s) for s in self.items) + sys.getsizeof(self.items)
+        # the index dict: a slot per entry (hash, key and value pointers) plus the int objects
+        index = sys.getsizeof(self.index) + 28 * len(self.index)
+        return int(arrays + names + index)
 
     def category_of(self, item: str) -> str | None:
         j = self.index.get(item)
@@ -243,20 +263,27 @@ def vote_array(tables: HybridTables, own: list[tuple[str, float]]) -> F64:
     of the profile's items ``(id, weight)`` votes for its neighbours with ``its weight / the
     sum of the item weights``."""
     total = sum(w for _, w in own)
-    parts: list[I64] = []
-    scores: list[F64] = []
-    for item, w in own:
-        j = tables.index.get(item)
-        if j is None or total <= 0:
-            continue
-        lo, hi = int(tables.neighbour_ptr[j]), int(tables.neighbour_ptr[j + 1])
-        parts.append(tables.neighbour_idx[lo:hi])
-        scores.append(tables.neighbour_w64[lo:hi] * (w / total))
-    if not parts:
-        return np.zeros(len(tables.items))
-    summed = np.bincount(
-        np.concatenate(parts), weights=np.concatenate(scores), minlength=len(tables.items)
-    )
+    found = [(j, w) for j, w in ((tables.index.get(item), w) for item, w in own) if j is not None]
+    return _votes(tables, found, total)
+
+
+def _votes(tables: HybridTables, found: list[tuple[int, float]], total: float) -> F64:
+    """:func:`vote_array` from table positions: one gather of every voter's neighbour row."""
+    n = len(tables.items)
+    if not found or total <= 0:
+        return np.zeros(n)
+    rows = np.fromiter((j for j, _ in found), dtype=np.int64, count=len(found))
+    share = np.fromiter((w for _, w in found), dtype=np.float64, count=len(found)) / total
+    lo, hi = tables.neighbour_ptr[rows], tables.neighbour_ptr[rows + 1]
+    length = hi - lo
+    size = int(length.sum())
+    if size == 0:
+        return np.zeros(n)
+    # the flat positions of all those rows: each row's start, then 0, 1, ... within it
+    start = np.repeat(lo - (np.cumsum(length) - length), length)
+    at = start + np.arange(size)
+    weights = tables.neighbour_w64[at] * np.repeat(share, length)
+    summed = np.bincount(tables.neighbour_idx[at], weights=weights, minlength=n)
     return summed.astype(np.float64, copy=False)
 
 
@@ -268,7 +295,7 @@ def covisit_votes(tables: HybridTables, own: list[tuple[str, float]]) -> dict[st
 
 def own_items(weights: Mapping[str, float]) -> list[tuple[str, float]]:
     """The profile's items ``(id, normalised weight)``, strongest first (ties: id)."""
-    return sorted(item_weights(weights), key=lambda kv: (-kv[1], kv[0]))
+    return [(item, -w) for w, item in sorted((-w, item) for item, w in item_weights(weights))]
 
 
 def moment(
@@ -285,6 +312,55 @@ def moment(
     return names, rows
 
 
+@dataclass
+class Universe:
+    """The tables' items joined with a model's (model items first, in the model's order, then
+    table items the model does not know): candidates are positions in it, so serving never
+    looks an item up by name more than once. Built once per (tables, model) (:func:`universe`)."""
+
+    names: list[str]
+    index: dict[str, int]
+    n_model: int
+    to_table: I64
+    """Universe position -> table position (-1: not in the tables); one more slot, -1, at the
+    end for candidates outside the universe."""
+    from_table: I64
+    trending: I64
+    trending_in: dict[str, I64]
+
+
+def universe(tables: HybridTables, model: Model | None) -> Universe:
+    """The :class:`Universe` of ``tables`` and ``model`` (cached on the tables per model)."""
+    cached = tables.__dict__.get("_universe")
+    if cached is not None and cached[0] is model:
+        return cached[1]  # type: ignore[no-any-return]
+    names = list(model.item_ids) if model is not None else []
+    index = dict(model.item_index) if model is not None else {}
+    n_model = len(names)
+    for item in tables.items:
+        if item not in index:
+            index[item] = len(names)
+            names.append(item)
+    to_table = np.full(len(names) + 1, -1, dtype=np.int64)
+    from_table = np.array([index[item] for item in tables.items], dtype=np.int64)
+    to_table[from_table] = np.arange(len(tables.items))
+
+    def positions(items: list[str]) -> I64:
+        return np.array([index[item] for item in items], dtype=np.int64)
+
+    made = Universe(
+        names=names,
+        index=index,
+        n_model=n_model,
+        to_table=to_table,
+        from_table=from_table,
+        trending=positions(tables.trending),
+        trending_in={c: positions(items) for c, items in tables.trending_in.items()},
+    )
+    tables.__dict__["_universe"] = (model, made)
+    return made
+
+
 def candidates(
     tables: HybridTables,
     model: Model | None,
@@ -293,84 +369,126 @@ def candidates(
     z: F64 | None = None,
 ) -> tuple[list[str], npt.NDArray[np.intp], F64]:
     """:func:`moment`, with each candidate's model position (-1: unknown to the model)."""
+    u = universe(tables, model)
+    picked, extra, at, rows = candidate_rows(tables, model, profile, now, z)
+    names = [u.names[j] if j < len(u.names) else extra[j - len(u.names)] for j in picked.tolist()]
+    return names, at, rows
+
+
+def candidate_rows(
+    tables: HybridTables,
+    model: Model | None,
+    profile: Profile,
+    now: float,
+    z: F64 | None = None,
+    weights: Mapping[str, float] | None = None,
+) -> tuple[I64, list[str], npt.NDArray[np.intp], F64]:
+    """The candidates as :class:`Universe` positions (positions from ``len(names)`` on are
+    the profile's items outside it, named in the second value), their model positions (-1:
+    unknown to the model) and signals: what :func:`candidates` names, without the names.
+    ``weights``: the profile's normalised weights when the caller has them."""
     p = tables.params
-    weights = profile.normalised()
+    u = universe(tables, model)
+    size = len(u.names)
+    if weights is None:
+        weights = profile.normalised()
     own = own_items(weights)
     if z is None and model is not None:
         z = ItemScorer(model, purchase_exclusion_s=0.0).scores(profile, now)
-    votes = vote_array(tables, own)
+    extra: list[str] = []
+
+    def place(item: str) -> int:
+        j = u.index.get(item)
+        if j is None:
+            j = size + len(extra)
+            extra.append(item)
+        return j
+
+    own_at = np.fromiter((place(item) for item, _ in own), dtype=np.int64, count=len(own))
+    recent = sorted(profile.touched.items(), key=lambda kv: (-kv[1], kv[0]))
+    recent_at = np.fromiter((place(item) for item, _ in recent), dtype=np.int64, count=len(recent))
+    table_rows = u.to_table[np.minimum(own_at, size)]
+    found = [(int(t), w) for t, (_, w) in zip(table_rows.tolist(), own, strict=True) if t >= 0]
+    votes = _votes(tables, found, sum(w for _, w in own))
     categories = sorted(((w, name) for name, w in category_weights(weights)), reverse=True)
-    chosen: dict[str, None] = dict.fromkeys(item for item, _ in own[: p.own_items])
+    parts = [own_at[: p.own_items], recent_at]
     voted = np.flatnonzero(votes > 0)
     if len(voted):
         best = voted[np.lexsort((tables.name_rank[voted], -votes[voted]))[: p.covisit_items]]
-        chosen.update(dict.fromkeys(tables.items[j] for j in best.tolist()))
+        parts.append(u.from_table[best])
     if z is not None and model is not None:
-        chosen.update(dict.fromkeys(model.item_ids[j] for j in top_k(z, p.model_items)))
-    chosen.update(dict.fromkeys(tables.trending))
-    in_strong: dict[str, None] = {}
-    room = len(tables.trending)
-    for _, category in categories:
-        if len(in_strong) >= room:
-            break
-        for item in tables.trending_in.get(category, ()):
-            if len(in_strong) >= room:
-                break
-            in_strong.setdefault(item, None)
-    chosen.update(in_strong)
-    names = list(chosen)[: p.max_candidates]
+        parts.append(np.array(top_k(z, p.model_items), dtype=np.int64))
+    parts.append(u.trending)
+    parts.append(_strong_trending(u, categories, len(u.trending)))
+    flat = np.concatenate(parts)
+    _, first_seen = np.unique(flat, return_index=True)
+    picked = flat[np.sort(first_seen)][: p.max_candidates]
 
-    index = model.item_index if model is not None else {}
-    at = np.array([index.get(name, -1) for name in names], dtype=np.intp)
-    ti = np.array([tables.index.get(name, -1) for name in names], dtype=np.intp)
+    n = len(picked)
+    at = np.where(picked < u.n_model, picked, -1).astype(np.intp)
+    ti = u.to_table[np.minimum(picked, size)]
     # -1 (unknown) reads the last slot of each padded array: 0, or no category
-    rows = np.zeros((len(names), len(FEATURES)))
+    rows = np.zeros((n, len(FEATURES)))
     if z is not None:
         rows[:, 0] = np.append(z, 0.0)[at]
     rows[:, 1] = at >= 0
     rows[:, 2] = np.append(votes, 0.0)[ti]
-    strongest_item = own[0][1] if own else 0.0
-    # the decayed weight of a feature, as Profile.decayed computes it, for own items only
-    landmark = profile.landmark
-    factor = 0.0 if landmark is None else 2.0 ** ((landmark - now) / tables.half_life_s)
-    first = min(p.own_items, len(names))  # names[r] is own[r][0] for r < first
-    position: dict[str, int] | None = None
-    at_own: list[int] = []
-    own_cols: list[tuple[float, float, float]] = []
-    for rank_, (item, w) in enumerate(own):
-        r: int | None = rank_
-        if rank_ >= first:
-            position = position or {name: r for r, name in enumerate(names)}
-            r = position.get(item)
-        if r is not None:
-            at_own.append(r)
-            own_cols.append(
-                (
-                    w / strongest_item if strongest_item else 0.0,
-                    1.0 / (1.0 + rank_),
-                    math.log1p(profile.weights.get(item_feature(item), 0.0) * factor),
-                )
-            )
-    if at_own:
-        rows[at_own, 3] = 1.0
-        rows[at_own, 4:7] = own_cols
-    if profile.purchases:
-        position = position or {name: r for r, name in enumerate(names)}
-        for item, bought in profile.purchases.items():
-            r = position.get(item)
-            if r is not None:
-                rows[r, 7] = 1.0
-                rows[r, 8] = math.log1p(max(0.0, now - bought) / HOUR)
+    where = np.full(size + len(extra), -1, dtype=np.int64)  # universe position -> row
+    where[picked] = np.arange(n)
+    if own:
+        r = where[own_at]
+        hit = r >= 0
+        w = np.fromiter((w for _, w in own), dtype=np.float64, count=len(own))
+        landmark = profile.landmark
+        factor = 0.0 if landmark is None else 2.0 ** ((landmark - now) / tables.half_life_s)
+        raw = np.fromiter(
+            (profile.weights.get(item_feature(item), 0.0) for item, _ in own),
+            dtype=np.float64,
+            count=len(own),
+        )
+        rows[r[hit], 3] = 1.0
+        rows[r[hit], 4] = (w / w[0])[hit] if w[0] else 0.0
+        rows[r[hit], 5] = 1.0 / (1.0 + np.flatnonzero(hit))
+        rows[r[hit], 6] = np.log1p(raw * factor)[hit]
+    if recent:
+        r = where[recent_at]
+        hit = r >= 0
+        touched_at = np.fromiter((t for _, t in recent), dtype=np.float64, count=len(recent))
+        rows[r[hit], 12] = 1.0
+        rows[r[hit], 13] = 1.0 / (1.0 + np.flatnonzero(hit))
+        rows[r[hit], 14] = np.log1p(np.maximum(0.0, now - touched_at) / HOUR)[hit]
+    for item, bought in profile.purchases.items():
+        j = u.index.get(item)
+        if j is None and item in extra:
+            j = size + extra.index(item)
+        r_ = int(where[j]) if j is not None else -1
+        if r_ >= 0:
+            rows[r_, 7] = 1.0
+            rows[r_, 8] = math.log1p(max(0.0, now - bought) / HOUR)
     rows[:, 9] = tables.popularity_pad[ti]
     rows[:, 10] = tables.trend_pad[ti]
     if categories and categories[0][0]:
         share = np.zeros(len(tables.categories) + 1)  # last: no category
-        for w, name in categories:
+        for w_, name in categories:
             c = tables.category_index.get(name)
             if c is not None:
-                share[c] = w / categories[0][0]
+                share[c] = w_ / categories[0][0]
         rows[:, 11] = share[tables.item_category_pad[ti]]
-    return names, at, rows
+    return picked, extra, at, rows
+
+
+def _strong_trending(u: Universe, categories: list[tuple[float, str]], room: int) -> I64:
+    """Trending items of the strongest categories, in category order, each once, at most
+    ``room`` of them."""
+    seen: dict[int, None] = {}
+    for _, category in categories:
+        if len(seen) >= room:
+            break
+        for j in u.trending_in.get(category, np.zeros(0, dtype=np.int64)).tolist():
+            if len(seen) >= room:
+                break
+            seen.setdefault(j, None)
+    return np.fromiter(seen, dtype=np.int64, count=len(seen))
 
 
 def rank(
@@ -420,13 +538,14 @@ class HybridScorer(ItemScorer):
         )
         self.tables = tables
         self.plain = ItemScorer(model, purchase_exclusion_s=0.0)
+        self.coef, self.offset = tables.coef, tables.offset or 0.0
 
     def score(self, raw: F32, weights: Mapping[str, float], profile: Profile, now: float) -> Priced:
         z = self.plain.blend(raw, weights, profile, now)
-        _, at, rows = candidates(self.tables, self.model, profile, now, z)
+        _, _, at, rows = candidate_rows(self.tables, self.model, profile, now, z, weights)
         index = self.model.item_index
         known = at >= 0
-        logit = self.tables.logits(rows[known])
+        logit = rows[known] @ self.coef + self.offset
         scores: F64 = z - z.max() if len(z) else z.copy()
         if len(logit):
             scores += float(logit.min()) - 1.0

@@ -17,6 +17,7 @@ Artifact layout (a directory)::
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -153,6 +154,7 @@ class Model:
                 "half_life_s": self.profile_params.half_life_s,
                 "top_n": self.profile_params.top_n,
                 "purchase_memory": self.profile_params.purchase_memory,
+                "touch_memory": self.profile_params.touch_memory,
             },
             "recent_boost": self.recent_boost,
         }
@@ -173,9 +175,18 @@ class Model:
             raise ModelError(f"{meta_path}: format {meta.get('format')!r}, expected {FORMAT!r}")
         hybrid = None
         if "hybrid" in meta:
-            from recommender.core.hybrid import HybridTables
+            from recommender.core.hybrid import FEATURES, HybridTables
 
-            hybrid = HybridTables.load(directory, dict(meta["hybrid"]))
+            entry = dict(meta["hybrid"])
+            if list(entry.get("features", [])) == list(FEATURES):
+                hybrid = HybridTables.load(directory, entry)
+            else:  # an artifact of another zmot version: its ranker reads other signals
+                logging.getLogger(__name__).warning(
+                    "%s: the hybrid tables were fitted on other signals (%s); serving the "
+                    "model without them (retrain with this version to use the hybrid ranker)",
+                    directory,
+                    entry.get("features"),
+                )
         try:
             return cls(
                 version=meta["version"],

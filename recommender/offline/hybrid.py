@@ -17,25 +17,31 @@ moment the target among the candidates is the positive and the other candidates 
 negatives; moments whose target is not among the candidates teach nothing and are skipped
 (:attr:`Hybrid.candidate_recall` says how often the candidates held the target).
 
-**Propensity.** The logistic fit only sees moments whose target was a candidate, so its
-intercept answers "which candidate, given that one is the target". The offset kept with the
-tables (:attr:`HybridTables.offset`) is refitted, with the weights fixed, so that the mean
-predicted probability over the candidates of every moment (also those that missed) is the
-observed share of targets: the served propensity is then the probability that the item is the
-shopper's next target event. :attr:`Hybrid.calibration` records the check.
+**Propensity.** The ranker's weights only say how candidates compare. The offset kept with
+the tables (:attr:`HybridTables.offset`) is fitted afterwards, with the weights fixed, so that
+the mean predicted probability over the candidates of every moment (also those whose next
+target was no candidate) is the observed share of candidates among the shopper's next
+``horizon`` target items (``TrainConfig.horizon``, 3): the served propensity is then the
+probability that the shopper wants the item soon, the same quantity the plain model's
+calibration estimates, so one relevance floor means the same under both.
+:attr:`Hybrid.calibration` records the check.
 
 **Request time.** A :data:`~recommender.offline.evaluation.Recommender` is given the history,
 not the time of the request, so an evaluation moment's time is the profile's last event time
 (``Profile.last_ts``), in fitting and in evaluation alike; the API will pass its own.
 
-**Why logistic.** :func:`~recommender.offline.propensity.fit_logistic` (an L2 Newton fit in
-numpy) needs no new dependency, fits a few hundred thousand rows in a second, and its weights
-(on standardised signals) can be read: which signal decides. A LightGBM lambdarank ranker on
-the same candidates and signals is the next thing to compare.
+**Why a conditional logit.** The default ranker (``HybridParams.ranker = "softmax"``,
+:func:`~recommender.offline.propensity.fit_softmax`, an L2 Newton fit in numpy) treats each
+training moment's candidates as one choice: only how they compare counts, which is what a
+ranking needs. It is linear in the signals, so serving is a dot product per candidate and its
+weights (on standardised signals) can be read. ``benchmarks/ranker_compare.py`` compares it
+with a pointwise logistic fit on the same signals and with LightGBM lambdarank trees (README,
+"Choosing the ranker").
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -49,12 +55,12 @@ from recommender.core.model import Model
 from recommender.core.profile import Profile
 from recommender.core.replay import Profiler
 from recommender.offline.neighbours import Covisitation
-from recommender.offline.propensity import fit_logistic
-from recommender.offline.training import TARGET_TYPES, Target
+from recommender.offline.propensity import fit_logistic, fit_softmax
+from recommender.offline.training import TARGET_TYPES, Target, TrainConfig, train
 
 F64 = npt.NDArray[np.float64]
 
-__all__ = ["FEATURES", "Hybrid", "HybridParams", "build_tables"]
+__all__ = ["FEATURES", "Hybrid", "HybridParams", "build_tables", "train_served"]
 
 
 def build_tables(
@@ -113,9 +119,11 @@ class Hybrid:
         fit_model: Callable[[Sequence[Event]], Model | None],
         target: Target = "any",
         depth: int = 50,
+        horizon: int = 3,
         params: HybridParams | None = None,
     ) -> None:
         self.params = p = params or HybridParams()
+        self.horizon = horizon
         self.profiler = profiler
         self.model = model
         self.depth = depth
@@ -162,20 +170,21 @@ class Hybrid:
         if len(moments) > self.params.max_moments:
             step = len(moments) / self.params.max_moments
             moments = [moments[int(j * step)] for j in range(self.params.max_moments)]
-        chosen = set(moments)
+        ahead = self._ahead(timed, moments)
         xs: list[F64] = []
         ys: list[F64] = []
-        missed: list[F64] = []
+        soon: list[tuple[F64, F64]] = []  # every moment: signals, candidates due within horizon
         for i, event in enumerate(timed):
             profile = profiles.setdefault(event.user_id, Profile())
-            if i in chosen:
+            if i in ahead:
                 names, x = moment(tables, model, profile, profile.last_ts or 0.0)
                 label = np.array([name == event.item_id for name in names], dtype=np.float64)
                 if label.any():
                     xs.append(x)
                     ys.append(label)
-                elif len(names):
-                    missed.append(x)
+                if len(names):
+                    due = ahead[i]
+                    soon.append((x, np.array([n in due for n in names], dtype=np.float64)))
             self.profiler.apply(profile, event)
         self.n_moments = len(moments)
         self.candidate_recall = len(xs) / max(1, len(moments))
@@ -185,23 +194,39 @@ class Hybrid:
         x_all, y_all = np.vstack(xs), np.concatenate(ys)
         mean, spread = x_all.mean(axis=0), x_all.std(axis=0)
         spread[spread == 0] = 1.0
-        w = fit_logistic((x_all - mean) / spread, y_all, l2=self.params.l2)
-        coef = w[:-1] / spread
-        offset = self._calibrate(xs, ys, missed, coef, float(w[-1] - mean @ coef))
-        return w[:-1], spread, offset
+        if self.params.ranker == "logistic":
+            w = fit_logistic((x_all - mean) / spread, y_all, l2=self.params.l2)[:-1]
+        else:
+            w = fit_softmax([(x - mean) / spread for x in xs], ys, l2=self.params.l2)
+        coef = w / spread
+        offset = self._calibrate(soon, coef)
+        return w, spread, offset
 
-    def _calibrate(
-        self, xs: list[F64], ys: list[F64], missed: list[F64], coef: F64, offset: float
-    ) -> float:
+    def _ahead(self, timed: Sequence[Event], moments: Sequence[int]) -> dict[int, set[str]]:
+        """For each training moment (an index of ``timed``, which is ordered by user and time),
+        the distinct items of the user's target events from it on, up to ``horizon``."""
+        out: dict[int, set[str]] = {}
+        for i in moments:
+            user, due = timed[i].user_id, set[str]()
+            for j in range(i, len(timed)):
+                event = timed[j]
+                if event.user_id != user or len(due) >= self.horizon:
+                    break
+                if event.type in self.wanted and event.item_id is not None:
+                    due.add(event.item_id)
+            out[i] = due
+        return out
+
+    def _calibrate(self, soon: Sequence[tuple[F64, F64]], coef: F64) -> float:
         """The offset that makes the mean predicted probability over every candidate of every
-        moment (those whose target was no candidate too) the observed share of targets among
-        them, so that the logistic output is a probability of the next target itself, not of
-        it given that the candidates hold it. Records the check in :attr:`calibration`: mean
-        predicted vs observed over all candidates (equal by construction) and, not forced,
-        for the top candidate of each moment."""
-        moments = [*zip(xs, ys, strict=True), *((x, np.zeros(len(x))) for x in missed)]
-        logits = np.concatenate([x @ coef for x, _ in moments])
-        hits = float(sum(y.sum() for _, y in moments))
+        moment (those whose next target was no candidate too) the observed share of candidates
+        that the shopper's next ``horizon`` target items hold, so that the logistic output is
+        the probability that the item is among them: the quantity the plain model's
+        calibration estimates, so the relevance floor means the same under both. Records the
+        check in :attr:`calibration`: mean predicted vs observed over all candidates (equal by
+        construction) and, not forced, for the top candidate of each moment."""
+        logits = np.concatenate([x @ coef for x, _ in soon])
+        hits = float(sum(y.sum() for _, y in soon))
         observed = hits / max(1, len(logits))
         lo, hi = -30.0, 30.0
         for _ in range(60):  # bisection: the mean of a sigmoid grows with its shift
@@ -211,11 +236,12 @@ class Hybrid:
             else:
                 hi = mid
         offset = (lo + hi) / 2
-        top_p = [float(sigmoid(x @ coef + offset).max()) for x, _ in moments]
-        top_hit = [float(y[int(np.argmax(x @ coef))]) for x, y in moments]
+        top_p = [float(sigmoid(x @ coef + offset).max()) for x, _ in soon]
+        top_hit = [float(y[int(np.argmax(x @ coef))]) for x, y in soon]
         self.calibration = {
-            "moments": len(moments),
+            "moments": len(soon),
             "candidates": len(logits),
+            "horizon": self.horizon,
             "mean_predicted": round(float(sigmoid(logits + offset).mean()), 5),
             "observed": round(observed, 5),
             "top1_predicted": round(float(np.mean(top_p)), 4),
@@ -257,6 +283,41 @@ class Hybrid:
             return []
         profile = self.profile(events)
         return rank(self.tables, self.model, profile, profile.last_ts or 0.0, self.depth)
+
+
+def train_served(
+    events: Sequence[Event],
+    catalog: Catalog,
+    profiler: Profiler,
+    config: TrainConfig,
+    *,
+    hybrid: bool = True,
+    progress: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> Model:
+    """The model ``zmot train`` and the demo write: LightFM on ``events`` and, with ``hybrid``,
+    the hybrid ranker's tables fitted on the same events (:class:`Hybrid`), which the API then
+    serves. ``log`` gets the progress lines."""
+    say = log or (lambda _line: None)
+    model = train(events, catalog, profiler, config, progress=progress)
+    if hybrid:
+        started = time.perf_counter()
+        say(
+            "hybrid: fitting the ranker on the last 20% of the history (a second LightFM fit "
+            "on the first 80%)"
+        )
+        ranker = Hybrid(
+            events,
+            catalog,
+            profiler,
+            model,
+            fit_model=lambda part: train(part, catalog, profiler, config),
+            target=config.target,
+            horizon=config.horizon,
+        )
+        model.hybrid = ranker.tables
+        say(f"{ranker.describe()} ({time.perf_counter() - started:.1f} s)")
+    return model
 
 
 def _try_fit(

@@ -47,6 +47,53 @@ def fit_logistic(
     return w
 
 
+def fit_softmax(
+    xs: Sequence[npt.NDArray[np.float64]],
+    targets: Sequence[npt.NDArray[np.float64]],
+    l2: float = 1.0,
+    iters: int = 50,
+) -> npt.NDArray[np.float64]:
+    """Weights of an L2-regularised conditional logit (Newton): each group ``xs[g]`` (rows:
+    candidates, columns: signals) is one choice, ``targets[g]`` marks the chosen rows, and the
+    model is a softmax of ``x @ w`` over the group's rows. A listwise objective: only how a
+    group's candidates compare counts, so there is no intercept."""
+    sizes = np.array([len(x) for x in xs])
+    keep = sizes > 0
+    x = np.vstack([g for g, k in zip(xs, keep, strict=True) if k])
+    y = np.concatenate([t for t, k in zip(targets, keep, strict=True) if k])
+    starts = np.concatenate(([0], np.cumsum(sizes[keep])[:-1]))
+    group = np.repeat(np.arange(len(starts)), sizes[keep])
+    chosen = np.add.reduceat(y, starts)
+
+    def state(w: npt.NDArray[np.float64]) -> tuple[float, npt.NDArray[np.float64]]:
+        logit = x @ w
+        logit = logit - np.maximum.reduceat(logit, starts)[group]
+        e = np.exp(logit)
+        total = np.add.reduceat(e, starts)
+        loss = float(chosen @ np.log(total) - y @ logit) + 0.5 * l2 * float(w @ w)
+        return loss, e / total[group] * chosen[group]
+
+    w = np.zeros(x.shape[1])
+    loss, p = state(w)
+    for _ in range(iters):
+        grad = x.T @ (p - y) + l2 * w
+        xp = x * p[:, None]
+        by_group = np.add.reduceat(xp, starts) / np.maximum(chosen, 1e-12)[:, None]
+        hess = x.T @ xp - (by_group * chosen[:, None]).T @ by_group + l2 * np.eye(len(w))
+        step = np.linalg.solve(hess, grad)
+        for _ in range(30):  # backtrack: a full Newton step can overshoot on separable data
+            new_loss, new_p = state(w - step)
+            if new_loss <= loss:
+                break
+            step = step / 2
+        else:
+            break
+        w, loss, p = w - step, new_loss, new_p
+        if float(np.abs(step).max()) < 1e-8:
+            break
+    return w
+
+
 def fit_calibration(
     raw_scores: Sequence[npt.NDArray[np.float64]],
     recents: Sequence[npt.NDArray[np.float64]],

@@ -1,4 +1,4 @@
-"""`zmot train` on a small demo shop: the hybrid tables ride along only with --hybrid."""
+"""`zmot train` on a small demo shop: the hybrid tables ride along unless --no-hybrid."""
 
 from __future__ import annotations
 
@@ -33,16 +33,19 @@ def train(shop: Path, out: Path, *options: str) -> str:
     return done.stdout
 
 
-def test_train_writes_no_hybrid_tables_by_default(shop: Path, tmp_path: Path) -> None:
-    stdout = train(shop, tmp_path)
+def test_train_no_hybrid_writes_no_hybrid_tables(shop: Path, tmp_path: Path) -> None:
+    stdout = train(shop, tmp_path, "--no-hybrid")
     assert "hybrid tables" not in stdout
     assert not (tmp_path / "hybrid.npz").exists()
     assert Model.load(tmp_path).hybrid is None
 
 
-def test_train_hybrid_writes_tables_that_load_and_rank(shop: Path, tmp_path: Path) -> None:
-    stdout = train(shop, tmp_path, "--hybrid")
-    assert "hybrid tables:" in stdout and "MB (hybrid.npz)" in stdout
+def test_train_writes_hybrid_tables_that_load_and_rank_by_default(
+    shop: Path, tmp_path: Path
+) -> None:
+    stdout = train(shop, tmp_path)
+    assert "hybrid tables:" in stdout and "MB on disk (hybrid.npz)" in stdout
+    assert "MB in each API process" in stdout
     model = Model.load(tmp_path)
     assert model.hybrid is not None and model.hybrid.items
     assert model.hybrid.half_life_s == model.profile_params.half_life_s

@@ -83,8 +83,10 @@ def test_hybrid_learns_that_co_visitation_decides() -> None:
 
 def test_hybrid_learns_that_the_purchase_memory_decides() -> None:
     hybrid = fitted(repurchase_history(range(60)))
-    assert hybrid.weights["bought"] > 1.0
-    assert hybrid.weights["bought"] > max(hybrid.weights["covisit"], hybrid.weights["own_share"])
+    w = hybrid.weights
+    purchase = {"bought", "hours_since_bought"}  # both read the purchase memory
+    assert sum(w[n] for n in purchase) > 1.0
+    assert w["bought"] > max(v for n, v in w.items() if n not in purchase)
     # new shoppers with the same habit, after training: their refill comes first
     later = repurchase_history(range(100, 120))
     cases = []
