@@ -13,7 +13,8 @@ Candidates, in this order and without repeats, at most ``max_candidates``:
 * the profile's own items, strongest first (``own_items``), then the items it remembers
   touching (``profile.touched``) that are not among them, newest first;
 * co-visitation neighbours of the profile's items, each item voting with its share of the
-  profile's item weight (``covisit_items``);
+  profile's item weight (``covisit_items``), then those of its newest touched items, the
+  i-th newest voting with 1/(i+1) (``recent_covisit_items``);
 * the model's top items for the profile (``model_items``);
 * trending items overall, then trending items of the profile's strongest categories
   (``popular_items`` split in two).
@@ -64,6 +65,8 @@ FEATURES = (
     "touched",  # the profile remembers when the shopper last touched it (profile.touched)
     "touch_rank",  # 1 / (1 + its rank among those items, newest touch first)
     "hours_since_touch",  # log(1 + hours since that touch at the request time)
+    "covisit_recent",  # co-visitation votes of the newest touched items, the i-th by 1/(i+1)
+    "touch_category",  # share of the remembered touches in the item's category
 )
 
 
@@ -73,6 +76,10 @@ class HybridParams:
 
     own_items: int = 70
     covisit_items: int = 50
+    recent_voters: int = 10
+    """The newest touched items that cast ``covisit_recent`` votes (the ``covisit``
+    baseline's ``recent_items``)."""
+    recent_covisit_items: int = 30
     model_items: int = 50
     popular_items: int = 30
     """Half trending overall, half trending in the profile's strongest categories."""
@@ -410,12 +417,20 @@ def candidate_rows(
     table_rows = u.to_table[np.minimum(own_at, size)]
     found = [(int(t), w) for t, (_, w) in zip(table_rows.tolist(), own, strict=True) if t >= 0]
     votes = _votes(tables, found, sum(w for _, w in own))
+    voters = u.to_table[np.minimum(recent_at[: p.recent_voters], size)]
+    fresh = _votes(
+        tables, [(int(t), 1.0 / (1 + r)) for r, t in enumerate(voters.tolist()) if t >= 0], 1.0
+    )
     categories = sorted(((w, name) for name, w in category_weights(weights)), reverse=True)
     parts = [own_at[: p.own_items], recent_at]
     voted = np.flatnonzero(votes > 0)
     if len(voted):
         best = voted[np.lexsort((tables.name_rank[voted], -votes[voted]))[: p.covisit_items]]
         parts.append(u.from_table[best])
+    voted = np.flatnonzero(fresh > 0)
+    if len(voted):
+        best = voted[np.lexsort((tables.name_rank[voted], -fresh[voted]))]
+        parts.append(u.from_table[best[: p.recent_covisit_items]])
     if z is not None and model is not None:
         parts.append(np.array(top_k(z, p.model_items), dtype=np.int64))
     parts.append(u.trending)
@@ -467,6 +482,14 @@ def candidate_rows(
             rows[r_, 8] = math.log1p(max(0.0, now - bought) / HOUR)
     rows[:, 9] = tables.popularity_pad[ti]
     rows[:, 10] = tables.trend_pad[ti]
+    rows[:, 15] = np.append(fresh, 0.0)[ti]
+    if len(voters):
+        kinds = tables.item_category_pad[voters]  # -1 (no category) counts in no category
+        kinds = kinds[kinds >= 0]
+        if len(kinds):
+            share = np.bincount(kinds, minlength=len(tables.categories) + 1) / len(voters)
+            share[-1] = 0.0
+            rows[:, 16] = share[tables.item_category_pad[ti]]
     if categories and categories[0][0]:
         share = np.zeros(len(tables.categories) + 1)  # last: no category
         for w_, name in categories:

@@ -177,7 +177,7 @@ class Hybrid:
         for i, event in enumerate(timed):
             profile = profiles.setdefault(event.user_id, Profile())
             if i in ahead:
-                names, x = moment(tables, model, profile, profile.last_ts or 0.0)
+                names, x = moment(tables, model, profile, event.ts or 0.0)
                 label = np.array([name == event.item_id for name in names], dtype=np.float64)
                 if label.any():
                     xs.append(x)

@@ -75,8 +75,10 @@ def hit_at_1(hybrid: Hybrid, cases: list[tuple[list[Event], str]]) -> float:
 def test_hybrid_learns_that_co_visitation_decides() -> None:
     hybrid = fitted(pairs_history(range(60)))
     assert hybrid.n_moments > 0 and hybrid.weights
-    assert max(hybrid.weights, key=lambda n: hybrid.weights[n]) == "covisit"
-    assert hybrid.weights["covisit"] > 1.0 > hybrid.weights["own"]
+    w = hybrid.weights
+    covisit = {"covisit", "covisit_recent"}  # by profile weight and by recency: both fit here
+    assert max(w, key=lambda n: w[n]) in covisit
+    assert sum(w[n] for n in covisit) > 1.0 > w["own"]
     cases = [([event(f"new{k}", f"a{k}", T0 + 30 * DAY)], f"b{k}") for k in range(20)]
     assert hit_at_1(hybrid, cases) >= 0.9
 
