@@ -237,8 +237,10 @@ def demo_model(work: Path, users: int, epochs: int) -> tuple[Path, Path, Path]:
 def synthetic_profiles(
     feature_names: Sequence[str], n: int, features: int, seed: int, now: float
 ) -> list[tuple[str, Any]]:
-    """``n`` (user_id, Profile) with ``features`` random known features each."""
-    from recommender.core.profile import Profile
+    """``n`` (user_id, Profile) with ``features`` random known features each; the items
+    among them were touched in the last day (the newest ``touch_memory`` remembered)."""
+    from recommender.core.features import item_weights
+    from recommender.core.profile import Profile, ProfileParams
 
     rng = random.Random(seed)
     per_user = min(features, len(feature_names))
@@ -246,7 +248,15 @@ def synthetic_profiles(
     for index in range(n):
         names = rng.sample(feature_names, per_user)
         weights = {name: rng.expovariate(1.0) for name in names}
-        profile = Profile(weights=weights, landmark=now, last_ts=now, n_events=per_user)
+        touched = {item: now - rng.uniform(0, 86_400) for item, _ in item_weights(weights)}
+        newest = sorted(touched, key=touched.__getitem__)[-ProfileParams().touch_memory :]
+        profile = Profile(
+            weights=weights,
+            landmark=now,
+            last_ts=now,
+            n_events=per_user,
+            touched={item: touched[item] for item in newest},
+        )
         out.append((f"bench-u{index}", profile))
     return out
 

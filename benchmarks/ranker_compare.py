@@ -58,7 +58,7 @@ class LambdaRank(Hybrid):
         for event in timed:
             profile = profiles.setdefault(event.user_id, Profile())
             if (event.ts or 0.0) >= cut and event.type in self.wanted and event.item_id:
-                names, x = moment(tables, model, profile, profile.last_ts or 0.0)
+                names, x = moment(tables, model, profile, event.ts or 0.0)
                 y = np.array([n == event.item_id for n in names], dtype=np.float64)
                 if y.any():
                     xs.append(x)

@@ -40,7 +40,7 @@ from recommender.core.errors import ModelError
 from recommender.core.features import category_weights, item_feature, item_weights
 from recommender.core.model import Model
 from recommender.core.profile import Profile
-from recommender.core.scoring import ItemScorer, Priced, top_k
+from recommender.core.scoring import ItemScorer, Priced
 
 F64 = npt.NDArray[np.float64]
 F32 = npt.NDArray[np.float32]
@@ -432,12 +432,14 @@ def candidate_rows(
         best = voted[np.lexsort((tables.name_rank[voted], -fresh[voted]))]
         parts.append(u.from_table[best[: p.recent_covisit_items]])
     if z is not None and model is not None:
-        parts.append(np.array(top_k(z, p.model_items), dtype=np.int64))
+        parts.append(_best(z, p.model_items))
     parts.append(u.trending)
     parts.append(_strong_trending(u, categories, len(u.trending)))
-    flat = np.concatenate(parts)
-    _, first_seen = np.unique(flat, return_index=True)
-    picked = flat[np.sort(first_seen)][: p.max_candidates]
+    # first occurrences in order: a dict keeps insertion order and costs O(candidates), not
+    # O(catalogue) like a position array would
+    row_of = dict.fromkeys(np.concatenate(parts).tolist())
+    picked = np.fromiter(row_of, dtype=np.int64, count=len(row_of))[: p.max_candidates]
+    row_of = dict(zip(picked.tolist(), range(len(picked)), strict=True))
 
     n = len(picked)
     at = np.where(picked < u.n_model, picked, -1).astype(np.intp)
@@ -448,10 +450,8 @@ def candidate_rows(
         rows[:, 0] = np.append(z, 0.0)[at]
     rows[:, 1] = at >= 0
     rows[:, 2] = np.append(votes, 0.0)[ti]
-    where = np.full(size + len(extra), -1, dtype=np.int64)  # universe position -> row
-    where[picked] = np.arange(n)
     if own:
-        r = where[own_at]
+        r = np.fromiter((row_of.get(j, -1) for j in own_at.tolist()), np.int64, len(own_at))
         hit = r >= 0
         w = np.fromiter((w for _, w in own), dtype=np.float64, count=len(own))
         landmark = profile.landmark
@@ -466,7 +466,7 @@ def candidate_rows(
         rows[r[hit], 5] = 1.0 / (1.0 + np.flatnonzero(hit))
         rows[r[hit], 6] = np.log1p(raw * factor)[hit]
     if recent:
-        r = where[recent_at]
+        r = np.fromiter((row_of.get(j, -1) for j in recent_at.tolist()), np.int64, len(recent_at))
         hit = r >= 0
         touched_at = np.fromiter((t for _, t in recent), dtype=np.float64, count=len(recent))
         rows[r[hit], 12] = 1.0
@@ -476,7 +476,7 @@ def candidate_rows(
         j = u.index.get(item)
         if j is None and item in extra:
             j = size + extra.index(item)
-        r_ = int(where[j]) if j is not None else -1
+        r_ = row_of.get(j, -1) if j is not None else -1
         if r_ >= 0:
             rows[r_, 7] = 1.0
             rows[r_, 8] = math.log1p(max(0.0, now - bought) / HOUR)
@@ -498,6 +498,15 @@ def candidate_rows(
                 share[c] = w_ / categories[0][0]
         rows[:, 11] = share[tables.item_category_pad[ti]]
     return picked, extra, at, rows
+
+
+def _best(z: F64, k: int) -> I64:
+    """:func:`~recommender.core.scoring.top_k` of finite scores, as an array."""
+    n = min(k, len(z))
+    if n <= 0:
+        return np.zeros(0, dtype=np.int64)
+    top = np.argpartition(z, len(z) - n)[len(z) - n :]
+    return top[np.lexsort((top, -z[top]))].astype(np.int64)
 
 
 def _strong_trending(u: Universe, categories: list[tuple[float, str]], room: int) -> I64:

@@ -36,6 +36,8 @@ if TYPE_CHECKING:  # the hybrid module scores with Model: imported where it is u
 
 FORMAT = "zmot-model/1"
 F32 = npt.NDArray[np.float32]
+UserRow = tuple[npt.NDArray[np.intp], F32]
+"""A profile as the model reads it: known feature indices and their L1-normalised weights."""
 
 
 @dataclass
@@ -79,7 +81,7 @@ class Model:
             raise ModelError("feature and item embeddings differ in size")
 
     # --- scoring --------------------------------------------------------------------------
-    def user_row(self, weights: Mapping[str, float]) -> tuple[npt.NDArray[np.intp], F32] | None:
+    def user_row(self, weights: Mapping[str, float]) -> UserRow | None:
         """Indices and L1-normalised weights of the known features, or None if none is known."""
         pairs = [
             (self.feature_index[n], w)
@@ -95,28 +97,38 @@ class Model:
     def scores(self, weights: Mapping[str, float]) -> F32 | None:
         """Score of every item for a profile, or None when no profile feature is known."""
         row = self.user_row(weights)
-        if row is None:
-            return None
+        return None if row is None else self.row_scores(row)
+
+    def row_scores(self, row: UserRow) -> F32:
+        """:meth:`scores` of a :meth:`user_row` (for a caller that keeps the row)."""
         idx, vals = row
         user_vec = vals @ self.feature_embeddings[idx]
         user_bias = float(vals @ self.feature_biases[idx])
         out: F32 = self.item_vectors @ user_vec + self.item_biases + np.float32(user_bias)
         return out
 
-    def contributions(self, weights: Mapping[str, float], item: int) -> list[tuple[str, float]]:
-        """How much each profile feature lifts one item above the average item, largest first.
+    def contributions(
+        self,
+        weights: Mapping[str, float],
+        item: int,
+        row: UserRow | None = None,
+    ) -> list[tuple[str, float]]:
+        """How much each profile feature lifts one item above the average item, largest first;
+        only the features that lift it (positive terms).
 
         The term of feature ``f`` is ``w_f * E[f] . (Q[item] - mean(Q))``: the part of the score
         that this feature gives this item and not every item alike (the feature's bias and the
         item's own popularity bias are the same for every feature, so they are left out).
+        ``row``: the profile's :meth:`user_row` when the caller has it.
         """
-        row = self.user_row(weights)
+        row = self.user_row(weights) if row is None else row
         if row is None:
             return []
         idx, vals = row
         terms = vals * (self.feature_embeddings[idx] @ (self.item_vectors[item] - self.item_mean))
-        order = np.argsort(-terms, kind="stable")
-        return [(self.feature_names[idx[j]], float(terms[j])) for j in order]
+        lifts = np.flatnonzero(terms > 0)
+        order = lifts[np.argsort(-terms[lifts], kind="stable")]
+        return [(self.feature_names[idx[j]], float(terms[j])) for j in order.tolist()]
 
     # --- persistence ----------------------------------------------------------------------
     def save(self, directory: Path) -> None:

@@ -93,7 +93,8 @@ class Arbiter:
         cfg = self.config
         placement, k, stage = self._frame(profile, request, now)
         weights = profile.normalised() if profile is not None else {}
-        raw = self.model.scores(weights) if weights else None
+        row = self.model.user_row(weights) if weights else None
+        raw = self.model.row_scores(row) if row is not None else None
         if raw is None or profile is None:
             return self.fallback(profile, request, now, stage=stage)
         blended, propensity = self.scorer.score(raw, weights, profile, now)
@@ -121,7 +122,7 @@ class Arbiter:
         tokens = search_order(profile)
         offers = []
         for cand, policy, probability in chosen:
-            reasons = self.explainer.reasons(cand, weights, tokens, origin, request)
+            reasons = self.explainer.reasons(cand, weights, tokens, origin, request, row)
             offers.append(self.explainer.served(cand, reasons, request, policy, probability))
         return finish(offers, False, stage, request, None)
 

@@ -11,7 +11,7 @@ from dataclasses import replace
 from recommender.core.arbitration.table import ItemTable
 from recommender.core.arbitration.types import Candidate, OfferRequest, RatingLike
 from recommender.core.features import item_feature, token_positions
-from recommender.core.model import Model
+from recommender.core.model import Model, UserRow
 from recommender.core.profile import Profile
 from recommender.core.reasons import MAX_REASONS, reasons_from, say
 from recommender.core.scoring import Decision, ItemScorer, ScoredOffer, ServedOffer
@@ -47,10 +47,12 @@ class Explainer:
         token_order: Mapping[str, int],
         origin: Mapping[str, str],
         request: OfferRequest,
+        row: UserRow | None = None,
     ) -> list[str]:
-        """At most :data:`MAX_REASONS` reasons for a personalised offer, strongest first."""
+        """At most :data:`MAX_REASONS` reasons for a personalised offer, strongest first
+        (``row``: the profile's ``Model.user_row``, computed once per request)."""
         reasons = reasons_from(
-            self.model.contributions(weights, cand.item),
+            self.model.contributions(weights, cand.item, row),
             self.items.catalog,
             token_order,
             request.lang,
