@@ -9,7 +9,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-METHODS = ("live", "hybrid", "recent", "covisit", "session_knn", "popular_in_category", "frozen")
+METHODS = (
+    "live",
+    "live_without_purchase_rule",
+    "hybrid",
+    "recent",
+    "covisit",
+    "session_knn",
+    "popular_in_category",
+    "frozen",
+)
 
 
 def cell(part: dict[str, Any], method: str, metric: str) -> str:
