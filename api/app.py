@@ -19,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
 
+from api.auth import KeyCors, access_from_settings
 from api.blas import pin_blas_threads
 from api.deps import EventSink, Services, error_detail
 from api.engine import Engine, load_engine
@@ -26,6 +27,8 @@ from api.monitoring import MetricsMiddleware, Ops
 from api.routes import api_router
 from recommender.adapters.feedback_store import FeedbackStore, RatingCache
 from recommender.adapters.kafka import EventProducer
+from recommender.adapters.privacy_store import PrivacyStore
+from recommender.adapters.rate_limit import RateLimiter
 from recommender.adapters.redis_store import ProfileStore, connect
 from recommender.core.errors import ZmotError
 from recommender.core.settings import Settings, get_settings
@@ -42,6 +45,7 @@ def create_app(
     """The API app; ``engine`` and ``producer`` replace the real ones (tests), else built."""
     settings = settings or get_settings()
     ops = Ops(settings)
+    access = access_from_settings(settings)  # refuses to serve open off loopback
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -53,6 +57,8 @@ def create_app(
                 logger.error("cannot start the API: %s", exc)
                 raise
             ops.engine_loaded(services.engine)
+            if access.keys is not None:
+                access.limiter = RateLimiter(settings.redis_url, settings.redis_prefix)
             app.state.services = services
             stack.callback(delattr, app.state, "services")
             logger.info(
@@ -71,6 +77,8 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.ops = ops
+    app.state.access = access
+    app.add_middleware(KeyCors, access=access)
     app.add_middleware(MetricsMiddleware, metrics=ops.metrics)
     app.include_router(api_router)
     app.add_exception_handler(RequestValidationError, _invalid_request)
@@ -105,6 +113,7 @@ async def _open_services(
         ops=ops,
         feedback=feedback,
         ratings=RatingCache(feedback),
+        privacy=PrivacyStore(client, settings.redis_prefix),
     )
 
 

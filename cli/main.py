@@ -223,9 +223,16 @@ def replay(
     )
 
 
-from cli import evaluate_cmd, import_cmd, lag_cmd, tune_cmd  # noqa: E402  (commands of their own)
+from cli import (  # noqa: E402  (commands of their own)
+    evaluate_cmd,
+    import_cmd,
+    keys_cmd,
+    lag_cmd,
+    tune_cmd,
+)
 
 evaluate_cmd.register(app)
+keys_cmd.register(app)
 import_cmd.register(app)
 tune_cmd.register(app)
 lag_cmd.register(app)

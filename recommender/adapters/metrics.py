@@ -26,6 +26,7 @@ from prometheus_client import (
 from prometheus_client.parser import text_string_to_metric_families
 
 from recommender.core.events import EventType
+from recommender.core.privacy import WITHHELD_REASONS
 
 FRESHNESS_BUCKETS = (
     0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
@@ -143,6 +144,14 @@ class WorkerMetrics(_Exported):
             ["type"],
             registry=r,
         )
+        self.withheld = Counter(
+            "zmot_events_withheld",
+            "Events dropped for privacy: the person was erased after them, or refused profiling",
+            ["reason"],
+            registry=r,
+        )
+        for reason in WITHHELD_REASONS:
+            self.withheld.labels(reason)
         self.batch_size = Histogram(
             "zmot_batch_size_messages", "Messages per batch", buckets=BATCH_SIZE_BUCKETS, registry=r
         )
@@ -182,6 +191,7 @@ class WorkerMetrics(_Exported):
         seconds: float,
         written_at: float,
         size: int,
+        withheld: Iterable[str] = (),
     ) -> None:
         """Record one finished batch: the type of each message per outcome, and for each
         applied event its time, whose distance to ``written_at`` is its freshness."""
@@ -194,6 +204,8 @@ class WorkerMetrics(_Exported):
             self.replayed.labels(kind).inc()
         for kind in dead_lettered:
             self.dead_lettered.labels(kind).inc()
+        for reason in withheld:
+            self.withheld.labels(reason).inc()
         self.batch_size.observe(size)
         self.batch_seconds.observe(seconds)
 

@@ -207,6 +207,37 @@ class Settings(BaseSettings):
         "0.0.0.0 only inside a container network, where Prometheus scrapes it.",
     )
 
+    # --- security and privacy ---------------------------------------------------------
+    api_keys_file: Path | None = Field(
+        None,
+        description="YAML file of API keys (SHA-256 of each key, its scopes, origins, event "
+        "types, reasons and rate; `zmot keys create`). Unset: the API is open, which it allows "
+        "only on a loopback address (or with ZMOT_ALLOW_OPEN=true). Re-read within seconds of "
+        "a change, without a restart.",
+    )
+    allow_open: bool = Field(
+        False,
+        description="Serve without keys on a non-loopback address (anyone who reaches the port "
+        "can read profiles and write events). Only behind a gateway that authenticates.",
+    )
+    default_consent: Literal["granted", "denied"] = Field(
+        "granted",
+        description="Profiling consent of a person without a recorded choice (PUT "
+        "/v1/users/{id}/consent). denied: only people who opted in get a profile; everyone "
+        "else's events are counted and dropped and their offers are not personalised.",
+    )
+    api_concurrency: int = Field(
+        1000,
+        ge=1,
+        description="Connections and tasks uvicorn serves at once per process; beyond it new "
+        "requests get a 503 instead of queueing without bound.",
+    )
+    api_shutdown_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="How long a stopping API process waits for requests in flight.",
+    )
+
     # --- operations -------------------------------------------------------------------
     log_format: Literal["text", "json"] = Field(
         "text",

@@ -12,6 +12,7 @@ import pytest
 from fastapi import FastAPI
 
 from api.app import create_app
+from recommender.adapters.privacy_store import PrivacyStore
 from recommender.adapters.redis_store import ProfileStore, connect
 from recommender.core.settings import Settings
 from tests.api.support import (
@@ -65,6 +66,7 @@ async def test_known_user_is_ranked_on_the_stored_profile(
         "decision_id": None,
         "catalog_version": fake_arbiter.version,
         "note": None,
+        "personalised": True,
     }
     [(profile, request, now)] = fake_arbiter.calls
     assert profile is not None
@@ -128,8 +130,10 @@ def _break_redis(app: FastAPI) -> None:
     """Point the running app's profile store at a port where nothing listens."""
     services = app.state.services
     store = services.store
-    dead = ProfileStore(connect(dead_redis_url()), store.prefix, ttl_s=60)
-    app.state.services = dataclasses.replace(services, store=dead)
+    client = connect(dead_redis_url())
+    dead = ProfileStore(client, store.prefix, ttl_s=60)
+    privacy = PrivacyStore(client, store.prefix)
+    app.state.services = dataclasses.replace(services, store=dead, privacy=privacy)
 
 
 async def test_real_model_ranks_tv_offers_for_a_tv_search(
