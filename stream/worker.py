@@ -100,9 +100,10 @@ def run_worker(settings: Settings, *, loglevel: str = "info", web_enabled: bool 
             raise
     finally:
         log.info(
-            "worker stopped: consumed=%d applied=%d replayed=%d dead_lettered=%d",
+            "worker stopped: consumed=%d applied=%d replayed=%d dead_lettered=%d withheld=%d",
             stats.consumed,
             stats.applied,
             stats.replayed,
             stats.dead_lettered,
+            stats.withheld,
         )
