@@ -171,7 +171,10 @@ class Plan:
                 allowed.append((record, event))
             else:
                 reasons.append(why)
-        self.withheld[user_id] = reasons
+        if reasons:
+            self.withheld[user_id] = reasons
+        else:
+            self.withheld.pop(user_id, None)
         return allowed
 
     def _apply_user(

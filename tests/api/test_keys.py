@@ -246,3 +246,32 @@ def test_open_on_loopback_warns_and_off_loopback_refuses_unless_allowed(
     with caplog.at_level(logging.WARNING, logger="zmot.api"):
         assert access_from_settings(Settings(api_host="0.0.0.0", allow_open=True)).open
     assert "WITHOUT API keys" in caplog.text
+
+
+async def test_a_generic_reasons_key_gets_the_same_offers_without_personal_reasons(
+    isolated: Settings,
+    keys_file: Path,
+    fake_engine: Engine,
+    serve_app: ServeFactory,
+    put_profile: PutProfile,
+) -> None:
+    full = add_key(keys_file, "shop-server", ["offers:read"])
+    generic = add_key(keys_file, "ad-server", ["offers:read"], reasons="generic")
+    await put_profile("u1", profile_of({"q:tv": 1.0}))
+    settings = isolated.model_copy(update={"api_keys_file": keys_file})
+    nbo = "/v1/next-best-offer?user_id=u1"
+    async with serve_app(settings, engine=fake_engine) as client:
+        mine = (await client.get(nbo, headers=bearer(full))).json()
+        theirs = (await client.get(nbo, headers=bearer(generic))).json()
+        german = await client.get(nbo, headers={**bearer(generic), "Accept-Language": "de"})
+        batch = await client.post(
+            "/v1/next-best-offer:batch", json={"user_ids": ["u1"]}, headers=bearer(generic)
+        )
+    assert [o["reasons"] for o in mine["offers"]][0] == ["reason 0"]  # the fake's reasons
+    assert [o["offer_id"] for o in theirs["offers"]] == [o["offer_id"] for o in mine["offers"]]
+    assert {r for o in theirs["offers"] for r in o["reasons"]} == {"picked for you"}
+    assert {r for o in german.json()["offers"] for r in o["reasons"]} == {"für Sie ausgewählt"}
+    assert {r for o in batch.json()["results"][0]["offers"] for r in o["reasons"]} == {
+        "picked for you"
+    }
+    assert theirs["personalised"] is True
