@@ -232,9 +232,9 @@ class Settings(BaseSettings):
         description="Connections and tasks uvicorn serves at once per process; beyond it new "
         "requests get a 503 instead of queueing without bound.",
     )
-    api_shutdown_timeout_s: float = Field(
-        10.0,
-        gt=0,
+    api_shutdown_timeout_s: int = Field(
+        10,
+        ge=1,
         description="How long a stopping API process waits for requests in flight.",
     )
 
