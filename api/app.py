@@ -31,7 +31,7 @@ from recommender.adapters.privacy_store import PrivacyStore
 from recommender.adapters.rate_limit import RateLimiter
 from recommender.adapters.redis_store import ProfileStore, connect
 from recommender.core.errors import ZmotError
-from recommender.core.settings import Settings, get_settings
+from recommender.core.settings import Settings, get_settings, redact_url
 
 logger = logging.getLogger("zmot.api")
 
@@ -64,7 +64,7 @@ def create_app(
             logger.info(
                 "API ready: model %s, Redis %s, Kafka %s topic %s",
                 services.engine.model_version,
-                settings.redis_url,
+                redact_url(settings.redis_url),
                 settings.kafka_bootstrap,
                 settings.events_topic,
             )
@@ -128,9 +128,15 @@ async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=422)
 
 
+def _route(request: Request) -> str:
+    """The route template of a request (``/v1/users/{user_id}``): logs never carry the
+    client's own path text, so a newline in it cannot forge a log line."""
+    return str(getattr(request.scope.get("route"), "path", "unmatched"))
+
+
 async def _redis_down(request: Request, exc: Exception) -> JSONResponse:
     request.app.state.ops.metrics.redis_errors.inc()
-    logger.warning("Redis error on %s %s: %r", request.method, request.url.path, exc)
+    logger.warning("Redis error on %s %s: %r", request.method, _route(request), exc)
     # The client learns what is down, not the addresses in the exception text (logged above).
     return JSONResponse(
         {"detail": f"profile store (Redis) unavailable ({type(exc).__name__}); try again"},
@@ -139,7 +145,7 @@ async def _redis_down(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _kafka_down(request: Request, exc: Exception) -> JSONResponse:
-    logger.warning("Kafka error on %s %s: %r", request.method, request.url.path, exc)
+    logger.warning("Kafka error on %s %s: %r", request.method, _route(request), exc)
     return JSONResponse(
         {
             "detail": f"event log (Kafka) unavailable ({type(exc).__name__}); "

@@ -133,6 +133,14 @@ def run_demo(
         show("  (fallback: the profile was not personalised in time; see the worker log)")
     show(f"\nStack running: API {base}/docs  (profile: {base}/v1/users/{user}/profile)")
     show(f"Logs: {settings.state_dir / 'logs'}   Stop everything: make stop")
+    if settings.api_keys_file is None:
+        show(
+            "The API is open because it listens on loopback only. To require API keys:\n"
+            "  .venv/bin/zmot keys create --name shop --scopes events:write,offers:read "
+            "--file keys.yaml\n"
+            "  then start the API with ZMOT_API_KEYS_FILE=keys.yaml and send "
+            "'Authorization: Bearer <key>' (scopes, erasure, consent: SECURITY.md)"
+        )
 
 
 def _post_events(base: str, events: list[dict[str, object]], chunk: int = 2000) -> int:

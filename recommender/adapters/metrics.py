@@ -4,9 +4,11 @@ A registry per instance (not prometheus_client's global one) lets tests run seve
 process and keeps every exported name in this one file; :data:`WORKER_METRICS` and
 :data:`API_METRICS` list them for the checks of the Grafana dashboard and the alert rules.
 
-Label values are bounded: event types are the contract's (anything else is ``invalid``), and
-placements beyond :data:`MAX_PLACEMENTS` distinct values are counted as ``other``, because a
-caller-chosen label value would otherwise create one time series per typo.
+Label values are bounded: event types are the contract's (anything else is ``invalid``);
+placements are the configured ones (placements.yaml), any other value counted as ``other``
+(without a placements file, the first :data:`MAX_PLACEMENTS` distinct values, then ``other``),
+because a caller-chosen label value would otherwise create one time series per typo or per
+request of a caller who wants to exhaust the server's memory.
 """
 
 from __future__ import annotations
@@ -254,12 +256,20 @@ class ApiMetrics(_Exported):
         )
         self._lag_gauges()
         self._placements: set[str] = set()
+        self._configured: frozenset[str] = frozenset()
         self.fallbacks.labels("none")
+
+    def set_placements(self, names: Iterable[str]) -> None:
+        """The configured placements: from now on the only placement labels besides
+        ``none`` and ``other`` (an empty set: the first :data:`MAX_PLACEMENTS` seen)."""
+        self._configured = frozenset(names)
 
     def placement_label(self, placement: str | None) -> str:
         """``placement`` as a bounded label value (``none`` when absent)."""
         if placement is None:
             return "none"
+        if self._configured:
+            return placement if placement in self._configured else "other"
         if placement in self._placements:
             return placement
         if len(self._placements) >= MAX_PLACEMENTS:

@@ -302,6 +302,16 @@ class Settings(BaseSettings):
         }
 
 
+def redact_url(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (for logs, errors and the ops page)."""
+    parsed = urlparse(url)
+    if parsed.password is None:
+        return url
+    user = parsed.username or ""
+    host = parsed.netloc.rpartition("@")[2]
+    return parsed._replace(netloc=f"{user}:***@{host}").geturl()
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings, read once from the environment."""

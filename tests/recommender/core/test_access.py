@@ -104,3 +104,11 @@ def test_the_key_file_is_reread_after_a_change_and_a_broken_file_keeps_the_last_
 def test_a_missing_keys_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="ZMOT_API_KEYS_FILE"):
         KeyFile(tmp_path / "absent.yaml")
+
+
+def test_urls_lose_their_password_in_logs() -> None:
+    from recommender.core.settings import redact_url
+
+    assert redact_url("redis://:s3cret@db:6379/0") == "redis://:***@db:6379/0"
+    assert redact_url("rediss://zmot:s3cret@db:6380/1") == "rediss://zmot:***@db:6380/1"
+    assert redact_url("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
