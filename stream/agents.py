@@ -66,7 +66,10 @@ def register_agent(
     agent then holds that batch, and every later one, unacked so the stop cannot commit past it.
     """
     source = app.topic(settings.events_topic, partitions=settings.topic_partitions)
-    dlq = app.topic(settings.dlq_topic, partitions=1)
+    # Retention applies when faust creates the topic (dead letters keep personal data).
+    dlq = app.topic(
+        settings.dlq_topic, partitions=1, retention=settings.dlq_retention_days * 86400.0
+    )
     sink = faust_dead_letter_sink(dlq)
 
     failed: list[BaseException] = []

@@ -280,12 +280,16 @@ async def describe_cluster(bootstrap: str, timeout_s: float) -> dict[str, Any]:
 
 
 async def ensure_topics(
-    bootstrap: str, topics: Mapping[str, int], timeout_s: float = TOPIC_READY_TIMEOUT_S
+    bootstrap: str,
+    topics: Mapping[str, int],
+    timeout_s: float = TOPIC_READY_TIMEOUT_S,
+    configs: Mapping[str, Mapping[str, str]] | None = None,
 ) -> dict[str, int]:
-    """Create each missing topic (name -> partitions, replication 1) and wait until every
-    partition of each has a leader. Returns the partition count each topic has (an existing
-    topic keeps its own). Creating first matters: a metadata request for a missing topic
-    would auto-create it with the broker's default partition count."""
+    """Create each missing topic (name -> partitions, replication 1, with ``configs[name]``
+    as its topic configuration, e.g. ``retention.ms``) and wait until every partition of each
+    has a leader. Returns the partition count each topic has (an existing topic keeps its own
+    partitions and configuration). Creating first matters: a metadata request for a missing
+    topic would auto-create it with the broker's default partition count."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
@@ -298,7 +302,10 @@ async def ensure_topics(
                 "the same ZMOT_* settings"
             ) from exc
         response = await admin.create_topics(
-            [NewTopic(name, partitions, 1) for name, partitions in topics.items()]
+            [
+                NewTopic(name, partitions, 1, topic_configs=dict((configs or {}).get(name, {})))
+                for name, partitions in topics.items()
+            ]
         )
         for err in response.to_object()["topic_errors"]:
             if err["error_code"] not in (0, _TOPIC_ALREADY_EXISTS):

@@ -226,6 +226,14 @@ class Settings(BaseSettings):
         "/v1/users/{id}/consent). denied: only people who opted in get a profile; everyone "
         "else's events are counted and dropped and their offers are not personalised.",
     )
+    dlq_retention_days: float = Field(
+        7.0,
+        gt=0,
+        description="Retention of the dead-letter topic, set when zmot creates it (`zmot infra "
+        "up`, the worker, docker compose). Dead letters hold the original event bytes, user id "
+        "included, and erasure cannot reach into Kafka: shorter keeps less personal data, "
+        "longer leaves more time to inspect and replay bad events.",
+    )
     api_concurrency: int = Field(
         1000,
         ge=1,
@@ -283,6 +291,10 @@ class Settings(BaseSettings):
         """Host and port of the Redis URL."""
         parsed = urlparse(self.redis_url)
         return parsed.hostname or "127.0.0.1", parsed.port or 6379
+
+    @property
+    def dlq_retention_ms(self) -> int:
+        return int(self.dlq_retention_days * 86_400_000)
 
     @property
     def half_life_s(self) -> float:

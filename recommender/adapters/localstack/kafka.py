@@ -321,7 +321,8 @@ def up_kafka(settings: Settings, p: Paths, log: Log) -> None:
     from recommender.adapters.kafka import ensure_topics, run_sync
 
     wanted = {settings.events_topic: settings.topic_partitions, settings.dlq_topic: 1}
-    actual = run_sync(lambda: ensure_topics(settings.kafka_bootstrap, wanted))
+    retention = {settings.dlq_topic: {"retention.ms": str(settings.dlq_retention_ms)}}
+    actual = run_sync(lambda: ensure_topics(settings.kafka_bootstrap, wanted, configs=retention))
     for name, count in actual.items():
         if count != wanted[name]:
             log(
