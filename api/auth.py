@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
 import logging
 import math
 from collections.abc import Awaitable, Callable
@@ -28,7 +27,7 @@ from api.monitoring import ASGIApp, Message, Receive, Scope, Send
 from recommender.adapters.rate_limit import RateLimiter
 from recommender.core.access import KeyEntry, KeyFile
 from recommender.core.errors import ConfigError
-from recommender.core.settings import Settings
+from recommender.core.settings import Settings, is_loopback
 
 logger = logging.getLogger("zmot.api")
 
@@ -71,16 +70,6 @@ class Caller:
 
 
 OPEN = Caller(None)
-
-
-def is_loopback(host: str) -> bool:
-    """True for addresses only this machine can reach (127.0.0.0/8, ::1, localhost)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def access_from_settings(settings: Settings) -> Access:

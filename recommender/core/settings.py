@@ -5,6 +5,7 @@ Every default works on a developer machine with ``zmot infra up``.
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -312,6 +313,17 @@ class Settings(BaseSettings):
             for name, value in self.model_dump(mode="json").items()
             if value is not None
         }
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine only (127.0.0.0/8, ::1, localhost): where the API may
+    serve without keys, and where ``zmot infra`` manages Kafka and Redis."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def redact_url(url: str) -> str:

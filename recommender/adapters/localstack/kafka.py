@@ -21,7 +21,6 @@ from typing import Any
 from recommender.adapters.localstack.logfiles import last_lines, size, tails
 from recommender.adapters.localstack.net import (
     bind_host,
-    is_loopback,
     port_busy_error,
     port_in_use,
     tcp_open,
@@ -37,7 +36,7 @@ from recommender.adapters.localstack.processes import (
 )
 from recommender.adapters.localstack.tools import find_java, find_maven
 from recommender.core.errors import InfraError
-from recommender.core.settings import Settings
+from recommender.core.settings import Settings, is_loopback
 
 #: infra/kafka of the source tree: the pom Maven resolves and the log4j2 config.
 INFRA_KAFKA_DIR = Path(__file__).resolve().parents[3] / "infra" / "kafka"

@@ -11,7 +11,6 @@ from urllib.parse import urlparse
 from recommender.adapters.localstack.logfiles import last_lines, size, tails
 from recommender.adapters.localstack.net import (
     bind_host,
-    is_loopback,
     port_busy_error,
     port_in_use,
 )
@@ -19,7 +18,7 @@ from recommender.adapters.localstack.paths import Paths
 from recommender.adapters.localstack.processes import Log, owned_pid, stop_pid
 from recommender.adapters.localstack.tools import find_redis_server
 from recommender.core.errors import InfraError
-from recommender.core.settings import Settings
+from recommender.core.settings import Settings, is_loopback
 
 REDIS_START_TIMEOUT_S = 10.0
 REDIS_STOP_TIMEOUT_S = 10.0
