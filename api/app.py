@@ -26,7 +26,7 @@ from api.engine import Engine, load_engine
 from api.monitoring import MetricsMiddleware, Ops
 from api.routes import api_router
 from recommender.adapters.feedback_store import FeedbackStore, RatingCache
-from recommender.adapters.kafka import EventProducer
+from recommender.adapters.kafka import EventProducer, kafka_auth
 from recommender.adapters.privacy_store import PrivacyStore
 from recommender.adapters.rate_limit import RateLimiter
 from recommender.adapters.redis_store import ProfileStore, connect
@@ -101,7 +101,9 @@ async def _open_services(
     await store.check()
     feedback = FeedbackStore(client, settings.redis_prefix, settings.topic_partitions)
     if producer is None:
-        kafka = EventProducer(settings.kafka_bootstrap, settings.events_topic)
+        kafka = EventProducer(
+            settings.kafka_bootstrap, settings.events_topic, auth=kafka_auth(settings)
+        )
         await kafka.start()
         stack.push_async_callback(kafka.stop)
         producer = kafka

@@ -21,7 +21,7 @@ from urllib.parse import parse_qs
 import httpx
 
 from api.engine import Engine
-from recommender.adapters.kafka import read_lag, topic_message_count
+from recommender.adapters.kafka import kafka_auth, read_lag, topic_message_count
 from recommender.adapters.metrics import (
     ApiMetrics,
     counter_value,
@@ -128,8 +128,11 @@ class Ops:
             if self._lag is None or now - self._lag_at >= self.settings.lag_refresh_s:
                 s = self.settings
                 try:
-                    document = await read_lag(s.kafka_bootstrap, s.consumer_group, s.events_topic)
-                    self._dlq = await topic_message_count(s.kafka_bootstrap, s.dlq_topic)
+                    auth = kafka_auth(s)
+                    document = await read_lag(
+                        s.kafka_bootstrap, s.consumer_group, s.events_topic, auth=auth
+                    )
+                    self._dlq = await topic_message_count(s.kafka_bootstrap, s.dlq_topic, auth=auth)
                 except Exception:
                     self.metrics.lag_read_errors.inc()
                     raise

@@ -13,7 +13,7 @@ import httpx
 from cli import processes
 from cli.replay import produce
 from recommender.adapters import localstack
-from recommender.adapters.kafka import group_lag, total_lag
+from recommender.adapters.kafka import group_lag, kafka_auth, total_lag
 from recommender.core.errors import ZmotError
 from recommender.core.settings import Settings
 
@@ -37,7 +37,12 @@ def wait_caught_up(settings: Settings, log: Callable[[str], None], timeout_s: fl
     last = -1
     while True:
         lag = asyncio.run(
-            group_lag(settings.kafka_bootstrap, settings.consumer_group, settings.events_topic)
+            group_lag(
+                settings.kafka_bootstrap,
+                settings.consumer_group,
+                settings.events_topic,
+                auth=kafka_auth(settings),
+            )
         )
         behind = total_lag(lag)
         if behind == 0 and lag:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlparse
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -26,9 +26,32 @@ class Settings(BaseSettings):
         description="Kafka bootstrap servers (host:port[,host:port]). `zmot infra up` starts a "
         "broker on the first one when it is on loopback.",
     )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT",
+        description="How producer, worker and admin clients talk to Kafka. SASL_SSL (SCRAM or "
+        "PLAIN over TLS) is for any network you do not own; SASL_PLAINTEXT sends the password "
+        "in SCRAM's challenge form but the events in clear; PLAINTEXT only on loopback or a "
+        "private network.",
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "SCRAM-SHA-256",
+        description="SASL mechanism with SASL_*: SCRAM never sends the password itself; PLAIN "
+        "does (use it only with SASL_SSL).",
+    )
+    kafka_sasl_username: str | None = Field(None, description="SASL user name (SASL_* only).")
+    kafka_sasl_password: SecretStr | None = Field(
+        None, description="SASL password (SASL_* only); never logged or shown on /ops."
+    )
+    kafka_ssl_cafile: Path | None = Field(
+        None,
+        description="CA bundle that signed the brokers' certificates (SSL, SASL_SSL). Unset: "
+        "the system's CAs.",
+    )
     redis_url: str = Field(
         "redis://127.0.0.1:6379/0",
-        description="Redis URL for profiles. `zmot infra up` starts redis-server on its port.",
+        description="Redis URL for profiles: redis://[:password@]host:port/db, rediss:// for "
+        "TLS. `zmot infra up` starts redis-server on its port (with the URL's password as "
+        "requirepass). The password is redacted wherever zmot logs the URL.",
     )
     api_host: str = Field("127.0.0.1", description="Address the API binds to.")
     api_port: int = Field(8000, ge=1, le=65535, description="Port the API binds to.")
@@ -281,6 +304,16 @@ class Settings(BaseSettings):
             raise ValueError(f"expected a redis:// URL, got {value!r}")
         return value
 
+    @model_validator(mode="after")
+    def _check_sasl(self) -> Settings:
+        sasl = self.kafka_security_protocol.startswith("SASL_")
+        if sasl and (self.kafka_sasl_username is None or self.kafka_sasl_password is None):
+            raise ValueError(
+                f"ZMOT_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                "ZMOT_KAFKA_SASL_USERNAME and ZMOT_KAFKA_SASL_PASSWORD"
+            )
+        return self
+
     @property
     def kafka_host_port(self) -> tuple[str, int]:
         """Host and port of the first bootstrap server."""
@@ -308,11 +341,14 @@ class Settings(BaseSettings):
 
     def to_env(self) -> dict[str, str]:
         """``ZMOT_*`` variables that rebuild these settings in another process."""
-        return {
+        env = {
             f"ZMOT_{name.upper()}": str(value)
             for name, value in self.model_dump(mode="json").items()
             if value is not None
         }
+        if self.kafka_sasl_password is not None:  # dumped as '**********'
+            env["ZMOT_KAFKA_SASL_PASSWORD"] = self.kafka_sasl_password.get_secret_value()
+        return env
 
 
 def is_loopback(host: str) -> bool:
