@@ -86,6 +86,14 @@ def register(app: typer.Typer) -> None:
             Optional[Path],  # noqa: UP045
             typer.Option(help="One JSON line per prediction with every method's list."),
         ] = None,
+        respect_privacy: Annotated[
+            bool,
+            typer.Option(
+                "--respect-privacy",
+                help="Leave out erased people (up to their erasure) and people without "
+                "consent, read from ZMOT_REDIS_URL.",
+            ),
+        ] = False,
     ) -> None:
         """Replay test events through the live scorer and baselines; print HR/MRR/NDCG@k."""
         from cli.configs import resolve_config
@@ -126,6 +134,11 @@ def register(app: typer.Typer) -> None:
             train_events, test_events = train_report.events, test_report.events
         else:
             raise ConfigError("give --train and --test, or --events with a split")
+        if respect_privacy:
+            from cli.privacy_filter import respect_privacy as keep_allowed
+
+            train_events = keep_allowed(settings, train_events, _log)
+            test_events = keep_allowed(settings, test_events, _log)
         if not test_events:
             raise ZmotError("no test events after the split")
         _log(f"{len(train_events)} training events, {len(test_events)} test events")

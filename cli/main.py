@@ -128,6 +128,14 @@ def train(
             "on the first 80% of the history; served by the API when present).",
         ),
     ] = False,
+    respect_privacy: Annotated[
+        bool,
+        typer.Option(
+            "--respect-privacy",
+            help="Leave out erased people (up to their erasure) and people without consent, "
+            "read from ZMOT_REDIS_URL.",
+        ),
+    ] = False,
 ) -> None:
     """Train LightFM on profiles replayed from a history; write a versioned artifact."""
     from recommender.core.catalog import Catalog
@@ -138,6 +146,10 @@ def train(
     cat = Catalog.load(catalog)
     report = load_events(events)
     _report_bad(events, report.errors)
+    if respect_privacy:
+        from cli.privacy_filter import respect_privacy as keep_allowed
+
+        report.events = keep_allowed(get_settings(), report.events, _log)
     if not report.events:
         raise ZmotError(f"{events}: no valid event")
     from cli.configs import resolve_config

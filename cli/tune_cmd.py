@@ -37,6 +37,14 @@ def register(app: typer.Typer) -> None:
         metric: Annotated[str, typer.Option(help="hr, mrr or ndcg.")] = "hr",
         target: Annotated[str, typer.Option(help="any or conversion.")] = "any",
         seed: Annotated[int, typer.Option()] = 0,
+        respect_privacy: Annotated[
+            bool,
+            typer.Option(
+                "--respect-privacy",
+                help="Leave out erased people (up to their erasure) and people without "
+                "consent, read from ZMOT_REDIS_URL.",
+            ),
+        ] = False,
     ) -> None:
         """Random search over embedding size, loss, epochs, half-life, top-N, event weights
         and the recency blend; writes the best config for `zmot train --config`."""
@@ -59,6 +67,10 @@ def register(app: typer.Typer) -> None:
             assert events is not None
             train_events, _ = split_events(load_events(events).events, split_ratio=split_ratio)
         settings = get_settings()
+        if respect_privacy:
+            from cli.privacy_filter import respect_privacy as keep_allowed
+
+            train_events = keep_allowed(settings, train_events, lambda m: typer.echo(m, err=True))
         trials = search(
             train_events,
             cat,

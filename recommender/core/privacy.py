@@ -14,9 +14,11 @@ outlives everything else keeps no raw id. Two facts:
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from recommender.core.events import Event
 from recommender.core.reasons import say
 from recommender.core.scoring import Decision
 
@@ -68,3 +70,17 @@ def without_personal_reasons(decision: Decision, lang: str) -> Decision:
     generic = say(lang, "chosen")
     offers = [replace(s, reasons=[generic]) for s in decision.offers]
     return replace(decision, offers=offers)
+
+
+def allowed_events(
+    events: Sequence[Event], states: Mapping[str, PrivacyState], default_granted: bool
+) -> tuple[list[Event], int]:
+    """The events a person's privacy state lets into training or evaluation, and how many were
+    left out: the worker's rule (:meth:`PrivacyState.withholds`) applied to an event file. An
+    event without a time counts as before any erasure."""
+    kept: list[Event] = []
+    for event in events:
+        state = states.get(event.user_id, NO_STATE)
+        if state.withholds(event.ts if event.ts is not None else 0.0, default_granted) is None:
+            kept.append(event)
+    return kept, len(events) - len(kept)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+import redis
 
 from recommender.core.hybrid import rank
 from recommender.core.model import Model
+from recommender.core.privacy import person_hash
 from recommender.core.profile import Profile
-from tests.support.processes import run_zmot
+from recommender.core.settings import Settings
+from tests.support.processes import run_zmot, worker_env
 
 
 @pytest.fixture(scope="module")
@@ -50,3 +54,30 @@ def test_train_hybrid_writes_tables_that_load_and_rank(shop: Path, tmp_path: Pat
     assert sorted(rank(model.hybrid, model, Profile(), 0.0, depth=50)) == sorted(
         model.hybrid.trending
     )
+
+
+@pytest.mark.integration
+def test_train_respects_erasures_when_asked(shop: Path, tmp_path: Path, isolated: Settings) -> None:
+    first = json.loads((shop / "events.jsonl").read_text().splitlines()[0])["user_id"]
+    client = redis.Redis.from_url(isolated.redis_url)
+    key = f"{isolated.redis_prefix}person:{person_hash(first)}"
+    client.hset(key, "erased_at", repr(4102444799.0))  # erased at the end of 2099: all of it
+    try:
+        done = run_zmot(
+            "train",
+            "--events", str(shop / "events.jsonl"),
+            "--catalog", str(shop / "catalog.jsonl"),
+            "--out", str(tmp_path),
+            "--epochs", "1",
+            "--respect-privacy",
+            env=worker_env(isolated),
+        )  # fmt: skip
+    finally:
+        client.delete(key)
+        client.close()
+    assert done.returncode == 0, done.stderr
+    n_first = sum(
+        json.loads(line)["user_id"] == first
+        for line in (shop / "events.jsonl").read_text().splitlines()
+    )
+    assert f"privacy: left out {n_first} of " in done.stderr
