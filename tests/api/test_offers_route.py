@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from pathlib import Path
 
@@ -177,3 +178,17 @@ async def test_real_model_ranks_tv_offers_for_a_tv_search(
     assert owner["offers"][0]["item_id"] == "tv-2"
     assert stranger["fallback"] is True
     assert [o["item_id"] for o in stranger["offers"]] == ["boots-1", "tv-1", "mount-1"]
+
+
+async def test_a_newline_in_the_path_cannot_forge_a_log_line(
+    isolated: Settings, fake_engine: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(isolated, engine=fake_engine)  # type: ignore[arg-type]
+    async with serve(app) as client:
+        _break_redis(app)
+        with caplog.at_level(logging.WARNING, logger="zmot.api"):
+            response = await client.get("/v1/users/u1%0A2026-01-01 CRITICAL forged/profile")
+    assert response.status_code == 503
+    [record] = [r for r in caplog.records if "Redis error" in r.getMessage()]
+    assert "\n" not in record.getMessage()
+    assert "/v1/users/{user_id}/profile" in record.getMessage()
