@@ -135,7 +135,7 @@ def register(app: typer.Typer) -> None:
         else:
             raise ConfigError("give --train and --test, or --events with a split")
         if respect_privacy:
-            from cli.privacy_filter import respect_privacy as keep_allowed
+            from recommender.adapters.privacy_store import respect_privacy as keep_allowed
 
             train_events = keep_allowed(settings, train_events, _log)
             test_events = keep_allowed(settings, test_events, _log)

@@ -147,7 +147,7 @@ def train(
     report = load_events(events)
     _report_bad(events, report.errors)
     if respect_privacy:
-        from cli.privacy_filter import respect_privacy as keep_allowed
+        from recommender.adapters.privacy_store import respect_privacy as keep_allowed
 
         report.events = keep_allowed(get_settings(), report.events, _log)
     if not report.events:

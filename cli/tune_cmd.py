@@ -68,7 +68,7 @@ def register(app: typer.Typer) -> None:
             train_events, _ = split_events(load_events(events).events, split_ratio=split_ratio)
         settings = get_settings()
         if respect_privacy:
-            from cli.privacy_filter import respect_privacy as keep_allowed
+            from recommender.adapters.privacy_store import respect_privacy as keep_allowed
 
             train_events = keep_allowed(settings, train_events, lambda m: typer.echo(m, err=True))
         trials = search(

@@ -15,10 +15,12 @@ before the erasure can still write that user's first profile from events older t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from recommender.adapters.codec import (
     CONSENT_FIELD,
@@ -32,8 +34,12 @@ from recommender.adapters.codec import (
     profile_from_hash,
     profile_key,
 )
-from recommender.core.privacy import PrivacyState
+from recommender.adapters.redis_store import connect
+from recommender.core.errors import ConfigError
+from recommender.core.events import Event
+from recommender.core.privacy import PrivacyState, allowed_events
 from recommender.core.profile import Profile
+from recommender.core.settings import Settings, redact_url
 
 
 @dataclass(frozen=True)
@@ -118,4 +124,45 @@ class PrivacyStore:
         )
 
 
-__all__ = ["Erased", "PrivacyStore"]
+# --- offline: event files of `zmot train`, `evaluate`, `tune` (--respect-privacy) -----------
+
+CHUNK = 5000
+"""Users per Redis round trip when reading the states of an event file's people."""
+
+
+async def _states(settings: Settings, users: list[str]) -> dict[str, PrivacyState]:
+    client = connect(settings.redis_url)
+    try:
+        store = PrivacyStore(client, settings.redis_prefix)
+        out: dict[str, PrivacyState] = {}
+        for start in range(0, len(users), CHUNK):
+            part = users[start : start + CHUNK]
+            out.update(zip(part, await store.states(part), strict=True))
+        return out
+    except OSError as exc:
+        raise ConfigError(
+            f"--respect-privacy reads erasures from Redis at {redact_url(settings.redis_url)}: "
+            f"{exc}"
+        ) from exc
+    finally:
+        await client.aclose(close_connection_pool=True)
+
+
+def respect_privacy(
+    settings: Settings, events: Sequence[Event], log: Callable[[str], None]
+) -> list[Event]:
+    """``events`` without those of erased (up to the erasure) and non-consenting people,
+    as the worker would drop them (for `zmot train`, `evaluate`, `tune` --respect-privacy)."""
+    users = sorted({event.user_id for event in events})
+    try:
+        states = asyncio.run(_states(settings, users))
+    except RedisError as exc:
+        raise ConfigError(
+            f"--respect-privacy cannot read Redis at {redact_url(settings.redis_url)}: {exc}"
+        ) from exc
+    kept, dropped = allowed_events(events, states, settings.default_consent == "granted")
+    log(f"privacy: left out {dropped} of {len(events)} events (erased or without consent)")
+    return kept
+
+
+__all__ = ["Erased", "PrivacyStore", "respect_privacy"]

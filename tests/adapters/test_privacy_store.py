@@ -1,5 +1,5 @@
-"""`--respect-privacy`: training and evaluation leave out what the worker drops, read from the
-erasure and consent records in the real Redis."""
+"""`--respect-privacy` (`respect_privacy` of the privacy store): training and evaluation leave
+out what the worker drops, read from the erasure and consent records in the real Redis."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ import asyncio
 
 import pytest
 
-from cli.privacy_filter import respect_privacy
-from recommender.adapters.privacy_store import PrivacyStore
+from recommender.adapters.privacy_store import PrivacyStore, respect_privacy
 from recommender.adapters.redis_store import connect
 from recommender.core.events import Event
 from recommender.core.settings import Settings
