@@ -9,6 +9,7 @@ from typing import IO, Annotated, Optional
 
 import typer
 
+from cli.options import RespectPrivacy
 from recommender.core.errors import ConfigError, ZmotError
 from recommender.core.settings import get_settings
 
@@ -86,14 +87,7 @@ def register(app: typer.Typer) -> None:
             Optional[Path],  # noqa: UP045
             typer.Option(help="One JSON line per prediction with every method's list."),
         ] = None,
-        respect_privacy: Annotated[
-            bool,
-            typer.Option(
-                "--respect-privacy",
-                help="Leave out erased people (up to their erasure) and people without "
-                "consent, read from ZMOT_REDIS_URL.",
-            ),
-        ] = False,
+        respect_privacy: RespectPrivacy = False,
     ) -> None:
         """Replay test events through the live scorer and baselines; print HR/MRR/NDCG@k."""
         from cli.configs import resolve_config

@@ -14,6 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from cli.options import RespectPrivacy
 from recommender.core.errors import ZmotError
 from recommender.core.settings import Settings, get_settings
 
@@ -128,14 +129,7 @@ def train(
             "on the first 80% of the history; served by the API when present).",
         ),
     ] = False,
-    respect_privacy: Annotated[
-        bool,
-        typer.Option(
-            "--respect-privacy",
-            help="Leave out erased people (up to their erasure) and people without consent, "
-            "read from ZMOT_REDIS_URL.",
-        ),
-    ] = False,
+    respect_privacy: RespectPrivacy = False,
 ) -> None:
     """Train LightFM on profiles replayed from a history; write a versioned artifact."""
     from recommender.core.catalog import Catalog

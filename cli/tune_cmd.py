@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from cli.options import RespectPrivacy
 from recommender.core.errors import ConfigError
 from recommender.core.settings import get_settings
 
@@ -37,14 +38,7 @@ def register(app: typer.Typer) -> None:
         metric: Annotated[str, typer.Option(help="hr, mrr or ndcg.")] = "hr",
         target: Annotated[str, typer.Option(help="any or conversion.")] = "any",
         seed: Annotated[int, typer.Option()] = 0,
-        respect_privacy: Annotated[
-            bool,
-            typer.Option(
-                "--respect-privacy",
-                help="Leave out erased people (up to their erasure) and people without "
-                "consent, read from ZMOT_REDIS_URL.",
-            ),
-        ] = False,
+        respect_privacy: RespectPrivacy = False,
     ) -> None:
         """Random search over embedding size, loss, epochs, half-life, top-N, event weights
         and the recency blend; writes the best config for `zmot train --config`."""

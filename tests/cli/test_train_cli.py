@@ -24,7 +24,8 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def train(shop: Path, out: Path, *options: str) -> str:
+def train(shop: Path, out: Path, *options: str, env: dict[str, str] | None = None) -> str:
+    """``zmot train`` on the shop; its output (stdout, then stderr)."""
     done = run_zmot(
         "train",
         "--events", str(shop / "events.jsonl"),
@@ -32,9 +33,10 @@ def train(shop: Path, out: Path, *options: str) -> str:
         "--out", str(out),
         "--epochs", "3",
         *options,
+        env=env,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    return done.stdout
+    return done.stdout + done.stderr
 
 
 def test_train_writes_no_hybrid_tables_by_default(shop: Path, tmp_path: Path) -> None:
@@ -63,21 +65,12 @@ def test_train_respects_erasures_when_asked(shop: Path, tmp_path: Path, isolated
     key = f"{isolated.redis_prefix}person:{person_hash(first)}"
     client.hset(key, "erased_at", repr(4102444799.0))  # erased at the end of 2099: all of it
     try:
-        done = run_zmot(
-            "train",
-            "--events", str(shop / "events.jsonl"),
-            "--catalog", str(shop / "catalog.jsonl"),
-            "--out", str(tmp_path),
-            "--epochs", "1",
-            "--respect-privacy",
-            env=worker_env(isolated),
-        )  # fmt: skip
+        output = train(shop, tmp_path, "--respect-privacy", env=worker_env(isolated))
     finally:
         client.delete(key)
         client.close()
-    assert done.returncode == 0, done.stderr
     n_first = sum(
         json.loads(line)["user_id"] == first
         for line in (shop / "events.jsonl").read_text().splitlines()
     )
-    assert f"privacy: left out {n_first} of " in done.stderr
+    assert f"privacy: left out {n_first} of " in output
