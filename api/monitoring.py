@@ -30,7 +30,7 @@ from recommender.adapters.metrics import (
 )
 from recommender.core.feedback import OfferStats
 from recommender.core.ops import bucket_delta, histogram_quantile
-from recommender.core.settings import Settings
+from recommender.core.settings import Settings, redact_url
 
 logger = logging.getLogger("zmot.api")
 
@@ -152,7 +152,9 @@ class Ops:
                 response.raise_for_status()
             return parse_exposition(response.text), None
         except (httpx.HTTPError, ValueError) as exc:
-            return None, f"{url}: {type(exc).__name__}: {exc}"
+            # Shown on /ops: the URL without a password (httpx's message may hold the URL too).
+            shown = redact_url(url)
+            return None, f"{shown}: {type(exc).__name__}: {str(exc).replace(url, shown)}"
 
     def windowed_quantiles(
         self, name: str, buckets: list[tuple[float, float]], now: float
