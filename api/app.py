@@ -19,16 +19,19 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
 
+from api.auth import KeyCors, access_from_settings
 from api.blas import pin_blas_threads
 from api.deps import EventSink, Services, error_detail
 from api.engine import Engine, load_engine
 from api.monitoring import MetricsMiddleware, Ops
 from api.routes import api_router
 from recommender.adapters.feedback_store import FeedbackStore, RatingCache
-from recommender.adapters.kafka import EventProducer
+from recommender.adapters.kafka import EventProducer, kafka_auth
+from recommender.adapters.privacy_store import PrivacyStore
+from recommender.adapters.rate_limit import RateLimiter
 from recommender.adapters.redis_store import ProfileStore, connect
 from recommender.core.errors import ZmotError
-from recommender.core.settings import Settings, get_settings
+from recommender.core.settings import Settings, get_settings, redact_url
 
 logger = logging.getLogger("zmot.api")
 
@@ -42,6 +45,7 @@ def create_app(
     """The API app; ``engine`` and ``producer`` replace the real ones (tests), else built."""
     settings = settings or get_settings()
     ops = Ops(settings)
+    access = access_from_settings(settings)  # refuses to serve open off loopback
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -53,12 +57,14 @@ def create_app(
                 logger.error("cannot start the API: %s", exc)
                 raise
             ops.engine_loaded(services.engine)
+            if access.keys is not None:
+                access.limiter = RateLimiter(settings.redis_url, settings.redis_prefix)
             app.state.services = services
             stack.callback(delattr, app.state, "services")
             logger.info(
                 "API ready: model %s, Redis %s, Kafka %s topic %s",
                 services.engine.model_version,
-                settings.redis_url,
+                redact_url(settings.redis_url),
                 settings.kafka_bootstrap,
                 settings.events_topic,
             )
@@ -71,6 +77,8 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.ops = ops
+    app.state.access = access
+    app.add_middleware(KeyCors, access=access)
     app.add_middleware(MetricsMiddleware, metrics=ops.metrics)
     app.include_router(api_router)
     app.add_exception_handler(RequestValidationError, _invalid_request)
@@ -93,7 +101,9 @@ async def _open_services(
     await store.check()
     feedback = FeedbackStore(client, settings.redis_prefix, settings.topic_partitions)
     if producer is None:
-        kafka = EventProducer(settings.kafka_bootstrap, settings.events_topic)
+        kafka = EventProducer(
+            settings.kafka_bootstrap, settings.events_topic, auth=kafka_auth(settings)
+        )
         await kafka.start()
         stack.push_async_callback(kafka.stop)
         producer = kafka
@@ -105,6 +115,7 @@ async def _open_services(
         ops=ops,
         feedback=feedback,
         ratings=RatingCache(feedback),
+        privacy=PrivacyStore(client, settings.redis_prefix),
     )
 
 
@@ -119,9 +130,15 @@ async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=422)
 
 
+def _route(request: Request) -> str:
+    """The route template of a request (``/v1/users/{user_id}``): logs never carry the
+    client's own path text, so a newline in it cannot forge a log line."""
+    return str(getattr(request.scope.get("route"), "path", "unmatched"))
+
+
 async def _redis_down(request: Request, exc: Exception) -> JSONResponse:
     request.app.state.ops.metrics.redis_errors.inc()
-    logger.warning("Redis error on %s %s: %r", request.method, request.url.path, exc)
+    logger.warning("Redis error on %s %s: %r", request.method, _route(request), exc)
     # The client learns what is down, not the addresses in the exception text (logged above).
     return JSONResponse(
         {"detail": f"profile store (Redis) unavailable ({type(exc).__name__}); try again"},
@@ -130,7 +147,7 @@ async def _redis_down(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _kafka_down(request: Request, exc: Exception) -> JSONResponse:
-    logger.warning("Kafka error on %s %s: %r", request.method, request.url.path, exc)
+    logger.warning("Kafka error on %s %s: %r", request.method, _route(request), exc)
     return JSONResponse(
         {
             "detail": f"event log (Kafka) unavailable ({type(exc).__name__}); "

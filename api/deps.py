@@ -12,10 +12,13 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, HTTPException, Request
+from pydantic import ValidationError
 
 from api.engine import Engine
 from api.monitoring import Ops
+from api.schemas import BatchOfferRequest
 from recommender.adapters.feedback_store import FeedbackStore, RatingCache
+from recommender.adapters.privacy_store import PrivacyStore
 from recommender.adapters.redis_store import ProfileStore
 from recommender.core.errors import InvalidEventError
 from recommender.core.events import Event, validate_event
@@ -45,6 +48,7 @@ class Services:
     ops: Ops  # metrics and lag of this app
     feedback: FeedbackStore  # rating aggregates for social proof
     ratings: RatingCache  # the same ratings, cached briefly
+    privacy: PrivacyStore  # consent and erasure records
 
 
 def error_detail(reason: str, field: str | None = None, index: int | None = None) -> dict[str, Any]:
@@ -134,9 +138,38 @@ def parse_events(body: bytes, max_batch: int = MAX_BATCH) -> list[Event]:
     return events
 
 
+def require_json(request: Request) -> None:
+    """415 unless the body is declared ``application/json``.
+
+    A browser sends ``text/plain`` cross-site without asking first (no CORS preflight); JSON
+    only is what keeps other sites' pages from posting events with a visitor's cookies or key.
+    """
+    declared = request.headers.get("content-type", "")
+    if declared.partition(";")[0].strip().lower() != "application/json":
+        raise reject(415, "send the body as Content-Type: application/json")
+
+
 async def events_body(request: Request) -> list[Event]:
     """The validated events of a ``POST /v1/events`` body."""
+    require_json(request)
     return parse_events(await read_body(request))
 
 
 EventsBody = Annotated[list[Event], Depends(events_body)]
+
+
+async def batch_offer_body(request: Request) -> BatchOfferRequest:
+    """The body of ``POST /v1/next-best-offer:batch``, read within the same byte limit."""
+    require_json(request)
+    body = await read_body(request)
+    try:
+        return BatchOfferRequest.model_validate_json(body)
+    except ValidationError as exc:
+        errors = [
+            error_detail(str(err["msg"]), ".".join(str(p) for p in err["loc"]) or None)
+            for err in exc.errors()
+        ]
+        raise reject(422, errors) from None
+
+
+BatchOfferBody = Annotated[BatchOfferRequest, Depends(batch_offer_body)]

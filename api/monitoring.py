@@ -21,7 +21,7 @@ from urllib.parse import parse_qs
 import httpx
 
 from api.engine import Engine
-from recommender.adapters.kafka import read_lag, topic_message_count
+from recommender.adapters.kafka import kafka_auth, read_lag, topic_message_count
 from recommender.adapters.metrics import (
     ApiMetrics,
     counter_value,
@@ -30,7 +30,7 @@ from recommender.adapters.metrics import (
 )
 from recommender.core.feedback import OfferStats
 from recommender.core.ops import bucket_delta, histogram_quantile
-from recommender.core.settings import Settings
+from recommender.core.settings import Settings, redact_url
 
 logger = logging.getLogger("zmot.api")
 
@@ -110,6 +110,7 @@ class Ops:
     def engine_loaded(self, engine: Engine) -> None:
         """Publish the versions of the engine now serving (at start and after a reload)."""
         self.metrics.set_versions(engine.model_version, engine.catalog_version, engine.n_offers)
+        self.metrics.set_placements(engine.arbiter.placements.by_name)
 
     def observe_answer(self, answer: Any, profile: Any) -> None:
         """Count one next-best-offer answer (offers, fallback) and the age of its profile."""
@@ -127,8 +128,11 @@ class Ops:
             if self._lag is None or now - self._lag_at >= self.settings.lag_refresh_s:
                 s = self.settings
                 try:
-                    document = await read_lag(s.kafka_bootstrap, s.consumer_group, s.events_topic)
-                    self._dlq = await topic_message_count(s.kafka_bootstrap, s.dlq_topic)
+                    auth = kafka_auth(s)
+                    document = await read_lag(
+                        s.kafka_bootstrap, s.consumer_group, s.events_topic, auth=auth
+                    )
+                    self._dlq = await topic_message_count(s.kafka_bootstrap, s.dlq_topic, auth=auth)
                 except Exception:
                     self.metrics.lag_read_errors.inc()
                     raise
@@ -148,7 +152,9 @@ class Ops:
                 response.raise_for_status()
             return parse_exposition(response.text), None
         except (httpx.HTTPError, ValueError) as exc:
-            return None, f"{url}: {type(exc).__name__}: {exc}"
+            # Shown on /ops: the URL without a password (httpx's message may hold the URL too).
+            shown = redact_url(url)
+            return None, f"{shown}: {type(exc).__name__}: {str(exc).replace(url, shown)}"
 
     def windowed_quantiles(
         self, name: str, buckets: list[tuple[float, float]], now: float

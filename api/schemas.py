@@ -7,7 +7,7 @@ Request bodies of ``POST /v1/events`` are deliberately *not* modelled here: they
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
 
@@ -112,6 +112,10 @@ class NextBestOfferResponse(BaseModel):
     note: str | None = Field(
         None, description="Why the answer is what it is when not obvious (floor, deadline)."
     )
+    personalised: bool = Field(
+        description="True when the person's stored profile chose the offers; false for a "
+        "stranger, a person without consent to profiling, a fallback or a missed deadline."
+    )
 
     @classmethod
     def from_decision(
@@ -122,6 +126,8 @@ class NextBestOfferResponse(BaseModel):
         model_version: str,
         placement: str | None,
         catalog_version: str | None = None,
+        *,
+        personalised: bool,
     ) -> NextBestOfferResponse:
         return cls(
             user_id=user_id,
@@ -133,14 +139,17 @@ class NextBestOfferResponse(BaseModel):
             decision_id=decision.decision_id or None,
             catalog_version=catalog_version,
             note=decision.note,
+            personalised=personalised,
         )
 
 
 class BatchOfferRequest(BaseModel):
     """``POST /v1/next-best-offer:batch``: the same question for many users."""
 
-    user_ids: list[str] = Field(min_length=1, max_length=1000)
-    k: int | None = Field(None, ge=1, le=100)
+    user_ids: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(
+        min_length=1, max_length=1000
+    )
+    k: int | None = Field(None, ge=1, description="At most ZMOT_MAX_K, as in the GET form.")
     placement: str | None = Field(None, min_length=1, max_length=128)
     channel: Literal["web", "app", "email", "store", "ad"] | None = None
     context_item: str | None = Field(None, min_length=1, max_length=256)
@@ -208,3 +217,83 @@ class ReadyResponse(BaseModel):
         if data.get("catalog_version") is None:
             data.pop("catalog_version", None)
         return data
+
+
+class ConsentRequest(BaseModel):
+    """``PUT /v1/users/{id}/consent``: the person's choice about profiling."""
+
+    profiling: bool = Field(description="True: events may build a profile; false: they may not.")
+
+
+class ConsentResponse(BaseModel):
+    """The choice now recorded."""
+
+    user_id: str
+    profiling: bool
+    profile_deleted: bool = Field(description="A refusal deleted the profile that existed.")
+
+
+class ErasureResponse(BaseModel):
+    """What ``DELETE /v1/users/{id}`` removed, and the erasure time that now holds."""
+
+    user_id: str
+    profile: bool = Field(description="A profile existed and was deleted.")
+    features: int = Field(description="Interest features deleted.")
+    purchases: int = Field(description="Remembered purchases deleted.")
+    exposure: int = Field(description="Impression and dismissal counts deleted.")
+    consent: bool = Field(description="A recorded consent choice was deleted.")
+    erased_at: str = Field(
+        description="Events of this person up to this time (event time) are dropped for ever; "
+        "later events build a new profile."
+    )
+
+
+class ConsentState(BaseModel):
+    """A person's consent as stored and as applied."""
+
+    profiling: bool | None = Field(description="The recorded choice (null: none recorded).")
+    default: Literal["granted", "denied"] = Field(description="ZMOT_DEFAULT_CONSENT.")
+    effective: bool = Field(description="Whether events of the person build a profile now.")
+
+
+class ExportedProfile(ProfileResponse):
+    """The profile as stored, with the exposure the frequency caps count."""
+
+    impressions: dict[str, dict[str, int]] = Field(
+        description="Offer id -> hour (ISO-8601) -> impressions of the offer that hour."
+    )
+    dismissals: dict[str, dict[str, int]] = Field(
+        description="Offer id -> hour (ISO-8601) -> dismissals of the offer that hour."
+    )
+    expires_after_days: float = Field(
+        description="The profile expires this long after its last update (ZMOT_PROFILE_TTL_DAYS)."
+    )
+
+    @classmethod
+    def of(
+        cls, user_id: str, profile: Profile, now: float, half_life_s: float, ttl_days: float
+    ) -> ExportedProfile:
+        base = ProfileResponse.from_profile(user_id, profile, now, half_life_s)
+
+        def hours(counts: dict[str, dict[int, int]]) -> dict[str, dict[str, int]]:
+            return {
+                offer: {iso(hour * 3600.0): n for hour, n in sorted(per_hour.items())}
+                for offer, per_hour in sorted(counts.items())
+            }
+
+        return cls(
+            **base.model_dump(),
+            impressions=hours(profile.shown),
+            dismissals=hours(profile.dismissed),
+            expires_after_days=ttl_days,
+        )
+
+
+class ExportResponse(BaseModel):
+    """``GET /v1/users/{id}/export``: everything zmot stores about one person (Art. 15/20)."""
+
+    user_id: str
+    exported_at: str
+    consent: ConsentState
+    erased_at: str | None = Field(description="Time of the last erasure (null: never erased).")
+    profile: ExportedProfile | None = Field(description="The live profile (null: none stored).")

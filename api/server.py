@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from uvicorn.config import LOGGING_CONFIG
 
 from api.app import create_app
+from api.auth import access_from_settings
 from api.blas import single_thread_env
 from recommender.adapters.logs import json_logging_config
 from recommender.core.settings import Settings, get_settings
@@ -47,6 +48,7 @@ def run_api(
     The access log is off by default: it costs more CPU per request than scoring does.
     """
     settings = settings or get_settings()
+    access_from_settings(settings)  # refuse to serve open off loopback before binding
     os.environ.update(single_thread_env())  # inherited by uvicorn's worker processes
     target: FastAPI | str
     if workers == 1:
@@ -63,6 +65,8 @@ def run_api(
         workers=workers,
         lifespan="on",
         access_log=access_log,
+        limit_concurrency=settings.api_concurrency,
+        timeout_graceful_shutdown=settings.api_shutdown_timeout_s,
         log_level=log_level,
         log_config=log_config(log_level, settings.log_format),
     )

@@ -13,7 +13,7 @@ import httpx
 from cli import processes
 from cli.replay import produce
 from recommender.adapters import localstack
-from recommender.adapters.kafka import group_lag, total_lag
+from recommender.adapters.kafka import group_lag, kafka_auth, total_lag
 from recommender.core.errors import ZmotError
 from recommender.core.settings import Settings
 
@@ -37,7 +37,12 @@ def wait_caught_up(settings: Settings, log: Callable[[str], None], timeout_s: fl
     last = -1
     while True:
         lag = asyncio.run(
-            group_lag(settings.kafka_bootstrap, settings.consumer_group, settings.events_topic)
+            group_lag(
+                settings.kafka_bootstrap,
+                settings.consumer_group,
+                settings.events_topic,
+                auth=kafka_auth(settings),
+            )
         )
         behind = total_lag(lag)
         if behind == 0 and lag:
@@ -133,6 +138,14 @@ def run_demo(
         show("  (fallback: the profile was not personalised in time; see the worker log)")
     show(f"\nStack running: API {base}/docs  (profile: {base}/v1/users/{user}/profile)")
     show(f"Logs: {settings.state_dir / 'logs'}   Stop everything: make stop")
+    if settings.api_keys_file is None:
+        show(
+            "The API is open because it listens on loopback only. To require API keys:\n"
+            "  .venv/bin/zmot keys create --name shop --scopes events:write,offers:read "
+            "--file keys.yaml\n"
+            "  then start the API with ZMOT_API_KEYS_FILE=keys.yaml and send "
+            "'Authorization: Bearer <key>' (scopes, erasure, consent: SECURITY.md)"
+        )
 
 
 def _post_events(base: str, events: list[dict[str, object]], chunk: int = 2000) -> int:

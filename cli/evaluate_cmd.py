@@ -9,6 +9,7 @@ from typing import IO, Annotated, Optional
 
 import typer
 
+from cli.options import RespectPrivacy
 from recommender.core.errors import ConfigError, ZmotError
 from recommender.core.settings import get_settings
 
@@ -86,6 +87,7 @@ def register(app: typer.Typer) -> None:
             Optional[Path],  # noqa: UP045
             typer.Option(help="One JSON line per prediction with every method's list."),
         ] = None,
+        respect_privacy: RespectPrivacy = False,
     ) -> None:
         """Replay test events through the live scorer and baselines; print HR/MRR/NDCG@k."""
         from cli.configs import resolve_config
@@ -126,6 +128,11 @@ def register(app: typer.Typer) -> None:
             train_events, test_events = train_report.events, test_report.events
         else:
             raise ConfigError("give --train and --test, or --events with a split")
+        if respect_privacy:
+            from recommender.adapters.privacy_store import respect_privacy as keep_allowed
+
+            train_events = keep_allowed(settings, train_events, _log)
+            test_events = keep_allowed(settings, test_events, _log)
         if not test_events:
             raise ZmotError("no test events after the split")
         _log(f"{len(train_events)} training events, {len(test_events)} test events")

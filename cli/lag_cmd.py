@@ -51,7 +51,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Consumer lag of the worker per partition: messages and age of the oldest unprocessed
         event, read from Kafka (a stopped worker shows growing lag)."""
-        from recommender.adapters.kafka import read_lag
+        from recommender.adapters.kafka import kafka_auth, read_lag
 
         settings = get_settings()
         try:
@@ -60,6 +60,7 @@ def register(app: typer.Typer) -> None:
                     settings.kafka_bootstrap,
                     group or settings.consumer_group,
                     topic or settings.events_topic,
+                    auth=kafka_auth(settings),
                 )
             )
         except (KafkaError, OSError) as exc:

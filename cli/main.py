@@ -14,6 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from cli.options import RespectPrivacy
 from recommender.core.errors import ZmotError
 from recommender.core.settings import Settings, get_settings
 
@@ -129,6 +130,7 @@ def train(
             "LightFM model and its calibration only, in about half the time.",
         ),
     ] = True,
+    respect_privacy: RespectPrivacy = False,
 ) -> None:
     """Train LightFM on profiles replayed from a history; write a versioned artifact."""
     from recommender.core.catalog import Catalog
@@ -139,6 +141,10 @@ def train(
     cat = Catalog.load(catalog)
     report = load_events(events)
     _report_bad(events, report.errors)
+    if respect_privacy:
+        from recommender.adapters.privacy_store import respect_privacy as keep_allowed
+
+        report.events = keep_allowed(get_settings(), report.events, _log)
     if not report.events:
         raise ZmotError(f"{events}: no valid event")
     from cli.configs import resolve_config
@@ -214,9 +220,16 @@ def replay(
     )
 
 
-from cli import evaluate_cmd, import_cmd, lag_cmd, tune_cmd  # noqa: E402  (commands of their own)
+from cli import (  # noqa: E402  (commands of their own)
+    evaluate_cmd,
+    import_cmd,
+    keys_cmd,
+    lag_cmd,
+    tune_cmd,
+)
 
 evaluate_cmd.register(app)
+keys_cmd.register(app)
 import_cmd.register(app)
 tune_cmd.register(app)
 lag_cmd.register(app)

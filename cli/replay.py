@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from tqdm import tqdm
 
-from recommender.adapters.kafka import EventProducer
+from recommender.adapters.kafka import EventProducer, kafka_auth
 from recommender.core.events import Event
 from recommender.core.settings import Settings
 
@@ -17,7 +17,10 @@ from recommender.core.settings import Settings
 async def _produce(settings: Settings, events: Sequence[Event], rate: float | None) -> int:
     chunk = 1000 if rate is None else max(1, int(rate // 10))
     started = time.monotonic()
-    async with EventProducer(settings.kafka_bootstrap, settings.events_topic) as producer:
+    auth = kafka_auth(settings)
+    async with EventProducer(
+        settings.kafka_bootstrap, settings.events_topic, auth=auth
+    ) as producer:
         with tqdm(total=len(events), unit="ev", desc="replay", file=sys.stderr) as bar:
             for start in range(0, len(events), chunk):
                 part = events[start : start + chunk]

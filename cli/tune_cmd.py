@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from cli.options import RespectPrivacy
 from recommender.core.errors import ConfigError
 from recommender.core.settings import get_settings
 
@@ -37,6 +38,7 @@ def register(app: typer.Typer) -> None:
         metric: Annotated[str, typer.Option(help="hr, mrr or ndcg.")] = "hr",
         target: Annotated[str, typer.Option(help="any or conversion.")] = "any",
         seed: Annotated[int, typer.Option()] = 0,
+        respect_privacy: RespectPrivacy = False,
     ) -> None:
         """Random search over embedding size, loss, epochs, half-life, top-N, event weights
         and the recency blend; writes the best config for `zmot train --config`."""
@@ -59,6 +61,10 @@ def register(app: typer.Typer) -> None:
             assert events is not None
             train_events, _ = split_events(load_events(events).events, split_ratio=split_ratio)
         settings = get_settings()
+        if respect_privacy:
+            from recommender.adapters.privacy_store import respect_privacy as keep_allowed
+
+            train_events = keep_allowed(settings, train_events, lambda m: typer.echo(m, err=True))
         trials = search(
             train_events,
             cat,

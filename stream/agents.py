@@ -14,6 +14,7 @@ from typing import Any
 
 from recommender.adapters.feedback_store import FeedbackStore
 from recommender.adapters.metrics import WorkerMetrics
+from recommender.adapters.privacy_store import PrivacyStore
 from recommender.adapters.redis_store import ProfileStore
 from recommender.core.replay import Profiler
 from recommender.core.settings import Settings
@@ -57,6 +58,7 @@ def register_agent(
     stats_log_interval_s: float = 30.0,
     metrics: WorkerMetrics | None = None,
     feedback: FeedbackStore | None = None,
+    privacy: PrivacyStore | None = None,
 ) -> Any:
     """Register the profile agent on ``app``; returns the faust agent.
 
@@ -64,7 +66,10 @@ def register_agent(
     agent then holds that batch, and every later one, unacked so the stop cannot commit past it.
     """
     source = app.topic(settings.events_topic, partitions=settings.topic_partitions)
-    dlq = app.topic(settings.dlq_topic, partitions=1)
+    # Retention applies when faust creates the topic (dead letters keep personal data).
+    dlq = app.topic(
+        settings.dlq_topic, partitions=1, retention=settings.dlq_retention_days * 86400.0
+    )
     sink = faust_dead_letter_sink(dlq)
 
     failed: list[BaseException] = []
@@ -87,6 +92,8 @@ def register_agent(
                     dead_letter=sink,
                     metrics=metrics,
                     feedback=feedback,
+                    privacy=privacy,
+                    default_consent=settings.default_consent == "granted",
                 )
             except asyncio.CancelledError:
                 _hold(events)  # cut off mid-batch: read it again rather than commit it
@@ -124,11 +131,13 @@ def register_agent(
         if stats.consumed != last_logged[0]:
             last_logged[0] = stats.consumed
             log.info(
-                "totals: consumed=%d applied=%d replayed=%d dead_lettered=%d conflicts=%d",
+                "totals: consumed=%d applied=%d replayed=%d dead_lettered=%d withheld=%d "
+                "conflicts=%d",
                 stats.consumed,
                 stats.applied,
                 stats.replayed,
                 stats.dead_lettered,
+                stats.withheld,
                 stats.conflicts,
             )
 

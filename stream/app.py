@@ -7,15 +7,34 @@ The app only carries configuration; the agent is in :mod:`stream.agents`, the wo
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import faust
 
+from recommender.adapters.kafka import kafka_auth
 from recommender.core.settings import Settings
 
 
 def datadir_for(settings: Settings) -> Path:
     """Where faust keeps its per-app data directory (one per consumer group)."""
     return Path(settings.state_dir) / "worker" / settings.consumer_group
+
+
+def _credentials(settings: Settings) -> dict[str, Any]:
+    """faust's ``broker_credentials`` (and TLS) from the same settings as every other client."""
+    auth = kafka_auth(settings)
+    if auth.protocol == "PLAINTEXT":
+        return {}
+    ssl_context = auth.options().get("ssl_context")
+    if auth.protocol == "SSL":
+        return {"broker_credentials": faust.SSLCredentials(ssl_context)}
+    credentials = faust.SASLCredentials(
+        username=auth.username,
+        password=auth.password,
+        mechanism=auth.mechanism,
+        ssl_context=ssl_context,
+    )
+    return {"broker_credentials": credentials}
 
 
 def create_app(settings: Settings, *, web_enabled: bool = True) -> faust.App:
@@ -29,6 +48,7 @@ def create_app(settings: Settings, *, web_enabled: bool = True) -> faust.App:
     return faust.App(
         settings.consumer_group,
         broker=[f"kafka://{server.strip()}" for server in settings.kafka_bootstrap.split(",")],
+        **_credentials(settings),
         key_serializer="raw",
         value_serializer="raw",
         autodiscover=False,

@@ -28,10 +28,12 @@ from redis.exceptions import RedisError
 
 from recommender.adapters.feedback_store import FeedbackStore
 from recommender.adapters.metrics import WorkerMetrics
+from recommender.adapters.privacy_store import PrivacyStore
 from recommender.adapters.redis_store import FenceUpdate, ProfileStore
 from recommender.core.errors import InvalidEventError, ZmotError
 from recommender.core.events import MAX_TS, MIN_TS, Event, parse_event
 from recommender.core.feedback import PartitionUpdate, partition_update
+from recommender.core.privacy import NO_STATE, PrivacyState
 from recommender.core.profile import Position, Profile
 from recommender.core.replay import Profiler
 from stream.dead_letters import DeadLetter, DeadLetterSink, deliver
@@ -64,6 +66,8 @@ class BatchStats:
     dead_lettered: int = 0
     conflicts: int = 0
     batches: int = 0
+    withheld: int = 0
+    """Events dropped because the person was erased after them or refused profiling."""
 
     def add(self, other: BatchStats) -> None:
         for f in fields(self):
@@ -108,6 +112,8 @@ class Plan:
     letters: dict[Position, DeadLetter]
     outcomes: dict[str, list[tuple[Event, bool]]] = field(default_factory=dict)
     """Per user, each event of the last attempt with whether it was applied (not a replay)."""
+    withheld: dict[str, list[str]] = field(default_factory=dict)
+    """Per user, the reason of each event of the last attempt that privacy kept out."""
 
     @classmethod
     def of(cls, records: Sequence[Record]) -> Plan:
@@ -123,22 +129,53 @@ class Plan:
         return cls(records, by_user, letters)
 
     def apply(
-        self, profiler: Profiler, users: Sequence[str], stored: Sequence[Profile | None]
+        self,
+        profiler: Profiler,
+        users: Sequence[str],
+        stored: Sequence[Profile | None],
+        states: Sequence[PrivacyState] | None = None,
+        default_consent: bool = True,
     ) -> list[FenceUpdate]:
         """Apply each user's events to the profile read for them; the profiles to write.
 
         A profile is written behind the fence it was read with, and only if an event was new.
+        Events the person's privacy state withholds (erased after them, no consent) are left
+        out and counted, never applied.
         """
         updates: list[FenceUpdate] = []
-        for user_id, read in zip(users, stored, strict=True):
+        for i, (user_id, read) in enumerate(zip(users, stored, strict=True)):
+            state = states[i] if states is not None else NO_STATE
+            events = self._allowed(user_id, state, default_consent)
             profile = read if read is not None else Profile()
             fence = profile.position
             outcomes: list[tuple[Event, bool]] = []
             self.outcomes[user_id] = outcomes
-            self._apply_user(profiler, profile, self.by_user[user_id], outcomes)
+            self._apply_user(profiler, profile, events, outcomes)
             if any(done for _, done in outcomes):
                 updates.append((user_id, fence, profile))
         return updates
+
+    def _allowed(
+        self, user_id: str, state: PrivacyState, default_consent: bool
+    ) -> list[tuple[Record, Event]]:
+        """The user's events the privacy state lets through; the others' reasons recorded."""
+        events = self.by_user[user_id]
+        if state == NO_STATE and default_consent:
+            self.withheld.pop(user_id, None)
+            return events
+        allowed: list[tuple[Record, Event]] = []
+        reasons: list[str] = []
+        for record, event in events:
+            why = state.withholds(event.ts if event.ts is not None else 0.0, default_consent)
+            if why is None:
+                allowed.append((record, event))
+            else:
+                reasons.append(why)
+        if reasons:
+            self.withheld[user_id] = reasons
+        else:
+            self.withheld.pop(user_id, None)
+        return allowed
 
     def _apply_user(
         self,
@@ -200,6 +237,7 @@ class Plan:
             dead_lettered=len(self.letters),
             conflicts=conflicts,
             batches=1,
+            withheld=sum(len(reasons) for reasons in self.withheld.values()),
         )
 
     def observe(self, metrics: WorkerMetrics, started: float, written_at: float) -> None:
@@ -213,6 +251,7 @@ class Plan:
             applied=[(e.type, e.ts) for e, done in results if done and e.ts is not None],
             replayed=[e.type for e, done in results if not done],
             dead_lettered=[types.get(position, "invalid") for position in self.letters],
+            withheld=[why for reasons in self.withheld.values() for why in reasons],
             seconds=time.perf_counter() - started,
             written_at=written_at,
             size=len(self.records),
@@ -291,6 +330,8 @@ async def process_batch(
     retry_delay_s: float = RETRY_DELAY_S,
     metrics: WorkerMetrics | None = None,
     feedback: FeedbackStore | None = None,
+    privacy: PrivacyStore | None = None,
+    default_consent: bool = True,
 ) -> BatchStats:
     """Apply a batch of messages to the profiles in Redis; dead-letter what cannot be applied.
 
@@ -303,6 +344,11 @@ async def process_batch(
     ``feedback``, when given, also adds the batch to the per-partition offer and rating
     counters, behind each partition's own offset fence (read and written alongside the
     profiles, concurrently); a partition whose fence moved is re-read and recounted.
+
+    ``privacy``, when given, is read with the profiles: events of a person erased after them,
+    or without consent to profiling (``default_consent`` when the person never chose), are
+    dropped and counted as withheld. Feedback counters (anonymous per-partition totals) still
+    count them.
     """
     started = time.perf_counter()
     plan = Plan.of(records)
@@ -312,10 +358,11 @@ async def process_batch(
     counters = Fenced[int]("feedback counter", "partitions", partitions)
 
     async def attempt() -> None:
-        stored, counted = await _together(
-            store.get_many(profiles.pending), _read_counted(feedback, counters.pending)
+        (stored, states), counted = await _together(
+            _read_profiles(store, privacy, profiles.pending),
+            _read_counted(feedback, counters.pending),
         )
-        updates = plan.apply(profiler, profiles.pending, stored)
+        updates = plan.apply(profiler, profiles.pending, stored, states, default_consent)
         counts = plan.counter_updates(counted)
         profiles.pending, counters.pending = await _together(
             store.put_many(updates), _write_counts(feedback, counts)
@@ -346,6 +393,15 @@ async def _together(first: Awaitable[_A], second: Awaitable[_B]) -> tuple[_A, _B
         if isinstance(result, BaseException):
             raise result
     return a, b  # type: ignore[return-value]  # exceptions were raised above
+
+
+async def _read_profiles(
+    store: ProfileStore, privacy: PrivacyStore | None, users: list[str]
+) -> tuple[list[Profile | None], list[PrivacyState] | None]:
+    """The users' profiles and, with a privacy store, their privacy states (concurrently)."""
+    if privacy is None:
+        return await store.get_many(users), None
+    return await _together(store.get_many(users), privacy.states(users))
 
 
 async def _read_counted(

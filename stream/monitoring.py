@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp.web import Response
 
-from recommender.adapters.kafka import read_lag
+from recommender.adapters.kafka import kafka_auth, read_lag
 from recommender.adapters.metrics import WorkerMetrics
 from recommender.core.settings import Settings
 
@@ -40,7 +40,10 @@ async def update_lag(metrics: WorkerMetrics, settings: Settings) -> None:
     """Read the group's lag from Kafka into the gauges; a failed read is counted and logged."""
     try:
         document = await read_lag(
-            settings.kafka_bootstrap, settings.consumer_group, settings.events_topic
+            settings.kafka_bootstrap,
+            settings.consumer_group,
+            settings.events_topic,
+            auth=kafka_auth(settings),
         )
     except Exception as exc:  # noqa: BLE001 - a failed lag read must never stop the worker
         metrics.lag_read_errors.inc()

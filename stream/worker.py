@@ -13,6 +13,7 @@ import faust
 from recommender.adapters.feedback_store import FeedbackStore
 from recommender.adapters.logs import json_logging_config
 from recommender.adapters.metrics import WorkerMetrics
+from recommender.adapters.privacy_store import PrivacyStore
 from recommender.adapters.redis_store import ProfileStore, connect
 from recommender.core.catalog import load_catalog
 from recommender.core.replay import Profiler
@@ -80,6 +81,7 @@ def run_worker(settings: Settings, *, loglevel: str = "info", web_enabled: bool 
         on_fatal=on_fatal,
         metrics=metrics,
         feedback=feedback,
+        privacy=PrivacyStore(client, settings.redis_prefix),
     )
     if web_enabled:
         register_monitoring(app, settings, metrics)
@@ -98,9 +100,10 @@ def run_worker(settings: Settings, *, loglevel: str = "info", web_enabled: bool 
             raise
     finally:
         log.info(
-            "worker stopped: consumed=%d applied=%d replayed=%d dead_lettered=%d",
+            "worker stopped: consumed=%d applied=%d replayed=%d dead_lettered=%d withheld=%d",
             stats.consumed,
             stats.applied,
             stats.replayed,
             stats.dead_lettered,
+            stats.withheld,
         )

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.routes import admin, events, health, offers, ops, profiles
+from api.routes import admin, events, health, offers, ops, privacy, profiles
 
 api_router = APIRouter()
 api_router.include_router(health.router)
 api_router.include_router(events.router)
 api_router.include_router(offers.router)
 api_router.include_router(profiles.router)
+api_router.include_router(privacy.router)
 api_router.include_router(ops.router)
 api_router.include_router(admin.router)
 

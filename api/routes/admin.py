@@ -6,6 +6,7 @@ import dataclasses
 
 from fastapi import APIRouter, Request
 
+from api.auth import Admin
 from api.deps import ServicesDep, error_detail, reject
 from api.engine import reload_engine
 from api.schemas import ReloadResponse, ValidationErrorResponse
@@ -19,7 +20,7 @@ router = APIRouter(tags=["admin"])
     response_model=ReloadResponse,
     responses={422: {"model": ValidationErrorResponse, "description": "Invalid offer file"}},
 )
-async def reload_offers(request: Request, services: ServicesDep) -> ReloadResponse:
+async def reload_offers(request: Request, services: ServicesDep, _: Admin) -> ReloadResponse:
     """Reload offers and placements; a bad file is a 422 and the old catalog stays active."""
     try:
         engine = reload_engine(services.engine, services.settings)

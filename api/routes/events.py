@@ -6,7 +6,8 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from api.deps import MAX_BATCH, EventsBody, ProducerDep
+from api.auth import EventsWriter
+from api.deps import MAX_BATCH, EventsBody, ProducerDep, reject
 from api.schemas import AcceptedResponse, MessageResponse, ValidationErrorResponse
 from recommender.core.events import Event
 
@@ -43,7 +44,9 @@ _BODY: dict[str, Any] = {
     status_code=202,
     response_model=AcceptedResponse,
     responses={
+        403: {"model": MessageResponse, "description": "Key without the scope or event type"},
         413: {"model": MessageResponse, "description": "Batch or body too large"},
+        415: {"model": MessageResponse, "description": "Content-Type is not application/json"},
         422: {
             "model": ValidationErrorResponse,
             "description": "Invalid events, by index and field",
@@ -52,7 +55,12 @@ _BODY: dict[str, Any] = {
     },
     openapi_extra=_BODY,
 )
-async def post_events(events: EventsBody, producer: ProducerDep) -> AcceptedResponse:
+async def post_events(
+    caller: EventsWriter, events: EventsBody, producer: ProducerDep
+) -> AcceptedResponse:
     """Validate one event or a batch and produce it to Kafka, acknowledged before the reply."""
+    refused = sorted({e.type for e in events if not caller.may_send(e.type)})
+    if refused:
+        raise reject(403, f"this key may not send {', '.join(refused)} events")
     await producer.send_many(events)
     return AcceptedResponse(accepted=len(events))

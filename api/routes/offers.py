@@ -10,7 +10,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Header, Query
 from redis.exceptions import RedisError
 
-from api.deps import Services, ServicesDep, error_detail, reject
+from api.auth import OffersReader
+from api.deps import BatchOfferBody, Services, ServicesDep, error_detail, reject
 from api.schemas import (
     BatchOfferRequest,
     BatchOfferResponse,
@@ -19,6 +20,7 @@ from api.schemas import (
     ValidationErrorResponse,
 )
 from recommender.core.arbitration import OfferRequest
+from recommender.core.privacy import without_personal_reasons
 from recommender.core.profile import Profile
 from recommender.core.reasons import language
 from recommender.core.scoring import Decision
@@ -50,20 +52,37 @@ async def _ratings_added(
     return [arbiter.with_ratings(d, ratings, lang) for d in decisions]
 
 
+async def _read(services: Services, user_ids: Sequence[str]) -> list[Profile | None]:
+    """The users' profiles, None for those without one or without consent to profiling."""
+    default = services.settings.default_consent == "granted"
+    profiles, states = await services.privacy.profiles_with_states(user_ids)
+    return [p if s.consents(default) else None for p, s in zip(profiles, states, strict=True)]
+
+
 async def _decide(
     services: Services,
     profiles: Sequence[Profile | None] | None,
     request: OfferRequest,
     deadline: float | None,
+    generic: bool = False,
 ) -> list[Decision]:
-    """Decisions for already-read profiles (None: the read missed the deadline)."""
+    """Decisions for already-read profiles (None: the read missed the deadline).
+
+    ``generic``: reasons name nothing personal (keys with ``reasons: generic``).
+    """
     now = time.time()
     arbiter = services.engine.arbiter
     if profiles is None:
         return [arbiter.fallback(None, request, now, note=DEADLINE_NOTE)]
     # ~0.3 ms of numpy and Python per profile: cheaper inline than a hop to a thread.
     out = [arbiter.decide(profile, request, now) for profile in profiles]
+    if generic:
+        out = [without_personal_reasons(d, request.lang) for d in out]
     return await _ratings_added(services, out, request.lang, deadline)
+
+
+def _personalised(profile: Profile | None, decision: Decision) -> bool:
+    return profile is not None and not decision.fallback
 
 
 def _check_k(services: Services, k: int | None) -> None:
@@ -81,6 +100,7 @@ def _check_k(services: Services, k: int | None) -> None:
 )
 async def next_best_offer(
     services: ServicesDep,
+    caller: OffersReader,
     user_id: Annotated[str, Query(min_length=1, max_length=128)],
     k: Annotated[
         int | None, Query(ge=1, description="Offers (default: placement k, else ZMOT_DEFAULT_K)")
@@ -106,14 +126,19 @@ async def next_best_offer(
     )
     profiles: list[Profile | None] | None
     try:
-        read = services.store.get(user_id)
-        profiles = [await asyncio.wait_for(read, _remaining(deadline))]
+        profiles = await asyncio.wait_for(_read(services, [user_id]), _remaining(deadline))
     except TimeoutError:
         profiles = None
-    [decision] = await _decide(services, profiles, request, deadline)
+    [decision] = await _decide(services, profiles, request, deadline, caller.generic_reasons)
     engine = services.engine
     answer = NextBestOfferResponse.from_decision(
-        user_id, decision, engine.catalog, engine.model_version, placement, engine.catalog_version
+        user_id,
+        decision,
+        engine.catalog,
+        engine.model_version,
+        placement,
+        engine.catalog_version,
+        personalised=_personalised(profiles[0] if profiles else None, decision),
     )
     services.ops.observe_answer(answer, profiles[0] if profiles else None)
     return answer
@@ -122,6 +147,12 @@ async def next_best_offer(
 @router.post(
     "/v1/next-best-offer:batch",
     response_model=BatchOfferResponse,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": BatchOfferRequest.model_json_schema()}},
+        }
+    },
     responses={
         422: {"model": ValidationErrorResponse, "description": "Invalid body"},
         503: {"model": MessageResponse, "description": "Redis unavailable"},
@@ -129,7 +160,8 @@ async def next_best_offer(
 )
 async def next_best_offer_batch(
     services: ServicesDep,
-    body: BatchOfferRequest,
+    caller: OffersReader,
+    body: BatchOfferBody,
     accept_language: Annotated[str | None, Header()] = None,
 ) -> BatchOfferResponse:
     """Offers for many users, their profiles read in one Redis round trip."""
@@ -144,11 +176,11 @@ async def next_best_offer_batch(
         body.debug,
     )
     engine = services.engine
+    generic = caller.generic_reasons
+    profiles: list[Profile | None] = [None] * len(body.user_ids)
     try:
-        profiles = await asyncio.wait_for(
-            services.store.get_many(body.user_ids), _remaining(deadline)
-        )
-        decisions = await _decide(services, profiles, request, deadline)
+        profiles = await asyncio.wait_for(_read(services, body.user_ids), _remaining(deadline))
+        decisions = await _decide(services, profiles, request, deadline, generic)
     except TimeoutError:
         decisions = (await _decide(services, None, request, deadline)) * len(body.user_ids)
     return BatchOfferResponse(
@@ -160,7 +192,8 @@ async def next_best_offer_batch(
                 engine.model_version,
                 body.placement,
                 engine.catalog_version,
+                personalised=_personalised(profile, decision),
             )
-            for user_id, decision in zip(body.user_ids, decisions, strict=True)
+            for user_id, decision, profile in zip(body.user_ids, decisions, profiles, strict=True)
         ]
     )

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from redis.exceptions import RedisError
 
+from api.auth import OpsReader
 from api.deps import Services
 from api.monitoring import Ops
 from recommender.core.errors import ZmotError
@@ -29,7 +30,7 @@ OpsDep = Annotated[Ops, Depends(get_ops)]
 
 
 @router.get("/metrics", response_class=Response)
-async def metrics(ops: OpsDep) -> Response:
+async def metrics(ops: OpsDep, _: OpsReader) -> Response:
     """Prometheus metrics of this API process (lag gauges refreshed from Kafka when stale)."""
     try:
         await ops.lag()
@@ -40,7 +41,7 @@ async def metrics(ops: OpsDep) -> Response:
 
 
 @router.get("/ops/lag")
-async def lag(ops: OpsDep) -> JSONResponse:
+async def lag(ops: OpsDep, _: OpsReader) -> JSONResponse:
     """Consumer lag of the worker's group per partition, from Kafka (as `zmot lag --json`)."""
     try:
         return JSONResponse(await ops.lag())
@@ -50,7 +51,7 @@ async def lag(ops: OpsDep) -> JSONResponse:
 
 
 @router.get("/ops/summary")
-async def summary(request: Request, ops: OpsDep) -> dict[str, Any]:
+async def summary(request: Request, ops: OpsDep, _: OpsReader) -> dict[str, Any]:
     """Rates, quantiles, versions and health checks behind the ops page."""
     services = getattr(request.app.state, "services", None)
     redis_ok = False
@@ -77,7 +78,7 @@ async def _offer_stats(services: Services) -> dict[str, OfferStats] | None:
 
 
 @router.get("/ops", response_class=HTMLResponse)
-async def ops_page() -> HTMLResponse:
+async def ops_page(_: OpsReader) -> HTMLResponse:
     """The ops page: one self-contained HTML file that polls the two JSON routes above."""
     return HTMLResponse(OPS_PAGE)
 

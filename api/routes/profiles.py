@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
+from api.auth import ProfilesReader
 from api.deps import ServicesDep, reject
 from api.schemas import MessageResponse, ProfileResponse, ValidationErrorResponse
 
@@ -25,6 +26,7 @@ router = APIRouter(tags=["profiles"])
 async def user_profile(
     user_id: Annotated[str, Path(min_length=1, max_length=128)],
     services: ServicesDep,
+    _: ProfilesReader,
 ) -> ProfileResponse:
     """The user's features decayed to now, last update, events applied and purchases."""
     profile = await services.store.get(user_id)

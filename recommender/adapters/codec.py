@@ -30,6 +30,13 @@ Counter hash, ``<prefix>agg:<partition>``:
 ``_off``           offset of the last message of the partition already counted
 =================  ======================================================
 
+Person hash, ``<prefix>person:<sha256 of user_id>`` (no raw id in key or value; never expires):
+
+=================  ======================================================
+``erased_at``      time of the last erasure (epoch seconds)
+``profiling``      ``1`` consent to profiling given, ``0`` refused (absent: the default)
+=================  ======================================================
+
 Floats are written with ``repr()``, which round-trips exactly; counters are integers.
 """
 
@@ -40,6 +47,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from string import Template
 
 from recommender.core.feedback import CounterKey
+from recommender.core.privacy import PrivacyState, person_hash
 from recommender.core.profile import Position, Profile
 
 # --- keys ---------------------------------------------------------------------------------
@@ -48,6 +56,11 @@ from recommender.core.profile import Position, Profile
 def profile_key(prefix: str, user_id: str) -> str:
     """The Redis key of a user's profile hash."""
     return f"{prefix}profile:{user_id}"
+
+
+def person_key(prefix: str, user_id: str) -> str:
+    """The Redis key of a person's privacy hash: keyed by the hash of the id, not the id."""
+    return f"{prefix}person:{person_hash(user_id)}"
 
 
 def counters_key(prefix: str, partition: int) -> str:
@@ -139,6 +152,18 @@ def encode_fields(fields: dict[str, str]) -> bytes:
     text goes as raw UTF-8, which ``cjson.decode`` copies through unchanged.
     """
     return _encode_json([part for pair in fields.items() for part in pair]).encode()
+
+
+# --- person hash --------------------------------------------------------------------------
+
+ERASED_FIELD = "erased_at"
+CONSENT_FIELD = "profiling"
+
+
+def privacy_from_values(erased: bytes | str | None, consent: bytes | str | None) -> PrivacyState:
+    """A person's state from the HMGET of (erased_at, profiling)."""
+    flag = None if consent is None else consent in (b"1", "1")
+    return PrivacyState(None if erased is None else float(erased), flag)
 
 
 # --- counter hash -------------------------------------------------------------------------

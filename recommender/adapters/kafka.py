@@ -8,6 +8,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaProducer
@@ -16,15 +17,64 @@ from aiokafka.errors import KafkaError
 from recommender.core.errors import ConfigError, InfraError
 from recommender.core.events import Event
 from recommender.core.ops import PartitionOffsets, lag_document
+from recommender.core.settings import Settings
+
+
+@dataclass(frozen=True)
+class KafkaAuth:
+    """How every Kafka client of zmot authenticates: security protocol, SASL user and TLS.
+
+    One value built from the settings (:func:`kafka_auth`) and handed to producer, consumers and
+    admin clients alike; the password is left out of ``repr`` so it never reaches a log line.
+    """
+
+    protocol: str = "PLAINTEXT"
+    mechanism: str = "SCRAM-SHA-256"
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    cafile: str | None = None
+
+    def options(self) -> dict[str, Any]:
+        """The aiokafka client arguments."""
+        opts: dict[str, Any] = {"security_protocol": self.protocol}
+        if self.protocol.startswith("SASL_"):
+            opts.update(
+                sasl_mechanism=self.mechanism,
+                sasl_plain_username=self.username,
+                sasl_plain_password=self.password,
+            )
+        if self.protocol in ("SSL", "SASL_SSL"):
+            from aiokafka.helpers import create_ssl_context
+
+            opts["ssl_context"] = create_ssl_context(cafile=self.cafile)
+        return opts
+
+
+PLAINTEXT = KafkaAuth()
+
+
+def kafka_auth(settings: Settings) -> KafkaAuth:
+    """The :class:`KafkaAuth` of the ``ZMOT_KAFKA_*`` settings."""
+    password = settings.kafka_sasl_password
+    return KafkaAuth(
+        protocol=settings.kafka_security_protocol,
+        mechanism=settings.kafka_sasl_mechanism,
+        username=settings.kafka_sasl_username,
+        password=password.get_secret_value() if password is not None else None,
+        cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None,
+    )
 
 
 class EventProducer:
     """Produces validated events so that one user's events stay ordered in one partition."""
 
-    def __init__(self, bootstrap: str, topic: str, *, linger_ms: int = 5) -> None:
+    def __init__(
+        self, bootstrap: str, topic: str, *, linger_ms: int = 5, auth: KafkaAuth = PLAINTEXT
+    ) -> None:
         self.topic = topic
         self._producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap,
+            **auth.options(),
             acks="all",
             linger_ms=linger_ms,
             enable_idempotence=True,
@@ -61,7 +111,9 @@ class EventProducer:
         await self.stop()
 
 
-async def group_lag(bootstrap: str, group: str, topic: str) -> dict[int, tuple[int, int | None]]:
+async def group_lag(
+    bootstrap: str, group: str, topic: str, *, auth: KafkaAuth = PLAINTEXT
+) -> dict[int, tuple[int, int | None]]:
     """Per partition of ``topic``: (end offset, offset committed by ``group`` or None).
 
     Read from the broker, not reported by the worker, so a dead worker shows growing lag.
@@ -69,8 +121,10 @@ async def group_lag(bootstrap: str, group: str, topic: str) -> dict[int, tuple[i
     from aiokafka import AIOKafkaConsumer, TopicPartition
     from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **auth.options())
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, **auth.options()
+    )
     await admin.start()
     await consumer.start()
     try:
@@ -130,7 +184,12 @@ OLDEST_RECORD_TIMEOUT_S = 2.0
 
 
 async def read_partition_offsets(
-    bootstrap: str, group: str, topic: str, *, timeout_s: float = OLDEST_RECORD_TIMEOUT_S
+    bootstrap: str,
+    group: str,
+    topic: str,
+    *,
+    timeout_s: float = OLDEST_RECORD_TIMEOUT_S,
+    auth: KafkaAuth = PLAINTEXT,
 ) -> dict[int, PartitionOffsets]:
     """Per partition of ``topic``: end, committed (by ``group``), beginning offsets and the
     record timestamp of the oldest message ``group`` has not processed.
@@ -141,9 +200,10 @@ async def read_partition_offsets(
     from aiokafka import AIOKafkaConsumer, TopicPartition
     from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **auth.options())
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
+        **auth.options(),
         enable_auto_commit=False,
         max_partition_fetch_bytes=64 * 1024,  # one record per partition is all we need
     )
@@ -202,20 +262,27 @@ async def _first_timestamps(
 
 
 async def read_lag(
-    bootstrap: str, group: str, topic: str, *, now: float | None = None
+    bootstrap: str,
+    group: str,
+    topic: str,
+    *,
+    now: float | None = None,
+    auth: KafkaAuth = PLAINTEXT,
 ) -> dict[str, Any]:
     """The lag document of ``group`` on ``topic`` (:func:`recommender.core.ops.lag_document`)."""
     import time
 
-    offsets = await read_partition_offsets(bootstrap, group, topic)
+    offsets = await read_partition_offsets(bootstrap, group, topic, auth=auth)
     return lag_document(group, topic, offsets, time.time() if now is None else now)
 
 
-async def topic_message_count(bootstrap: str, topic: str) -> int:
+async def topic_message_count(bootstrap: str, topic: str, *, auth: KafkaAuth = PLAINTEXT) -> int:
     """Messages now readable in ``topic`` (end minus beginning offsets); 0 if it does not exist."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, **auth.options()
+    )
     try:
         await consumer.start()
         partitions = consumer.partitions_for_topic(topic)
@@ -264,12 +331,16 @@ def run_sync(make_coro: Callable[[], Coroutine[Any, Any, T]]) -> T:
     return value
 
 
-async def describe_cluster(bootstrap: str, timeout_s: float) -> dict[str, Any]:
+async def describe_cluster(
+    bootstrap: str, timeout_s: float, *, auth: KafkaAuth = PLAINTEXT
+) -> dict[str, Any]:
     """The cluster metadata (brokers, cluster id) as the broker reports it."""
     from aiokafka.admin import AIOKafkaAdminClient
 
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap, request_timeout_ms=max(1000, int(timeout_s * 1000))
+        bootstrap_servers=bootstrap,
+        request_timeout_ms=max(1000, int(timeout_s * 1000)),
+        **auth.options(),
     )
     try:
         await asyncio.wait_for(admin.start(), timeout_s)
@@ -280,15 +351,23 @@ async def describe_cluster(bootstrap: str, timeout_s: float) -> dict[str, Any]:
 
 
 async def ensure_topics(
-    bootstrap: str, topics: Mapping[str, int], timeout_s: float = TOPIC_READY_TIMEOUT_S
+    bootstrap: str,
+    topics: Mapping[str, int],
+    timeout_s: float = TOPIC_READY_TIMEOUT_S,
+    configs: Mapping[str, Mapping[str, str]] | None = None,
+    *,
+    auth: KafkaAuth = PLAINTEXT,
 ) -> dict[str, int]:
-    """Create each missing topic (name -> partitions, replication 1) and wait until every
-    partition of each has a leader. Returns the partition count each topic has (an existing
-    topic keeps its own). Creating first matters: a metadata request for a missing topic
-    would auto-create it with the broker's default partition count."""
+    """Create each missing topic (name -> partitions, replication 1, with ``configs[name]``
+    as its topic configuration, e.g. ``retention.ms``) and wait until every partition of each
+    has a leader. Returns the partition count each topic has (an existing topic keeps its own
+    partitions and configuration). Creating first matters: a metadata request for a missing
+    topic would auto-create it with the broker's default partition count."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, request_timeout_ms=15000, **auth.options()
+    )
     try:
         try:
             await asyncio.wait_for(admin.start(), 15)
@@ -298,7 +377,10 @@ async def ensure_topics(
                 "the same ZMOT_* settings"
             ) from exc
         response = await admin.create_topics(
-            [NewTopic(name, partitions, 1) for name, partitions in topics.items()]
+            [
+                NewTopic(name, partitions, 1, topic_configs=dict((configs or {}).get(name, {})))
+                for name, partitions in topics.items()
+            ]
         )
         for err in response.to_object()["topic_errors"]:
             if err["error_code"] not in (0, _TOPIC_ALREADY_EXISTS):
@@ -329,9 +411,11 @@ async def ensure_topics(
         await admin.close()
 
 
-def ensure_topic(bootstrap: str, name: str, partitions: int) -> None:
+def ensure_topic(
+    bootstrap: str, name: str, partitions: int, *, auth: KafkaAuth = PLAINTEXT
+) -> None:
     """Create topic ``name`` with ``partitions`` partitions on ``bootstrap`` if it is missing,
     and return once it is usable (every partition has a leader). Callable from sync code."""
     if partitions < 1:
         raise InfraError(f"a topic needs at least one partition, got {partitions} for {name!r}")
-    run_sync(lambda: ensure_topics(bootstrap, {name: partitions}))
+    run_sync(lambda: ensure_topics(bootstrap, {name: partitions}, auth=auth))

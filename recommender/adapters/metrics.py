@@ -4,9 +4,11 @@ A registry per instance (not prometheus_client's global one) lets tests run seve
 process and keeps every exported name in this one file; :data:`WORKER_METRICS` and
 :data:`API_METRICS` list them for the checks of the Grafana dashboard and the alert rules.
 
-Label values are bounded: event types are the contract's (anything else is ``invalid``), and
-placements beyond :data:`MAX_PLACEMENTS` distinct values are counted as ``other``, because a
-caller-chosen label value would otherwise create one time series per typo.
+Label values are bounded: event types are the contract's (anything else is ``invalid``);
+placements are the configured ones (placements.yaml), any other value counted as ``other``
+(without a placements file, the first :data:`MAX_PLACEMENTS` distinct values, then ``other``),
+because a caller-chosen label value would otherwise create one time series per typo or per
+request of a caller who wants to exhaust the server's memory.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from prometheus_client import (
 from prometheus_client.parser import text_string_to_metric_families
 
 from recommender.core.events import EventType
+from recommender.core.privacy import WITHHELD_REASONS
 
 FRESHNESS_BUCKETS = (
     0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
@@ -143,6 +146,14 @@ class WorkerMetrics(_Exported):
             ["type"],
             registry=r,
         )
+        self.withheld = Counter(
+            "zmot_events_withheld",
+            "Events dropped for privacy: the person was erased after them, or refused profiling",
+            ["reason"],
+            registry=r,
+        )
+        for reason in WITHHELD_REASONS:
+            self.withheld.labels(reason)
         self.batch_size = Histogram(
             "zmot_batch_size_messages", "Messages per batch", buckets=BATCH_SIZE_BUCKETS, registry=r
         )
@@ -182,6 +193,7 @@ class WorkerMetrics(_Exported):
         seconds: float,
         written_at: float,
         size: int,
+        withheld: Iterable[str] = (),
     ) -> None:
         """Record one finished batch: the type of each message per outcome, and for each
         applied event its time, whose distance to ``written_at`` is its freshness."""
@@ -194,6 +206,8 @@ class WorkerMetrics(_Exported):
             self.replayed.labels(kind).inc()
         for kind in dead_lettered:
             self.dead_lettered.labels(kind).inc()
+        for reason in withheld:
+            self.withheld.labels(reason).inc()
         self.batch_size.observe(size)
         self.batch_seconds.observe(seconds)
 
@@ -242,12 +256,20 @@ class ApiMetrics(_Exported):
         )
         self._lag_gauges()
         self._placements: set[str] = set()
+        self._configured: frozenset[str] = frozenset()
         self.fallbacks.labels("none")
+
+    def set_placements(self, names: Iterable[str]) -> None:
+        """The configured placements: from now on the only placement labels besides
+        ``none`` and ``other`` (an empty set: the first :data:`MAX_PLACEMENTS` seen)."""
+        self._configured = frozenset(names)
 
     def placement_label(self, placement: str | None) -> str:
         """``placement`` as a bounded label value (``none`` when absent)."""
         if placement is None:
             return "none"
+        if self._configured:
+            return placement if placement in self._configured else "other"
         if placement in self._placements:
             return placement
         if len(self._placements) >= MAX_PLACEMENTS:

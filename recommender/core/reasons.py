@@ -31,6 +31,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "covisit": "people who viewed {item} also viewed this",
         "rating": "rated {mean:.1f} by {count} buyers",
         "popular": "popular with other shoppers",
+        "chosen": "picked for you",
     },
     "de": {
         "searched": "Sie haben nach '{q}' gesucht",
@@ -45,6 +46,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "covisit": "Wer {item} angesehen hat, hat sich auch diesen Artikel angesehen",
         "rating": "mit {mean:.1f} bewertet von {count} Käufern",
         "popular": "beliebt bei anderen Kunden",
+        "chosen": "für Sie ausgewählt",
     },
     "it": {
         "searched": "hai cercato '{q}'",
@@ -59,6 +61,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "covisit": "chi ha guardato {item} ha guardato anche questo",
         "rating": "valutato {mean:.1f} da {count} acquirenti",
         "popular": "popolare tra gli altri clienti",
+        "chosen": "scelto per te",
     },
 }
 

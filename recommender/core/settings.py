@@ -5,12 +5,13 @@ Every default works on a developer machine with ``zmot infra up``.
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlparse
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -25,9 +26,32 @@ class Settings(BaseSettings):
         description="Kafka bootstrap servers (host:port[,host:port]). `zmot infra up` starts a "
         "broker on the first one when it is on loopback.",
     )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT",
+        description="How producer, worker and admin clients talk to Kafka. SASL_SSL (SCRAM or "
+        "PLAIN over TLS) is for any network you do not own; SASL_PLAINTEXT sends the password "
+        "in SCRAM's challenge form but the events in clear; PLAINTEXT only on loopback or a "
+        "private network.",
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "SCRAM-SHA-256",
+        description="SASL mechanism with SASL_*: SCRAM never sends the password itself; PLAIN "
+        "does (use it only with SASL_SSL).",
+    )
+    kafka_sasl_username: str | None = Field(None, description="SASL user name (SASL_* only).")
+    kafka_sasl_password: SecretStr | None = Field(
+        None, description="SASL password (SASL_* only); never logged or shown on /ops."
+    )
+    kafka_ssl_cafile: Path | None = Field(
+        None,
+        description="CA bundle that signed the brokers' certificates (SSL, SASL_SSL). Unset: "
+        "the system's CAs.",
+    )
     redis_url: str = Field(
         "redis://127.0.0.1:6379/0",
-        description="Redis URL for profiles. `zmot infra up` starts redis-server on its port.",
+        description="Redis URL for profiles: redis://[:password@]host:port/db, rediss:// for "
+        "TLS. `zmot infra up` starts redis-server on its port (with the URL's password as "
+        "requirepass). The password is redacted wherever zmot logs the URL.",
     )
     api_host: str = Field("127.0.0.1", description="Address the API binds to.")
     api_port: int = Field(8000, ge=1, le=65535, description="Port the API binds to.")
@@ -213,6 +237,45 @@ class Settings(BaseSettings):
         "0.0.0.0 only inside a container network, where Prometheus scrapes it.",
     )
 
+    # --- security and privacy ---------------------------------------------------------
+    api_keys_file: Path | None = Field(
+        None,
+        description="YAML file of API keys (SHA-256 of each key, its scopes, origins, event "
+        "types, reasons and rate; `zmot keys create`). Unset: the API is open, which it allows "
+        "only on a loopback address (or with ZMOT_ALLOW_OPEN=true). Re-read within seconds of "
+        "a change, without a restart.",
+    )
+    allow_open: bool = Field(
+        False,
+        description="Serve without keys on a non-loopback address (anyone who reaches the port "
+        "can read profiles and write events). Only behind a gateway that authenticates.",
+    )
+    default_consent: Literal["granted", "denied"] = Field(
+        "granted",
+        description="Profiling consent of a person without a recorded choice (PUT "
+        "/v1/users/{id}/consent). denied: only people who opted in get a profile; everyone "
+        "else's events are counted and dropped and their offers are not personalised.",
+    )
+    dlq_retention_days: float = Field(
+        7.0,
+        gt=0,
+        description="Retention of the dead-letter topic, set when zmot creates it (`zmot infra "
+        "up`, the worker, docker compose). Dead letters hold the original event bytes, user id "
+        "included, and erasure cannot reach into Kafka: shorter keeps less personal data, "
+        "longer leaves more time to inspect and replay bad events.",
+    )
+    api_concurrency: int = Field(
+        1000,
+        ge=1,
+        description="Connections and tasks uvicorn serves at once per process; beyond it new "
+        "requests get a 503 instead of queueing without bound.",
+    )
+    api_shutdown_timeout_s: int = Field(
+        10,
+        ge=1,
+        description="How long a stopping API process waits for requests in flight.",
+    )
+
     # --- operations -------------------------------------------------------------------
     log_format: Literal["text", "json"] = Field(
         "text",
@@ -247,6 +310,16 @@ class Settings(BaseSettings):
             raise ValueError(f"expected a redis:// URL, got {value!r}")
         return value
 
+    @model_validator(mode="after")
+    def _check_sasl(self) -> Settings:
+        sasl = self.kafka_security_protocol.startswith("SASL_")
+        if sasl and (self.kafka_sasl_username is None or self.kafka_sasl_password is None):
+            raise ValueError(
+                f"ZMOT_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                "ZMOT_KAFKA_SASL_USERNAME and ZMOT_KAFKA_SASL_PASSWORD"
+            )
+        return self
+
     @property
     def kafka_host_port(self) -> tuple[str, int]:
         """Host and port of the first bootstrap server."""
@@ -260,6 +333,10 @@ class Settings(BaseSettings):
         return parsed.hostname or "127.0.0.1", parsed.port or 6379
 
     @property
+    def dlq_retention_ms(self) -> int:
+        return int(self.dlq_retention_days * 86_400_000)
+
+    @property
     def half_life_s(self) -> float:
         return self.half_life_hours * 3600.0
 
@@ -270,11 +347,35 @@ class Settings(BaseSettings):
 
     def to_env(self) -> dict[str, str]:
         """``ZMOT_*`` variables that rebuild these settings in another process."""
-        return {
+        env = {
             f"ZMOT_{name.upper()}": str(value)
             for name, value in self.model_dump(mode="json").items()
             if value is not None
         }
+        if self.kafka_sasl_password is not None:  # dumped as '**********'
+            env["ZMOT_KAFKA_SASL_PASSWORD"] = self.kafka_sasl_password.get_secret_value()
+        return env
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine only (127.0.0.0/8, ::1, localhost): where the API may
+    serve without keys, and where ``zmot infra`` manages Kafka and Redis."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (for logs, errors and the ops page)."""
+    parsed = urlparse(url)
+    if parsed.password is None:
+        return url
+    user = parsed.username or ""
+    host = parsed.netloc.rpartition("@")[2]
+    return parsed._replace(netloc=f"{user}:***@{host}").geturl()
 
 
 @lru_cache(maxsize=1)

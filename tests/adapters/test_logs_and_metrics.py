@@ -43,3 +43,11 @@ def test_placements_are_bounded() -> None:
     labels = {metrics.placement_label(f"p{i}") for i in range(100)}
     assert "other" in labels and len(labels) == 33
     assert metrics.placement_label(None) == "none"
+
+
+def test_configured_placements_are_the_only_placement_labels() -> None:
+    metrics = ApiMetrics()
+    metrics.set_placements(["home", "cart"])
+    assert metrics.placement_label("home") == "home"
+    assert {metrics.placement_label(f"p{i}") for i in range(100)} == {"other"}
+    assert metrics.placement_label("x\nzmot_fake_metric 1") == "other"

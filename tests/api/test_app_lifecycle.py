@@ -142,6 +142,9 @@ def test_openapi_documents_bodies_and_errors() -> None:
         "/v1/next-best-offer:batch",
         "/v1/admin/reload",
         "/v1/users/{user_id}/profile",
+        "/v1/users/{user_id}",
+        "/v1/users/{user_id}/export",
+        "/v1/users/{user_id}/consent",
         "/metrics",
         "/ops",
         "/ops/lag",
@@ -151,7 +154,7 @@ def test_openapi_documents_bodies_and_errors() -> None:
     assert post["summary"] and post["description"].startswith("Validate one event or a batch")
     body = post["requestBody"]["content"]["application/json"]["schema"]
     assert body["oneOf"][1]["maxItems"] == 10_000
-    assert set(post["responses"]) == {"202", "413", "422", "503"}
+    assert set(post["responses"]) == {"202", "403", "413", "415", "422", "503"}
     err = post["responses"]["422"]["content"]["application/json"]["schema"]["$ref"]
     assert err.endswith("/ValidationErrorResponse")
     nbo = paths["/v1/next-best-offer"]["get"]

@@ -15,6 +15,7 @@ import redis
 from api.app import create_app
 from recommender.adapters.feedback_store import FeedbackStore
 from recommender.adapters.localstack import free_port
+from recommender.adapters.privacy_store import PrivacyStore
 from recommender.adapters.redis_store import ProfileStore, connect
 from recommender.core.events import Event
 from recommender.core.feedback import CounterKey, PartitionUpdate
@@ -105,16 +106,16 @@ async def test_batch_reads_profiles_in_one_round_trip(
     await put_profile("tv", profile_of({"q:tv": 1.5}))
     await put_profile("hiker", profile_of({"q:boots": 1.5}))
     calls: list[int] = []
-    real = ProfileStore.get_many
+    real = PrivacyStore.profiles_with_states
 
-    async def counted(self: ProfileStore, user_ids: Sequence[str]) -> object:
+    async def counted(self: PrivacyStore, user_ids: Sequence[str]) -> object:
         calls.append(len(user_ids))
         return await real(self, user_ids)
 
     async def single(self: ProfileStore, user_id: str) -> object:
         raise AssertionError("batch must not read profiles one by one")
 
-    monkeypatch.setattr(ProfileStore, "get_many", counted)
+    monkeypatch.setattr(PrivacyStore, "profiles_with_states", counted)
     monkeypatch.setattr(ProfileStore, "get", single)
     async with serve(create_app(settings, producer=NullSink())) as client:
         response = await client.post(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from fastapi import FastAPI
 
 from api.app import create_app
+from recommender.adapters.privacy_store import PrivacyStore
 from recommender.adapters.redis_store import ProfileStore, connect
 from recommender.core.settings import Settings
 from tests.api.support import (
@@ -65,6 +67,7 @@ async def test_known_user_is_ranked_on_the_stored_profile(
         "decision_id": None,
         "catalog_version": fake_arbiter.version,
         "note": None,
+        "personalised": True,
     }
     [(profile, request, now)] = fake_arbiter.calls
     assert profile is not None
@@ -128,8 +131,10 @@ def _break_redis(app: FastAPI) -> None:
     """Point the running app's profile store at a port where nothing listens."""
     services = app.state.services
     store = services.store
-    dead = ProfileStore(connect(dead_redis_url()), store.prefix, ttl_s=60)
-    app.state.services = dataclasses.replace(services, store=dead)
+    client = connect(dead_redis_url())
+    dead = ProfileStore(client, store.prefix, ttl_s=60)
+    privacy = PrivacyStore(client, store.prefix)
+    app.state.services = dataclasses.replace(services, store=dead, privacy=privacy)
 
 
 async def test_real_model_ranks_tv_offers_for_a_tv_search(
@@ -173,3 +178,17 @@ async def test_real_model_ranks_tv_offers_for_a_tv_search(
     assert owner["offers"][0]["item_id"] == "tv-2"
     assert stranger["fallback"] is True
     assert [o["item_id"] for o in stranger["offers"]] == ["boots-1", "tv-1", "mount-1"]
+
+
+async def test_a_newline_in_the_path_cannot_forge_a_log_line(
+    isolated: Settings, fake_engine: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(isolated, engine=fake_engine)  # type: ignore[arg-type]
+    async with serve(app) as client:
+        _break_redis(app)
+        with caplog.at_level(logging.WARNING, logger="zmot.api"):
+            response = await client.get("/v1/users/u1%0A2026-01-01 CRITICAL forged/profile")
+    assert response.status_code == 503
+    [record] = [r for r in caplog.records if "Redis error" in r.getMessage()]
+    assert "\n" not in record.getMessage()
+    assert "/v1/users/{user_id}/profile" in record.getMessage()

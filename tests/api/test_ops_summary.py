@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from api.app import create_app
+from api.monitoring import Ops
 from recommender.adapters.feedback_store import FeedbackStore
+from recommender.adapters.localstack import free_port
 from recommender.adapters.redis_store import connect
 from recommender.core.feedback import CounterKey, PartitionUpdate
 from recommender.core.settings import Settings
@@ -44,3 +46,10 @@ async def test_summary_has_impressions_clicks_and_dismissals_of_every_offer(
         "boots-1": {**zero, "dismissals": 2},
         "mount-1": zero,
     }
+
+
+async def test_the_ops_page_shows_an_unreachable_worker_url_without_its_password() -> None:
+    url = f"http://scraper:s3cret@127.0.0.1:{free_port()}/metrics"
+    families, reason = await Ops(Settings(worker_metrics_url=url)).worker_families()
+    assert families is None and reason is not None
+    assert "s3cret" not in reason and "scraper:***@127.0.0.1" in reason

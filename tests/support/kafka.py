@@ -15,6 +15,7 @@ from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from recommender.adapters.kafka import group_lag as kafka_group_lag
+from recommender.adapters.kafka import kafka_auth
 from recommender.core.settings import Settings
 from tests.support.processes import WorkerProcess
 
@@ -33,7 +34,10 @@ async def topic_partitions(bootstrap: str, topic: str) -> list[TopicPartition]:
 async def group_lag(settings: Settings) -> dict[int, int]:
     """Messages per partition of the events topic not yet committed by the consumer group."""
     lag = await kafka_group_lag(
-        settings.kafka_bootstrap, settings.consumer_group, settings.events_topic
+        settings.kafka_bootstrap,
+        settings.consumer_group,
+        settings.events_topic,
+        auth=kafka_auth(settings),
     )
     return {p: end - (committed or 0) for p, (end, committed) in lag.items()}
 

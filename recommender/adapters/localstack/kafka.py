@@ -21,7 +21,6 @@ from typing import Any
 from recommender.adapters.localstack.logfiles import last_lines, size, tails
 from recommender.adapters.localstack.net import (
     bind_host,
-    is_loopback,
     port_busy_error,
     port_in_use,
     tcp_open,
@@ -37,7 +36,7 @@ from recommender.adapters.localstack.processes import (
 )
 from recommender.adapters.localstack.tools import find_java, find_maven
 from recommender.core.errors import InfraError
-from recommender.core.settings import Settings
+from recommender.core.settings import Settings, is_loopback
 
 #: infra/kafka of the source tree: the pom Maven resolves and the log4j2 config.
 INFRA_KAFKA_DIR = Path(__file__).resolve().parents[3] / "infra" / "kafka"
@@ -89,13 +88,14 @@ def render_server_properties(settings: Settings) -> str:
     ep = kafka_endpoints(settings)
     p = paths(settings)
     bind = url_host(ep.bind_host)
+    name = _client_listener(settings)
     props: dict[str, object] = {
         "node.id": 1,
         "process.roles": "broker,controller",
-        "listeners": f"PLAINTEXT://{bind}:{ep.port},CONTROLLER://{bind}:{ep.controller_port}",
-        "advertised.listeners": f"PLAINTEXT://{url_host(ep.host)}:{ep.port}",
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-        "inter.broker.listener.name": "PLAINTEXT",
+        "listeners": f"{name}://{bind}:{ep.port},CONTROLLER://{bind}:{ep.controller_port}",
+        "advertised.listeners": f"{name}://{url_host(ep.host)}:{ep.port}",
+        "listener.security.protocol.map": f"{name}:{name},CONTROLLER:PLAINTEXT",
+        "inter.broker.listener.name": name,
         "controller.listener.names": "CONTROLLER",
         "controller.quorum.voters": f"1@{bind}:{ep.controller_port}",
         "log.dirs": p.data,
@@ -115,12 +115,58 @@ def render_server_properties(settings: Settings) -> str:
         "broker.session.timeout.ms": 3000,
         "num.network.threads": 2,
         "num.io.threads": 4,
+        **_sasl_properties(settings),
     }
     lines = [
         "# Rendered by `zmot infra up` from the zmot settings; edits are overwritten.",
         *(f"{key}={_prop_value(value)}" for key, value in props.items()),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _client_listener(settings: Settings) -> str:
+    """The client listener's protocol: PLAINTEXT, or SASL_PLAINTEXT with the settings' user."""
+    protocol = settings.kafka_security_protocol
+    if protocol not in ("PLAINTEXT", "SASL_PLAINTEXT"):
+        raise InfraError(
+            f"zmot infra runs PLAINTEXT or SASL_PLAINTEXT brokers, not {protocol} (TLS needs "
+            "certificates: run such a broker yourself and point ZMOT_KAFKA_BOOTSTRAP at it)"
+        )
+    return protocol
+
+
+def _sasl_credentials(settings: Settings) -> tuple[str, str, str] | None:
+    """(mechanism, user, password) of a SASL broker, None for PLAINTEXT."""
+    if settings.kafka_security_protocol != "SASL_PLAINTEXT":
+        return None
+    password = settings.kafka_sasl_password
+    assert settings.kafka_sasl_username is not None and password is not None  # validated
+    return settings.kafka_sasl_mechanism, settings.kafka_sasl_username, password.get_secret_value()
+
+
+def _jaas_quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _sasl_properties(settings: Settings) -> dict[str, object]:
+    """The SASL listener's settings: the one user of the settings, also used between the
+    broker and itself. SCRAM users are created when the storage is formatted."""
+    sasl = _sasl_credentials(settings)
+    if sasl is None:
+        return {}
+    mechanism, user, password = sasl
+    if mechanism == "PLAIN":
+        module = "org.apache.kafka.common.security.plain.PlainLoginModule"
+        extra = f" user_{user}={_jaas_quote(password)}"
+    else:
+        module = "org.apache.kafka.common.security.scram.ScramLoginModule"
+        extra = ""
+    jaas = f"{module} required username={_jaas_quote(user)} password={_jaas_quote(password)}"
+    return {
+        "sasl.enabled.mechanisms": mechanism,
+        "sasl.mechanism.inter.broker.protocol": mechanism,
+        f"listener.name.sasl_plaintext.{mechanism.lower()}.sasl.jaas.config": f"{jaas}{extra};",
+    }
 
 
 def new_cluster_id() -> str:
@@ -190,14 +236,19 @@ def kafka_markers(p: Paths) -> tuple[str, str]:
     return "kafka.Kafka", str(p.server_properties)
 
 
-def kafka_healthy(host: str, port: int, timeout_s: float = 3.0) -> bool:
-    """Whether a Kafka broker on ``host:port`` answers a metadata request with its brokers."""
+def kafka_healthy(
+    host: str, port: int, timeout_s: float = 3.0, settings: Settings | None = None
+) -> bool:
+    """Whether a Kafka broker on ``host:port`` answers a metadata request with its brokers
+    (as a client of ``settings``: with its SASL user, if any)."""
     if not tcp_open(host, port):
         return False
-    from recommender.adapters.kafka import describe_cluster, run_sync
+    from recommender.adapters.kafka import PLAINTEXT, describe_cluster, kafka_auth, run_sync
 
+    auth = kafka_auth(settings) if settings is not None else PLAINTEXT
+    address = f"{url_host(host)}:{port}"
     try:
-        cluster = run_sync(lambda: describe_cluster(f"{url_host(host)}:{port}", timeout_s))
+        cluster = run_sync(lambda: describe_cluster(address, timeout_s, auth=auth))
     except Exception:
         return False
     return bool(cluster.get("brokers"))
@@ -226,6 +277,8 @@ def _java_cmd(java: str, p: Paths, *args: str) -> list[str]:
 def _write_kafka_config(settings: Settings, p: Paths) -> None:
     p.kafka.mkdir(parents=True, exist_ok=True)
     p.kafka_logs.mkdir(parents=True, exist_ok=True)
+    p.server_properties.touch(mode=0o600)  # it may hold the SASL password
+    p.server_properties.chmod(0o600)
     p.server_properties.write_text(render_server_properties(settings))
     log4j = INFRA_KAFKA_DIR / "log4j2.properties"
     if log4j.is_file():
@@ -240,14 +293,22 @@ def _write_kafka_config(settings: Settings, p: Paths) -> None:
         )
 
 
-def _format_storage(java: str, p: Paths, log: Log) -> None:
-    """Format the KRaft log dir once (static quorum: the voters come from server.properties)."""
+def _format_storage(java: str, p: Paths, log: Log, settings: Settings) -> None:
+    """Format the KRaft log dir once (static quorum: the voters come from server.properties),
+    with the SCRAM user of the settings when the broker uses SCRAM (it cannot be added later
+    by this tool: delete the data folder to change it)."""
     if (p.data / "meta.properties").is_file():
         return
     cluster_id = new_cluster_id()
+    scram: list[str] = []
+    sasl = _sasl_credentials(settings)
+    if sasl is not None and sasl[0].startswith("SCRAM"):
+        mechanism, user, password = sasl
+        # On this tool's command line for the second it runs (local test stacks only).
+        scram = ["--add-scram", f"{mechanism}=[name={user},password={password}]"]
     cmd = _java_cmd(
         java, p, "kafka.tools.StorageTool", "format", "--ignore-formatted",
-        "-t", cluster_id, "-c", str(p.server_properties),
+        "-t", cluster_id, "-c", str(p.server_properties), *scram,
     )  # fmt: skip
     result = subprocess.run(
         cmd, capture_output=True, text=True, timeout=120, check=False, cwd=p.kafka,
@@ -262,7 +323,12 @@ def _format_storage(java: str, p: Paths, log: Log) -> None:
 
 
 def _wait_kafka(
-    ep: KafkaEndpoints, pid: int, p: Paths, timeout_s: float, log_offset: int = 0
+    ep: KafkaEndpoints,
+    pid: int,
+    p: Paths,
+    timeout_s: float,
+    log_offset: int = 0,
+    settings: Settings | None = None,
 ) -> None:
     """Wait until the broker answers metadata requests; fail early if it exits."""
     deadline = time.monotonic() + timeout_s
@@ -274,7 +340,7 @@ def _wait_kafka(
                 f"(if its data in {p.data} is damaged, delete that directory to start empty)\n"
                 f"{tails(*logs)}"
             )
-        if kafka_healthy(ep.host, ep.port, timeout_s=2.0):
+        if kafka_healthy(ep.host, ep.port, timeout_s=2.0, settings=settings):
             return
         if time.monotonic() > deadline:
             raise InfraError(
@@ -292,9 +358,9 @@ def up_kafka(settings: Settings, p: Paths, log: Log) -> None:
         return
     pid = owned_pid(p.kafka_pid, *kafka_markers(p))
     if pid is not None:
-        if not kafka_healthy(ep.host, ep.port):
+        if not kafka_healthy(ep.host, ep.port, settings=settings):
             log(f"kafka: pid {pid} is starting, waiting for {ep.address}")
-            _wait_kafka(ep, pid, p, KAFKA_START_TIMEOUT_S)
+            _wait_kafka(ep, pid, p, KAFKA_START_TIMEOUT_S, settings=settings)
         log(f"kafka: already running (pid {pid}) on {ep.address}")
     else:
         p.kafka_pid.unlink(missing_ok=True)
@@ -308,7 +374,7 @@ def up_kafka(settings: Settings, p: Paths, log: Log) -> None:
         java = find_java()
         ensure_kafka_libs(p, log)
         _write_kafka_config(settings, p)
-        _format_storage(java, p, log)
+        _format_storage(java, p, log, settings)
         started, log_offset = time.monotonic(), size(p.server_log)
         cmd = _java_cmd(
             java, p, KAFKA_HEAP, "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
@@ -316,12 +382,16 @@ def up_kafka(settings: Settings, p: Paths, log: Log) -> None:
         )  # fmt: skip
         pid = spawn_detached(cmd, cwd=p.kafka, output=p.broker_out)
         p.kafka_pid.write_text(f"{pid}\n")
-        _wait_kafka(ep, pid, p, KAFKA_START_TIMEOUT_S, log_offset)
+        _wait_kafka(ep, pid, p, KAFKA_START_TIMEOUT_S, log_offset, settings)
         log(f"kafka: started (pid {pid}) on {ep.address} in {time.monotonic() - started:.1f} s")
-    from recommender.adapters.kafka import ensure_topics, run_sync
+    from recommender.adapters.kafka import ensure_topics, kafka_auth, run_sync
 
     wanted = {settings.events_topic: settings.topic_partitions, settings.dlq_topic: 1}
-    actual = run_sync(lambda: ensure_topics(settings.kafka_bootstrap, wanted))
+    retention = {settings.dlq_topic: {"retention.ms": str(settings.dlq_retention_ms)}}
+    auth = kafka_auth(settings)
+    actual = run_sync(
+        lambda: ensure_topics(settings.kafka_bootstrap, wanted, configs=retention, auth=auth)
+    )
     for name, count in actual.items():
         if count != wanted[name]:
             log(
@@ -352,7 +422,7 @@ def kafka_status(settings: Settings, p: Paths) -> dict[str, Any]:
         "running": pid is not None,
         "pid": pid,
         "address": ep.address,
-        "healthy": kafka_healthy(ep.host, ep.port),
+        "healthy": kafka_healthy(ep.host, ep.port, settings=settings),
         "managed": is_loopback(ep.host),
         "log": str(p.server_log),
     }

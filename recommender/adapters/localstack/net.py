@@ -4,20 +4,9 @@ taken, and a free port for a process that needs one (tests, benchmarks)."""
 from __future__ import annotations
 
 import errno
-import ipaddress
 import socket
 
 from recommender.core.errors import InfraError
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` names this machine (then ``zmot infra`` manages the service there)."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def bind_host(host: str) -> str:

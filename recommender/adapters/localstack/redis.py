@@ -6,12 +6,11 @@ import socket
 import subprocess
 import time
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 from recommender.adapters.localstack.logfiles import last_lines, size, tails
 from recommender.adapters.localstack.net import (
     bind_host,
-    is_loopback,
     port_busy_error,
     port_in_use,
 )
@@ -19,21 +18,38 @@ from recommender.adapters.localstack.paths import Paths
 from recommender.adapters.localstack.processes import Log, owned_pid, stop_pid
 from recommender.adapters.localstack.tools import find_redis_server
 from recommender.core.errors import InfraError
-from recommender.core.settings import Settings
+from recommender.core.settings import Settings, is_loopback
 
 REDIS_START_TIMEOUT_S = 10.0
 REDIS_STOP_TIMEOUT_S = 10.0
 _MARKER = "redis-server"  # in the command line of the process in our pid file
 
 
-def redis_ping(host: str, port: int, timeout_s: float = 1.0) -> bool:
-    """Whether a Redis server answers PING on ``host:port`` (inline command, no client lib)."""
+def redis_ping(host: str, port: int, timeout_s: float = 1.0, password: str | None = None) -> bool:
+    """Whether a Redis server answers PING on ``host:port`` (RESP by hand, no client lib),
+    after ``AUTH`` with ``password`` when one is given."""
+    command = b"*1\r\n$4\r\nPING\r\n"
+    if password:
+        secret = password.encode()
+        command = b"*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n" % (len(secret), secret) + command
     try:
         with socket.create_connection((bind_host(host), port), timeout=timeout_s) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(64).startswith(b"+PONG")
+            sock.sendall(command)
+            reply = b""
+            while reply.count(b"\r\n") < (2 if password else 1):
+                chunk = sock.recv(256)
+                if not chunk:
+                    break
+                reply += chunk
+            return reply.endswith(b"+PONG\r\n") and (not password or reply.startswith(b"+OK"))
     except OSError:
         return False
+
+
+def redis_password(settings: Settings) -> str | None:
+    """The password of ``ZMOT_REDIS_URL`` (None without one)."""
+    password = urlparse(settings.redis_url).password
+    return unquote(password) if password else None
 
 
 def _redis_local(settings: Settings, log: Log) -> tuple[str, int] | None:
@@ -48,11 +64,18 @@ def _redis_local(settings: Settings, log: Log) -> tuple[str, int] | None:
     return host, port
 
 
-def _wait_redis(host: str, port: int, p: Paths, timeout_s: float, log_offset: int = 0) -> int:
+def _wait_redis(
+    host: str,
+    port: int,
+    p: Paths,
+    timeout_s: float,
+    log_offset: int = 0,
+    password: str | None = None,
+) -> int:
     deadline = time.monotonic() + timeout_s
     while True:
         pid = owned_pid(p.redis_pid, _MARKER)
-        if pid is not None and redis_ping(host, port):
+        if pid is not None and redis_ping(host, port, password=password):
             return pid
         if time.monotonic() > deadline:
             raise InfraError(
@@ -68,10 +91,11 @@ def up_redis(settings: Settings, p: Paths, log: Log) -> None:
     if local is None:
         return
     host, port = local
+    password = redis_password(settings)
     pid = owned_pid(p.redis_pid, _MARKER)
     if pid is not None:
-        if not redis_ping(host, port):
-            pid = _wait_redis(host, port, p, REDIS_START_TIMEOUT_S)
+        if not redis_ping(host, port, password=password):
+            pid = _wait_redis(host, port, p, REDIS_START_TIMEOUT_S, password=password)
         log(f"redis: already running (pid {pid}) on {host}:{port}")
         return
     p.redis_pid.unlink(missing_ok=True)
@@ -83,15 +107,18 @@ def up_redis(settings: Settings, p: Paths, log: Log) -> None:
     redis_server = find_redis_server()
     p.redis.mkdir(parents=True, exist_ok=True)
     started, log_offset = time.monotonic(), size(p.redis_log)
+    # The first argument '-' reads a config from stdin: the password (ZMOT_REDIS_URL's, as
+    # requirepass) never appears on a command line other users can list.
+    quoted = (password or "").replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    config = f'requirepass "{quoted}"\n' if password else ""
     cmd = [
-        redis_server, "--bind", bind_host(host), "--port", str(port),
+        redis_server, "-", "--bind", bind_host(host), "--port", str(port),
         "--daemonize", "yes", "--save", "", "--appendonly", "no",
         "--dir", str(p.redis), "--pidfile", str(p.redis_pid), "--logfile", str(p.redis_log),
     ]  # fmt: skip
     try:
         result = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=30, check=False,
-            stdin=subprocess.DEVNULL,
+            cmd, capture_output=True, text=True, timeout=30, check=False, input=config,
         )  # fmt: skip
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise InfraError(f"could not run {redis_server}: {exc}") from exc
@@ -100,7 +127,7 @@ def up_redis(settings: Settings, p: Paths, log: Log) -> None:
             f"redis-server failed to start (exit {result.returncode}):\n"
             f"{last_lines(result.stdout + result.stderr, 20)}\n{tails((p.redis_log, log_offset))}"
         )
-    pid = _wait_redis(host, port, p, REDIS_START_TIMEOUT_S, log_offset)
+    pid = _wait_redis(host, port, p, REDIS_START_TIMEOUT_S, log_offset, password)
     log(f"redis: started (pid {pid}) on {host}:{port} in {time.monotonic() - started:.1f} s")
 
 
@@ -125,7 +152,7 @@ def redis_status(settings: Settings, p: Paths) -> dict[str, Any]:
         "running": pid is not None,
         "pid": pid,
         "address": f"{host}:{port}",
-        "healthy": plain and redis_ping(host, port),
+        "healthy": plain and redis_ping(host, port, password=redis_password(settings)),
         "managed": plain and is_loopback(host),
         "log": str(p.redis_log),
     }

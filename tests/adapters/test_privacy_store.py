@@ -1,0 +1,44 @@
+"""`--respect-privacy` (`respect_privacy` of the privacy store): training and evaluation leave
+out what the worker drops, read from the erasure and consent records in the real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from recommender.adapters.privacy_store import PrivacyStore, respect_privacy
+from recommender.adapters.redis_store import connect
+from recommender.core.events import Event
+from recommender.core.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+T = 1_780_000_000.0
+
+
+def view(user: str, ts: float) -> Event:
+    return Event(user_id=user, type="page_view", item_id="tv-1", ts=int(ts * 1000))  # epoch ms
+
+
+async def _record(settings: Settings) -> None:
+    client = connect(settings.redis_url)
+    store = PrivacyStore(client, settings.redis_prefix)
+    await store.erase("anna", T)
+    await store.set_consent("carl", False)
+    await store.set_consent("dora", True)
+    await client.aclose(close_connection_pool=True)
+
+
+def test_erased_and_non_consenting_people_are_left_out_of_an_event_file(
+    isolated: Settings,
+) -> None:
+    asyncio.run(_record(isolated))
+    events = [view("anna", T - 1), view("anna", T), view("anna", T + 1), view("bob", T)]
+    events += [view("carl", T), view("dora", T)]
+    messages: list[str] = []
+    kept = respect_privacy(isolated, events, messages.append)
+    assert [(e.user_id, e.ts) for e in kept] == [("anna", T + 1), ("bob", T), ("dora", T)]
+    assert messages == ["privacy: left out 3 of 6 events (erased or without consent)"]
+    denied = isolated.model_copy(update={"default_consent": "denied"})
+    assert [e.user_id for e in respect_privacy(denied, events, messages.append)] == ["dora"]
