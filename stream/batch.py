@@ -12,6 +12,12 @@ the per-profile offset fence (:meth:`~recommender.core.profile.Profile.has_appli
 batch cannot be written after bounded retries, its messages stay unacked and the worker stops,
 so they are read again by the next worker instead of being dropped. Carrying on past such a
 batch would be wrong: a later event of the same user would move the fence past the lost one.
+
+Within a batch the order is: profiles, then the dead letters (acknowledged by the broker), then
+each partition's counters with their fence ``_off``, the partition's applied offset. So
+``_off`` covers everything before it, a restarted worker can start from it
+(:mod:`stream.offsets`), and a redelivered bad message at or below it is not dead-lettered
+again.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, Generic, TypeVar
 
@@ -35,6 +41,7 @@ from recommender.core.feedback import PartitionUpdate, partition_update
 from recommender.core.profile import Position, Profile
 from recommender.core.replay import Profiler
 from stream.dead_letters import DeadLetter, DeadLetterSink, deliver
+from stream.offsets import AppliedOffsets
 from stream.records import Record
 
 log = logging.getLogger(__name__)
@@ -185,9 +192,15 @@ class Plan:
                 updates.append(update)
         return updates
 
-    def dead_letters(self) -> list[DeadLetter]:
-        """The dead letters in (partition, offset) order."""
-        return [self.letters[position] for position in sorted(self.letters)]
+    def dead_letters(self, counted: Mapping[int, int | None] | None = None) -> list[DeadLetter]:
+        """The dead letters in (partition, offset) order; with ``counted`` (each partition's
+        counter fence as read) only those after it: the others were delivered before their
+        fence moved past them."""
+        return [
+            self.letters[(partition, offset)]
+            for partition, offset in sorted(self.letters)
+            if counted is None or _after(offset, counted.get(partition))
+        ]
 
     def stats(self, conflicts: int) -> BatchStats:
         """The batch's counts once written."""
@@ -230,6 +243,9 @@ class Fenced(Generic[_K]):
     unit: str
     pending: list[_K]
     on_conflict: Callable[[int], None] | None = None
+    deferred: bool = False
+    """Set by an attempt that did not try this write (it waits for another one): its pending
+    keys are then no conflict."""
 
 
 async def retry_fenced(
@@ -264,7 +280,7 @@ async def retry_fenced(
             continue
         for write in writes:
             moved = write.pending
-            if not moved:
+            if not moved or write.deferred:
                 continue
             conflicts += len(moved)
             if write.on_conflict is not None:
@@ -291,6 +307,7 @@ async def process_batch(
     retry_delay_s: float = RETRY_DELAY_S,
     metrics: WorkerMetrics | None = None,
     feedback: FeedbackStore | None = None,
+    applied: AppliedOffsets | None = None,
 ) -> BatchStats:
     """Apply a batch of messages to the profiles in Redis; dead-letter what cannot be applied.
 
@@ -302,7 +319,11 @@ async def process_batch(
 
     ``feedback``, when given, also adds the batch to the per-partition offer and rating
     counters, behind each partition's own offset fence (read and written alongside the
-    profiles, concurrently); a partition whose fence moved is re-read and recounted.
+    profiles); a partition whose fence moved is re-read and recounted. The counters' fence
+    (``_off``) is written after the profiles: it is the partition's applied offset.
+
+    ``applied``, when given, checks each read of those fences against what this worker last
+    wrote, and raises :class:`~stream.offsets.RedisLostWritesError` when Redis went back.
     """
     started = time.perf_counter()
     plan = Plan.of(records)
@@ -311,26 +332,60 @@ async def process_batch(
     partitions = sorted({r.partition for r in records}) if feedback is not None else []
     counters = Fenced[int]("feedback counter", "partitions", partitions)
 
+    delivered: set[Position] = set()
+
     async def attempt() -> None:
         stored, counted = await _together(
             store.get_many(profiles.pending), _read_counted(feedback, counters.pending)
         )
+        if applied is not None:
+            applied.check(counted)
         updates = plan.apply(profiler, profiles.pending, stored)
+        profiles.pending = await store.put_many(updates)
+        # The counters' _off is the partition's applied offset, where a restarted worker starts
+        # (stream.offsets): it moves only once every profile of the batch is written, and in a
+        # later command, so a Redis that loses the tail of its writes never keeps an _off
+        # whose profiles it lost.
+        counters.deferred = bool(profiles.pending)
+        if counters.deferred:
+            return
+        letters = [
+            letter
+            for letter in plan.dead_letters(counted if feedback is not None else None)
+            if (letter.record.partition, letter.record.offset) not in delivered
+        ]
+        if letters:
+            # Before the fence moves past them: a worker that dies in between sends them again
+            # (at least once), one that does not never resends a letter below the fence.
+            try:
+                await deliver(letters, dead_letter)
+            except Exception as exc:
+                raise _SinkFailed(exc) from exc
+            delivered.update((letter.record.partition, letter.record.offset) for letter in letters)
         counts = plan.counter_updates(counted)
-        profiles.pending, counters.pending = await _together(
-            store.put_many(updates), _write_counts(feedback, counts)
-        )
+        counters.pending = await _write_counts(feedback, counts)
+        if applied is not None:
+            applied.wrote(counts)
 
-    conflicts = await retry_fenced(
-        attempt,
-        (profiles, counters),
-        max_attempts=max_attempts,
-        retry_delay_s=retry_delay_s,
-        metrics=metrics,
-    )
+    try:
+        conflicts = await retry_fenced(
+            attempt,
+            (profiles, counters),
+            max_attempts=max_attempts,
+            retry_delay_s=retry_delay_s,
+            metrics=metrics,
+        )
+    except _SinkFailed as failed:
+        raise failed.error from failed.error.__cause__
+    # Letters of a batch that had nothing to write (no valid event, no counters)
+    unsent = [
+        letter
+        for letter in plan.dead_letters()
+        if (letter.record.partition, letter.record.offset) not in delivered
+    ]
+    if unsent:
+        await deliver(unsent, dead_letter)
     written_at = time.time()
-    if plan.letters:
-        await deliver(plan.dead_letters(), dead_letter)
     if metrics is not None:
         plan.observe(metrics, started, written_at)
     return plan.stats(conflicts)
@@ -362,6 +417,18 @@ async def _write_counts(feedback: FeedbackStore | None, counts: list[PartitionUp
     if feedback is None or not counts:
         return []
     return await feedback.apply(counts)
+
+
+class _SinkFailed(Exception):
+    """The dead-letter sink's error, carried past :func:`retry_fenced` (it is not Redis's)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _after(offset: int, fence: int | None) -> bool:
+    return fence is None or offset > fence
 
 
 def _describe(exc: BaseException) -> str:

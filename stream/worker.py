@@ -22,6 +22,7 @@ from stream.agents import register_agent
 from stream.app import create_app
 from stream.batch import BatchError, BatchStats
 from stream.monitoring import register_monitoring
+from stream.offsets import AppliedOffsets
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,7 @@ def run_worker(settings: Settings, *, loglevel: str = "info", web_enabled: bool 
         on_fatal=on_fatal,
         metrics=metrics,
         feedback=feedback,
+        applied=AppliedOffsets(feedback, settings.events_topic),
     )
     if web_enabled:
         register_monitoring(app, settings, metrics)

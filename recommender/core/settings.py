@@ -198,6 +198,24 @@ class Settings(BaseSettings):
     batch_timeout_s: float = Field(
         0.2, gt=0, description="Longest wait to fill a batch; bounds added latency at low load."
     )
+    worker_session_timeout_s: float = Field(
+        10.0,
+        ge=6.0,
+        le=90.0,
+        description="Kafka consumer session timeout of the worker: a worker that died without "
+        "leaving the group (kill -9, a lost machine) keeps its partitions this long before "
+        "another member (or its own restart without ZMOT_WORKER_INSTANCE_ID) gets them. "
+        "Shorter recovers sooner; too short for the network or for long GC pauses makes "
+        "healthy workers lose their partitions. The broker's group.min.session.timeout.ms "
+        "(6 s by default) is the floor.",
+    )
+    worker_instance_id: str | None = Field(
+        None,
+        description="Static group membership (Kafka's group.instance.id): a worker restarted "
+        "with the same id takes its partitions back at once, without waiting out its old "
+        "session or rebalancing the others. Must be unique per running worker (a second "
+        "worker with the same id fences the first out); unset: dynamic membership.",
+    )
     worker_web_port: int = Field(
         6066, ge=1, le=65535, description="Port of the worker's own web server (metrics)."
     )

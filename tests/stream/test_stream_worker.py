@@ -118,8 +118,14 @@ def listens_on_loopback_only(port: int) -> bool:
     return bool(binds) and all(addr == "0100007F" for addr in binds)
 
 
-def make_events(n: int, users: int, seed: int) -> tuple[list[dict[str, Any]], list[Message]]:
-    """Browsing events (some out of order in time, some without ts) and their messages."""
+def make_events(
+    n: int, users: int, seed: int, gap_ms: int = 10_000
+) -> tuple[list[dict[str, Any]], list[Message]]:
+    """Browsing events (some out of order in time, some without ts) and their messages.
+
+    Consecutive events are up to ``gap_ms`` apart: ``n * gap_ms / 2`` must stay within the
+    twelve hours before now that the records start at.
+    """
     rng = random.Random(seed)
     items = [f"item-{i}" for i in range(40)]
     kinds = ["page_view"] * 6 + ["search"] * 3 + ["add_to_cart"] * 2 + ["purchase", "click"]
@@ -128,7 +134,7 @@ def make_events(n: int, users: int, seed: int) -> tuple[list[dict[str, Any]], li
     for i in range(n):
         user = f"user-{rng.randrange(users)}"
         kind = rng.choice(kinds)
-        clock += rng.randrange(0, 10_000)  # 4,000 events span about 5.5 hours
+        clock += rng.randrange(0, gap_ms)  # 4,000 events 10 s apart span about 5.5 hours
         event: dict[str, Any] = {"user_id": user, "type": kind, "event_id": f"e{i}"}
         if kind == "search":
             event["query"] = rng.choice(["fernseher reparatur", "tv repair", "soundbar", "hdmi"])
