@@ -47,6 +47,18 @@ class Services:
     ratings: RatingCache  # the same ratings, cached briefly
 
 
+class EventLogUnavailable(Exception):
+    """Kafka did not acknowledge the events of a request in time (a 503 with Retry-After).
+
+    ``event_ids`` are the request's ids in order, so the caller can send the same events again
+    and have each count once."""
+
+    def __init__(self, event_ids: list[str], cause: BaseException) -> None:
+        super().__init__(f"{type(cause).__name__}: {cause}")
+        self.event_ids = event_ids
+        self.cause = cause
+
+
 def error_detail(reason: str, field: str | None = None, index: int | None = None) -> dict[str, Any]:
     """One item of a 422 body (the shape of :class:`api.schemas.ErrorItem`)."""
     return {"index": index, "field": field, "reason": reason}

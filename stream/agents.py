@@ -133,12 +133,14 @@ def register_agent(
         if stats.consumed != last_logged[0]:
             last_logged[0] = stats.consumed
             log.info(
-                "totals: consumed=%d applied=%d replayed=%d dead_lettered=%d conflicts=%d",
+                "totals: consumed=%d applied=%d replayed=%d dead_lettered=%d conflicts=%d "
+                "duplicates=%d",
                 stats.consumed,
                 stats.applied,
                 stats.replayed,
                 stats.dead_lettered,
                 stats.conflicts,
+                stats.duplicates,
             )
 
     app.timer(stats_log_interval_s, name="zmot.stats")(log_stats)

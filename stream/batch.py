@@ -71,6 +71,7 @@ class BatchStats:
     dead_lettered: int = 0
     conflicts: int = 0
     batches: int = 0
+    duplicates: int = 0
 
     def add(self, other: BatchStats) -> None:
         for f in fields(self):
@@ -115,6 +116,9 @@ class Plan:
     letters: dict[Position, DeadLetter]
     outcomes: dict[str, list[tuple[Event, bool]]] = field(default_factory=dict)
     """Per user, each event of the last attempt with whether it was applied (not a replay)."""
+    duplicates: set[Position] = field(default_factory=set)
+    """Messages whose event_id an earlier message applied (a retried send): they count in
+    nothing, not even the partition counters."""
 
     @classmethod
     def of(cls, records: Sequence[Record]) -> Plan:
@@ -159,10 +163,13 @@ class Plan:
         An event the profiler fails on becomes a dead letter: a bug on one event must not stop
         the stream.
         """
+        self.duplicates.difference_update((r.partition, r.offset) for r, _ in events)
         for record, event in events:
             position = (record.partition, record.offset)
             if position in self.letters:
                 continue
+            if event.event_id is not None and profile.is_duplicate(event.event_id, record.offset):
+                self.duplicates.add(position)
             try:
                 done = profiler.apply(profile, event, position=position)
             except Exception as exc:  # noqa: BLE001 - a bug on one event must not stop the stream
@@ -178,7 +185,7 @@ class Plan:
         A dead letter counts nothing but still moves the fence.
         """
         events = {(r.partition, r.offset): e for pairs in self.by_user.values() for r, e in pairs}
-        for position in self.letters:
+        for position in [*self.letters, *self.duplicates]:
             events.pop(position, None)
         updates = []
         for partition, last_counted in counted.items():
@@ -209,10 +216,11 @@ class Plan:
         return BatchStats(
             consumed=len(self.records),
             applied=applied,
-            replayed=len(results) - applied,
+            replayed=len(results) - applied - len(self.duplicates),
             dead_lettered=len(self.letters),
             conflicts=conflicts,
             batches=1,
+            duplicates=len(self.duplicates),
         )
 
     def observe(self, metrics: WorkerMetrics, started: float, written_at: float) -> None:

@@ -60,6 +60,8 @@ def profile_params(settings: Settings) -> ProfileParams:
         purchase_memory=settings.purchase_memory,
         exposure_keep_s=max(settings.cap_window_hours, settings.dismiss_window_hours) * HOUR_S,
         exposure_memory=settings.exposure_memory,
+        dedupe_window_s=settings.dedupe_window_hours * HOUR_S,
+        dedupe_memory=settings.dedupe_memory,
     )
 
 

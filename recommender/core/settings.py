@@ -99,6 +99,21 @@ class Settings(BaseSettings):
         "the oldest hours are dropped first. Bounds a profile hammered with many offers at the "
         "price of undercounting the oldest exposure of such a user.",
     )
+    dedupe_window_hours: float = Field(
+        24.0,
+        ge=0,
+        description="Idempotent ingestion: an event_id is remembered in its user's profile "
+        "while its event time is within this many hours of the user's newest event, and an "
+        "event with an id already applied counts once. Longer catches later retries at the "
+        "price of profile memory; events without event_id are never deduplicated.",
+    )
+    dedupe_memory: int = Field(
+        128,
+        ge=0,
+        description="Most event ids remembered per profile (oldest dropped first): bounds the "
+        "profile of a user with many events (about 60 bytes each in Redis). A retry of more "
+        "than this many events of one user within the window can count twice.",
+    )
 
     # --- files ------------------------------------------------------------------------
     catalog_path: Path | None = Field(
@@ -138,6 +153,20 @@ class Settings(BaseSettings):
         "at the price of a candidate pass per request (BENCHMARKS.md); items that are no "
         "candidate get no propensity, so fewer offers clear the floor. off: the model and its "
         "calibration only, as for a model without tables.",
+    )
+    produce_timeout_s: float = Field(
+        5.0,
+        gt=0,
+        description="Longest wait of POST /v1/events for Kafka's acknowledgement (acks=all) "
+        "before answering 503 with Retry-After and the events' ids. Shorter frees callers "
+        "sooner during a broker outage; too short turns a slow broker into retries (which "
+        "the event ids make harmless).",
+    )
+    retry_after_s: int = Field(
+        5,
+        ge=1,
+        description="Retry-After of a 503 (Kafka or Redis unavailable): when a client should "
+        "try again.",
     )
     default_k: int = Field(3, ge=1, le=100, description="Offers returned when k is not given.")
     max_k: int = Field(100, ge=1, description="Largest k a caller may ask for.")
