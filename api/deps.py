@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, HTTPException, Request
 
+from api.breaker import CircuitBreaker
 from api.engine import Engine
 from api.monitoring import Ops
 from recommender.adapters.feedback_store import FeedbackStore, RatingCache
@@ -45,6 +46,7 @@ class Services:
     ops: Ops  # metrics and lag of this app
     feedback: FeedbackStore  # rating aggregates for social proof
     ratings: RatingCache  # the same ratings, cached briefly
+    breaker: CircuitBreaker = field(default_factory=CircuitBreaker)  # in front of profile reads
 
 
 class EventLogUnavailable(Exception):

@@ -208,9 +208,10 @@ class HealthResponse(BaseModel):
 
 
 class ReadyResponse(BaseModel):
-    """Readiness: every dependency of a request answers."""
+    """Readiness: ``ready`` (all checks ok), ``degraded`` (Redis down: answers without
+    profiles, flagged fallback) or ``unavailable`` (no model, 503)."""
 
-    status: Literal["ready", "unavailable"]
+    status: Literal["ready", "degraded", "unavailable"]
     checks: dict[str, str] = Field(description="Check name -> 'ok' or what failed.")
     catalog_version: str | None = Field(
         None, description="Content hash of the active offer catalog (absent without one)."

@@ -168,6 +168,15 @@ class Settings(BaseSettings):
         description="Retry-After of a 503 (Kafka or Redis unavailable): when a client should "
         "try again.",
     )
+    default_timeout_ms: int = Field(
+        500,
+        ge=1,
+        le=60_000,
+        description="Deadline of a next-best-offer request that names no timeout_ms. Past it "
+        "(Redis slow, stopped or unreachable) the answer is popular offers that pass every "
+        "rule, flagged fallback with a note, never an error. Shorter protects the page; too "
+        "short turns a busy Redis into impersonal answers.",
+    )
     default_k: int = Field(3, ge=1, le=100, description="Offers returned when k is not given.")
     max_k: int = Field(100, ge=1, description="Largest k a caller may ask for.")
 
