@@ -231,11 +231,14 @@ def malformed_messages(n: int, seed: int) -> list[tuple[Message, str | None]]:
     return out
 
 
+N_MALFORMED = 10_000
+
+
 async def test_malformed_messages_land_in_the_dlq_and_good_ones_apply(
     isolated: Settings, worker: Callable[..., Any], caught_up: Callable[..., Awaitable[None]]
 ) -> None:
     rng = random.Random(11)
-    bad = malformed_messages(1000, seed=3)
+    bad = malformed_messages(N_MALFORMED, seed=3)
     _, good_messages = make_events(600, users=12, seed=5)
     # Bad messages scattered between the good ones; the good ones keep their order.
     is_bad = [True] * len(bad) + [False] * len(good_messages)
@@ -258,7 +261,7 @@ async def test_malformed_messages_land_in_the_dlq_and_good_ones_apply(
     await caught_up(isolated, proc, timeout_s=120)
 
     dead = await read_all(isolated, isolated.dlq_topic)
-    assert len(dead) == 1000
+    assert len(dead) == N_MALFORMED
     seen_fields: Counter[str] = Counter()
     sources = set()
     for record in dead:
@@ -272,7 +275,7 @@ async def test_malformed_messages_land_in_the_dlq_and_good_ones_apply(
             assert headers["zmot-reason"].startswith(f"{field}: "), headers
             assert headers["zmot-field"] == field
             seen_fields[field] += 1
-    assert len(sources) == 1000
+    assert len(sources) == N_MALFORMED
     assert {"user_id", "item_id", "rating", "key", "ts", "value", "query", "type"} <= set(
         seen_fields
     )
@@ -280,8 +283,9 @@ async def test_malformed_messages_land_in_the_dlq_and_good_ones_apply(
     good_per_user = Counter(m[0].decode() for m, _, ok in ordered if ok and m[0])
     profiles = await read_profiles(isolated)
     assert {u: p.n_events for u, p in profiles.items()} == dict(good_per_user)
+    assert proc.alive
     assert proc.stop() == 0
-    assert "dead_lettered=1000" in proc.log_text()
+    assert f"dead_lettered={N_MALFORMED}" in proc.log_text()
 
 
 async def test_a_batch_that_cannot_be_written_stops_the_worker_uncommitted(
