@@ -6,7 +6,6 @@ the ids the API returned; every profile and counter must be what one clean pass 
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -17,11 +16,10 @@ import pytest
 from recommender.adapters.feedback_store import FeedbackStore
 from recommender.adapters.kafka import EventProducer
 from recommender.adapters.redis_store import connect
-from recommender.core.events import parse_event, validate_event
-from recommender.core.replay import Profiler
+from recommender.core.events import validate_event
 from recommender.core.settings import Settings
 from tests.api.support import ServeFactory
-from tests.stream.test_stream_worker import assert_profile_equal, drop_prefix, read_profiles
+from tests.stream.test_stream_worker import assert_profiles_are_the_offline_replay, drop_prefix
 
 pytestmark = pytest.mark.integration
 
@@ -71,11 +69,7 @@ async def test_a_batch_sent_again_and_again_counts_once(
                 assert again.status_code == 202 and again.json()["event_ids"] == ids
         await caught_up(isolated, proc, timeout_s=90)
 
-        want = Profiler().replay(parse_event(json.dumps(e)) for e in retry)
-        live = await read_profiles(isolated)
-        assert set(live) == set(want)
-        for user, profile in live.items():
-            assert_profile_equal(profile, want[user], user)
+        await assert_profiles_are_the_offline_replay(isolated, retry)
         client_ = connect(isolated.redis_url)
         try:
             feedback = FeedbackStore(client_, isolated.redis_prefix, isolated.topic_partitions)

@@ -24,16 +24,14 @@ from recommender.adapters.feedback_store import FeedbackStore
 from recommender.adapters.redis_store import connect
 from recommender.core.events import Event, parse_event
 from recommender.core.feedback import increments
-from recommender.core.replay import Profiler
 from recommender.core.settings import Settings
 from tests.stream.test_stream_worker import (
     Message,
-    assert_profile_equal,
+    assert_profiles_are_the_offline_replay,
     make_events,
     malformed_messages,
     produce,
     read_all,
-    read_profiles,
 )
 from tests.support.processes import WorkerProcess
 from tests.support.redis_server import RedisServer
@@ -128,12 +126,7 @@ async def wait_applied(
 
 async def assert_state_is_the_offline_replay(settings: Settings, stream: Stream) -> None:
     """Profiles, counters, applied offsets and dead letters are what one clean pass gives."""
-    want = Profiler().replay(parse_event(json.dumps(e)) for e in stream.events)
-    live = await read_profiles(settings)
-    assert set(live) == set(want)
-    for user, profile in live.items():
-        assert_profile_equal(profile, want[user], user)
-
+    await assert_profiles_are_the_offline_replay(settings, stream.events)
     client = connect(settings.redis_url)
     try:
         by_partition = stream.valid_by_partition()

@@ -154,6 +154,18 @@ def make_events(
     return events, messages
 
 
+async def assert_profiles_are_the_offline_replay(
+    settings: Settings, events: list[dict[str, Any]]
+) -> None:
+    """Every stored profile under the settings' prefix is the offline replay of ``events``
+    (in that order) through the worker's own ``Profiler``, and no other profile is stored."""
+    want = Profiler().replay(parse_event(json.dumps(e)) for e in events)
+    live = await read_profiles(settings)
+    assert set(live) == set(want)
+    for user, profile in live.items():
+        assert_profile_equal(profile, want[user], user)
+
+
 def assert_profile_equal(live: Profile, want: Profile, user: str) -> None:
     assert live.weights.keys() == want.weights.keys(), user
     for name, value in want.weights.items():
@@ -354,9 +366,5 @@ async def test_rebalances_between_two_workers_apply_every_event_once(
     await producing
     await caught_up(isolated, second, timeout_s=90)
 
-    want = Profiler().replay(parse_event(json.dumps(e)) for e in events)
-    live = await read_profiles(isolated)
-    assert set(live) == set(want)
-    for user, profile in live.items():
-        assert_profile_equal(profile, want[user], user)
+    await assert_profiles_are_the_offline_replay(isolated, events)
     assert second.stop() == 0
