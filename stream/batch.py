@@ -229,6 +229,8 @@ class Plan:
             (r.partition, r.offset): e.type for pairs in self.by_user.values() for r, e in pairs
         }
         results = [pair for pairs in self.outcomes.values() for pair in pairs]
+        # Each outcome's Event is the object of its (record, event) pair: map back to records.
+        record_of = {id(e): r for pairs in self.by_user.values() for r, e in pairs}
         metrics.observe_batch(
             consumed=[types.get((r.partition, r.offset), "invalid") for r in self.records],
             applied=[(e.type, e.ts) for e, done in results if done and e.ts is not None],
@@ -237,6 +239,9 @@ class Plan:
             seconds=time.perf_counter() - started,
             written_at=written_at,
             size=len(self.records),
+            record_times=[
+                ts for e, done in results if done and (ts := record_of[id(e)].timestamp) is not None
+            ],
         )
 
 
