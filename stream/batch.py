@@ -345,7 +345,8 @@ async def process_batch(
     partitions = sorted({r.partition for r in records}) if feedback is not None else []
     counters = Fenced[int]("feedback counter", "partitions", partitions)
 
-    delivered: set[Position] = set()
+    handled: set[Position] = set()
+    """Dead letters delivered by this call, or found below their partition's fence."""
 
     async def attempt() -> None:
         stored, counted = await _together(
@@ -365,7 +366,7 @@ async def process_batch(
         letters = [
             letter
             for letter in plan.dead_letters(counted if feedback is not None else None)
-            if (letter.record.partition, letter.record.offset) not in delivered
+            if (letter.record.partition, letter.record.offset) not in handled
         ]
         if letters:
             # Before the fence moves past them: a worker that dies in between sends them again
@@ -374,7 +375,7 @@ async def process_batch(
                 await deliver(letters, dead_letter)
             except Exception as exc:
                 raise _SinkFailed(exc) from exc
-            delivered.update((letter.record.partition, letter.record.offset) for letter in letters)
+        handled.update(plan.letters)
         counts = plan.counter_updates(counted)
         counters.pending = await _write_counts(feedback, counts)
         if applied is not None:
@@ -394,7 +395,7 @@ async def process_batch(
     unsent = [
         letter
         for letter in plan.dead_letters()
-        if (letter.record.partition, letter.record.offset) not in delivered
+        if (letter.record.partition, letter.record.offset) not in handled
     ]
     if unsent:
         await deliver(unsent, dead_letter)

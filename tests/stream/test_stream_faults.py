@@ -33,6 +33,7 @@ from tests.stream.test_stream_worker import (
     produce,
     read_all,
 )
+from tests.support.kafka import group_lag
 from tests.support.processes import WorkerProcess
 from tests.support.redis_server import RedisServer
 
@@ -124,6 +125,38 @@ async def wait_applied(
     raise AssertionError(f"{have} of {want} messages applied after {timeout_s} s")
 
 
+async def written_not_committed(settings: Settings, ends: dict[int, int]) -> int:
+    """Messages Redis has applied beyond the group's committed offsets (read in that order)."""
+    lag = await group_lag(settings)  # end offset (every message produced) - committed
+    committed = sum(end + 1 - lag[p] for p, end in ends.items())
+    return await applied_count(settings, sorted(ends)) - committed
+
+
+async def kill_between_write_and_commit(
+    settings: Settings,
+    ends: dict[int, int],
+    proc: WorkerProcess,
+    start: Callable[[], WorkerProcess],
+) -> tuple[WorkerProcess, int]:
+    """SIGKILL ``proc`` at a moment when Redis holds writes that Kafka has not committed (the
+    worker commits about once a second), checked again once it is dead; a kill that missed
+    the window is retried. The dead worker and how many messages were written, not committed."""
+    for _ in range(10):
+        while await written_not_committed(settings, ends) <= 0:
+            assert proc.alive
+            await asyncio.sleep(0.01)
+        proc.proc.kill()
+        proc.proc.wait()
+        ahead = await written_not_committed(settings, ends)
+        if ahead > 0:
+            return proc, ahead
+        proc = start()
+        await wait_applied(
+            settings, ends, proc, at_least=await applied_count(settings, sorted(ends)) + 1
+        )
+    raise AssertionError("never killed the worker between a Redis write and its commit")
+
+
 async def assert_state_is_the_offline_replay(settings: Settings, stream: Stream) -> None:
     """Profiles, counters, applied offsets and dead letters are what one clean pass gives."""
     await assert_profiles_are_the_offline_replay(settings, stream.events)
@@ -156,7 +189,7 @@ async def test_sigkill_of_the_worker_mid_stream_loses_and_repeats_nothing(
     isolated: Settings, redis_server: RedisServer, worker: Callable[..., WorkerProcess]
 ) -> None:
     settings = with_redis(isolated, redis_server, worker_instance_id="fault-worker-1")
-    stream = Stream(20_000, users=400, n_bad=200, seed=21)
+    stream = Stream(50_000, users=1_000, n_bad=300, seed=21)
     await stream.produce(settings)
     ends = stream.ends
     total = sum(end + 1 for end in ends.values())
@@ -164,18 +197,27 @@ async def test_sigkill_of_the_worker_mid_stream_loses_and_repeats_nothing(
     rng = random.Random(8)
     proc = worker(settings)
     recoveries: list[float] = []
+    uncommitted: list[int] = []
     for kill in range(4):
         # Somewhere in the next sixth of the stream: mid-batch, between write and commit, ...
         target = int(total * (kill + rng.uniform(0.3, 1.0)) / 6)
         await wait_applied(settings, ends, proc, at_least=target)
-        proc.proc.kill()
-        proc.proc.wait()
+        if kill == 1:
+            # ... and once for sure where Redis holds writes Kafka has not committed yet.
+            proc, ahead = await kill_between_write_and_commit(
+                settings, ends, proc, lambda: worker(settings)
+            )
+            uncommitted.append(ahead)
+        else:
+            proc.proc.kill()
+            proc.proc.wait()
         killed_at = time.monotonic()
         before = await applied_count(settings, sorted(ends))
         proc = worker(settings)
         await wait_applied(settings, ends, proc, at_least=before + 1, timeout_s=RECOVERY_BOUND_S)
         recoveries.append(time.monotonic() - killed_at)
     print(f"progress again after each kill -9 + restart: {[round(s, 1) for s in recoveries]} s")  # noqa: T201
+    print(f"one kill with {uncommitted[0]} messages written to Redis but not committed")  # noqa: T201
     await wait_applied(settings, ends, proc)
     await assert_state_is_the_offline_replay(settings, stream)
 
