@@ -127,6 +127,7 @@ async def _redis_down(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(
         {"detail": f"profile store (Redis) unavailable ({type(exc).__name__}); try again"},
         status_code=503,
+        headers=_retry_after(request.app.state.ops.settings),
     )
 
 

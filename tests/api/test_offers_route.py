@@ -131,6 +131,7 @@ async def test_redis_down_is_a_fallback_answer_not_an_error(
         # The profile route has no answer without the profile: it says what is down.
         profile = await client.get("/v1/users/u1/profile")
         assert profile.status_code == 503
+        assert profile.headers["retry-after"] == str(isolated.retry_after_s)
         assert profile.json()["detail"].startswith("profile store (Redis) unavailable")
 
 
