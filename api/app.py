@@ -21,7 +21,7 @@ from redis.exceptions import RedisError
 
 from api.auth import KeyCors, access_from_settings
 from api.blas import pin_blas_threads
-from api.deps import EventSink, Services, error_detail
+from api.deps import EventLogUnavailable, EventSink, Services, error_detail
 from api.engine import Engine, load_engine
 from api.monitoring import MetricsMiddleware, Ops
 from api.routes import api_router
@@ -84,6 +84,7 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(RedisError, _redis_down)
     app.add_exception_handler(KafkaError, _kafka_down)
+    app.add_exception_handler(EventLogUnavailable, _events_not_stored)
     return app
 
 
@@ -143,7 +144,12 @@ async def _redis_down(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(
         {"detail": f"profile store (Redis) unavailable ({type(exc).__name__}); try again"},
         status_code=503,
+        headers=_retry_after(request.app.state.ops.settings),
     )
+
+
+def _retry_after(settings: Settings) -> dict[str, str]:
+    return {"Retry-After": str(settings.retry_after_s)}
 
 
 async def _kafka_down(request: Request, exc: Exception) -> JSONResponse:
@@ -154,4 +160,21 @@ async def _kafka_down(request: Request, exc: Exception) -> JSONResponse:
             "the events may or may not have been stored, retry them"
         },
         status_code=503,
+        headers=_retry_after(request.app.state.ops.settings),
+    )
+
+
+async def _events_not_stored(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, EventLogUnavailable)
+    logger.warning("Kafka error on %s %s: %s", request.method, request.url.path, exc)
+    cause = exc.cause
+    what = "no acknowledgement in time" if isinstance(cause, TimeoutError) else type(cause).__name__
+    return JSONResponse(
+        {
+            "detail": f"event log (Kafka) unavailable ({what}); the events may or may not have "
+            "been stored: send them again with these event_ids and each counts once",
+            "event_ids": exc.event_ids,
+        },
+        status_code=503,
+        headers=_retry_after(request.app.state.ops.settings),
     )
