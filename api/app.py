@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from functools import partial
 from typing import Any
 
 from aiokafka.errors import KafkaError
@@ -76,6 +77,7 @@ def create_app(
         version="0.1.0",
         lifespan=lifespan,
     )
+    app.openapi = partial(_openapi, app, settings.max_k)  # type: ignore[method-assign]
     app.state.ops = ops
     app.state.access = access
     app.add_middleware(KeyCors, access=access)
@@ -86,6 +88,31 @@ def create_app(
     app.add_exception_handler(KafkaError, _kafka_down)
     app.add_exception_handler(EventLogUnavailable, _events_not_stored)
     return app
+
+
+def _openapi(app: FastAPI, max_k: int) -> dict[str, Any]:
+    """FastAPI's OpenAPI document with what only the settings know: ``k`` is at most
+    ``ZMOT_MAX_K`` on both offer routes (so the document is as strict as the validation)."""
+    if app.openapi_schema is None:
+        doc = FastAPI.openapi(app)  # FastAPI's own document, cached in app.openapi_schema
+        for path in doc.get("paths", {}).values():
+            for operation in path.values():
+                for param in operation.get("parameters", []):
+                    if param.get("name") == "k":
+                        _bound(param["schema"], max_k)
+                body = operation.get("requestBody", {}).get("content", {})
+                fields = body.get("application/json", {}).get("schema", {}).get("properties", {})
+                if "k" in fields:
+                    _bound(fields["k"], max_k)
+        return doc
+    return app.openapi_schema
+
+
+def _bound(schema: dict[str, Any], maximum: int) -> None:
+    """Set ``maximum`` on an integer schema (or on the integer branch of an ``anyOf``)."""
+    for branch in schema.get("anyOf", [schema]):
+        if branch.get("type") == "integer":
+            branch["maximum"] = maximum
 
 
 async def _open_services(

@@ -17,11 +17,11 @@ from api.schemas import (
     RetryEventsResponse,
     ValidationErrorResponse,
 )
-from recommender.core.events import Event
+from recommender.core.events import Event, event_json_schema
 
 router = APIRouter(tags=["events"])
 
-_EVENT_SCHEMA = Event.model_json_schema(mode="validation")
+_EVENT_SCHEMA = event_json_schema()
 _BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
