@@ -88,8 +88,8 @@ def api(
         int,
         typer.Option(
             min=1,
-            help="uvicorn worker processes on the one port (each loads the model: see "
-            "README, Scaling out); at most the cores Kafka, Redis and the stream worker leave.",
+            help="uvicorn worker processes on the one port (each loads the model: README, "
+            "Scaling out); at most the cores Kafka, Redis and the stream worker leave.",
         ),
     ] = 1,
     access_log: Annotated[bool, typer.Option(help="Log every request (costs CPU).")] = False,
