@@ -59,6 +59,7 @@ from benchmarks.common import (  # noqa: E402
     append_section,
     machine,
     now_utc,
+    read_http_response,
     say,
 )
 from recommender.adapters.localstack import free_port, stop_child  # noqa: E402
@@ -114,15 +115,8 @@ async def _connection(
             request = b"GET " + paths[index % len(paths)].encode() + head_tail
             start = time.perf_counter()
             writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = 0
-            for line in head.split(b"\r\n")[1:]:
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    length = int(value)
-            body = await reader.readexactly(length) if length else b""
+            status, body = await read_http_response(reader)
             latencies.append(time.perf_counter() - start)
-            status = int(head[9:12])
             if status != 200:
                 errors.append(f"{status} {body[:200]!r}")
     finally:

@@ -46,10 +46,10 @@ from benchmarks.common import (  # noqa: E402
     command_line,
     machine,
     now_utc,
+    own_stream,
     say,
 )
-from recommender.adapters.kafka import ensure_topic  # noqa: E402
-from recommender.adapters.localstack import free_port, stop_child  # noqa: E402
+from recommender.adapters.localstack import stop_child  # noqa: E402
 from recommender.adapters.metrics import counter_value, histogram_buckets, parse_exposition  # noqa: E402
 from recommender.core.ops import bucket_delta, histogram_quantile  # noqa: E402
 from recommender.core.settings import Settings  # noqa: E402
@@ -120,18 +120,7 @@ async def produce_at_rate(
 
 
 async def run(args: argparse.Namespace, base: Settings, logs: Path) -> dict[str, float]:
-    name = f"bench-fresh-{uuid.uuid4().hex[:8]}"
-    settings = base.model_copy(
-        update={
-            "events_topic": f"zmot.events.{name}",
-            "dlq_topic": f"zmot.events.dlq.{name}",
-            "consumer_group": name,
-            "redis_prefix": f"zmot:{name}:",
-            "worker_web_port": free_port(),
-        }
-    )
-    ensure_topic(settings.kafka_bootstrap, settings.events_topic, settings.topic_partitions)
-    ensure_topic(settings.kafka_bootstrap, settings.dlq_topic, 1)
+    settings = own_stream(base, f"bench-fresh-{uuid.uuid4().hex[:8]}")
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("ZMOT_")},
         **settings.to_env(),

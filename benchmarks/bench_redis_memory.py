@@ -36,7 +36,14 @@ if str(ROOT) not in sys.path:
 
 import numpy as np  # noqa: E402
 
-from benchmarks.common import append_section, command_line, machine, now_utc, say  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    append_section,
+    command_line,
+    drop_prefix,
+    machine,
+    now_utc,
+    say,
+)
 
 GIB = 1024**3
 
@@ -99,10 +106,8 @@ async def measure(profiles: dict[str, object], prefix: str) -> dict[str, object]
             "encodings": encodings,
         }
     finally:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=1000)]
-        for start in range(0, len(keys), 1000):
-            await client.delete(*keys[start : start + 1000])
         await client.aclose()
+        await drop_prefix(settings.redis_url, prefix)
 
 
 def main() -> None:

@@ -1,4 +1,5 @@
-"""What every benchmark shares: the machine line and appending a section to BENCHMARKS.md."""
+"""What every benchmark shares: the machine line, appending a section to BENCHMARKS.md, a minimal
+HTTP response reader, a stream (topics, group, prefix) of its own and dropping its keys."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import shlex
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
@@ -57,3 +59,51 @@ def say(text: str = "") -> None:
     """Progress and results on stdout (benchmarks are scripts, not library code)."""
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
+
+
+async def read_http_response(reader: Any) -> tuple[int, bytes]:
+    """Status and body of one HTTP/1.1 response on a keep-alive ``asyncio.StreamReader`` (the
+    minimal client of the load generators: httpx would cost them more than the server)."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    body = await reader.readexactly(length) if length else b""
+    return int(head[9:12]), body
+
+
+def own_stream(base: Any, name: str, **extra: Any) -> Any:
+    """``base`` settings with topics, consumer group and Redis prefix of their own (the topics
+    created), so a benchmark never reads or writes another run's data."""
+    from recommender.adapters.kafka import ensure_topic
+    from recommender.adapters.localstack import free_port
+
+    settings = base.model_copy(
+        update={
+            "events_topic": f"zmot.events.{name}",
+            "dlq_topic": f"zmot.events.dlq.{name}",
+            "consumer_group": name,
+            "redis_prefix": f"zmot:{name}:",
+            "worker_web_port": free_port(),
+            **extra,
+        }
+    )
+    ensure_topic(settings.kafka_bootstrap, settings.events_topic, settings.topic_partitions)
+    ensure_topic(settings.kafka_bootstrap, settings.dlq_topic, 1)
+    return settings
+
+
+async def drop_prefix(redis_url: str, prefix: str) -> int:
+    """Delete every Redis key under ``prefix``; how many."""
+    from recommender.adapters.redis_store import connect
+
+    client = connect(redis_url)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=1000)]
+        for start in range(0, len(keys), 1000):
+            await client.delete(*keys[start : start + 1000])
+        return len(keys)
+    finally:
+        await client.aclose()

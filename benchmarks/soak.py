@@ -42,8 +42,17 @@ if str(ROOT) not in sys.path:
 import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 
-from benchmarks.common import append_section, command_line, machine, now_utc, say  # noqa: E402
-from recommender.adapters.kafka import ensure_topic, group_lag, total_lag  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    append_section,
+    command_line,
+    drop_prefix,
+    machine,
+    now_utc,
+    own_stream,
+    read_http_response,
+    say,
+)
+from recommender.adapters.kafka import group_lag, total_lag  # noqa: E402
 from recommender.adapters.localstack import free_port, stop_child  # noqa: E402
 from recommender.adapters.redis_store import connect  # noqa: E402
 from recommender.core.settings import Settings  # noqa: E402
@@ -100,15 +109,7 @@ async def connection(host: str, port: int, queue: asyncio.Queue[Request | None])
         while (item := await queue.get()) is not None:
             request, scheduled, window, is_offer = item
             writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = 0
-            for line in head.split(b"\r\n")[1:]:
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    length = int(value)
-            if length:
-                await reader.readexactly(length)
-            status = int(head[9:12])
+            status, _ = await read_http_response(reader)
             window.errors += status not in (200, 202)
             if is_offer:
                 window.latencies.append(time.perf_counter() - scheduled)
@@ -198,22 +199,14 @@ async def run(args: argparse.Namespace, work: Path) -> list[dict[str, float]]:
     zmot = str(Path(sys.executable).with_name("zmot"))
     data, model = shop_and_model(work, zmot)
     items = [json.loads(line)["item_id"] for line in (data / "catalog.jsonl").open()]
-    name = f"soak-{uuid.uuid4().hex[:8]}"
-    settings = Settings().model_copy(
-        update={
-            "events_topic": f"zmot.events.{name}",
-            "dlq_topic": f"zmot.events.dlq.{name}",
-            "consumer_group": name,
-            "redis_prefix": f"zmot:{name}:",
-            "worker_web_port": free_port(),
-            "api_port": free_port(),
-            "model_dir": model,
-            "catalog_path": data / "catalog.jsonl",
-            "offers_path": data / "offers.jsonl",
-        }
+    settings = own_stream(
+        Settings(),
+        f"soak-{uuid.uuid4().hex[:8]}",
+        api_port=free_port(),
+        model_dir=model,
+        catalog_path=data / "catalog.jsonl",
+        offers_path=data / "offers.jsonl",
     )
-    ensure_topic(settings.kafka_bootstrap, settings.events_topic, settings.topic_partitions)
-    ensure_topic(settings.kafka_bootstrap, settings.dlq_topic, 1)
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("ZMOT_")}}
     env.update(settings.to_env())
     procs: dict[str, subprocess.Popen[bytes]] = {}
@@ -254,18 +247,7 @@ async def run(args: argparse.Namespace, work: Path) -> list[dict[str, float]]:
         for log in logs:
             log.close()
         shutil.rmtree(datadir_for(settings), ignore_errors=True)
-        await drop_prefix(settings)
-
-
-async def drop_prefix(settings: Settings) -> None:
-    """Delete the soak's own Redis keys (its topics stay, as every benchmark's do)."""
-    client = connect(settings.redis_url)
-    try:
-        keys = [k async for k in client.scan_iter(match=f"{settings.redis_prefix}*", count=1000)]
-        for start in range(0, len(keys), 1000):
-            await client.delete(*keys[start : start + 1000])
-    finally:
-        await client.aclose()
+        await drop_prefix(settings.redis_url, settings.redis_prefix)  # its topics stay
 
 
 def main() -> None:
