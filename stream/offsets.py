@@ -100,11 +100,16 @@ class AppliedOffsets:
                 )
         return moved
 
-    def check(self, counted: Mapping[int, int | None]) -> None:
+    def check(
+        self, counted: Mapping[int, int | None], before_read: Mapping[int, int] | None = None
+    ) -> None:
         """Raise :class:`RedisLostWritesError` when a partition's ``_off`` as just read is
-        lower than (or gone from) what this worker wrote or read before."""
+        lower than (or gone from) what this worker wrote or read before the read started
+        (``before_read``, a snapshot of :attr:`known`; default: :attr:`known` now, for a read
+        that nothing can overtake, such as the batch's own)."""
+        reference = self.known if before_read is None else before_read
         for partition, mark in counted.items():
-            before = self.known.get(partition)
+            before = reference.get(partition)
             if before is None:
                 continue
             if mark is None or mark < before:
@@ -113,7 +118,7 @@ class AppliedOffsets:
                     f"{'gone' if mark is None else mark}, this worker wrote {before}; stopping "
                     "so that the next start re-reads what Redis lost"
                 )
-            self.known[partition] = mark
+            self.known[partition] = max(mark, self.known.get(partition, mark))
 
     def wrote(self, updates: Iterable[PartitionUpdate]) -> None:
         """Remember the ``_off`` of counter updates just written."""
@@ -126,11 +131,14 @@ class AppliedOffsets:
         partitions = sorted(self.known)
         if not partitions:
             return
+        # A batch may write (and record) a higher _off while this read is in flight: compare
+        # the read with what was known when it started, or that write looks like a loss.
+        before_read = dict(self.known)
         try:
             counted = await self.feedback.offsets(partitions)
         except (RedisError, OSError):
             return
-        self.check(counted)
+        self.check(counted, before_read)
 
 
 def after_committed_seek(consumer: Any, applied: AppliedOffsets) -> None:

@@ -76,3 +76,37 @@ async def test_the_watch_reads_redis_for_the_owned_partitions() -> None:
     feedback.stored.clear()  # FLUSHALL
     with pytest.raises(RedisLostWritesError):
         await applied.watch()
+
+
+class SlowFeedback(FakeFeedback):
+    """Answers a read with what Redis held when the read was sent, after ``during`` ran (a
+    batch of the same worker writing meanwhile)."""
+
+    def __init__(self, offsets: dict[int, int | None], during: Any) -> None:
+        super().__init__(offsets)
+        self.during = during
+
+    async def offsets(self, partitions: list[int]) -> dict[int, int | None]:
+        answer = await super().offsets(partitions)
+        self.during()
+        return answer
+
+
+async def test_a_batch_written_while_the_watch_reads_is_not_a_loss() -> None:
+    """The race seen in a soak: the idle watch read _off (73643), a batch wrote and recorded
+    73768 before the answer came back; the answer is older than the record, not a loss."""
+    applied: AppliedOffsets
+
+    def batch_writes() -> None:
+        feedback.stored[0] = 73768
+        applied.wrote([PartitionUpdate(0, 73643, 73768, {})])
+
+    feedback = SlowFeedback({0: 73643}, batch_writes)
+    applied = AppliedOffsets(feedback, "ev")  # type: ignore[arg-type]
+    applied.wrote([PartitionUpdate(0, None, 73643, {})])
+    await applied.watch()
+    assert applied.known == {0: 73768}  # the older read does not move it back
+    feedback.during = lambda: None
+    feedback.stored[0] = 73000  # and a real loss is still one
+    with pytest.raises(RedisLostWritesError, match="73000"):
+        await applied.watch()
