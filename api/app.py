@@ -8,6 +8,8 @@ correctly should not pretend to be up.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -23,6 +25,7 @@ from api.auth import KeyCors, access_from_settings
 from api.blas import pin_blas_threads
 from api.deps import EventSink, Services, error_detail
 from api.engine import Engine, load_engine
+from api.model_switch import ModelSwitch
 from api.monitoring import MetricsMiddleware, Ops
 from api.routes import api_router
 from recommender.adapters.feedback_store import FeedbackStore, RatingCache
@@ -61,6 +64,11 @@ def create_app(
                 access.limiter = RateLimiter(settings.redis_url, settings.redis_prefix)
             app.state.services = services
             stack.callback(delattr, app.state, "services")
+            switch = ModelSwitch(app.state)
+            app.state.model_switch = switch
+            if switch.watch is not None and settings.model_poll_s > 0:
+                watcher = asyncio.create_task(switch.run(settings.model_poll_s))
+                stack.push_async_callback(_cancelled, watcher)
             logger.info(
                 "API ready: model %s, Redis %s, Kafka %s topic %s",
                 services.engine.model_version,
@@ -85,6 +93,12 @@ def create_app(
     app.add_exception_handler(RedisError, _redis_down)
     app.add_exception_handler(KafkaError, _kafka_down)
     return app
+
+
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _open_services(

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
-from typing import Protocol
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
 
 from recommender.core.arbitration import Arbiter, OfferRequest, RatingLike
 from recommender.core.catalog import Catalog, load_catalog
@@ -20,6 +20,7 @@ from recommender.core.model import Model
 from recommender.core.offers import OfferCatalog, catalog_offers, load_offer_catalog
 from recommender.core.placements import Placements, load_placements
 from recommender.core.profile import Profile
+from recommender.core.registry import Compatibility, Located, compatibility, locate
 from recommender.core.runtime import resolve
 from recommender.core.scoring import Decision
 from recommender.core.settings import Settings
@@ -67,6 +68,11 @@ class Engine:
     half_life_s: float
     """The runtime's half-life (:func:`recommender.core.runtime.resolve`): the model's
     when it names one, which is what the worker decays profiles with."""
+    located: Located | None = None
+    """Where the model came from (None: handed in, e.g. by a test)."""
+    model_meta: Mapping[str, Any] = field(default_factory=dict)
+    """The model's runtime meta (feature config, profile math): what a new version must
+    equal to be swapped in hot (:func:`recommender.core.registry.compatibility`)."""
 
     @property
     def catalog_version(self) -> str:
@@ -93,16 +99,32 @@ def load_offers(settings: Settings, catalog: Catalog) -> OfferCatalog:
 
 
 def load_engine(settings: Settings) -> Engine:
-    """Model, catalog, offers, placements and the arbiter over them, from the settings."""
+    """Model, catalog, offers, placements and the arbiter over them, from the settings.
+
+    ``ZMOT_MODEL_DIR`` is one artifact or a registry (its ``current`` version):
+    :func:`recommender.core.registry.locate`.
+    """
     if settings.model_dir is None:
         raise ConfigError("no model: set ZMOT_MODEL_DIR to a directory written by `zmot train`")
-    model = Model.load(settings.model_dir)
-    runtime = resolve(settings, model.runtime_meta(), where=f"model {settings.model_dir}")
+    located = locate(settings.model_dir)
     catalog = load_catalog(settings.catalog_path)
     offers = load_offers(settings, catalog)
-    arbiter = Arbiter(
-        model, catalog, offers, load_placements(settings.placements_path), runtime.arbitration
-    )
+    placements = load_placements(settings.placements_path)
+    return _with_model(settings, located, catalog, offers, placements)
+
+
+def _with_model(
+    settings: Settings,
+    located: Located,
+    catalog: Catalog,
+    offers: OfferCatalog,
+    placements: Placements,
+    model: Model | None = None,
+) -> Engine:
+    model = model or Model.load(located.path)
+    meta = model.runtime_meta()
+    runtime = resolve(settings, meta, where=f"model {located.path}")
+    arbiter = Arbiter(model, catalog, offers, placements, runtime.arbitration)
     logger.info(
         "model %s loaded: %d items, %d offers (catalog %s), scored by %s",
         model.version,
@@ -111,7 +133,32 @@ def load_engine(settings: Settings) -> Engine:
         offers.version,
         type(arbiter.scorer).__name__,
     )
-    return Engine(model.version, catalog, arbiter, runtime.half_life_s)
+    return Engine(model.version, catalog, arbiter, runtime.half_life_s, located, meta)
+
+
+def swap_model(
+    engine: Engine, settings: Settings, located: Located
+) -> tuple[Engine, Compatibility]:
+    """The engine serving the model at ``located`` (catalog, offers and placements kept), and
+    how its profile configs compare with the serving model's.
+
+    An incompatible model would read live profiles built with other features: the engine
+    returned is then the old one. Loading reads files and builds tables: call it off the
+    event loop.
+    """
+    candidate = Model.load(located.path)
+    verdict = compatibility(engine.model_meta, candidate.runtime_meta())
+    if not verdict.compatible:
+        return engine, verdict
+    new = _with_model(
+        settings,
+        located,
+        engine.catalog,
+        engine.arbiter.offers,
+        engine.arbiter.placements,
+        candidate,
+    )
+    return new, verdict
 
 
 def reload_engine(engine: Engine, settings: Settings) -> Engine:

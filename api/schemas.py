@@ -171,6 +171,15 @@ class ReloadResponse(BaseModel):
     placements: list[str]
 
 
+class ModelSwapResponse(BaseModel):
+    """The model now served after a look at the registry's pointer."""
+
+    model_version: str
+    previous: str | None = Field(
+        None, description="The version swapped out (null: the pointer named the served one)."
+    )
+
+
 class ProfileResponse(BaseModel):
     """A user's live interest profile, decayed to the time of the request."""
 
@@ -210,12 +219,21 @@ class ReadyResponse(BaseModel):
     catalog_version: str | None = Field(
         None, description="Content hash of the active offer catalog (absent without one)."
     )
+    model_version: str | None = Field(
+        None, description="The model version being served (absent before one is loaded)."
+    )
+    model_refused: str | None = Field(
+        None,
+        description="Why the version the registry's pointer names is not served (absent when "
+        "it is): the previous version keeps serving.",
+    )
 
     @model_serializer(mode="wrap")
     def _drop_empty_version(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         data: dict[str, Any] = handler(self)
-        if data.get("catalog_version") is None:
-            data.pop("catalog_version", None)
+        for key in ("catalog_version", "model_version", "model_refused"):
+            if data.get(key) is None:
+                data.pop(key, None)
         return data
 
 

@@ -10,13 +10,16 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from cli.options import RespectPrivacy
 from recommender.core.errors import ZmotError
 from recommender.core.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from recommender.core.model import Model
 
 app = typer.Typer(
     help="zmot: real-time next-best-offer engine (Kafka -> live profiles in Redis -> LightFM).",
@@ -109,7 +112,24 @@ def demo_data(
 def train(
     events: Annotated[Path, typer.Option(help="Event history, JSON lines in the contract.")],
     catalog: Annotated[Path, typer.Option(help="catalog.jsonl")],
-    out: Annotated[Path, typer.Option(help="Folder to write the model artifact to.")],
+    out: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            help="Write one artifact to this folder (no registry). Default: register the "
+            "model in ZMOT_MODEL_DIR (or --registry) as a new version."
+        ),
+    ] = None,
+    registry: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(help="Registry folder to register the model in (default: ZMOT_MODEL_DIR)."),
+    ] = None,
+    activate: Annotated[
+        bool,
+        typer.Option(
+            "--activate",
+            help="Make the new version the served one (the first version always is).",
+        ),
+    ] = False,
     config: Annotated[
         Optional[Path],  # noqa: UP045
         typer.Option(help="Config from `zmot tune` (model, decay, weights, blend)."),
@@ -132,7 +152,10 @@ def train(
     ] = True,
     respect_privacy: RespectPrivacy = False,
 ) -> None:
-    """Train LightFM on profiles replayed from a history; write a versioned artifact."""
+    """Train LightFM on profiles replayed from a history; register it (or write --out).
+
+    Prints the new version as the last line of standard output.
+    """
     from recommender.core.catalog import Catalog
     from recommender.core.events import load_events
     from recommender.core.replay import Profiler
@@ -159,19 +182,41 @@ def train(
         report.events, cat, profiler, chosen.train, hybrid=hybrid, progress=True, log=_log
     )
     model.recent_boost = chosen.recent_boost
-    model.save(out)
-    typer.echo(
-        f"model {model.version} -> {out} ({model.info['n_contexts']} contexts, "
-        f"{len(model.feature_names)} features, {len(model.item_ids)} items)"
+    if out is not None:
+        model.save(out)
+        typer.echo(f"model {model.version} -> {out} ({_summary(model, out)})")
+        return
+    from cli.model_cmd import register_trained
+
+    root = registry or get_settings().model_dir
+    if root is None:
+        raise ZmotError("no place for the model: pass --out, --registry or ZMOT_MODEL_DIR")
+    register_trained(
+        root,
+        model,
+        report.events,
+        activate=activate,
+        source=str(events),
+        show=_log,
+        summary=lambda path: _summary(model, path),
+    )
+
+
+def _summary(model: Model, where: Path) -> str:
+    """What `zmot train` says about a model it wrote to ``where``."""
+    text = (
+        f"{model.info['n_contexts']} contexts, {len(model.feature_names)} features, "
+        f"{len(model.item_ids)} items"
     )
     if model.hybrid is not None:
-        size = (out / "hybrid.npz").stat().st_size
-        typer.echo(
-            f"hybrid tables: {len(model.hybrid.items)} items, "
+        size = (where / "hybrid.npz").stat().st_size
+        text += (
+            f"; hybrid tables: {len(model.hybrid.items)} items, "
             f"{len(model.hybrid.neighbour_idx)} neighbours, {size / 1e6:.2f} MB on disk "
             f"(hybrid.npz), about {model.hybrid.memory_bytes() / 1e6:.2f} MB in each API "
             "process"
         )
+    return text
 
 
 @app.command()
@@ -225,6 +270,7 @@ from cli import (  # noqa: E402  (commands of their own)
     import_cmd,
     keys_cmd,
     lag_cmd,
+    model_cmd,
     tune_cmd,
 )
 
@@ -233,6 +279,7 @@ keys_cmd.register(app)
 import_cmd.register(app)
 tune_cmd.register(app)
 lag_cmd.register(app)
+model_cmd.register(app)
 
 
 def main() -> None:

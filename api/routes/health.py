@@ -46,6 +46,11 @@ async def readyz(request: Request, response: Response) -> ReadyResponse:
     if not ready:
         response.status_code = 503
     version = services.engine.catalog_version if services is not None else None
+    switch = getattr(request.app.state, "model_switch", None)
     return ReadyResponse(
-        status="ready" if ready else "unavailable", checks=checks, catalog_version=version
+        status="ready" if ready else "unavailable",
+        checks=checks,
+        catalog_version=version,
+        model_version=services.engine.model_version if services is not None else None,
+        model_refused=switch.refused if switch is not None else None,
     )

@@ -60,6 +60,7 @@ WORKER_METRICS = (
     "zmot_profile_fence_conflicts_total",
     "zmot_redis_errors_total",
     "zmot_lag_read_errors_total",
+    "zmot_worker_model_info",
     *LAG_METRICS,
 )
 """Names the worker exports (histograms add ``_bucket``, ``_sum`` and ``_count`` series)."""
@@ -71,6 +72,7 @@ API_METRICS = (
     "zmot_fallbacks_total",
     "zmot_offers_served_total",
     "zmot_model_info",
+    "zmot_model_swaps_total",
     "zmot_offer_catalog_info",
     "zmot_redis_errors_total",
     "zmot_lag_read_errors_total",
@@ -128,6 +130,12 @@ class WorkerMetrics(_Exported):
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         super().__init__(registry)
         r = self.registry
+        self.model_info = Gauge(
+            "zmot_worker_model_info",
+            "The model version whose profile math the worker applies (value 1)",
+            ["version"],
+            registry=r,
+        )
         self.consumed = Counter(
             "zmot_events_consumed", "Messages read from the events topic", ["type"], registry=r
         )
@@ -244,6 +252,9 @@ class ApiMetrics(_Exported):
         )  # fmt: skip
         self.model_info = Gauge(
             "zmot_model_info", "The model being served (value 1)", ["version"], registry=r
+        )
+        self.model_swaps = Counter(
+            "zmot_model_swaps", "Models swapped in without a restart", registry=r
         )
         self.catalog_info = Gauge(
             "zmot_offer_catalog_info",

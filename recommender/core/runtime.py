@@ -26,6 +26,7 @@ from recommender.core.arbitration import ArbitrationConfig
 from recommender.core.errors import ModelError
 from recommender.core.features import FeatureConfig
 from recommender.core.profile import ProfileParams
+from recommender.core.registry import CURRENT, locate
 from recommender.core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -124,10 +125,23 @@ def resolve(
     return Runtime(features, params, arbitration_config(settings, params.half_life_s, boost))
 
 
+def serving_model_dir(model_dir: Path | None) -> Path | None:
+    """The artifact folder served for ``ZMOT_MODEL_DIR``: itself when it is an artifact (or
+    names nothing usable: :func:`read_model_meta` then says so), else the registry's current
+    version (:func:`recommender.core.registry.locate`)."""
+    if model_dir is None or (Path(model_dir) / MODEL_META).exists():
+        return model_dir
+    if not (Path(model_dir) / CURRENT).exists():
+        return model_dir
+    return locate(Path(model_dir)).path
+
+
 def resolve_runtime(settings: Settings) -> Runtime:
-    """The runtime of ``settings`` with the model at ``ZMOT_MODEL_DIR`` (if any)."""
-    where = f"{settings.model_dir}/{MODEL_META}"
-    return resolve(settings, read_model_meta(settings.model_dir), where=where)
+    """The runtime of ``settings`` with the model at ``ZMOT_MODEL_DIR`` (if any; the current
+    version of a registry)."""
+    model_dir = serving_model_dir(settings.model_dir)
+    where = f"{model_dir}/{MODEL_META}"
+    return resolve(settings, read_model_meta(model_dir), where=where)
 
 
 def arbitration_config(

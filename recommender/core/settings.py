@@ -143,7 +143,17 @@ class Settings(BaseSettings):
         "item is its own offer.",
     )
     model_dir: Path | None = Field(
-        None, description="Model artifact written by `zmot train`, loaded by the API at start-up."
+        None,
+        description="The model registry (`<version>/` folders and a `current` pointer, written "
+        "by `zmot train` and `zmot model`), or one model artifact (a folder with meta.json, as "
+        "`zmot train --out` writes).",
+    )
+    model_poll_s: float = Field(
+        2.0,
+        ge=0,
+        description="How often the API and the worker look at the registry's `current` pointer "
+        "(one stat call) to swap in a newly activated model; 0: never (restart or `POST "
+        "/v1/admin/model` instead). Shorter: faster pick-up, more stat calls.",
     )
 
     # --- serving ----------------------------------------------------------------------
