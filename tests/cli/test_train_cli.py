@@ -1,8 +1,10 @@
-"""`zmot train` on a small demo shop: the hybrid tables ride along unless --no-hybrid."""
+"""`zmot train` on a small demo shop: the hybrid tables ride along unless --no-hybrid; without
+--out it registers versions that `zmot model` lists, shows, activates and rolls back."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -24,13 +26,14 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def train(shop: Path, out: Path, *options: str, env: dict[str, str] | None = None) -> str:
-    """``zmot train`` on the shop; its output (stdout, then stderr)."""
+def train(shop: Path, out: Path | None, *options: str, env: dict[str, str] | None = None) -> str:
+    """``zmot train`` on the shop (``out``: ``--out``, else ``options`` say where); its output
+    (stdout, then stderr)."""
     done = run_zmot(
         "train",
         "--events", str(shop / "events.jsonl"),
         "--catalog", str(shop / "catalog.jsonl"),
-        "--out", str(out),
+        *(["--out", str(out)] if out is not None else []),
         "--epochs", "3",
         *options,
         env=env,
@@ -77,3 +80,60 @@ def test_train_respects_erasures_when_asked(shop: Path, tmp_path: Path, isolated
         for line in (shop / "events.jsonl").read_text().splitlines()
     )
     assert f"privacy: left out {n_first} of " in output
+
+
+def zmot_ok(*args: str) -> str:
+    done = run_zmot(*args)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_train_registers_versions_and_model_commands_manage_them(
+    shop: Path, tmp_path: Path
+) -> None:
+    registry = tmp_path / "models"
+    first_out = train(shop, None, "--no-hybrid", "--registry", str(registry))
+    first = run_zmot(
+        "model", "list", "--registry", str(registry), "--json"
+    )  # the version printed last by train is the registered one
+    [row] = json.loads(first.stdout)
+    v1 = row["version"]
+    assert first_out.splitlines()[0] == v1  # stdout first: the version alone
+    assert "activated" in first_out and "the registry had none active" in first_out
+    assert row["active"] and row["artifact_bytes"] > 0 and row["events"] > 0
+    assert row["data_range"]["first"] < row["data_range"]["last"]
+    assert set(row["quality"]) == {"calibration_contexts"}  # no hybrid: no validation moments
+
+    second_out = train(shop, None, "--no-hybrid", "--registry", str(registry), "--seed", "3")
+    v2 = second_out.splitlines()[0]
+    assert v2 != v1 and f"zmot model activate {v2}" in second_out
+    assert (registry / "current").read_text().strip() == v1  # not activated unless asked
+
+    listing = zmot_ok("model", "list", "--registry", str(registry))
+    assert listing.splitlines() == [
+        line for line in listing.splitlines() if line.startswith(("* ", "  "))
+    ]
+    assert f"* {v1}" in listing and f"  {v2}" in listing
+    shown = json.loads(zmot_ok("model", "show", v2, "--registry", str(registry)))
+    assert shown["version"] == v2 and not shown["active"] and shown["profile_params"]
+
+    activated = zmot_ok("model", "activate", v2, "--registry", str(registry))
+    assert "compatible: same feature config and profile math, swapped hot" in activated
+    assert (registry / "current").read_text().strip() == v2
+    rolled = zmot_ok("model", "rollback", "--registry", str(registry))
+    assert f"rolled back: {v2} -> {v1}" in rolled
+    assert (registry / "current").read_text().strip() == v1
+
+    # a copy of v2 whose half-life differs builds profiles differently: refused, then forced
+    v3 = v2[:-1] + ("0" if v2[-1] != "0" else "1")
+    shutil.copytree(registry / v2, registry / v3)
+    meta = json.loads((registry / v3 / "meta.json").read_text())
+    meta["version"], meta["profile_params"]["half_life_s"] = v3, 3600.0
+    (registry / v3 / "meta.json").write_text(json.dumps(meta))
+    refused = run_zmot("model", "activate", v3, "--registry", str(registry))
+    assert refused.returncode == 1
+    assert "incompatible" in refused.stdout and "half_life_s" in refused.stdout
+    assert "not activated" in refused.stderr
+    assert (registry / "current").read_text().strip() == v1
+    forced = zmot_ok("model", "activate", v3, "--registry", str(registry), "--force")
+    assert f"active: {v3} (was {v1})" in forced

@@ -6,12 +6,10 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from recommender.core.errors import ModelError
 from recommender.core.model import Model
-from recommender.core.profile import ProfileParams
 from recommender.core.registry import (
     CURRENT,
     PointerWatch,
@@ -21,21 +19,7 @@ from recommender.core.registry import (
 )
 from recommender.core.runtime import resolve_runtime
 from recommender.core.settings import Settings
-
-
-def tiny(version: str, half_life_s: float = 72 * 3600.0) -> Model:
-    return Model(
-        version=version,
-        feature_names=["q:tv", "q:boots"],
-        item_ids=["tv-1", "boots-1"],
-        feature_embeddings=np.eye(2, dtype=np.float32),
-        feature_biases=np.zeros(2, dtype=np.float32),
-        item_vectors=np.eye(2, dtype=np.float32),
-        item_biases=np.zeros(2, dtype=np.float32),
-        popular=["tv-1", "boots-1"],
-        profile_params=ProfileParams(half_life_s=half_life_s),
-        info={"n_events": 12},
-    )
+from tests.support.models import tiny
 
 
 def test_register_writes_a_manifest_and_leaves_the_pointer(tmp_path: Path) -> None:
