@@ -116,6 +116,10 @@ class NextBestOfferResponse(BaseModel):
         description="True when the person's stored profile chose the offers; false for a "
         "stranger, a person without consent to profiling, a fallback or a missed deadline."
     )
+    experiment: str | None = Field(
+        None, description="The experiment the user is in for this placement (null: none)."
+    )
+    arm: str | None = Field(None, description="The user's arm in that experiment.")
 
     @classmethod
     def from_decision(
@@ -128,6 +132,8 @@ class NextBestOfferResponse(BaseModel):
         catalog_version: str | None = None,
         *,
         personalised: bool,
+        experiment: str | None = None,
+        arm: str | None = None,
     ) -> NextBestOfferResponse:
         return cls(
             user_id=user_id,
@@ -140,6 +146,8 @@ class NextBestOfferResponse(BaseModel):
             catalog_version=catalog_version,
             note=decision.note,
             personalised=personalised,
+            experiment=experiment,
+            arm=arm,
         )
 
 

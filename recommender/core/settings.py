@@ -148,6 +148,12 @@ class Settings(BaseSettings):
         "by `zmot train` and `zmot model`), or one model artifact (a folder with meta.json, as "
         "`zmot train --out` writes).",
     )
+    experiments_path: Path | None = Field(
+        None,
+        description="experiments.yaml: online experiments, their arms (model version, "
+        "exploration) and traffic shares (README, Experiments). Read at start and by `POST "
+        "/v1/admin/reload`; a bad file is refused with its line and field. Unset: none.",
+    )
     model_poll_s: float = Field(
         2.0,
         ge=0,
