@@ -28,6 +28,7 @@ from api.engine import Engine, load_engine
 from api.model_switch import ModelSwitch
 from api.monitoring import MetricsMiddleware, Ops
 from api.routes import api_router
+from recommender.adapters.decision_store import DecisionStore
 from recommender.adapters.feedback_store import FeedbackStore, RatingCache
 from recommender.adapters.kafka import EventProducer, kafka_auth
 from recommender.adapters.privacy_store import PrivacyStore
@@ -130,6 +131,7 @@ async def _open_services(
         feedback=feedback,
         ratings=RatingCache(feedback),
         privacy=PrivacyStore(client, settings.redis_prefix),
+        decisions=DecisionStore(client, settings.redis_prefix, settings.attribution_hours * 3600),
     )
 
 

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from api.engine import Engine
 from api.monitoring import Ops
 from api.schemas import BatchOfferRequest
+from recommender.adapters.decision_store import DecisionStore
 from recommender.adapters.feedback_store import FeedbackStore, RatingCache
 from recommender.adapters.privacy_store import PrivacyStore
 from recommender.adapters.redis_store import ProfileStore
@@ -49,6 +50,7 @@ class Services:
     feedback: FeedbackStore  # rating aggregates for social proof
     ratings: RatingCache  # the same ratings, cached briefly
     privacy: PrivacyStore  # consent and erasure records
+    decisions: DecisionStore | None = None  # decisions inside experiments, for attribution
 
 
 def error_detail(reason: str, field: str | None = None, index: int | None = None) -> dict[str, Any]:

@@ -267,6 +267,7 @@ def replay(
 
 from cli import (  # noqa: E402  (commands of their own)
     evaluate_cmd,
+    experiment_cmd,
     import_cmd,
     keys_cmd,
     lag_cmd,
@@ -280,6 +281,7 @@ import_cmd.register(app)
 tune_cmd.register(app)
 lag_cmd.register(app)
 model_cmd.register(app)
+experiment_cmd.register(app)
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from recommender.adapters.decision_store import DecisionStore
 from recommender.adapters.feedback_store import FeedbackStore
 from recommender.adapters.metrics import WorkerMetrics
 from recommender.adapters.privacy_store import PrivacyStore
@@ -59,6 +60,7 @@ def register_agent(
     metrics: WorkerMetrics | None = None,
     feedback: FeedbackStore | None = None,
     privacy: PrivacyStore | None = None,
+    decisions: DecisionStore | None = None,
 ) -> Any:
     """Register the profile agent on ``app``; returns the faust agent.
 
@@ -94,6 +96,7 @@ def register_agent(
                     feedback=feedback,
                     privacy=privacy,
                     default_consent=settings.default_consent == "granted",
+                    decisions=decisions,
                 )
             except asyncio.CancelledError:
                 _hold(events)  # cut off mid-batch: read it again rather than commit it

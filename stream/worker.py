@@ -11,6 +11,7 @@ from pathlib import Path
 
 import faust
 
+from recommender.adapters.decision_store import DecisionStore
 from recommender.adapters.feedback_store import FeedbackStore
 from recommender.adapters.logs import json_logging_config
 from recommender.adapters.metrics import WorkerMetrics
@@ -99,6 +100,7 @@ def run_worker(settings: Settings, *, loglevel: str = "info", web_enabled: bool 
         metrics=metrics,
         feedback=feedback,
         privacy=PrivacyStore(client, settings.redis_prefix),
+        decisions=DecisionStore(client, settings.redis_prefix, settings.attribution_hours * 3600),
     )
     if settings.model_dir is not None and settings.model_poll_s > 0:
         _watch_model(app, settings.model_dir, settings.model_poll_s, metrics)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -22,12 +23,14 @@ from api.schemas import (
     ValidationErrorResponse,
 )
 from recommender.core.arbitration import OfferRequest
+from recommender.core.attribution import DecisionRecord
 from recommender.core.privacy import without_personal_reasons
 from recommender.core.profile import Profile
 from recommender.core.reasons import language
 from recommender.core.scoring import Decision
 
 router = APIRouter(tags=["offers"])
+logger = logging.getLogger("zmot.api")
 
 DEADLINE_NOTE = "profile not read within timeout_ms: best answer without it"
 Channel = Literal["web", "app", "email", "store", "ad"]
@@ -155,6 +158,7 @@ async def next_best_offer(
         profiles = None
     served = _serving(services.engine, user_id, request)
     [decision] = await _decide(services, profiles, [served], deadline, caller.generic_reasons)
+    await _record(services, [user_id], [decision], [served])
     answer = _answer(user_id, decision, served, profiles[0] if profiles else None)
     services.ops.observe_answer(answer, profiles[0] if profiles else None)
     return answer
@@ -199,6 +203,7 @@ async def next_best_offer_batch(
         decisions = await _decide(services, profiles, served, deadline, generic)
     except TimeoutError:
         decisions = await _decide(services, None, served, deadline)
+    await _record(services, body.user_ids, decisions, served)
     return BatchOfferResponse(
         results=[
             _answer(user_id, decision, s, profile)
@@ -207,6 +212,39 @@ async def next_best_offer_batch(
             )
         ]
     )
+
+
+async def _record(
+    services: Services,
+    user_ids: Sequence[str],
+    decisions: Sequence[Decision],
+    served: Sequence[Served],
+) -> None:
+    """Keep the decisions made inside an experiment for the worker's attribution, before the
+    answer leaves (so they exist when its impressions arrive). A Redis error loses them for
+    attribution, never the answer."""
+    if services.decisions is None:
+        return
+    now = time.time()
+    records = [
+        DecisionRecord(
+            d.decision_id,
+            user_id,
+            now,
+            s.request.experiment,
+            s.request.arm,
+            {o.offer.offer_id: (o.offer.item_id, o.offer.value) for o in d.offers},
+        )
+        for user_id, d, s in zip(user_ids, decisions, served, strict=True)
+        if s.request.experiment is not None and s.request.arm is not None and d.decision_id
+    ]
+    if not records:
+        return
+    try:
+        await services.decisions.put_many(records)
+    except RedisError as exc:
+        services.ops.metrics.redis_errors.inc()
+        logger.warning("%d decisions not kept for attribution: %r", len(records), exc)
 
 
 def _answer(

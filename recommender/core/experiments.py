@@ -140,6 +140,13 @@ def _text(node: yaml.Node, field: str) -> str:
     return str(node.value)
 
 
+def _name(node: yaml.Node, field: str) -> str:
+    text = _text(node, field)
+    if "|" in text:  # it separates experiment and arm in the attribution counters
+        raise _Bad(node, field, "must not contain '|'")
+    return text
+
+
 def _scalar(node: yaml.Node) -> object:
     """The value of a scalar node as safe_load would give it (None for anything else)."""
     if not isinstance(node, yaml.ScalarNode):
@@ -175,7 +182,7 @@ def _arm(node: yaml.Node, field: str) -> Arm:
         if required not in raw:
             raise _Bad(node, f"{field}.{required}", "missing")
     return Arm(
-        name=_text(raw["name"], f"{field}.name"),
+        name=_name(raw["name"], f"{field}.name"),
         share=_fraction(raw["share"], f"{field}.share"),
         model_version=_text(raw["model_version"], f"{field}.model_version")
         if "model_version" in raw
@@ -211,7 +218,7 @@ def _experiment(node: yaml.Node, field: str) -> Experiment:
             _text(p, f"{field}.placements[{i}]") for i, p in enumerate(seq.value)
         )
     return Experiment(
-        name=_text(raw["name"], f"{field}.name"),
+        name=_name(raw["name"], f"{field}.name"),
         salt=_text(raw["salt"], f"{field}.salt"),
         arms=arms,
         placements=placements,

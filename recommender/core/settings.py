@@ -154,6 +154,14 @@ class Settings(BaseSettings):
         "exploration) and traffic shares (README, Experiments). Read at start and by `POST "
         "/v1/admin/reload`; a bad file is refused with its line and field. Unset: none.",
     )
+    attribution_hours: float = Field(
+        24.0,
+        gt=0,
+        description="A cart or purchase of an offered item this long (event time) after the "
+        "decision that offered it counts for that decision's experiment arm; decisions are "
+        "kept in Redis this long plus an hour. Longer: more conversions attributed, more "
+        "memory, more chance that something else caused them.",
+    )
     model_poll_s: float = Field(
         2.0,
         ge=0,

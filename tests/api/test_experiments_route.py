@@ -12,6 +12,9 @@ from pathlib import Path
 import pytest
 
 from api.app import create_app
+from recommender.adapters.decision_store import DecisionStore
+from recommender.adapters.redis_store import connect
+from recommender.core.attribution import DecisionRecord
 from recommender.core.errors import ConfigError
 from recommender.core.model import Model
 from recommender.core.profile import ProfileParams
@@ -113,6 +116,24 @@ async def test_answers_carry_experiment_and_arm_served_by_that_arm(
     }
     for a in answers:
         assert f"experiment=ranker-v2 arm={a['arm']} " in logged[a["decision_id"]]
+    # each decision inside the experiment is kept for the worker's attribution
+    client = connect(settings.redis_url)
+    try:
+        store = DecisionStore(client, settings.redis_prefix, 3600.0)
+        for a in answers[:5]:
+            raw = await client.get(store.record_key(a["decision_id"]))
+            record = DecisionRecord.from_json(raw)
+            assert (record.user_id, record.experiment, record.arm) == (
+                a["user_id"],
+                "ranker-v2",
+                a["arm"],
+            )
+            assert {o: item for o, (item, _) in record.offers.items()} == {
+                o["offer_id"]: o["item_id"] for o in a["offers"]
+            }
+        assert await client.get(store.record_key(elsewhere["decision_id"])) is None
+    finally:
+        await client.aclose()
 
 
 async def test_a_bad_experiments_file_stops_the_start_naming_line_and_field(
