@@ -272,6 +272,7 @@ from cli import (  # noqa: E402  (commands of their own)
     keys_cmd,
     lag_cmd,
     model_cmd,
+    ope_cmd,
     tune_cmd,
 )
 
@@ -282,6 +283,7 @@ tune_cmd.register(app)
 lag_cmd.register(app)
 model_cmd.register(app)
 experiment_cmd.register(app)
+ope_cmd.register(app)
 
 
 def main() -> None:
