@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from recommender.core.errors import ConfigError, InfraError
-from recommender.core.events import Event
+from recommender.core.errors import ConfigError, InfraError, InvalidEventError
+from recommender.core.events import Event, parse_event
 from recommender.core.ops import PartitionOffsets, lag_document
 from recommender.core.settings import Settings
 
@@ -297,6 +297,64 @@ async def topic_message_count(bootstrap: str, topic: str, *, auth: KafkaAuth = P
         return sum(ends[tp] - beginnings[tp] for tp in tps)
     finally:
         await consumer.stop()
+
+
+async def read_topic_events(
+    bootstrap: str,
+    topic: str,
+    *,
+    since: float | None = None,
+    auth: KafkaAuth = PLAINTEXT,
+) -> tuple[list[Event], list[str]]:
+    """Every event in ``topic`` from its beginning (or from the first record at or after the
+    epoch time ``since``) up to its end offsets as of now; the events (``ts`` defaulting to
+    the record time, as the worker sets it) and a reason per message that breaks the contract.
+
+    Reads without a consumer group, so nothing is committed and the worker is not disturbed.
+    """
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, **auth.options()
+    )
+    events: list[Event] = []
+    bad: list[str] = []
+    try:
+        await consumer.start()
+        partitions = consumer.partitions_for_topic(topic)
+        if partitions is None:
+            await consumer._client.force_metadata_update()
+            partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        if not tps:
+            raise ConfigError(f"topic {topic} not found at {bootstrap}")
+        ends = await consumer.end_offsets(tps)
+        starts = await consumer.beginning_offsets(tps)
+        if since is not None:
+            found = await consumer.offsets_for_times({tp: int(since * 1000) for tp in tps})
+            starts = {tp: ends[tp] if found[tp] is None else found[tp].offset for tp in tps}
+        todo = [tp for tp in tps if starts[tp] < ends[tp]]
+        consumer.assign(todo)
+        for tp in todo:
+            consumer.seek(tp, starts[tp])
+        while todo:
+            batch = await consumer.getmany(*todo, timeout_ms=1000, max_records=10_000)
+            for tp, records in batch.items():
+                for record in records:
+                    if record.offset >= ends[tp]:
+                        continue
+                    try:
+                        event = parse_event(record.value or b"")
+                    except InvalidEventError as exc:
+                        bad.append(f"{topic}/{tp.partition}/{record.offset}: {exc}")
+                        continue
+                    if event.ts is None:
+                        event = event.with_ts(record.timestamp / 1e3)
+                    events.append(event)
+            todo = [tp for tp in todo if await consumer.position(tp) < ends[tp]]
+    finally:
+        await consumer.stop()
+    return events, bad
 
 
 # --- topic administration ---------------------------------------------------------------------

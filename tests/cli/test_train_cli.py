@@ -137,3 +137,29 @@ def test_train_registers_versions_and_model_commands_manage_them(
     assert (registry / "current").read_text().strip() == v1
     forced = zmot_ok("model", "activate", v3, "--registry", str(registry), "--force")
     assert f"active: {v3} (was {v1})" in forced
+
+
+@pytest.mark.integration
+def test_train_from_kafka_reads_the_topic_into_the_same_path(
+    shop: Path, tmp_path: Path, isolated: Settings
+) -> None:
+    env = worker_env(isolated)
+    replayed = run_zmot("replay", str(shop / "events.jsonl"), env=env)
+    assert replayed.returncode == 0, replayed.stderr
+    n_events = len((shop / "events.jsonl").read_text().splitlines())
+    registry = tmp_path / "models"
+    done = run_zmot(
+        "train", "--catalog", str(shop / "catalog.jsonl"), "--from-kafka", "--since", "1d",
+        "--registry", str(registry), "--epochs", "3", "--no-hybrid", env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    version = done.stdout.splitlines()[0]
+    assert f"read {n_events} events from {isolated.events_topic} (0 bad skipped)" in done.stderr
+    manifest = json.loads((registry / version / "manifest.json").read_text())
+    assert manifest["source"] == f"kafka:{isolated.events_topic} since 1d"
+    assert manifest["events"] == n_events
+    both = run_zmot(
+        "train", "--catalog", str(shop / "catalog.jsonl"), "--from-kafka",
+        "--events", str(shop / "events.jsonl"), "--registry", str(registry), env=env,
+    )  # fmt: skip
+    assert both.returncode == 1 and "exactly one of --events FILE and --from-kafka" in both.stderr
