@@ -19,7 +19,6 @@ from recommender.core.errors import ZmotError
 from recommender.core.settings import Settings, get_settings
 
 if TYPE_CHECKING:
-    from recommender.core.events import LoadReport
     from recommender.core.model import Model
 
 app = typer.Typer(
@@ -177,7 +176,9 @@ def train(
     from recommender.offline.hybrid import train_served
 
     cat = Catalog.load(catalog)
-    report, source = _history(events, from_kafka, since)
+    from cli.history import read_history
+
+    report, source = read_history(events, from_kafka, since, _log)
     if respect_privacy:
         from recommender.adapters.privacy_store import respect_privacy as keep_allowed
 
@@ -214,51 +215,6 @@ def train(
         show=_log,
         summary=lambda path: _summary(model, path),
     )
-
-
-def _history(events: Path | None, from_kafka: bool, since: str | None) -> tuple[LoadReport, str]:
-    """The training history (a file, or the events topic) and where it came from."""
-    from recommender.core.events import LoadReport, in_user_time_order, load_events
-
-    if (events is None) == (not from_kafka):
-        raise ZmotError("give exactly one of --events FILE and --from-kafka")
-    if events is not None:
-        if since is not None:
-            raise ZmotError("--since goes with --from-kafka")
-        report = load_events(events)
-        _report_bad(events, report.errors)
-        return report, str(events)
-    import time
-
-    from recommender.adapters.kafka import kafka_auth, read_topic_events, run_sync
-
-    settings = get_settings()
-    start = None if since is None else time.time() - _duration_s(since)
-    read, bad = run_sync(
-        lambda: read_topic_events(
-            settings.kafka_bootstrap, settings.events_topic, since=start, auth=kafka_auth(settings)
-        )
-    )
-    for reason in bad[:10]:
-        _log(f"skipped: {reason}")
-    if len(bad) > 10:
-        _log(f"... and {len(bad) - 10} more bad messages")
-    _log(f"read {len(read)} events from {settings.events_topic} ({len(bad)} bad skipped)")
-    report = LoadReport(in_user_time_order(read))
-    return report, f"kafka:{settings.events_topic}" + (f" since {since}" if since else "")
-
-
-def _duration_s(text: str) -> float:
-    """Seconds of ``14d``, ``36h``, ``90m`` or ``30s``."""
-    units = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
-    number, unit = text[:-1], text[-1:]
-    try:
-        value = float(number)
-    except ValueError:
-        value = -1.0
-    if unit not in units or value <= 0:
-        raise ZmotError(f"--since {text!r}: expected a number and d, h, m or s, e.g. 14d")
-    return value * units[unit]
 
 
 def _summary(model: Model, where: Path) -> str:
@@ -332,6 +288,7 @@ from cli import (  # noqa: E402  (commands of their own)
     lag_cmd,
     model_cmd,
     ope_cmd,
+    retrain_cmd,
     tune_cmd,
 )
 
@@ -343,6 +300,7 @@ lag_cmd.register(app)
 model_cmd.register(app)
 experiment_cmd.register(app)
 ope_cmd.register(app)
+retrain_cmd.register(app)
 
 
 def main() -> None:

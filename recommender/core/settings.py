@@ -162,6 +162,12 @@ class Settings(BaseSettings):
         "kept in Redis this long plus an hour. Longer: more conversions attributed, more "
         "memory, more chance that something else caused them.",
     )
+    retrain_max_drop: float = Field(
+        0.0,
+        description="`zmot retrain` activates a new model only if its HR@10 on a fresh time "
+        "split is at least the served model's minus this (0: never worse; 0.005: tolerate "
+        "half a point of noise; negative: must be better by that much).",
+    )
     model_poll_s: float = Field(
         2.0,
         ge=0,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from recommender.core.hybrid import rank
 from recommender.core.model import Model
 from recommender.core.privacy import person_hash
 from recommender.core.profile import Profile
+from recommender.core.registry import Registry
 from recommender.core.settings import Settings
 from tests.support.processes import run_zmot, worker_env
 
@@ -163,3 +165,33 @@ def test_train_from_kafka_reads_the_topic_into_the_same_path(
         "--events", str(shop / "events.jsonl"), "--registry", str(registry), env=env,
     )  # fmt: skip
     assert both.returncode == 1 and "exactly one of --events FILE and --from-kafka" in both.stderr
+
+
+def test_retrain_activates_only_what_passes_the_gate(shop: Path, tmp_path: Path) -> None:
+    registry = tmp_path / "models"
+
+    def retrain(*options: str) -> subprocess.CompletedProcess[str]:
+        return run_zmot(
+            "retrain", "--catalog", str(shop / "catalog.jsonl"),
+            "--events", str(shop / "events.jsonl"), "--registry", str(registry),
+            "--epochs", "3", "--no-hybrid", *options,
+        )  # fmt: skip
+
+    first = retrain()
+    assert first.returncode == 0, first.stderr
+    v1 = first.stdout.strip()
+    assert (registry / "current").read_text().strip() == v1  # nothing to gate against
+
+    # must beat the served model by a whole HR point: impossible, so refused
+    refused = retrain("--max-drop", "-1.0")
+    assert refused.returncode == 3, refused.stderr
+    assert "gate REFUSED: HR@10 candidate" in refused.stderr and "keeps serving" in refused.stderr
+    assert (registry / "current").read_text().strip() == v1
+    [v2] = [v for v in Registry(registry).versions() if v != v1]
+    gate = Registry(registry).manifest(v2)["quality"]["gate"]
+    assert gate["passed"] is False and gate["against"] == v1 and gate["n_predictions"] > 0
+
+    passed = retrain("--max-drop", "1.0")
+    assert passed.returncode == 0, passed.stderr
+    assert "gate passes" in passed.stderr
+    assert (registry / "current").read_text().strip() == passed.stdout.strip() != v1
