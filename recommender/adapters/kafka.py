@@ -111,6 +111,17 @@ class EventProducer:
         await self.stop()
 
 
+async def topic_partitions(consumer: Any, topic: str) -> list[Any]:
+    """The ``TopicPartition``s of ``topic`` in partition order ([] when it does not exist)."""
+    from aiokafka import TopicPartition
+
+    partitions = consumer.partitions_for_topic(topic)
+    if partitions is None:
+        await consumer._client.force_metadata_update()  # topic may be new to this client
+        partitions = consumer.partitions_for_topic(topic) or set()
+    return [TopicPartition(topic, p) for p in sorted(partitions)]
+
+
 async def group_lag(
     bootstrap: str, group: str, topic: str, *, auth: KafkaAuth = PLAINTEXT
 ) -> dict[int, tuple[int, int | None]]:
@@ -118,7 +129,7 @@ async def group_lag(
 
     Read from the broker, not reported by the worker, so a dead worker shows growing lag.
     """
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka import AIOKafkaConsumer
     from aiokafka.admin import AIOKafkaAdminClient
 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **auth.options())
@@ -128,11 +139,7 @@ async def group_lag(
     await admin.start()
     await consumer.start()
     try:
-        partitions = consumer.partitions_for_topic(topic)
-        if partitions is None:
-            await consumer._client.force_metadata_update()  # topic may be new to this client
-            partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        tps = await topic_partitions(consumer, topic)
         ends = await consumer.end_offsets(tps) if tps else {}
         committed = await committed_offsets(admin, group, tps)
         out: dict[int, tuple[int, int | None]] = {}
@@ -197,7 +204,7 @@ async def read_partition_offsets(
     The timestamp comes from reading that one record (a consumer without a group, so nothing
     is committed): the lag in seconds is then what Kafka says, not what a worker reports.
     """
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka import AIOKafkaConsumer
     from aiokafka.admin import AIOKafkaAdminClient
 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **auth.options())
@@ -210,11 +217,7 @@ async def read_partition_offsets(
     try:
         await admin.start()
         await consumer.start()
-        partitions = consumer.partitions_for_topic(topic)
-        if partitions is None:
-            await consumer._client.force_metadata_update()  # topic may be new to this client
-            partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        tps = await topic_partitions(consumer, topic)
         if not tps:
             return {}
         ends = await consumer.end_offsets(tps)
@@ -278,18 +281,14 @@ async def read_lag(
 
 async def topic_message_count(bootstrap: str, topic: str, *, auth: KafkaAuth = PLAINTEXT) -> int:
     """Messages now readable in ``topic`` (end minus beginning offsets); 0 if it does not exist."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka import AIOKafkaConsumer
 
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, **auth.options()
     )
     try:
         await consumer.start()
-        partitions = consumer.partitions_for_topic(topic)
-        if partitions is None:
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in partitions]
+        tps = await topic_partitions(consumer, topic)
         if not tps:
             return 0
         ends = await consumer.end_offsets(tps)
@@ -312,7 +311,7 @@ async def read_topic_events(
 
     Reads without a consumer group, so nothing is committed and the worker is not disturbed.
     """
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka import AIOKafkaConsumer
 
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, **auth.options()
@@ -321,11 +320,7 @@ async def read_topic_events(
     bad: list[str] = []
     try:
         await consumer.start()
-        partitions = consumer.partitions_for_topic(topic)
-        if partitions is None:
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        tps = await topic_partitions(consumer, topic)
         if not tps:
             raise ConfigError(f"topic {topic} not found at {bootstrap}")
         ends = await consumer.end_offsets(tps)

@@ -28,18 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from recommender.core.events import Event
-from recommender.core.feedback import CounterKey
-
-ARM_COUNTERS = (
-    "arm_impressions",
-    "arm_clicks",
-    "arm_dismissals",
-    "arm_carts",
-    "arm_conversions",
-    "arm_revenue",
-    "arm_revenue_sq",
-)
-"""Counter kinds per arm; revenue in cents, and the sum of squared cents per conversion."""
+from recommender.core.feedback import ARM_COUNTERS, CounterKey
 
 OFFER_EVENT_COUNTER = {
     "impression": "arm_impressions",

@@ -15,12 +15,7 @@ from typing import NamedTuple
 
 from recommender.core.events import Event
 
-COUNTER_KINDS = (
-    "impressions",
-    "clicks",
-    "dismissals",
-    "ratings",
-    "rating_sum",
+ARM_COUNTERS = (
     "arm_impressions",
     "arm_clicks",
     "arm_dismissals",
@@ -29,6 +24,10 @@ COUNTER_KINDS = (
     "arm_revenue",
     "arm_revenue_sq",
 )
+"""Counter kinds per experiment arm (:mod:`recommender.core.attribution`); revenue in cents,
+and the sum of squared cents per conversion."""
+
+COUNTER_KINDS = ("impressions", "clicks", "dismissals", "ratings", "rating_sum", *ARM_COUNTERS)
 """What a counter can count: offer impressions, clicks and dismissals; item ratings and their
 sum (1-5 each); per experiment arm, what :mod:`recommender.core.attribution` attributes."""
 

@@ -59,7 +59,7 @@ def locate(model_dir: Path) -> Located:
     """The artifact to serve for ``ZMOT_MODEL_DIR``: the folder itself when it is an artifact,
     else the registry's current version. :class:`ModelError` names what is missing."""
     if is_artifact(model_dir):
-        meta = _read_json(model_dir / META)
+        meta = read_json_object(model_dir / META)
         return Located(model_dir, str(meta.get("version", "")), registry=False)
     registry = Registry(model_dir)
     version = registry.current()
@@ -71,7 +71,8 @@ def locate(model_dir: Path) -> Located:
     return Located(registry.path_of(version), version, registry=True)
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_json_object(path: Path) -> dict[str, Any]:
+    """A JSON object from ``path``; :class:`ModelError` names the file otherwise."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -178,13 +179,13 @@ class Registry:
         if not is_artifact(path):
             raise ModelError(f"no model version {version!r} in {self.root}")
         manifest_path = path / MANIFEST
-        return _read_json(manifest_path) if manifest_path.is_file() else {}
+        return read_json_object(manifest_path) if manifest_path.is_file() else {}
 
     def meta(self, version: str) -> dict[str, Any]:
         path = self.path_of(version)
         if not is_artifact(path):
             raise ModelError(f"no model version {version!r} in {self.root}")
-        return _read_json(path / META)
+        return read_json_object(path / META)
 
     def register(
         self,

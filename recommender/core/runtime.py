@@ -15,7 +15,6 @@ settings to configs itself:
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -26,7 +25,7 @@ from recommender.core.arbitration import ArbitrationConfig
 from recommender.core.errors import ModelError
 from recommender.core.features import FeatureConfig
 from recommender.core.profile import ProfileParams
-from recommender.core.registry import CURRENT, locate
+from recommender.core.registry import CURRENT, locate, read_json_object
 from recommender.core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -76,13 +75,7 @@ def read_model_meta(model_dir: Path | None) -> dict[str, Any]:
     if not path.exists():
         log.info("no %s in %s: profile settings come from ZMOT_*", MODEL_META, model_dir)
         return {}
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelError(f"cannot read {path}: {exc}") from exc
-    if not isinstance(meta, dict):
-        raise ModelError(f"{path}: expected a JSON object")
-    return meta
+    return read_json_object(path)
 
 
 def resolve(
