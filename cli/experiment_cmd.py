@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from recommender.core.attribution import ArmFigures, verdict
+from recommender.core.attribution import ArmFigures, experiment_report
 from recommender.core.errors import ConfigError
 from recommender.core.experiments import load_experiments
 from recommender.core.settings import Settings, get_settings
@@ -27,20 +27,6 @@ async def read_figures(settings: Settings, experiment: str, arms: list[str]) -> 
         return await store.arm_figures(experiment, arms)
     finally:
         await client.aclose()
-
-
-def report_document(name: str, figures: list[ArmFigures]) -> dict[str, Any]:
-    """The report: each arm's figures and, for every arm after the first, its verdicts on
-    CTR and conversion rate against the first (the control)."""
-    control = figures[0]
-    arms = []
-    for f in figures:
-        row = f.to_dict()
-        if f is not control:
-            row["verdict_ctr"] = verdict(control.ctr, f.ctr, f.arm)
-            row["verdict_conversion"] = verdict(control.conversion_rate, f.conversion_rate, f.arm)
-        arms.append(row)
-    return {"experiment": name, "control": control.arm, "arms": arms}
 
 
 def _pct(value: float | None, interval: Any) -> str:
@@ -85,7 +71,7 @@ def report(
         raise ConfigError(f"no experiment {name!r} in {where}")
     arms = [a.name for a in found[0].arms]
     figures = asyncio.run(read_figures(settings, name, arms))
-    document = report_document(name, figures)
+    document = experiment_report(name, figures)
     typer.echo(json.dumps(document, indent=1) if as_json else report_table(document))
 
 

@@ -240,6 +240,9 @@ async def _record(
     ]
     if not records:
         return
+    counter = services.ops.metrics.experiment_answers
+    for record in records:
+        counter.labels(record.experiment, record.arm).inc()
     try:
         await services.decisions.put_many(records)
     except RedisError as exc:

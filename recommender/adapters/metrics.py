@@ -73,6 +73,7 @@ API_METRICS = (
     "zmot_offers_served_total",
     "zmot_model_info",
     "zmot_model_swaps_total",
+    "zmot_experiment_answers_total",
     "zmot_offer_catalog_info",
     "zmot_redis_errors_total",
     "zmot_lag_read_errors_total",
@@ -255,6 +256,12 @@ class ApiMetrics(_Exported):
         )
         self.model_swaps = Counter(
             "zmot_model_swaps", "Models swapped in without a restart", registry=r
+        )
+        self.experiment_answers = Counter(
+            "zmot_experiment_answers",
+            "Answers given inside an experiment, per experiment and arm",
+            ["experiment", "arm"],
+            registry=r,
         )
         self.catalog_info = Gauge(
             "zmot_offer_catalog_info",

@@ -257,3 +257,17 @@ def verdict(control: Rate, challenger: Rate, name: str = "B") -> str:
     needed = (Z95 + 0.8416) ** 2 * (p1 * (1 - p1) + p2 * (1 - p2)) / (diff * diff)
     more = max(0, math.ceil(needed) - min(control.trials, challenger.trials))
     return f"no difference yet, need ~{more} more impressions per arm"
+
+
+def experiment_report(name: str, figures: list[ArmFigures]) -> dict[str, Any]:
+    """The report: each arm's figures and, for every arm after the first, its verdicts on
+    CTR and conversion rate against the first (the control)."""
+    control = figures[0]
+    arms = []
+    for f in figures:
+        row = f.to_dict()
+        if f is not control:
+            row["verdict_ctr"] = verdict(control.ctr, f.ctr, f.arm)
+            row["verdict_conversion"] = verdict(control.conversion_rate, f.conversion_rate, f.arm)
+        arms.append(row)
+    return {"experiment": name, "control": control.arm, "arms": arms}
