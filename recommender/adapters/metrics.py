@@ -73,13 +73,15 @@ API_METRICS = (
     "zmot_offers_served_total",
     "zmot_model_info",
     "zmot_model_swaps_total",
-    "zmot_experiment_answers_total",
     "zmot_offer_catalog_info",
     "zmot_redis_errors_total",
     "zmot_lag_read_errors_total",
     *LAG_METRICS,
 )
 """Names the API exports."""
+
+EXPERIMENT_METRICS = ("zmot_experiment_answers_total",)
+"""Names the API exports while experiments run (one series per experiment and arm)."""
 
 
 def event_type_label(kind: object) -> str:
@@ -133,10 +135,12 @@ class WorkerMetrics(_Exported):
         r = self.registry
         self.model_info = Gauge(
             "zmot_worker_model_info",
-            "The model version whose profile math the worker applies (value 1)",
+            "The model version whose profile math the worker applies (value 1; `none`: no "
+            "model, the settings' profile math)",
             ["version"],
             registry=r,
         )
+        self.model_info.labels("none").set(1)
         self.consumed = Counter(
             "zmot_events_consumed", "Messages read from the events topic", ["type"], registry=r
         )
@@ -294,6 +298,12 @@ class ApiMetrics(_Exported):
             return "other"
         self._placements.add(placement)
         return placement
+
+    def set_arms(self, arms: Iterable[tuple[str, str]]) -> None:
+        """Export a series per (experiment, arm) from the start, at 0 until answers come."""
+        self.experiment_answers.clear()
+        for experiment, arm in arms:
+            self.experiment_answers.labels(experiment, arm)
 
     def set_versions(self, model_version: str, catalog_version: str, n_offers: int) -> None:
         """Publish the model and offer catalog versions being served."""

@@ -80,6 +80,7 @@ async def test_summary_has_each_experiments_arms_with_intervals_and_verdicts(
         async with serve(create_app(settings, producer=NullSink())) as api:
             summary = (await api.get("/ops/summary")).json()
             page = (await api.get("/ops")).text
+            metrics = (await api.get("/metrics")).text
     finally:
         keys = [k async for k in client.scan_iter(match=f"{settings.redis_prefix}*")]
         if keys:
@@ -92,3 +93,4 @@ async def test_summary_has_each_experiments_arms_with_intervals_and_verdicts(
     assert b["ctr"] == 0.02 and b["ctr_95"][0] > a["ctr_95"][1]  # intervals apart
     assert b["verdict_ctr"] == "B better" and "verdict_ctr" not in a
     assert 'id="experiments"' in page and "renderExperiments" in page
+    assert 'zmot_experiment_answers_total{arm="B",experiment="exp"} 0.0' in metrics
