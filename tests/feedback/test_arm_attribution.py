@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,14 +14,16 @@ import pytest
 
 from recommender.adapters.decision_store import DecisionStore
 from recommender.adapters.feedback_store import FeedbackStore
+from recommender.adapters.kafka import EventProducer
 from recommender.adapters.redis_store import ProfileStore, connect
 from recommender.core.attribution import ArmFigures, DecisionRecord, verdict
+from recommender.core.events import parse_event
 from recommender.core.replay import Profiler
 from recommender.core.settings import Settings
 from stream.batch import process_batch
 from stream.records import Record
 from tests.feedback.test_feedback_store import no_letters, rec
-from tests.support.processes import run_zmot, worker_env
+from tests.support.processes import WorkerProcess, run_zmot, worker_env
 
 pytestmark = pytest.mark.integration
 
@@ -161,3 +163,25 @@ async def test_report_command_prints_the_figures_and_verdicts(
     assert "33.33% [6.15%, 79.23%]" in table and "B: CTR no difference yet" in table
     missing = run_zmot("experiment", "report", "nope", env=worker_env(settings))
     assert missing.returncode == 1 and "no experiment 'nope'" in missing.stderr
+
+
+async def test_the_running_worker_attributes_what_it_reads_from_kafka(
+    isolated: Settings,
+    worker: Callable[..., WorkerProcess],
+    caught_up: Callable[..., Awaitable[None]],
+) -> None:
+    """The same script through the broker and a worker process, each message once."""
+    client = connect(isolated.redis_url)
+    try:
+        await DecisionStore(client, isolated.redis_prefix, WINDOW_S).put_many(DECISIONS)
+        proc = worker(isolated)
+        async with EventProducer(isolated.kafka_bootstrap, isolated.events_topic) as producer:
+            await producer.send_many([parse_event(r.value or b"") for r in P0 + P1])
+        await caught_up(isolated, proc)
+        store = FeedbackStore(client, isolated.redis_prefix, isolated.topic_partitions)
+        assert await store.arm_figures("exp", ["A", "B"]) == EXPECTED
+    finally:
+        keys = [k async for k in client.scan_iter(match=f"{isolated.redis_prefix}*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
