@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 import redis.asyncio as aioredis
 
 from recommender.core.attribution import DecisionRecord
-from recommender.core.events import Event
+from recommender.core.events import OFFER_EVENTS, Event
 
 KEEP_MARGIN_S = 3600.0
 
@@ -53,11 +53,17 @@ class DecisionStore:
         self, events: Iterable[Event]
     ) -> tuple[dict[str, DecisionRecord], dict[str, list[DecisionRecord]]]:
         """The records the events need: by decision id (offer events naming one) and by person
-        (people with a cart or purchase), in two round trips at most."""
+        (people with a cart or purchase, or an offer event naming no decision), in two round
+        trips at most."""
         events = list(events)
         named = {e.decision_id for e in events if e.decision_id}
         buyers = sorted(
-            {e.user_id for e in events if e.type in ("add_to_cart", "purchase") and e.item_id}
+            {
+                e.user_id
+                for e in events
+                if (e.type in ("add_to_cart", "purchase") and e.item_id)
+                or (e.type in OFFER_EVENTS and e.decision_id is None)
+            }
         )
         ids_of: dict[str, list[str]] = {}
         if buyers:

@@ -5,7 +5,9 @@ which experiment and arm, which offers with their items and values) before it an
 decision exists before any event that refers to it. The worker then joins the stream to it:
 
 - an ``impression``, ``click`` or ``dismiss`` carrying the answer's ``decision_id`` (and one
-  of its offers) counts for that decision's arm;
+  of its offers) counts for that decision's arm; one without a ``decision_id`` counts for
+  the latest decision that offered that offer to the same person within the window before
+  it (event time);
 - an ``add_to_cart`` or ``purchase`` of an item that a decision offered to the same person
   within ``ZMOT_ATTRIBUTION_HOURS`` before (event time) counts for the latest such decision
   (last touch): a cart as a cart, a purchase as a conversion worth the offer's value.
@@ -103,28 +105,36 @@ def attribution_increments(
 
     ``decisions``: the records of the decision ids the offer events name (missing ones count
     nothing: expired, or a decision outside any experiment). ``by_user``: each person's
-    records, for carts and purchases.
+    records, for carts, purchases and offer events without a decision id.
     """
     out: dict[CounterKey, int] = {}
     for event in events:
         kind = OFFER_EVENT_COUNTER.get(event.type)
+        ts = event.ts or 0.0
         if kind is not None:
-            record = decisions.get(event.decision_id or "")
-            if record is not None and record.user_id == event.user_id:
-                if event.offer_id in record.offers:
-                    _add(out, kind, arm_subject(record.experiment, record.arm))
+            if event.decision_id is not None:
+                named = decisions.get(event.decision_id)
+                record = named if named is not None and named.user_id == event.user_id else None
+            else:  # joined by person and offer: the latest decision that showed it
+                shown = _latest(
+                    (r, 0.0)
+                    for r in by_user.get(event.user_id, ())
+                    if 0.0 <= ts - r.ts <= window_s and event.offer_id in r.offers
+                )
+                record = None if shown is None else shown[0]
+            if record is not None and event.offer_id in record.offers:
+                _add(out, kind, arm_subject(record.experiment, record.arm))
             continue
         if event.type not in ("add_to_cart", "purchase") or event.item_id is None:
             continue
-        ts = event.ts or 0.0
-        touched = [
-            (r.ts, r.decision_id, r, value)
+        touched = _latest(
+            (r, value)
             for r in by_user.get(event.user_id, ())
             if 0.0 <= ts - r.ts <= window_s and (value := r.offer_of(event.item_id)) is not None
-        ]
-        if not touched:
+        )
+        if touched is None:
             continue
-        _, _, record, value = max(touched, key=lambda t: (t[0], t[1]))
+        record, value = touched
         subject = arm_subject(record.experiment, record.arm)
         if event.type == "add_to_cart":
             _add(out, "arm_carts", subject)
@@ -134,6 +144,13 @@ def attribution_increments(
             _add(out, "arm_revenue", subject, cents)
             _add(out, "arm_revenue_sq", subject, cents * cents)
     return out
+
+
+def _latest(
+    candidates: Iterable[tuple[DecisionRecord, float]],
+) -> tuple[DecisionRecord, float] | None:
+    """The latest decision (ties: the larger id) of (decision, value) pairs, or None."""
+    return max(candidates, key=lambda c: (c[0].ts, c[0].decision_id), default=None)
 
 
 def arm_counters(experiment: str, arm: str) -> list[CounterKey]:

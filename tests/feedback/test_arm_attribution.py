@@ -52,6 +52,7 @@ P0 = [  # u1
     rec(0, 5, "u1", "add_to_cart", at(3 * HOUR), item_id="mount-1"),  # A cart (d4: last touch)
     rec(0, 6, "u1", "purchase", at(3 * HOUR), item_id="mount-1"),  # A converts: 25.00 (d4)
     rec(0, 7, "u1", "impression", at(3 * HOUR), offer_id="O1", decision_id="nope"),  # unknown
+    rec(0, 8, "u1", "click", at(2 * HOUR + 2 * MIN), offer_id="O2"),  # no id: d4, latest with O2
 ]
 P1 = [  # u2 and u3
     rec(1, 0, "u2", "impression", at(MIN), offer_id="O1", decision_id="d2"),
@@ -63,12 +64,14 @@ P1 = [  # u2 and u3
     rec(1, 6, "u2", "impression", at(MIN), offer_id="O1", decision_id="d1"),  # u1's decision
     rec(1, 7, "u2", "impression", at(MIN), offer_id="O9", decision_id="d2"),  # not offered
     rec(1, 8, "u2", "page_view", at(MIN), item_id="tv-1"),  # nothing to attribute
+    rec(1, 9, "u3", "impression", at(25 * HOUR), offer_id="O3"),  # no id; d3 is 25 h old
+    rec(1, 10, "u2", "dismiss", at(10 * MIN), offer_id="O1"),  # no id: d2
 ]
 
 EXPECTED = [
-    ArmFigures("A", impressions=3, clicks=1, dismissals=0, carts=1, conversions=2,
+    ArmFigures("A", impressions=3, clicks=2, dismissals=0, carts=1, conversions=2,
                revenue_cents=12_500, revenue_sq_cents=10_000**2 + 2_500**2),
-    ArmFigures("B", impressions=2, clicks=1, dismissals=1, carts=0, conversions=1,
+    ArmFigures("B", impressions=2, clicks=1, dismissals=2, carts=0, conversions=1,
                revenue_cents=10_000, revenue_sq_cents=10_000**2),
 ]  # fmt: skip
 
@@ -118,8 +121,8 @@ async def test_scripted_stream_gives_the_hand_computed_figures_once(
     assert figures == EXPECTED
 
     a, b = figures
-    assert a.ctr.value == pytest.approx(1 / 3)
-    assert a.ctr.interval == pytest.approx((0.06149, 0.79234), abs=1e-5)  # Wilson, z = 1.96
+    assert a.ctr.value == pytest.approx(2 / 3)
+    assert a.ctr.interval == pytest.approx((0.20766, 0.93851), abs=1e-5)  # Wilson, z = 1.96
     assert b.ctr.interval == pytest.approx((0.09453, 0.90547), abs=1e-5)
     assert a.conversion_rate.interval == pytest.approx((0.20766, 0.93851), abs=1e-5)
     assert a.revenue == 125.0 and b.revenue == 100.0
@@ -156,11 +159,11 @@ async def test_report_command_prints_the_figures_and_verdicts(
     document = json.loads(done.stdout)
     assert document["control"] == "A"
     a, b = document["arms"]
-    assert (a["impressions"], a["clicks"], a["conversions"], a["revenue"]) == (3, 1, 2, 125.0)
-    assert (b["impressions"], b["dismissals"], b["conversions"], b["revenue"]) == (2, 1, 1, 100.0)
+    assert (a["impressions"], a["clicks"], a["conversions"], a["revenue"]) == (3, 2, 2, 125.0)
+    assert (b["impressions"], b["dismissals"], b["conversions"], b["revenue"]) == (2, 2, 1, 100.0)
     assert b["verdict_ctr"].startswith("no difference yet, need ~")
     table = run_zmot("experiment", "report", "exp", env=worker_env(settings)).stdout
-    assert "33.33% [6.15%, 79.23%]" in table and "B: CTR no difference yet" in table
+    assert "66.67% [20.77%, 93.85%]" in table and "B: CTR no difference yet" in table
     missing = run_zmot("experiment", "report", "nope", env=worker_env(settings))
     assert missing.returncode == 1 and "no experiment 'nope'" in missing.stderr
 
