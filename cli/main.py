@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from cli.options import RespectPrivacy
+from cli.options import EventsFile, FromKafka, RegistryDir, RespectPrivacy, Since
 from recommender.core.errors import ZmotError
 from recommender.core.settings import Settings, get_settings
 
@@ -111,22 +111,9 @@ def demo_data(
 @app.command()
 def train(
     catalog: Annotated[Path, typer.Option(help="catalog.jsonl")],
-    events: Annotated[
-        Optional[Path],  # noqa: UP045
-        typer.Option(help="Event history, JSON lines in the contract (or --from-kafka)."),
-    ] = None,
-    from_kafka: Annotated[
-        bool,
-        typer.Option(
-            "--from-kafka",
-            help="Read the history from ZMOT_EVENTS_TOPIC (as far back as its retention) "
-            "instead of --events.",
-        ),
-    ] = False,
-    since: Annotated[
-        Optional[str],  # noqa: UP045
-        typer.Option(help="With --from-kafka: only events of the last N days or hours (14d, 36h)."),
-    ] = None,
+    events: EventsFile = None,
+    from_kafka: FromKafka = False,
+    since: Since = None,
     out: Annotated[
         Optional[Path],  # noqa: UP045
         typer.Option(
@@ -134,10 +121,7 @@ def train(
             "model in ZMOT_MODEL_DIR (or --registry) as a new version."
         ),
     ] = None,
-    registry: Annotated[
-        Optional[Path],  # noqa: UP045
-        typer.Option(help="Registry folder to register the model in (default: ZMOT_MODEL_DIR)."),
-    ] = None,
+    registry: RegistryDir = None,
     activate: Annotated[
         bool,
         typer.Option(
@@ -169,7 +153,8 @@ def train(
 ) -> None:
     """Train LightFM on profiles replayed from a history; register it (or write --out).
 
-    Prints the new version as the last line of standard output.
+    Registering, it prints the new version alone on standard output (the rest goes to
+    standard error), so scripts can take it.
     """
     from recommender.core.catalog import Catalog
     from recommender.core.replay import Profiler

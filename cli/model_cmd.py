@@ -8,10 +8,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
+from cli.options import RegistryDir
 from recommender.core.errors import ConfigError, ModelError
 from recommender.core.events import Event
 from recommender.core.model import Model
@@ -23,10 +24,7 @@ model_app = typer.Typer(
     no_args_is_help=True,
 )
 
-RegistryOption = Annotated[
-    Optional[Path],  # noqa: UP045
-    typer.Option("--registry", help="Registry folder (default: ZMOT_MODEL_DIR)."),
-]
+RegistryOption = RegistryDir
 
 
 def registry_at(path: Path | None) -> Registry:

@@ -11,6 +11,7 @@ import typer
 
 from cli.history import duration_s, read_history
 from cli.model_cmd import registry_at
+from cli.options import EventsFile, FromKafka, RegistryDir, Since
 from recommender.core.errors import ZmotError
 from recommender.core.settings import get_settings
 
@@ -83,21 +84,10 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def retrain(
         catalog: Annotated[Path, typer.Option(help="catalog.jsonl")],
-        events: Annotated[
-            Optional[Path],  # noqa: UP045
-            typer.Option(help="Event history (or --from-kafka)."),
-        ] = None,
-        from_kafka: Annotated[
-            bool, typer.Option("--from-kafka", help="Read the history from the events topic.")
-        ] = False,
-        since: Annotated[
-            Optional[str],  # noqa: UP045
-            typer.Option(help="With --from-kafka: the last N d/h/m/s of records only."),
-        ] = None,
-        registry: Annotated[
-            Optional[Path],  # noqa: UP045
-            typer.Option(help="Registry (default ZMOT_MODEL_DIR)."),
-        ] = None,
+        events: EventsFile = None,
+        from_kafka: FromKafka = False,
+        since: Since = None,
+        registry: RegistryDir = None,
         validation_share: Annotated[
             float,
             typer.Option(min=0.01, max=0.5, help="Newest share of the history to validate on."),
