@@ -8,6 +8,8 @@ correctly should not pretend to be up.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -24,8 +26,10 @@ from api.auth import KeyCors, access_from_settings
 from api.blas import pin_blas_threads
 from api.deps import EventLogUnavailable, EventSink, Services, error_detail
 from api.engine import Engine, load_engine
+from api.model_switch import ModelSwitch
 from api.monitoring import MetricsMiddleware, Ops
 from api.routes import api_router
+from recommender.adapters.decision_store import DecisionStore
 from recommender.adapters.feedback_store import FeedbackStore, RatingCache
 from recommender.adapters.kafka import EventProducer, kafka_auth
 from recommender.adapters.privacy_store import PrivacyStore
@@ -62,6 +66,11 @@ def create_app(
                 access.limiter = RateLimiter(settings.redis_url, settings.redis_prefix)
             app.state.services = services
             stack.callback(delattr, app.state, "services")
+            switch = ModelSwitch(app.state)
+            app.state.model_switch = switch
+            if switch.watch is not None and settings.model_poll_s > 0:
+                watcher = asyncio.create_task(switch.run(settings.model_poll_s))
+                stack.push_async_callback(_cancelled, watcher)
             logger.info(
                 "API ready: model %s, Redis %s, Kafka %s topic %s",
                 services.engine.model_version,
@@ -115,6 +124,12 @@ def _bound(schema: dict[str, Any], maximum: int) -> None:
             branch["maximum"] = maximum
 
 
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 async def _open_services(
     settings: Settings,
     stack: AsyncExitStack,
@@ -144,6 +159,7 @@ async def _open_services(
         feedback=feedback,
         ratings=RatingCache(feedback),
         privacy=PrivacyStore(client, settings.redis_prefix),
+        decisions=DecisionStore(client, settings.redis_prefix, settings.attribution_hours * 3600),
     )
 
 

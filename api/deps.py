@@ -18,6 +18,7 @@ from api.breaker import CircuitBreaker
 from api.engine import Engine
 from api.monitoring import Ops
 from api.schemas import BatchOfferRequest
+from recommender.adapters.decision_store import DecisionStore
 from recommender.adapters.feedback_store import FeedbackStore, RatingCache
 from recommender.adapters.privacy_store import PrivacyStore
 from recommender.adapters.redis_store import ProfileStore
@@ -51,6 +52,7 @@ class Services:
     ratings: RatingCache  # the same ratings, cached briefly
     privacy: PrivacyStore  # consent and erasure records
     breaker: CircuitBreaker = field(default_factory=CircuitBreaker)  # in front of profile reads
+    decisions: DecisionStore | None = None  # decisions inside experiments, for attribution
 
 
 class EventLogUnavailable(Exception):

@@ -111,6 +111,7 @@ class Ops:
         """Publish the versions of the engine now serving (at start and after a reload)."""
         self.metrics.set_versions(engine.model_version, engine.catalog_version, engine.n_offers)
         self.metrics.set_placements(engine.arbiter.placements.by_name)
+        self.metrics.set_arms((e.name, a.name) for e in engine.experiments.items for a in e.arms)
 
     def observe_answer(self, answer: Any, profile: Any) -> None:
         """Count one next-best-offer answer (offers, fallback) and the age of its profile."""

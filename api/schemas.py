@@ -130,6 +130,10 @@ class NextBestOfferResponse(BaseModel):
         description="True when the person's stored profile chose the offers; false for a "
         "stranger, a person without consent to profiling, a fallback or a missed deadline."
     )
+    experiment: str | None = Field(
+        None, description="The experiment the user is in for this placement (null: none)."
+    )
+    arm: str | None = Field(None, description="The user's arm in that experiment.")
 
     @classmethod
     def from_decision(
@@ -142,6 +146,8 @@ class NextBestOfferResponse(BaseModel):
         catalog_version: str | None = None,
         *,
         personalised: bool,
+        experiment: str | None = None,
+        arm: str | None = None,
     ) -> NextBestOfferResponse:
         return cls(
             user_id=user_id,
@@ -154,6 +160,8 @@ class NextBestOfferResponse(BaseModel):
             catalog_version=catalog_version,
             note=decision.note,
             personalised=personalised,
+            experiment=experiment,
+            arm=arm,
         )
 
 
@@ -183,6 +191,15 @@ class ReloadResponse(BaseModel):
     catalog_version: str
     offers: int
     placements: list[str]
+
+
+class ModelSwapResponse(BaseModel):
+    """The model now served after a look at the registry's pointer."""
+
+    model_version: str
+    previous: str | None = Field(
+        None, description="The version swapped out (null: the pointer named the served one)."
+    )
 
 
 class ProfileResponse(BaseModel):
@@ -225,12 +242,21 @@ class ReadyResponse(BaseModel):
     catalog_version: str | None = Field(
         None, description="Content hash of the active offer catalog (absent without one)."
     )
+    model_version: str | None = Field(
+        None, description="The model version being served (absent before one is loaded)."
+    )
+    model_refused: str | None = Field(
+        None,
+        description="Why the version the registry's pointer names is not served (absent when "
+        "it is): the previous version keeps serving.",
+    )
 
     @model_serializer(mode="wrap")
     def _drop_empty_version(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         data: dict[str, Any] = handler(self)
-        if data.get("catalog_version") is None:
-            data.pop("catalog_version", None)
+        for key in ("catalog_version", "model_version", "model_refused"):
+            if data.get(key) is None:
+                data.pop(key, None)
         return data
 
 

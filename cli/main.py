@@ -10,13 +10,16 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from cli.options import RespectPrivacy
+from cli.options import EventsFile, FromKafka, RegistryDir, RespectPrivacy, Since
 from recommender.core.errors import ZmotError
 from recommender.core.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from recommender.core.model import Model
 
 app = typer.Typer(
     help="zmot: real-time next-best-offer engine (Kafka -> live profiles in Redis -> LightFM).",
@@ -117,9 +120,25 @@ def demo_data(
 
 @app.command()
 def train(
-    events: Annotated[Path, typer.Option(help="Event history, JSON lines in the contract.")],
     catalog: Annotated[Path, typer.Option(help="catalog.jsonl")],
-    out: Annotated[Path, typer.Option(help="Folder to write the model artifact to.")],
+    events: EventsFile = None,
+    from_kafka: FromKafka = False,
+    since: Since = None,
+    out: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            help="Write one artifact to this folder (no registry). Default: register the "
+            "model in ZMOT_MODEL_DIR (or --registry) as a new version."
+        ),
+    ] = None,
+    registry: RegistryDir = None,
+    activate: Annotated[
+        bool,
+        typer.Option(
+            "--activate",
+            help="Make the new version the served one (the first version always is).",
+        ),
+    ] = False,
     config: Annotated[
         Optional[Path],  # noqa: UP045
         typer.Option(help="Config from `zmot tune` (model, decay, weights, blend)."),
@@ -142,21 +161,25 @@ def train(
     ] = True,
     respect_privacy: RespectPrivacy = False,
 ) -> None:
-    """Train LightFM on profiles replayed from a history; write a versioned artifact."""
+    """Train LightFM on profiles replayed from a history; register it (or write --out).
+
+    Registering, it prints the new version alone on standard output (the rest goes to
+    standard error), so scripts can take it.
+    """
     from recommender.core.catalog import Catalog
-    from recommender.core.events import load_events
     from recommender.core.replay import Profiler
     from recommender.offline.hybrid import train_served
 
     cat = Catalog.load(catalog)
-    report = load_events(events)
-    _report_bad(events, report.errors)
+    from cli.history import read_history
+
+    report, source = read_history(events, from_kafka, since, _log)
     if respect_privacy:
         from recommender.adapters.privacy_store import respect_privacy as keep_allowed
 
         report.events = keep_allowed(get_settings(), report.events, _log)
     if not report.events:
-        raise ZmotError(f"{events}: no valid event")
+        raise ZmotError(f"{source}: no valid event")
     from cli.configs import resolve_config
 
     chosen = resolve_config(
@@ -169,19 +192,41 @@ def train(
         report.events, cat, profiler, chosen.train, hybrid=hybrid, progress=True, log=_log
     )
     model.recent_boost = chosen.recent_boost
-    model.save(out)
-    typer.echo(
-        f"model {model.version} -> {out} ({model.info['n_contexts']} contexts, "
-        f"{len(model.feature_names)} features, {len(model.item_ids)} items)"
+    if out is not None:
+        model.save(out)
+        typer.echo(f"model {model.version} -> {out} ({_summary(model, out)})")
+        return
+    from cli.model_cmd import register_trained
+
+    root = registry or get_settings().model_dir
+    if root is None:
+        raise ZmotError("no place for the model: pass --out, --registry or ZMOT_MODEL_DIR")
+    register_trained(
+        root,
+        model,
+        report.events,
+        activate=activate,
+        source=source,
+        show=_log,
+        summary=lambda path: _summary(model, path),
+    )
+
+
+def _summary(model: Model, where: Path) -> str:
+    """What `zmot train` says about a model it wrote to ``where``."""
+    text = (
+        f"{model.info['n_contexts']} contexts, {len(model.feature_names)} features, "
+        f"{len(model.item_ids)} items"
     )
     if model.hybrid is not None:
-        size = (out / "hybrid.npz").stat().st_size
-        typer.echo(
-            f"hybrid tables: {len(model.hybrid.items)} items, "
+        size = (where / "hybrid.npz").stat().st_size
+        text += (
+            f"; hybrid tables: {len(model.hybrid.items)} items, "
             f"{len(model.hybrid.neighbour_idx)} neighbours, {size / 1e6:.2f} MB on disk "
             f"(hybrid.npz), about {model.hybrid.memory_bytes() / 1e6:.2f} MB in each API "
             "process"
         )
+    return text
 
 
 @app.command()
@@ -232,9 +277,13 @@ def replay(
 
 from cli import (  # noqa: E402  (commands of their own)
     evaluate_cmd,
+    experiment_cmd,
     import_cmd,
     keys_cmd,
     lag_cmd,
+    model_cmd,
+    ope_cmd,
+    retrain_cmd,
     tune_cmd,
 )
 
@@ -243,6 +292,10 @@ keys_cmd.register(app)
 import_cmd.register(app)
 tune_cmd.register(app)
 lag_cmd.register(app)
+model_cmd.register(app)
+experiment_cmd.register(app)
+ope_cmd.register(app)
+retrain_cmd.register(app)
 
 
 def main() -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 
@@ -15,3 +16,26 @@ RespectPrivacy = Annotated[
     ),
 ]
 """``--respect-privacy`` of train, evaluate and tune."""
+
+EventsFile = Annotated[
+    Optional[Path],  # noqa: UP045
+    typer.Option("--events", help="Event history, JSON lines in the contract (or --from-kafka)."),
+]
+FromKafka = Annotated[
+    bool,
+    typer.Option(
+        "--from-kafka",
+        help="Read the history from ZMOT_EVENTS_TOPIC (as far back as its retention) instead "
+        "of --events.",
+    ),
+]
+Since = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option(help="With --from-kafka: only records of the last N d/h/m/s (14d, 36h)."),
+]
+RegistryDir = Annotated[
+    Optional[Path],  # noqa: UP045
+    typer.Option("--registry", help="Model registry folder (default: ZMOT_MODEL_DIR)."),
+]
+"""Where ``train`` and ``retrain`` read their history (:mod:`cli.history`) and which registry
+they (and ``zmot model``) use."""

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from recommender.adapters.decision_store import DecisionStore
 from recommender.adapters.feedback_store import FeedbackStore
 from recommender.adapters.metrics import WorkerMetrics
 from recommender.adapters.privacy_store import PrivacyStore
@@ -61,6 +62,7 @@ def register_agent(
     feedback: FeedbackStore | None = None,
     privacy: PrivacyStore | None = None,
     applied: AppliedOffsets | None = None,
+    decisions: DecisionStore | None = None,
 ) -> Any:
     """Register the profile agent on ``app``; returns the faust agent.
 
@@ -103,6 +105,7 @@ def register_agent(
                     privacy=privacy,
                     default_consent=settings.default_consent == "granted",
                     applied=applied,
+                    decisions=decisions,
                 )
             except asyncio.CancelledError:
                 _hold(events)  # cut off mid-batch: read it again rather than commit it

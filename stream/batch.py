@@ -32,13 +32,15 @@ from typing import Any, Generic, TypeVar
 
 from redis.exceptions import RedisError
 
+from recommender.adapters.decision_store import DecisionStore
 from recommender.adapters.feedback_store import FeedbackStore
 from recommender.adapters.metrics import WorkerMetrics
 from recommender.adapters.privacy_store import PrivacyStore
 from recommender.adapters.redis_store import FenceUpdate, ProfileStore
+from recommender.core.attribution import attribution_increments
 from recommender.core.errors import InvalidEventError, ZmotError
 from recommender.core.events import MAX_TS, MIN_TS, Event, parse_event
-from recommender.core.feedback import PartitionUpdate, partition_update
+from recommender.core.feedback import CounterKey, PartitionUpdate, partition_update
 from recommender.core.privacy import NO_STATE, PrivacyState
 from recommender.core.profile import Position, Profile
 from recommender.core.replay import Profiler
@@ -216,8 +218,17 @@ class Plan:
                 continue
             outcomes.append((event, done))
 
-    def counter_updates(self, counted: dict[int, int | None]) -> list[PartitionUpdate]:
-        """Counter updates of the partitions in ``counted``: messages after each one's fence.
+    def events(self) -> list[Event]:
+        """Every valid event of the batch."""
+        return [e for pairs in self.by_user.values() for _, e in pairs]
+
+    def counter_updates(
+        self,
+        counted: dict[int, int | None],
+        extra: Callable[[list[Event]], Mapping[CounterKey, int]] | None = None,
+    ) -> list[PartitionUpdate]:
+        """Counter updates of the partitions in ``counted``: messages after each one's fence
+        (``extra``: more counters from those messages' events, e.g. per-arm attribution).
 
         A dead letter counts nothing but still moves the fence.
         """
@@ -231,7 +242,7 @@ class Plan:
                 for r in self.records
                 if r.partition == partition
             ]
-            update = partition_update(partition, last_counted, messages)
+            update = partition_update(partition, last_counted, messages, extra)
             if update is not None:
                 updates.append(update)
         return updates
@@ -362,6 +373,7 @@ async def process_batch(
     privacy: PrivacyStore | None = None,
     default_consent: bool = True,
     applied: AppliedOffsets | None = None,
+    decisions: DecisionStore | None = None,
 ) -> BatchStats:
     """Apply a batch of messages to the profiles in Redis; dead-letter what cannot be applied.
 
@@ -383,6 +395,10 @@ async def process_batch(
     or without consent to profiling (``default_consent`` when the person never chose), are
     dropped and counted as withheld. Feedback counters (anonymous per-partition totals) still
     count them.
+
+    ``decisions``, with ``feedback``, attributes offer events, carts and purchases to the
+    experiment arms of the decisions they follow (:mod:`recommender.core.attribution`), in
+    the same fenced counter updates.
     """
     started = time.perf_counter()
     plan = Plan.of(records)
@@ -423,7 +439,14 @@ async def process_batch(
             except Exception as exc:
                 raise _SinkFailed(exc) from exc
         handled.update(plan.letters)
-        counts = plan.counter_updates(counted)
+        extra = None
+        if decisions is not None and counters.pending:
+            by_id, by_user = await decisions.for_events(plan.events())
+
+            def extra(fresh: list[Event]) -> Mapping[CounterKey, int]:
+                return attribution_increments(fresh, by_id, by_user, decisions.window_s)
+
+        counts = plan.counter_updates(counted, extra)
         counters.pending = await _write_counts(feedback, counts)
         if applied is not None:
             applied.wrote(counts)

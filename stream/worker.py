@@ -7,21 +7,25 @@ import logging
 import os
 import signal
 import threading
+from pathlib import Path
 
 import faust
 
+from recommender.adapters.decision_store import DecisionStore
 from recommender.adapters.feedback_store import FeedbackStore
 from recommender.adapters.logs import json_logging_config
 from recommender.adapters.metrics import WorkerMetrics
 from recommender.adapters.privacy_store import PrivacyStore
 from recommender.adapters.redis_store import ProfileStore, connect
 from recommender.core.catalog import load_catalog
+from recommender.core.errors import ModelError
 from recommender.core.replay import Profiler
 from recommender.core.runtime import resolve_runtime
 from recommender.core.settings import Settings
 from stream.agents import register_agent
 from stream.app import create_app
 from stream.batch import BatchError, BatchStats
+from stream.model_watch import WorkerModelWatch
 from stream.monitoring import register_monitoring
 from stream.offsets import AppliedOffsets
 
@@ -38,6 +42,20 @@ def build_profiler(settings: Settings) -> Profiler:
     (:func:`recommender.core.runtime.resolve_runtime`)."""
     runtime = resolve_runtime(settings)
     return Profiler(load_catalog(settings.catalog_path), runtime.features, runtime.profile)
+
+
+def _watch_model(app: faust.App, model_dir: Path, every_s: float, metrics: WorkerMetrics) -> None:
+    """Follow the registry's pointer every ``every_s`` seconds (:mod:`stream.model_watch`)."""
+    try:
+        watch = WorkerModelWatch(model_dir, metrics)
+    except ModelError as exc:  # no model yet: profiles follow the settings, nothing to watch
+        log.info("no model to watch at %s: %s", model_dir, exc)
+        return
+
+    async def check_model() -> None:
+        watch.check()
+
+    app.timer(every_s, name="zmot.model")(check_model)
 
 
 def run_worker(settings: Settings, *, loglevel: str = "info", web_enabled: bool = True) -> None:
@@ -84,7 +102,10 @@ def run_worker(settings: Settings, *, loglevel: str = "info", web_enabled: bool 
         feedback=feedback,
         privacy=PrivacyStore(client, settings.redis_prefix),
         applied=AppliedOffsets(feedback, settings.events_topic),
+        decisions=DecisionStore(client, settings.redis_prefix, settings.attribution_hours * 3600),
     )
+    if settings.model_dir is not None and settings.model_poll_s > 0:
+        _watch_model(app, settings.model_dir, settings.model_poll_s, metrics)
     if web_enabled:
         register_monitoring(app, settings, metrics)
     logging_config = (

@@ -55,4 +55,11 @@ async def readyz(request: Request, response: Response) -> ReadyResponse:
     elif checks["redis"] != "ok":
         status = "degraded"
     version = services.engine.catalog_version if services is not None else None
-    return ReadyResponse(status=status, checks=checks, catalog_version=version)
+    switch = getattr(request.app.state, "model_switch", None)
+    return ReadyResponse(
+        status=status,
+        checks=checks,
+        catalog_version=version,
+        model_version=services.engine.model_version if services is not None else None,
+        model_refused=switch.refused if switch is not None else None,
+    )

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Annotated, Literal, TypeVar
 
@@ -13,6 +15,7 @@ from redis.exceptions import RedisError
 
 from api.auth import OffersReader
 from api.deps import BatchOfferBody, Services, ServicesDep, error_detail, reject
+from api.engine import Engine
 from api.schemas import (
     BatchOfferRequest,
     BatchOfferResponse,
@@ -21,12 +24,14 @@ from api.schemas import (
     ValidationErrorResponse,
 )
 from recommender.core.arbitration import OfferRequest
+from recommender.core.attribution import DecisionRecord
 from recommender.core.privacy import without_personal_reasons
 from recommender.core.profile import Profile
 from recommender.core.reasons import language
 from recommender.core.scoring import Decision
 
 router = APIRouter(tags=["offers"])
+logger = logging.getLogger("zmot.api")
 
 DEADLINE_NOTE = "profile not read within timeout_ms: best answer without it"
 UNAVAILABLE_NOTE = "profile store unavailable: best answer without the profile"
@@ -94,27 +99,52 @@ async def _consenting(services: Services, user_ids: Sequence[str]) -> list[Profi
     return [p if s.consents(default) else None for p, s in zip(profiles, states, strict=True)]
 
 
+@dataclass(frozen=True)
+class Served:
+    """Who answers one user: the engine of their experiment arm, and the request as logged."""
+
+    engine: Engine
+    request: OfferRequest
+
+
+def _serving(engine: Engine, user_id: str, request: OfferRequest) -> Served:
+    """The user's engine and request, with their experiment and arm (if any) on the request."""
+    chosen, assignment = engine.for_user(user_id, request.placement)
+    if assignment is None:
+        return Served(chosen, request)
+    named = replace(request, experiment=assignment.experiment.name, arm=assignment.arm.name)
+    return Served(chosen, named)
+
+
 async def _decide(
     services: Services,
     profiles: Sequence[Profile | None] | None,
-    request: OfferRequest,
+    served: Sequence[Served],
     deadline: float | None,
     note: str | None = None,
     generic: bool = False,
 ) -> list[Decision]:
-    """Decisions for already-read profiles (None: not read, for the reason in ``note``).
+    """Decisions for already-read profiles, one per entry of ``served`` (None: not read, for
+    the reason in ``note``).
 
     ``generic``: reasons name nothing personal (keys with ``reasons: generic``).
     """
     now = time.time()
-    arbiter = services.engine.arbiter
     if profiles is None:
-        return [arbiter.fallback(None, request, now, note=note or DEADLINE_NOTE)]
+        return [
+            s.engine.arbiter.fallback(None, s.request, now, note=note or DEADLINE_NOTE)
+            for s in served
+        ]
     # ~0.3 ms of numpy and Python per profile: cheaper inline than a hop to a thread.
-    out = [arbiter.decide(profile, request, now) for profile in profiles]
+    out = [
+        s.engine.arbiter.decide(profile, s.request, now)
+        for profile, s in zip(profiles, served, strict=True)
+    ]
     if generic:
-        out = [without_personal_reasons(d, request.lang) for d in out]
-    return await _ratings_added(services, out, request.lang, deadline)
+        out = [
+            without_personal_reasons(d, s.request.lang) for d, s in zip(out, served, strict=True)
+        ]
+    return await _ratings_added(services, out, served[0].request.lang, deadline)
 
 
 def _personalised(profile: Profile | None, decision: Decision) -> bool:
@@ -165,19 +195,12 @@ async def next_best_offer(
     request = OfferRequest(
         k, placement, channel, context_item, language(accept_language), debug, same_category
     )
+    served = _serving(services.engine, user_id, request)
     read = partial(_consenting, services, [user_id])
     profiles, note = await _read(services, read, deadline)
-    [decision] = await _decide(services, profiles, request, deadline, note, caller.generic_reasons)
-    engine = services.engine
-    answer = NextBestOfferResponse.from_decision(
-        user_id,
-        decision,
-        engine.catalog,
-        engine.model_version,
-        placement,
-        engine.catalog_version,
-        personalised=_personalised(profiles[0] if profiles else None, decision),
-    )
+    [decision] = await _decide(services, profiles, [served], deadline, note, caller.generic_reasons)
+    await _record(services, [user_id], [decision], [served])
+    answer = _answer(user_id, decision, served, profiles[0] if profiles else None)
     services.ops.observe_answer(answer, profiles[0] if profiles else None)
     return answer
 
@@ -213,26 +236,74 @@ async def next_best_offer_batch(
         language(accept_language),
         body.debug,
     )
-    engine = services.engine
+    served = [_serving(services.engine, user_id, request) for user_id in body.user_ids]
     generic = caller.generic_reasons
     read = partial(_consenting, services, body.user_ids)
     got, note = await _read(services, read, deadline)
     profiles: list[Profile | None] = got if got is not None else [None] * len(body.user_ids)
     if note is None:
-        decisions = await _decide(services, profiles, request, deadline, None, generic)
+        decisions = await _decide(services, profiles, served, deadline, None, generic)
     else:
-        decisions = (await _decide(services, None, request, deadline, note)) * len(body.user_ids)
+        decisions = await _decide(services, None, served, deadline, note)
+    await _record(services, body.user_ids, decisions, served)
     return BatchOfferResponse(
         results=[
-            NextBestOfferResponse.from_decision(
-                user_id,
-                decision,
-                engine.catalog,
-                engine.model_version,
-                body.placement,
-                engine.catalog_version,
-                personalised=_personalised(profile, decision),
+            _answer(user_id, decision, s, profile)
+            for user_id, decision, s, profile in zip(
+                body.user_ids, decisions, served, profiles, strict=True
             )
-            for user_id, decision, profile in zip(body.user_ids, decisions, profiles, strict=True)
         ]
+    )
+
+
+async def _record(
+    services: Services,
+    user_ids: Sequence[str],
+    decisions: Sequence[Decision],
+    served: Sequence[Served],
+) -> None:
+    """Keep the decisions made inside an experiment for the worker's attribution, before the
+    answer leaves (so they exist when its impressions arrive). A Redis error loses them for
+    attribution, never the answer."""
+    if services.decisions is None:
+        return
+    now = time.time()
+    records = [
+        DecisionRecord(
+            d.decision_id,
+            user_id,
+            now,
+            s.request.experiment,
+            s.request.arm,
+            {o.offer.offer_id: (o.offer.item_id, o.offer.value) for o in d.offers},
+        )
+        for user_id, d, s in zip(user_ids, decisions, served, strict=True)
+        if s.request.experiment is not None and s.request.arm is not None and d.decision_id
+    ]
+    if not records:
+        return
+    counter = services.ops.metrics.experiment_answers
+    for record in records:
+        counter.labels(record.experiment, record.arm).inc()
+    try:
+        await services.decisions.put_many(records)
+    except RedisError as exc:
+        services.ops.metrics.redis_errors.inc()
+        logger.warning("%d decisions not kept for attribution: %r", len(records), exc)
+
+
+def _answer(
+    user_id: str, decision: Decision, served: Served, profile: Profile | None
+) -> NextBestOfferResponse:
+    engine = served.engine
+    return NextBestOfferResponse.from_decision(
+        user_id,
+        decision,
+        engine.catalog,
+        engine.model_version,
+        served.request.placement,
+        engine.catalog_version,
+        personalised=_personalised(profile, decision),
+        experiment=served.request.experiment,
+        arm=served.request.arm,
     )

@@ -13,6 +13,7 @@ from redis.exceptions import RedisError
 from api.auth import OpsReader
 from api.deps import Services
 from api.monitoring import Ops
+from recommender.core.attribution import experiment_report
 from recommender.core.errors import ZmotError
 from recommender.core.feedback import OfferStats
 
@@ -57,6 +58,7 @@ async def summary(request: Request, ops: OpsDep, _: OpsReader) -> dict[str, Any]
     redis_ok = False
     model_version = None
     offers = None
+    experiments = None
     if services is not None:
         model_version = services.engine.model_version
         try:
@@ -65,7 +67,25 @@ async def summary(request: Request, ops: OpsDep, _: OpsReader) -> dict[str, Any]
         except (TimeoutError, ZmotError):
             redis_ok = False
         offers = await _offer_stats(services) if redis_ok else None
-    return await ops.summary(model_version, redis_ok, offers)
+        experiments = await _experiments(services) if redis_ok else None
+    document = await ops.summary(model_version, redis_ok, offers)
+    document["experiments"] = experiments
+    return document
+
+
+async def _experiments(services: Services) -> list[dict[str, Any]] | None:
+    """Each running experiment's per-arm figures and verdicts (None: Redis did not answer)."""
+    out = []
+    try:
+        for experiment in services.engine.experiments.items:
+            arms = [a.name for a in experiment.arms]
+            figures = await asyncio.wait_for(
+                services.feedback.arm_figures(experiment.name, arms), PING_TIMEOUT_S
+            )
+            out.append(experiment_report(experiment.name, figures))
+    except (TimeoutError, RedisError, OSError):
+        return None
+    return out
 
 
 async def _offer_stats(services: Services) -> dict[str, OfferStats] | None:

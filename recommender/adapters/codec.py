@@ -185,6 +185,13 @@ COUNTER_TAGS: dict[str, str] = {
     "dismissals": "d",
     "ratings": "rn",
     "rating_sum": "rs",
+    "arm_impressions": "ai",
+    "arm_clicks": "ac",
+    "arm_dismissals": "ad",
+    "arm_carts": "ak",
+    "arm_conversions": "av",
+    "arm_revenue": "ar",
+    "arm_revenue_sq": "aq",
 }
 """Counter kind (:data:`recommender.core.feedback.COUNTER_KINDS`) -> field tag."""
 

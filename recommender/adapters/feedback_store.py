@@ -29,6 +29,7 @@ from recommender.adapters.codec import (
     parse_offset,
     sum_counters,
 )
+from recommender.core.attribution import ArmFigures, arm_counters, arm_figures
 from recommender.core.feedback import (
     CounterKey,
     ItemRating,
@@ -91,6 +92,15 @@ class FeedbackStore:
         ids = list(dict.fromkeys(item_ids))
         keys = [key for item_id in ids for key in rating_counters(item_id)]
         return item_ratings(ids, await self._totals(keys))
+
+    async def arm_figures(self, experiment: str, arms: Sequence[str]) -> list[ArmFigures]:
+        """Each arm's attribution counters over all partitions (one round trip)."""
+        keys = [key for arm in arms for key in arm_counters(experiment, arm)]
+        totals = await self._totals(keys)
+        return [
+            arm_figures(arm, {k.kind: totals[k] for k in arm_counters(experiment, arm)})
+            for arm in arms
+        ]
 
     async def _totals(self, keys: list[CounterKey]) -> dict[CounterKey, int]:
         """The counters summed over all partitions (one HMGET per partition, one round trip)."""

@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from recommender.core.errors import ConfigError, InfraError
-from recommender.core.events import Event
+from recommender.core.errors import ConfigError, InfraError, InvalidEventError
+from recommender.core.events import Event, parse_event
 from recommender.core.ops import PartitionOffsets, lag_document
 from recommender.core.settings import Settings
 
@@ -111,6 +111,17 @@ class EventProducer:
         await self.stop()
 
 
+async def topic_partitions(consumer: Any, topic: str) -> list[Any]:
+    """The ``TopicPartition``s of ``topic`` in partition order ([] when it does not exist)."""
+    from aiokafka import TopicPartition
+
+    partitions = consumer.partitions_for_topic(topic)
+    if partitions is None:
+        await consumer._client.force_metadata_update()  # topic may be new to this client
+        partitions = consumer.partitions_for_topic(topic) or set()
+    return [TopicPartition(topic, p) for p in sorted(partitions)]
+
+
 async def group_lag(
     bootstrap: str, group: str, topic: str, *, auth: KafkaAuth = PLAINTEXT
 ) -> dict[int, tuple[int, int | None]]:
@@ -118,7 +129,7 @@ async def group_lag(
 
     Read from the broker, not reported by the worker, so a dead worker shows growing lag.
     """
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka import AIOKafkaConsumer
     from aiokafka.admin import AIOKafkaAdminClient
 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **auth.options())
@@ -128,11 +139,7 @@ async def group_lag(
     await admin.start()
     await consumer.start()
     try:
-        partitions = consumer.partitions_for_topic(topic)
-        if partitions is None:
-            await consumer._client.force_metadata_update()  # topic may be new to this client
-            partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        tps = await topic_partitions(consumer, topic)
         ends = await consumer.end_offsets(tps) if tps else {}
         committed = await committed_offsets(admin, group, tps)
         out: dict[int, tuple[int, int | None]] = {}
@@ -197,7 +204,7 @@ async def read_partition_offsets(
     The timestamp comes from reading that one record (a consumer without a group, so nothing
     is committed): the lag in seconds is then what Kafka says, not what a worker reports.
     """
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka import AIOKafkaConsumer
     from aiokafka.admin import AIOKafkaAdminClient
 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **auth.options())
@@ -210,11 +217,7 @@ async def read_partition_offsets(
     try:
         await admin.start()
         await consumer.start()
-        partitions = consumer.partitions_for_topic(topic)
-        if partitions is None:
-            await consumer._client.force_metadata_update()  # topic may be new to this client
-            partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        tps = await topic_partitions(consumer, topic)
         if not tps:
             return {}
         ends = await consumer.end_offsets(tps)
@@ -278,18 +281,14 @@ async def read_lag(
 
 async def topic_message_count(bootstrap: str, topic: str, *, auth: KafkaAuth = PLAINTEXT) -> int:
     """Messages now readable in ``topic`` (end minus beginning offsets); 0 if it does not exist."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka import AIOKafkaConsumer
 
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, **auth.options()
     )
     try:
         await consumer.start()
-        partitions = consumer.partitions_for_topic(topic)
-        if partitions is None:
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in partitions]
+        tps = await topic_partitions(consumer, topic)
         if not tps:
             return 0
         ends = await consumer.end_offsets(tps)
@@ -297,6 +296,60 @@ async def topic_message_count(bootstrap: str, topic: str, *, auth: KafkaAuth = P
         return sum(ends[tp] - beginnings[tp] for tp in tps)
     finally:
         await consumer.stop()
+
+
+async def read_topic_events(
+    bootstrap: str,
+    topic: str,
+    *,
+    since: float | None = None,
+    auth: KafkaAuth = PLAINTEXT,
+) -> tuple[list[Event], list[str]]:
+    """Every event in ``topic`` from its beginning (or from the first record at or after the
+    epoch time ``since``) up to its end offsets as of now; the events (``ts`` defaulting to
+    the record time, as the worker sets it) and a reason per message that breaks the contract.
+
+    Reads without a consumer group, so nothing is committed and the worker is not disturbed.
+    """
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, **auth.options()
+    )
+    events: list[Event] = []
+    bad: list[str] = []
+    try:
+        await consumer.start()
+        tps = await topic_partitions(consumer, topic)
+        if not tps:
+            raise ConfigError(f"topic {topic} not found at {bootstrap}")
+        ends = await consumer.end_offsets(tps)
+        starts = await consumer.beginning_offsets(tps)
+        if since is not None:
+            found = await consumer.offsets_for_times({tp: int(since * 1000) for tp in tps})
+            starts = {tp: ends[tp] if found[tp] is None else found[tp].offset for tp in tps}
+        todo = [tp for tp in tps if starts[tp] < ends[tp]]
+        consumer.assign(todo)
+        for tp in todo:
+            consumer.seek(tp, starts[tp])
+        while todo:
+            batch = await consumer.getmany(*todo, timeout_ms=1000, max_records=10_000)
+            for tp, records in batch.items():
+                for record in records:
+                    if record.offset >= ends[tp]:
+                        continue
+                    try:
+                        event = parse_event(record.value or b"")
+                    except InvalidEventError as exc:
+                        bad.append(f"{topic}/{tp.partition}/{record.offset}: {exc}")
+                        continue
+                    if event.ts is None:
+                        event = event.with_ts(record.timestamp / 1e3)
+                    events.append(event)
+            todo = [tp for tp in todo if await consumer.position(tp) < ends[tp]]
+    finally:
+        await consumer.stop()
+    return events, bad
 
 
 # --- topic administration ---------------------------------------------------------------------

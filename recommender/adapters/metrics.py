@@ -61,6 +61,7 @@ WORKER_METRICS = (
     "zmot_profile_fence_conflicts_total",
     "zmot_redis_errors_total",
     "zmot_lag_read_errors_total",
+    "zmot_worker_model_info",
     *LAG_METRICS,
 )
 """Names the worker exports (histograms add ``_bucket``, ``_sum`` and ``_count`` series)."""
@@ -72,12 +73,16 @@ API_METRICS = (
     "zmot_fallbacks_total",
     "zmot_offers_served_total",
     "zmot_model_info",
+    "zmot_model_swaps_total",
     "zmot_offer_catalog_info",
     "zmot_redis_errors_total",
     "zmot_lag_read_errors_total",
     *LAG_METRICS,
 )
 """Names the API exports."""
+
+EXPERIMENT_METRICS = ("zmot_experiment_answers_total",)
+"""Names the API exports while experiments run (one series per experiment and arm)."""
 
 
 def event_type_label(kind: object) -> str:
@@ -129,6 +134,14 @@ class WorkerMetrics(_Exported):
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         super().__init__(registry)
         r = self.registry
+        self.model_info = Gauge(
+            "zmot_worker_model_info",
+            "The model version whose profile math the worker applies (value 1; `none`: no "
+            "model, the settings' profile math)",
+            ["version"],
+            registry=r,
+        )
+        self.model_info.labels("none").set(1)
         self.consumed = Counter(
             "zmot_events_consumed", "Messages read from the events topic", ["type"], registry=r
         )
@@ -258,6 +271,15 @@ class ApiMetrics(_Exported):
         self.model_info = Gauge(
             "zmot_model_info", "The model being served (value 1)", ["version"], registry=r
         )
+        self.model_swaps = Counter(
+            "zmot_model_swaps", "Models swapped in without a restart", registry=r
+        )
+        self.experiment_answers = Counter(
+            "zmot_experiment_answers",
+            "Answers given inside an experiment, per experiment and arm",
+            ["experiment", "arm"],
+            registry=r,
+        )
         self.catalog_info = Gauge(
             "zmot_offer_catalog_info",
             "The offer catalog being served (value = number of offers)",
@@ -289,6 +311,12 @@ class ApiMetrics(_Exported):
             return "other"
         self._placements.add(placement)
         return placement
+
+    def set_arms(self, arms: Iterable[tuple[str, str]]) -> None:
+        """Export a series per (experiment, arm) from the start, at 0 until answers come."""
+        self.experiment_answers.clear()
+        for experiment, arm in arms:
+            self.experiment_answers.labels(experiment, arm)
 
     def set_versions(self, model_version: str, catalog_version: str, n_offers: int) -> None:
         """Publish the model and offer catalog versions being served."""

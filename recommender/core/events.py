@@ -124,6 +124,9 @@ class Event(BaseModel):
     rating: int | None = Field(None, ge=1, le=5)
     channel: Channel | None = None
     event_id: str | None = Field(None, min_length=1, max_length=128)
+    decision_id: str | None = Field(None, min_length=1, max_length=64)
+    """On impression, click and dismiss: the ``decision_id`` of the answer that showed the
+    offer, which attributes the event to the answer's experiment arm."""
 
     @field_validator("ts", mode="before")
     @classmethod

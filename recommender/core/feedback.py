@@ -9,15 +9,27 @@ matters. The stored form (one Redis hash per partition) is in :mod:`recommender.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
 from recommender.core.events import Event
 
-COUNTER_KINDS = ("impressions", "clicks", "dismissals", "ratings", "rating_sum")
+ARM_COUNTERS = (
+    "arm_impressions",
+    "arm_clicks",
+    "arm_dismissals",
+    "arm_carts",
+    "arm_conversions",
+    "arm_revenue",
+    "arm_revenue_sq",
+)
+"""Counter kinds per experiment arm (:mod:`recommender.core.attribution`); revenue in cents,
+and the sum of squared cents per conversion."""
+
+COUNTER_KINDS = ("impressions", "clicks", "dismissals", "ratings", "rating_sum", *ARM_COUNTERS)
 """What a counter can count: offer impressions, clicks and dismissals; item ratings and their
-sum (1-5 each)."""
+sum (1-5 each); per experiment arm, what :mod:`recommender.core.attribution` attributes."""
 
 OFFER_COUNTERS: dict[str, str] = {
     "impression": "impressions",
@@ -126,13 +138,15 @@ def partition_update(
     partition: int,
     counted: int | None,
     messages: Iterable[tuple[int, Event | None]],
+    extra: Callable[[list[Event]], Mapping[CounterKey, int]] | None = None,
 ) -> PartitionUpdate | None:
     """The update of ``partition`` from a batch's (offset, event) pairs; None if nothing is new.
 
     ``counted`` is the partition's fence as read. Messages at or below it were counted by an
     earlier batch (a redelivery, which need not start or end where that batch did) and are
     skipped one by one, so an overlapping batch adds exactly its new messages. ``event`` None
-    marks a message that adds nothing (a dead letter): it still moves the fence.
+    marks a message that adds nothing (a dead letter): it still moves the fence. ``extra``
+    adds more counters computed from the same new events (e.g. per-arm attribution).
     """
     last: int | None = None
     fresh: list[Event] = []
@@ -144,4 +158,8 @@ def partition_update(
             fresh.append(event)
     if last is None:
         return None
-    return PartitionUpdate(partition, counted, last, increments(fresh))
+    adds = increments(fresh)
+    if extra is not None:
+        for key, amount in extra(fresh).items():
+            adds[key] = adds.get(key, 0) + amount
+    return PartitionUpdate(partition, counted, last, adds)

@@ -20,7 +20,7 @@ A request without a placement, or with one the file does not name, gets :data:`D
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,11 +53,20 @@ class Placements:
     """All configured placements by name."""
 
     by_name: Mapping[str, Placement] = field(default_factory=dict)
+    default: Placement = DEFAULT
+    """What a request without a placement, or with one not named, gets."""
 
     def get(self, name: str | None) -> Placement:
         if name is None:
-            return DEFAULT
-        return self.by_name.get(name, DEFAULT)
+            return self.default
+        return self.by_name.get(name, self.default)
+
+    def with_exploration(self, policy: ExplorationPolicy) -> Placements:
+        """The same placements, every one (and the default) exploring with ``policy``."""
+        return Placements(
+            {n: replace(p, exploration=policy) for n, p in self.by_name.items()},
+            replace(self.default, exploration=policy),
+        )
 
 
 def _placement(name: str, raw: Any, where: str) -> Placement:

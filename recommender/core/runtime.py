@@ -15,7 +15,6 @@ settings to configs itself:
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -26,6 +25,7 @@ from recommender.core.arbitration import ArbitrationConfig
 from recommender.core.errors import ModelError
 from recommender.core.features import FeatureConfig
 from recommender.core.profile import ProfileParams
+from recommender.core.registry import CURRENT, locate, read_json_object
 from recommender.core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -77,13 +77,7 @@ def read_model_meta(model_dir: Path | None) -> dict[str, Any]:
     if not path.exists():
         log.info("no %s in %s: profile settings come from ZMOT_*", MODEL_META, model_dir)
         return {}
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelError(f"cannot read {path}: {exc}") from exc
-    if not isinstance(meta, dict):
-        raise ModelError(f"{path}: expected a JSON object")
-    return meta
+    return read_json_object(path)
 
 
 def resolve(
@@ -126,10 +120,23 @@ def resolve(
     return Runtime(features, params, arbitration_config(settings, params.half_life_s, boost))
 
 
+def serving_model_dir(model_dir: Path | None) -> Path | None:
+    """The artifact folder served for ``ZMOT_MODEL_DIR``: itself when it is an artifact (or
+    names nothing usable: :func:`read_model_meta` then says so), else the registry's current
+    version (:func:`recommender.core.registry.locate`)."""
+    if model_dir is None or (Path(model_dir) / MODEL_META).exists():
+        return model_dir
+    if not (Path(model_dir) / CURRENT).exists():
+        return model_dir
+    return locate(Path(model_dir)).path
+
+
 def resolve_runtime(settings: Settings) -> Runtime:
-    """The runtime of ``settings`` with the model at ``ZMOT_MODEL_DIR`` (if any)."""
-    where = f"{settings.model_dir}/{MODEL_META}"
-    return resolve(settings, read_model_meta(settings.model_dir), where=where)
+    """The runtime of ``settings`` with the model at ``ZMOT_MODEL_DIR`` (if any; the current
+    version of a registry)."""
+    model_dir = serving_model_dir(settings.model_dir)
+    where = f"{model_dir}/{MODEL_META}"
+    return resolve(settings, read_model_meta(model_dir), where=where)
 
 
 def arbitration_config(

@@ -158,7 +158,37 @@ class Settings(BaseSettings):
         "item is its own offer.",
     )
     model_dir: Path | None = Field(
-        None, description="Model artifact written by `zmot train`, loaded by the API at start-up."
+        None,
+        description="The model registry (`<version>/` folders and a `current` pointer, written "
+        "by `zmot train` and `zmot model`), or one model artifact (a folder with meta.json, as "
+        "`zmot train --out` writes).",
+    )
+    experiments_path: Path | None = Field(
+        None,
+        description="experiments.yaml: online experiments, their arms (model version, "
+        "exploration) and traffic shares (README, Experiments). Read at start and by `POST "
+        "/v1/admin/reload`; a bad file is refused with its line and field. Unset: none.",
+    )
+    attribution_hours: float = Field(
+        24.0,
+        gt=0,
+        description="A cart or purchase of an offered item this long (event time) after the "
+        "decision that offered it counts for that decision's experiment arm; decisions are "
+        "kept in Redis this long plus an hour. Longer: more conversions attributed, more "
+        "memory, more chance that something else caused them.",
+    )
+    retrain_max_drop: float = Field(
+        0.0,
+        description="`zmot retrain` activates a new model only if its HR@10 on a fresh time "
+        "split is at least the served model's minus this (0: never worse; 0.005: tolerate "
+        "half a point of noise; negative: must be better by that much).",
+    )
+    model_poll_s: float = Field(
+        2.0,
+        ge=0,
+        description="How often the API and the worker look at the registry's `current` pointer "
+        "(one stat call) to swap in a newly activated model; 0: never (restart or `POST "
+        "/v1/admin/model` instead). Shorter: faster pick-up, more stat calls.",
     )
 
     # --- serving ----------------------------------------------------------------------

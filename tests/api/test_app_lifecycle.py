@@ -69,6 +69,7 @@ async def test_probes_and_blas_pinned_while_serving(
         "status": "ready",
         "checks": {"model": "ok", "redis": "ok"},
         "catalog_version": fake_arbiter.version,
+        "model_version": "fake-1",
     }
     assert all(os.environ[var] == "1" for var in BLAS_ENV_VARS)
     pools = threadpool_info()
@@ -141,6 +142,7 @@ def test_openapi_documents_bodies_and_errors() -> None:
         "/v1/next-best-offer",
         "/v1/next-best-offer:batch",
         "/v1/admin/reload",
+        "/v1/admin/model",
         "/v1/users/{user_id}/profile",
         "/v1/users/{user_id}",
         "/v1/users/{user_id}/export",

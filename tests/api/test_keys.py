@@ -52,6 +52,7 @@ CALLS = {
     ),
     "/v1/users/{user_id}": Call("DELETE", "/v1/users/u3", "profiles:erase"),
     "/v1/admin/reload": Call("POST", "/v1/admin/reload", "admin"),
+    "/v1/admin/model": Call("POST", "/v1/admin/model", "admin"),
     "/metrics": Call("GET", "/metrics", "ops:read"),
     "/ops": Call("GET", "/ops", "ops:read"),
     "/ops/lag": Call("GET", "/ops/lag", "ops:read"),

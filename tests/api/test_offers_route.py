@@ -68,6 +68,8 @@ async def test_known_user_is_ranked_on_the_stored_profile(
         "catalog_version": fake_arbiter.version,
         "note": None,
         "personalised": True,
+        "experiment": None,
+        "arm": None,
     }
     [(profile, request, now)] = fake_arbiter.calls
     assert profile is not None

@@ -129,11 +129,13 @@ def finish(
     decision_id = uuid.uuid4().hex
     if log.isEnabledFor(logging.INFO):
         log.info(
-            "decision %s placement=%s stage=%s fallback=%s offers=%s",
+            "decision %s placement=%s stage=%s fallback=%s experiment=%s arm=%s offers=%s",
             decision_id,
             request.placement,
             stage,
             fallback,
+            request.experiment,
+            request.arm,
             [(s.offer.offer_id, s.policy, round(s.probability, 6)) for s in offers],
         )
     return Decision(offers, fallback, stage, decision_id, note)

@@ -69,6 +69,10 @@ class OfferRequest:
     lang: str = "en"
     debug: bool = False
     same_category: bool = False
+    experiment: str | None = None
+    """The experiment and arm the user is in (:mod:`recommender.core.experiments`), logged
+    with the decision."""
+    arm: str | None = None
 
 
 @dataclass
