@@ -7,9 +7,9 @@ Request bodies of ``POST /v1/events`` are deliberately *not* modelled here: they
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
+from pydantic import BaseModel, Field
 
 from recommender.core.catalog import Catalog
 from recommender.core.profile import Profile
@@ -68,14 +68,10 @@ class OfferOut(BaseModel):
         None,
         description="With debug=true: propensity, value, context_weight, lever, priority "
         "(null where a fallback has none) and the parts of the context weight.",
+        # Left out of the answer when absent; a field-level rule (not a model serializer)
+        # keeps every field of the offer in the OpenAPI document.
+        exclude_if=lambda value: value is None,
     )
-
-    @model_serializer(mode="wrap")
-    def _drop_empty_debug(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        data: dict[str, Any] = handler(self)
-        if data.get("debug") is None:
-            data.pop("debug", None)
-        return data
 
     @classmethod
     def from_scored(cls, scored: ScoredOffer, catalog: Catalog) -> OfferOut:
@@ -208,15 +204,10 @@ class ReadyResponse(BaseModel):
     status: Literal["ready", "unavailable"]
     checks: dict[str, str] = Field(description="Check name -> 'ok' or what failed.")
     catalog_version: str | None = Field(
-        None, description="Content hash of the active offer catalog (absent without one)."
+        None,
+        description="Content hash of the active offer catalog (absent without one).",
+        exclude_if=lambda value: value is None,
     )
-
-    @model_serializer(mode="wrap")
-    def _drop_empty_version(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        data: dict[str, Any] = handler(self)
-        if data.get("catalog_version") is None:
-            data.pop("catalog_version", None)
-        return data
 
 
 class ConsentRequest(BaseModel):

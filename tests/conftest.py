@@ -17,8 +17,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+# The repository, and the Python client (its own package, importable without installing it).
+for path in (ROOT, ROOT / "clients" / "python"):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
 
 from recommender.adapters.kafka import ensure_topic  # noqa: E402
 from recommender.adapters.localstack import tcp_open  # noqa: E402
