@@ -28,6 +28,7 @@ def stack_env(settings: Settings, data: Path, model: Path) -> dict[str, str]:
             "catalog_path": data / "catalog.jsonl",
             "offers_path": data / "offers.jsonl",
             "model_dir": model,
+            "demo_shop": True,
         }
     ).to_env()
 
@@ -137,6 +138,7 @@ def run_demo(
     if answer.fallback:
         show("  (fallback: the profile was not personalised in time; see the worker log)")
     show(f"\nStack running: API {base}/docs  (profile: {base}/v1/users/{user}/profile)")
+    show(f"Example shop (tracker + offer widget): {base}/demo/shop   ops page: {base}/ops")
     show(f"Logs: {settings.state_dir / 'logs'}   Stop everything: make stop")
     if settings.api_keys_file is None:
         show(

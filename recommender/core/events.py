@@ -74,6 +74,9 @@ class Event(BaseModel):
     rating: int | None = Field(None, ge=1, le=5)
     channel: Channel | None = None
     event_id: str | None = Field(None, min_length=1, max_length=128)
+    # The decision an impression, click or dismissal answers (next-best-offer's decision_id):
+    # carried to Kafka so feedback can be joined to the decision that showed the offer.
+    decision_id: str | None = Field(None, min_length=1, max_length=64)
 
     @field_validator("ts", mode="before")
     @classmethod
