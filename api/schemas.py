@@ -210,6 +210,20 @@ class ReadyResponse(BaseModel):
     )
 
 
+class LinkRequest(BaseModel):
+    """``POST /v1/users/{id}/links``: the anonymous id the person used before logging in."""
+
+    anonymous_id: str = Field(min_length=1, max_length=128)
+
+
+class LinkResponse(BaseModel):
+    """The link now stored."""
+
+    user_id: str
+    anonymous_id: str
+    linked_ids: list[str] = Field(description="Every anonymous id now linked to the user.")
+
+
 class ConsentRequest(BaseModel):
     """``PUT /v1/users/{id}/consent``: the person's choice about profiling."""
 
@@ -233,6 +247,9 @@ class ErasureResponse(BaseModel):
     purchases: int = Field(description="Remembered purchases deleted.")
     exposure: int = Field(description="Impression and dismissal counts deleted.")
     consent: bool = Field(description="A recorded consent choice was deleted.")
+    linked: int = Field(
+        0, description="Anonymous ids linked to the person (identify), erased with them."
+    )
     erased_at: str = Field(
         description="Events of this person up to this time (event time) are dropped for ever; "
         "later events build a new profile."
@@ -288,3 +305,8 @@ class ExportResponse(BaseModel):
     consent: ConsentState
     erased_at: str | None = Field(description="Time of the last erasure (null: never erased).")
     profile: ExportedProfile | None = Field(description="The live profile (null: none stored).")
+    linked_ids: list[str] = Field(
+        default_factory=list,
+        description="Anonymous ids linked to the person (identify): their profiles are served "
+        "with this one and erased with it.",
+    )

@@ -97,7 +97,8 @@ export interface Tracker {
   search(query: string): boolean;
   addToCart(itemId: string): boolean;
   track(type: EventType, fields?: EventFields): boolean;
-  identify(userId: string): boolean;
+  /** Later events carry userId; the anonymous history is linked to it (POST .../links). */
+  identify(userId: string): Promise<boolean>;
   flush(): Promise<void>;
   /** The next best offers for this visitor; null on any failure. */
   offers(query?: OffersQuery): Promise<OfferAnswer | null>;

@@ -145,10 +145,13 @@ def test_openapi_documents_bodies_and_errors() -> None:
         "/v1/users/{user_id}",
         "/v1/users/{user_id}/export",
         "/v1/users/{user_id}/consent",
+        "/v1/users/{user_id}/links",
         "/metrics",
         "/ops",
         "/ops/lag",
         "/ops/summary",
+        "/sdk/zmot.js",
+        "/demo/shop",
     }
     post = paths["/v1/events"]["post"]
     assert post["summary"] and post["description"].startswith("Validate one event or a batch")

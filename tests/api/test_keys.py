@@ -52,6 +52,9 @@ CALLS = {
         "PUT", "/v1/users/u2/consent", "profiles:erase", {"profiling": True}
     ),
     "/v1/users/{user_id}": Call("DELETE", "/v1/users/u3", "profiles:erase"),
+    "/v1/users/{user_id}/links": Call(
+        "POST", "/v1/users/u1/links", "events:write", {"anonymous_id": "anon-1"}
+    ),
     "/v1/admin/reload": Call("POST", "/v1/admin/reload", "admin"),
     "/metrics": Call("GET", "/metrics", "ops:read"),
     "/ops": Call("GET", "/ops", "ops:read"),

@@ -382,13 +382,24 @@ function createTracker(env = browserEnv()) {
     search: safe((query) => enqueue("search", { query: String(query || "").slice(0, 512) }), false),
     addToCart: safe((itemId) => enqueue("add_to_cart", { item_id: itemId }), false),
     track: safe((type, fields) => enqueue(type, fields), false),
+    /** Later events carry the known id; the anonymous history is linked to it (served with
+     * it, erased with it). Resolves to whether the API stored the link. */
     identify: safe((id) => {
-      if (!consented || !id) return false;
-      // Later events carry the known id; the anonymous id stays on the device
-      // (anonymousId()) for the shop to link server-side.
-      ids.set(USER_KEY, String(id));
-      return true;
-    }, false),
+      if (!consented || !id || !env.fetch) return Promise.resolve(false);
+      const known = String(id);
+      const anonymous = ids.get(ANON_KEY);
+      flush(); // what was tracked anonymously goes out under the anonymous id
+      ids.set(USER_KEY, known);
+      if (!anonymous || anonymous === known) return Promise.resolve(false);
+      return env
+        .fetch(url(`/v1/users/${encodeURIComponent(known)}/links`), {
+          method: "POST",
+          headers: headers(true),
+          body: JSON.stringify({ anonymous_id: anonymous }),
+          keepalive: true,
+        })
+        .then((response) => response.status < 400, (error) => (report(error), false));
+    }, Promise.resolve(false)),
     anonymousId: safe(() => (consented ? ids.get(ANON_KEY) : null), null),
     flush: safe(() => flush(), Promise.resolve()),
     /** The next best offers for this visitor (null on any failure). */

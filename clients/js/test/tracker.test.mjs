@@ -194,8 +194,13 @@ test("consent(false) forgets the device's ids and queue and records the refusal"
   const z = createTracker(env);
   z.init({ endpoint: "", consent: true, autoPageView: false, flushIntervalMs: 60000, maxAttempts: 1 });
   z.search("tv");
-  z.identify("customer-9");
+  const anonymous = z.anonymousId();
+  assert.equal(await z.identify("customer-9"), true);
   assert.equal(z.userId(), "customer-9");
+  const posted = env.requests.filter((r) => r.method === "POST");
+  assert.deepEqual(posted.map((r) => r.url), ["/v1/events", "/v1/users/customer-9/links"]);
+  assert.equal(posted[0].json[0].user_id, anonymous); // tracked before identify: anonymous id
+  assert.deepEqual(posted[1].json, { anonymous_id: anonymous });
   const recorded = await z.consent(false);
   assert.equal(recorded, true);
   const put = env.requests.at(-1);

@@ -18,6 +18,7 @@ from zmot_client.models import (
     Consent,
     Erasure,
     Export,
+    Link,
     OfferAnswer,
     Profile,
 )
@@ -144,4 +145,13 @@ def consent(user_id: str, profiling: bool) -> Call[Consent]:
         _user_path(user_id, "/consent"),
         Consent.model_validate,
         json={"profiling": bool(profiling)},
+    )
+
+
+def link(user_id: str, anonymous_id: str) -> Call[Link]:
+    return Call(
+        "POST",
+        _user_path(user_id, "/links"),
+        Link.model_validate,
+        json={"anonymous_id": anonymous_id},
     )

@@ -18,7 +18,7 @@ from zmot_client import calls
 from zmot_client.calls import Call, Channel
 from zmot_client.errors import TransportError, api_error
 from zmot_client.events import Event
-from zmot_client.models import Consent, Erasure, Export, OfferAnswer, Profile
+from zmot_client.models import Consent, Erasure, Export, Link, OfferAnswer, Profile
 from zmot_client.retry import (
     RETRY_STATUSES,
     RetryPolicy,
@@ -195,6 +195,10 @@ class Client:
         """Record the person's profiling choice (a refusal deletes the profile)."""
         return self._run(calls.consent(user_id, profiling))
 
+    def link(self, user_id: str, anonymous_id: str) -> Link:
+        """Link the anonymous id a visitor used before logging in to their user id."""
+        return self._run(calls.link(user_id, anonymous_id))
+
 
 class AsyncClient:
     """The asyncio twin of :class:`Client`: the same methods, awaited."""
@@ -312,3 +316,7 @@ class AsyncClient:
     async def consent(self, user_id: str, profiling: bool) -> Consent:
         """Record the person's profiling choice (a refusal deletes the profile)."""
         return await self._run(calls.consent(user_id, profiling))
+
+    async def link(self, user_id: str, anonymous_id: str) -> Link:
+        """Link the anonymous id a visitor used before logging in to their user id."""
+        return await self._run(calls.link(user_id, anonymous_id))

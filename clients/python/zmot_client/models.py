@@ -92,6 +92,7 @@ class Export(_Answer):
     consent: ConsentState
     erased_at: str | None
     profile: ExportedProfile | None
+    linked_ids: list[str] = Field(default_factory=list)
 
 
 class Erasure(_Answer):
@@ -103,6 +104,7 @@ class Erasure(_Answer):
     purchases: int
     exposure: int
     consent: bool
+    linked: int = 0
     erased_at: str
 
 
@@ -112,6 +114,14 @@ class Consent(_Answer):
     user_id: str
     profiling: bool
     profile_deleted: bool
+
+
+class Link(_Answer):
+    """An anonymous id linked to a known user (API schema ``LinkResponse``)."""
+
+    user_id: str
+    anonymous_id: str
+    linked_ids: list[str]
 
 
 API_SCHEMAS: dict[type[BaseModel], str] = {
@@ -125,5 +135,6 @@ API_SCHEMAS: dict[type[BaseModel], str] = {
     Export: "ExportResponse",
     Erasure: "ErasureResponse",
     Consent: "ConsentResponse",
+    Link: "LinkResponse",
 }
 """Each model and the name of its schema in the API's ``/openapi.json``."""
