@@ -9,8 +9,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from api.examples import EXAMPLES
 from recommender.core.catalog import Catalog
 from recommender.core.profile import Profile
 
@@ -26,6 +27,8 @@ def iso(ts: float) -> str:
 class ErrorItem(BaseModel):
     """One reason a request was rejected."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["ErrorItem"]]})
+
     index: int | None = Field(
         None, description="Position of the offending event in a batch (null for a single event)."
     )
@@ -36,11 +39,15 @@ class ErrorItem(BaseModel):
 class ValidationErrorResponse(BaseModel):
     """Body of a 422: every problem found, so a client can fix all of them at once."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["ValidationErrorResponse"]]})
+
     detail: list[ErrorItem]
 
 
 class MessageResponse(BaseModel):
     """Body of other errors (404, 413, 503)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["MessageResponse"]]})
 
     detail: str
 
@@ -48,11 +55,15 @@ class MessageResponse(BaseModel):
 class AcceptedResponse(BaseModel):
     """Events accepted: all of them are acknowledged by Kafka."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["AcceptedResponse"]]})
+
     accepted: int = Field(description="Number of events produced to the events topic.")
 
 
 class OfferOut(BaseModel):
     """One offer with its score and the reasons behind it."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["OfferOut"]]})
 
     offer_id: str
     item_id: str
@@ -92,6 +103,8 @@ class OfferOut(BaseModel):
 
 class NextBestOfferResponse(BaseModel):
     """The offers to show one user now."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["NextBestOfferResponse"]]})
 
     user_id: str
     offers: list[OfferOut]
@@ -142,6 +155,8 @@ class NextBestOfferResponse(BaseModel):
 class BatchOfferRequest(BaseModel):
     """``POST /v1/next-best-offer:batch``: the same question for many users."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["BatchOfferRequest"]]})
+
     user_ids: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(
         min_length=1, max_length=1000
     )
@@ -156,11 +171,15 @@ class BatchOfferRequest(BaseModel):
 class BatchOfferResponse(BaseModel):
     """One answer per user, in the order asked."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["BatchOfferResponse"]]})
+
     results: list[NextBestOfferResponse]
 
 
 class ReloadResponse(BaseModel):
     """The offer catalog now active."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["ReloadResponse"]]})
 
     catalog_version: str
     offers: int
@@ -169,6 +188,8 @@ class ReloadResponse(BaseModel):
 
 class ProfileResponse(BaseModel):
     """A user's live interest profile, decayed to the time of the request."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["ProfileResponse"]]})
 
     user_id: str
     features: dict[str, float] = Field(description="Feature -> decayed weight, heaviest first.")
@@ -195,11 +216,15 @@ class ProfileResponse(BaseModel):
 class HealthResponse(BaseModel):
     """Liveness: the process answers."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["HealthResponse"]]})
+
     status: Literal["ok"] = "ok"
 
 
 class ReadyResponse(BaseModel):
     """Readiness: every dependency of a request answers."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["ReadyResponse"]]})
 
     status: Literal["ready", "unavailable"]
     checks: dict[str, str] = Field(description="Check name -> 'ok' or what failed.")
@@ -213,11 +238,15 @@ class ReadyResponse(BaseModel):
 class LinkRequest(BaseModel):
     """``POST /v1/users/{id}/links``: the anonymous id the person used before logging in."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["LinkRequest"]]})
+
     anonymous_id: str = Field(min_length=1, max_length=128)
 
 
 class LinkResponse(BaseModel):
     """The link now stored."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["LinkResponse"]]})
 
     user_id: str
     anonymous_id: str
@@ -227,11 +256,15 @@ class LinkResponse(BaseModel):
 class ConsentRequest(BaseModel):
     """``PUT /v1/users/{id}/consent``: the person's choice about profiling."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["ConsentRequest"]]})
+
     profiling: bool = Field(description="True: events may build a profile; false: they may not.")
 
 
 class ConsentResponse(BaseModel):
     """The choice now recorded."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["ConsentResponse"]]})
 
     user_id: str
     profiling: bool
@@ -240,6 +273,8 @@ class ConsentResponse(BaseModel):
 
 class ErasureResponse(BaseModel):
     """What ``DELETE /v1/users/{id}`` removed, and the erasure time that now holds."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["ErasureResponse"]]})
 
     user_id: str
     profile: bool = Field(description="A profile existed and was deleted.")
@@ -259,6 +294,8 @@ class ErasureResponse(BaseModel):
 class ConsentState(BaseModel):
     """A person's consent as stored and as applied."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["ConsentState"]]})
+
     profiling: bool | None = Field(description="The recorded choice (null: none recorded).")
     default: Literal["granted", "denied"] = Field(description="ZMOT_DEFAULT_CONSENT.")
     effective: bool = Field(description="Whether events of the person build a profile now.")
@@ -266,6 +303,8 @@ class ConsentState(BaseModel):
 
 class ExportedProfile(ProfileResponse):
     """The profile as stored, with the exposure the frequency caps count."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["ExportedProfile"]]})
 
     impressions: dict[str, dict[str, int]] = Field(
         description="Offer id -> hour (ISO-8601) -> impressions of the offer that hour."
@@ -299,6 +338,8 @@ class ExportedProfile(ProfileResponse):
 
 class ExportResponse(BaseModel):
     """``GET /v1/users/{id}/export``: everything zmot stores about one person (Art. 15/20)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["ExportResponse"]]})
 
     user_id: str
     exported_at: str

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 
 from api.auth import EventsWriter
 from api.deps import MAX_BATCH, EventsBody, ProducerDep, reject
+from api.examples import EVENTS
 from api.schemas import AcceptedResponse, MessageResponse, ValidationErrorResponse
 from recommender.core.events import Event
 
@@ -22,6 +23,7 @@ _BODY: dict[str, Any] = {
         "`ts` is ISO-8601 text or epoch milliseconds.",
         "content": {
             "application/json": {
+                "example": EVENTS,
                 "schema": {
                     "oneOf": [
                         _EVENT_SCHEMA,
@@ -32,7 +34,7 @@ _BODY: dict[str, Any] = {
                             "maxItems": MAX_BATCH,
                         },
                     ]
-                }
+                },
             }
         },
     }

@@ -35,7 +35,12 @@ def _sdk() -> bytes | None:
     "/sdk/zmot.js",
     response_class=Response,
     responses={
-        200: {"content": {"text/javascript": {}}, "description": "The tracker and widget"},
+        200: {
+            "content": {
+                "text/javascript": {"example": "/*! zmot 0.1.0 ... */ (function () {...})();"}
+            },
+            "description": "The tracker and widget",
+        },
         404: {"model": MessageResponse, "description": "This installation has no built SDK"},
     },
 )
@@ -54,7 +59,10 @@ async def sdk() -> Response:
 @router.get(
     "/demo/shop",
     response_class=HTMLResponse,
-    responses={404: {"model": MessageResponse, "description": "Not in demo mode"}},
+    responses={
+        200: {"content": {"text/html": {"example": "<!doctype html>..."}}, "description": "Page"},
+        404: {"model": MessageResponse, "description": "Not in demo mode"},
+    },
 )
 async def demo_shop(services: ServicesDep) -> HTMLResponse:
     """The example shop page of `zmot demo` (``ZMOT_DEMO_SHOP=true`` only)."""
