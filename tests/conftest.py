@@ -102,6 +102,18 @@ class DemoShop:
         self.model = train_served(self.events, self.catalog, Profiler(self.catalog), TrainConfig())
         self.model.save(self.model_dir)
 
+    def files(self) -> dict[str, Path]:
+        """The settings naming this shop's catalog, offers and model."""
+        return {
+            "catalog_path": self.data / "catalog.jsonl",
+            "offers_path": self.data / "offers.jsonl",
+            "model_dir": self.model_dir,
+        }
+
+    def serving(self, settings: Settings) -> Settings:
+        """``settings`` serving this shop (catalog, offers, model)."""
+        return settings.model_copy(update=self.files())
+
 
 @pytest.fixture(scope="session")
 def demo_shop(tmp_path_factory: pytest.TempPathFactory) -> DemoShop:

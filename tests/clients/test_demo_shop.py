@@ -2,7 +2,8 @@
 and Redis, with the demo shop's trained model: the page shows offers on load; typing
 "fernseher reparatur" into its search box and pressing Enter (real input events) makes a TV
 offer appear with its reason; clicking it reaches the ops summary through Kafka and the worker.
-A screenshot is saved to ``.zmot/artifacts/demo-shop.png`` (and the test's tmp dir).
+and the ops page's offers table. Screenshots of both are saved to ``.zmot/artifacts/``
+(``demo-shop.png``, ``demo-shop-ops.png``) and the test's tmp dir.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import aiohttp
 import pytest
 
 from recommender.core.settings import Settings
-from tests.support.browser import BROWSER_SERVICE_HOSTS, DevTools, ProxyRecorder, chromium, host_of
+from tests.support.browser import BROWSER_SERVICE_HOSTS, DevTools, host_of, page_at
 from tests.support.processes import ApiProcess
 
 pytestmark = pytest.mark.integration
@@ -90,27 +91,16 @@ async def test_the_demo_shop_in_chromium_shows_a_tv_offer_for_a_repair_search_an
     api_server: Callable[..., ApiProcess],
     tmp_path: Path,
 ) -> None:
-    settings = isolated.model_copy(
-        update={
-            "catalog_path": demo_shop.data / "catalog.jsonl",
-            "offers_path": demo_shop.data / "offers.jsonl",
-            "model_dir": demo_shop.model_dir,
-        }
-    )
-    worker(settings)
+    settings = demo_shop.serving(isolated)
+    proc = worker(settings)
     api = api_server(
         settings,
-        model_dir=demo_shop.model_dir,
-        catalog_path=demo_shop.data / "catalog.jsonl",
+        **demo_shop.files(),
         demo_shop=True,
+        worker_web_port=proc.settings.worker_web_port,  # the ops page reads its metrics
     )
 
-    profile = tmp_path / "chromium-profile"
-    profile.mkdir()
-    async with ProxyRecorder() as proxy, chromium(profile, proxy.port) as page:
-        await page.call("Network.enable")
-        await page.call("Page.enable")
-        await page.call("Page.navigate", url=f"{api.url}/demo/shop")
+    async with page_at(f"{api.url}/demo/shop", tmp_path) as (page, proxy):
         first = await wait_for(page, lambda s: s.get("count", -1) > 0)
         assert first["personalised"] == "false", first  # a stranger: popular offers
 
@@ -135,22 +125,39 @@ async def test_the_demo_shop_in_chromium_shows_a_tv_offer_for_a_repair_search_an
         clicked = await wait_for(page, lambda s: s.get("clicked") == top["offer"])
         await wait_for(page, lambda s: s.get("queued") == 0)  # the click event was sent
         shot = await page.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
-        requests = list(page.requests)
         anonymous = await page.evaluate("zmot.anonymousId()")
 
-    png = base64.b64decode(shot["data"])
-    assert png.startswith(b"\x89PNG") and len(png) > 10_000
-    (tmp_path / "demo-shop.png").write_bytes(png)
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    (ARTIFACTS / "demo-shop.png").write_bytes(png)
+        # The click (and the impression) went page -> API -> Kafka -> worker -> ops summary,
+        # and the ops page shows it in its offers table.
+        deadline = time.monotonic() + 60
+        while (stats := await offer_stats(api.url, top["offer"])).get("clicks", 0) < 1:
+            assert time.monotonic() < deadline, stats
+            await asyncio.sleep(0.5)
+        assert stats["impressions"] >= 1, stats
+        await page.call("Page.navigate", url=f"{api.url}/ops")
+        row = f"#offers tr[data-offer={json.dumps(top['offer'])}] td"
+        cells: list[str] = []
+        while len(cells) < 5:
+            assert time.monotonic() < deadline, "the ops page shows no row for the offer"
+            await asyncio.sleep(0.5)
+            found = await page.evaluate(
+                f"JSON.stringify([...document.querySelectorAll({json.dumps(row)})]"
+                ".map((td) => td.textContent))"
+            )
+            cells = json.loads(found or "[]")
+        ops_shot = await page.call(
+            "Page.captureScreenshot", format="png", captureBeyondViewport=True
+        )
+        requests = list(page.requests)
 
-    # The click (and the impression) went page -> API -> Kafka -> worker -> the ops summary.
-    deadline = time.monotonic() + 60
-    while (stats := await offer_stats(api.url, top["offer"])).get("clicks", 0) < 1:
-        assert time.monotonic() < deadline, stats
-        await asyncio.sleep(0.5)
-    assert stats["impressions"] >= 1, stats
+    assert cells[0] == top["offer"] and int(cells[2]) >= 1, cells  # offer, ..., clicks
     assert clicked["decision"], clicked
+    for name, data in (("demo-shop.png", shot["data"]), ("demo-shop-ops.png", ops_shot["data"])):
+        png = base64.b64decode(data)
+        assert png.startswith(b"\x89PNG") and len(png) > 10_000
+        (tmp_path / name).write_bytes(png)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        (ARTIFACTS / name).write_bytes(png)
 
     # The page used only the API, and the events carried the visitor's anonymous id.
     assert anonymous and anonymous.startswith("anon-")

@@ -25,7 +25,7 @@ import pytest
 from recommender.core.settings import Settings
 from tests.api.support import MODEL_VERSION
 from tests.ops.conftest import events, produce
-from tests.support.browser import BROWSER_SERVICE_HOSTS, ProxyRecorder, chromium, host_of
+from tests.support.browser import BROWSER_SERVICE_HOSTS, host_of, page_at
 from tests.support.processes import ApiProcess
 
 pytestmark = pytest.mark.integration
@@ -61,12 +61,7 @@ async def test_ops_page_renders_offline_in_chromium(
             async with session.get(url) as response:
                 assert response.status == 200
 
-    profile = tmp_path / "chromium-profile"
-    profile.mkdir()
-    async with ProxyRecorder() as proxy, chromium(profile, proxy.port) as page:
-        await page.call("Network.enable")
-        await page.call("Page.enable")
-        await page.call("Page.navigate", url=f"{api.url}/ops")
+    async with page_at(f"{api.url}/ops", tmp_path) as (page, proxy):
         deadline = time.monotonic() + 45
         while True:
             state = json.loads(await page.evaluate(PAGE_STATE) or "{}")

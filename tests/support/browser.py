@@ -161,3 +161,16 @@ async def chromium(profile: Path, proxy_port: int) -> AsyncIterator[DevTools]:
                     tools.close()
     finally:
         stop_child(proc, timeout_s=10.0)
+
+
+@asynccontextmanager
+async def page_at(url: str, tmp_path: Path) -> AsyncIterator[tuple[DevTools, ProxyRecorder]]:
+    """Chromium (an empty profile under ``tmp_path``) showing ``url``, with network and page
+    events on; yields the page and the proxy that saw any non-loopback request."""
+    profile = tmp_path / "chromium-profile"
+    profile.mkdir()
+    async with ProxyRecorder() as proxy, chromium(profile, proxy.port) as page:
+        await page.call("Network.enable")
+        await page.call("Page.enable")
+        await page.call("Page.navigate", url=url)
+        yield page, proxy
