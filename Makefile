@@ -64,7 +64,8 @@ bench: install system-deps ## Run the benchmarks (figures go to BENCHMARKS.md)
 	@$(TEST_ENV) $(BIN)/zmot infra up
 	@set +e; $(TEST_ENV) $(BIN)/python benchmarks/bench_stream.py && \
 	  $(TEST_ENV) $(BIN)/python benchmarks/bench_api.py && \
-	  $(TEST_ENV) $(BIN)/python benchmarks/bench_freshness.py; rc=$$?; \
+	  $(TEST_ENV) $(BIN)/python benchmarks/bench_freshness.py && \
+	  $(TEST_ENV) $(BIN)/python benchmarks/bench_redis_memory.py; rc=$$?; \
 	  $(TEST_ENV) $(BIN)/zmot infra down; exit $$rc
 
 eval: install ## The README's quality figures: three shared samples with defaults, Taobao tuned (.zmot/eval-*)

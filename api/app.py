@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from functools import partial
 from typing import Any
 
 from aiokafka.errors import KafkaError
@@ -21,7 +22,7 @@ from redis.exceptions import RedisError
 
 from api.auth import KeyCors, access_from_settings
 from api.blas import pin_blas_threads
-from api.deps import EventSink, Services, error_detail
+from api.deps import EventLogUnavailable, EventSink, Services, error_detail
 from api.engine import Engine, load_engine
 from api.monitoring import MetricsMiddleware, Ops
 from api.routes import api_router
@@ -76,6 +77,7 @@ def create_app(
         version="0.1.0",
         lifespan=lifespan,
     )
+    app.openapi = partial(_openapi, app, settings.max_k)  # type: ignore[method-assign]
     app.state.ops = ops
     app.state.access = access
     app.add_middleware(KeyCors, access=access)
@@ -84,7 +86,33 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(RedisError, _redis_down)
     app.add_exception_handler(KafkaError, _kafka_down)
+    app.add_exception_handler(EventLogUnavailable, _events_not_stored)
     return app
+
+
+def _openapi(app: FastAPI, max_k: int) -> dict[str, Any]:
+    """FastAPI's OpenAPI document with what only the settings know: ``k`` is at most
+    ``ZMOT_MAX_K`` on both offer routes (so the document is as strict as the validation)."""
+    if app.openapi_schema is None:
+        doc = FastAPI.openapi(app)  # FastAPI's own document, cached in app.openapi_schema
+        for path in doc.get("paths", {}).values():
+            for operation in path.values():
+                for param in operation.get("parameters", []):
+                    if param.get("name") == "k":
+                        _bound(param["schema"], max_k)
+                body = operation.get("requestBody", {}).get("content", {})
+                fields = body.get("application/json", {}).get("schema", {}).get("properties", {})
+                if "k" in fields:
+                    _bound(fields["k"], max_k)
+        return doc
+    return app.openapi_schema
+
+
+def _bound(schema: dict[str, Any], maximum: int) -> None:
+    """Set ``maximum`` on an integer schema (or on the integer branch of an ``anyOf``)."""
+    for branch in schema.get("anyOf", [schema]):
+        if branch.get("type") == "integer":
+            branch["maximum"] = maximum
 
 
 async def _open_services(
@@ -143,7 +171,12 @@ async def _redis_down(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(
         {"detail": f"profile store (Redis) unavailable ({type(exc).__name__}); try again"},
         status_code=503,
+        headers=_retry_after(request.app.state.ops.settings),
     )
+
+
+def _retry_after(settings: Settings) -> dict[str, str]:
+    return {"Retry-After": str(settings.retry_after_s)}
 
 
 async def _kafka_down(request: Request, exc: Exception) -> JSONResponse:
@@ -154,4 +187,21 @@ async def _kafka_down(request: Request, exc: Exception) -> JSONResponse:
             "the events may or may not have been stored, retry them"
         },
         status_code=503,
+        headers=_retry_after(request.app.state.ops.settings),
+    )
+
+
+async def _events_not_stored(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, EventLogUnavailable)
+    logger.warning("Kafka error on %s %s: %s", request.method, request.url.path, exc)
+    cause = exc.cause
+    what = "no acknowledgement in time" if isinstance(cause, TimeoutError) else type(cause).__name__
+    return JSONResponse(
+        {
+            "detail": f"event log (Kafka) unavailable ({what}); the events may or may not have "
+            "been stored: send them again with these event_ids and each counts once",
+            "event_ids": exc.event_ids,
+        },
+        status_code=503,
+        headers=_retry_after(request.app.state.ops.settings),
     )

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, HTTPException, Request
 from pydantic import ValidationError
 
+from api.breaker import CircuitBreaker
 from api.engine import Engine
 from api.monitoring import Ops
 from api.schemas import BatchOfferRequest
@@ -49,6 +50,19 @@ class Services:
     feedback: FeedbackStore  # rating aggregates for social proof
     ratings: RatingCache  # the same ratings, cached briefly
     privacy: PrivacyStore  # consent and erasure records
+    breaker: CircuitBreaker = field(default_factory=CircuitBreaker)  # in front of profile reads
+
+
+class EventLogUnavailable(Exception):
+    """Kafka did not acknowledge the events of a request in time (a 503 with Retry-After).
+
+    ``event_ids`` are the request's ids in order, so the caller can send the same events again
+    and have each count once."""
+
+    def __init__(self, event_ids: list[str], cause: BaseException) -> None:
+        super().__init__(f"{type(cause).__name__}: {cause}")
+        self.event_ids = event_ids
+        self.cause = cause
 
 
 def error_detail(reason: str, field: str | None = None, index: int | None = None) -> dict[str, Any]:

@@ -53,7 +53,10 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "detail": [{"index": 2, "field": "item_id", "reason": "required for page_view"}]
     },
     "MessageResponse": {"detail": "key 'web' lacks the scope 'profiles:read'"},
-    "AcceptedResponse": {"accepted": 2},
+    "AcceptedResponse": {
+        "accepted": 2,
+        "event_ids": ["0f3c9a7e5b2d4c1a8e6f7d9b0a1c2e3f", "5d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a"],
+    },
     "OfferOut": OFFER,
     "NextBestOfferResponse": ANSWER,
     "BatchOfferRequest": {"user_ids": ["u-17", "u-18"], "k": 3, "placement": "home"},

@@ -200,6 +200,11 @@ class Ops:
                 dead_lettered_total=counter_value(families, "zmot_events_dead_lettered"),
                 freshness_seconds=self.windowed_quantiles(
                     "worker_freshness",
+                    histogram_buckets(families, "zmot_record_freshness_seconds"),
+                    now,
+                ),
+                event_freshness_seconds=self.windowed_quantiles(
+                    "worker_event_freshness",
                     histogram_buckets(families, "zmot_event_freshness_seconds"),
                     now,
                 ),

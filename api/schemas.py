@@ -52,12 +52,26 @@ class MessageResponse(BaseModel):
     detail: str
 
 
+class RetryEventsResponse(BaseModel):
+    """Body of a 503 of ``POST /v1/events``: the log did not acknowledge the events in time.
+
+    Some may still have been stored: send the same events again with these ids (``Retry-After``
+    seconds later) and each counts once."""
+
+    detail: str
+    event_ids: list[str] = Field(description="The id of each event of the request, in order.")
+
+
 class AcceptedResponse(BaseModel):
     """Events accepted: all of them are acknowledged by Kafka."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["AcceptedResponse"]]})
 
     accepted: int = Field(description="Number of events produced to the events topic.")
+    event_ids: list[str] = Field(
+        description="The id of each event, in order: the caller's, or one the API assigned. "
+        "An event sent again with its id counts once (within ZMOT_DEDUPE_WINDOW_HOURS)."
+    )
 
 
 class OfferOut(BaseModel):
@@ -222,11 +236,12 @@ class HealthResponse(BaseModel):
 
 
 class ReadyResponse(BaseModel):
-    """Readiness: every dependency of a request answers."""
+    """Readiness: ``ready`` (all checks ok), ``degraded`` (Redis down: answers without
+    profiles, flagged fallback) or ``unavailable`` (no model, 503)."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["ReadyResponse"]]})
 
-    status: Literal["ready", "unavailable"]
+    status: Literal["ready", "degraded", "unavailable"]
     checks: dict[str, str] = Field(description="Check name -> 'ok' or what failed.")
     catalog_version: str | None = Field(
         None,

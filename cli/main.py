@@ -83,11 +83,21 @@ def worker() -> None:
 
 
 @app.command()
-def api() -> None:
+def api(
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="uvicorn worker processes on the one port (each loads the model: see "
+            "README, Scaling out); at most the cores Kafka, Redis and the stream worker leave.",
+        ),
+    ] = 1,
+    access_log: Annotated[bool, typer.Option(help="Log every request (costs CPU).")] = False,
+) -> None:
     """Serve the HTTP API (next best offer, events, profiles) on ZMOT_API_HOST:ZMOT_API_PORT."""
     from api.server import run_api
 
-    run_api(get_settings())
+    run_api(get_settings(), workers=workers, access_log=access_log)
 
 
 # --- data and model -----------------------------------------------------------------------

@@ -20,6 +20,7 @@ from recommender.core.replay import Profiler
 from recommender.core.settings import Settings
 from stream.batch import BatchStats, process_batch
 from stream.dead_letters import faust_dead_letter_sink
+from stream.offsets import WATCH_INTERVAL_S, AppliedOffsets
 from stream.records import Record
 
 log = logging.getLogger(__name__)
@@ -59,12 +60,19 @@ def register_agent(
     metrics: WorkerMetrics | None = None,
     feedback: FeedbackStore | None = None,
     privacy: PrivacyStore | None = None,
+    applied: AppliedOffsets | None = None,
 ) -> Any:
     """Register the profile agent on ``app``; returns the faust agent.
 
     ``on_fatal`` is called once when a batch cannot be written; it must stop the worker. The
     agent then holds that batch, and every later one, unacked so the stop cannot commit past it.
+
+    ``applied`` (with ``feedback``) makes each assigned partition start from Redis's applied
+    offset and stops the worker when Redis went back under it (:mod:`stream.offsets`); ``app``
+    must then be a :class:`~stream.app.WorkerApp`.
     """
+    if applied is not None:
+        app.applied_offsets = applied
     source = app.topic(settings.events_topic, partitions=settings.topic_partitions)
     # Retention applies when faust creates the topic (dead letters keep personal data).
     dlq = app.topic(
@@ -94,6 +102,7 @@ def register_agent(
                     feedback=feedback,
                     privacy=privacy,
                     default_consent=settings.default_consent == "granted",
+                    applied=applied,
                 )
             except asyncio.CancelledError:
                 _hold(events)  # cut off mid-batch: read it again rather than commit it
@@ -132,14 +141,30 @@ def register_agent(
             last_logged[0] = stats.consumed
             log.info(
                 "totals: consumed=%d applied=%d replayed=%d dead_lettered=%d withheld=%d "
-                "conflicts=%d",
+                "conflicts=%d duplicates=%d",
                 stats.consumed,
                 stats.applied,
                 stats.replayed,
                 stats.dead_lettered,
                 stats.withheld,
                 stats.conflicts,
+                stats.duplicates,
             )
 
     app.timer(stats_log_interval_s, name="zmot.stats")(log_stats)
+
+    if applied is not None:
+
+        async def watch_applied() -> None:
+            if failed:
+                return
+            try:
+                await applied.watch()
+            except Exception as exc:  # RedisLostWritesError: stop, the restart repairs
+                failed.append(exc)
+                app.conf.stream_wait_empty = False
+                log.critical("%s", exc)
+                on_fatal(exc)
+
+        app.timer(WATCH_INTERVAL_S, name="zmot.applied_offsets")(watch_applied)
     return agent

@@ -13,6 +13,7 @@ import faust
 
 from recommender.adapters.kafka import kafka_auth
 from recommender.core.settings import Settings
+from stream.offsets import AppliedOffsets, after_committed_seek
 
 
 def datadir_for(settings: Settings) -> Path:
@@ -37,7 +38,20 @@ def _credentials(settings: Settings) -> dict[str, Any]:
     return {"broker_credentials": credentials}
 
 
-def create_app(settings: Settings, *, web_enabled: bool = True) -> faust.App:
+class WorkerApp(faust.App):
+    """faust's App whose consumer, once given :attr:`applied_offsets`, starts each assigned
+    partition from Redis's applied offset when that is behind Kafka's (:mod:`stream.offsets`)."""
+
+    applied_offsets: AppliedOffsets | None = None
+
+    def _new_consumer(self) -> Any:
+        consumer = super()._new_consumer()
+        if self.applied_offsets is not None:
+            after_committed_seek(consumer, self.applied_offsets)
+        return consumer
+
+
+def create_app(settings: Settings, *, web_enabled: bool = True) -> WorkerApp:
     """A faust app reading ``settings.events_topic`` as the group ``settings.consumer_group``.
 
     Keys and values stay raw bytes: the worker validates them itself so that a malformed message
@@ -45,7 +59,7 @@ def create_app(settings: Settings, *, web_enabled: bool = True) -> faust.App:
     """
     datadir = datadir_for(settings)
     datadir.parent.mkdir(parents=True, exist_ok=True)  # faust creates only the last level
-    return faust.App(
+    return WorkerApp(
         settings.consumer_group,
         broker=[f"kafka://{server.strip()}" for server in settings.kafka_bootstrap.split(",")],
         **_credentials(settings),
@@ -69,6 +83,20 @@ def create_app(settings: Settings, *, web_enabled: bool = True) -> faust.App:
         # rejects is resent truncated, see stream.dead_letters).
         producer_max_request_size=1_048_588 + 4096,
         broker_commit_interval=1.0,
+        # A worker killed with -9 holds its partitions until its session expires (faust's
+        # default: 60 s of stalled stream); with a static instance id a restart takes them
+        # back at once (docs: README, "Failures and recovery").
+        broker_session_timeout=settings.worker_session_timeout_s,
+        broker_heartbeat_interval=min(3.0, settings.worker_session_timeout_s / 3),
+        consumer_group_instance_id=settings.worker_instance_id,
+        # faust's assignor checks that the assignment it gets back names its own URL; a static
+        # member restarted with another web port gets its old assignment back unchanged, so
+        # the URL follows the instance id, not the port.
+        canonical_url=(
+            f"http://{settings.worker_instance_id}.zmot-worker"
+            if settings.worker_instance_id
+            else None
+        ),
         web_enabled=web_enabled,
         web_bind=settings.worker_web_host,
         web_host=settings.worker_web_host,

@@ -12,6 +12,12 @@ the per-profile offset fence (:meth:`~recommender.core.profile.Profile.has_appli
 batch cannot be written after bounded retries, its messages stay unacked and the worker stops,
 so they are read again by the next worker instead of being dropped. Carrying on past such a
 batch would be wrong: a later event of the same user would move the fence past the lost one.
+
+Within a batch the order is: profiles, then the dead letters (acknowledged by the broker), then
+each partition's counters with their fence ``_off``, the partition's applied offset. So
+``_off`` covers everything before it, a restarted worker can start from it
+(:mod:`stream.offsets`), and a redelivered bad message at or below it is not dead-lettered
+again.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, Generic, TypeVar
 
@@ -37,6 +43,7 @@ from recommender.core.privacy import NO_STATE, PrivacyState
 from recommender.core.profile import Position, Profile
 from recommender.core.replay import Profiler
 from stream.dead_letters import DeadLetter, DeadLetterSink, deliver
+from stream.offsets import AppliedOffsets
 from stream.records import Record
 
 log = logging.getLogger(__name__)
@@ -68,6 +75,7 @@ class BatchStats:
     batches: int = 0
     withheld: int = 0
     """Events dropped because the person was erased after them or refused profiling."""
+    duplicates: int = 0
 
     def add(self, other: BatchStats) -> None:
         for f in fields(self):
@@ -114,6 +122,9 @@ class Plan:
     """Per user, each event of the last attempt with whether it was applied (not a replay)."""
     withheld: dict[str, list[str]] = field(default_factory=dict)
     """Per user, the reason of each event of the last attempt that privacy kept out."""
+    duplicates: set[Position] = field(default_factory=set)
+    """Messages whose event_id an earlier message applied (a retried send): they count in
+    nothing, not even the partition counters."""
 
     @classmethod
     def of(cls, records: Sequence[Record]) -> Plan:
@@ -189,10 +200,13 @@ class Plan:
         An event the profiler fails on becomes a dead letter: a bug on one event must not stop
         the stream.
         """
+        self.duplicates.difference_update((r.partition, r.offset) for r, _ in events)
         for record, event in events:
             position = (record.partition, record.offset)
             if position in self.letters:
                 continue
+            if event.event_id is not None and profile.is_duplicate(event.event_id, record.offset):
+                self.duplicates.add(position)
             try:
                 done = profiler.apply(profile, event, position=position)
             except Exception as exc:  # noqa: BLE001 - a bug on one event must not stop the stream
@@ -208,7 +222,7 @@ class Plan:
         A dead letter counts nothing but still moves the fence.
         """
         events = {(r.partition, r.offset): e for pairs in self.by_user.values() for r, e in pairs}
-        for position in self.letters:
+        for position in [*self.letters, *self.duplicates]:
             events.pop(position, None)
         updates = []
         for partition, last_counted in counted.items():
@@ -222,9 +236,15 @@ class Plan:
                 updates.append(update)
         return updates
 
-    def dead_letters(self) -> list[DeadLetter]:
-        """The dead letters in (partition, offset) order."""
-        return [self.letters[position] for position in sorted(self.letters)]
+    def dead_letters(self, counted: Mapping[int, int | None] | None = None) -> list[DeadLetter]:
+        """The dead letters in (partition, offset) order; with ``counted`` (each partition's
+        counter fence as read) only those after it: the others were delivered before their
+        fence moved past them."""
+        return [
+            self.letters[(partition, offset)]
+            for partition, offset in sorted(self.letters)
+            if counted is None or _after(offset, counted.get(partition))
+        ]
 
     def stats(self, conflicts: int) -> BatchStats:
         """The batch's counts once written."""
@@ -233,11 +253,12 @@ class Plan:
         return BatchStats(
             consumed=len(self.records),
             applied=applied,
-            replayed=len(results) - applied,
+            replayed=len(results) - applied - len(self.duplicates),
             dead_lettered=len(self.letters),
             conflicts=conflicts,
             batches=1,
             withheld=sum(len(reasons) for reasons in self.withheld.values()),
+            duplicates=len(self.duplicates),
         )
 
     def observe(self, metrics: WorkerMetrics, started: float, written_at: float) -> None:
@@ -246,6 +267,8 @@ class Plan:
             (r.partition, r.offset): e.type for pairs in self.by_user.values() for r, e in pairs
         }
         results = [pair for pairs in self.outcomes.values() for pair in pairs]
+        # Each outcome's Event is the object of its (record, event) pair: map back to records.
+        record_of = {id(e): r for pairs in self.by_user.values() for r, e in pairs}
         metrics.observe_batch(
             consumed=[types.get((r.partition, r.offset), "invalid") for r in self.records],
             applied=[(e.type, e.ts) for e, done in results if done and e.ts is not None],
@@ -255,6 +278,9 @@ class Plan:
             seconds=time.perf_counter() - started,
             written_at=written_at,
             size=len(self.records),
+            record_times=[
+                ts for e, done in results if done and (ts := record_of[id(e)].timestamp) is not None
+            ],
         )
 
 
@@ -269,6 +295,9 @@ class Fenced(Generic[_K]):
     unit: str
     pending: list[_K]
     on_conflict: Callable[[int], None] | None = None
+    deferred: bool = False
+    """Set by an attempt that did not try this write (it waits for another one): its pending
+    keys are then no conflict."""
 
 
 async def retry_fenced(
@@ -303,7 +332,7 @@ async def retry_fenced(
             continue
         for write in writes:
             moved = write.pending
-            if not moved:
+            if not moved or write.deferred:
                 continue
             conflicts += len(moved)
             if write.on_conflict is not None:
@@ -332,6 +361,7 @@ async def process_batch(
     feedback: FeedbackStore | None = None,
     privacy: PrivacyStore | None = None,
     default_consent: bool = True,
+    applied: AppliedOffsets | None = None,
 ) -> BatchStats:
     """Apply a batch of messages to the profiles in Redis; dead-letter what cannot be applied.
 
@@ -343,7 +373,11 @@ async def process_batch(
 
     ``feedback``, when given, also adds the batch to the per-partition offer and rating
     counters, behind each partition's own offset fence (read and written alongside the
-    profiles, concurrently); a partition whose fence moved is re-read and recounted.
+    profiles); a partition whose fence moved is re-read and recounted. The counters' fence
+    (``_off``) is written after the profiles: it is the partition's applied offset.
+
+    ``applied``, when given, checks each read of those fences against what this worker last
+    wrote, and raises :class:`~stream.offsets.RedisLostWritesError` when Redis went back.
 
     ``privacy``, when given, is read with the profiles: events of a person erased after them,
     or without consent to profiling (``default_consent`` when the person never chose), are
@@ -357,27 +391,62 @@ async def process_batch(
     partitions = sorted({r.partition for r in records}) if feedback is not None else []
     counters = Fenced[int]("feedback counter", "partitions", partitions)
 
+    handled: set[Position] = set()
+    """Dead letters delivered by this call, or found below their partition's fence."""
+
     async def attempt() -> None:
         (stored, states), counted = await _together(
             _read_profiles(store, privacy, profiles.pending),
             _read_counted(feedback, counters.pending),
         )
+        if applied is not None:
+            applied.check(counted)
         updates = plan.apply(profiler, profiles.pending, stored, states, default_consent)
+        profiles.pending = await store.put_many(updates)
+        # The counters' _off is the partition's applied offset, where a restarted worker starts
+        # (stream.offsets): it moves only once every profile of the batch is written, and in a
+        # later command, so a Redis that loses the tail of its writes never keeps an _off
+        # whose profiles it lost.
+        counters.deferred = bool(profiles.pending)
+        if counters.deferred:
+            return
+        letters = [
+            letter
+            for letter in plan.dead_letters(counted if feedback is not None else None)
+            if (letter.record.partition, letter.record.offset) not in handled
+        ]
+        if letters:
+            # Before the fence moves past them: a worker that dies in between sends them again
+            # (at least once), one that does not never resends a letter below the fence.
+            try:
+                await deliver(letters, dead_letter)
+            except Exception as exc:
+                raise _SinkFailed(exc) from exc
+        handled.update(plan.letters)
         counts = plan.counter_updates(counted)
-        profiles.pending, counters.pending = await _together(
-            store.put_many(updates), _write_counts(feedback, counts)
-        )
+        counters.pending = await _write_counts(feedback, counts)
+        if applied is not None:
+            applied.wrote(counts)
 
-    conflicts = await retry_fenced(
-        attempt,
-        (profiles, counters),
-        max_attempts=max_attempts,
-        retry_delay_s=retry_delay_s,
-        metrics=metrics,
-    )
+    try:
+        conflicts = await retry_fenced(
+            attempt,
+            (profiles, counters),
+            max_attempts=max_attempts,
+            retry_delay_s=retry_delay_s,
+            metrics=metrics,
+        )
+    except _SinkFailed as failed:
+        raise failed.error from failed.error.__cause__
+    # Letters of a batch that had nothing to write (no valid event, no counters)
+    unsent = [
+        letter
+        for letter in plan.dead_letters()
+        if (letter.record.partition, letter.record.offset) not in handled
+    ]
+    if unsent:
+        await deliver(unsent, dead_letter)
     written_at = time.time()
-    if plan.letters:
-        await deliver(plan.dead_letters(), dead_letter)
     if metrics is not None:
         plan.observe(metrics, started, written_at)
     return plan.stats(conflicts)
@@ -418,6 +487,18 @@ async def _write_counts(feedback: FeedbackStore | None, counts: list[PartitionUp
     if feedback is None or not counts:
         return []
     return await feedback.apply(counts)
+
+
+class _SinkFailed(Exception):
+    """The dead-letter sink's error, carried past :func:`retry_fenced` (it is not Redis's)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _after(offset: int, fence: int | None) -> bool:
+    return fence is None or offset > fence
 
 
 def _describe(exc: BaseException) -> str:

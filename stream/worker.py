@@ -23,6 +23,7 @@ from stream.agents import register_agent
 from stream.app import create_app
 from stream.batch import BatchError, BatchStats
 from stream.monitoring import register_monitoring
+from stream.offsets import AppliedOffsets
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,7 @@ def run_worker(settings: Settings, *, loglevel: str = "info", web_enabled: bool 
         metrics=metrics,
         feedback=feedback,
         privacy=PrivacyStore(client, settings.redis_prefix),
+        applied=AppliedOffsets(feedback, settings.events_topic),
     )
     if web_enabled:
         register_monitoring(app, settings, metrics)

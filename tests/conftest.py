@@ -27,6 +27,7 @@ from recommender.adapters.localstack import tcp_open  # noqa: E402
 from recommender.core.settings import Settings  # noqa: E402
 from tests.support.kafka import caught_up  # noqa: E402, F401  (a fixture for all)
 from tests.support.processes import worker  # noqa: E402, F401  (a fixture for all)
+from tests.support.redis_server import redis_server  # noqa: E402, F401  (a fixture for all)
 
 SHARED_DATA = ROOT.parent / "shared" / "data"
 

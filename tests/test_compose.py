@@ -7,6 +7,7 @@ from typing import Any
 
 import yaml
 
+from recommender.adapters.localstack.redis import REDIS_PERSISTENCE
 from recommender.core.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,3 +50,12 @@ def test_topics_and_settings_match_the_defaults() -> None:
     kafka_env = services["kafka"]["environment"]
     assert kafka_env["KAFKA_NUM_PARTITIONS"] == str(defaults.topic_partitions)
     assert services["api"]["environment"]["ZMOT_API_PORT"] == str(defaults.api_port)
+
+
+def test_redis_persists_like_zmot_infra_and_the_worker_restarts() -> None:
+    services = compose()["services"]
+    command = " ".join(services["redis"]["command"])
+    assert " ".join(REDIS_PERSISTENCE) in command
+    assert any(volume.endswith(":/data") for volume in services["redis"]["volumes"])
+    assert services["worker"]["restart"] == "on-failure"
+    assert services["worker"]["environment"]["ZMOT_WORKER_INSTANCE_ID"]

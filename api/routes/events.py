@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from typing import Any
 
+from aiokafka.errors import KafkaError
 from fastapi import APIRouter
 
 from api.auth import EventsWriter
-from api.deps import MAX_BATCH, EventsBody, ProducerDep, reject
+from api.deps import MAX_BATCH, EventLogUnavailable, EventsBody, ServicesDep, reject
 from api.examples import EVENTS
-from api.schemas import AcceptedResponse, MessageResponse, ValidationErrorResponse
-from recommender.core.events import Event
+from api.schemas import (
+    AcceptedResponse,
+    MessageResponse,
+    RetryEventsResponse,
+    ValidationErrorResponse,
+)
+from recommender.core.events import Event, event_json_schema
 
 router = APIRouter(tags=["events"])
 
-_EVENT_SCHEMA = Event.model_json_schema(mode="validation")
+_EVENT_SCHEMA = event_json_schema()
 _BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
@@ -53,16 +61,32 @@ _BODY: dict[str, Any] = {
             "model": ValidationErrorResponse,
             "description": "Invalid events, by index and field",
         },
-        503: {"model": MessageResponse, "description": "Kafka unavailable"},
+        503: {
+            "model": RetryEventsResponse,
+            "description": "Kafka did not acknowledge in time: retry with the ids, after "
+            "Retry-After seconds",
+        },
     },
     openapi_extra=_BODY,
 )
 async def post_events(
-    caller: EventsWriter, events: EventsBody, producer: ProducerDep
+    caller: EventsWriter, events: EventsBody, services: ServicesDep
 ) -> AcceptedResponse:
     """Validate one event or a batch and produce it to Kafka, acknowledged before the reply."""
     refused = sorted({e.type for e in events if not caller.may_send(e.type)})
     if refused:
         raise reject(403, f"this key may not send {', '.join(refused)} events")
-    await producer.send_many(events)
-    return AcceptedResponse(accepted=len(events))
+    events = [with_id(e) for e in events]
+    ids = [e.event_id or "" for e in events]
+    try:
+        await asyncio.wait_for(
+            services.producer.send_many(events), services.settings.produce_timeout_s
+        )
+    except (KafkaError, TimeoutError) as exc:
+        raise EventLogUnavailable(ids, exc) from exc
+    return AcceptedResponse(accepted=len(events), event_ids=ids)
+
+
+def with_id(event: Event) -> Event:
+    """The event, with a new id (random, 32 hex digits) when it was sent without one."""
+    return event if event.event_id else event.model_copy(update={"event_id": uuid.uuid4().hex})

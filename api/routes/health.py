@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Literal
 
 from fastapi import APIRouter, Request, Response
 
@@ -24,10 +25,11 @@ async def healthz() -> HealthResponse:
 @router.get(
     "/readyz",
     response_model=ReadyResponse,
-    responses={503: {"model": ReadyResponse, "description": "A check failed"}},
+    responses={503: {"model": ReadyResponse, "description": "No model: the API cannot serve"}},
 )
 async def readyz(request: Request, response: Response) -> ReadyResponse:
-    """Redis answers PING and the model is loaded; 503 names the failed check."""
+    """Model loaded and Redis answering PING: ready. Redis down: still 200, ``degraded``
+    (answers are popular offers flagged fallback). No model: 503. Checks name what failed."""
     services: Services | None = getattr(request.app.state, "services", None)
     checks: dict[str, str] = {}
     if services is None:
@@ -42,10 +44,15 @@ async def readyz(request: Request, response: Response) -> ReadyResponse:
             checks["redis"] = f"failed: no PING reply within {PING_TIMEOUT_S:g} s"
         except ZmotError as exc:
             checks["redis"] = f"failed: {exc}"
-    ready = all(value == "ok" for value in checks.values())
-    if not ready:
+        if services.breaker.state != "closed":
+            checks["redis_breaker"] = (
+                f"{services.breaker.state}: {services.breaker.last_error or 'recent failures'}"
+            )
+    status: Literal["ready", "degraded", "unavailable"] = "ready"
+    if checks["model"] != "ok":
+        status = "unavailable"
         response.status_code = 503
+    elif checks["redis"] != "ok":
+        status = "degraded"
     version = services.engine.catalog_version if services is not None else None
-    return ReadyResponse(
-        status="ready" if ready else "unavailable", checks=checks, catalog_version=version
-    )
+    return ReadyResponse(status=status, checks=checks, catalog_version=version)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
-from typing import Annotated, Literal
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
+from typing import Annotated, Literal, TypeVar
 
 from fastapi import APIRouter, Header, Query
 from redis.exceptions import RedisError
@@ -28,11 +29,45 @@ from recommender.core.scoring import Decision
 router = APIRouter(tags=["offers"])
 
 DEADLINE_NOTE = "profile not read within timeout_ms: best answer without it"
+UNAVAILABLE_NOTE = "profile store unavailable: best answer without the profile"
 Channel = Literal["web", "app", "email", "store", "ad"]
+
+_T = TypeVar("_T")
 
 
 def _remaining(deadline: float | None) -> float | None:
     return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+
+def _deadline(services: Services, timeout_ms: int | None) -> float:
+    """The request's deadline: its ``timeout_ms``, else ``ZMOT_DEFAULT_TIMEOUT_MS``."""
+    ms = timeout_ms if timeout_ms is not None else services.settings.default_timeout_ms
+    return time.monotonic() + ms / 1000.0
+
+
+async def _read(
+    services: Services, read: Callable[[], Awaitable[_T]], deadline: float
+) -> tuple[_T | None, str | None]:
+    """``read()`` of Redis within the deadline, through the circuit breaker: (result, None),
+    or (None, the note of an answer without it) when Redis failed, was too slow or is known to
+    be down. Never raises on Redis: the page gets an answer."""
+    breaker = services.breaker
+    if not breaker.allow():
+        return None, UNAVAILABLE_NOTE
+    try:
+        result = await asyncio.wait_for(read(), _remaining(deadline))
+    except TimeoutError:
+        breaker.failure("no answer within the deadline")
+        return None, DEADLINE_NOTE
+    except (RedisError, OSError) as exc:
+        breaker.failure(f"{type(exc).__name__}: {exc}")
+        services.ops.metrics.redis_errors.inc()
+        return None, UNAVAILABLE_NOTE
+    except BaseException:
+        breaker.failure("read cancelled")  # never leave a probe pending
+        raise
+    breaker.success()
+    return result, None
 
 
 async def _ratings_added(
@@ -52,7 +87,7 @@ async def _ratings_added(
     return [arbiter.with_ratings(d, ratings, lang) for d in decisions]
 
 
-async def _read(services: Services, user_ids: Sequence[str]) -> list[Profile | None]:
+async def _consenting(services: Services, user_ids: Sequence[str]) -> list[Profile | None]:
     """The users' profiles, None for those without one or without consent to profiling."""
     default = services.settings.default_consent == "granted"
     # A known user's linked anonymous profiles (identify) are merged in, read in the same trip.
@@ -65,16 +100,17 @@ async def _decide(
     profiles: Sequence[Profile | None] | None,
     request: OfferRequest,
     deadline: float | None,
+    note: str | None = None,
     generic: bool = False,
 ) -> list[Decision]:
-    """Decisions for already-read profiles (None: the read missed the deadline).
+    """Decisions for already-read profiles (None: not read, for the reason in ``note``).
 
     ``generic``: reasons name nothing personal (keys with ``reasons: generic``).
     """
     now = time.time()
     arbiter = services.engine.arbiter
     if profiles is None:
-        return [arbiter.fallback(None, request, now, note=DEADLINE_NOTE)]
+        return [arbiter.fallback(None, request, now, note=note or DEADLINE_NOTE)]
     # ~0.3 ms of numpy and Python per profile: cheaper inline than a hop to a thread.
     out = [arbiter.decide(profile, request, now) for profile in profiles]
     if generic:
@@ -96,7 +132,7 @@ def _check_k(services: Services, k: int | None) -> None:
     response_model=NextBestOfferResponse,
     responses={
         422: {"model": ValidationErrorResponse, "description": "Invalid query parameter"},
-        503: {"model": MessageResponse, "description": "Redis unavailable"},
+        503: {"model": MessageResponse, "description": "The API is starting or stopping"},
     },
 )
 async def next_best_offer(
@@ -114,23 +150,25 @@ async def next_best_offer(
     debug: Annotated[bool, Query(description="Add the arbitration formula's parts")] = False,
     same_category: Annotated[bool, Query(description="Allow two offers of one category")] = False,
     timeout_ms: Annotated[
-        int | None, Query(ge=1, le=60_000, description="Answer within this, fallback if need be")
+        int | None,
+        Query(
+            ge=1,
+            le=60_000,
+            description="Answer within this (default ZMOT_DEFAULT_TIMEOUT_MS), fallback if need be",
+        ),
     ] = None,
     accept_language: Annotated[str | None, Header()] = None,
 ) -> NextBestOfferResponse:
     """The best offers for the user's live profile now, arbitrated (popular for a stranger)."""
     # The hot path takes the one ServicesDep: each resolved dependency costs ~20 us.
-    deadline = None if timeout_ms is None else time.monotonic() + timeout_ms / 1000.0
+    deadline = _deadline(services, timeout_ms)
     _check_k(services, k)
     request = OfferRequest(
         k, placement, channel, context_item, language(accept_language), debug, same_category
     )
-    profiles: list[Profile | None] | None
-    try:
-        profiles = await asyncio.wait_for(_read(services, [user_id]), _remaining(deadline))
-    except TimeoutError:
-        profiles = None
-    [decision] = await _decide(services, profiles, request, deadline, caller.generic_reasons)
+    read = partial(_consenting, services, [user_id])
+    profiles, note = await _read(services, read, deadline)
+    [decision] = await _decide(services, profiles, request, deadline, note, caller.generic_reasons)
     engine = services.engine
     answer = NextBestOfferResponse.from_decision(
         user_id,
@@ -156,7 +194,7 @@ async def next_best_offer(
     },
     responses={
         422: {"model": ValidationErrorResponse, "description": "Invalid body"},
-        503: {"model": MessageResponse, "description": "Redis unavailable"},
+        503: {"model": MessageResponse, "description": "The API is starting or stopping"},
     },
 )
 async def next_best_offer_batch(
@@ -166,7 +204,7 @@ async def next_best_offer_batch(
     accept_language: Annotated[str | None, Header()] = None,
 ) -> BatchOfferResponse:
     """Offers for many users, their profiles read in one Redis round trip."""
-    deadline = None if body.timeout_ms is None else time.monotonic() + body.timeout_ms / 1000.0
+    deadline = _deadline(services, body.timeout_ms)
     _check_k(services, body.k)
     request = OfferRequest(
         body.k,
@@ -178,12 +216,13 @@ async def next_best_offer_batch(
     )
     engine = services.engine
     generic = caller.generic_reasons
-    profiles: list[Profile | None] = [None] * len(body.user_ids)
-    try:
-        profiles = await asyncio.wait_for(_read(services, body.user_ids), _remaining(deadline))
-        decisions = await _decide(services, profiles, request, deadline, generic)
-    except TimeoutError:
-        decisions = (await _decide(services, None, request, deadline)) * len(body.user_ids)
+    read = partial(_consenting, services, body.user_ids)
+    got, note = await _read(services, read, deadline)
+    profiles: list[Profile | None] = got if got is not None else [None] * len(body.user_ids)
+    if note is None:
+        decisions = await _decide(services, profiles, request, deadline, None, generic)
+    else:
+        decisions = (await _decide(services, None, request, deadline, note)) * len(body.user_ids)
     return BatchOfferResponse(
         results=[
             NextBestOfferResponse.from_decision(

@@ -19,6 +19,8 @@ from api.schemas import MessageResponse
 
 router = APIRouter(tags=["browser"])
 
+MESSAGE_REF = "#/components/schemas/MessageResponse"
+
 SDK_FILE = Path(__file__).resolve().parents[2] / "clients" / "js" / "dist" / "zmot.js"
 """The IIFE build of ``clients/js`` (``node clients/js/build.mjs`` writes it; committed)."""
 
@@ -61,7 +63,11 @@ async def sdk() -> Response:
     response_class=HTMLResponse,
     responses={
         200: {"content": {"text/html": {"example": "<!doctype html>..."}}, "description": "Page"},
-        404: {"model": MessageResponse, "description": "Not in demo mode"},
+        # Spelled out: a "model" here would be documented as text/html (the route's type).
+        404: {
+            "description": "Not in demo mode",
+            "content": {"application/json": {"schema": {"$ref": MESSAGE_REF}}},
+        },
     },
 )
 async def demo_shop(services: ServicesDep) -> HTMLResponse:

@@ -13,6 +13,8 @@ Profile hash, ``<prefix>profile:<user_id>``:
 ``x:<offer>:<hour>``   impressions of the offer in that event-time hour
 ``d:<offer>:<hour>``   dismissals of it (hour = epoch seconds // 3600; the offer id may
                        hold ':', the hour is after the last one)
+``e:<event_id>``       ``<offset>:<event time>`` of the message that applied the id (offset
+                       empty offline), for the dedupe window
 ``_L``                 landmark
 ``_t``                 last event time
 ``_pos``               ``partition:offset`` of the last applied message (the fence)
@@ -80,6 +82,7 @@ PURCHASE_TAG = "b:"
 TOUCH_TAG = "t:"
 SHOWN_TAG = "x:"
 DISMISSED_TAG = "d:"
+SEEN_TAG = "e:"
 LANDMARK_FIELD = "_L"
 LAST_TS_FIELD = "_t"
 POSITION_FIELD = "_pos"
@@ -99,6 +102,8 @@ def profile_to_hash(profile: Profile) -> dict[str, str]:
     for tag, counts in ((SHOWN_TAG, profile.shown), (DISMISSED_TAG, profile.dismissed)):
         for offer_id, per_hour in counts.items():
             out.update({f"{tag}{offer_id}:{bucket}": str(n) for bucket, n in per_hour.items()})
+    for event_id, (ts, offset) in profile.seen.items():
+        out[f"{SEEN_TAG}{event_id}"] = f"{'' if offset is None else offset}:{ts!r}"
     if profile.landmark is not None:
         out[LANDMARK_FIELD] = repr(profile.landmark)
     if profile.last_ts is not None:
@@ -131,6 +136,10 @@ def profile_from_hash(mapping: Mapping[bytes | str, bytes | str]) -> Profile:
             offer_id, _, bucket = key[2:].rpartition(":")
             counts = profile.shown if tag == SHOWN_TAG else profile.dismissed
             counts.setdefault(offer_id, {})[int(bucket)] = int(value)
+        elif tag == SEEN_TAG:
+            text = value.decode() if isinstance(value, bytes) else value
+            off, _, ts = text.partition(":")
+            profile.seen[key[2:]] = (float(ts), int(off) if off else None)
         elif key == LANDMARK_FIELD:
             profile.landmark = float(value)
         elif key == LAST_TS_FIELD:

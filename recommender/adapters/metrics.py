@@ -57,6 +57,7 @@ WORKER_METRICS = (
     "zmot_batch_size_messages",
     "zmot_batch_processing_seconds",
     "zmot_event_freshness_seconds",
+    "zmot_record_freshness_seconds",
     "zmot_profile_fence_conflicts_total",
     "zmot_redis_errors_total",
     "zmot_lag_read_errors_total",
@@ -169,6 +170,14 @@ class WorkerMetrics(_Exported):
             buckets=FRESHNESS_BUCKETS,
             registry=r,
         )
+        self.record_freshness = Histogram(
+            "zmot_record_freshness_seconds",
+            "Delay from the Kafka record's timestamp (when zmot's producers sent it, or the "
+            "broker's append time on a LogAppendTime topic) to the profile update being written: "
+            "unlike event time, a replay of old history is fresh",
+            buckets=FRESHNESS_BUCKETS,
+            registry=r,
+        )
         self.conflicts = Counter(
             "zmot_profile_fence_conflicts",
             "Profile writes refused because another writer moved the offset fence",
@@ -194,14 +203,18 @@ class WorkerMetrics(_Exported):
         written_at: float,
         size: int,
         withheld: Iterable[str] = (),
+        record_times: Iterable[float] = (),
     ) -> None:
         """Record one finished batch: the type of each message per outcome, and for each
-        applied event its time, whose distance to ``written_at`` is its freshness."""
+        applied event its time, whose distance to ``written_at`` is its freshness (and that of
+        its Kafka record's timestamp, in ``record_times``)."""
         for kind in consumed:
             self.consumed.labels(kind).inc()
         for kind, ts in applied:
             self.applied.labels(kind).inc()
             self.freshness.observe(max(0.0, written_at - ts))
+        for ts in record_times:
+            self.record_freshness.observe(max(0.0, written_at - ts))
         for kind in replayed:
             self.replayed.labels(kind).inc()
         for kind in dead_lettered:

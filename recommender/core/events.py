@@ -59,6 +59,56 @@ def parse_ts(value: Any) -> float:
     return seconds
 
 
+# ISO-8601 text that parse_ts accepts for any offset: years 2001-2098 (an offset cannot move
+# them out of 2000-2100), days 01-28 (valid in every month), optional fraction and zone.
+TS_TEXT_PATTERN = (
+    r"^20(0[1-9]|[1-8][0-9]|9[0-8])-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])"
+    r"T([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{3}|\.[0-9]{6})?)?"
+    r"(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9])?$"
+)
+
+
+def event_json_schema() -> dict[str, Any]:
+    """The JSON Schema of one event as strict as :class:`Event`'s validation, for the OpenAPI
+    document: one variant per type with that type's required field, ``ts`` as ISO-8601 text
+    or epoch milliseconds within the accepted years, a search query with a non-blank
+    character. (A document looser than the validation makes generated "valid" events fail.)"""
+    base = Event.model_json_schema(mode="validation")
+    properties = dict(base["properties"])
+    properties["ts"] = {
+        "anyOf": [
+            {"type": "string", "pattern": TS_TEXT_PATTERN},
+            {"type": "number", "minimum": MIN_TS * 1000, "exclusiveMaximum": MAX_TS * 1000},
+            {"type": "null"},
+        ],
+        "description": "ISO-8601 text (UTC if no zone) or epoch milliseconds; default: the "
+        "Kafka record time",
+    }
+    properties["query"] = {**properties["query"], "pattern": r"\S"}
+    needs = {kind: "item_id" for kind in ITEM_EVENTS} | {kind: "offer_id" for kind in OFFER_EVENTS}
+    needs["search"] = "query"
+    variants = []
+    for kind in EventType.__args__:  # type: ignore[attr-defined]
+        required = ["user_id", "type", *([needs[kind]] if kind in needs else [])]
+        own = dict(properties)
+        own["type"] = {"const": kind}
+        for name in required[2:]:  # a required field may not be null
+            kept = {k: v for k, v in own[name].items() if k not in ("anyOf", "default")}
+            own[name] = kept | _non_null(own[name])
+        variants.append(
+            {"title": f"{kind} event", "type": "object", "properties": own, "required": required}
+        )
+    return {"title": "Event", "oneOf": variants}
+
+
+def _non_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """The non-null branch of an ``anyOf: [X, null]`` property (the property itself if none)."""
+    for branch in schema.get("anyOf", []):
+        if branch.get("type") != "null":
+            return dict(branch)
+    return {}
+
+
 class Event(BaseModel):
     """One browsing or feedback event; ``ts`` is held in epoch seconds."""
 
@@ -82,6 +132,14 @@ class Event(BaseModel):
     @classmethod
     def _ts(cls, value: Any) -> float | None:
         return None if value is None else parse_ts(value)
+
+    @field_validator("rating", mode="before")
+    @classmethod
+    def _whole_rating(cls, value: Any) -> Any:
+        """JSON has one number type: 4.0 is the integer 4 (4.5, "4" and true stay errors)."""
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value
 
     @model_validator(mode="after")
     def _fields_for_type(self) -> Event:

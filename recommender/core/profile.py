@@ -50,6 +50,10 @@ class ProfileParams:
     """Exposure older than this (before the newest event) is dropped: the longest window asked."""
     exposure_memory: int = 512
     """Most (offer, hour) entries kept per kind; beyond it the oldest hours go first."""
+    dedupe_window_s: float = 24 * 3600.0
+    """An ``event_id`` is remembered while its event time is within this of the newest event."""
+    dedupe_memory: int = 128
+    """Most event ids remembered per profile; beyond it the oldest (by event time) go first."""
 
 
 @dataclass
@@ -67,6 +71,18 @@ class Profile:
     """Item -> event time of the user's last item event on it (the newest ``touch_memory``)."""
     shown: ExposureCounts = field(default_factory=dict)
     dismissed: ExposureCounts = field(default_factory=dict)
+    seen: dict[str, tuple[float, int | None]] = field(default_factory=dict)
+    """event_id -> (event time, offset of the message that applied it; None offline)."""
+
+    def is_duplicate(self, event_id: str, offset: int | None = None) -> bool:
+        """True when another event with ``event_id`` was applied (a retried send).
+
+        The message that applied an id is not its own duplicate: redelivered, it is a replay
+        (the offset fence's business), so a duplicate stays a duplicate however often the
+        stream is read again. Offline (``offset`` None) any repeat is one.
+        """
+        first = self.seen.get(event_id)
+        return first is not None and (offset is None or first[1] != offset)
 
     def impressions(self, offer_id: str, now: float, window_s: float) -> int:
         """Impressions of ``offer_id`` (any channel) in the window before event time ``now``.
@@ -118,18 +134,28 @@ def apply_event(
     shown_offer: str | None = None,
     dismissed_offer: str | None = None,
     position: Position | None = None,
+    event_id: str | None = None,
 ) -> bool:
-    """Add one event's features at event time ``ts``; False if ``position`` was applied before.
+    """Add one event's features at event time ``ts``; False if ``position`` was applied before
+    or ``event_id`` is a duplicate (:meth:`Profile.is_duplicate`).
 
-    ``position`` is the (partition, offset) of the Kafka message; it fences replays so that an
-    event delivered twice counts once. ``shown_offer`` / ``dismissed_offer`` count an
-    impression / dismissal of that offer in the event's hour. ``touched_item``: the event is
-    an item event on it (its last-touch time moves to ``ts`` if that is later).
+    ``position`` is the (partition, offset) of the Kafka message; it fences replays so that a
+    message delivered twice counts once. ``event_id`` does the same for an event *sent* twice
+    (a client retrying a request that timed out): ids are remembered for
+    ``params.dedupe_window_s`` of event time, at most ``params.dedupe_memory`` of them.
+    ``shown_offer`` / ``dismissed_offer`` count an impression / dismissal of that offer in the
+    event's hour. ``touched_item``: the event is an item event on it (its last-touch time moves
+    to ``ts`` if that is later).
     """
     if position is not None:
         if profile.has_applied(*position):
             return False
         profile.partition, profile.offset = position
+    if event_id is not None:
+        offset = None if position is None else position[1]
+        if profile.is_duplicate(event_id, offset):
+            return False
+        profile.seen[event_id] = (ts, offset)
     if profile.landmark is None:
         profile.landmark = ts
     exponent = (ts - profile.landmark) / params.half_life_s
@@ -154,6 +180,8 @@ def apply_event(
     _record_exposure(
         profile, params, previous_ts, profile.last_ts, shown_offer, dismissed_offer, ts
     )
+    if profile.seen:
+        _forget_ids(profile, params)
     profile.n_events += 1
     return True
 
@@ -168,6 +196,18 @@ def _remember(times: dict[str, float], item: str, ts: float, memory: int, *, lat
     while len(times) > memory:
         oldest = min(times.items(), key=lambda kv: (kv[1], kv[0]))[0]
         del times[oldest]
+
+
+def _forget_ids(profile: Profile, params: ProfileParams) -> None:
+    """Drop event ids older than the dedupe window (in event time), then the oldest beyond the
+    memory: a function of the applied events alone, so a replay keeps the same ids."""
+    assert profile.last_ts is not None
+    cutoff = profile.last_ts - params.dedupe_window_s
+    seen = profile.seen
+    for event_id in [i for i, (t, _) in seen.items() if t < cutoff]:
+        del seen[event_id]
+    while len(seen) > params.dedupe_memory:
+        del seen[min(seen, key=lambda i: (seen[i][0], i))]
 
 
 def _bucket(ts: float) -> int:
@@ -232,7 +272,8 @@ def merged(profiles: Sequence[Profile], half_life_s: float) -> Profile:
 
     Weights are moved to the newest landmark (forward decay: a weight stored at landmark ``L``
     is worth ``w * 2^((L - L')/h)`` at ``L'``) and added; purchases and item touches keep the
-    latest time per item, exposure counts add up. The fence fields are the first profile's.
+    latest time per item, exposure counts add up. The fence fields (offset, dedupe ids) are
+    the first profile's.
     """
     present = [p for p in profiles if p.landmark is not None or p.purchases or p.shown]
     if not present:
@@ -270,4 +311,5 @@ def merged(profiles: Sequence[Profile], half_life_s: float) -> Profile:
         touched=touched,
         shown=shown,
         dismissed=dismissed,
+        seen=dict(first.seen),
     )

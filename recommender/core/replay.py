@@ -39,6 +39,7 @@ class Profiler:
             shown_offer=event.offer_id if event.type == "impression" else None,
             dismissed_offer=event.offer_id if event.type == "dismiss" else None,
             position=position,
+            event_id=event.event_id,
         )
 
     def replay(self, events: Iterable[Event]) -> dict[str, Profile]:

@@ -61,6 +61,8 @@ def profile_params(settings: Settings) -> ProfileParams:
         touch_memory=settings.touch_memory,
         exposure_keep_s=max(settings.cap_window_hours, settings.dismiss_window_hours) * HOUR_S,
         exposure_memory=settings.exposure_memory,
+        dedupe_window_s=settings.dedupe_window_hours * HOUR_S,
+        dedupe_memory=settings.dedupe_memory,
     )
 
 

@@ -129,6 +129,21 @@ class Settings(BaseSettings):
         "the oldest hours are dropped first. Bounds a profile hammered with many offers at the "
         "price of undercounting the oldest exposure of such a user.",
     )
+    dedupe_window_hours: float = Field(
+        24.0,
+        ge=0,
+        description="Idempotent ingestion: an event_id is remembered in its user's profile "
+        "while its event time is within this many hours of the user's newest event, and an "
+        "event with an id already applied counts once. Longer catches later retries at the "
+        "price of profile memory; events without event_id are never deduplicated.",
+    )
+    dedupe_memory: int = Field(
+        128,
+        ge=0,
+        description="Most event ids remembered per profile (oldest dropped first): bounds the "
+        "profile of a user with many events (about 60 bytes each in Redis). A retry of more "
+        "than this many events of one user within the window can count twice.",
+    )
 
     # --- files ------------------------------------------------------------------------
     catalog_path: Path | None = Field(
@@ -168,6 +183,29 @@ class Settings(BaseSettings):
         "at the price of a candidate pass per request (BENCHMARKS.md); items that are no "
         "candidate get no propensity, so fewer offers clear the floor. off: the model and its "
         "calibration only, as for a model without tables.",
+    )
+    produce_timeout_s: float = Field(
+        5.0,
+        gt=0,
+        description="Longest wait of POST /v1/events for Kafka's acknowledgement (acks=all) "
+        "before answering 503 with Retry-After and the events' ids. Shorter frees callers "
+        "sooner during a broker outage; too short turns a slow broker into retries (which "
+        "the event ids make harmless).",
+    )
+    retry_after_s: int = Field(
+        5,
+        ge=1,
+        description="Retry-After of a 503 (Kafka or Redis unavailable): when a client should "
+        "try again.",
+    )
+    default_timeout_ms: int = Field(
+        500,
+        ge=1,
+        le=60_000,
+        description="Deadline of a next-best-offer request that names no timeout_ms. Past it "
+        "(Redis slow, stopped or unreachable) the answer is popular offers that pass every "
+        "rule, flagged fallback with a note, never an error. Shorter protects the page; too "
+        "short turns a busy Redis into impersonal answers.",
     )
     default_k: int = Field(3, ge=1, le=100, description="Offers returned when k is not given.")
     max_k: int = Field(100, ge=1, description="Largest k a caller may ask for.")
@@ -227,6 +265,24 @@ class Settings(BaseSettings):
     )
     batch_timeout_s: float = Field(
         0.2, gt=0, description="Longest wait to fill a batch; bounds added latency at low load."
+    )
+    worker_session_timeout_s: float = Field(
+        10.0,
+        ge=6.0,
+        le=90.0,
+        description="Kafka consumer session timeout of the worker: a worker that died without "
+        "leaving the group (kill -9, a lost machine) keeps its partitions this long before "
+        "another member (or its own restart without ZMOT_WORKER_INSTANCE_ID) gets them. "
+        "Shorter recovers sooner; too short for the network or for long GC pauses makes "
+        "healthy workers lose their partitions. The broker's group.min.session.timeout.ms "
+        "(6 s by default) is the floor.",
+    )
+    worker_instance_id: str | None = Field(
+        None,
+        description="Static group membership (Kafka's group.instance.id): a worker restarted "
+        "with the same id takes its partitions back at once, without waiting out its old "
+        "session or rebalancing the others. Must be unique per running worker (a second "
+        "worker with the same id fences the first out); unset: dynamic membership.",
     )
     worker_web_port: int = Field(
         6066, ge=1, le=65535, description="Port of the worker's own web server (metrics)."

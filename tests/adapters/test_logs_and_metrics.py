@@ -31,11 +31,13 @@ def test_names_follow_prometheus_conventions_and_registries_are_separate() -> No
     worker = WorkerMetrics()
     worker.observe_batch(
         consumed=["search", "invalid"], applied=[("search", 90.0)], replayed=[],
-        dead_lettered=["invalid"], seconds=0.01, written_at=100.0, size=2,
+        dead_lettered=["invalid"], seconds=0.01, written_at=100.0, size=2, record_times=[99.5],
     )  # fmt: skip
     families = {f.name: f for f in text_string_to_metric_families(worker.render()[0].decode())}
     freshness = {s.name: s.value for s in families["zmot_event_freshness_seconds"].samples}
     assert freshness["zmot_event_freshness_seconds_sum"] == 10.0
+    record = {s.name: s.value for s in families["zmot_record_freshness_seconds"].samples}
+    assert record["zmot_record_freshness_seconds_sum"] == 0.5
 
 
 def test_placements_are_bounded() -> None:

@@ -85,6 +85,21 @@ def test_stored_form_of_exposure_exact_fields() -> None:
     assert profile_from_hash(profile_to_hash(profile)) == profile
 
 
+def test_stored_form_of_event_ids_exact_fields() -> None:
+    profile = Profile()
+    apply_event(profile, {}, T, PARAMS, position=(2, 7), event_id="ev:1")
+    apply_event(profile, {}, T + 1, PARAMS, event_id="ev-2")
+    assert profile_to_hash(profile) == {
+        "e:ev:1": f"7:{T!r}",
+        "e:ev-2": f":{T + 1!r}",
+        "_L": repr(T),
+        "_t": repr(T + 1),
+        "_pos": "2:7",
+        "_n": "2",
+    }
+    assert profile_from_hash(profile_to_hash(profile)) == profile
+
+
 @settings(max_examples=100, deadline=None)
 @given(events_strategy)
 def test_stored_form_round_trips_exactly(events: list[tuple[float, str, float]]) -> None:

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import os
+import asyncio
 import signal
-import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
-import redis
 
 from api.app import create_app
 from recommender.adapters.feedback_store import FeedbackStore
-from recommender.adapters.localstack import free_port
 from recommender.adapters.privacy_store import PrivacyStore
 from recommender.adapters.redis_store import ProfileStore, connect
 from recommender.core.events import Event
@@ -22,6 +21,7 @@ from recommender.core.feedback import CounterKey, PartitionUpdate
 from recommender.core.settings import Settings
 from tests.api.support import serve
 from tests.support.profiles import PutProfile, profile_of, store_profile
+from tests.support.redis_server import RedisServer
 
 pytestmark = pytest.mark.integration
 
@@ -35,64 +35,81 @@ class NullSink:
         return None
 
 
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """A redis-server of this test only, on a free port, so it can be frozen with SIGSTOP."""
-    port = free_port()
-    proc = subprocess.Popen(
-        ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "",
-         "--appendonly", "no", "--dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    client = redis.Redis(port=port)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.05)
-    yield proc, f"redis://127.0.0.1:{port}/0"
-    os.kill(proc.pid, signal.SIGCONT)
-    proc.terminate()
-    proc.wait(timeout=10)
+async def personal_again(client: httpx.AsyncClient, params: dict[str, Any]) -> float:
+    """Seconds until an answer is personal again (the breaker's probe found Redis back)."""
+    started = time.monotonic()
+    while time.monotonic() - started < 30:
+        response = await client.get("/v1/next-best-offer", params=params)
+        assert response.status_code == 200, response.text
+        if response.json()["fallback"] is False:
+            return time.monotonic() - started
+        await asyncio.sleep(0.05)
+    raise AssertionError("answers still fallback 30 s after Redis came back")
 
 
-async def test_frozen_redis_answers_within_timeout_ms_as_fallback(
-    isolated: Settings,
-    model_files: tuple[Path, Path],
-    own_redis: tuple[subprocess.Popen[bytes], str],
+async def test_stopped_and_killed_redis_answer_200_fallback_within_the_deadline(
+    isolated: Settings, model_files: tuple[Path, Path], redis_server: RedisServer
 ) -> None:
-    proc, url = own_redis
     model_dir, catalog_path = model_files
     settings = isolated.model_copy(
-        update={"model_dir": model_dir, "catalog_path": catalog_path, "redis_url": url}
+        update={"model_dir": model_dir, "catalog_path": catalog_path, "redis_url": redis_server.url}
     )
-    store = ProfileStore(connect(url), settings.redis_prefix, ttl_s=600)
+    store = ProfileStore(connect(redis_server.url), settings.redis_prefix, ttl_s=600)
     await store_profile(store, "fan", profile_of({"q:tv": 1.5}))
-    await store.client.aclose()
     async with serve(create_app(settings, producer=NullSink())) as client:
-        params = {"user_id": "fan", "timeout_ms": 150, "placement": "ad"}
+        params = {"user_id": "fan", "timeout_ms": 50, "placement": "ad"}
         warm = (await client.get("/v1/next-best-offer", params=params)).json()
         assert warm["fallback"] is False and warm["offers"][0]["item_id"] == "tv-1"
-        os.kill(proc.pid, signal.SIGSTOP)
+
+        redis_server.signal(signal.SIGSTOP)
         try:
-            for _ in range(3):
+            elapsed = []
+            for _ in range(1000):
                 started = time.monotonic()
                 response = await client.get("/v1/next-best-offer", params=params)
-                elapsed = time.monotonic() - started
+                elapsed.append(time.monotonic() - started)
                 assert response.status_code == 200, response.text
                 body = response.json()
-                assert elapsed < 0.150 + MARGIN_S, elapsed
                 assert body["fallback"] is True and body["offers"], body
-                assert "timeout_ms" in body["note"]
                 assert body["offers"][0]["reasons"] == ["popular with other shoppers"]
+                assert body["note"]
+            ready = await client.get("/readyz")
+            assert ready.status_code == 200 and ready.json()["status"] == "degraded"
         finally:
-            os.kill(proc.pid, signal.SIGCONT)
-        again = (await client.get("/v1/next-best-offer", params=params)).json()
-        assert again["fallback"] is False
+            redis_server.signal(signal.SIGCONT)
+        elapsed.sort()
+        print(  # noqa: T201
+            f"1000 calls, Redis stopped: p50 {elapsed[500] * 1e3:.1f} ms, "
+            f"p99 {elapsed[990] * 1e3:.1f} ms, max {elapsed[-1] * 1e3:.1f} ms"
+        )
+        assert elapsed[-1] < 0.050 + MARGIN_S, elapsed[-5:]
+        back = await personal_again(client, params)
+
+        # Killed: connections refused. No timeout_ms: ZMOT_DEFAULT_TIMEOUT_MS bounds it.
+        redis_server.kill()
+        for _ in range(20):
+            started = time.monotonic()
+            response = await client.get("/v1/next-best-offer", params={"user_id": "fan"})
+            assert time.monotonic() - started < settings.default_timeout_ms / 1e3 + MARGIN_S
+            assert response.status_code == 200 and response.json()["fallback"] is True
+        ready = await client.get("/readyz")
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["status"] == "degraded"
+        assert ready.json()["checks"]["redis"].startswith("failed")
+        redis_server.start()
+        await store.client.aclose()
+        store = ProfileStore(connect(redis_server.url), settings.redis_prefix, ttl_s=600)
+        await store_profile_again(store, "fan")
+        back_after_kill = await personal_again(client, {"user_id": "fan"})
+        assert (await client.get("/readyz")).json()["status"] == "ready"
+    await store.client.aclose()
+    print(f"personal again {back:.2f} s after SIGCONT, {back_after_kill:.2f} s after restart")  # noqa: T201
+
+
+async def store_profile_again(store: ProfileStore, user_id: str) -> None:
+    """The profile after a restart: the AOF may not have it (written < 1 s before SIGKILL)."""
+    if await store.get(user_id) is None:
+        await store_profile(store, user_id, profile_of({"q:tv": 1.5}))
 
 
 async def test_batch_reads_profiles_in_one_round_trip(

@@ -3,14 +3,18 @@ batches leave nothing there."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
+import time
+from collections.abc import Sequence
 
 import httpx
 import pytest
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 
 from api.deps import MAX_BATCH
-from recommender.core.events import parse_event
+from recommender.core.events import Event, parse_event
 from recommender.core.settings import Settings
 from tests.api.support import FailingSink, ServeFactory, TopicReader
 
@@ -25,24 +29,31 @@ async def test_one_event_is_produced_keyed_by_user(
 ) -> None:
     response = await client.post("/v1/events", json=VIEW)
     assert response.status_code == 202
-    assert response.json() == {"accepted": 1}
+    [event_id] = response.json()["event_ids"]
+    assert response.json() == {"accepted": 1, "event_ids": [event_id]}
+    assert re.fullmatch("[0-9a-f]{32}", event_id)
     records = await read_topic(isolated)
     assert len(records) == 1
     key, value = records[0]
     assert key == b"u1"
-    assert parse_event(value) == parse_event(json.dumps(VIEW))
+    assert parse_event(value) == parse_event(json.dumps({**VIEW, "event_id": event_id}))
 
 
 async def test_a_batch_is_produced_whole(
     client: httpx.AsyncClient, isolated: Settings, read_topic: TopicReader
 ) -> None:
-    batch = [VIEW, SEARCH, {**VIEW, "type": "add_to_cart"}]
+    batch = [VIEW, {**SEARCH, "event_id": "mine-1"}, {**VIEW, "type": "add_to_cart"}]
     response = await client.post("/v1/events", json=batch)
     assert response.status_code == 202
-    assert response.json() == {"accepted": 3}
+    body = response.json()
+    assert body["accepted"] == 3 and body["event_ids"][1] == "mine-1"
+    assert len(set(body["event_ids"])) == 3  # the API gave the other two their own
     records = await read_topic(isolated)
-    got = sorted((k, parse_event(v).type) for k, v in records)
-    assert got == [(b"u1", "add_to_cart"), (b"u1", "page_view"), (b"u2", "search")]
+    got = sorted((k, parse_event(v).type, parse_event(v).event_id) for k, v in records)
+    ids = body["event_ids"]
+    assert got == sorted(
+        [(b"u1", "page_view", ids[0]), (b"u2", "search", "mine-1"), (b"u1", "add_to_cart", ids[2])]
+    )
 
 
 async def test_invalid_batch_names_index_and_field_and_produces_nothing(
@@ -123,6 +134,30 @@ async def test_kafka_down_is_503_with_a_clear_message(
     async with serve_app(isolated, engine=fake_engine, producer=FailingSink(error)) as client:
         response = await client.post("/v1/events", json=VIEW)
     assert response.status_code == 503
-    detail = response.json()["detail"]
-    assert detail.startswith("event log (Kafka) unavailable")
-    assert "retry" in detail
+    assert response.headers["retry-after"] == str(isolated.retry_after_s)
+    body = response.json()
+    assert body["detail"].startswith("event log (Kafka) unavailable")
+    assert "send them again with these event_ids" in body["detail"]
+    assert len(body["event_ids"]) == 1
+
+
+class HangingSink:
+    """A producer whose broker never answers."""
+
+    async def send_many(self, events: Sequence[Event]) -> None:
+        await asyncio.sleep(3600)
+
+
+async def test_a_broker_that_does_not_answer_is_503_within_the_produce_timeout(
+    isolated: Settings, fake_engine: object, serve_app: ServeFactory
+) -> None:
+    settings = isolated.model_copy(update={"produce_timeout_s": 0.3})
+    async with serve_app(settings, engine=fake_engine, producer=HangingSink()) as client:
+        started = time.monotonic()
+        response = await client.post("/v1/events", json=[VIEW, {**SEARCH, "event_id": "s-1"}])
+        elapsed = time.monotonic() - started
+    assert response.status_code == 503, response.text
+    assert elapsed < 0.3 + 5.0  # bounded by the timeout, not by the broker (an hour here)
+    assert "no acknowledgement in time" in response.json()["detail"]
+    assert response.json()["event_ids"][1] == "s-1"
+    assert response.headers["retry-after"] == "5"

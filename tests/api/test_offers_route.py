@@ -116,15 +116,26 @@ async def test_bad_query_is_422_naming_the_field(
     assert fake_arbiter.calls == []
 
 
-async def test_redis_down_is_503_not_500(
+async def test_redis_down_is_a_fallback_answer_not_an_error(
     isolated: Settings, fake_engine: object, serve_app: object
 ) -> None:
     app = create_app(isolated, engine=fake_engine)  # type: ignore[arg-type]
     async with serve(app) as client:
         _break_redis(app)
-        response = await client.get("/v1/next-best-offer", params={"user_id": "u1"})
-        assert response.status_code == 503
-        assert response.json()["detail"].startswith("profile store (Redis) unavailable")
+        for _ in range(5):  # the breaker opens after 3 failures; answers stay the same
+            response = await client.get("/v1/next-best-offer", params={"user_id": "u1"})
+            assert response.status_code == 200
+            body = response.json()
+            assert body["fallback"] is True and body["note"].startswith("profile store unavail")
+        assert app.state.services.breaker.state == "open"
+        batch = await client.post("/v1/next-best-offer:batch", json={"user_ids": ["u1", "u2"]})
+        assert batch.status_code == 200
+        assert [r["fallback"] for r in batch.json()["results"]] == [True, True]
+        # The profile route has no answer without the profile: it says what is down.
+        profile = await client.get("/v1/users/u1/profile")
+        assert profile.status_code == 503
+        assert profile.headers["retry-after"] == str(isolated.retry_after_s)
+        assert profile.json()["detail"].startswith("profile store (Redis) unavailable")
 
 
 def _break_redis(app: FastAPI) -> None:

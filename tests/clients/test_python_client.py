@@ -87,7 +87,7 @@ def test_a_429_is_retried_after_the_servers_retry_after_with_the_same_events(
         [
             httpx.Response(429, headers={"Retry-After": "2"}, json={"detail": "slow down"}),
             httpx.Response(503, json={"detail": "Kafka down"}),
-            httpx.Response(202, json={"accepted": 1}),
+            httpx.Response(202, json={"accepted": 1, "event_ids": ["e-1"]}),
         ],
         seen,
     )

@@ -167,6 +167,32 @@ async def test_dead_letters_move_the_fence_but_count_nothing(stores: Stores) -> 
     assert await stores.feedback.offsets([0]) == {0: 1}
 
 
+async def test_a_redelivered_dead_letter_below_the_fence_is_not_sent_again(
+    stores: Stores,
+) -> None:
+    """Letters go out before ``_off`` moves past them, so one below ``_off`` was delivered."""
+    letters: list[DeadLetter] = []
+
+    async def sink(batch: Sequence[DeadLetter]) -> None:
+        letters.extend(batch)
+
+    def bad(offset: int) -> Record:
+        return Record("zmot.events.fb", 0, offset, None, b"u1", b"{not json")
+
+    first = [rec(0, 0, "u1", "click", offer_id="O1"), bad(1)]
+    again = [*first, bad(2), rec(0, 3, "u1", "click", offer_id="O1")]  # read again, and more
+    for batch in (first, again):
+        await process_batch(
+            batch,
+            profiler=Profiler(),
+            store=stores.profiles,
+            dead_letter=sink,
+            feedback=stores.feedback,
+        )
+    assert [letter.record.offset for letter in letters] == [1, 2]
+    assert await stores.feedback.offsets([0]) == {0: 3}
+
+
 async def test_empty_requests_need_no_round_trip(stores: Stores) -> None:
     assert await stores.feedback.offer_stats([]) == {}
     assert await stores.feedback.ratings([]) == {}

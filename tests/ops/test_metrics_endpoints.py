@@ -87,6 +87,8 @@ async def test_worker_and_api_metrics_after_traffic(
     assert value(w, "zmot_event_freshness_seconds_count") == 300
     assert 0 < value(w, "zmot_event_freshness_seconds_sum") / 300 < 30
     assert value(w, "zmot_event_freshness_seconds_bucket", le="60.0") == 300
+    assert value(w, "zmot_record_freshness_seconds_count") == 300
+    assert value(w, "zmot_record_freshness_seconds_bucket", le="60.0") == 300
     assert value(w, "zmot_consumer_lag_seconds") == 0
     assert value(w, "zmot_redis_errors_total") == 0
 

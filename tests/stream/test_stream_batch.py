@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -12,8 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
+from prometheus_client.parser import text_string_to_metric_families
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from recommender.adapters.metrics import WorkerMetrics
 from recommender.adapters.redis_store import ProfileStore, connect
 from recommender.core.events import Event
 from recommender.core.profile import Profile
@@ -390,3 +393,25 @@ def test_batches_with_redeliveries_equal_offline_replay(
             await client.aclose()
 
     asyncio.run(run())
+
+
+async def test_freshness_is_measured_from_the_record_as_well_as_from_event_time(
+    store: ProfileStore,
+) -> None:
+    """A replay of last week's history is a week old in event time, fresh in record time."""
+    now = time.time()
+    week_ago_ms = int((now - 7 * 86_400) * 1000)
+    records = [rec(i, ev("u1", ts_ms=week_ago_ms + i), timestamp=now - 0.5) for i in range(3)]
+    metrics = WorkerMetrics()
+    await process_batch(
+        records, profiler=Profiler(), store=store, dead_letter=Sink(), metrics=metrics
+    )
+    families = {f.name: f for f in text_string_to_metric_families(metrics.render()[0].decode())}
+
+    def mean(name: str) -> float:
+        samples = {s.name: s.value for s in families[name].samples}
+        assert samples[f"{name}_count"] == 3
+        return samples[f"{name}_sum"] / 3
+
+    assert mean("zmot_event_freshness_seconds") > 7 * 86_400
+    assert 0.5 <= mean("zmot_record_freshness_seconds") < 60

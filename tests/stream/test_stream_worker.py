@@ -118,8 +118,14 @@ def listens_on_loopback_only(port: int) -> bool:
     return bool(binds) and all(addr == "0100007F" for addr in binds)
 
 
-def make_events(n: int, users: int, seed: int) -> tuple[list[dict[str, Any]], list[Message]]:
-    """Browsing events (some out of order in time, some without ts) and their messages."""
+def make_events(
+    n: int, users: int, seed: int, gap_ms: int = 10_000
+) -> tuple[list[dict[str, Any]], list[Message]]:
+    """Browsing events (some out of order in time, some without ts) and their messages.
+
+    Consecutive events are up to ``gap_ms`` apart: ``n * gap_ms / 2`` must stay within the
+    twelve hours before now that the records start at.
+    """
     rng = random.Random(seed)
     items = [f"item-{i}" for i in range(40)]
     kinds = ["page_view"] * 6 + ["search"] * 3 + ["add_to_cart"] * 2 + ["purchase", "click"]
@@ -128,7 +134,7 @@ def make_events(n: int, users: int, seed: int) -> tuple[list[dict[str, Any]], li
     for i in range(n):
         user = f"user-{rng.randrange(users)}"
         kind = rng.choice(kinds)
-        clock += rng.randrange(0, 10_000)  # 4,000 events span about 5.5 hours
+        clock += rng.randrange(0, gap_ms)  # 4,000 events 10 s apart span about 5.5 hours
         event: dict[str, Any] = {"user_id": user, "type": kind, "event_id": f"e{i}"}
         if kind == "search":
             event["query"] = rng.choice(["fernseher reparatur", "tv repair", "soundbar", "hdmi"])
@@ -146,6 +152,18 @@ def make_events(n: int, users: int, seed: int) -> tuple[list[dict[str, Any]], li
         events.append({**event, "ts": event.get("ts", record_ts)})
         messages.append((user.encode(), json.dumps(event).encode(), record_ts))
     return events, messages
+
+
+async def assert_profiles_are_the_offline_replay(
+    settings: Settings, events: list[dict[str, Any]]
+) -> None:
+    """Every stored profile under the settings' prefix is the offline replay of ``events``
+    (in that order) through the worker's own ``Profiler``, and no other profile is stored."""
+    want = Profiler().replay(parse_event(json.dumps(e)) for e in events)
+    live = await read_profiles(settings)
+    assert set(live) == set(want)
+    for user, profile in live.items():
+        assert_profile_equal(profile, want[user], user)
 
 
 def assert_profile_equal(live: Profile, want: Profile, user: str) -> None:
@@ -225,11 +243,14 @@ def malformed_messages(n: int, seed: int) -> list[tuple[Message, str | None]]:
     return out
 
 
+N_MALFORMED = 10_000
+
+
 async def test_malformed_messages_land_in_the_dlq_and_good_ones_apply(
     isolated: Settings, worker: Callable[..., Any], caught_up: Callable[..., Awaitable[None]]
 ) -> None:
     rng = random.Random(11)
-    bad = malformed_messages(1000, seed=3)
+    bad = malformed_messages(N_MALFORMED, seed=3)
     _, good_messages = make_events(600, users=12, seed=5)
     # Bad messages scattered between the good ones; the good ones keep their order.
     is_bad = [True] * len(bad) + [False] * len(good_messages)
@@ -252,7 +273,7 @@ async def test_malformed_messages_land_in_the_dlq_and_good_ones_apply(
     await caught_up(isolated, proc, timeout_s=120)
 
     dead = await read_all(isolated, isolated.dlq_topic)
-    assert len(dead) == 1000
+    assert len(dead) == N_MALFORMED
     seen_fields: Counter[str] = Counter()
     sources = set()
     for record in dead:
@@ -266,7 +287,7 @@ async def test_malformed_messages_land_in_the_dlq_and_good_ones_apply(
             assert headers["zmot-reason"].startswith(f"{field}: "), headers
             assert headers["zmot-field"] == field
             seen_fields[field] += 1
-    assert len(sources) == 1000
+    assert len(sources) == N_MALFORMED
     assert {"user_id", "item_id", "rating", "key", "ts", "value", "query", "type"} <= set(
         seen_fields
     )
@@ -274,8 +295,9 @@ async def test_malformed_messages_land_in_the_dlq_and_good_ones_apply(
     good_per_user = Counter(m[0].decode() for m, _, ok in ordered if ok and m[0])
     profiles = await read_profiles(isolated)
     assert {u: p.n_events for u, p in profiles.items()} == dict(good_per_user)
+    assert proc.alive
     assert proc.stop() == 0
-    assert "dead_lettered=1000" in proc.log_text()
+    assert f"dead_lettered={N_MALFORMED}" in proc.log_text()
 
 
 async def test_a_batch_that_cannot_be_written_stops_the_worker_uncommitted(
@@ -344,9 +366,5 @@ async def test_rebalances_between_two_workers_apply_every_event_once(
     await producing
     await caught_up(isolated, second, timeout_s=90)
 
-    want = Profiler().replay(parse_event(json.dumps(e)) for e in events)
-    live = await read_profiles(isolated)
-    assert set(live) == set(want)
-    for user, profile in live.items():
-        assert_profile_equal(profile, want[user], user)
+    await assert_profiles_are_the_offline_replay(isolated, events)
     assert second.stop() == 0

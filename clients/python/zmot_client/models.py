@@ -53,9 +53,11 @@ class BatchAnswer(_Answer):
 
 
 class Accepted(_Answer):
-    """Events accepted by ``POST /v1/events`` (API schema ``AcceptedResponse``)."""
+    """Events accepted by ``POST /v1/events`` (API schema ``AcceptedResponse``): the count and
+    each event's id, in order."""
 
     accepted: int
+    event_ids: list[str]
 
 
 class Profile(_Answer):

@@ -1,4 +1,9 @@
-"""The local Redis: Debian's ``redis-server`` on loopback, daemonized, without persistence."""
+"""The local Redis: Debian's ``redis-server`` on loopback, daemonized, with an append-only file.
+
+AOF with ``appendfsync everysec``: a crash of Redis (or of the machine) loses at most about the
+last second of writes, and the worker re-reads exactly those from Kafka on its next start
+(:mod:`stream.offsets`). No RDB snapshots: the AOF alone is the persistence.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +27,8 @@ from recommender.core.settings import Settings, is_loopback
 
 REDIS_START_TIMEOUT_S = 10.0
 REDIS_STOP_TIMEOUT_S = 10.0
+REDIS_PERSISTENCE = ("--appendonly", "yes", "--appendfsync", "everysec")
+"""The persistence of every Redis zmot starts (also docker-compose.yml's, a test checks)."""
 _MARKER = "redis-server"  # in the command line of the process in our pid file
 
 
@@ -113,7 +120,7 @@ def up_redis(settings: Settings, p: Paths, log: Log) -> None:
     config = f'requirepass "{quoted}"\n' if password else ""
     cmd = [
         redis_server, "-", "--bind", bind_host(host), "--port", str(port),
-        "--daemonize", "yes", "--save", "", "--appendonly", "no",
+        "--daemonize", "yes", "--save", "", *REDIS_PERSISTENCE,
         "--dir", str(p.redis), "--pidfile", str(p.redis_pid), "--logfile", str(p.redis_log),
     ]  # fmt: skip
     try:

@@ -102,3 +102,30 @@ def test_touches_do_not_depend_on_the_arrival_order(touches: list[tuple[float, s
     for ts, item in touches:
         apply_event(profile, {}, ts, PARAMS, touched_item=item)
     assert profile.touched == {"i1": 9.0, "i0": 8.0, "i3": 7.0}
+
+
+def test_an_event_id_applied_before_counts_once_and_stays_a_duplicate() -> None:
+    params = ProfileParams(half_life_s=H, dedupe_window_s=24 * H, dedupe_memory=10)
+    profile = Profile()
+    assert apply_event(profile, {"a": 1.0}, 0.0, params, position=(0, 1), event_id="x")
+    # The same event sent again (a client's retry): another message, same id.
+    assert not apply_event(profile, {"a": 1.0}, 0.0, params, position=(0, 2), event_id="x")
+    assert apply_event(profile, {"a": 1.0}, 1.0, params, position=(0, 3), event_id="y")
+    assert profile.n_events == 2 and profile.offset == 3
+    # Read again from the start, the first message is a replay and the retry a duplicate.
+    assert not profile.is_duplicate("x", 1) and profile.is_duplicate("x", 2)
+    # Offline, any repeat of an id is a duplicate.
+    offline = Profile()
+    assert apply_event(offline, {"a": 1.0}, 0.0, params, event_id="x")
+    assert not apply_event(offline, {"a": 1.0}, 0.0, params, event_id="x")
+
+
+def test_event_ids_are_forgotten_after_the_window_and_beyond_the_memory() -> None:
+    params = ProfileParams(half_life_s=H, dedupe_window_s=24 * H, dedupe_memory=3)
+    profile = Profile()
+    for i in range(5):
+        apply_event(profile, {"a": 1.0}, i * H, params, event_id=f"e{i}")
+    assert sorted(profile.seen) == ["e2", "e3", "e4"]  # the memory keeps the newest
+    apply_event(profile, {"a": 1.0}, 27 * H, params, event_id="late")
+    assert sorted(profile.seen) == ["e3", "e4", "late"]  # e2 is 25 h older than the newest
+    assert apply_event(profile, {"a": 1.0}, 0.0, params, event_id="e0")  # forgotten: counts
