@@ -26,9 +26,9 @@ SDK_FILE = Path(__file__).resolve().parents[2] / "clients" / "js" / "dist" / "zm
 
 
 @cache
-def _sdk() -> bytes | None:
+def _sdk(path: Path) -> bytes | None:
     try:
-        return SDK_FILE.read_bytes()
+        return path.read_bytes()
     except OSError:
         return None
 
@@ -46,11 +46,12 @@ def _sdk() -> bytes | None:
         404: {"model": MessageResponse, "description": "This installation has no built SDK"},
     },
 )
-async def sdk() -> Response:
+async def sdk(services: ServicesDep) -> Response:
     """The browser tracker and ``<zmot-offers>`` widget as one script (``window.zmot``)."""
-    body = _sdk()
+    path = services.settings.sdk_path or SDK_FILE
+    body = _sdk(path)
     if body is None:
-        raise reject(404, f"no browser SDK at {SDK_FILE}; run `node clients/js/build.mjs`")
+        raise reject(404, f"no browser SDK at {path}; set ZMOT_SDK_PATH or build clients/js")
     return Response(
         body,
         media_type="text/javascript; charset=utf-8",

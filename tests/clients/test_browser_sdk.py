@@ -59,6 +59,15 @@ async def test_the_api_serves_the_sdk_and_the_shop_only_in_demo_mode(
         assert script.headers["content-type"].startswith("text/javascript")
         assert script.content == SDK_FILE.read_bytes()
         assert (await client.get("/demo/shop")).status_code == 404
+    copy = tmp_path / "zmot.js"
+    copy.write_text("/* an installed copy */", encoding="utf-8")
+    installed = settings.model_copy(update={"sdk_path": copy})
+    async with serve(create_app(installed)) as client:
+        assert (await client.get("/sdk/zmot.js")).text == "/* an installed copy */"
+    missing = settings.model_copy(update={"sdk_path": tmp_path / "none.js"})
+    async with serve(create_app(missing)) as client:
+        gone = await client.get("/sdk/zmot.js")
+        assert gone.status_code == 404 and "none.js" in gone.json()["detail"]
     demo = settings.model_copy(update={"demo_shop": True})
     async with serve(create_app(demo)) as client:
         page = await client.get("/demo/shop")
