@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml clients/python/pyproject.toml Makefile | sha1sum | cut -c1-12)
 
 # The test stack runs on its own ports and state dir, so it never touches a running demo.
 TEST_ENV := ZMOT_STATE_DIR=.zmot/test ZMOT_KAFKA_BOOTSTRAP=127.0.0.1:19092 \
@@ -24,6 +24,8 @@ $(STAMP):
 	$(BIN)/pip install --quiet "pip==24.3.1" "setuptools==75.8.0" "wheel==0.45.1"
 	# LIGHTFM_NO_CFLAGS: no -march=native, so the venv works on any x86-64 CPU
 	LIGHTFM_NO_CFLAGS=1 $(BIN)/pip install --quiet -e ".[dev]"
+	# The Python client is its own package (zmot-client); `zmot demo` uses it
+	$(BIN)/pip install --quiet -e ./clients/python
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 system-deps: ## Install Debian's redis-server, Java 17, Maven, chromium (ops page test) and prometheus (promtool checks the alert rules) when missing
@@ -54,8 +56,8 @@ unit: install ## Only the tests that need no Kafka or Redis
 	$(BIN)/python -m pytest -m "not integration" -q
 
 lint: install ## ruff (lint + format check) and mypy --strict on the packages
-	$(BIN)/ruff check recommender stream api cli tests benchmarks
-	$(BIN)/ruff format --check recommender stream api cli tests benchmarks
+	$(BIN)/ruff check recommender stream api cli tests benchmarks clients/python
+	$(BIN)/ruff format --check recommender stream api cli tests benchmarks clients/python
 	$(BIN)/mypy
 
 bench: install system-deps ## Run the benchmarks (figures go to BENCHMARKS.md)

@@ -7,10 +7,11 @@ Request bodies of ``POST /v1/events`` are deliberately *not* modelled here: they
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
+from pydantic import BaseModel, ConfigDict, Field
 
+from api.examples import EXAMPLES
 from recommender.core.catalog import Catalog
 from recommender.core.profile import Profile
 
@@ -26,6 +27,8 @@ def iso(ts: float) -> str:
 class ErrorItem(BaseModel):
     """One reason a request was rejected."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["ErrorItem"]]})
+
     index: int | None = Field(
         None, description="Position of the offending event in a batch (null for a single event)."
     )
@@ -36,11 +39,15 @@ class ErrorItem(BaseModel):
 class ValidationErrorResponse(BaseModel):
     """Body of a 422: every problem found, so a client can fix all of them at once."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["ValidationErrorResponse"]]})
+
     detail: list[ErrorItem]
 
 
 class MessageResponse(BaseModel):
     """Body of other errors (404, 413, 503)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["MessageResponse"]]})
 
     detail: str
 
@@ -58,6 +65,8 @@ class RetryEventsResponse(BaseModel):
 class AcceptedResponse(BaseModel):
     """Events accepted: all of them are acknowledged by Kafka."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["AcceptedResponse"]]})
+
     accepted: int = Field(description="Number of events produced to the events topic.")
     event_ids: list[str] = Field(
         description="The id of each event, in order: the caller's, or one the API assigned. "
@@ -67,6 +76,8 @@ class AcceptedResponse(BaseModel):
 
 class OfferOut(BaseModel):
     """One offer with its score and the reasons behind it."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["OfferOut"]]})
 
     offer_id: str
     item_id: str
@@ -82,14 +93,10 @@ class OfferOut(BaseModel):
         None,
         description="With debug=true: propensity, value, context_weight, lever, priority "
         "(null where a fallback has none) and the parts of the context weight.",
+        # Left out of the answer when absent; a field-level rule (not a model serializer)
+        # keeps every field of the offer in the OpenAPI document.
+        exclude_if=lambda value: value is None,
     )
-
-    @model_serializer(mode="wrap")
-    def _drop_empty_debug(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        data: dict[str, Any] = handler(self)
-        if data.get("debug") is None:
-            data.pop("debug", None)
-        return data
 
     @classmethod
     def from_scored(cls, scored: ScoredOffer, catalog: Catalog) -> OfferOut:
@@ -110,6 +117,8 @@ class OfferOut(BaseModel):
 
 class NextBestOfferResponse(BaseModel):
     """The offers to show one user now."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["NextBestOfferResponse"]]})
 
     user_id: str
     offers: list[OfferOut]
@@ -168,6 +177,8 @@ class NextBestOfferResponse(BaseModel):
 class BatchOfferRequest(BaseModel):
     """``POST /v1/next-best-offer:batch``: the same question for many users."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["BatchOfferRequest"]]})
+
     user_ids: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(
         min_length=1, max_length=1000
     )
@@ -182,11 +193,15 @@ class BatchOfferRequest(BaseModel):
 class BatchOfferResponse(BaseModel):
     """One answer per user, in the order asked."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["BatchOfferResponse"]]})
+
     results: list[NextBestOfferResponse]
 
 
 class ReloadResponse(BaseModel):
     """The offer catalog now active."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["ReloadResponse"]]})
 
     catalog_version: str
     offers: int
@@ -204,6 +219,8 @@ class ModelSwapResponse(BaseModel):
 
 class ProfileResponse(BaseModel):
     """A user's live interest profile, decayed to the time of the request."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["ProfileResponse"]]})
 
     user_id: str
     features: dict[str, float] = Field(description="Feature -> decayed weight, heaviest first.")
@@ -230,6 +247,8 @@ class ProfileResponse(BaseModel):
 class HealthResponse(BaseModel):
     """Liveness: the process answers."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["HealthResponse"]]})
+
     status: Literal["ok"] = "ok"
 
 
@@ -237,37 +256,58 @@ class ReadyResponse(BaseModel):
     """Readiness: ``ready`` (all checks ok), ``degraded`` (Redis down: answers without
     profiles, flagged fallback) or ``unavailable`` (no model, 503)."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["ReadyResponse"]]})
+
     status: Literal["ready", "degraded", "unavailable"]
     checks: dict[str, str] = Field(description="Check name -> 'ok' or what failed.")
     catalog_version: str | None = Field(
-        None, description="Content hash of the active offer catalog (absent without one)."
+        None,
+        description="Content hash of the active offer catalog (absent without one).",
+        exclude_if=lambda value: value is None,
     )
     model_version: str | None = Field(
-        None, description="The model version being served (absent before one is loaded)."
+        None,
+        description="The model version being served (absent before one is loaded).",
+        exclude_if=lambda value: value is None,
     )
     model_refused: str | None = Field(
         None,
         description="Why the version the registry's pointer names is not served (absent when "
         "it is): the previous version keeps serving.",
+        exclude_if=lambda value: value is None,
     )
 
-    @model_serializer(mode="wrap")
-    def _drop_empty_version(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        data: dict[str, Any] = handler(self)
-        for key in ("catalog_version", "model_version", "model_refused"):
-            if data.get(key) is None:
-                data.pop(key, None)
-        return data
+
+class LinkRequest(BaseModel):
+    """``POST /v1/users/{id}/links``: the anonymous id the person used before logging in."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["LinkRequest"]]})
+
+    anonymous_id: str = Field(min_length=1, max_length=128)
+
+
+class LinkResponse(BaseModel):
+    """The link now stored."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["LinkResponse"]]})
+
+    user_id: str
+    anonymous_id: str
+    linked_ids: list[str] = Field(description="Every anonymous id now linked to the user.")
 
 
 class ConsentRequest(BaseModel):
     """``PUT /v1/users/{id}/consent``: the person's choice about profiling."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["ConsentRequest"]]})
 
     profiling: bool = Field(description="True: events may build a profile; false: they may not.")
 
 
 class ConsentResponse(BaseModel):
     """The choice now recorded."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["ConsentResponse"]]})
 
     user_id: str
     profiling: bool
@@ -277,12 +317,17 @@ class ConsentResponse(BaseModel):
 class ErasureResponse(BaseModel):
     """What ``DELETE /v1/users/{id}`` removed, and the erasure time that now holds."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["ErasureResponse"]]})
+
     user_id: str
     profile: bool = Field(description="A profile existed and was deleted.")
     features: int = Field(description="Interest features deleted.")
     purchases: int = Field(description="Remembered purchases deleted.")
     exposure: int = Field(description="Impression and dismissal counts deleted.")
     consent: bool = Field(description="A recorded consent choice was deleted.")
+    linked: int = Field(
+        0, description="Anonymous ids linked to the person (identify), erased with them."
+    )
     erased_at: str = Field(
         description="Events of this person up to this time (event time) are dropped for ever; "
         "later events build a new profile."
@@ -292,6 +337,8 @@ class ErasureResponse(BaseModel):
 class ConsentState(BaseModel):
     """A person's consent as stored and as applied."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["ConsentState"]]})
+
     profiling: bool | None = Field(description="The recorded choice (null: none recorded).")
     default: Literal["granted", "denied"] = Field(description="ZMOT_DEFAULT_CONSENT.")
     effective: bool = Field(description="Whether events of the person build a profile now.")
@@ -299,6 +346,8 @@ class ConsentState(BaseModel):
 
 class ExportedProfile(ProfileResponse):
     """The profile as stored, with the exposure the frequency caps count."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["ExportedProfile"]]})
 
     impressions: dict[str, dict[str, int]] = Field(
         description="Offer id -> hour (ISO-8601) -> impressions of the offer that hour."
@@ -333,8 +382,15 @@ class ExportedProfile(ProfileResponse):
 class ExportResponse(BaseModel):
     """``GET /v1/users/{id}/export``: everything zmot stores about one person (Art. 15/20)."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["ExportResponse"]]})
+
     user_id: str
     exported_at: str
     consent: ConsentState
     erased_at: str | None = Field(description="Time of the last erasure (null: never erased).")
     profile: ExportedProfile | None = Field(description="The live profile (null: none stored).")
+    linked_ids: list[str] = Field(
+        default_factory=list,
+        description="Anonymous ids linked to the person (identify): their profiles are served "
+        "with this one and erased with it.",
+    )

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+from zmot_client import Client
 
 from cli import processes
 from cli.replay import produce
@@ -27,6 +28,7 @@ def stack_env(settings: Settings, data: Path, model: Path) -> dict[str, str]:
             "catalog_path": data / "catalog.jsonl",
             "offers_path": data / "offers.jsonl",
             "model_dir": model,
+            "demo_shop": True,
         }
     ).to_env()
 
@@ -120,23 +122,23 @@ def run_demo(
     wait_caught_up(settings, log, timeout_s=600)
 
     user = f"demo-{uuid.uuid4().hex[:8]}"
-    _post_events(base, [{"user_id": user, "type": "search", "query": DEMO_QUERY}])
-    deadline = time.monotonic() + 30
-    while True:
-        answer = httpx.get(
-            f"{base}/v1/next-best-offer", params={"user_id": user, "k": 3}, timeout=5
-        ).json()
-        if not answer.get("fallback") or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
+    with Client(base, timeout=10) as client:  # the demo API is open (loopback)
+        client.send_events([{"user_id": user, "type": "search", "query": DEMO_QUERY}])
+        deadline = time.monotonic() + 30
+        while True:
+            answer = client.next_best_offer(user, k=3)
+            if not answer.fallback or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
     show(f"\nA new shopper {user} searched {DEMO_QUERY!r}. Next best offers:")
-    for i, offer in enumerate(answer.get("offers", []), start=1):
-        show(f"  {i}. {offer['title']}  [{offer.get('category')}]  score={offer['score']:.3f}")
-        for reason in offer.get("reasons", []):
+    for i, offer in enumerate(answer.offers, start=1):
+        show(f"  {i}. {offer.title}  [{offer.category}]  score={offer.score:.3f}")
+        for reason in offer.reasons:
             show(f"       because {reason}")
-    if answer.get("fallback"):
+    if answer.fallback:
         show("  (fallback: the profile was not personalised in time; see the worker log)")
     show(f"\nStack running: API {base}/docs  (profile: {base}/v1/users/{user}/profile)")
+    show(f"Example shop (tracker + offer widget): {base}/demo/shop   ops page: {base}/ops")
     show(f"Logs: {settings.state_dir / 'logs'}   Stop everything: make stop")
     if settings.api_keys_file is None:
         show(
@@ -146,17 +148,6 @@ def run_demo(
             "  then start the API with ZMOT_API_KEYS_FILE=keys.yaml and send "
             "'Authorization: Bearer <key>' (scopes, erasure, consent: SECURITY.md)"
         )
-
-
-def _post_events(base: str, events: list[dict[str, object]], chunk: int = 2000) -> int:
-    sent = 0
-    with httpx.Client(timeout=60) as client:
-        for start in range(0, len(events), chunk):
-            response = client.post(f"{base}/v1/events", json=events[start : start + chunk])
-            if response.status_code != 202:
-                raise ZmotError(f"POST /v1/events: {response.status_code} {response.text[:300]}")
-            sent += int(response.json()["accepted"])
-    return sent
 
 
 def stop_all(settings: Settings, log: Callable[[str], None]) -> None:

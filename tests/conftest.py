@@ -17,8 +17,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+# The repository, and the Python client (its own package, importable without installing it).
+for path in (ROOT, ROOT / "clients" / "python"):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
 
 from recommender.adapters.kafka import ensure_topic  # noqa: E402
 from recommender.adapters.localstack import tcp_open  # noqa: E402
@@ -100,6 +102,18 @@ class DemoShop:
         self.events = load_events(self.data / "events.jsonl").events
         self.model = train_served(self.events, self.catalog, Profiler(self.catalog), TrainConfig())
         self.model.save(self.model_dir)
+
+    def files(self) -> dict[str, Path]:
+        """The settings naming this shop's catalog, offers and model."""
+        return {
+            "catalog_path": self.data / "catalog.jsonl",
+            "offers_path": self.data / "offers.jsonl",
+            "model_dir": self.model_dir,
+        }
+
+    def serving(self, settings: Settings) -> Settings:
+        """``settings`` serving this shop (catalog, offers, model)."""
+        return settings.model_copy(update=self.files())
 
 
 @pytest.fixture(scope="session")

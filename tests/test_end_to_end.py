@@ -52,13 +52,7 @@ async def test_searches_through_kafka_become_the_right_offers(
     worker: Callable[..., Any],
     caught_up: Any,
 ) -> None:
-    settings = isolated.model_copy(
-        update={
-            "catalog_path": demo_shop.data / "catalog.jsonl",
-            "offers_path": demo_shop.data / "offers.jsonl",
-            "model_dir": demo_shop.model_dir,
-        }
-    )
+    settings = demo_shop.serving(isolated)
     proc = worker(settings)
     users = {f"e2e-{uuid.uuid4().hex[:8]}": case for case in CASES}
     async with EventProducer(settings.kafka_bootstrap, settings.events_topic) as producer:

@@ -11,6 +11,7 @@ from fastapi import APIRouter
 
 from api.auth import EventsWriter
 from api.deps import MAX_BATCH, EventLogUnavailable, EventsBody, ServicesDep, reject
+from api.examples import EVENTS
 from api.schemas import (
     AcceptedResponse,
     MessageResponse,
@@ -30,6 +31,7 @@ _BODY: dict[str, Any] = {
         "`ts` is ISO-8601 text or epoch milliseconds.",
         "content": {
             "application/json": {
+                "example": EVENTS,
                 "schema": {
                     "oneOf": [
                         _EVENT_SCHEMA,
@@ -40,7 +42,7 @@ _BODY: dict[str, Any] = {
                             "maxItems": MAX_BATCH,
                         },
                     ]
-                }
+                },
             }
         },
     }

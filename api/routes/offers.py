@@ -95,7 +95,8 @@ async def _ratings_added(
 async def _consenting(services: Services, user_ids: Sequence[str]) -> list[Profile | None]:
     """The users' profiles, None for those without one or without consent to profiling."""
     default = services.settings.default_consent == "granted"
-    profiles, states = await services.privacy.profiles_with_states(user_ids)
+    # A known user's linked anonymous profiles (identify) are merged in, read in the same trip.
+    profiles, states = await services.privacy.served_profiles(user_ids, services.engine.half_life_s)
     return [p if s.consents(default) else None for p, s in zip(profiles, states, strict=True)]
 
 

@@ -12,7 +12,9 @@ from redis.exceptions import RedisError
 
 from api.auth import OpsReader
 from api.deps import Services
+from api.examples import OPS_LAG, OPS_SUMMARY
 from api.monitoring import Ops
+from api.schemas import MessageResponse
 from recommender.core.attribution import experiment_report
 from recommender.core.errors import ZmotError
 from recommender.core.feedback import OfferStats
@@ -30,7 +32,21 @@ async def get_ops(request: Request) -> Ops:
 OpsDep = Annotated[Ops, Depends(get_ops)]
 
 
-@router.get("/metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {
+                "text/plain": {
+                    "example": "# TYPE zmot_fallbacks_total counter\n"
+                    'zmot_fallbacks_total{placement="home"} 3.0\n'
+                }
+            },
+            "description": "Prometheus text format",
+        }
+    },
+)
 async def metrics(ops: OpsDep, _: OpsReader) -> Response:
     """Prometheus metrics of this API process (lag gauges refreshed from Kafka when stale)."""
     try:
@@ -41,7 +57,13 @@ async def metrics(ops: OpsDep, _: OpsReader) -> Response:
     return Response(body, media_type=content_type)
 
 
-@router.get("/ops/lag")
+@router.get(
+    "/ops/lag",
+    responses={
+        200: {"content": {"application/json": {"example": OPS_LAG}}, "description": "The lag"},
+        503: {"model": MessageResponse, "description": "Kafka could not be read"},
+    },
+)
 async def lag(ops: OpsDep, _: OpsReader) -> JSONResponse:
     """Consumer lag of the worker's group per partition, from Kafka (as `zmot lag --json`)."""
     try:
@@ -51,7 +73,12 @@ async def lag(ops: OpsDep, _: OpsReader) -> JSONResponse:
         return JSONResponse({"detail": detail}, status_code=503)
 
 
-@router.get("/ops/summary")
+@router.get(
+    "/ops/summary",
+    responses={
+        200: {"content": {"application/json": {"example": OPS_SUMMARY}}, "description": "Summary"}
+    },
+)
 async def summary(request: Request, ops: OpsDep, _: OpsReader) -> dict[str, Any]:
     """Rates, quantiles, versions and health checks behind the ops page."""
     services = getattr(request.app.state, "services", None)
@@ -97,7 +124,13 @@ async def _offer_stats(services: Services) -> dict[str, OfferStats] | None:
         return None
 
 
-@router.get("/ops", response_class=HTMLResponse)
+@router.get(
+    "/ops",
+    response_class=HTMLResponse,
+    responses={
+        200: {"content": {"text/html": {"example": "<!doctype html>..."}}, "description": "Page"}
+    },
+)
 async def ops_page(_: OpsReader) -> HTMLResponse:
     """The ops page: one self-contained HTML file that polls the two JSON routes above."""
     return HTMLResponse(OPS_PAGE)

@@ -9,8 +9,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
-from api.auth import ProfilesEraser, ProfilesReader
-from api.deps import ServicesDep
+from api.auth import EventsWriter, ProfilesEraser, ProfilesReader
+from api.deps import ServicesDep, reject
 from api.schemas import (
     ConsentRequest,
     ConsentResponse,
@@ -18,10 +18,13 @@ from api.schemas import (
     ErasureResponse,
     ExportedProfile,
     ExportResponse,
+    LinkRequest,
+    LinkResponse,
     MessageResponse,
     ValidationErrorResponse,
     iso,
 )
+from recommender.adapters.privacy_store import MAX_LINKS
 
 router = APIRouter(tags=["privacy"])
 
@@ -43,6 +46,7 @@ async def erase_user(user_id: UserId, services: ServicesDep, _: ProfilesEraser) 
         purchases=erased.purchases,
         exposure=erased.exposure,
         consent=erased.consent,
+        linked=erased.linked,
         erased_at=iso(erased.erased_at),
     )
 
@@ -53,6 +57,7 @@ async def export_user(user_id: UserId, services: ServicesDep, _: ProfilesReader)
     now = time.time()
     settings = services.settings
     [profile], [state] = await services.privacy.profiles_with_states([user_id])
+    linked = await services.privacy.linked(user_id)
     default = settings.default_consent
     return ExportResponse(
         user_id=user_id,
@@ -68,6 +73,7 @@ async def export_user(user_id: UserId, services: ServicesDep, _: ProfilesReader)
         else ExportedProfile.of(
             user_id, profile, now, services.engine.half_life_s, settings.profile_ttl_days
         ),
+        linked_ids=linked,
     )
 
 
@@ -78,3 +84,24 @@ async def set_consent(
     """Record the person's profiling choice; a refusal deletes the profile at once."""
     deleted = await services.privacy.set_consent(user_id, body.profiling)
     return ConsentResponse(user_id=user_id, profiling=body.profiling, profile_deleted=deleted)
+
+
+@router.post(
+    "/v1/users/{user_id}/links",
+    response_model=LinkResponse,
+    responses={
+        **ERRORS,
+        409: {"model": MessageResponse, "description": "The user has the most links allowed"},
+    },
+)
+async def link_user(
+    user_id: UserId, body: LinkRequest, services: ServicesDep, _: EventsWriter
+) -> LinkResponse:
+    """Link an anonymous id to the user (login): its history is served with the user's."""
+    ttl_s = services.settings.profile_ttl_days * 86400.0
+    if body.anonymous_id != user_id and not await services.privacy.link(
+        user_id, body.anonymous_id, ttl_s
+    ):
+        raise reject(409, f"user already has {MAX_LINKS} linked anonymous ids")
+    linked = await services.privacy.linked(user_id)
+    return LinkResponse(user_id=user_id, anonymous_id=body.anonymous_id, linked_ids=linked)

@@ -60,6 +60,11 @@ def profile_key(prefix: str, user_id: str) -> str:
     return f"{prefix}profile:{user_id}"
 
 
+def links_key(prefix: str, user_id: str) -> str:
+    """The Redis key of the set of anonymous ids linked to a known user (``identify``)."""
+    return f"{prefix}links:{user_id}"
+
+
 def person_key(prefix: str, user_id: str) -> str:
     """The Redis key of a person's privacy hash: keyed by the hash of the id, not the id."""
     return f"{prefix}person:{person_hash(user_id)}"

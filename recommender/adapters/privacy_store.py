@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -29,6 +29,7 @@ from recommender.adapters.codec import (
     FEATURE_TAG,
     PURCHASE_TAG,
     SHOWN_TAG,
+    links_key,
     person_key,
     privacy_from_values,
     profile_from_hash,
@@ -38,13 +39,17 @@ from recommender.adapters.redis_store import connect
 from recommender.core.errors import ConfigError
 from recommender.core.events import Event
 from recommender.core.privacy import PrivacyState, allowed_events
-from recommender.core.profile import Profile
+from recommender.core.profile import Profile, merged
 from recommender.core.settings import Settings, redact_url
+
+MAX_LINKS = 16
+"""Anonymous ids one known user may have linked (devices, cleared cookies); beyond it
+:meth:`PrivacyStore.link` refuses new links."""
 
 
 @dataclass(frozen=True)
 class Erased:
-    """What one erasure removed."""
+    """What one erasure removed (``linked``: anonymous ids linked to the person, erased too)."""
 
     profile: bool
     features: int
@@ -52,6 +57,7 @@ class Erased:
     exposure: int
     consent: bool
     erased_at: float
+    linked: int = 0
 
 
 class PrivacyStore:
@@ -87,20 +93,92 @@ class PrivacyStore:
         states = [privacy_from_values(e, c) for e, c in results[1::2]]
         return profiles, states
 
+    async def served_profiles(
+        self, user_ids: Sequence[str], half_life_s: float
+    ) -> tuple[list[Profile | None], list[PrivacyState]]:
+        """As :meth:`profiles_with_states`, with each known user's linked anonymous profiles
+        merged in (:func:`~recommender.core.profile.merged`): one round trip, and a second
+        only when someone asked for has links."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            for user_id in user_ids:
+                pipe.hgetall(profile_key(self.prefix, user_id))
+                pipe.hmget(self.key(user_id), [ERASED_FIELD, CONSENT_FIELD])
+                pipe.smembers(links_key(self.prefix, user_id))
+            results = await pipe.execute()
+        profiles = [profile_from_hash(m) if m else None for m in results[0::3]]
+        states = [privacy_from_values(e, c) for e, c in results[1::3]]
+        links = [sorted(_text(m) for m in members) for members in results[2::3]]
+        wanted = sorted({anon for ids in links for anon in ids})
+        if not wanted:
+            return profiles, states
+        async with self.client.pipeline(transaction=False) as pipe:
+            for anon in wanted:
+                pipe.hgetall(profile_key(self.prefix, anon))
+            stored = await pipe.execute()
+        # A linked profile that exists was allowed: a refusal or an erasure deletes it.
+        linked = {anon: profile_from_hash(m) for anon, m in zip(wanted, stored, strict=True) if m}
+        out: list[Profile | None] = []
+        for profile, ids in zip(profiles, links, strict=True):
+            parts = [p for p in [profile, *(linked.get(a) for a in ids)] if p is not None]
+            if len(parts) > 1:
+                out.append(merged(parts, half_life_s))
+            else:
+                out.append(parts[0] if parts else None)
+        return out, states
+
+    async def link(self, user_id: str, anonymous_id: str, ttl_s: float) -> bool:
+        """Link an anonymous id's history to a known user (``identify``): served together, and
+        erased together. False when the ids are equal or the user has :data:`MAX_LINKS`. The
+        link expires with the profiles (``ttl_s`` after the last link)."""
+        if anonymous_id == user_id:
+            return False
+        key = links_key(self.prefix, user_id)
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.scard(key)
+            pipe.sismember(key, anonymous_id)
+            count, known = await pipe.execute()
+        if count >= MAX_LINKS and not known:
+            return False
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.sadd(key, anonymous_id)
+            pipe.expire(key, max(1, int(ttl_s)))
+            await pipe.execute()
+        return True
+
+    async def linked(self, user_id: str) -> list[str]:
+        """The anonymous ids linked to a known user."""
+        return sorted(_text(m) for m in await self.client.smembers(links_key(self.prefix, user_id)))
+
     async def set_consent(self, user_id: str, profiling: bool) -> bool:
         """Record the person's choice; a refusal also deletes the profile. True if one was."""
+        linked = [] if profiling else await self.linked(user_id)
         async with self.client.pipeline(transaction=False) as pipe:
             pipe.hset(self.key(user_id), CONSENT_FIELD, "1" if profiling else "0")
             if not profiling:
                 pipe.delete(profile_key(self.prefix, user_id))
+                # The linked anonymous ids are the same person: refused, and their profiles
+                # deleted, in the same order (record first).
+                for anon in linked:
+                    pipe.hset(self.key(anon), CONSENT_FIELD, "0")
+                    pipe.delete(profile_key(self.prefix, anon))
             results = await pipe.execute()
-        return bool(not profiling and results[1])
+        return bool(not profiling and (results[1] or any(results[3::2])))
 
     async def erase(self, user_id: str, at: float) -> Erased:
-        """Delete everything kept about the person; keep only the erasure record (time ``at``).
+        """Delete everything kept about the person, and about the anonymous ids linked to
+        them, keeping only an erasure record (time ``at``) for each, so the worker drops their
+        older events for ever. The counts are the person's own profile's.
 
         A later erasure moves the time forward; an earlier one never moves it back.
         """
+        linked = await self.linked(user_id)
+        for anon in linked:
+            await self._erase_one(anon, at)
+        erased = await self._erase_one(user_id, at)
+        await self.client.delete(links_key(self.prefix, user_id))
+        return replace(erased, linked=len(linked))
+
+    async def _erase_one(self, user_id: str, at: float) -> Erased:
         key = self.key(user_id)
         profile = profile_key(self.prefix, user_id)
         async with self.client.pipeline(transaction=False) as pipe:
@@ -122,6 +200,10 @@ class PrivacyStore:
             consent=consent is not None,
             erased_at=erased_at,
         )
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 # --- offline: event files of `zmot train`, `evaluate`, `tune` (--respect-privacy) -----------

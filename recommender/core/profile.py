@@ -20,7 +20,7 @@ How a profile is stored (one Redis hash per user) is :mod:`recommender.adapters.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 RENORMALISE_EXPONENT = 32.0
@@ -263,3 +263,53 @@ def _prune(counts: ExposureCounts, cutoff: int, memory: int) -> None:
             del counts[offer_id][bucket]
             if not counts[offer_id]:
                 del counts[offer_id]
+
+
+def merged(profiles: Sequence[Profile], half_life_s: float) -> Profile:
+    """One profile from a person's profiles (a known user's and the anonymous ids linked to
+    it), for serving only: never stored, so each stored profile keeps its own offset fence and
+    a replay into any of them is fenced as before.
+
+    Weights are moved to the newest landmark (forward decay: a weight stored at landmark ``L``
+    is worth ``w * 2^((L - L')/h)`` at ``L'``) and added; purchases and item touches keep the
+    latest time per item, exposure counts add up. The fence fields (offset, dedupe ids) are
+    the first profile's.
+    """
+    present = [p for p in profiles if p.landmark is not None or p.purchases or p.shown]
+    if not present:
+        return profiles[0] if profiles else Profile()
+    first = profiles[0]
+    landmarks = [p.landmark for p in present if p.landmark is not None]
+    landmark = max(landmarks) if landmarks else None
+    weights: dict[str, float] = {}
+    purchases: dict[str, float] = {}
+    touched: dict[str, float] = {}
+    shown: ExposureCounts = {}
+    dismissed: ExposureCounts = {}
+    for profile in present:
+        if profile.landmark is not None and landmark is not None:
+            factor = 2.0 ** ((profile.landmark - landmark) / half_life_s)
+            for name, value in profile.weights.items():
+                weights[name] = weights.get(name, 0.0) + value * factor
+        for mine, theirs in ((purchases, profile.purchases), (touched, profile.touched)):
+            for item, ts in theirs.items():
+                mine[item] = max(ts, mine.get(item, ts))
+        for total, counts in ((shown, profile.shown), (dismissed, profile.dismissed)):
+            for offer, per_hour in counts.items():
+                into = total.setdefault(offer, {})
+                for hour, n in per_hour.items():
+                    into[hour] = into.get(hour, 0) + n
+    times = [p.last_ts for p in present if p.last_ts is not None]
+    return Profile(
+        weights=weights,
+        landmark=landmark,
+        last_ts=max(times) if times else None,
+        partition=first.partition,
+        offset=first.offset,
+        n_events=sum(p.n_events for p in present),
+        purchases=purchases,
+        touched=touched,
+        shown=shown,
+        dismissed=dismissed,
+        seen=dict(first.seen),
+    )

@@ -336,6 +336,16 @@ class Settings(BaseSettings):
         description="Serve without keys on a non-loopback address (anyone who reaches the port "
         "can read profiles and write events). Only behind a gateway that authenticates.",
     )
+    sdk_path: Path | None = Field(
+        None,
+        description="The built browser script served at /sdk/zmot.js (unset: clients/js/dist/"
+        "zmot.js of the checkout the API runs from; the Docker image sets its copy).",
+    )
+    demo_shop: bool = Field(
+        False,
+        description="Serve the example shop page at /demo/shop (`zmot demo` turns it on). The "
+        "page grants the tracker consent itself, as a demo may and a real shop must not.",
+    )
     default_consent: Literal["granted", "denied"] = Field(
         "granted",
         description="Profiling consent of a person without a recorded choice (PUT "

@@ -147,16 +147,19 @@ def test_openapi_documents_bodies_and_errors() -> None:
         "/v1/users/{user_id}",
         "/v1/users/{user_id}/export",
         "/v1/users/{user_id}/consent",
+        "/v1/users/{user_id}/links",
         "/metrics",
         "/ops",
         "/ops/lag",
         "/ops/summary",
+        "/sdk/zmot.js",
+        "/demo/shop",
     }
     post = paths["/v1/events"]["post"]
     assert post["summary"] and post["description"].startswith("Validate one event or a batch")
     body = post["requestBody"]["content"]["application/json"]["schema"]
     assert body["oneOf"][1]["maxItems"] == 10_000
-    assert set(post["responses"]) == {"202", "403", "413", "415", "422", "503"}
+    assert set(post["responses"]) == {"202", "401", "403", "413", "415", "422", "429", "503"}
     err = post["responses"]["422"]["content"]["application/json"]["schema"]["$ref"]
     assert err.endswith("/ValidationErrorResponse")
     nbo = paths["/v1/next-best-offer"]["get"]

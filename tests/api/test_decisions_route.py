@@ -123,16 +123,16 @@ async def test_batch_reads_profiles_in_one_round_trip(
     await put_profile("tv", profile_of({"q:tv": 1.5}))
     await put_profile("hiker", profile_of({"q:boots": 1.5}))
     calls: list[int] = []
-    real = PrivacyStore.profiles_with_states
+    real = PrivacyStore.served_profiles
 
-    async def counted(self: PrivacyStore, user_ids: Sequence[str]) -> object:
+    async def counted(self: PrivacyStore, user_ids: Sequence[str], half_life_s: float) -> object:
         calls.append(len(user_ids))
-        return await real(self, user_ids)
+        return await real(self, user_ids, half_life_s)
 
     async def single(self: ProfileStore, user_id: str) -> object:
         raise AssertionError("batch must not read profiles one by one")
 
-    monkeypatch.setattr(PrivacyStore, "profiles_with_states", counted)
+    monkeypatch.setattr(PrivacyStore, "served_profiles", counted)
     monkeypatch.setattr(ProfileStore, "get", single)
     async with serve(create_app(settings, producer=NullSink())) as client:
         response = await client.post(
