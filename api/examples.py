@@ -62,6 +62,10 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "BatchOfferRequest": {"user_ids": ["u-17", "u-18"], "k": 3, "placement": "home"},
     "BatchOfferResponse": {"results": [ANSWER]},
     "ReloadResponse": {"catalog_version": "3765ba93a61d", "offers": 120, "placements": ["home"]},
+    "ModelSwapResponse": {
+        "model_version": "20261201T030000-ab12cd34",
+        "previous": "20261130T030000-9f8e7d6c",
+    },
     "ProfileResponse": PROFILE,
     "HealthResponse": {"status": "ok"},
     "ReadyResponse": {

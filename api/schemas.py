@@ -211,6 +211,8 @@ class ReloadResponse(BaseModel):
 class ModelSwapResponse(BaseModel):
     """The model now served after a look at the registry's pointer."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["ModelSwapResponse"]]})
+
     model_version: str
     previous: str | None = Field(
         None, description="The version swapped out (null: the pointer named the served one)."

@@ -44,6 +44,10 @@ class OfferAnswer(_Answer):
     catalog_version: str | None = None
     note: str | None = None
     personalised: bool
+    experiment: str | None = None
+    """The experiment the user is in (null outside one)."""
+    arm: str | None = None
+    """The user's arm of that experiment."""
 
 
 class BatchAnswer(_Answer):
