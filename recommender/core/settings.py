@@ -67,10 +67,12 @@ class Settings(BaseSettings):
         "zmot.events.dlq", description="Dead letters: original bytes plus the reason."
     )
     topic_partitions: int = Field(
-        4,
+        12,
         ge=1,
-        description="Partitions of the events topic when zmot creates it. More partitions allow "
-        "more workers; each user stays in one partition (key = user_id).",
+        description="Partitions of the events topic when zmot creates it: at most this many "
+        "worker processes share the stream (each user stays in one partition, key = user_id). "
+        "12 leaves room to add workers without re-partitioning; an existing topic keeps its "
+        "count.",
     )
     consumer_group: str = Field(
         "zmot-worker", description="Kafka consumer group (and faust app id) of the worker."
