@@ -141,6 +141,8 @@ class HybridTables:
         if self.weights.shape != (len(FEATURES),) or self.spread.shape != (len(FEATURES),):
             raise ModelError(f"hybrid: weights do not match the {len(FEATURES)} signals")
         self.index = {item: j for j, item in enumerate(self.items)}
+        self.bound: tuple[Model | None, Universe] | None = None
+        """These tables joined with the model last asked for (:func:`universe`)."""
         self.category_index = {c: i for i, c in enumerate(self.categories)}
         self.neighbour_w64 = self.neighbour_w.astype(np.float64)
         self.popularity_pad = np.append(self.popularity, np.float32(0.0))
@@ -338,9 +340,8 @@ class Universe:
 
 def universe(tables: HybridTables, model: Model | None) -> Universe:
     """The :class:`Universe` of ``tables`` and ``model`` (cached on the tables per model)."""
-    cached = tables.__dict__.get("_universe")
-    if cached is not None and cached[0] is model:
-        return cached[1]  # type: ignore[no-any-return]
+    if tables.bound is not None and tables.bound[0] is model:
+        return tables.bound[1]
     names = list(model.item_ids) if model is not None else []
     index = dict(model.item_index) if model is not None else {}
     n_model = len(names)
@@ -364,7 +365,7 @@ def universe(tables: HybridTables, model: Model | None) -> Universe:
         trending=positions(tables.trending),
         trending_in={c: positions(items) for c, items in tables.trending_in.items()},
     )
-    tables.__dict__["_universe"] = (model, made)
+    tables.bound = (model, made)
     return made
 
 
@@ -570,14 +571,13 @@ class HybridScorer(ItemScorer):
         )
         self.tables = tables
         self.plain = ItemScorer(model, purchase_exclusion_s=0.0)
-        self.coef, self.offset = tables.coef, tables.offset or 0.0
 
     def score(self, raw: F32, weights: Mapping[str, float], profile: Profile, now: float) -> Priced:
         z = self.plain.blend(raw, weights, profile, now)
         _, _, at, rows = candidate_rows(self.tables, self.model, profile, now, z, weights)
         index = self.model.item_index
         known = at >= 0
-        logit = rows[known] @ self.coef + self.offset
+        logit = self.tables.logits(rows[known])
         scores: F64 = z - z.max() if len(z) else z.copy()
         if len(logit):
             scores += float(logit.min()) - 1.0
