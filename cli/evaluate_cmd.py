@@ -98,7 +98,7 @@ def register(app: typer.Typer) -> None:
         from recommender.core.runtime import resolve
         from recommender.offline.evaluation import Prediction, Recommender, split_events
         from recommender.offline.evaluation import evaluate as run_evaluation
-        from recommender.offline.hybrid import Hybrid
+        from recommender.offline.hybrid import fit_ranker
         from recommender.offline.neighbours import neighbour_methods
         from recommender.offline.training import train as fit
 
@@ -156,18 +156,7 @@ def register(app: typer.Typer) -> None:
                 train_events, kind_weights=profiler.features.kind_weights, depth=depth
             )
         )
-        _log("hybrid: fitting its ranker on the end of the training period")
-        hybrid = Hybrid(
-            train_events,
-            cat,
-            profiler,
-            model,
-            fit_model=lambda part: fit(part, cat, profiler, chosen.train),
-            target=target,  # type: ignore[arg-type]  # checked above
-            depth=depth,
-            horizon=chosen.train.horizon,
-        )
-        _log(hybrid.describe())
+        hybrid = fit_ranker(train_events, cat, profiler, model, chosen.train, depth=depth, log=_log)
         extra["hybrid"] = hybrid
         if model_dir is None and hybrid.tables.servable:
             model.hybrid = hybrid.tables  # what `zmot train` writes: `live` is what the API serves

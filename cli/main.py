@@ -186,8 +186,6 @@ def train(
         config, epochs=epochs, components=components, loss=loss, target=target, seed=seed
     )
     profiler = Profiler(cat, chosen.features, chosen.profile)
-    if hybrid:
-        _log("training LightFM, then the hybrid ranker (--no-hybrid: LightFM only)")
     model = train_served(
         report.events, cat, profiler, chosen.train, hybrid=hybrid, progress=True, log=_log
     )

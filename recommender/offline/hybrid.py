@@ -60,7 +60,7 @@ from recommender.offline.training import TARGET_TYPES, Target, TrainConfig, trai
 
 F64 = npt.NDArray[np.float64]
 
-__all__ = ["FEATURES", "Hybrid", "HybridParams", "build_tables", "train_served"]
+__all__ = ["FEATURES", "Hybrid", "HybridParams", "build_tables", "fit_ranker", "train_served"]
 
 
 def build_tables(
@@ -296,28 +296,45 @@ def train_served(
     log: Callable[[str], None] | None = None,
 ) -> Model:
     """The model ``zmot train`` and the demo write: LightFM on ``events`` and, with ``hybrid``,
-    the hybrid ranker's tables fitted on the same events (:class:`Hybrid`), which the API then
-    serves. ``log`` gets the progress lines."""
-    say = log or (lambda _line: None)
+    the hybrid ranker's tables fitted on the same events (:func:`fit_ranker`), which the API
+    then serves. ``log`` gets the progress lines."""
     model = train(events, catalog, profiler, config, progress=progress)
     if hybrid:
-        started = time.perf_counter()
-        say(
-            "hybrid: fitting the ranker on the last 20% of the history (a second LightFM fit "
-            "on the first 80%)"
-        )
-        ranker = Hybrid(
-            events,
-            catalog,
-            profiler,
-            model,
-            fit_model=lambda part: train(part, catalog, profiler, config),
-            target=config.target,
-            horizon=config.horizon,
-        )
-        model.hybrid = ranker.tables
-        say(f"{ranker.describe()} ({time.perf_counter() - started:.1f} s)")
+        model.hybrid = fit_ranker(events, catalog, profiler, model, config, log=log).tables
     return model
+
+
+def fit_ranker(
+    events: Sequence[Event],
+    catalog: Catalog,
+    profiler: Profiler,
+    model: Model,
+    config: TrainConfig,
+    *,
+    depth: int = 50,
+    log: Callable[[str], None] | None = None,
+) -> Hybrid:
+    """The hybrid ranker of ``model`` fitted on ``events`` with the training config's target
+    and horizon (a second LightFM fit on the part before the ranker's moments); ``log`` gets
+    what it is doing and, at the end, what it learned."""
+    say = log or (lambda _line: None)
+    started = time.perf_counter()
+    say(
+        "hybrid: fitting the ranker on the last 20% of the history (a second LightFM fit "
+        "on the first 80%)"
+    )
+    ranker = Hybrid(
+        events,
+        catalog,
+        profiler,
+        model,
+        fit_model=lambda part: train(part, catalog, profiler, config),
+        target=config.target,
+        depth=depth,
+        horizon=config.horizon,
+    )
+    say(f"{ranker.describe()} ({time.perf_counter() - started:.1f} s)")
+    return ranker
 
 
 def _try_fit(
