@@ -83,15 +83,31 @@ class PrivacyStore:
     async def profiles_with_states(
         self, user_ids: Sequence[str]
     ) -> tuple[list[Profile | None], list[PrivacyState]]:
-        """Profiles and states of many users in one round trip (the offer routes' read)."""
+        """Profiles and states of many users in one round trip (the export's read)."""
+        profiles, states, _ = await self._stored(user_ids, with_links=False)
+        return profiles, states
+
+    async def _stored(
+        self, user_ids: Sequence[str], *, with_links: bool
+    ) -> tuple[list[Profile | None], list[PrivacyState], list[list[str]]]:
+        """Each user's stored profile, privacy state and (``with_links``) linked anonymous
+        ids, in one round trip."""
+        per_user = 3 if with_links else 2
         async with self.client.pipeline(transaction=False) as pipe:
             for user_id in user_ids:
                 pipe.hgetall(profile_key(self.prefix, user_id))
                 pipe.hmget(self.key(user_id), [ERASED_FIELD, CONSENT_FIELD])
+                if with_links:
+                    pipe.smembers(links_key(self.prefix, user_id))
             results = await pipe.execute()
-        profiles = [profile_from_hash(m) if m else None for m in results[0::2]]
-        states = [privacy_from_values(e, c) for e, c in results[1::2]]
-        return profiles, states
+        profiles = [profile_from_hash(m) if m else None for m in results[0::per_user]]
+        states = [privacy_from_values(e, c) for e, c in results[1::per_user]]
+        links = (
+            [sorted(_text(m) for m in members) for members in results[2::per_user]]
+            if with_links
+            else [[] for _ in user_ids]
+        )
+        return profiles, states, links
 
     async def served_profiles(
         self, user_ids: Sequence[str], half_life_s: float
@@ -99,15 +115,7 @@ class PrivacyStore:
         """As :meth:`profiles_with_states`, with each known user's linked anonymous profiles
         merged in (:func:`~recommender.core.profile.merged`): one round trip, and a second
         only when someone asked for has links."""
-        async with self.client.pipeline(transaction=False) as pipe:
-            for user_id in user_ids:
-                pipe.hgetall(profile_key(self.prefix, user_id))
-                pipe.hmget(self.key(user_id), [ERASED_FIELD, CONSENT_FIELD])
-                pipe.smembers(links_key(self.prefix, user_id))
-            results = await pipe.execute()
-        profiles = [profile_from_hash(m) if m else None for m in results[0::3]]
-        states = [privacy_from_values(e, c) for e, c in results[1::3]]
-        links = [sorted(_text(m) for m in members) for members in results[2::3]]
+        profiles, states, links = await self._stored(user_ids, with_links=True)
         wanted = sorted({anon for ids in links for anon in ids})
         if not wanted:
             return profiles, states
