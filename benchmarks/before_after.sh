@@ -2,10 +2,18 @@
 # Before/after in one session: runs bench_stream and bench_api on an older commit and on the
 # working tree, interleaved (before, after, before, after ...), with one venv, one broker, one
 # Redis and one model, so the figures differ by the code alone. Prints; writes nothing.
-#   bash benchmarks/before_after.sh REV [ROUNDS]     (needs `make install`; starts the test stack)
+# --own-models: bench_api only, each tree training its OWN default model (`zmot train` of that
+# tree), so a change of the default model (e.g. the hybrid tables) is measured with its cost.
+#   bash benchmarks/before_after.sh [--own-models] REV [ROUNDS]
+#   (needs `make install`; starts the test stack and stops it again if it was not running)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rev=${1:?usage: bash benchmarks/before_after.sh REV [ROUNDS]}
+own_models=0
+if [ "${1:-}" = --own-models ]; then
+  own_models=1
+  shift
+fi
+rev=${1:?usage: bash benchmarks/before_after.sh [--own-models] REV [ROUNDS]}
 rounds=${2:-2}
 here=$PWD
 before=$here/.zmot/before-$(git rev-parse --short "$rev")
@@ -25,13 +33,17 @@ trap cleanup EXIT
 
 .venv/bin/zmot infra up
 model=$here/.zmot/before-after-model
-if [ ! -f "$model/model/meta.json" ]; then
+if [ "$own_models" = 1 ]; then
+  api_args=(--no-write)  # bench_api makes a demo shop and trains that tree's default model
+elif [ ! -f "$model/model/meta.json" ]; then
   .venv/bin/zmot demo-data --out "$model/data" --users 2000 --seed 1 >/dev/null
   .venv/bin/zmot train --events "$model/data/events.jsonl" --catalog "$model/data/catalog.jsonl" \
     --out "$model/model"
 fi
-api_args=(--model-dir "$model/model" --catalog "$model/data/catalog.jsonl"
-  --offers "$model/data/offers.jsonl" --no-write)
+if [ "$own_models" = 0 ]; then
+  api_args=(--model-dir "$model/model" --catalog "$model/data/catalog.jsonl"
+    --offers "$model/data/offers.jsonl" --no-write)
+fi
 
 run() {  # label tree script args...
   local label=$1 tree=$2 script=$3
@@ -40,8 +52,10 @@ run() {  # label tree script args...
   (cd "$tree" && PYTHONPATH=$tree "$py" "benchmarks/$script" "$@" 2>&1 | grep -E '^\||healthz:|reached')
 }
 for _ in $(seq "$rounds"); do
-  run before "$before" bench_stream.py --no-write
-  run after "$here" bench_stream.py --no-write
+  if [ "$own_models" = 0 ]; then
+    run before "$before" bench_stream.py --no-write
+    run after "$here" bench_stream.py --no-write
+  fi
   run before "$before" bench_api.py "${api_args[@]}"
   run after "$here" bench_api.py "${api_args[@]}"
 done
