@@ -58,7 +58,13 @@ def register(app: typer.Typer) -> None:
             typer.Option("--model", help="Evaluate this model instead of training one."),
         ] = None,
         k: Annotated[str, typer.Option(help="Cut-offs, e.g. 10,20.")] = "10",
-        target: Annotated[str, typer.Option(help="any (every item event) or conversion.")] = "any",
+        target: Annotated[
+            str,
+            typer.Option(
+                help="any (every item event), conversion (carts and purchases), or new: every "
+                "item event on an item new to the user (the same as --items new)."
+            ),
+        ] = "any",
         items: Annotated[
             str,
             typer.Option(
@@ -102,10 +108,12 @@ def register(app: typer.Typer) -> None:
         from recommender.offline.neighbours import neighbour_methods
         from recommender.offline.training import train as fit
 
-        if target not in ("any", "conversion"):
-            raise typer.BadParameter("--target must be 'any' or 'conversion'")
+        if target not in ("any", "conversion", "new"):
+            raise typer.BadParameter("--target must be 'any', 'conversion' or 'new'")
         if items not in ("any", "new"):
             raise typer.BadParameter("--items must be 'any' or 'new'")
+        if target == "new":  # the spelling of --items new: item events, new items only
+            target, items = "any", "new"
         ks = _parse_ks(k)
         settings = get_settings()
         cat = Catalog.load(catalog)

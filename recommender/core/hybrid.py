@@ -49,7 +49,7 @@ HOUR = 3600.0
 log = logging.getLogger(__name__)
 FILE = "hybrid.npz"
 
-FEATURES = (
+BASE = (
     "model",  # LightFM z-score over all items for the profile (0 if unknown to it)
     "in_model",  # the model knows the item
     "covisit",  # co-visitation votes of the profile's items, by their share of item weight
@@ -68,6 +68,26 @@ FEATURES = (
     "covisit_recent",  # co-visitation votes of the newest touched items, the i-th by 1/(i+1)
     "touch_category",  # share of the remembered touches in the item's category
 )
+"""The signals :func:`candidate_rows` reads from the profile, the tables and the model."""
+
+SHAPES = (
+    "log_covisit",  # log(1e-4 + covisit): votes as a multiplicative (choice-model) factor
+    "log_covisit_recent",  # log(1e-4 + covisit_recent)
+    "log_own_share",  # log(1e-4 + own_share)
+    "touch_1",  # the newest remembered touch
+    "touch_2",  # the second newest
+    "touch_3",  # the third newest
+    "touch_4_5",  # the 4th or 5th newest
+    "touch_6_10",  # the 6th to 10th newest
+    "touch_11_up",  # an older remembered touch
+    "hours_since_touch_sq",  # hours_since_touch squared (0 when not remembered)
+    "own_model",  # own x model: how the model's score counts for the shopper's own items
+)
+"""Signals derived from :data:`BASE` (:func:`shapes`): a linear ranker over them can follow
+a curve (the chance of a return falls off steeply with recency rank, then flattens) and
+votes as factors, instead of one straight line per signal."""
+
+FEATURES = BASE + SHAPES
 
 
 @dataclass(frozen=True)
@@ -446,7 +466,7 @@ def candidate_rows(
     at = np.where(picked < u.n_model, picked, -1).astype(np.intp)
     ti = u.to_table[np.minimum(picked, size)]
     # -1 (unknown) reads the last slot of each padded array: 0, or no category
-    rows = np.zeros((n, len(FEATURES)))
+    rows = np.zeros((n, len(BASE)))
     if z is not None:
         rows[:, 0] = np.append(z, 0.0)[at]
     rows[:, 1] = at >= 0
@@ -498,7 +518,35 @@ def candidate_rows(
             if c is not None:
                 share[c] = w_ / categories[0][0]
         rows[:, 11] = share[tables.item_category_pad[ti]]
-    return picked, extra, at, rows
+    return picked, extra, at, shapes(rows)
+
+
+_TOUCH_BINS = np.array([0.5, 1.5, 2.5, 4.5, 9.5])
+"""Upper edges of the recency ranks (0 = newest) of ``touch_1`` ... ``touch_6_10``."""
+_AT = {name: j for j, name in enumerate(BASE)}
+
+
+def shapes(base: F64) -> F64:
+    """``base`` (columns :data:`BASE`) with the :data:`SHAPES` columns appended."""
+    touched = base[:, _AT["touched"]] > 0
+    # touch_rank is 1 / (1 + rank): back to the rank, then one column per bin
+    rank = np.where(touched, 1.0 / np.maximum(base[:, _AT["touch_rank"]], 1e-12) - 1.0, 0.0)
+    bins = np.zeros((len(base), len(_TOUCH_BINS) + 1))
+    where = np.flatnonzero(touched)
+    bins[where, np.searchsorted(_TOUCH_BINS, np.rint(rank[where]))] = 1.0
+    hours = base[:, _AT["hours_since_touch"]] * touched
+    out: F64 = np.column_stack(
+        (
+            base,
+            np.log(1e-4 + base[:, _AT["covisit"]]),
+            np.log(1e-4 + base[:, _AT["covisit_recent"]]),
+            np.log(1e-4 + base[:, _AT["own_share"]]),
+            bins,
+            hours * hours,
+            base[:, _AT["own"]] * base[:, _AT["model"]],
+        )
+    )
+    return out
 
 
 def _best(z: F64, k: int) -> I64:

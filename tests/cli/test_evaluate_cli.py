@@ -81,11 +81,12 @@ def test_evaluate_json_prints_one_document_with_every_metric(
     assert new["methods"]["recent"]["hr@10"] == 0.0
 
 
+@pytest.mark.parametrize("option", ["--items", "--target"])
 def test_evaluate_items_new_scores_only_items_new_to_the_user(
-    imported: Path, tmp_path: Path
+    imported: Path, tmp_path: Path, option: str
 ) -> None:
     dump = tmp_path / "predictions.jsonl"
-    document = evaluate_json(imported, dump, "--epochs", "2", "--items", "new")
+    document = evaluate_json(imported, dump, "--epochs", "2", option, "new")
     assert document["items"] == "new"
     assert document["methods"] == document["by_items"]["new"]["methods"]
     assert 0 < document["n_predictions"] < document["by_items"]["any"]["n_predictions"]

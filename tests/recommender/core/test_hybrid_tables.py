@@ -10,7 +10,16 @@ import pytest
 
 from recommender.core.errors import ModelError
 from recommender.core.events import Event
-from recommender.core.hybrid import FEATURES, HybridParams, HybridTables, covisit_votes, rank
+from recommender.core.hybrid import (
+    BASE,
+    FEATURES,
+    SHAPES,
+    HybridParams,
+    HybridTables,
+    covisit_votes,
+    rank,
+    shapes,
+)
 from recommender.core.model import Model
 from recommender.core.replay import Profiler
 from tests.recommender.core.arbitration_support import CATALOG, model
@@ -105,3 +114,28 @@ def test_missing_tables_are_a_model_error_and_foreign_ones_are_left_out(
     # tables of another zmot version: the model still serves, without them, and says so
     assert Model.load(tmp_path).hybrid is None
     assert "fitted on other signals" in caplog.text
+
+
+def test_shapes_bin_the_recency_rank_and_log_the_votes() -> None:
+    at = {name: j for j, name in enumerate(BASE)}
+    ranks = [0, 1, 2, 3, 4, 5, 9, 10, 30]
+    base = np.zeros((len(ranks) + 1, len(BASE)))  # the last row: never touched
+    for row, r in enumerate(ranks):
+        base[row, at["touched"]] = 1.0
+        base[row, at["touch_rank"]] = 1.0 / (1.0 + r)
+        base[row, at["hours_since_touch"]] = 2.0
+    base[:, at["covisit"]] = 0.5
+    base[0, at["own"]], base[0, at["model"]] = 1.0, 1.5
+    out = shapes(base)
+    assert out.shape == (len(ranks) + 1, len(BASE) + len(SHAPES))
+    assert np.array_equal(out[:, : len(BASE)], base)
+    col = {name: len(BASE) + j for j, name in enumerate(SHAPES)}
+    bins = ["touch_1", "touch_2", "touch_3", "touch_4_5", "touch_4_5", "touch_6_10"]
+    bins += ["touch_6_10", "touch_11_up", "touch_11_up"]
+    for row, name in enumerate(bins):
+        onehot = out[row, [col[b] for b in SHAPES[3:9]]]
+        assert onehot.sum() == 1.0 and out[row, col[name]] == 1.0, (ranks[row], name)
+    assert not out[-1, [col[b] for b in SHAPES[3:9]]].any()
+    assert out[0, col["hours_since_touch_sq"]] == 4.0 and out[-1, col["hours_since_touch_sq"]] == 0
+    assert out[0, col["own_model"]] == 1.5 and out[1, col["own_model"]] == 0.0
+    assert np.allclose(out[:, col["log_covisit"]], np.log(0.5001))
