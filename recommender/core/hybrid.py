@@ -71,9 +71,9 @@ BASE = (
 """The signals :func:`candidate_rows` reads from the profile, the tables and the model."""
 
 SHAPES = (
-    "log_covisit",  # log(1e-4 + covisit): votes as a multiplicative (choice-model) factor
-    "log_covisit_recent",  # log(1e-4 + covisit_recent)
-    "log_own_share",  # log(1e-4 + own_share)
+    "log_covisit",  # log(1 + 100 covisit): votes as a factor (choice model), 0 without votes
+    "log_covisit_recent",  # log(1 + 100 covisit_recent)
+    "log_own_share",  # log(1 + 100 own_share)
     "touch_1",  # the newest remembered touch
     "touch_2",  # the second newest
     "touch_3",  # the third newest
@@ -538,9 +538,9 @@ def shapes(base: F64) -> F64:
     out: F64 = np.column_stack(
         (
             base,
-            np.log(1e-4 + base[:, _AT["covisit"]]),
-            np.log(1e-4 + base[:, _AT["covisit_recent"]]),
-            np.log(1e-4 + base[:, _AT["own_share"]]),
+            np.log1p(100.0 * base[:, _AT["covisit"]]),
+            np.log1p(100.0 * base[:, _AT["covisit_recent"]]),
+            np.log1p(100.0 * base[:, _AT["own_share"]]),
             bins,
             hours * hours,
             base[:, _AT["own"]] * base[:, _AT["model"]],

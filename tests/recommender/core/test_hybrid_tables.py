@@ -138,4 +138,4 @@ def test_shapes_bin_the_recency_rank_and_log_the_votes() -> None:
     assert not out[-1, [col[b] for b in SHAPES[3:9]]].any()
     assert out[0, col["hours_since_touch_sq"]] == 4.0 and out[-1, col["hours_since_touch_sq"]] == 0
     assert out[0, col["own_model"]] == 1.5 and out[1, col["own_model"]] == 0.0
-    assert np.allclose(out[:, col["log_covisit"]], np.log(0.5001))
+    assert np.allclose(out[:, col["log_covisit"]], np.log1p(50.0))
