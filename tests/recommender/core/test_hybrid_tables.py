@@ -139,3 +139,4 @@ def test_shapes_bin_the_recency_rank_and_log_the_votes() -> None:
     assert out[0, col["hours_since_touch_sq"]] == 4.0 and out[-1, col["hours_since_touch_sq"]] == 0
     assert out[0, col["own_model"]] == 1.5 and out[1, col["own_model"]] == 0.0
     assert np.allclose(out[:, col["log_covisit"]], np.log1p(50.0))
+    assert not out[:, col["log_covisit_recent"]].any()  # no votes: 0, as for a new shopper
