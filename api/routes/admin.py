@@ -3,13 +3,10 @@ registry's pointer names), both without a restart."""
 
 from __future__ import annotations
 
-import dataclasses
-
 from fastapi import APIRouter, Request
 
 from api.auth import Admin
 from api.deps import ServicesDep, error_detail, reject
-from api.engine import reload_engine
 from api.model_switch import ModelSwitch
 from api.schemas import MessageResponse, ModelSwapResponse, ReloadResponse, ValidationErrorResponse
 from recommender.core.errors import CatalogError, ConfigError
@@ -23,16 +20,14 @@ router = APIRouter(tags=["admin"])
     responses={422: {"model": ValidationErrorResponse, "description": "Invalid offer file"}},
 )
 async def reload_offers(request: Request, _services: ServicesDep, _: Admin) -> ReloadResponse:
-    """Reload offers and placements; a bad file is a 422 and the old catalog stays active."""
+    """Reload offers and placements; a bad file is a 422 and the old catalog stays active.
+    Other API processes (``zmot api --workers N``) follow within ``ZMOT_MODEL_POLL_S``: they
+    watch the files."""
     switch: ModelSwitch = request.app.state.model_switch
-    async with switch.lock:  # a model swap in progress would put the old offers back
-        services = request.app.state.services
-        try:
-            engine = reload_engine(services.engine, services.settings)
-        except (CatalogError, ConfigError) as exc:
-            raise reject(422, [error_detail(str(exc))]) from None
-        request.app.state.services = dataclasses.replace(services, engine=engine)
-    services.ops.engine_loaded(engine)
+    try:
+        engine = await switch.reload_offers()
+    except (CatalogError, ConfigError) as exc:
+        raise reject(422, [error_detail(str(exc))]) from None
     return ReloadResponse(
         catalog_version=engine.catalog_version,
         offers=engine.n_offers,

@@ -189,8 +189,10 @@ class Settings(BaseSettings):
         2.0,
         ge=0,
         description="How often the API and the worker look at the registry's `current` pointer "
-        "(one stat call) to swap in a newly activated model; 0: never (restart or `POST "
-        "/v1/admin/model` instead). Shorter: faster pick-up, more stat calls.",
+        "(one stat call) to swap in a newly activated model, and the API at the offer, placement "
+        "and experiment files to reload them when they changed (every process of `zmot api "
+        "--workers N` does); 0: never (restart or `POST /v1/admin/model` / `reload` instead). "
+        "Shorter: faster pick-up, more stat calls.",
     )
 
     # --- serving ----------------------------------------------------------------------

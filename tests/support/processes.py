@@ -108,8 +108,8 @@ class WorkerProcess(LoggedProcess):
 class ApiProcess(LoggedProcess):
     """``python -m api.server`` in a subprocess."""
 
-    def __init__(self, settings: Settings, log_path: Path) -> None:
-        super().__init__(settings, log_path, ["-m", "api.server"])
+    def __init__(self, settings: Settings, log_path: Path, args: tuple[str, ...] = ()) -> None:
+        super().__init__(settings, log_path, ["-m", "api.server", *args])
         self.url = f"http://127.0.0.1:{settings.api_port}"
 
     def wait_ready(self, timeout_s: float = 30.0) -> None:
