@@ -59,7 +59,9 @@ def redis_password(settings: Settings) -> str | None:
     return unquote(password) if password else None
 
 
-def _redis_local(settings: Settings, log: Log) -> tuple[str, int] | None:
+def local_redis(settings: Settings, log: Log) -> tuple[str, int] | None:
+    """Host and port of ZMOT_REDIS_URL when zmot infra manages it (plain redis:// on loopback),
+    else None after saying why."""
     scheme = urlparse(settings.redis_url).scheme
     host, port = settings.redis_host_port
     if scheme != "redis":
@@ -94,7 +96,7 @@ def _wait_redis(
 
 def up_redis(settings: Settings, p: Paths, log: Log) -> None:
     """Start (or find running) the redis-server of ``p`` on the settings' port."""
-    local = _redis_local(settings, log)
+    local = local_redis(settings, log)
     if local is None:
         return
     host, port = local
