@@ -25,10 +25,10 @@ from recommender.core.settings import Settings
 NODES = 3
 
 
-def cluster_base_port() -> int:
+def cluster_base_port(*, from_env: bool = True) -> int:
     """The first node's port: the test env's, or three free ones in a row (buses too)."""
     chosen = os.environ.get("ZMOT_TEST_REDIS_CLUSTER_PORT")
-    if chosen:
+    if chosen and from_env:
         return int(chosen)
     for _ in range(100):
         base = free_port()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from redis.asyncio.cluster import RedisCluster
@@ -21,7 +22,7 @@ from recommender.adapters.keys import (
     person_key,
     profile_key,
 )
-from recommender.adapters.localstack.redis_cluster import up_redis_cluster
+from recommender.adapters.localstack.redis_cluster import down_redis_cluster, up_redis_cluster
 from recommender.adapters.migrate_keys import migrate_keys
 from recommender.adapters.privacy_store import PrivacyStore
 from recommender.adapters.rate_limit import RateLimiter
@@ -31,6 +32,7 @@ from recommender.core.access import Rate
 from recommender.core.attribution import DecisionRecord
 from recommender.core.errors import ConfigError
 from recommender.core.settings import Settings
+from tests.cluster.conftest import cluster_base_port
 from tests.support.profiles import profile_of, stored_profiles
 
 pytestmark = pytest.mark.integration
@@ -150,3 +152,36 @@ def test_infra_shows_and_restarts_the_cluster(redis_cluster: Settings) -> None:
     messages: list[str] = []
     up_redis_cluster(redis_cluster, localstack.paths(redis_cluster), messages.append, 3)
     assert "3 masters" in messages[-1]  # idempotent: found running, still ok
+
+
+async def test_a_cluster_with_a_password(base_settings: Settings, tmp_path: Path) -> None:
+    """``ZMOT_REDIS_URL`` with a password: every node requires it (given on stdin, never on a
+    command line), the cluster is created with it, and zmot's client authenticates."""
+    port = cluster_base_port(from_env=False)
+    settings = base_settings.model_copy(
+        update={
+            "redis_url": f"redis://:s3cret%20pw@127.0.0.1:{port}/0",
+            "redis_cluster": True,
+            "state_dir": tmp_path,
+        }
+    )
+    p = localstack.paths(settings)
+    messages: list[str] = []
+    try:
+        up_redis_cluster(settings, p, messages.append, 3)
+        assert "3 masters" in messages[-1]
+        for pid in localstack.status(settings)["redis-cluster"]["pid"].split(","):
+            assert "s3cret" not in Path(f"/proc/{pid}/cmdline").read_text()
+        client = client_for(settings)
+        await check(client, settings)
+        await client.set("k{x}", "v")
+        assert await client.get("k{x}") == b"v"
+        await close(client)
+        anonymous = connect(f"redis://127.0.0.1:{port}/0", cluster=True)
+        with pytest.raises(ConfigError):
+            await check(
+                anonymous, settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{port}/0"})
+            )
+    finally:
+        down_redis_cluster(p, messages.append)
+    assert not localstack.status(settings)["redis-cluster"]["running"]

@@ -23,12 +23,12 @@ from recommender.adapters.localstack.net import bind_host, port_busy_error, port
 from recommender.adapters.localstack.paths import Paths
 from recommender.adapters.localstack.processes import Log, owned_pid, stop_pid
 from recommender.adapters.localstack.redis import (
-    REDIS_PERSISTENCE,
     REDIS_START_TIMEOUT_S,
     REDIS_STOP_TIMEOUT_S,
     local_redis,
     redis_password,
     redis_ping,
+    start_redis_server,
 )
 from recommender.adapters.localstack.tools import find_redis_server
 from recommender.core.errors import InfraError
@@ -128,30 +128,14 @@ def cluster_info(host: str, port: int, password: str | None = None) -> dict[str,
 
 
 def _start_node(redis_server: str, host: str, port: int, p: Paths, password: str | None) -> None:
-    d = node_dir(p, port)
-    d.mkdir(parents=True, exist_ok=True)
-    # The config on stdin keeps the password off the command line (as the single Redis does);
-    # masterauth lets a replica added later authenticate to its master.
-    quoted = (password or "").replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    config = f'requirepass "{quoted}"\nmasterauth "{quoted}"\n' if password else ""
-    cmd = [
-        redis_server, "-", "--bind", bind_host(host), "--port", str(port),
-        "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-        "--cluster-node-timeout", "5000",
-        "--daemonize", "yes", "--save", "", *REDIS_PERSISTENCE, "--dir", str(d),
-        "--pidfile", str(node_pidfile(p, port)), "--logfile", str(node_log(p, port)),
-    ]  # fmt: skip
-    try:
-        result = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=30, check=False, input=config
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise InfraError(f"could not run {redis_server}: {exc}") from exc
-    if result.returncode != 0:
-        raise InfraError(
-            f"redis-server (cluster node {port}) failed to start (exit {result.returncode}):\n"
-            f"{last_lines(result.stdout + result.stderr, 20)}\n{tails((node_log(p, port), 0))}"
-        )
+    node_dir(p, port).mkdir(parents=True, exist_ok=True)
+    start_redis_server(
+        redis_server, host, port, password,
+        data_dir=node_dir(p, port), pidfile=node_pidfile(p, port), logfile=node_log(p, port),
+        extra=("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+               "--cluster-node-timeout", "5000"),
+        what=f"redis-server (cluster node {port})",
+    )  # fmt: skip
 
 
 def _wait_until(check: Any, timeout_s: float, what: str, logs: list[Path]) -> None:
