@@ -14,10 +14,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from recommender.adapters.localstack import free_port, paths, port_in_use, tcp_open
+from recommender.adapters.localstack import paths, tcp_open
 from recommender.adapters.localstack.redis_cluster import (
-    CLUSTER_BUS_OFFSET,
     down_redis_cluster,
+    free_cluster_port,
     up_redis_cluster,
 )
 from recommender.core.settings import Settings
@@ -25,20 +25,10 @@ from recommender.core.settings import Settings
 NODES = 3
 
 
-def cluster_base_port(*, from_env: bool = True) -> int:
+def cluster_base_port() -> int:
     """The first node's port: the test env's, or three free ones in a row (buses too)."""
     chosen = os.environ.get("ZMOT_TEST_REDIS_CLUSTER_PORT")
-    if chosen and from_env:
-        return int(chosen)
-    for _ in range(100):
-        base = free_port()
-        ports = [base + i for i in range(NODES)]
-        if ports[-1] + CLUSTER_BUS_OFFSET > 65535:
-            continue
-        wanted = ports + [p + CLUSTER_BUS_OFFSET for p in ports]
-        if not any(port_in_use("127.0.0.1", p) for p in wanted):
-            return base
-    raise RuntimeError("no three free loopback ports in a row for the test Redis Cluster")
+    return int(chosen) if chosen else free_cluster_port(NODES)
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,11 @@ from recommender.adapters.keys import (
     person_key,
     profile_key,
 )
-from recommender.adapters.localstack.redis_cluster import down_redis_cluster, up_redis_cluster
+from recommender.adapters.localstack.redis_cluster import (
+    down_redis_cluster,
+    free_cluster_port,
+    up_redis_cluster,
+)
 from recommender.adapters.migrate_keys import migrate_keys
 from recommender.adapters.privacy_store import PrivacyStore
 from recommender.adapters.rate_limit import RateLimiter
@@ -32,7 +36,6 @@ from recommender.core.access import Rate
 from recommender.core.attribution import DecisionRecord
 from recommender.core.errors import ConfigError
 from recommender.core.settings import Settings
-from tests.cluster.conftest import cluster_base_port
 from tests.support.profiles import profile_of, stored_profiles
 
 pytestmark = pytest.mark.integration
@@ -157,7 +160,7 @@ def test_infra_shows_and_restarts_the_cluster(redis_cluster: Settings) -> None:
 async def test_a_cluster_with_a_password(base_settings: Settings, tmp_path: Path) -> None:
     """``ZMOT_REDIS_URL`` with a password: every node requires it (given on stdin, never on a
     command line), the cluster is created with it, and zmot's client authenticates."""
-    port = cluster_base_port(from_env=False)
+    port = free_cluster_port(3)
     settings = base_settings.model_copy(
         update={
             "redis_url": f"redis://:s3cret%20pw@127.0.0.1:{port}/0",

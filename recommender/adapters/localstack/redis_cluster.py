@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from recommender.adapters.localstack.logfiles import last_lines, tails
-from recommender.adapters.localstack.net import bind_host, port_busy_error, port_in_use
+from recommender.adapters.localstack.net import bind_host, free_port, port_busy_error, port_in_use
 from recommender.adapters.localstack.paths import Paths
 from recommender.adapters.localstack.processes import Log, owned_pid, stop_pid
 from recommender.adapters.localstack.redis import (
@@ -51,6 +51,19 @@ def cluster_ports(base: int, nodes: int) -> list[int]:
             f"{CLUSTER_BUS_OFFSET} must be at most 65535): set ZMOT_REDIS_URL to a lower port"
         )
     return list(range(base, base + nodes))
+
+
+def free_cluster_port(nodes: int, host: str = "127.0.0.1") -> int:
+    """A first port with ``nodes`` free ports in a row from it, and their bus ports free too
+    (for tests and benchmarks that start a cluster of their own)."""
+    for _ in range(100):
+        base = free_port()
+        ports = list(range(base, base + nodes))
+        if ports[-1] + CLUSTER_BUS_OFFSET > 65535:
+            continue
+        if not any(port_in_use(host, p) for p in ports + [p + CLUSTER_BUS_OFFSET for p in ports]):
+            return base
+    raise InfraError(f"no {nodes} free loopback ports in a row (with their cluster bus ports)")
 
 
 def node_dir(p: Paths, port: int) -> Path:
@@ -262,6 +275,7 @@ __all__ = [
     "cluster_info",
     "cluster_ports",
     "down_redis_cluster",
+    "free_cluster_port",
     "redis_call",
     "redis_cluster_status",
     "up_redis_cluster",
