@@ -6,8 +6,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml clients/python/pyproject.toml Makefile | sha1sum | cut -c1-12)
 
 # The test stack runs on its own ports and state dir, so it never touches a running demo.
+# tests/cluster starts its own 3-master Redis Cluster on 16390-16392 (buses 26390-26392).
 TEST_ENV := ZMOT_STATE_DIR=.zmot/test ZMOT_KAFKA_BOOTSTRAP=127.0.0.1:19092 \
-	ZMOT_REDIS_URL=redis://127.0.0.1:16379/0 ZMOT_API_PORT=18000 ZMOT_WORKER_WEB_PORT=16066
+	ZMOT_REDIS_URL=redis://127.0.0.1:16379/0 ZMOT_API_PORT=18000 ZMOT_WORKER_WEB_PORT=16066 \
+	ZMOT_TEST_REDIS_CLUSTER_PORT=16390
 
 .DEFAULT_GOAL := help
 .PHONY: help install system-deps demo stop test unit lint bench eval clean

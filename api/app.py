@@ -34,7 +34,9 @@ from recommender.adapters.feedback_store import FeedbackStore, RatingCache
 from recommender.adapters.kafka import EventProducer, kafka_auth
 from recommender.adapters.privacy_store import PrivacyStore
 from recommender.adapters.rate_limit import RateLimiter
-from recommender.adapters.redis_store import ProfileStore, connect
+from recommender.adapters.redis_client import check as check_redis
+from recommender.adapters.redis_client import check_layout, client_for, close
+from recommender.adapters.redis_store import ProfileStore
 from recommender.core.errors import ZmotError
 from recommender.core.settings import Settings, get_settings, redact_url
 
@@ -63,7 +65,9 @@ def create_app(
                 raise
             ops.engine_loaded(services.engine)
             if access.keys is not None:
-                access.limiter = RateLimiter(settings.redis_url, settings.redis_prefix)
+                access.limiter = RateLimiter(
+                    settings.redis_url, settings.redis_prefix, cluster=settings.redis_cluster
+                )
             app.state.services = services
             stack.callback(delattr, app.state, "services")
             switch = ModelSwitch(app.state)
@@ -138,10 +142,11 @@ async def _open_services(
     producer: EventSink | None,
 ) -> Services:
     engine = engine or load_engine(settings)
-    client = connect(settings.redis_url)
-    stack.push_async_callback(client.aclose, True)
+    client = client_for(settings)
+    stack.push_async_callback(close, client)
     store = ProfileStore(client, settings.redis_prefix, settings.profile_ttl_days * 86400.0)
-    await store.check()
+    await check_redis(client, settings)
+    await check_layout(client, settings)
     feedback = FeedbackStore(client, settings.redis_prefix, settings.topic_partitions)
     if producer is None:
         kafka = EventProducer(

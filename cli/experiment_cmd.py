@@ -19,14 +19,14 @@ experiment_app = typer.Typer(help="Online experiments: per-arm reports.", no_arg
 
 async def read_figures(settings: Settings, experiment: str, arms: list[str]) -> list[ArmFigures]:
     from recommender.adapters.feedback_store import FeedbackStore
-    from recommender.adapters.redis_store import connect
+    from recommender.adapters.redis_client import client_for, close
 
-    client = connect(settings.redis_url)
+    client = client_for(settings)
     try:
         store = FeedbackStore(client, settings.redis_prefix, settings.topic_partitions)
         return await store.arm_figures(experiment, arms)
     finally:
-        await client.aclose()
+        await close(client)
 
 
 def _pct(value: float | None, interval: Any) -> str:

@@ -47,11 +47,20 @@ def _log(message: str) -> None:
 
 # --- infra --------------------------------------------------------------------------------
 @infra_app.command("up")
-def infra_up() -> None:
+def infra_up(
+    redis_cluster: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Start a Redis Cluster of this many masters (on ZMOT_REDIS_URL's port and "
+            "the ones after it) instead of one Redis; then set ZMOT_REDIS_CLUSTER=true.",
+        ),
+    ] = 0,
+) -> None:
     """Start Kafka and Redis (idempotent), create the topics, wait until healthy."""
     from recommender.adapters import localstack
 
-    localstack.up(get_settings(), log=_log)
+    localstack.up(get_settings(), log=_log, redis_cluster=redis_cluster)
 
 
 @infra_app.command("down")
@@ -74,6 +83,8 @@ def infra_status(as_json: Annotated[bool, typer.Option("--json")] = False) -> No
     for name, info in status.items():
         ok = "healthy" if info.get("healthy") else ("running" if info.get("running") else "down")
         typer.echo(f"{name:6} {ok:8} {info.get('address', '')} pid={info.get('pid')}")
+        for port, node in info.get("nodes", {}).items():
+            typer.echo(f"  node {port} pid={node['pid']} cluster_state={node['cluster_state']}")
 
 
 # --- processes ----------------------------------------------------------------------------
@@ -279,6 +290,7 @@ from cli import (  # noqa: E402  (commands of their own)
     import_cmd,
     keys_cmd,
     lag_cmd,
+    migrate_cmd,
     model_cmd,
     ope_cmd,
     retrain_cmd,
@@ -290,6 +302,7 @@ keys_cmd.register(app)
 import_cmd.register(app)
 tune_cmd.register(app)
 lag_cmd.register(app)
+migrate_cmd.register(app)
 model_cmd.register(app)
 experiment_cmd.register(app)
 ope_cmd.register(app)

@@ -16,7 +16,9 @@ from recommender.adapters.feedback_store import FeedbackStore
 from recommender.adapters.logs import json_logging_config
 from recommender.adapters.metrics import WorkerMetrics
 from recommender.adapters.privacy_store import PrivacyStore
-from recommender.adapters.redis_store import ProfileStore, connect
+from recommender.adapters.redis_client import check as check_redis
+from recommender.adapters.redis_client import check_layout, client_for
+from recommender.adapters.redis_store import ProfileStore
 from recommender.core.catalog import load_catalog
 from recommender.core.errors import ModelError
 from recommender.core.replay import Profiler
@@ -65,12 +67,13 @@ def run_worker(settings: Settings, *, loglevel: str = "info", web_enabled: bool 
     on an unreachable Redis.
     """
     profiler = build_profiler(settings)
-    client = connect(settings.redis_url)
+    client = client_for(settings)
     store = ProfileStore(client, settings.redis_prefix, settings.profile_ttl_days * 86400.0)
     feedback = FeedbackStore(client, settings.redis_prefix, settings.topic_partitions)
     loop = asyncio.new_event_loop()
     try:
-        loop.run_until_complete(store.check())
+        loop.run_until_complete(check_redis(client, settings))
+        loop.run_until_complete(check_layout(client, settings))
     except BaseException:
         loop.close()
         raise

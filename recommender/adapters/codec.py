@@ -1,10 +1,10 @@
-"""The Redis form of profiles and feedback counters: key names, hash fields, fence values.
+"""The Redis form of profiles and feedback counters: hash fields, fence values.
 
 Everything that knows how a :class:`~recommender.core.profile.Profile` or a feedback counter
 looks in Redis is here, so the core stays free of storage names and the Lua scripts are built
 from the same constants (:func:`lua`): a renamed field cannot leave a script behind.
 
-Profile hash, ``<prefix>profile:<user_id>``:
+Profile hash, ``<prefix>profile:{tag}<user_id>`` (key names: :mod:`.keys`):
 
 =====================  ============================================================
 ``f:<feature>``        stored (landmark-scaled) weight
@@ -21,7 +21,7 @@ Profile hash, ``<prefix>profile:<user_id>``:
 ``_n``                 events applied
 =====================  ============================================================
 
-Counter hash, ``<prefix>agg:<partition>``:
+Counter hash, ``<prefix>agg:{p<partition>}``:
 
 =================  ======================================================
 ``i:<offer_id>``   impressions of the offer (any channel)
@@ -32,7 +32,8 @@ Counter hash, ``<prefix>agg:<partition>``:
 ``_off``           offset of the last message of the partition already counted
 =================  ======================================================
 
-Person hash, ``<prefix>person:<sha256 of user_id>`` (no raw id in key or value; never expires):
+Person hash, ``<prefix>person:{tag}<sha256 of user_id>`` (no raw id in key or value; never
+expires):
 
 =================  ======================================================
 ``erased_at``      time of the last erasure (epoch seconds)
@@ -48,32 +49,14 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from string import Template
 
+# The key names live in recommender.adapters.keys; re-exported for the modules that read both.
+from recommender.adapters.keys import counters_key as counters_key
+from recommender.adapters.keys import links_key as links_key
+from recommender.adapters.keys import person_key as person_key
+from recommender.adapters.keys import profile_key as profile_key
 from recommender.core.feedback import CounterKey
-from recommender.core.privacy import PrivacyState, person_hash
+from recommender.core.privacy import PrivacyState
 from recommender.core.profile import Position, Profile
-
-# --- keys ---------------------------------------------------------------------------------
-
-
-def profile_key(prefix: str, user_id: str) -> str:
-    """The Redis key of a user's profile hash."""
-    return f"{prefix}profile:{user_id}"
-
-
-def links_key(prefix: str, user_id: str) -> str:
-    """The Redis key of the set of anonymous ids linked to a known user (``identify``)."""
-    return f"{prefix}links:{user_id}"
-
-
-def person_key(prefix: str, user_id: str) -> str:
-    """The Redis key of a person's privacy hash: keyed by the hash of the id, not the id."""
-    return f"{prefix}person:{person_hash(user_id)}"
-
-
-def counters_key(prefix: str, partition: int) -> str:
-    """The Redis key of a partition's feedback counter hash."""
-    return f"{prefix}agg:{partition}"
-
 
 # --- profile hash -------------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """Decisions made inside experiments, kept in Redis for the worker's attribution.
 
 ``<prefix>dec:<decision_id>`` holds the decision's JSON record
-(:class:`~recommender.core.attribution.DecisionRecord`) and ``<prefix>udec:<user_id>`` is a
+(:class:`~recommender.core.attribution.DecisionRecord`) and ``<prefix>udec:{tag}<user_id>`` is a
 sorted set of the person's decision ids by decision time. Both expire after the attribution
 window plus an hour; the sorted set is trimmed to that window on every write, so a person's
 memory stays bounded. The API writes a record before it answers (one pipelined round trip,
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-import redis.asyncio as aioredis
-
+from recommender.adapters.keys import decision_key, decisions_key
+from recommender.adapters.redis_client import RedisClient
 from recommender.core.attribution import DecisionRecord
 from recommender.core.events import OFFER_EVENTS, Event
 
@@ -24,17 +24,17 @@ KEEP_MARGIN_S = 3600.0
 class DecisionStore:
     """Decision records under ``prefix``, kept ``window_s`` + an hour."""
 
-    def __init__(self, client: aioredis.Redis, prefix: str, window_s: float) -> None:
+    def __init__(self, client: RedisClient, prefix: str, window_s: float) -> None:
         self.client = client
         self.prefix = prefix
         self.window_s = window_s
         self.ttl_s = int(window_s + KEEP_MARGIN_S)
 
     def record_key(self, decision_id: str) -> str:
-        return f"{self.prefix}dec:{decision_id}"
+        return decision_key(self.prefix, decision_id)
 
     def user_key(self, user_id: str) -> str:
-        return f"{self.prefix}udec:{user_id}"
+        return decisions_key(self.prefix, user_id)
 
     async def put_many(self, records: Sequence[DecisionRecord]) -> None:
         """Store records (one round trip)."""

@@ -1,6 +1,6 @@
 """Offer statistics and item ratings in Redis: one counter hash per Kafka partition.
 
-``<prefix>agg:<partition>`` holds the integer counters of :mod:`recommender.core.feedback` for
+``<prefix>agg:{p<partition>}`` holds the integer counters of :mod:`recommender.core.feedback` for
 the events of that partition, and ``_off``, the offset of the last message counted (field names
 in :mod:`recommender.adapters.codec`). The worker reads ``_off`` together with the batch's
 profiles, computes the increments of the newer messages in Python, and writes them with one
@@ -9,7 +9,9 @@ it read (and then moves it to the batch's last offset). A redelivered or overlap
 therefore adds exactly its new messages, a concurrent writer of the same partition is detected
 instead of double counted, and the counters are as replay-safe as the profiles. Each counter
 belongs to one partition, so nothing needs a cross-key operation (Redis Cluster shards the
-hashes freely). Readers sum the partitions.
+hashes freely; a per-partition key added later shares the partition's hash tag, see
+:mod:`recommender.adapters.keys`). Readers sum the partitions (a pipeline of one HMGET per
+partition, which the cluster client sends to each node at once).
 """
 
 from __future__ import annotations
@@ -17,8 +19,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
-
-import redis.asyncio as aioredis
 
 from recommender.adapters.codec import (
     OFFSET_FIELD,
@@ -29,6 +29,7 @@ from recommender.adapters.codec import (
     parse_offset,
     sum_counters,
 )
+from recommender.adapters.redis_client import RedisClient, register_script
 from recommender.core.attribution import ArmFigures, arm_counters, arm_figures
 from recommender.core.feedback import (
     CounterKey,
@@ -61,17 +62,17 @@ return 1
 
 
 class FeedbackStore:
-    """Per-partition feedback counters under ``<prefix>agg:<partition>``.
+    """Per-partition feedback counters under ``<prefix>agg:{p<partition>}``.
 
     ``partitions`` is the partition count of the events topic (``ZMOT_TOPIC_PARTITIONS``):
     readers sum partitions ``0 .. partitions - 1``.
     """
 
-    def __init__(self, client: aioredis.Redis, prefix: str, partitions: int) -> None:
+    def __init__(self, client: RedisClient, prefix: str, partitions: int) -> None:
         self.client = client
         self.prefix = prefix
         self.partitions = partitions
-        self._add = client.register_script(ADD_IF_FENCE)
+        self._add = register_script(client, ADD_IF_FENCE)
 
     def key(self, partition: int) -> str:
         return counters_key(self.prefix, partition)

@@ -1,4 +1,4 @@
-"""Consent and erasure in Redis: one ``<prefix>person:<sha256(user_id)>`` hash per person.
+"""Consent and erasure in Redis: one ``<prefix>person:{tag}<sha256(user_id)>`` hash per person.
 
 The API writes it (``PUT .../consent``, ``DELETE /v1/users/{id}``) and reads it with the
 profile on every next-best-offer request; the worker reads it with the profiles of each batch
@@ -9,8 +9,11 @@ Ordering matters more than atomicity here, and a pipeline keeps the order: the e
 write drops the events, and one that read before finds its profile fence moved (the profile is
 gone) and reads again. One window stays open: a batch that read a user *without* a profile just
 before the erasure can still write that user's first profile from events older than the erasure
-(milliseconds wide; see SECURITY.md). The keys of one user are not in one Redis Cluster slot
-(the profile key holds the raw id, the person key its hash), so no script spans them.
+(milliseconds wide; see SECURITY.md). Every key of one person (profile, links, privacy record)
+carries the same hash tag (:mod:`recommender.adapters.keys`), so on a Redis Cluster they live on
+one node and a pipeline still writes them in order (the cluster client keeps the order of the
+commands it sends to one node); the anonymous ids linked to a person are other people's keys,
+erased one after the other.
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from recommender.adapters.codec import (
@@ -35,7 +37,7 @@ from recommender.adapters.codec import (
     profile_from_hash,
     profile_key,
 )
-from recommender.adapters.redis_store import connect
+from recommender.adapters.redis_client import RedisClient, client_for, close
 from recommender.core.errors import ConfigError
 from recommender.core.events import Event
 from recommender.core.privacy import PrivacyState, allowed_events
@@ -63,7 +65,7 @@ class Erased:
 class PrivacyStore:
     """Person hashes under ``<prefix>person:``, beside the profiles under the same prefix."""
 
-    def __init__(self, client: aioredis.Redis, prefix: str) -> None:
+    def __init__(self, client: RedisClient, prefix: str) -> None:
         self.client = client
         self.prefix = prefix
 
@@ -221,7 +223,7 @@ CHUNK = 5000
 
 
 async def _states(settings: Settings, users: list[str]) -> dict[str, PrivacyState]:
-    client = connect(settings.redis_url)
+    client = client_for(settings)
     try:
         store = PrivacyStore(client, settings.redis_prefix)
         out: dict[str, PrivacyState] = {}
@@ -235,7 +237,7 @@ async def _states(settings: Settings, users: list[str]) -> dict[str, PrivacyStat
             f"{exc}"
         ) from exc
     finally:
-        await client.aclose(close_connection_pool=True)
+        await close(client)
 
 
 def respect_privacy(

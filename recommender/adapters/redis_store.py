@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from recommender.adapters.codec import (
@@ -22,6 +21,8 @@ from recommender.adapters.codec import (
     profile_key,
     profile_to_hash,
 )
+from recommender.adapters.keys import scan_pattern, user_of
+from recommender.adapters.redis_client import RedisClient, connect, register_script
 from recommender.core.errors import ConfigError
 from recommender.core.profile import Position, Profile
 
@@ -53,32 +54,14 @@ FenceUpdate = tuple[str, Position | None, Profile]
 """(user_id, the profile's fence as read before the update, the updated profile)."""
 
 
-def connect(
-    url: str, max_connections: int = 64, socket_timeout: float | None = 5.0
-) -> aioredis.Redis:
-    """An asyncio client whose pool waits for a free connection instead of failing.
-
-    ``socket_timeout`` bounds a call to a Redis that hangs rather than refuses (e.g. a
-    stopped process), so callers get an error instead of waiting forever.
-    """
-    pool = aioredis.BlockingConnectionPool.from_url(
-        url,
-        max_connections=max_connections,
-        timeout=5,
-        socket_connect_timeout=5,
-        socket_timeout=socket_timeout,
-    )
-    return aioredis.Redis(connection_pool=pool)
-
-
 class ProfileStore:
-    """Reads and writes user profiles under ``<prefix>profile:<user_id>``."""
+    """Reads and writes user profiles under ``<prefix>profile:{tag}<user_id>``."""
 
-    def __init__(self, client: aioredis.Redis, prefix: str, ttl_s: float) -> None:
+    def __init__(self, client: RedisClient, prefix: str, ttl_s: float) -> None:
         self.client = client
         self.prefix = prefix
         self.ttl_ms = max(1, int(ttl_s * 1000))
-        self._replace = client.register_script(REPLACE_IF_FENCE)
+        self._replace = register_script(client, REPLACE_IF_FENCE)
 
     def key(self, user_id: str) -> str:
         return profile_key(self.prefix, user_id)
@@ -105,9 +88,9 @@ class ProfileStore:
 
     async def user_ids(self) -> list[str]:
         """Every user with a stored profile (a SCAN of the prefix: for tests and tools only)."""
-        start = len(self.key(""))
-        keys = self.client.scan_iter(match=self.key("*"), count=1000)
-        return sorted([key.decode()[start:] async for key in keys])
+        keys = self.client.scan_iter(match=scan_pattern(self.prefix, "profile"), count=1000)
+        users = [user_of(self.prefix, "profile", key.decode()) async for key in keys]
+        return sorted(user for user in users if user is not None)
 
     async def put_many(self, updates: Iterable[FenceUpdate]) -> list[str]:
         """Write (user_id, fence read before the update, new profile) in one round trip.

@@ -53,6 +53,13 @@ class Settings(BaseSettings):
         "TLS. `zmot infra up` starts redis-server on its port (with the URL's password as "
         "requirepass). The password is redacted wherever zmot logs the URL.",
     )
+    redis_cluster: bool = Field(
+        False,
+        description="Talk to a Redis Cluster (redis-py's cluster client): ZMOT_REDIS_URL names "
+        "any node and the client learns the others. Every key of one user shares a hash tag "
+        "and every script touches one key, so nothing crosses slots. Off: one Redis server "
+        "(a cluster node then answers with MOVED errors, which start-up reports).",
+    )
     api_host: str = Field("127.0.0.1", description="Address the API binds to.")
     api_port: int = Field(8000, ge=1, le=65535, description="Port the API binds to.")
     state_dir: Path = Field(
@@ -78,7 +85,9 @@ class Settings(BaseSettings):
         "zmot-worker", description="Kafka consumer group (and faust app id) of the worker."
     )
     redis_prefix: str = Field(
-        "zmot:", description="Prefix of every Redis key zmot writes (lets stacks share a Redis)."
+        "zmot:",
+        description="Prefix of every Redis key zmot writes (lets stacks share a Redis). No "
+        "'{' or '}': zmot puts its own hash tags in the keys (Redis Cluster slots).",
     )
 
     # --- profile math -----------------------------------------------------------------
@@ -408,6 +417,16 @@ class Settings(BaseSettings):
     def _check_redis_url(cls, value: str) -> str:
         if urlparse(value).scheme not in {"redis", "rediss", "unix"}:
             raise ValueError(f"expected a redis:// URL, got {value!r}")
+        return value
+
+    @field_validator("redis_prefix")
+    @classmethod
+    def _check_redis_prefix(cls, value: str) -> str:
+        if "{" in value or "}" in value:
+            raise ValueError(
+                f"no '{{' or '}}' in the key prefix, got {value!r}: a brace would take the "
+                "hash tag zmot puts in every key (the Redis Cluster slot of a user's keys)"
+            )
         return value
 
     @model_validator(mode="after")

@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from recommender.adapters.privacy_store import PrivacyStore, respect_privacy
-from recommender.adapters.redis_store import connect
+from recommender.adapters.redis_client import client_for, close
 from recommender.core.events import Event
 from recommender.core.settings import Settings
 
@@ -22,12 +22,12 @@ def view(user: str, ts: float) -> Event:
 
 
 async def _record(settings: Settings) -> None:
-    client = connect(settings.redis_url)
+    client = client_for(settings)
     store = PrivacyStore(client, settings.redis_prefix)
     await store.erase("anna", T)
     await store.set_consent("carl", False)
     await store.set_consent("dora", True)
-    await client.aclose(close_connection_pool=True)
+    await close(client)
 
 
 def test_erased_and_non_consenting_people_are_left_out_of_an_event_file(

@@ -18,7 +18,8 @@ import pytest
 from api.app import create_app
 from api.deps import EventSink
 from api.engine import Engine
-from recommender.adapters.redis_store import ProfileStore, connect
+from recommender.adapters.redis_client import client_for, close
+from recommender.adapters.redis_store import ProfileStore
 from recommender.core.catalog import Catalog
 from recommender.core.settings import Settings
 from tests.api.support import (
@@ -82,12 +83,12 @@ async def client(
 @pytest.fixture
 async def store(isolated: Settings) -> AsyncIterator[ProfileStore]:
     """The profile store under this test's prefix; its keys are removed afterwards."""
-    redis = connect(isolated.redis_url)
+    redis = client_for(isolated)
     yield ProfileStore(redis, isolated.redis_prefix, ttl_s=600)
     keys = [key async for key in redis.scan_iter(match=f"{isolated.redis_prefix}*")]
     if keys:
         await redis.delete(*keys)
-    await redis.aclose(close_connection_pool=True)
+    await close(redis)
 
 
 @pytest.fixture

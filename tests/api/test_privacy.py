@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
+from recommender.adapters.keys import person_key
 from recommender.adapters.privacy_store import PrivacyStore
 from recommender.adapters.redis_store import ProfileStore
-from recommender.core.privacy import person_hash
 from recommender.core.settings import Settings
 from tests.support.profiles import PutProfile, profile_of, stored_profiles
 
@@ -83,7 +83,7 @@ async def test_erased_person_stays_erased_through_a_replay_by_a_new_consumer_gro
     # No Redis key or value keeps the raw id; the erasure record is under its hash.
     dump = await redis_dump(store, isolated.redis_prefix)
     assert not [pair for pair in dump if "anna" in pair[0] or "anna" in pair[1]]
-    record = f"{isolated.redis_prefix}person:{person_hash('anna@example.com')}"
+    record = person_key(isolated.redis_prefix, "anna@example.com")
     assert [value for key, value in dump if key == record][0].startswith("erased_at=")
     assert first.stop() == 0
 

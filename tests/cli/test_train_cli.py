@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import redis
 
+from recommender.adapters.keys import person_key
 from recommender.core.hybrid import rank
 from recommender.core.model import Model
-from recommender.core.privacy import person_hash
 from recommender.core.profile import Profile
 from recommender.core.registry import Registry
 from recommender.core.settings import Settings
@@ -70,7 +70,7 @@ def test_train_writes_hybrid_tables_that_load_and_rank_by_default(
 def test_train_respects_erasures_when_asked(shop: Path, tmp_path: Path, isolated: Settings) -> None:
     first = json.loads((shop / "events.jsonl").read_text().splitlines()[0])["user_id"]
     client = redis.Redis.from_url(isolated.redis_url)
-    key = f"{isolated.redis_prefix}person:{person_hash(first)}"
+    key = person_key(isolated.redis_prefix, first)
     client.hset(key, "erased_at", repr(4102444799.0))  # erased at the end of 2099: all of it
     try:
         output = train(shop, tmp_path, "--respect-privacy", env=worker_env(isolated))

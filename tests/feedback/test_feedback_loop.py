@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from recommender.adapters.feedback_store import FeedbackStore
-from recommender.adapters.redis_store import ProfileStore, connect
+from recommender.adapters.redis_client import client_for, close
+from recommender.adapters.redis_store import ProfileStore
 from recommender.core.feedback import ItemRating, OfferStats
 from recommender.core.settings import Settings
 from tests.stream.test_stream_worker import drop_prefix, produce, read_profiles
@@ -48,12 +49,12 @@ def history() -> list[tuple[bytes, bytes, int]]:
 
 
 async def counters(settings: Settings) -> tuple[dict[str, OfferStats], dict[str, ItemRating]]:
-    client = connect(settings.redis_url)
+    client = client_for(settings)
     try:
         store = FeedbackStore(client, settings.redis_prefix, settings.topic_partitions)
         return await store.offer_stats(["OFF-TV"]), await store.ratings(["SKU-TV", "SKU-MOUNT"])
     finally:
-        await client.aclose()
+        await close(client)
 
 
 async def test_feedback_flows_through_kafka_and_replays_count_once(
@@ -64,12 +65,12 @@ async def test_feedback_flows_through_kafka_and_replays_count_once(
     await caught_up(isolated, first)
 
     # Exposure per user, in the profile: 3 web impressions cap the offer on any channel.
-    client = connect(isolated.redis_url)
+    client = client_for(isolated)
     try:
         profiles = ProfileStore(client, isolated.redis_prefix, ttl_s=3600)
         ann, bob = await profiles.get("ann"), await profiles.get("bob")
     finally:
-        await client.aclose()
+        await close(client)
     assert ann is not None and bob is not None
     now = NOW_MS / 1000
     assert ann.impressions("OFF-TV", now, DAY_S) == 3  # shown on web, counted for the ad server

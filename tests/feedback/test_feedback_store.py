@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from recommender.adapters.feedback_store import FeedbackStore
-from recommender.adapters.redis_store import ProfileStore, connect
+from recommender.adapters.redis_client import client_for, close
+from recommender.adapters.redis_store import ProfileStore
 from recommender.core.feedback import CounterKey, ItemRating, OfferStats, PartitionUpdate
 from recommender.core.replay import Profiler
 from recommender.core.settings import Settings
@@ -63,13 +64,13 @@ class Stores:
 
 @pytest.fixture
 async def stores(stack: Settings) -> AsyncIterator[Stores]:
-    client = connect(stack.redis_url)
+    client = client_for(stack)
     prefix = f"zmot:fb-{uuid.uuid4().hex[:10]}:"
     yield Stores(ProfileStore(client, prefix, ttl_s=3600), FeedbackStore(client, prefix, 4))
     keys = [k async for k in client.scan_iter(match=f"{prefix}*")]
     if keys:
         await client.delete(*keys)
-    await client.aclose()
+    await close(client)
 
 
 def feedback_records() -> list[Record]:

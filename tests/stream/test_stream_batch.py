@@ -17,7 +17,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from recommender.adapters.metrics import WorkerMetrics
-from recommender.adapters.redis_store import ProfileStore, connect
+from recommender.adapters.redis_client import client_for, close
+from recommender.adapters.redis_store import ProfileStore
 from recommender.core.events import Event
 from recommender.core.profile import Profile
 from recommender.core.replay import Profiler
@@ -66,13 +67,13 @@ class Sink:
 
 @pytest.fixture
 async def store(stack: Settings) -> AsyncIterator[ProfileStore]:
-    client = connect(stack.redis_url)
+    client = client_for(stack)
     prefix = f"zmot:unit-{uuid.uuid4().hex[:10]}:"
     yield ProfileStore(client, prefix, ttl_s=3600)
     keys = [k async for k in client.scan_iter(match=f"{prefix}*")]
     if keys:
         await client.delete(*keys)
-    await client.aclose()
+    await close(client)
 
 
 def offline(records: Sequence[Record], profiler: Profiler) -> dict[str, Profile]:
@@ -376,7 +377,7 @@ def test_batches_with_redeliveries_equal_offline_replay(
     want = offline(records, profiler)
 
     async def run() -> None:
-        client = connect(stack.redis_url)
+        client = client_for(stack)
         store = ProfileStore(client, f"zmot:prop-{uuid.uuid4().hex[:10]}:", ttl_s=600)
         try:
             for batch in batches:
@@ -390,7 +391,7 @@ def test_batches_with_redeliveries_equal_offline_replay(
             keys = [k async for k in client.scan_iter(match=f"{store.prefix}*")]
             if keys:
                 await client.delete(*keys)
-            await client.aclose()
+            await close(client)
 
     asyncio.run(run())
 

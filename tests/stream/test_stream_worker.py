@@ -14,7 +14,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from recommender.adapters.redis_store import ProfileStore, connect
+from recommender.adapters.redis_client import client_for, close
+from recommender.adapters.redis_store import ProfileStore
 from recommender.core.events import parse_event
 from recommender.core.profile import Profile
 from recommender.core.replay import Profiler
@@ -78,21 +79,21 @@ async def read_all(settings: Settings, topic: str) -> list[Any]:
 
 async def read_profiles(settings: Settings) -> dict[str, Profile]:
     """user_id -> profile of every profile under the settings' prefix, read through the store."""
-    client = connect(settings.redis_url)
+    client = client_for(settings)
     try:
         return await stored_profiles(ProfileStore(client, settings.redis_prefix, ttl_s=600))
     finally:
-        await client.aclose()
+        await close(client)
 
 
 async def drop_prefix(settings: Settings) -> None:
-    client = connect(settings.redis_url)
+    client = client_for(settings)
     try:
         keys = [k async for k in client.scan_iter(match=f"{settings.redis_prefix}*", count=1000)]
         if keys:
             await client.delete(*keys)
     finally:
-        await client.aclose()
+        await close(client)
 
 
 @pytest.fixture(autouse=True)
@@ -307,7 +308,7 @@ async def test_a_batch_that_cannot_be_written_stops_the_worker_uncommitted(
     _, messages = make_events(600, users=10, seed=9)
     before = [m for m in messages[:300] if m[0] != poisoned]
     after = messages[300:]
-    client = connect(isolated.redis_url)
+    client = client_for(isolated)
     store = ProfileStore(client, isolated.redis_prefix, 600)
     try:
         await produce(isolated, before)
@@ -343,7 +344,7 @@ async def test_a_batch_that_cannot_be_written_stops_the_worker_uncommitted(
         assert {u: p.n_events for u, p in profiles.items()} == dict(counts)
         assert proc2.stop() == 0
     finally:
-        await client.aclose()
+        await close(client)
 
 
 async def test_rebalances_between_two_workers_apply_every_event_once(

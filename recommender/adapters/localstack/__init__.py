@@ -17,7 +17,8 @@ starting detached, the lock), :mod:`.kafka` (the broker), :mod:`.redis` (redis-s
     kafka/logs/server.log  the broker's own log (log4j2, size-capped)
     kafka/broker.log       the JVM's stdout/stderr (crashes, bad options)
     kafka/kafka.pid
-    redis/                 working dir, redis.pid, redis.log (no persistence)
+    redis/                 working dir, redis.pid, redis.log, the append-only file
+    redis-cluster/<port>/  one node of `zmot infra up --redis-cluster N`: nodes.conf, pid, log
 
 Why not Docker: the test stack must start on a clean CI machine and on developer machines
 without a container runtime; Java 17, Maven and redis-server are plain packages.
@@ -46,6 +47,11 @@ from recommender.adapters.localstack.net import free_port, port_in_use, tcp_open
 from recommender.adapters.localstack.paths import Paths, paths
 from recommender.adapters.localstack.processes import Log, locked, stop_child
 from recommender.adapters.localstack.redis import down_redis, redis_ping, redis_status, up_redis
+from recommender.adapters.localstack.redis_cluster import (
+    down_redis_cluster,
+    redis_cluster_status,
+    up_redis_cluster,
+)
 from recommender.adapters.localstack.tools import find_java, parse_java_major
 from recommender.core.settings import Settings
 
@@ -73,14 +79,20 @@ __all__ = [
 ]
 
 
-def up(settings: Settings, *, log: Log = print) -> None:
+def up(settings: Settings, *, log: Log = print, redis_cluster: int = 0) -> None:
     """Start (or find running) the local Kafka broker and Redis of ``settings`` and create
     the events and dead-letter topics. Idempotent. Raises InfraError with what to do when a
-    tool is missing, a port belongs to another process, or a service does not come up."""
+    tool is missing, a port belongs to another process, or a service does not come up.
+
+    ``redis_cluster`` > 0 starts a Redis Cluster of that many masters instead of the single
+    Redis (:mod:`.redis_cluster`), from ZMOT_REDIS_URL's port on."""
     p = paths(settings)
     with locked(p, log):
         up_kafka(settings, p, log)
-        up_redis(settings, p, log)
+        if redis_cluster > 0:
+            up_redis_cluster(settings, p, log, redis_cluster)
+        else:
+            up_redis(settings, p, log)
 
 
 def down(settings: Settings, *, log: Log = print) -> None:
@@ -90,6 +102,7 @@ def down(settings: Settings, *, log: Log = print) -> None:
     with locked(p, log):
         down_kafka(p, log)
         down_redis(p, log)
+        down_redis_cluster(p, log)
 
 
 def wipe(settings: Settings, *, log: Log = print) -> None:
@@ -99,7 +112,8 @@ def wipe(settings: Settings, *, log: Log = print) -> None:
     with locked(p, log):
         down_kafka(p, log)
         down_redis(p, log)
-        for path in (p.data, p.kafka_logs, p.redis):
+        down_redis_cluster(p, log)
+        for path in (p.data, p.kafka_logs, p.redis, p.redis_cluster):
             shutil.rmtree(path, ignore_errors=True)
         for path in (p.broker_out, p.server_properties, p.log4j):
             path.unlink(missing_ok=True)
@@ -109,6 +123,13 @@ def wipe(settings: Settings, *, log: Log = print) -> None:
 def status(settings: Settings) -> dict[str, dict[str, Any]]:
     """State of the two services: ``running`` (our process is alive), ``pid``, ``address``,
     ``healthy`` (the address answers a Kafka metadata request / Redis PING, whoever serves
-    it), ``managed`` (the address is local, so ``up``/``down`` handle it) and ``log``."""
+    it), ``managed`` (the address is local, so ``up``/``down`` handle it) and ``log``; and,
+    once this state dir started a Redis Cluster, ``redis-cluster`` with its ``nodes``."""
     p = paths(settings)
-    return {"kafka": kafka_status(settings, p), "redis": redis_status(settings, p)}
+    out = {"kafka": kafka_status(settings, p), "redis": redis_status(settings, p)}
+    cluster = redis_cluster_status(settings, p)
+    if cluster is not None:
+        if not out["redis"]["running"]:  # the URL names a cluster node, not our single Redis
+            del out["redis"]
+        out["redis-cluster"] = cluster
+    return out

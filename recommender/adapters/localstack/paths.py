@@ -70,6 +70,11 @@ class Paths:
     def redis_log(self) -> Path:
         return self.redis / "redis.log"
 
+    @property
+    def redis_cluster(self) -> Path:
+        """One directory per node of ``zmot infra up --redis-cluster`` (named by its port)."""
+        return self.root / "redis-cluster"
+
 
 def paths(settings: Settings) -> Paths:
     """The files of ``settings.state_dir``, made absolute (the broker runs in another cwd)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
@@ -59,7 +60,9 @@ def redis_password(settings: Settings) -> str | None:
     return unquote(password) if password else None
 
 
-def _redis_local(settings: Settings, log: Log) -> tuple[str, int] | None:
+def local_redis(settings: Settings, log: Log) -> tuple[str, int] | None:
+    """Host and port of ZMOT_REDIS_URL when zmot infra manages it (plain redis:// on loopback),
+    else None after saying why."""
     scheme = urlparse(settings.redis_url).scheme
     host, port = settings.redis_host_port
     if scheme != "redis":
@@ -94,7 +97,7 @@ def _wait_redis(
 
 def up_redis(settings: Settings, p: Paths, log: Log) -> None:
     """Start (or find running) the redis-server of ``p`` on the settings' port."""
-    local = _redis_local(settings, log)
+    local = local_redis(settings, log)
     if local is None:
         return
     host, port = local
@@ -114,14 +117,39 @@ def up_redis(settings: Settings, p: Paths, log: Log) -> None:
     redis_server = find_redis_server()
     p.redis.mkdir(parents=True, exist_ok=True)
     started, log_offset = time.monotonic(), size(p.redis_log)
+    start_redis_server(
+        redis_server, host, port, password,
+        data_dir=p.redis, pidfile=p.redis_pid, logfile=p.redis_log, log_offset=log_offset,
+    )  # fmt: skip
+    pid = _wait_redis(host, port, p, REDIS_START_TIMEOUT_S, log_offset, password)
+    log(f"redis: started (pid {pid}) on {host}:{port} in {time.monotonic() - started:.1f} s")
+
+
+def start_redis_server(
+    redis_server: str,
+    host: str,
+    port: int,
+    password: str | None,
+    *,
+    data_dir: Path,
+    pidfile: Path,
+    logfile: Path,
+    log_offset: int = 0,
+    extra: tuple[str, ...] = (),
+    what: str = "redis-server",
+) -> None:
+    """Run ``redis-server`` daemonized on ``host:port`` with zmot's persistence in
+    ``data_dir`` (``extra``: more options); raise InfraError with its output and log tail when
+    it does not start. Returns once it forked (the caller waits for PING)."""
     # The first argument '-' reads a config from stdin: the password (ZMOT_REDIS_URL's, as
-    # requirepass) never appears on a command line other users can list.
+    # requirepass, and masterauth for a replica of a cluster) never appears on a command line
+    # other users can list.
     quoted = (password or "").replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    config = f'requirepass "{quoted}"\n' if password else ""
+    config = f'requirepass "{quoted}"\nmasterauth "{quoted}"\n' if password else ""
     cmd = [
-        redis_server, "-", "--bind", bind_host(host), "--port", str(port),
+        redis_server, "-", "--bind", bind_host(host), "--port", str(port), *extra,
         "--daemonize", "yes", "--save", "", *REDIS_PERSISTENCE,
-        "--dir", str(p.redis), "--pidfile", str(p.redis_pid), "--logfile", str(p.redis_log),
+        "--dir", str(data_dir), "--pidfile", str(pidfile), "--logfile", str(logfile),
     ]  # fmt: skip
     try:
         result = subprocess.run(
@@ -131,11 +159,9 @@ def up_redis(settings: Settings, p: Paths, log: Log) -> None:
         raise InfraError(f"could not run {redis_server}: {exc}") from exc
     if result.returncode != 0:
         raise InfraError(
-            f"redis-server failed to start (exit {result.returncode}):\n"
-            f"{last_lines(result.stdout + result.stderr, 20)}\n{tails((p.redis_log, log_offset))}"
+            f"{what} failed to start (exit {result.returncode}):\n"
+            f"{last_lines(result.stdout + result.stderr, 20)}\n{tails((logfile, log_offset))}"
         )
-    pid = _wait_redis(host, port, p, REDIS_START_TIMEOUT_S, log_offset, password)
-    log(f"redis: started (pid {pid}) on {host}:{port} in {time.monotonic() - started:.1f} s")
 
 
 def down_redis(p: Paths, log: Log) -> None:
