@@ -68,6 +68,8 @@ def create_app(
             stack.callback(delattr, app.state, "services")
             switch = ModelSwitch(app.state)
             app.state.model_switch = switch
+            if switch.watch is not None:
+                await switch.check()  # serve the live profile generation from the start
             if switch.watch is not None and settings.model_poll_s > 0:
                 watcher = asyncio.create_task(switch.run(settings.model_poll_s))
                 stack.push_async_callback(_cancelled, watcher)

@@ -24,6 +24,7 @@ from recommender.adapters.privacy_store import PrivacyStore
 from recommender.adapters.redis_store import ProfileStore
 from recommender.core.errors import InvalidEventError
 from recommender.core.events import Event, validate_event
+from recommender.core.generations import Generation
 from recommender.core.settings import Settings
 
 MAX_BATCH = 10_000
@@ -53,6 +54,7 @@ class Services:
     privacy: PrivacyStore  # consent and erasure records
     breaker: CircuitBreaker = field(default_factory=CircuitBreaker)  # in front of profile reads
     decisions: DecisionStore | None = None  # decisions inside experiments, for attribution
+    generation: Generation | None = None  # whose profiles ``store`` reads (None: original)
 
 
 class EventLogUnavailable(Exception):

@@ -75,6 +75,22 @@ def counters_key(prefix: str, partition: int) -> str:
     return f"{prefix}agg:{partition}"
 
 
+def generation_prefix(prefix: str, generation: str) -> str:
+    """The prefix of a rebuilt profile generation's keys (:mod:`recommender.core.generations`):
+    its profiles are ``profile_key(generation_prefix(prefix, name), user_id)``."""
+    return f"{prefix}gen:{generation}:"
+
+
+def generations_key(prefix: str) -> str:
+    """The Redis key of the profile generations record (one hash: live, rebuild, retired)."""
+    return f"{prefix}generations"
+
+
+def glob_escape(text: str) -> str:
+    """``text`` matched literally by a SCAN pattern."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
 # --- profile hash -------------------------------------------------------------------------
 
 FEATURE_TAG = "f:"

@@ -193,6 +193,24 @@ class Settings(BaseSettings):
         "/v1/admin/model` instead). Shorter: faster pick-up, more stat calls.",
     )
 
+    rebuild_max_lag: int = Field(
+        500,
+        ge=0,
+        description="A profile rebuild for an incompatible model (`zmot model activate V "
+        "--rebuild`) becomes live once its consumer group is at most this many messages "
+        "behind the end of the events topic. Nothing is lost either way (the same group goes "
+        "on applying the rest); smaller: the new profiles are fresher at the switch, but a "
+        "busy topic may keep the rebuild from ever getting that close.",
+    )
+    retired_profiles_ttl_s: float = Field(
+        900.0,
+        gt=0,
+        description="After a profile rebuild became live, the old profiles expire within this "
+        "many seconds (API processes that have not switched yet still read them meanwhile). "
+        "Longer: more memory held twice; shorter than `ZMOT_MODEL_POLL_S` plus a batch: an API "
+        "process may briefly find no profile.",
+    )
+
     # --- serving ----------------------------------------------------------------------
     purchase_exclusion_days: float = Field(
         30.0,
