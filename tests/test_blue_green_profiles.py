@@ -182,12 +182,23 @@ async def test_an_incompatible_model_is_served_from_profiles_rebuilt_its_way(
             during = await record(settings)
             assert during.rebuild == rebuild, "the rebuild went live before the test's events"
             assert await serves("v1")
+            status = run_zmot("model", "rebuild", "--json", env=env)
+            assert status.returncode == 0, status.stderr
+            assert json.loads(status.stdout)["rebuild"]["version"] == "v2"
+
+            async def ops_shows_rebuild() -> bool:
+                profiles = (await client.get("/ops/summary")).json()["profiles"]
+                return profiles is not None and (profiles["rebuild"] or {}).get("version") == "v2"
+
+            await eventually("the ops summary shows the rebuild", ops_shows_rebuild, 10)
 
             async def switched() -> bool:
                 return (await record(settings)).live.name == rebuild.name
 
             await eventually("rebuild became live", switched, timeout_s=120)
             assert registry.current() == "v2"
+            shown_model = run_zmot("model", "show", "v2", env=env)
+            assert json.loads(shown_model.stdout)["profiles"]["role"] == "live"
             await eventually("API serves v2", lambda: serves("v2"), timeout_s=30)
             ready = (await client.get("/readyz")).json()
             assert ready["model_version"] == "v2" and "model_refused" not in ready

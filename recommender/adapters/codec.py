@@ -39,6 +39,10 @@ Person hash, ``<prefix>person:<sha256 of user_id>`` (no raw id in key or value; 
 ``profiling``      ``1`` consent to profiling given, ``0`` refused (absent: the default)
 =================  ======================================================
 
+Profiles of a rebuilt generation (blue/green, :mod:`recommender.core.generations`) are the same
+hashes under ``<prefix>gen:<generation>:profile:<user_id>``; the generations record itself is
+``<prefix>generations`` (:mod:`recommender.adapters.generation_store`).
+
 Floats are written with ``repr()``, which round-trips exactly; counters are integers.
 """
 
