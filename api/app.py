@@ -31,7 +31,7 @@ from api.monitoring import MetricsMiddleware, Ops
 from api.routes import api_router
 from recommender.adapters.decision_store import DecisionStore
 from recommender.adapters.feedback_store import FeedbackStore, RatingCache
-from recommender.adapters.kafka import EventProducer, kafka_auth
+from recommender.adapters.kafka import DecisionLog, EventProducer, kafka_auth
 from recommender.adapters.privacy_store import PrivacyStore
 from recommender.adapters.rate_limit import RateLimiter
 from recommender.adapters.redis_store import ProfileStore, connect
@@ -145,6 +145,7 @@ async def _open_services(
     store = ProfileStore(client, settings.redis_prefix, settings.profile_ttl_days * 86400.0)
     await store.check()
     feedback = FeedbackStore(client, settings.redis_prefix, settings.topic_partitions)
+    decision_log = None
     if producer is None:
         kafka = EventProducer(
             settings.kafka_bootstrap, settings.events_topic, auth=kafka_auth(settings)
@@ -152,6 +153,11 @@ async def _open_services(
         await kafka.start()
         stack.push_async_callback(kafka.stop)
         producer = kafka
+        if settings.decisions_topic:
+            decision_log = DecisionLog(
+                kafka, settings.decisions_topic, ops.metrics.decision_log_errors.inc
+            )
+            stack.push_async_callback(decision_log.drain)  # before the producer stops
     return Services(
         settings=settings,
         engine=engine,
@@ -162,6 +168,7 @@ async def _open_services(
         ratings=RatingCache(feedback),
         privacy=PrivacyStore(client, settings.redis_prefix),
         decisions=DecisionStore(client, settings.redis_prefix, settings.attribution_hours * 3600),
+        decision_log=decision_log,
     )
 
 

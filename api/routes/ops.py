@@ -98,10 +98,9 @@ async def summary(request: Request, ops: OpsDep, _: OpsReader) -> dict[str, Any]
     document = await ops.summary(model_version, redis_ok, offers)
     document["experiments"] = experiments
     switch = getattr(request.app.state, "model_switch", None)
-    profiles = None if switch is None or services is None else switch.profiles
-    document["profiles"] = (
-        None if profiles is None else profiles.summary(services.settings.rebuild_max_lag)
-    )
+    document["profiles"] = None
+    if switch is not None and switch.profiles is not None and services is not None:
+        document["profiles"] = switch.profiles.summary(services.settings.rebuild_max_lag)
     return document
 
 

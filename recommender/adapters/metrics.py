@@ -271,6 +271,11 @@ class ApiMetrics(_Exported):
         self.model_info = Gauge(
             "zmot_model_info", "The model being served (value 1)", ["version"], registry=r
         )
+        self.decision_log_errors = Counter(
+            "zmot_decision_log_errors_total",
+            "Decisions not written to the decision log topic (broker down or too slow)",
+            registry=self.registry,
+        )
         self.model_swaps = Counter(
             "zmot_model_swaps", "Models swapped in without a restart", registry=r
         )

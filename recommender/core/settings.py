@@ -74,6 +74,14 @@ class Settings(BaseSettings):
         "12 leaves room to add workers without re-partitioning; an existing topic keeps its "
         "count.",
     )
+    decisions_topic: str = Field(
+        "zmot.decisions",
+        description="Where the API logs every decision (id, user, time, placement, "
+        "experiment and arm, model version, each slot's offer, item, policy and logged "
+        "probability), keyed by user: what `zmot ope --from-kafka` reads. Sent without "
+        "waiting for the broker (a lost log line never fails an answer; failures are "
+        "counted). Empty: no decision log on Kafka.",
+    )
     consumer_group: str = Field(
         "zmot-worker", description="Kafka consumer group (and faust app id) of the worker."
     )
