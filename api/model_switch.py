@@ -123,6 +123,7 @@ class ModelSwitch:
             return None
         self.profiles = state
         services = self.state.services
+        services.ops.group = state.live.group  # lag is the live generation's
         settings = services.settings
         rebuilding = (state.rebuild.prefix,) if state.rebuild is not None else ()
         served = services.generation or self.generations.original
