@@ -377,47 +377,57 @@ async def read_topic_events(
 
 
 class DecisionLog:
-    """Writes decisions to ``ZMOT_DECISIONS_TOPIC`` (keyed by user) on the API's producer,
-    in the background: an answer never waits for the broker, and a log line that cannot be
-    sent (broker down, more than :data:`MAX_PENDING` sends waiting) is counted in
-    ``on_error``, not retried."""
-
-    MAX_PENDING = 64
+    """Writes decisions to ``ZMOT_DECISIONS_TOPIC`` (keyed by user) on the API's producer, in
+    the background: :meth:`write` only appends to a buffer that one task drains (encoding and
+    sending after the answers left), so an answer never waits for the broker. Entries that
+    cannot be sent (broker down or failing, more than :attr:`max_buffer` waiting) are counted
+    in ``on_error``, not retried."""
 
     def __init__(
-        self, producer: EventProducer, topic: str, on_error: Callable[[int], None]
+        self,
+        producer: EventProducer,
+        topic: str,
+        on_error: Callable[[int], None],
+        max_buffer: int = 10_000,
     ) -> None:
         self.producer = producer
         self.topic = topic
         self.on_error = on_error
-        self._pending: set[asyncio.Task[None]] = set()
+        self.max_buffer = max_buffer
+        self._buffer: list[Any] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     def write(self, entries: Sequence[Any]) -> None:
         """Queue ``entries`` (objects with ``user_id`` and ``to_json() -> bytes``)."""
         if not entries:
             return
-        if len(self._pending) >= self.MAX_PENDING:
+        if len(self._buffer) + len(entries) > self.max_buffer:
             self.on_error(len(entries))
             return
-        task = asyncio.create_task(self._send(list(entries)))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        self._buffer.extend(entries)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
 
-    async def _send(self, entries: list[Any]) -> None:
-        try:
-            futures = [
-                await self.producer.send_raw(self.topic, e.to_json(), e.user_id.encode())
-                for e in entries
-            ]
-            await asyncio.gather(*futures)
-        except Exception as exc:  # noqa: BLE001 - a lost log line must never surface
-            log.warning("%d decisions not logged to %s: %r", len(entries), self.topic, exc)
-            self.on_error(len(entries))
+    async def _flush(self) -> None:
+        while self._buffer:
+            batch, self._buffer = self._buffer, []
+            try:
+                futures = [
+                    await self.producer.send_raw(self.topic, e.to_json(), e.user_id.encode())
+                    for e in batch
+                ]
+                results = await asyncio.gather(*futures, return_exceptions=True)
+                failed = sum(isinstance(r, BaseException) for r in results)
+            except Exception as exc:  # noqa: BLE001 - a lost log line must never surface
+                log.warning("%d decisions not logged to %s: %r", len(batch), self.topic, exc)
+                failed = len(batch)
+            if failed:
+                self.on_error(failed)
 
     async def drain(self) -> None:
-        """Wait for the sends in flight (at shutdown, and in tests)."""
-        while self._pending:
-            await asyncio.gather(*list(self._pending), return_exceptions=True)
+        """Wait until the buffer is sent (at shutdown, and in tests)."""
+        while self._flusher is not None and not self._flusher.done():
+            await asyncio.gather(self._flusher, return_exceptions=True)
 
 
 # --- topic administration ---------------------------------------------------------------------
