@@ -41,7 +41,7 @@ from tests.stream.test_stream_worker import (
     drop_prefix,
     produce,
 )
-from tests.support.processes import ApiProcess, WorkerProcess, run_zmot, worker_env
+from tests.support.processes import WorkerProcess, run_zmot, running_api, worker_env
 from tests.support.profiles import stored_profiles
 
 pytestmark = pytest.mark.integration
@@ -146,9 +146,7 @@ async def test_an_incompatible_model_is_served_from_profiles_rebuilt_its_way(
     original = await profiles_under(settings, settings.redis_prefix)
     assert len(original) == 40
 
-    api = ApiProcess(settings, tmp_path / "api.log")
-    try:
-        api.wait_ready()
+    with running_api(settings, tmp_path / "api.log") as api:
         async with httpx.AsyncClient(base_url=api.url, timeout=10) as client:
 
             async def serves(version: str) -> bool:
@@ -235,6 +233,3 @@ async def test_an_incompatible_model_is_served_from_profiles_rebuilt_its_way(
             shown = await client.get("/v1/users/user-7/profile")
             assert shown.status_code == 200, shown.text
             assert shown.json()["events_applied"] == want["user-7"].n_events
-    finally:
-        api.stop()
-        print(api.log_text()[-5000:])  # noqa: T201  (shown when the test failed)

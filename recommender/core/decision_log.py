@@ -126,7 +126,6 @@ def logged_rewards(
         by_user.setdefault(d.user_id, []).append(d)
     earned: set[str] = set()
     for event in events:
-        ts = event.ts or 0.0
         if reward == "click" and event.type == "click" and event.offer_id is not None:
             if event.decision_id is not None:  # named: that decision or none (not in the log)
                 named = by_id.get(event.decision_id)
@@ -137,23 +136,14 @@ def logged_rewards(
                 ):
                     earned.add(named.decision_id)
                 continue
-            latest = _latest(
-                by_user.get(event.user_id, ()),
-                ts,
-                window_s,
-                lambda d, offer=event.offer_id: any(s.offer_id == offer for s in d.offers),
-            )
-            if latest is not None and latest.offers[0].offer_id == event.offer_id:
-                earned.add(latest.decision_id)
+            field, value = "offer_id", event.offer_id
         elif reward == "conversion" and event.type == "purchase" and event.item_id is not None:
-            latest = _latest(
-                by_user.get(event.user_id, ()),
-                ts,
-                window_s,
-                lambda d, item=event.item_id: any(s.item_id == item for s in d.offers),
-            )
-            if latest is not None and latest.offers[0].item_id == event.item_id:
-                earned.add(latest.decision_id)
+            field, value = "item_id", event.item_id
+        else:
+            continue
+        latest = _latest(by_user.get(event.user_id, ()), event.ts or 0.0, window_s, field, value)
+        if latest is not None and getattr(latest.offers[0], field) == value:
+            earned.add(latest.decision_id)
     return [
         Logged(d.offers[0].offer_id, d.offers[0].probability, float(d.decision_id in earned))
         for d in shown
@@ -161,15 +151,15 @@ def logged_rewards(
 
 
 def _latest(
-    candidates: Iterable[LoggedDecision],
-    ts: float,
-    window_s: float,
-    shows: Any,
+    candidates: Iterable[LoggedDecision], ts: float, window_s: float, field: str, value: str
 ) -> LoggedDecision | None:
-    """The latest decision at most ``window_s`` before ``ts`` for which ``shows`` holds."""
+    """The latest decision at most ``window_s`` before ``ts`` with a slot whose ``field``
+    (offer_id or item_id) is ``value``."""
     best: LoggedDecision | None = None
     for d in candidates:
-        if 0.0 <= ts - d.ts <= window_s and shows(d) and (best is None or d.ts > best.ts):
+        if not 0.0 <= ts - d.ts <= window_s or (best is not None and d.ts <= best.ts):
+            continue
+        if any(getattr(s, field) == value for s in d.offers):
             best = d
     return best
 

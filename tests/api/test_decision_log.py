@@ -17,7 +17,7 @@ from recommender.core.decision_log import LoggedDecision
 from recommender.core.errors import ConfigError
 from recommender.core.settings import Settings
 from tests.api.support import write_model
-from tests.support.processes import ApiProcess, run_zmot, worker_env
+from tests.support.processes import ApiProcess, run_zmot, running_api, worker_env
 
 pytestmark = pytest.mark.integration
 
@@ -28,13 +28,8 @@ def api(isolated: Settings, tmp_path: Path) -> Iterator[ApiProcess]:
     settings = isolated.model_copy(
         update={"model_dir": model_dir, "catalog_path": catalog_path, "api_port": free_port()}
     )
-    proc = ApiProcess(settings, tmp_path / "api.log")
-    try:
-        proc.wait_ready()
+    with running_api(settings, tmp_path / "api.log") as proc:
         yield proc
-    finally:
-        proc.stop()
-        print(proc.log_text()[-5000:])  # noqa: T201  (shown when the test failed)
 
 
 async def test_every_answer_is_logged_and_ope_reads_the_log_with_the_clicks(

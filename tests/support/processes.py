@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -129,6 +130,19 @@ class ApiProcess(LoggedProcess):
         """SIGINT (uvicorn's clean shutdown), SIGKILL after 15 s."""
         stop_child(self.proc, signal.SIGINT, 15.0)
         self._log.close()
+
+
+@contextmanager
+def running_api(settings: Settings, log_path: Path) -> Iterator[ApiProcess]:
+    """An API process, ready, stopped afterwards; its log's tail printed (pytest shows it
+    when the test failed)."""
+    proc = ApiProcess(settings, log_path)
+    try:
+        proc.wait_ready()
+        yield proc
+    finally:
+        proc.stop()
+        print(proc.log_text()[-5000:])  # noqa: T201
 
 
 @pytest.fixture
