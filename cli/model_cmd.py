@@ -292,7 +292,10 @@ def rollback(registry: RegistryOption = None) -> None:
     if current is not None and previous is not None:
         verdict = compatibility(reg.meta(current), reg.meta(previous))
         if not verdict.compatible:
-            typer.echo(f"warning: {verdict.describe()}; the API keeps {current} until restarted")
+            typer.echo(
+                f"warning: {verdict.describe()}; API and workers keep serving {current}: "
+                f"`zmot model activate {previous} --rebuild` rebuilds profiles for it"
+            )
     old, new = reg.rollback()
     typer.echo(f"rolled back: {old} -> {new}")
 
