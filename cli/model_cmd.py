@@ -184,10 +184,10 @@ def activate(
                 f"`zmot model activate {version} --rebuild` rebuilds profiles its way and "
                 "switches once they have caught up (README, Blue/green profiles)"
             )
-    elif rebuild:
-        typer.echo(f"{version}: compatible with the served version, nothing to rebuild")
+    if rebuild:
+        typer.echo(f"{version}: reads the live profiles as they are, nothing to rebuild")
     reg.activate(version)
-    typer.echo(f"active: {version} (was {current or 'none'}); swapped hot")
+    typer.echo(f"active: {version} (was {current or 'none'})")
 
 
 def start_rebuild(version: str) -> None:
