@@ -16,7 +16,6 @@ import json
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +28,10 @@ from recommender.adapters.localstack import free_port
 from recommender.adapters.redis_store import ProfileStore, connect
 from recommender.core.events import parse_event
 from recommender.core.generations import GenerationState
-from recommender.core.model import Model
-from recommender.core.profile import ProfileParams
 from recommender.core.registry import Registry
 from recommender.core.settings import Settings
 from stream.worker import build_profiler
-from tests.api.support import write_model
+from tests.api.support import two_generations, write_model
 from tests.stream.test_stream_worker import (
     Message,
     assert_profile_equal,
@@ -113,11 +110,7 @@ async def eventually(what: str, check: Callable[[], Awaitable[bool]], timeout_s:
 @pytest.fixture
 async def stack(isolated: Settings, tmp_path: Path) -> AsyncIterator[tuple[Settings, Registry]]:
     model_dir, catalog_path = write_model(tmp_path)
-    base = Model.load(model_dir)
-    registry = Registry(tmp_path / "registry")
-    registry.register(replace(base, version="v1"))
-    registry.register(replace(base, version="v2", profile_params=ProfileParams(half_life_s=3600.0)))
-    registry.activate("v1")
+    registry = two_generations(model_dir, tmp_path / "registry")
     settings = isolated.model_copy(
         update={
             "model_dir": registry.root,

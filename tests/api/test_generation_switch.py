@@ -4,7 +4,6 @@ profile too, and a generation going live swaps model and profile store in one lo
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,11 +11,8 @@ import pytest
 from api.app import create_app
 from recommender.adapters.generation_store import GenerationStore
 from recommender.adapters.redis_store import ProfileStore, connect
-from recommender.core.model import Model
-from recommender.core.profile import ProfileParams
-from recommender.core.registry import Registry
 from recommender.core.settings import Settings
-from tests.api.support import serve
+from tests.api.support import serve, two_generations
 from tests.support.profiles import profile_of, store_profile
 
 pytestmark = pytest.mark.integration
@@ -26,11 +22,7 @@ async def test_erasure_reaches_the_rebuild_and_the_switch_moves_model_and_profil
     isolated: Settings, model_files: tuple[Path, Path], tmp_path: Path
 ) -> None:
     model_dir, catalog_path = model_files
-    base = Model.load(model_dir)
-    reg = Registry(tmp_path / "registry")
-    reg.register(replace(base, version="v1"))
-    reg.register(replace(base, version="v2", profile_params=ProfileParams(half_life_s=3600.0)))
-    reg.activate("v1")
+    reg = two_generations(model_dir, tmp_path / "registry")
     settings = isolated.model_copy(
         update={"model_dir": reg.root, "catalog_path": catalog_path, "model_poll_s": 0.0}
     )
