@@ -31,7 +31,7 @@ from api.monitoring import MetricsMiddleware, Ops
 from api.routes import api_router
 from recommender.adapters.decision_store import DecisionStore
 from recommender.adapters.feedback_store import FeedbackStore, RatingCache
-from recommender.adapters.kafka import EventProducer, kafka_auth
+from recommender.adapters.kafka import DecisionLog, EventProducer, kafka_auth
 from recommender.adapters.privacy_store import PrivacyStore
 from recommender.adapters.rate_limit import RateLimiter
 from recommender.adapters.redis_client import check as check_redis
@@ -72,6 +72,8 @@ def create_app(
             stack.callback(delattr, app.state, "services")
             switch = ModelSwitch(app.state)
             app.state.model_switch = switch
+            if switch.watch is not None:
+                await switch.check()  # serve the live profile generation from the start
             if switch.watching and settings.model_poll_s > 0:
                 watcher = asyncio.create_task(switch.run(settings.model_poll_s))
                 stack.push_async_callback(_cancelled, watcher)
@@ -148,6 +150,7 @@ async def _open_services(
     await check_redis(client, settings)
     await check_layout(client, settings)
     feedback = FeedbackStore(client, settings.redis_prefix, settings.topic_partitions)
+    decision_log = None
     if producer is None:
         kafka = EventProducer(
             settings.kafka_bootstrap, settings.events_topic, auth=kafka_auth(settings)
@@ -155,6 +158,11 @@ async def _open_services(
         await kafka.start()
         stack.push_async_callback(kafka.stop)
         producer = kafka
+        if settings.decisions_topic:
+            decision_log = DecisionLog(
+                kafka, settings.decisions_topic, ops.metrics.decision_log_errors.inc
+            )
+            stack.push_async_callback(decision_log.drain)  # before the producer stops
     return Services(
         settings=settings,
         engine=engine,
@@ -165,6 +173,7 @@ async def _open_services(
         ratings=RatingCache(feedback),
         privacy=PrivacyStore(client, settings.redis_prefix),
         decisions=DecisionStore(client, settings.redis_prefix, settings.attribution_hours * 3600),
+        decision_log=decision_log,
     )
 
 

@@ -20,10 +20,12 @@ from api.monitoring import Ops
 from api.schemas import BatchOfferRequest
 from recommender.adapters.decision_store import DecisionStore
 from recommender.adapters.feedback_store import FeedbackStore, RatingCache
+from recommender.adapters.kafka import DecisionLog
 from recommender.adapters.privacy_store import PrivacyStore
 from recommender.adapters.redis_store import ProfileStore
 from recommender.core.errors import InvalidEventError
 from recommender.core.events import Event, validate_event
+from recommender.core.generations import Generation
 from recommender.core.settings import Settings
 
 MAX_BATCH = 10_000
@@ -53,6 +55,8 @@ class Services:
     privacy: PrivacyStore  # consent and erasure records
     breaker: CircuitBreaker = field(default_factory=CircuitBreaker)  # in front of profile reads
     decisions: DecisionStore | None = None  # decisions inside experiments, for attribution
+    generation: Generation | None = None  # whose profiles ``store`` reads (None: original)
+    decision_log: DecisionLog | None = None  # every decision to ZMOT_DECISIONS_TOPIC
 
 
 class EventLogUnavailable(Exception):

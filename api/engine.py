@@ -205,18 +205,19 @@ def _with_model(
 
 
 def swap_model(
-    engine: Engine, settings: Settings, located: Located
+    engine: Engine, settings: Settings, located: Located, *, profiles_rebuilt: bool = False
 ) -> tuple[Engine, Compatibility]:
     """The engine serving the model at ``located`` (catalog, offers and placements kept), and
     how its profile configs compare with the serving model's.
 
     An incompatible model would read live profiles built with other features: the engine
-    returned is then the old one. Loading reads files and builds tables: call it off the
+    returned is then the old one, unless ``profiles_rebuilt`` (it is to read a profile
+    generation built its way). Loading reads files and builds tables: call it off the
     event loop.
     """
     candidate = Model.load(located.path)
     verdict = compatibility(engine.model_meta, candidate.runtime_meta())
-    if not verdict.compatible:
+    if not verdict.compatible and not profiles_rebuilt:
         return engine, verdict
     new = _with_model(
         settings,

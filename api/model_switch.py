@@ -14,6 +14,11 @@ The offer, placement and experiment files are watched the same way (size and mod
 time, every ``ZMOT_MODEL_POLL_S``): with ``zmot api --workers N`` an admin call reaches one
 process only, and the others must not keep serving the old offers. A bad file is logged and
 the old offers stay until the file changes again.
+
+Such a version is served once profiles built its way are live (blue/green profiles,
+:mod:`recommender.core.generations`): each look also reads the generations record, and when
+another generation became live the swap replaces the engine *and* the profile stores in the
+same single assignment, so no request reads new profiles with the old model or the reverse.
 """
 
 from __future__ import annotations
@@ -25,9 +30,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from api.engine import reload_engine, swap_model
+from recommender.adapters.generation_store import GenerationStore
+from recommender.adapters.privacy_store import PrivacyStore
+from recommender.adapters.redis_store import ProfileStore
 from recommender.core.errors import CatalogError, ConfigError, ZmotError
-from recommender.core.registry import Located, PointerWatch
+from recommender.core.generations import Generation, GenerationState
+from recommender.core.registry import Located, PointerWatch, Registry, is_artifact
 
 logger = logging.getLogger("zmot.api")
 
@@ -60,6 +71,12 @@ class ModelSwitch:
         self.refused: str | None = None
         """Why the last version pointed at was refused (None once a swap succeeds)."""
         settings = services.settings
+        self.generations = GenerationStore(
+            services.store.client, settings.redis_prefix, settings.consumer_group
+        )
+        self.profiles: GenerationState | None = None
+        """The generations record as last read (None before the first look or without a
+        registry to follow)."""
         self.files = [
             path
             for path in (settings.offers_path, settings.placements_path, settings.experiments_path)
@@ -100,6 +117,9 @@ class ModelSwitch:
             serving = self.state.services.engine.model_version
             if self.watch is None:
                 return SwapResult(serving)
+            switched = await self._follow_generation()
+            if switched is not None:
+                return switched
             located = self.watch.changed()
             if located is None:
                 return SwapResult(serving, refused=self.refused)
@@ -131,6 +151,69 @@ class ModelSwitch:
         services.ops.metrics.model_swaps.inc()
         logger.info("model %s now serving (was %s)", new.model_version, engine.model_version)
         return SwapResult(new.model_version, previous=engine.model_version)
+
+    async def _follow_generation(self) -> SwapResult | None:
+        """Serve the live profile generation: swap model and profile stores when another one
+        became live; keep the privacy store deleting from a rebuild in progress too."""
+        try:
+            state = await self.generations.state()
+        except (RedisError, OSError, ZmotError) as exc:
+            logger.warning("cannot read the profile generations (%s); keeping the served ones", exc)
+            return None
+        self.profiles = state
+        services = self.state.services
+        services.ops.group = state.live.group  # lag is the live generation's
+        settings = services.settings
+        rebuilding = (state.rebuild.prefix,) if state.rebuild is not None else ()
+        served = services.generation or self.generations.original
+        if state.live.name == served.name:
+            if services.privacy.also_delete != rebuilding:
+                self.state.services = dataclasses.replace(
+                    services, privacy=self._privacy(services, served, rebuilding)
+                )
+            return None
+        version = state.live.version
+        model_dir = settings.model_dir
+        if version is None or model_dir is None or is_artifact(model_dir):
+            self.refused = f"cannot serve {state.live.describe()}: ZMOT_MODEL_DIR is no registry"
+            logger.error("%s", self.refused)
+            return None
+        engine = services.engine
+        located = Located(Registry(model_dir).path_of(version), version, registry=True)
+        try:
+            new, _ = await asyncio.to_thread(
+                swap_model, engine, settings, located, profiles_rebuilt=True
+            )
+        except ZmotError as exc:
+            self.refused = f"model {version} of {state.live.describe()} not loaded: {exc}"
+            logger.error("%s; still serving %s", self.refused, engine.model_version)
+            return None
+        services = self.state.services  # a reload of offers may have replaced them meanwhile
+        store = ProfileStore(services.store.client, state.live.prefix, services.store.ttl_ms / 1e3)
+        self.state.services = dataclasses.replace(
+            services,
+            engine=new,
+            store=store,
+            privacy=self._privacy(services, state.live, rebuilding),
+            generation=state.live,
+        )
+        assert self.watch is not None  # check() only gets here with a watch
+        self.watch.served(located)
+        self.refused = None
+        services.ops.engine_loaded(new)
+        services.ops.metrics.model_swaps.inc()
+        logger.warning(
+            "profiles of %s live: model %s now serving (was %s)",
+            state.live.describe(),
+            new.model_version,
+            engine.model_version,
+        )
+        return SwapResult(new.model_version, previous=engine.model_version)
+
+    @staticmethod
+    def _privacy(services: Any, live: Generation, rebuilding: tuple[str, ...]) -> PrivacyStore:
+        old = services.privacy
+        return PrivacyStore(old.client, old.prefix, live.prefix, rebuilding)
 
     async def run(self, interval_s: float) -> None:
         """Look at the pointer and the offer files every ``interval_s`` seconds until

@@ -42,6 +42,9 @@ WINDOW_S = 300.0
 
 WORKER_SCRAPE_TIMEOUT_S = 1.0
 
+ARM_REFRESH_S = 5.0
+"""Longest reuse of the per-arm counters read from Redis for ``/metrics``."""
+
 LAG_SECONDS_LIMIT = 60.0
 """Health turns red when the oldest unprocessed event is older than this."""
 
@@ -100,6 +103,9 @@ class Ops:
     def __init__(self, settings: Settings, metrics: ApiMetrics | None = None) -> None:
         self.settings = settings
         self.metrics = metrics or ApiMetrics()
+        self.group = settings.consumer_group
+        """The consumer group whose lag is read: the live profile generation's (set by the
+        model switch when a rebuilt generation goes live)."""
         self._lock = asyncio.Lock()
         self._lag: dict[str, Any] | None = None
         self._lag_at = 0.0
@@ -131,7 +137,7 @@ class Ops:
                 try:
                     auth = kafka_auth(s)
                     document = await read_lag(
-                        s.kafka_bootstrap, s.consumer_group, s.events_topic, auth=auth
+                        s.kafka_bootstrap, self.group, s.events_topic, auth=auth
                     )
                     self._dlq = await topic_message_count(s.kafka_bootstrap, s.dlq_topic, auth=auth)
                 except Exception:
@@ -143,6 +149,21 @@ class Ops:
                 while self.history and self.history[0][0] < now - HISTORY_S:
                     self.history.popleft()
             return self._lag
+
+    async def refresh_arms(self, feedback: Any, experiments: Any) -> None:
+        """Read every running experiment's attributed per-arm counters from Redis into the
+        ``zmot_experiment_*_total`` metrics, at most every :data:`ARM_REFRESH_S` seconds (a
+        scrape, not every request, pays one pipelined read per experiment)."""
+        arms = self.metrics.arms
+        now = time.time()
+        if now - arms.read_at < ARM_REFRESH_S and arms.figures:
+            return
+        figures = {}
+        for experiment in experiments.items:
+            names = [a.name for a in experiment.arms]
+            for f in await feedback.arm_figures(experiment.name, names):
+                figures[(experiment.name, f.arm)] = f
+        arms.set(figures, now)
 
     async def worker_families(self) -> tuple[dict[str, Any] | None, str | None]:
         """The worker's metrics, parsed, or None and the reason it could not be read."""

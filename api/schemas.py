@@ -7,7 +7,7 @@ Request bodies of ``POST /v1/events`` are deliberately *not* modelled here: they
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -276,6 +276,14 @@ class ReadyResponse(BaseModel):
         None,
         description="Why the version the registry's pointer names is not served (absent when "
         "it is): the previous version keeps serving.",
+        exclude_if=lambda value: value is None,
+    )
+    profiles: dict[str, Any] | None = Field(
+        None,
+        description="Blue/green profiles (absent without a model registry): `live`, the "
+        "generation whose profiles are served (name, model version, key prefix, consumer "
+        "group); `rebuild`, one being built for an incompatible model, with its lag and the "
+        "lag at which it becomes live; `retired`, old prefixes expiring.",
         exclude_if=lambda value: value is None,
     )
 

@@ -9,8 +9,8 @@ from typing import Annotated, Any, Optional
 import typer
 from aiokafka.errors import KafkaError
 
-from recommender.core.errors import ConfigError
-from recommender.core.settings import get_settings
+from recommender.core.errors import ConfigError, ZmotError
+from recommender.core.settings import Settings, get_settings
 
 
 def lag_table(document: dict[str, Any]) -> str:
@@ -32,6 +32,22 @@ def lag_table(document: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def live_group(settings: Settings) -> str:
+    """The consumer group of the live profile generation (README, Blue/green profiles);
+    ZMOT_CONSUMER_GROUP when Redis cannot tell."""
+    from cli.model_cmd import generation_store
+
+    async def read() -> str:
+        async with generation_store(settings) as store:
+            return (await store.live()).group
+
+    try:
+        return asyncio.run(read())
+    except ZmotError as exc:
+        typer.echo(f"(profile generation unknown: {exc}; using ZMOT_CONSUMER_GROUP)", err=True)
+        return settings.consumer_group
+
+
 def register(app: typer.Typer) -> None:
     """Add the lag command to the zmot CLI."""
 
@@ -42,7 +58,10 @@ def register(app: typer.Typer) -> None:
         ] = False,
         group: Annotated[
             Optional[str],  # noqa: UP045
-            typer.Option(help="Consumer group (default ZMOT_CONSUMER_GROUP)."),
+            typer.Option(
+                help="Consumer group (default: the live profile generation's, "
+                "ZMOT_CONSUMER_GROUP until a rebuild went live)."
+            ),
         ] = None,
         topic: Annotated[
             Optional[str],  # noqa: UP045
@@ -58,7 +77,7 @@ def register(app: typer.Typer) -> None:
             document = asyncio.run(
                 read_lag(
                     settings.kafka_bootstrap,
-                    group or settings.consumer_group,
+                    group or live_group(settings),
                     topic or settings.events_topic,
                     auth=kafka_auth(settings),
                 )

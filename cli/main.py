@@ -89,11 +89,21 @@ def infra_status(as_json: Annotated[bool, typer.Option("--json")] = False) -> No
 
 # --- processes ----------------------------------------------------------------------------
 @app.command()
-def worker() -> None:
+def worker(
+    rebuild: Annotated[
+        bool,
+        typer.Option(
+            "--rebuild",
+            help="Build the profiles of the rebuild in progress (`zmot model activate V "
+            "--rebuild`) instead of the live ones; once caught up they become live and this "
+            "worker goes on as a live one. Without a rebuild running: a live worker.",
+        ),
+    ] = False,
+) -> None:
     """Run the stream worker: zmot.events -> profiles in Redis (Ctrl-C stops it)."""
     from stream.worker import run_worker
 
-    run_worker(get_settings())
+    run_worker(get_settings(), rebuild=rebuild)
 
 
 @app.command()

@@ -100,14 +100,30 @@ def register(app: typer.Typer) -> None:
         hybrid: Annotated[bool, typer.Option("--hybrid/--no-hybrid")] = True,
         every: Annotated[
             Optional[str],  # noqa: UP045
-            typer.Option(help="Repeat every N d/h/m (e.g. 6h) until stopped; a refusal waits."),
+            typer.Option(
+                help="Repeat every N d/h/m/s (e.g. 6h) until stopped; a refused or failed "
+                "run waits for the next one."
+            ),
+        ] = None,
+        runs: Annotated[
+            Optional[int],  # noqa: UP045
+            typer.Option(
+                min=1,
+                help="With --every: stop after this many runs (exit 3 if the last was "
+                "refused, 1 if it failed). Default: until stopped.",
+            ),
         ] = None,
     ) -> None:
         """Train on all but the newest events, gate against the served model on those, and
         activate only if not worse (exit 3 when refused). Prints the new version."""
         drop = get_settings().retrain_max_drop if max_drop is None else max_drop
+        if runs is not None and every is None:
+            raise ZmotError("--runs goes with --every")
         pause = None if every is None else duration_s(every, "--every")
+        done = 0
         while True:
+            done += 1
+            outcome = 0
             try:
                 version = retrain_once(
                     catalog, events, from_kafka, since, registry, validation_share, drop,
@@ -116,9 +132,16 @@ def register(app: typer.Typer) -> None:
                 typer.echo(version)
             except GateRefused as exc:
                 typer.secho(f"refused: {exc}", fg=typer.colors.RED, err=True)
+                outcome = EXIT_REFUSED
+            except ZmotError as exc:
                 if pause is None:
-                    raise typer.Exit(EXIT_REFUSED) from None
-            if pause is None:
+                    raise
+                # A scheduled loop outlives a broker or disk hiccup: the next run tries again.
+                typer.secho(f"run {done} failed: {exc}", fg=typer.colors.RED, err=True)
+                outcome = 1
+            if pause is None or (runs is not None and done >= runs):
+                if outcome:
+                    raise typer.Exit(outcome)
                 return
-            typer.echo(f"next retraining in {every}", err=True)
+            typer.echo(f"next retraining in {every} (run {done + 1})", err=True)
             time.sleep(pause)

@@ -25,8 +25,15 @@ log = logging.getLogger(__name__)
 class WorkerModelWatch:
     """Looks at the pointer when asked; :meth:`check` is the faust timer's body."""
 
-    def __init__(self, model_dir: Path, metrics: WorkerMetrics | None = None) -> None:
-        located = locate(model_dir)
+    def __init__(
+        self,
+        model_dir: Path,
+        metrics: WorkerMetrics | None = None,
+        serving: Located | None = None,
+    ) -> None:
+        """``serving``: the version whose math the worker applies when it is not the one the
+        pointer names (a worker building a rebuilt generation's profiles)."""
+        located = serving or locate(model_dir)
         self.watch = PointerWatch(model_dir, located)
         self.meta: dict[str, Any] = read_model_meta(located.path)
         """The meta of the version whose profile math the worker applies."""

@@ -69,6 +69,7 @@ def isolated(stack: Settings, unique: Callable[[str], str]) -> Iterator[Settings
         update={
             "events_topic": f"zmot.events.{name}",
             "dlq_topic": f"zmot.events.dlq.{name}",
+            "decisions_topic": f"zmot.decisions.{name}",
             "consumer_group": f"zmot-worker-{name}",
             "redis_prefix": f"zmot:{name}:",
         }

@@ -47,6 +47,7 @@ def test_topics_and_settings_match_the_defaults() -> None:
     init = " ".join(services["kafka-init"]["command"])
     assert f"--topic {defaults.events_topic} --partitions {defaults.topic_partitions}" in init
     assert f"--topic {defaults.dlq_topic} " in init
+    assert f"--topic {defaults.decisions_topic} --partitions {defaults.topic_partitions}" in init
     kafka_env = services["kafka"]["environment"]
     assert kafka_env["KAFKA_NUM_PARTITIONS"] == str(defaults.topic_partitions)
     assert services["api"]["environment"]["ZMOT_API_PORT"] == str(defaults.api_port)

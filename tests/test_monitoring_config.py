@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from recommender.adapters.metrics import API_METRICS, WORKER_METRICS
+from recommender.adapters.metrics import API_METRICS, EXPERIMENT_METRICS, WORKER_METRICS
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMETHEUS = ROOT / "infra" / "prometheus"
@@ -23,7 +23,7 @@ HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 
 
 def exported_series() -> set[str]:
-    names = set(WORKER_METRICS) | set(API_METRICS)
+    names = set(WORKER_METRICS) | set(API_METRICS) | set(EXPERIMENT_METRICS)
     return names | {n + s for n in names for s in HISTOGRAM_SUFFIXES if not n.endswith("_total")}
 
 
@@ -66,8 +66,19 @@ def test_dashboard_panels_are_well_formed_and_use_exported_metrics() -> None:
         assert topic in titles, topic
 
 
+def test_recording_rules_are_named_by_convention_and_use_exported_metrics() -> None:
+    records = [rule for rule in rules() if "record" in rule]
+    names = [rule["record"] for rule in records]
+    assert len(names) == len(set(names))
+    assert {"zmot:experiment_ctr:1h", "zmot:experiment_conversion_rate:1h"} <= set(names)
+    for rule in records:
+        assert re.match(r"^zmot:[a-z_]+:[0-9a-z]+$", rule["record"]), rule
+        used = metric_names(rule["expr"])
+        assert used and used <= exported_series(), (rule["record"], used - exported_series())
+
+
 def test_alert_rules_are_well_formed_and_use_exported_metrics() -> None:
-    all_rules = rules()
+    all_rules = [rule for rule in rules() if "alert" in rule]
     names = [rule["alert"] for rule in all_rules]
     assert len(names) == len(set(names))
     for rule in all_rules:
@@ -103,6 +114,9 @@ def test_prometheus_scrapes_the_compose_services_and_loads_the_rules() -> None:
 
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed")
 def test_promtool_accepts_config_and_rules() -> None:
-    for args in (["check", "rules", str(PROMETHEUS / "alerts.yml")],):
+    for args in (
+        ["check", "rules", str(PROMETHEUS / "alerts.yml")],
+        ["test", "rules", str(PROMETHEUS / "rules_test.yml")],  # the experiment rules' figures
+    ):
         done = subprocess.run(["promtool", *args], capture_output=True, text=True, check=False)
         assert done.returncode == 0, done.stdout + done.stderr

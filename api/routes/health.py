@@ -62,4 +62,7 @@ async def readyz(request: Request, response: Response) -> ReadyResponse:
         catalog_version=version,
         model_version=services.engine.model_version if services is not None else None,
         model_refused=switch.refused if switch is not None else None,
+        profiles=None
+        if switch is None or switch.profiles is None or services is None
+        else switch.profiles.summary(services.settings.rebuild_max_lag),
     )

@@ -25,6 +25,7 @@ from api.schemas import (
 )
 from recommender.core.arbitration import OfferRequest
 from recommender.core.attribution import DecisionRecord
+from recommender.core.decision_log import decision_entry
 from recommender.core.privacy import without_personal_reasons
 from recommender.core.profile import Profile
 from recommender.core.reasons import language
@@ -201,6 +202,7 @@ async def next_best_offer(
     profiles, note = await _read(services, read, deadline)
     [decision] = await _decide(services, profiles, [served], deadline, note, caller.generic_reasons)
     await _record(services, [user_id], [decision], [served])
+    _log_decisions(services, [user_id], [decision], [served])
     answer = _answer(user_id, decision, served, profiles[0] if profiles else None)
     services.ops.observe_answer(answer, profiles[0] if profiles else None)
     return answer
@@ -247,6 +249,7 @@ async def next_best_offer_batch(
     else:
         decisions = await _decide(services, None, served, deadline, note)
     await _record(services, body.user_ids, decisions, served)
+    _log_decisions(services, body.user_ids, decisions, served)
     return BatchOfferResponse(
         results=[
             _answer(user_id, decision, s, profile)
@@ -291,6 +294,39 @@ async def _record(
     except RedisError as exc:
         services.ops.metrics.redis_errors.inc()
         logger.warning("%d decisions not kept for attribution: %r", len(records), exc)
+
+
+def _log_decisions(
+    services: Services,
+    user_ids: Sequence[str],
+    decisions: Sequence[Decision],
+    served: Sequence[Served],
+) -> None:
+    """Queue the decisions for the decision log topic (never waits; `zmot ope --from-kafka`
+    reads them)."""
+    if services.decision_log is None:
+        return
+    now = time.time()
+    services.decision_log.write(
+        [
+            decision_entry(
+                d.decision_id,
+                user_id,
+                now,
+                [(o.offer.offer_id, o.offer.item_id, o.policy, o.probability) for o in d.offers],
+                {
+                    "placement": s.request.placement,
+                    "stage": d.stage,
+                    "fallback": d.fallback,
+                    "experiment": s.request.experiment,
+                    "arm": s.request.arm,
+                    "model_version": s.engine.model_version,
+                },
+            )
+            for user_id, d, s in zip(user_ids, decisions, served, strict=True)
+            if d.decision_id
+        ]
+    )
 
 
 def _answer(

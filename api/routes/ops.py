@@ -47,12 +47,21 @@ OpsDep = Annotated[Ops, Depends(get_ops)]
         }
     },
 )
-async def metrics(ops: OpsDep, _: OpsReader) -> Response:
-    """Prometheus metrics of this API process (lag gauges refreshed from Kafka when stale)."""
+async def metrics(request: Request, ops: OpsDep, _: OpsReader) -> Response:
+    """Prometheus metrics of this API process (lag gauges refreshed from Kafka, per-arm
+    attribution counters from Redis, when stale)."""
     try:
         await ops.lag()
     except Exception:  # noqa: BLE001, S110 - counted in zmot_lag_read_errors_total; serve the rest
         pass
+    services = getattr(request.app.state, "services", None)
+    if services is not None:
+        try:
+            await asyncio.wait_for(
+                ops.refresh_arms(services.feedback, services.engine.experiments), PING_TIMEOUT_S
+            )
+        except (TimeoutError, RedisError, OSError):  # the last figures read are served
+            ops.metrics.redis_errors.inc()
     body, content_type = ops.metrics.render()
     return Response(body, media_type=content_type)
 
@@ -97,6 +106,10 @@ async def summary(request: Request, ops: OpsDep, _: OpsReader) -> dict[str, Any]
         experiments = await _experiments(services) if redis_ok else None
     document = await ops.summary(model_version, redis_ok, offers)
     document["experiments"] = experiments
+    switch = getattr(request.app.state, "model_switch", None)
+    document["profiles"] = None
+    if switch is not None and switch.profiles is not None and services is not None:
+        document["profiles"] = switch.profiles.summary(services.settings.rebuild_max_lag)
     return document
 
 

@@ -40,6 +40,10 @@ expires):
 ``profiling``      ``1`` consent to profiling given, ``0`` refused (absent: the default)
 =================  ======================================================
 
+Profiles of a rebuilt generation (blue/green, :mod:`recommender.core.generations`) are the same
+hashes under ``<prefix>gen:<generation>:profile:<user_id>``; the generations record itself is
+``<prefix>generations`` (:mod:`recommender.adapters.generation_store`).
+
 Floats are written with ``repr()``, which round-trips exactly; counters are integers.
 """
 
@@ -51,6 +55,8 @@ from string import Template
 
 # The key names live in recommender.adapters.keys; re-exported for the modules that read both.
 from recommender.adapters.keys import counters_key as counters_key
+from recommender.adapters.keys import generation_prefix as generation_prefix
+from recommender.adapters.keys import generations_key as generations_key
 from recommender.adapters.keys import links_key as links_key
 from recommender.adapters.keys import person_key as person_key
 from recommender.adapters.keys import profile_key as profile_key

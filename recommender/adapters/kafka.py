@@ -5,6 +5,7 @@ topic administration (create topics, describe the cluster) for ``zmot infra`` an
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
@@ -18,6 +19,8 @@ from recommender.core.errors import ConfigError, InfraError, InvalidEventError
 from recommender.core.events import Event, parse_event
 from recommender.core.ops import PartitionOffsets, lag_document
 from recommender.core.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,11 @@ class EventProducer:
 
     async def stop(self) -> None:
         await self._producer.stop()
+
+    async def send_raw(self, topic: str, value: bytes, key: bytes) -> asyncio.Future[Any]:
+        """Queue one message for ``topic``; the future of the broker's acknowledgement."""
+        future: asyncio.Future[Any] = await self._producer.send(topic, value, key=key)
+        return future
 
     async def send_many(self, events: Sequence[Event]) -> None:
         """Produce all events and wait until the broker acknowledged every one."""
@@ -298,16 +306,16 @@ async def topic_message_count(bootstrap: str, topic: str, *, auth: KafkaAuth = P
         await consumer.stop()
 
 
-async def read_topic_events(
+async def read_topic_values(
     bootstrap: str,
     topic: str,
     *,
     since: float | None = None,
     auth: KafkaAuth = PLAINTEXT,
-) -> tuple[list[Event], list[str]]:
-    """Every event in ``topic`` from its beginning (or from the first record at or after the
-    epoch time ``since``) up to its end offsets as of now; the events (``ts`` defaulting to
-    the record time, as the worker sets it) and a reason per message that breaks the contract.
+) -> list[tuple[str, bytes, float]]:
+    """Every record of ``topic`` from its beginning (or from the first record at or after the
+    epoch time ``since``) up to its end offsets as of now: (``topic/partition/offset``, value,
+    record time in epoch seconds), partition by partition in offset order.
 
     Reads without a consumer group, so nothing is committed and the worker is not disturbed.
     """
@@ -316,8 +324,7 @@ async def read_topic_events(
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, **auth.options()
     )
-    events: list[Event] = []
-    bad: list[str] = []
+    out: list[tuple[str, bytes, float]] = []
     try:
         await consumer.start()
         tps = await topic_partitions(consumer, topic)
@@ -336,20 +343,91 @@ async def read_topic_events(
             batch = await consumer.getmany(*todo, timeout_ms=1000, max_records=10_000)
             for tp, records in batch.items():
                 for record in records:
-                    if record.offset >= ends[tp]:
-                        continue
-                    try:
-                        event = parse_event(record.value or b"")
-                    except InvalidEventError as exc:
-                        bad.append(f"{topic}/{tp.partition}/{record.offset}: {exc}")
-                        continue
-                    if event.ts is None:
-                        event = event.with_ts(record.timestamp / 1e3)
-                    events.append(event)
+                    if record.offset < ends[tp]:
+                        where = f"{topic}/{tp.partition}/{record.offset}"
+                        out.append((where, record.value or b"", record.timestamp / 1e3))
             todo = [tp for tp in todo if await consumer.position(tp) < ends[tp]]
     finally:
         await consumer.stop()
+    return out
+
+
+async def read_topic_events(
+    bootstrap: str,
+    topic: str,
+    *,
+    since: float | None = None,
+    auth: KafkaAuth = PLAINTEXT,
+) -> tuple[list[Event], list[str]]:
+    """Every event in ``topic`` (:func:`read_topic_values`); the events (``ts`` defaulting to
+    the record time, as the worker sets it) and a reason per message that breaks the contract.
+    """
+    events: list[Event] = []
+    bad: list[str] = []
+    for where, value, record_ts in await read_topic_values(
+        bootstrap, topic, since=since, auth=auth
+    ):
+        try:
+            event = parse_event(value)
+        except InvalidEventError as exc:
+            bad.append(f"{where}: {exc}")
+            continue
+        events.append(event if event.ts is not None else event.with_ts(record_ts))
     return events, bad
+
+
+class DecisionLog:
+    """Writes decisions to ``ZMOT_DECISIONS_TOPIC`` (keyed by user) on the API's producer, in
+    the background: :meth:`write` only appends to a buffer that one task drains (encoding and
+    sending after the answers left), so an answer never waits for the broker. Entries that
+    cannot be sent (broker down or failing, more than :attr:`max_buffer` waiting) are counted
+    in ``on_error``, not retried."""
+
+    def __init__(
+        self,
+        producer: EventProducer,
+        topic: str,
+        on_error: Callable[[int], None],
+        max_buffer: int = 10_000,
+    ) -> None:
+        self.producer = producer
+        self.topic = topic
+        self.on_error = on_error
+        self.max_buffer = max_buffer
+        self._buffer: list[Any] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    def write(self, entries: Sequence[Any]) -> None:
+        """Queue ``entries`` (objects with ``user_id`` and ``to_json() -> bytes``)."""
+        if not entries:
+            return
+        if len(self._buffer) + len(entries) > self.max_buffer:
+            self.on_error(len(entries))
+            return
+        self._buffer.extend(entries)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+
+    async def _flush(self) -> None:
+        while self._buffer:
+            batch, self._buffer = self._buffer, []
+            try:
+                futures = [
+                    await self.producer.send_raw(self.topic, e.to_json(), e.user_id.encode())
+                    for e in batch
+                ]
+                results = await asyncio.gather(*futures, return_exceptions=True)
+                failed = sum(isinstance(r, BaseException) for r in results)
+            except Exception as exc:  # noqa: BLE001 - a lost log line must never surface
+                log.warning("%d decisions not logged to %s: %r", len(batch), self.topic, exc)
+                failed = len(batch)
+            if failed:
+                self.on_error(failed)
+
+    async def drain(self) -> None:
+        """Wait until the buffer is sent (at shutdown, and in tests)."""
+        while self._flusher is not None and not self._flusher.done():
+            await asyncio.gather(self._flusher, return_exceptions=True)
 
 
 # --- topic administration ---------------------------------------------------------------------

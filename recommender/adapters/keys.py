@@ -24,6 +24,9 @@ Keys (``P`` is ``ZMOT_REDIS_PREFIX``, ``T`` the user's tag, ``u`` the user id):
 ``P agg:{p<n>}``                   feedback counters of partition n, fence ``_off``
 ``P dec:<decision_id>``            a decision record (JSON)
 ``P layout``                       :data:`LAYOUT_VERSION` of the keys under ``P``
+``P generations``                  the blue/green profile generations record (hash)
+``P gen:<name>:profile:{T}u``      a rebuilt generation's profiles (the same keys
+                                   under :func:`generation_prefix`)
 =================================  ===============================================
 
 Layout 1 (zmot before this scheme) had no tags: ``P profile:u``, ``P links:u``, ``P udec:u``,
@@ -159,3 +162,14 @@ __all__ = [
     "user_of",
     "user_tag",
 ]
+
+
+def generation_prefix(prefix: str, generation: str) -> str:
+    """The prefix of a rebuilt profile generation's keys (:mod:`recommender.core.generations`):
+    its profiles are ``profile_key(generation_prefix(prefix, name), user_id)``, tagged as any."""
+    return f"{prefix}gen:{generation}:"
+
+
+def generations_key(prefix: str) -> str:
+    """The Redis key of the profile generations record (one hash: live, rebuild, retired)."""
+    return f"{prefix}generations"

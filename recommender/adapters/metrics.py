@@ -25,8 +25,11 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import Collector
 
+from recommender.core.attribution import ArmFigures
 from recommender.core.events import EventType
 from recommender.core.privacy import WITHHELD_REASONS
 
@@ -77,11 +80,20 @@ API_METRICS = (
     "zmot_offer_catalog_info",
     "zmot_redis_errors_total",
     "zmot_lag_read_errors_total",
+    "zmot_decision_log_errors_total",
     *LAG_METRICS,
 )
 """Names the API exports."""
 
-EXPERIMENT_METRICS = ("zmot_experiment_answers_total",)
+EXPERIMENT_METRICS = (
+    "zmot_experiment_answers_total",
+    "zmot_experiment_impressions_total",
+    "zmot_experiment_clicks_total",
+    "zmot_experiment_dismissals_total",
+    "zmot_experiment_carts_total",
+    "zmot_experiment_conversions_total",
+    "zmot_experiment_revenue_total",
+)
 """Names the API exports while experiments run (one series per experiment and arm)."""
 
 
@@ -238,6 +250,40 @@ class WorkerMetrics(_Exported):
         self.batch_seconds.observe(seconds)
 
 
+ARM_METRICS: tuple[tuple[str, str, str], ...] = (
+    ("zmot_experiment_impressions", "impressions", "Impressions attributed to the arm"),
+    ("zmot_experiment_clicks", "clicks", "Clicks attributed to the arm"),
+    ("zmot_experiment_dismissals", "dismissals", "Dismissals attributed to the arm"),
+    ("zmot_experiment_carts", "carts", "Carts of an offered item attributed to the arm"),
+    ("zmot_experiment_conversions", "conversions", "Purchases of an offered item (conversions)"),
+    ("zmot_experiment_revenue", "revenue", "Offer value of the arm's conversions"),
+)
+"""(metric name without ``_total``, :class:`ArmFigures` attribute, help) per arm counter."""
+
+
+class ArmCounters(Collector):
+    """The worker's attributed per-arm counters (in Redis, summed over partitions) as
+    Prometheus counters ``zmot_experiment_*_total{experiment,arm}``, as last read.
+
+    They are totals of the whole stack, replay-safe, not of this process: every API process
+    exports the same values (aggregate them with ``max``, not ``sum``)."""
+
+    def __init__(self) -> None:
+        self.figures: dict[tuple[str, str], ArmFigures] = {}
+        self.read_at = 0.0
+
+    def set(self, figures: Mapping[tuple[str, str], ArmFigures], now: float) -> None:
+        self.figures = dict(figures)
+        self.read_at = now
+
+    def collect(self) -> Iterable[Metric]:
+        for name, attribute, help_text in ARM_METRICS:
+            family = CounterMetricFamily(name, help_text, labels=["experiment", "arm"])
+            for (experiment, arm), figures in sorted(self.figures.items()):
+                family.add_metric([experiment, arm], float(getattr(figures, attribute)))
+            yield family
+
+
 class ApiMetrics(_Exported):
     """What the API counts: latency per endpoint and placement, offers, fallbacks, freshness."""
 
@@ -271,6 +317,11 @@ class ApiMetrics(_Exported):
         self.model_info = Gauge(
             "zmot_model_info", "The model being served (value 1)", ["version"], registry=r
         )
+        self.decision_log_errors = Counter(
+            "zmot_decision_log_errors_total",
+            "Decisions not written to the decision log topic (broker down or too slow)",
+            registry=self.registry,
+        )
         self.model_swaps = Counter(
             "zmot_model_swaps", "Models swapped in without a restart", registry=r
         )
@@ -289,6 +340,8 @@ class ApiMetrics(_Exported):
         self.redis_errors = Counter(
             "zmot_redis_errors", "Requests that failed on a Redis error", registry=r
         )
+        self.arms = ArmCounters()
+        r.register(self.arms)
         self._lag_gauges()
         self._placements: set[str] = set()
         self._configured: frozenset[str] = frozenset()

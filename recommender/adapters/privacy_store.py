@@ -65,9 +65,27 @@ class Erased:
 class PrivacyStore:
     """Person hashes under ``<prefix>person:``, beside the profiles under the same prefix."""
 
-    def __init__(self, client: RedisClient, prefix: str) -> None:
+    def __init__(
+        self,
+        client: RedisClient,
+        prefix: str,
+        profile_prefix: str | None = None,
+        also_delete: tuple[str, ...] = (),
+    ) -> None:
+        """``profile_prefix``: where the served profiles are (the live profile generation's
+        prefix, :mod:`recommender.core.generations`; default ``prefix``); ``also_delete``:
+        profile prefixes a refusal or an erasure also deletes from (a rebuild in progress)."""
         self.client = client
         self.prefix = prefix
+        self.profile_prefix = prefix if profile_prefix is None else profile_prefix
+        self.also_delete = also_delete
+
+    def _profile(self, user_id: str) -> str:
+        return profile_key(self.profile_prefix, user_id)
+
+    def _profiles_everywhere(self, user_id: str) -> list[str]:
+        """The person's profile keys in every generation that may hold one."""
+        return [profile_key(p, user_id) for p in (self.profile_prefix, *self.also_delete)]
 
     def key(self, user_id: str) -> str:
         return person_key(self.prefix, user_id)
@@ -97,7 +115,7 @@ class PrivacyStore:
         per_user = 3 if with_links else 2
         async with self.client.pipeline(transaction=False) as pipe:
             for user_id in user_ids:
-                pipe.hgetall(profile_key(self.prefix, user_id))
+                pipe.hgetall(self._profile(user_id))
                 pipe.hmget(self.key(user_id), [ERASED_FIELD, CONSENT_FIELD])
                 if with_links:
                     pipe.smembers(links_key(self.prefix, user_id))
@@ -123,7 +141,7 @@ class PrivacyStore:
             return profiles, states
         async with self.client.pipeline(transaction=False) as pipe:
             for anon in wanted:
-                pipe.hgetall(profile_key(self.prefix, anon))
+                pipe.hgetall(self._profile(anon))
             stored = await pipe.execute()
         # A linked profile that exists was allowed: a refusal or an erasure deletes it.
         linked = {anon: profile_from_hash(m) for anon, m in zip(wanted, stored, strict=True) if m}
@@ -165,12 +183,12 @@ class PrivacyStore:
         async with self.client.pipeline(transaction=False) as pipe:
             pipe.hset(self.key(user_id), CONSENT_FIELD, "1" if profiling else "0")
             if not profiling:
-                pipe.delete(profile_key(self.prefix, user_id))
+                pipe.delete(*self._profiles_everywhere(user_id))
                 # The linked anonymous ids are the same person: refused, and their profiles
                 # deleted, in the same order (record first).
                 for anon in linked:
                     pipe.hset(self.key(anon), CONSENT_FIELD, "0")
-                    pipe.delete(profile_key(self.prefix, anon))
+                    pipe.delete(*self._profiles_everywhere(anon))
             results = await pipe.execute()
         return bool(not profiling and (results[1] or any(results[3::2])))
 
@@ -190,7 +208,7 @@ class PrivacyStore:
 
     async def _erase_one(self, user_id: str, at: float) -> Erased:
         key = self.key(user_id)
-        profile = profile_key(self.prefix, user_id)
+        profile = self._profile(user_id)
         async with self.client.pipeline(transaction=False) as pipe:
             pipe.hgetall(profile)
             pipe.hmget(key, [ERASED_FIELD, CONSENT_FIELD])
@@ -199,7 +217,7 @@ class PrivacyStore:
         async with self.client.pipeline(transaction=False) as pipe:
             pipe.delete(key)
             pipe.hset(key, ERASED_FIELD, repr(erased_at))
-            pipe.delete(profile)  # after the record: see the module docstring
+            pipe.delete(*self._profiles_everywhere(user_id))  # after the record: module doc
             await pipe.execute()
         fields = [k.decode() if isinstance(k, bytes) else k for k in stored]
         return Erased(

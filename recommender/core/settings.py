@@ -81,6 +81,14 @@ class Settings(BaseSettings):
         "12 leaves room to add workers without re-partitioning; an existing topic keeps its "
         "count.",
     )
+    decisions_topic: str = Field(
+        "zmot.decisions",
+        description="Where the API logs every decision (id, user, time, placement, "
+        "experiment and arm, model version, each slot's offer, item, policy and logged "
+        "probability), keyed by user: what `zmot ope --from-kafka` reads. Sent without "
+        "waiting for the broker (a lost log line never fails an answer; failures are "
+        "counted). Empty: no decision log on Kafka.",
+    )
     consumer_group: str = Field(
         "zmot-worker", description="Kafka consumer group (and faust app id) of the worker."
     )
@@ -202,6 +210,24 @@ class Settings(BaseSettings):
         "and experiment files to reload them when they changed (every process of `zmot api "
         "--workers N` does); 0: never (restart or `POST /v1/admin/model` / `reload` instead). "
         "Shorter: faster pick-up, more stat calls.",
+    )
+
+    rebuild_max_lag: int = Field(
+        500,
+        ge=0,
+        description="A profile rebuild for an incompatible model (`zmot model activate V "
+        "--rebuild`) becomes live once its consumer group is at most this many messages "
+        "behind the end of the events topic. Nothing is lost either way (the same group goes "
+        "on applying the rest); smaller: the new profiles are fresher at the switch, but a "
+        "busy topic may keep the rebuild from ever getting that close.",
+    )
+    retired_profiles_ttl_s: float = Field(
+        900.0,
+        gt=0,
+        description="After a profile rebuild became live, the old profiles expire within this "
+        "many seconds (API processes that have not switched yet still read them meanwhile). "
+        "Longer: more memory held twice; shorter than `ZMOT_MODEL_POLL_S` plus a batch: an API "
+        "process may briefly find no profile.",
     )
 
     # --- serving ----------------------------------------------------------------------

@@ -27,7 +27,8 @@ from recommender.core.events import Event
 from recommender.core.model import Model
 from recommender.core.offers import OfferCatalog, catalog_offers
 from recommender.core.placements import Placements
-from recommender.core.profile import Profile
+from recommender.core.profile import Profile, ProfileParams
+from recommender.core.registry import Registry
 from recommender.core.scoring import Decision, ScoredOffer, ServedOffer
 from recommender.core.settings import Settings
 
@@ -46,6 +47,17 @@ TopicReader = Callable[[Settings], Awaitable[list[tuple[bytes | None, bytes]]]]
 def dead_redis_url() -> str:
     """A Redis URL where nothing listens (connections are refused at once)."""
     return f"redis://127.0.0.1:{free_port()}/0"
+
+
+def two_generations(model_dir: Path, root: Path) -> Registry:
+    """A registry of the hand-made model as v1 (active) and v2, whose profile half-life
+    differs: v2 needs profiles rebuilt its way (blue/green tests)."""
+    base = Model.load(model_dir)
+    registry = Registry(root)
+    registry.register(replace(base, version="v1"))
+    registry.register(replace(base, version="v2", profile_params=ProfileParams(half_life_s=3600.0)))
+    registry.activate("v1")
+    return registry
 
 
 def write_model(directory: Path) -> tuple[Path, Path]:

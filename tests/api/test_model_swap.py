@@ -17,7 +17,7 @@ from recommender.core.model import Model
 from recommender.core.profile import ProfileParams
 from recommender.core.registry import Registry
 from recommender.core.settings import Settings
-from tests.support.processes import ApiProcess
+from tests.support.processes import ApiProcess, running_api
 
 pytestmark = pytest.mark.integration
 
@@ -64,13 +64,8 @@ def api(
             "model_poll_s": 0.5,
         }
     )
-    proc = ApiProcess(settings, tmp_path / "api.log")
-    try:
-        proc.wait_ready()
+    with running_api(settings, tmp_path / "api.log") as proc:
         yield proc, Registry(registry), names
-    finally:
-        proc.stop()
-        print(proc.log_text()[-5000:])  # noqa: T201  (shown when the test failed)
 
 
 async def load(url: str, seconds: float, on_tick: dict[float, object]) -> list[Answer]:

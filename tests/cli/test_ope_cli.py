@@ -4,11 +4,17 @@ refused with their number."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from recommender.core.decision_log import LoggedDecision, LoggedSlot
 from recommender.core.ope import Logged, TablePolicy, evaluate
+from recommender.core.settings import Settings
 from tests.recommender.core.test_ope import logged_sample
-from tests.support.processes import run_zmot
+from tests.support.processes import run_zmot, worker_env
 
 
 def test_ope_command_reads_the_files_and_prints_the_estimates(tmp_path: Path) -> None:
@@ -33,3 +39,55 @@ def test_ope_command_reads_the_files_and_prints_the_estimates(tmp_path: Path) ->
 def read_back(path: Path) -> list[Logged]:
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     return [Logged(r["offer_id"], r["probability"], r["reward"]) for r in rows]
+
+
+@pytest.mark.integration
+async def test_ope_from_kafka_joins_the_decision_log_with_the_clicks(
+    isolated: Settings, tmp_path: Path
+) -> None:
+    """2,000 decisions of a known logging policy on the decisions topic, a click event for
+    each rewarded one on the events topic (named by decision id, or by person and offer):
+    `--from-kafka` gives the estimates of the same rows read from a file."""
+    sample = logged_sample(2000, seed=5)
+    now = time.time() - 3600
+    decisions, clicks = [], []
+    for i, row in enumerate(sample):
+        user = f"user-{i}"
+        slot = LoggedSlot(row.offer_id, f"item-{row.offer_id}", "explore", row.probability)
+        decisions.append(LoggedDecision(f"d{i}", user, now + i, (slot,)))
+        if row.reward:
+            named = {"decision_id": f"d{i}"} if i % 2 else {}
+            click = {"user_id": user, "type": "click", "offer_id": row.offer_id, **named}
+            clicks.append((user, {**click, "ts": int((now + i + 30) * 1000)}))
+    producer = AIOKafkaProducer(bootstrap_servers=isolated.kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        for d in decisions:
+            await producer.send(isolated.decisions_topic, d.to_json(), key=d.user_id.encode())
+        for user, click in clicks:
+            await producer.send(
+                isolated.events_topic, json.dumps(click).encode(), key=user.encode()
+            )
+        await producer.flush()
+    finally:
+        await producer.stop()
+    candidate = tmp_path / "candidate.yaml"
+    candidate.write_text("policy: {A: 0.2, B: 0.2, C: 0.6}\n")
+    env = worker_env(isolated)
+    done = run_zmot("ope", "--from-kafka", "--candidate", str(candidate), "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    got = json.loads(done.stdout)
+    want = evaluate(sample, TablePolicy({"A": 0.2, "B": 0.2, "C": 0.6})).to_dict()
+    assert got["n"] == want["n"] == 2000
+    assert got["logged_rate"] == pytest.approx(want["logged_rate"], rel=1e-12)
+    for key in ("ips", "snips"):
+        assert got[key] == pytest.approx(want[key], rel=1e-9)
+    assert f"read 2000 decisions from {isolated.decisions_topic}" in done.stderr
+    conversions = run_zmot(
+        "ope", "--from-kafka", "--reward", "conversion", "--candidate", str(candidate), env=env
+    )
+    assert conversions.returncode == 0 and "logged rate 0.0000" in conversions.stdout
+    both = run_zmot("ope", "--from-kafka", "--decisions", "x", "--candidate", str(candidate))
+    assert (
+        both.returncode == 1 and "exactly one of --decisions FILE and --from-kafka" in both.stderr
+    )

@@ -195,3 +195,37 @@ def test_retrain_activates_only_what_passes_the_gate(shop: Path, tmp_path: Path)
     assert passed.returncode == 0, passed.stderr
     assert "gate passes" in passed.stderr
     assert (registry / "current").read_text().strip() == passed.stdout.strip() != v1
+
+
+def test_retrain_every_repeats_gates_each_run_and_stops_after_runs(
+    shop: Path, tmp_path: Path
+) -> None:
+    registry = tmp_path / "models"
+
+    def retrain(*options: str) -> subprocess.CompletedProcess[str]:
+        return run_zmot(
+            "retrain", "--catalog", str(shop / "catalog.jsonl"),
+            "--events", str(shop / "events.jsonl"), "--registry", str(registry),
+            "--epochs", "2", "--no-hybrid", "--every", "1s", *options,
+        )  # fmt: skip
+
+    three = retrain("--runs", "3", "--max-drop", "1.0")
+    assert three.returncode == 0, three.stderr
+    versions = three.stdout.split()
+    assert len(versions) == 3 and len(set(versions)) == 3
+    assert Registry(registry).versions() == sorted(versions)
+    assert Registry(registry).history() == versions  # each run activated in turn
+    assert (registry / "current").read_text().strip() == versions[-1]
+    assert three.stderr.count("next retraining in 1s") == 2  # no wait after the last run
+    assert three.stderr.count("gate passes") == 2  # the first had nothing to gate against
+
+    # Two runs that must beat the served model by a whole HR point: both refused, each
+    # registered, nothing activated, exit 3 after the last.
+    refused = retrain("--runs", "2", "--max-drop", "-1.0")
+    assert refused.returncode == 3, refused.stderr
+    assert refused.stderr.count("registered but not activated") == 2 and refused.stdout == ""
+    assert "next retraining in 1s (run 2)" in refused.stderr
+    assert len(Registry(registry).versions()) == 5
+    assert (registry / "current").read_text().strip() == versions[-1]
+    lone = run_zmot("retrain", "--catalog", "c", "--events", "e", "--runs", "2")
+    assert lone.returncode == 1 and "--runs goes with --every" in lone.stderr

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -31,7 +32,7 @@ STOP_TIMEOUT_S = 20.0
 
 WORKER_CODE = (
     "from stream.worker import run_worker; from recommender.core.settings import Settings; "
-    "run_worker(Settings())"
+    "run_worker(Settings(), rebuild={rebuild})"
 )
 
 
@@ -86,8 +87,8 @@ class LoggedProcess:
 class WorkerProcess(LoggedProcess):
     """A stream worker (``run_worker``) running in a subprocess."""
 
-    def __init__(self, settings: Settings, log_path: Path) -> None:
-        super().__init__(settings, log_path, ["-c", WORKER_CODE])
+    def __init__(self, settings: Settings, log_path: Path, *, rebuild: bool = False) -> None:
+        super().__init__(settings, log_path, ["-c", WORKER_CODE.format(rebuild=rebuild)])
 
     def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> int:
         """SIGTERM, wait for the clean shutdown (kill after ``timeout_s``); the exit code."""
@@ -131,14 +132,28 @@ class ApiProcess(LoggedProcess):
         self._log.close()
 
 
+@contextmanager
+def running_api(settings: Settings, log_path: Path) -> Iterator[ApiProcess]:
+    """An API process, ready, stopped afterwards; its log's tail printed (pytest shows it
+    when the test failed)."""
+    proc = ApiProcess(settings, log_path)
+    try:
+        proc.wait_ready()
+        yield proc
+    finally:
+        proc.stop()
+        print(proc.log_text()[-5000:])  # noqa: T201
+
+
 @pytest.fixture
 def worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
-    """Factory: ``worker(settings, **overrides)`` starts a worker subprocess for this test."""
+    """Factory: ``worker(settings, rebuild=False, **overrides)`` starts a worker subprocess
+    for this test (``rebuild``: ``zmot worker --rebuild``)."""
     started: list[WorkerProcess] = []
 
-    def start(settings: Settings, **overrides: object) -> WorkerProcess:
+    def start(settings: Settings, *, rebuild: bool = False, **overrides: object) -> WorkerProcess:
         settings = settings.model_copy(update={"worker_web_port": free_port(), **overrides})
-        proc = WorkerProcess(settings, tmp_path / f"worker-{len(started)}.log")
+        proc = WorkerProcess(settings, tmp_path / f"worker-{len(started)}.log", rebuild=rebuild)
         started.append(proc)
         return proc
 

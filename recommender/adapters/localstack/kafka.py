@@ -387,6 +387,8 @@ def up_kafka(settings: Settings, p: Paths, log: Log) -> None:
     from recommender.adapters.kafka import ensure_topics, kafka_auth, run_sync
 
     wanted = {settings.events_topic: settings.topic_partitions, settings.dlq_topic: 1}
+    if settings.decisions_topic:
+        wanted[settings.decisions_topic] = settings.topic_partitions
     retention = {settings.dlq_topic: {"retention.ms": str(settings.dlq_retention_ms)}}
     auth = kafka_auth(settings)
     actual = run_sync(

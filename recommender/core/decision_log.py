@@ -1,0 +1,188 @@
+"""The decision log on Kafka (``ZMOT_DECISIONS_TOPIC``) and its join with feedback (pure).
+
+The API writes one message per answer, keyed by user::
+
+    {"decision_id", "user_id", "ts", "placement", "stage", "fallback", "experiment", "arm",
+     "model_version", "offers": [{"offer_id", "item_id", "policy", "probability"}, ...]}
+
+``probability`` is the exact chance the logging policy put that offer in that slot
+(:mod:`recommender.core.exploration`). :func:`logged_rewards` turns the log and the events
+that followed into the rows off-policy evaluation reads (:class:`~recommender.core.ope.Logged`:
+the first slot's offer and probability, and whether it earned the reward):
+
+- ``click``: a ``click`` on that offer naming the decision's ``decision_id``, or, naming
+  none, by the same person within the window after it, when it is the latest decision of
+  theirs that showed that offer (the rule of the worker's attribution);
+- ``conversion``: a ``purchase`` of the offer's item by the same person within the window
+  after the decision, when it is the latest such decision (last touch).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from recommender.core.errors import InvalidEventError
+from recommender.core.events import Event
+from recommender.core.ope import Logged
+
+Reward = Literal["click", "conversion"]
+
+
+@dataclass(frozen=True)
+class LoggedSlot:
+    offer_id: str
+    item_id: str
+    policy: str
+    probability: float
+
+
+@dataclass(frozen=True)
+class LoggedDecision:
+    """One message of the decision log."""
+
+    decision_id: str
+    user_id: str
+    ts: float
+    offers: tuple[LoggedSlot, ...]
+    placement: str | None = None
+    stage: str | None = None
+    fallback: bool = False
+    experiment: str | None = None
+    arm: str | None = None
+    model_version: str | None = None
+
+    def to_json(self) -> bytes:
+        return json.dumps(
+            {
+                "decision_id": self.decision_id,
+                "user_id": self.user_id,
+                "ts": self.ts,
+                "placement": self.placement,
+                "stage": self.stage,
+                "fallback": self.fallback,
+                "experiment": self.experiment,
+                "arm": self.arm,
+                "model_version": self.model_version,
+                "offers": [
+                    {
+                        "offer_id": s.offer_id,
+                        "item_id": s.item_id,
+                        "policy": s.policy,
+                        "probability": s.probability,
+                    }
+                    for s in self.offers
+                ],
+            },
+            separators=(",", ":"),
+        ).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> LoggedDecision:
+        """A logged decision; :class:`InvalidEventError` names what is wrong."""
+        try:
+            data: dict[str, Any] = json.loads(raw)
+            offers = tuple(
+                LoggedSlot(
+                    str(o["offer_id"]), str(o["item_id"]), str(o["policy"]), float(o["probability"])
+                )
+                for o in data["offers"]
+            )
+            return cls(
+                decision_id=str(data["decision_id"]),
+                user_id=str(data["user_id"]),
+                ts=float(data["ts"]),
+                offers=offers,
+                placement=_opt(data.get("placement")),
+                stage=_opt(data.get("stage")),
+                fallback=bool(data.get("fallback", False)),
+                experiment=_opt(data.get("experiment")),
+                arm=_opt(data.get("arm")),
+                model_version=_opt(data.get("model_version")),
+            )
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise InvalidEventError(f"not a logged decision: {exc!r}") from None
+
+
+def _opt(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def logged_rewards(
+    decisions: Sequence[LoggedDecision],
+    events: Iterable[Event],
+    *,
+    reward: Reward,
+    window_s: float,
+) -> list[Logged]:
+    """One :class:`Logged` row per decision that showed an offer, in log order (see the module
+    doc for what earns the reward)."""
+    shown = [d for d in decisions if d.offers]
+    by_id = {d.decision_id: d for d in shown}
+    by_user: dict[str, list[LoggedDecision]] = {}
+    for d in shown:
+        by_user.setdefault(d.user_id, []).append(d)
+    earned: set[str] = set()
+    for event in events:
+        if reward == "click" and event.type == "click" and event.offer_id is not None:
+            if event.decision_id is not None:  # named: that decision or none (not in the log)
+                named = by_id.get(event.decision_id)
+                if (
+                    named is not None
+                    and named.user_id == event.user_id
+                    and named.offers[0].offer_id == event.offer_id
+                ):
+                    earned.add(named.decision_id)
+                continue
+            field, value = "offer_id", event.offer_id
+        elif reward == "conversion" and event.type == "purchase" and event.item_id is not None:
+            field, value = "item_id", event.item_id
+        else:
+            continue
+        latest = _latest(by_user.get(event.user_id, ()), event.ts or 0.0, window_s, field, value)
+        if latest is not None and getattr(latest.offers[0], field) == value:
+            earned.add(latest.decision_id)
+    return [
+        Logged(d.offers[0].offer_id, d.offers[0].probability, float(d.decision_id in earned))
+        for d in shown
+    ]
+
+
+def _latest(
+    candidates: Iterable[LoggedDecision], ts: float, window_s: float, field: str, value: str
+) -> LoggedDecision | None:
+    """The latest decision at most ``window_s`` before ``ts`` with a slot whose ``field``
+    (offer_id or item_id) is ``value``."""
+    best: LoggedDecision | None = None
+    for d in candidates:
+        if not 0.0 <= ts - d.ts <= window_s or (best is not None and d.ts <= best.ts):
+            continue
+        if any(getattr(s, field) == value for s in d.offers):
+            best = d
+    return best
+
+
+def decision_entry(
+    decision_id: str,
+    user_id: str,
+    ts: float,
+    offers: Sequence[tuple[str, str, str, float]],
+    context: Mapping[str, Any],
+) -> LoggedDecision:
+    """A log entry from an answer: ``offers`` as (offer id, item id, policy, probability) per
+    slot; ``context`` the optional fields (placement, stage, fallback, experiment, arm,
+    model_version)."""
+    return LoggedDecision(
+        decision_id,
+        user_id,
+        ts,
+        tuple(LoggedSlot(*o) for o in offers),
+        placement=context.get("placement"),
+        stage=context.get("stage"),
+        fallback=bool(context.get("fallback", False)),
+        experiment=context.get("experiment"),
+        arm=context.get("arm"),
+        model_version=context.get("model_version"),
+    )

@@ -1,0 +1,89 @@
+"""The decision log's join with feedback, by hand: which logged decisions earned the reward."""
+
+from __future__ import annotations
+
+import pytest
+
+from recommender.core.decision_log import LoggedDecision, LoggedSlot, logged_rewards
+from recommender.core.errors import InvalidEventError
+from recommender.core.events import Event, validate_event
+from recommender.core.ope import Logged
+
+HOUR = 3600.0
+
+
+def decision(did: str, user: str, ts: float, *offers: tuple[str, str]) -> LoggedDecision:
+    slots = tuple(LoggedSlot(o, i, "greedy", 0.5) for o, i in offers)
+    return LoggedDecision(did, user, ts, slots, placement="home", model_version="v1")
+
+
+def event(user: str, kind: str, ts: float, **fields: str) -> Event:
+    return validate_event({"user_id": user, "type": kind, "ts": int(ts * 1000), **fields})
+
+
+T = 1_790_000_000.0
+LOG = [
+    decision("d1", "u1", T, ("tv-deal", "tv-1"), ("mount", "mount-1")),
+    decision("d2", "u1", T + 60, ("tv-deal", "tv-1")),
+    decision("d3", "u2", T, ("boots", "boots-1")),
+    decision("d4", "u3", T),  # nothing shown: no row
+    decision("d5", "u4", T, ("tv-deal", "tv-1")),
+]
+
+
+def rows(events: list[Event], reward: str = "click") -> dict[str, float]:
+    shown = [d for d in LOG if d.offers]
+    got = logged_rewards(LOG, events, reward=reward, window_s=HOUR)  # type: ignore[arg-type]
+    assert [(r.offer_id, r.probability) for r in got] == [
+        (d.offers[0].offer_id, 0.5) for d in shown
+    ]
+    return {d.decision_id: r.reward for d, r in zip(shown, got, strict=True)}
+
+
+def test_a_click_naming_the_decision_rewards_it_alone() -> None:
+    got = rows([event("u1", "click", T + 5, offer_id="tv-deal", decision_id="d1")])
+    assert got == {"d1": 1.0, "d2": 0.0, "d3": 0.0, "d5": 0.0}
+
+
+def test_clicks_that_do_not_fit_earn_nothing() -> None:
+    got = rows(
+        [
+            event("u1", "click", T + 5, offer_id="mount", decision_id="d1"),  # not the 1st slot
+            event("u9", "click", T + 5, offer_id="boots", decision_id="d3"),  # someone else
+            event("u2", "click", T + 2 * HOUR, offer_id="boots"),  # after the window
+            event("u4", "impression", T + 5, offer_id="tv-deal", decision_id="d5"),  # no click
+        ]
+    )
+    assert set(got.values()) == {0.0}
+
+
+def test_a_click_without_decision_id_goes_to_the_latest_decision_showing_the_offer() -> None:
+    got = rows([event("u1", "click", T + 120, offer_id="tv-deal")])
+    assert got == {"d1": 0.0, "d2": 1.0, "d3": 0.0, "d5": 0.0}
+    early = rows([event("u1", "click", T + 30, offer_id="tv-deal")])  # before d2
+    assert early["d1"] == 1.0 and early["d2"] == 0.0
+
+
+def test_a_purchase_of_the_offered_item_is_a_conversion_of_the_last_touch() -> None:
+    events = [
+        event("u1", "purchase", T + 600, item_id="tv-1"),
+        event("u2", "purchase", T + 600, item_id="tv-1"),  # u2 was offered boots
+        event("u4", "add_to_cart", T + 600, item_id="tv-1"),  # a cart is no conversion
+    ]
+    got = rows(events, reward="conversion")
+    assert got == {"d1": 0.0, "d2": 1.0, "d3": 0.0, "d5": 0.0}
+    assert rows(events, reward="click") == dict.fromkeys(got, 0.0)
+
+
+def test_entries_round_trip_and_a_bad_one_is_refused() -> None:
+    entry = LOG[0]
+    assert LoggedDecision.from_json(entry.to_json()) == entry
+    with pytest.raises(InvalidEventError, match="not a logged decision"):
+        LoggedDecision.from_json(b'{"decision_id": "x"}')
+    with pytest.raises(InvalidEventError):
+        LoggedDecision.from_json(b"[1, 2]")
+    assert isinstance(logged_rewards([], [], reward="click", window_s=HOUR), list)
+    assert logged_rewards([LOG[3]], [], reward="click", window_s=HOUR) == []
+    assert logged_rewards([LOG[4]], [], reward="click", window_s=HOUR) == [
+        Logged("tv-deal", 0.5, 0.0)
+    ]
