@@ -37,6 +37,7 @@ from recommender.adapters.codec import (
     profile_from_hash,
     profile_key,
 )
+from recommender.adapters.keys import decision_key, decisions_key
 from recommender.adapters.redis_client import RedisClient, client_for, close
 from recommender.core.errors import ConfigError
 from recommender.core.events import Event
@@ -209,15 +210,21 @@ class PrivacyStore:
     async def _erase_one(self, user_id: str, at: float) -> Erased:
         key = self.key(user_id)
         profile = self._profile(user_id)
+        decisions = decisions_key(self.prefix, user_id)
         async with self.client.pipeline(transaction=False) as pipe:
             pipe.hgetall(profile)
             pipe.hmget(key, [ERASED_FIELD, CONSENT_FIELD])
-            stored, (before, consent) = await pipe.execute()
+            pipe.zrange(decisions, 0, -1)
+            stored, (before, consent), decided = await pipe.execute()
         erased_at = max(at, float(before)) if before is not None else at
         async with self.client.pipeline(transaction=False) as pipe:
             pipe.delete(key)
             pipe.hset(key, ERASED_FIELD, repr(erased_at))
             pipe.delete(*self._profiles_everywhere(user_id))  # after the record: module doc
+            # the decisions kept for attribution name the person: their index and records
+            pipe.delete(decisions)
+            for decision_id in decided:  # one key each: another slot on a Redis Cluster
+                pipe.delete(decision_key(self.prefix, _text(decision_id)))
             await pipe.execute()
         fields = [k.decode() if isinstance(k, bytes) else k for k in stored]
         return Erased(

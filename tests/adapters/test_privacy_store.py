@@ -42,3 +42,37 @@ def test_erased_and_non_consenting_people_are_left_out_of_an_event_file(
     assert messages == ["privacy: left out 3 of 6 events (erased or without consent)"]
     denied = isolated.model_copy(update={"default_consent": "denied"})
     assert [e.user_id for e in respect_privacy(denied, events, messages.append)] == ["dora"]
+
+
+def test_an_erasure_deletes_the_decisions_kept_for_attribution(isolated: Settings) -> None:
+    import time
+
+    from recommender.adapters.decision_store import DecisionStore
+    from recommender.adapters.keys import decision_key, decisions_key
+    from recommender.core.attribution import DecisionRecord
+
+    async def run() -> tuple[int, int]:
+        client = client_for(isolated)
+        decisions = DecisionStore(client, isolated.redis_prefix, 3600.0)
+        now = time.time()
+        records = [
+            DecisionRecord(f"d-{user}-{n}", user, now - n, "exp", "a", {"o1": ("tv-1", 10.0)})
+            for user in ("erin", "fred")
+            for n in range(3)
+        ]
+        await decisions.put_many(records)
+        await PrivacyStore(client, isolated.redis_prefix).erase("erin", now)
+        left = {
+            user: await client.exists(
+                decisions_key(isolated.redis_prefix, user),
+                *(decision_key(isolated.redis_prefix, r.decision_id) for r in records
+                  if r.user_id == user),
+            )
+            for user in ("erin", "fred")
+        }  # fmt: skip
+        await close(client)
+        return left["erin"], left["fred"]
+
+    erin, fred = asyncio.run(run())
+    assert erin == 0  # the index and the three records
+    assert fred == 4  # someone else's stay
