@@ -29,6 +29,7 @@ from api.engine import Engine, load_engine
 from api.model_switch import ModelSwitch
 from api.monitoring import MetricsMiddleware, Ops
 from api.routes import api_router
+from api.routes.offers_fast import FastOffers
 from recommender.adapters.decision_store import DecisionStore
 from recommender.adapters.feedback_store import FeedbackStore, RatingCache
 from recommender.adapters.kafka import EventProducer, kafka_auth
@@ -92,6 +93,7 @@ def create_app(
     app.add_middleware(KeyCors, access=access)
     app.add_middleware(MetricsMiddleware, metrics=ops.metrics)
     app.include_router(api_router)
+    app.router.routes.insert(0, FastOffers())  # first: the hot path is matched first
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(RedisError, _redis_down)
     app.add_exception_handler(KafkaError, _kafka_down)

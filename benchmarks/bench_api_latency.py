@@ -1,0 +1,487 @@
+"""Issue 12's API targets in one run: server time over ``/healthz``, throughput at 16
+connections, server-side p99 at a fixed offered rate, and what each API process costs.
+
+For each configuration (a source tree and a model; ``--tree`` and ``--model`` may be given
+several times, every tree is run with every model, rounds interleaved):
+
+1. starts the API of that tree (``python -m api.server --workers N``, BLAS pinned to one
+   thread, cwd and ``PYTHONPATH`` the tree) on the shared Redis profiles;
+2. ``wrk -c1`` on ``/healthz`` and on ``/v1/next-best-offer`` (random known users): p50 of
+   each, and their difference, the server time of a next-best-offer above the bare route;
+3. ``wrk -c16`` on both: requests/s and their ratio (closed loop);
+4. open loop: ``--rate`` next-best-offer requests/s on a fixed schedule for ``--seconds``
+   (asyncio, 64 keep-alive connections; a late answer never delays the schedule) and the
+   server-side p50/p99 from the app's own ``zmot_http_request_duration_seconds`` histogram
+   (scraped before and after; only with one process, whose ``/metrics`` is the whole server),
+   with the client-side p99 counted from the scheduled send time;
+5. the API processes' RSS and CPU-seconds per 1,000 requests of the open-loop phase.
+
+With ``--profile DIR`` it also records a py-spy flame graph (SVG, and the collapsed stacks)
+of one API process under ``wrk -c16`` load per configuration (py-spy must be on ``PATH`` or
+in ``$PYSPY``).
+
+Server on CPU 0, wrk and the open-loop generator on CPU 1 (two or more CPUs). Kafka and Redis
+come from the ``ZMOT_*`` settings. Needs ``wrk`` (Debian: ``apt-get install wrk``).
+
+    python benchmarks/bench_api_latency.py [--tree NAME=DIR ...] [--model NAME=DIR ...]
+        --catalog catalog.jsonl [--offers offers.jsonl] [--workers 1] [--rounds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+
+from api.blas import single_thread_env  # noqa: E402
+from benchmarks.bench_api import (  # noqa: E402
+    clear_redis,
+    demo_model,
+    fill_redis,
+    stop_server,
+    synthetic_profiles,
+)
+from benchmarks.common import (  # noqa: E402
+    append_section,
+    machine,
+    now_utc,
+    read_http_response,
+    say,
+)
+from recommender.adapters.localstack import free_port  # noqa: E402
+from recommender.adapters.metrics import parse_exposition  # noqa: E402
+from recommender.core.ops import bucket_delta, histogram_quantile  # noqa: E402
+from recommender.core.settings import Settings  # noqa: E402
+
+HISTOGRAM = "zmot_http_request_duration_seconds"
+NBO = "/v1/next-best-offer"
+
+WRK_PATHS = """
+local paths = {}
+for line in io.lines("%s") do paths[#paths + 1] = line end
+local i = math.random(#paths)
+request = function()
+  i = i %% #paths + 1
+  return wrk.format("GET", paths[i])
+end
+"""
+
+
+@dataclass
+class Figures:
+    """One configuration's figures in one round."""
+
+    label: str
+    round: int
+    healthz_c1_p50_ms: float = float("nan")
+    nbo_c1_p50_ms: float = float("nan")
+    healthz_c16_rps: float = float("nan")
+    nbo_c16_rps: float = float("nan")
+    open_rate: float = float("nan")
+    open_server_p50_ms: float | None = None
+    open_server_p99_ms: float | None = None
+    open_client_p99_ms: float = float("nan")
+    open_errors: int = 0
+    rss_mib: list[float] = field(default_factory=list)
+    cpu_ms_per_request: float = float("nan")
+
+    @property
+    def over_healthz_ms(self) -> float:
+        return self.nbo_c1_p50_ms - self.healthz_c1_p50_ms
+
+    @property
+    def ratio(self) -> float:
+        return self.nbo_c16_rps / self.healthz_c16_rps
+
+
+# --- wrk --------------------------------------------------------------------------------------
+
+
+def _ms(text: str) -> float:
+    """wrk's ``812.00us`` / ``1.20ms`` / ``2.00s`` in milliseconds."""
+    number, unit = re.fullmatch(r"([0-9.]+)([a-z]+)", text).groups()  # type: ignore[union-attr]
+    return float(number) * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[unit]
+
+
+def wrk(
+    url: str, connections: int, seconds: float, script: Path | None, cpu: int | None
+) -> tuple[float, float]:
+    """(requests/s, p50 ms) of one wrk run; non-2xx answers stop the benchmark."""
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency"]
+    if script is not None:
+        cmd += ["-s", str(script)]
+    if cpu is not None:
+        cmd = ["taskset", "-c", str(cpu), *cmd]
+    out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
+    if "Non-2xx" in out or "Socket errors" in out:
+        raise SystemExit(f"wrk saw errors on {url}:\n{out}")
+    rps = float(re.search(r"Requests/sec:\s+([0-9.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = re.search(r"50%\s+([0-9.]+[a-z]+)", out).group(1)  # type: ignore[union-attr]
+    return rps, _ms(p50)
+
+
+# --- open loop --------------------------------------------------------------------------------
+
+
+async def _sender(
+    host: str, port: int, queue: asyncio.Queue[tuple[bytes, float] | None], out: list[float]
+) -> int:
+    reader, writer = await asyncio.open_connection(host, port)
+    errors = 0
+    try:
+        while (item := await queue.get()) is not None:
+            request, scheduled = item
+            writer.write(request)
+            status, _ = await read_http_response(reader)
+            errors += status != 200
+            out.append(time.perf_counter() - scheduled)
+    finally:
+        writer.close()
+    return errors
+
+
+async def open_loop(
+    host: str, port: int, paths: Sequence[str], rate: float, seconds: float
+) -> tuple[int, list[float], int]:
+    """Send ``rate`` requests/s on a fixed schedule (1 ms ticks) over 64 connections:
+    (requests sent, latencies from the scheduled time, errors)."""
+    queue: asyncio.Queue[tuple[bytes, float] | None] = asyncio.Queue()
+    latencies: list[float] = []
+    senders = [
+        asyncio.create_task(_sender(host, port, queue, latencies)) for _ in range(64)
+    ]
+    head = f" HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: zmot-bench\r\n\r\n"
+    requests = [f"GET {p}{head}".encode() for p in paths]
+    sent = 0
+    started = time.perf_counter()
+    total = int(rate * seconds)
+    while sent < total:
+        now = time.perf_counter()
+        due = min(total, int((now - started) * rate))
+        while sent < due:
+            scheduled = started + sent / rate
+            queue.put_nowait((requests[sent % len(requests)], scheduled))
+            sent += 1
+        await asyncio.sleep(0.001)
+    for _ in senders:
+        queue.put_nowait(None)
+    errors = sum(await asyncio.gather(*senders))
+    return sent, sorted(latencies), errors
+
+
+def _nbo_buckets(text: str) -> list[tuple[float, float]]:
+    sums: dict[float, float] = {}
+    for sample, labels, value in parse_exposition(text).get(HISTOGRAM, []):
+        if sample == f"{HISTOGRAM}_bucket" and labels.get("endpoint") == NBO:
+            upper = float(labels["le"])
+            sums[upper] = sums.get(upper, 0.0) + value
+    return sorted(sums.items())
+
+
+# --- processes --------------------------------------------------------------------------------
+
+
+def _tree_pids(root: int) -> list[int]:
+    """``root`` and its children (uvicorn's worker processes)."""
+    pids = [root]
+    try:
+        children = Path(f"/proc/{root}/task/{root}/children").read_text().split()
+    except OSError:
+        children = []
+    for child in children:
+        pids.extend(_tree_pids(int(child)))
+    return pids
+
+
+def _cpu_s(pids: Sequence[int]) -> float:
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def start_api(
+    tree: Path, settings: Settings, model: Path, workers: int, log: Path, cpu: int | None
+) -> subprocess.Popen[bytes]:
+    """The API of ``tree`` serving ``model``, ready (``/readyz``), pinned to ``cpu``."""
+    env = {
+        **os.environ,
+        **settings.to_env(),
+        **single_thread_env(),
+        "ZMOT_MODEL_DIR": str(model),
+        "PYTHONPATH": str(tree),
+    }
+    with log.open("wb") as out:
+        cmd = [sys.executable, "-m", "api.server", "--workers", str(workers)]
+        if cpu is not None:
+            cmd = ["taskset", "-c", str(cpu), *cmd]
+        proc = subprocess.Popen(cmd, cwd=tree, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://{settings.api_host}:{settings.api_port}/readyz"
+    deadline = time.monotonic() + 90
+    while True:
+        if proc.poll() is not None:
+            raise SystemExit(f"API exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        if time.monotonic() > deadline:
+            stop_server(proc)
+            raise SystemExit(f"API not ready within 90 s:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                if len(_tree_pids(proc.pid)) > workers or workers == 1:
+                    return proc
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+
+
+def _pyspy() -> str | None:
+    return os.environ.get("PYSPY") or shutil.which("py-spy")
+
+
+def run_config(
+    args: argparse.Namespace,
+    label: str,
+    tree: Path,
+    model: Path,
+    settings: Settings,
+    paths: Sequence[str],
+    work: Path,
+    round_no: int,
+    cpus: tuple[int | None, int | None],
+) -> Figures:
+    server_cpu, load_cpu = cpus
+    fig = Figures(label, round_no)
+    proc = start_api(tree, settings, model, args.workers, work / f"{label}.log", server_cpu)
+    base = f"http://{settings.api_host}:{settings.api_port}"
+    script = work / "paths.lua"
+    try:
+        sample = httpx.get(base + paths[0]).json()
+        if sample.get("fallback") is not False:
+            raise SystemExit(f"{label}: expected a personalised answer, got {sample}")
+        d = args.wrk_seconds
+        wrk(base + "/healthz", 4, 2, None, load_cpu)  # warm-up
+        wrk(base + "/", 4, 2, script, load_cpu)
+        _, fig.healthz_c1_p50_ms = wrk(base + "/healthz", 1, d, None, load_cpu)
+        _, fig.nbo_c1_p50_ms = wrk(base + "/", 1, d, script, load_cpu)
+        fig.healthz_c16_rps, _ = wrk(base + "/healthz", 16, d, None, load_cpu)
+        fig.nbo_c16_rps, _ = wrk(base + "/", 16, d, script, load_cpu)
+        if args.profile is not None and round_no == 1:
+            flame(args, label, proc, base, script, load_cpu)
+        pids = _tree_pids(proc.pid)
+        before = httpx.get(base + "/metrics").text if args.workers == 1 else ""
+        cpu0 = _cpu_s(pids)
+        if load_cpu is not None:
+            os.sched_setaffinity(0, {load_cpu})
+        sent, latencies, errors = asyncio.run(
+            open_loop(
+                settings.api_host, settings.api_port, paths, args.rate, args.open_seconds
+            )
+        )
+        cpu1 = _cpu_s(pids)
+        fig.open_rate = sent / args.open_seconds
+        fig.open_errors = errors
+        fig.open_client_p99_ms = latencies[int(0.99 * (len(latencies) - 1))] * 1000
+        fig.cpu_ms_per_request = (cpu1 - cpu0) / max(1, sent) * 1000
+        if args.workers == 1:
+            delta = bucket_delta(_nbo_buckets(httpx.get(base + "/metrics").text), _nbo_buckets(before))
+            p50, p99 = histogram_quantile(0.5, delta), histogram_quantile(0.99, delta)
+            fig.open_server_p50_ms = None if p50 is None else p50 * 1000
+            fig.open_server_p99_ms = None if p99 is None else p99 * 1000
+        api_pids = pids if args.workers == 1 else pids[1:]
+        fig.rss_mib = [_rss_mib(pid) for pid in api_pids]
+    finally:
+        stop_server(proc)
+    return fig
+
+
+def flame(
+    args: argparse.Namespace,
+    label: str,
+    proc: subprocess.Popen[bytes],
+    base: str,
+    script: Path,
+    load_cpu: int | None,
+) -> None:
+    """A py-spy flame graph (and collapsed stacks) of one API process under wrk -c16."""
+    pyspy = _pyspy()
+    if pyspy is None:
+        raise SystemExit("--profile needs py-spy on PATH or in $PYSPY")
+    target = _tree_pids(proc.pid)[-1]  # the (first) process that serves
+    args.profile.mkdir(parents=True, exist_ok=True)
+    for fmt, suffix in (("flamegraph", "svg"), ("raw", "txt")):
+        out = args.profile / f"api-{label}.{suffix}"
+        spy = subprocess.Popen(
+            [pyspy, "record", "-p", str(target), "-f", fmt, "-o", str(out), "-r", "200",
+             "-d", str(int(args.wrk_seconds * 2)), "--nonblocking"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        time.sleep(0.5)
+        wrk(base + "/", 16, args.wrk_seconds * 2, script, load_cpu)
+        spy.wait(timeout=60)
+    say(f"flame graph of {label}: {args.profile / f'api-{label}.svg'}")
+
+
+# --- report -----------------------------------------------------------------------------------
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "n/a" if value is None else f"{value:,.{digits}f}"
+
+
+def table(figures: Sequence[Figures]) -> list[str]:
+    rows = [
+        "| configuration | round | c1 p50 ms: healthz / nbo (over) | c16 req/s: healthz / nbo "
+        "(ratio) | open loop req/s | server p50 / p99 ms | client p99 ms | CPU ms/req | RSS MiB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for f in figures:
+        rows.append(
+            f"| {f.label} | {f.round} | {f.healthz_c1_p50_ms:.3f} / {f.nbo_c1_p50_ms:.3f} "
+            f"(**{f.over_healthz_ms:.3f}**) | {f.healthz_c16_rps:,.0f} / {f.nbo_c16_rps:,.0f} "
+            f"(**{f.ratio:.2f}**) | {f.open_rate:,.0f} ({f.open_errors} errors) | "
+            f"{_fmt(f.open_server_p50_ms)} / **{_fmt(f.open_server_p99_ms)}** | "
+            f"{f.open_client_p99_ms:.1f} | {f.cpu_ms_per_request:.3f} | "
+            f"{', '.join(f'{r:.0f}' for r in f.rss_mib)} |"
+        )
+    return rows
+
+
+def _named(values: Sequence[str], what: str) -> list[tuple[str, Path]]:
+    out = []
+    for value in values:
+        name, sep, path = value.partition("=")
+        if not sep or not name or not path:
+            raise SystemExit(f"--{what} wants NAME=DIR, got {value!r}")
+        out.append((name, Path(path).resolve()))
+    return out
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--tree", action="append", default=[], help="NAME=DIR of a source tree")
+    p.add_argument("--model", action="append", default=[], help="NAME=DIR from `zmot train`")
+    p.add_argument("--catalog", type=Path, help="catalog.jsonl of the models")
+    p.add_argument("--offers", type=Path, help="offers.jsonl (default: one offer per item)")
+    p.add_argument("--workers", type=int, default=1, help="uvicorn processes of the API")
+    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--profiles", type=int, default=10_000)
+    p.add_argument("--features", type=int, default=32)
+    p.add_argument("--k", type=int, default=3)
+    p.add_argument("--wrk-seconds", type=float, default=5.0)
+    p.add_argument("--rate", type=float, default=1000.0, help="open-loop requests/s")
+    p.add_argument("--open-seconds", type=float, default=20.0)
+    p.add_argument("--profile", type=Path, help="write py-spy flame graphs into this folder")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--no-write", action="store_true")
+    args = p.parse_args(argv)
+    if args.model and args.catalog is None:
+        p.error("--model needs --catalog")
+    if shutil.which("wrk") is None:
+        p.error("needs wrk on PATH (Debian: apt-get install wrk)")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    given = sys.argv[1:] if argv is None else list(argv)
+    command = shlex.join(["python", "benchmarks/bench_api_latency.py", *given])
+    trees = _named(args.tree, "tree") or [("tree", ROOT)]
+    cpus: tuple[int | None, int | None] = (0, 1) if (os.cpu_count() or 1) >= 2 else (None, None)
+    base = Settings()
+    figures: list[Figures] = []
+    with tempfile.TemporaryDirectory(prefix="zmot-bench-latency-") as tmp:
+        work = Path(tmp)
+        if args.model:
+            models = _named(args.model, "model")
+            catalog = args.catalog.resolve()
+            offers = None if args.offers is None else args.offers.resolve()
+        else:
+            model_dir, catalog, offers = demo_model(work, 2000, 10)
+            models = [("default", model_dir)]
+        from recommender.core.model import Model
+
+        first = Model.load(models[0][1])
+        settings = base.model_copy(
+            update={
+                "api_host": "127.0.0.1",
+                "api_port": free_port(),
+                "redis_prefix": f"zmot:bench-latency-{os.getpid()}:",
+                "catalog_path": catalog,
+                "offers_path": offers,
+                "max_k": max(base.max_k, args.k),
+            }
+        )
+        profiles = synthetic_profiles(
+            first.feature_names, args.profiles, args.features, args.seed, time.time()
+        )
+        rng = random.Random(args.seed)
+        users = [user for user, _ in profiles]
+        paths = [f"{NBO}?user_id={rng.choice(users)}&k={args.k}" for _ in range(20_000)]
+        (work / "paths.txt").write_text("\n".join(paths) + "\n")
+        (work / "paths.lua").write_text(WRK_PATHS % (work / "paths.txt"))
+        try:
+            asyncio.run(fill_redis(settings, profiles))
+            for round_no in range(1, args.rounds + 1):
+                for tree_name, tree in trees:
+                    for model_name, model in models:
+                        label = f"{tree_name} {model_name}"
+                        say(f"=== round {round_no}: {label} {time.strftime('%H:%M:%S')}")
+                        fig = run_config(
+                            args, label, tree, model, settings, paths, work, round_no, cpus
+                        )
+                        figures.append(fig)
+                        say("\n".join(table([fig])[2:]))
+        finally:
+            asyncio.run(clear_redis(settings))
+    lines = table(figures)
+    say("\n".join(lines))
+    if args.no_write:
+        return
+    section = [
+        f"## API: issue 12's latency targets ({now_utc()})",
+        "",
+        f"- machine: {machine()}",
+        f"- command: `{command}`",
+        f"- trees: {', '.join(f'{n} = {p}' for n, p in trees)}; models: "
+        + ", ".join(f"{n} = {p}" for n, p in models),
+        f"- {args.workers} uvicorn process(es) on CPU 0, wrk (1 thread) and the open-loop "
+        f"generator on CPU 1; {args.profiles} profiles x {args.features} features, k={args.k}",
+        f"- c1/c16: wrk {args.wrk_seconds:g} s each; open loop: {args.rate:g} req/s for "
+        f"{args.open_seconds:g} s, server p50/p99 from the app's histogram",
+        "",
+        *lines,
+        "",
+    ]
+    append_section("\n".join(section))
+
+
+if __name__ == "__main__":
+    main()
