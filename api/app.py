@@ -152,6 +152,8 @@ async def _open_services(
         await kafka.start()
         stack.push_async_callback(kafka.stop)
         producer = kafka
+    ratings = RatingCache(feedback)
+    stack.push_async_callback(ratings.close)
     return Services(
         settings=settings,
         engine=engine,
@@ -159,7 +161,7 @@ async def _open_services(
         producer=producer,
         ops=ops,
         feedback=feedback,
-        ratings=RatingCache(feedback),
+        ratings=ratings,
         privacy=PrivacyStore(client, settings.redis_prefix),
         decisions=DecisionStore(client, settings.redis_prefix, settings.attribution_hours * 3600),
     )

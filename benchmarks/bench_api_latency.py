@@ -164,9 +164,7 @@ async def open_loop(
     (requests sent, latencies from the scheduled time, errors)."""
     queue: asyncio.Queue[tuple[bytes, float] | None] = asyncio.Queue()
     latencies: list[float] = []
-    senders = [
-        asyncio.create_task(_sender(host, port, queue, latencies)) for _ in range(64)
-    ]
+    senders = [asyncio.create_task(_sender(host, port, queue, latencies)) for _ in range(64)]
     head = f" HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: zmot-bench\r\n\r\n"
     requests = [f"GET {p}{head}".encode() for p in paths]
     sent = 0
@@ -301,9 +299,7 @@ def run_config(
         if load_cpu is not None:
             os.sched_setaffinity(0, {load_cpu})
         sent, latencies, errors = asyncio.run(
-            open_loop(
-                settings.api_host, settings.api_port, paths, args.rate, args.open_seconds
-            )
+            open_loop(settings.api_host, settings.api_port, paths, args.rate, args.open_seconds)
         )
         cpu1 = _cpu_s(pids)
         fig.open_rate = sent / args.open_seconds
@@ -311,7 +307,9 @@ def run_config(
         fig.open_client_p99_ms = latencies[int(0.99 * (len(latencies) - 1))] * 1000
         fig.cpu_ms_per_request = (cpu1 - cpu0) / max(1, sent) * 1000
         if args.workers == 1:
-            delta = bucket_delta(_nbo_buckets(httpx.get(base + "/metrics").text), _nbo_buckets(before))
+            delta = bucket_delta(
+                _nbo_buckets(httpx.get(base + "/metrics").text), _nbo_buckets(before)
+            )
             p50, p99 = histogram_quantile(0.5, delta), histogram_quantile(0.99, delta)
             fig.open_server_p50_ms = None if p50 is None else p50 * 1000
             fig.open_server_p99_ms = None if p99 is None else p99 * 1000

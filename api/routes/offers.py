@@ -60,7 +60,8 @@ async def _read(
     if not breaker.allow():
         return None, UNAVAILABLE_NOTE
     try:
-        result = await asyncio.wait_for(read(), _remaining(deadline))
+        async with asyncio.timeout(_remaining(deadline)):  # no task per read, as wait_for
+            result = await read()
     except TimeoutError:
         breaker.failure("no answer within the deadline")
         return None, DEADLINE_NOTE
@@ -86,7 +87,8 @@ async def _ratings_added(
     if not items:
         return decisions
     try:
-        ratings = await asyncio.wait_for(services.ratings.ratings(items), _remaining(deadline))
+        async with asyncio.timeout(_remaining(deadline)):
+            ratings = await services.ratings.ratings(items)
     except (TimeoutError, RedisError):
         return decisions  # reasons without social proof beat no answer
     return [arbiter.with_ratings(d, ratings, lang) for d in decisions]

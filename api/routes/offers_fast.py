@@ -22,7 +22,7 @@ from urllib.parse import unquote_plus
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Match, Route, get_route_path
+from starlette.routing import Match, Route
 
 from api.auth import require
 from api.deps import get_services
@@ -105,10 +105,17 @@ async def _next_best_offer(request: Request) -> Response:
     services = await get_services(request)
     caller = await _offers_reader(request)
     query: OfferQuery = request.scope["zmot.offer_query"]
-    answer = await answer_offers(
-        services, caller, query, request.headers.get("accept-language")
-    )
+    answer = await answer_offers(services, caller, query, request.headers.get("accept-language"))
     return Response(_serialise(answer), media_type="application/json")
+
+
+def _route_path(scope: Any) -> str:
+    """The path below the app's ``root_path`` (as Starlette's router matches it)."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root) and path[len(root) : len(root) + 1] == "/":
+        return path[len(root) :]
+    return path
 
 
 class FastOffers(Route):
@@ -121,7 +128,7 @@ class FastOffers(Route):
         if (
             scope["type"] == "http"
             and scope["method"] == "GET"
-            and get_route_path(scope) == PATH
+            and _route_path(scope) == PATH
             and (query := parse_offer_query(scope.get("query_string", b""))) is not None
         ):
             return Match.FULL, {

@@ -1,0 +1,119 @@
+"""The hot path of ``GET /v1/next-best-offer`` (``api/routes/offers_fast.py``): which queries it
+takes, and that its answers are the FastAPI route's."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import api.routes.offers_fast as fast
+from api.routes.offers import OfferQuery
+from api.routes.offers_fast import parse_offer_query
+from recommender.core.settings import Settings
+from tests.api.support import ServeFactory
+from tests.support.profiles import PutProfile, profile_of
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        (b"user_id=u1", OfferQuery("u1")),
+        (
+            b"user_id=u1&k=3&placement=home&channel=web&context_item=tv-1&debug=true"
+            b"&same_category=0&timeout_ms=250",
+            OfferQuery("u1", 3, "home", "web", "tv-1", True, False, 250),
+        ),
+        (b"k=12&user_id=a%20b+c%C3%A9&debug=1", OfferQuery("a b c\u00e9", 12, debug=True)),
+        (b"user_id=" + b"x" * 128 + b"&timeout_ms=60000", OfferQuery("x" * 128, timeout_ms=60000)),
+    ],
+)
+def test_plainly_valid_queries_are_read_as_the_fastapi_route_reads_them(
+    query: bytes, expected: OfferQuery
+) -> None:
+    assert parse_offer_query(query) == expected
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        b"",
+        b"k=3",  # no user
+        b"user_id=",
+        b"user_id=" + b"x" * 129,
+        b"user_id=u&user_id=v",  # repeated
+        b"user_id=u&k=0",
+        b"user_id=u&k=03",
+        b"user_id=u&k=-1",
+        b"user_id=u&k=3.0",
+        b"user_id=u&k=",
+        b"user_id=u&timeout_ms=60001",
+        b"user_id=u&debug=True",  # pydantic reads it; the FastAPI route decides
+        b"user_id=u&debug=yes",
+        b"user_id=u&channel=fax",
+        b"user_id=u&placement=",
+        b"user_id=u&context_item=" + b"x" * 257,
+        b"user_id=u&unknown=1",
+        b"user_id=u&&k=3",
+        b"user_id=u&k",
+        b"user_id=%ff",  # not UTF-8
+        "user_id=caf\u00e9".encode(),  # raw non-ASCII bytes
+    ],
+)
+def test_anything_else_is_left_to_the_fastapi_route(query: bytes) -> None:
+    assert parse_offer_query(query) is None
+
+
+@pytest.mark.integration
+async def test_the_fast_route_answers_as_the_fastapi_route(
+    isolated: Settings,
+    model_files: tuple[Path, Path],
+    put_profile: PutProfile,
+    serve_app: ServeFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The same request answered by each route (an unknown parameter, ignored by FastAPI,
+    sends it to the FastAPI route) gives the same answer, but for the decision id."""
+    model_dir, catalog_path = model_files
+    settings = isolated.model_copy(update={"model_dir": model_dir, "catalog_path": catalog_path})
+    now = time.time()
+    await put_profile("fan", profile_of({"q:tv": 1.5, "kind:search": 0.1}))
+    await put_profile(
+        "owner", profile_of({"q:tv": 1.5, "cat:electronics.tv": 3.0}, purchases={"tv-1": now})
+    )
+    served_fast: list[Any] = []
+    serialise = fast._serialise
+
+    def counted(answer: Any) -> bytes:
+        served_fast.append(answer)
+        return serialise(answer)
+
+    monkeypatch.setattr(fast, "_serialise", counted)
+    queries = [
+        {"user_id": "fan", "k": "2"},
+        {"user_id": "owner", "k": "3", "debug": "true", "same_category": "1"},
+        {"user_id": "stranger", "placement": "home", "channel": "app"},
+        {"user_id": "fan", "context_item": "tv-1", "timeout_ms": "5000"},
+    ]
+    async with serve_app(settings) as client:
+        for query in queries:
+            quick = await client.get("/v1/next-best-offer", params=query)
+            slow = await client.get("/v1/next-best-offer", params={**query, "via": "fastapi"})
+            assert quick.status_code == slow.status_code == 200
+            assert quick.headers["content-type"] == slow.headers["content-type"]
+            a, b = quick.json(), slow.json()
+            assert a.pop("decision_id") != b.pop("decision_id")
+            assert a == b
+        # an invalid query still gets the FastAPI route's 422
+        bad = await client.get("/v1/next-best-offer", params={"user_id": "fan", "k": "0"})
+        assert bad.status_code == 422
+        assert bad.json()["detail"][0]["field"] == "k"
+        # k above ZMOT_MAX_K is refused by the shared code, with the same body either way
+        too_many = {"user_id": "fan", "k": str(settings.max_k + 1)}
+        over = await client.get("/v1/next-best-offer", params=too_many)
+        over_slow = await client.get("/v1/next-best-offer", params={**too_many, "via": "x"})
+        assert over.status_code == over_slow.status_code == 422
+        assert over.json() == over_slow.json()
+    assert len(served_fast) == len(queries)
