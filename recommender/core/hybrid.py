@@ -433,7 +433,7 @@ def candidate_rows(
     votes = _vote_rows(tables, table_rows[known], own_w[known], sum(w for _, w in own))
     voters = u.to_table[np.minimum(recent_at[: p.recent_voters], size)]
     voting = np.flatnonzero(voters >= 0)
-    recency: F64 = 1.0 / (1.0 + voting)  # the i-th newest votes with 1/(i+1)
+    recency = 1.0 / (1.0 + voting.astype(np.float64))  # the i-th newest votes 1/(i+1)
     fresh = _vote_rows(tables, voters[voting], recency, 1.0)
     categories = sorted(((w, name) for name, w in category_weights(weights)), reverse=True)
     parts = [own_at[: p.own_items], recent_at]
