@@ -120,7 +120,8 @@ class Profile:
         without decaying every feature."""
         if self.landmark is None or name not in self.weights:
             return 0.0
-        return self.weights[name] * 2.0 ** ((self.landmark - at) / half_life_s)
+        factor: float = 2.0 ** ((self.landmark - at) / half_life_s)
+        return self.weights[name] * factor
 
     def normalised(self) -> dict[str, float]:
         """Weights scaled to sum to 1 (the decay factor cancels out)."""
