@@ -7,11 +7,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 import api.routes.offers_fast as fast
 from api.routes.offers import OfferQuery
 from api.routes.offers_fast import parse_offer_query
+from api.schemas import NextBestOfferResponse, OfferOut
+from recommender.core.catalog import Catalog
+from recommender.core.scoring import Decision, ScoredOffer, ServedOffer
 from recommender.core.settings import Settings
 from tests.api.support import ServeFactory
 from tests.support.profiles import PutProfile, profile_of
@@ -117,3 +121,35 @@ async def test_the_fast_route_answers_as_the_fastapi_route(
         assert over.status_code == over_slow.status_code == 422
         assert over.json() == over_slow.json()
     assert len(served_fast) == len(queries)
+
+
+def test_answers_built_without_validation_serialise_as_validated_ones(catalog: Catalog) -> None:
+    """``from_decision`` skips pydantic's validation: its JSON is that of the validated
+    model, also for numpy floats, integer values and missing items."""
+    tv = catalog.get("tv-1")
+    debug = {"propensity": np.float64(0.125), "value": 5, "priority": None}
+    offers = [
+        ScoredOffer(ServedOffer("o1", "tv-1", "Deal", 5), tv, np.float64(0.25), ["r1"], debug),
+        ScoredOffer(ServedOffer("o2", "gone", "Old"), None, -1, [], None, "explore", 0.5),
+    ]
+    decision = Decision(offers, False, "zmot", "d1", "a note")
+    built = NextBestOfferResponse.from_decision(
+        "u1", decision, catalog, "m1", "home", "c1", personalised=True, experiment="e", arm="a"
+    )
+    validated = NextBestOfferResponse(
+        user_id="u1",
+        offers=[
+            OfferOut(
+                offer_id="o1", item_id="tv-1", title="Deal", category="electronics.tv",
+                score=np.float64(0.25), reasons=["r1"], policy="greedy", probability=1.0,
+                debug=debug,
+            ),
+            OfferOut(
+                offer_id="o2", item_id="gone", title="Old", category=None, score=-1,
+                reasons=[], policy="explore", probability=0.5,
+            ),
+        ],
+        model_version="m1", fallback=False, placement="home", stage="zmot", decision_id="d1",
+        catalog_version="c1", note="a note", personalised=True, experiment="e", arm="a",
+    )  # fmt: skip
+    assert fast._serialise(built) == validated.model_dump_json().encode()
