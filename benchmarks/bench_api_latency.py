@@ -345,6 +345,44 @@ def flame(
         wrk(base + "/", 16, args.wrk_seconds * 2, script, load_cpu)
         spy.wait(timeout=60)
     say(f"flame graph of {label}: {args.profile / f'api-{label}.svg'}")
+    for part, share in where_time_goes(args.profile / f"api-{label}.txt"):
+        say(f"  {share:6.1%}  {part}")
+
+
+# --- where the time goes ----------------------------------------------------------------------
+
+PARTS = (
+    ("decision log", ("logging/", "Logger.", "Handler.")),
+    ("hybrid candidate pass", ("candidate_rows", "HybridScorer.score")),
+    ("reasons", ("Explainer.reasons", "lifted_by", "with_ratings")),
+    ("arbitration (rules, priority, slots, model scores)", ("Arbiter.decide", "Arbiter.fallback")),
+    ("profile read (Redis, decode)", ("served_profiles", "_consenting", "PrivacyStore")),
+    ("ratings (cache, Redis)", ("RatingCache", "_ratings_added")),
+    ("answer building and JSON", ("from_decision", "from_scored", "_answer", "to_json")),
+    ("metrics", ("observe_answer", "observe_offers", "ApiMetrics", "prometheus_client")),
+    ("FastAPI parameters and dependencies", ("solve_dependencies", "request_params_to_args")),
+)
+"""Parts of a request, by the innermost frame of a sample that names one (else framework)."""
+
+
+def where_time_goes(collapsed: Path) -> list[tuple[str, float]]:
+    """Share of py-spy's samples (``-f raw``: collapsed stacks) per part of :data:`PARTS`,
+    the rest being the framework (uvicorn, Starlette, asyncio, middleware)."""
+    counts: dict[str, int] = {}
+    total = 0
+    for line in collapsed.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not n.isdigit():
+            continue
+        total += int(n)
+        part = "framework (uvicorn, Starlette, middleware, event loop)"
+        for frame in reversed(stack.split(";")):
+            found = next((name for name, keys in PARTS if any(k in frame for k in keys)), None)
+            if found is not None:
+                part = found
+                break
+        counts[part] = counts.get(part, 0) + int(n)
+    return sorted(((k, v / total) for k, v in counts.items()), key=lambda kv: -kv[1])
 
 
 # --- report -----------------------------------------------------------------------------------

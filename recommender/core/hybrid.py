@@ -451,9 +451,9 @@ def candidate_rows(
     parts.append(_strong_trending(u, categories, len(u.trending)))
     # first occurrences in order: a dict keeps insertion order and costs O(candidates), not
     # O(catalogue) like a position array would
-    row_of = dict.fromkeys(np.concatenate(parts).tolist())
-    picked = np.fromiter(row_of, dtype=np.int64, count=len(row_of))[: p.max_candidates]
-    row_of = dict(zip(picked.tolist(), range(len(picked)), strict=True))
+    order = list(dict.fromkeys(np.concatenate(parts).tolist()))[: p.max_candidates]
+    picked = np.array(order, dtype=np.int64)
+    row_of = {j: r for r, j in enumerate(order)}
 
     n = len(picked)
     at = np.where(picked < u.n_model, picked, -1).astype(np.intp)
@@ -475,17 +475,19 @@ def candidate_rows(
             dtype=np.float64,
             count=len(own),
         )
-        rows[r[hit], 3] = 1.0
-        rows[r[hit], 4] = (w / w[0])[hit] if w[0] else 0.0
-        rows[r[hit], 5] = 1.0 / (1.0 + np.flatnonzero(hit))
-        rows[r[hit], 6] = np.log1p(raw * factor)[hit]
+        rh = r[hit]
+        rows[rh, 3] = 1.0
+        rows[rh, 4] = (w / w[0])[hit] if w[0] else 0.0
+        rows[rh, 5] = 1.0 / (1.0 + np.flatnonzero(hit))
+        rows[rh, 6] = np.log1p(raw * factor)[hit]
     if recent:
         r = np.fromiter((row_of.get(j, -1) for j in recent_at.tolist()), np.int64, len(recent_at))
         hit = r >= 0
         touched_at = np.fromiter((t for _, t in recent), dtype=np.float64, count=len(recent))
-        rows[r[hit], 12] = 1.0
-        rows[r[hit], 13] = 1.0 / (1.0 + np.flatnonzero(hit))
-        rows[r[hit], 14] = np.log1p(np.maximum(0.0, now - touched_at) / HOUR)[hit]
+        rh = r[hit]
+        rows[rh, 12] = 1.0
+        rows[rh, 13] = 1.0 / (1.0 + np.flatnonzero(hit))
+        rows[rh, 14] = np.log1p(np.maximum(0.0, now - touched_at) / HOUR)[hit]
     for item, bought in profile.purchases.items():
         j = u.index.get(item)
         if j is None and item in extra:
