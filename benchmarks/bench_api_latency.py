@@ -14,7 +14,11 @@ several times, every tree is run with every model, rounds interleaved):
    server-side p50/p99 from the app's own ``zmot_http_request_duration_seconds`` histogram
    (scraped before and after; only with one process, whose ``/metrics`` is the whole server),
    with the client-side p99 counted from the scheduled send time;
-5. the API processes' RSS and CPU-seconds per 1,000 requests of the open-loop phase.
+5. the API processes' RSS and CPU milliseconds per request of the open-loop phase;
+6. first, without an HTTP server: the app of that tree driven by direct ASGI calls in one
+   process (``--in-process`` requests, real Redis, no Kafka), its CPU microseconds per
+   ``/healthz`` and per next-best-offer (min of three passes): the figure that a busy
+   shared machine disturbs least.
 
 With ``--profile DIR`` it also records a py-spy flame graph (SVG, and the collapsed stacks)
 of one API process under ``wrk -c16`` load per configuration (py-spy must be on ``PATH`` or
@@ -31,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import re
@@ -55,14 +60,17 @@ from benchmarks.bench_api import (  # noqa: E402
     clear_redis,
     demo_model,
     fill_redis,
+    start_server,
     stop_server,
     synthetic_profiles,
 )
 from benchmarks.common import (  # noqa: E402
     append_section,
+    cpu_seconds,
     machine,
     now_utc,
     read_http_response,
+    rss_mib,
     say,
 )
 from recommender.adapters.localstack import free_port  # noqa: E402
@@ -101,6 +109,8 @@ class Figures:
     open_errors: int = 0
     rss_mib: list[float] = field(default_factory=list)
     cpu_ms_per_request: float = float("nan")
+    asgi_healthz_us: float = float("nan")
+    asgi_nbo_us: float = float("nan")
 
     @property
     def over_healthz_ms(self) -> float:
@@ -193,6 +203,72 @@ def _nbo_buckets(text: str) -> list[tuple[float, float]]:
     return sorted(sums.items())
 
 
+# --- in-process CPU per request --------------------------------------------------------------
+
+ASGI_CPU = """
+import asyncio, json, sys, time
+from api.app import create_app
+from recommender.core.settings import get_settings
+
+class Sink:  # no Kafka: no event is sent
+    async def send_many(self, events): pass
+
+app = create_app(get_settings(), producer=Sink())
+paths = json.loads(sys.argv[1])
+
+async def call(path):
+    route, _, query = path.partition("?")
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+             "scheme": "http", "path": route, "raw_path": route.encode(), "root_path": "",
+             "query_string": query.encode(), "headers": [(b"host", b"bench")],
+             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80), "state": {}}
+    sent = []
+    async def receive(): return {"type": "http.request", "body": b"", "more_body": False}
+    async def send(message): sent.append(message)
+    await app(scope, receive, send)
+    assert sent[0]["status"] == 200, sent
+
+async def main():
+    async with app.router.lifespan_context(app):
+        for path in paths[:500]: await call(path)
+        out = {}
+        for name, batch in (("healthz", ["/healthz"] * len(paths)), ("nbo", paths)):
+            best = float("inf")
+            for _ in range(3):
+                started = time.process_time()
+                for path in batch: await call(path)
+                best = min(best, (time.process_time() - started) / len(batch))
+            out[name] = best
+        print(json.dumps(out))
+
+asyncio.run(main())
+"""
+"""Drives the app of a tree with direct ASGI calls (no HTTP server, no socket to the client):
+the app's own CPU per request, the least noisy figure on a shared machine."""
+
+
+def asgi_cpu_us(
+    tree: Path, settings: Settings, model: Path, paths: Sequence[str], cpu: int | None
+) -> tuple[float, float]:
+    """(healthz, next-best-offer) CPU microseconds per request of ``tree``'s app in-process
+    (min of three passes over ``paths``, real Redis)."""
+    env = {
+        **os.environ,
+        **settings.to_env(),
+        **single_thread_env(),
+        "ZMOT_MODEL_DIR": str(model),
+        "PYTHONPATH": str(tree),
+    }
+    cmd = [sys.executable, "-c", ASGI_CPU, json.dumps(list(paths))]
+    if cpu is not None:
+        cmd = ["taskset", "-c", str(cpu), *cmd]
+    done = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"in-process run of {tree} failed:\n{done.stderr[-3000:]}")
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    return figures["healthz"] * 1e6, figures["nbo"] * 1e6
+
+
 # --- processes --------------------------------------------------------------------------------
 
 
@@ -209,55 +285,22 @@ def _tree_pids(root: int) -> list[int]:
 
 
 def _cpu_s(pids: Sequence[int]) -> float:
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / ticks
-    return total
-
-
-def _rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    return sum(cpu_seconds(pid) or 0.0 for pid in pids)
 
 
 def start_api(
     tree: Path, settings: Settings, model: Path, workers: int, log: Path, cpu: int | None
 ) -> subprocess.Popen[bytes]:
-    """The API of ``tree`` serving ``model``, ready (``/readyz``), pinned to ``cpu``."""
-    env = {
-        **os.environ,
-        **settings.to_env(),
-        **single_thread_env(),
-        "ZMOT_MODEL_DIR": str(model),
-        "PYTHONPATH": str(tree),
-    }
-    with log.open("wb") as out:
-        cmd = [sys.executable, "-m", "api.server", "--workers", str(workers)]
-        if cpu is not None:
-            cmd = ["taskset", "-c", str(cpu), *cmd]
-        proc = subprocess.Popen(cmd, cwd=tree, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://{settings.api_host}:{settings.api_port}/readyz"
-    deadline = time.monotonic() + 90
-    while True:
-        if proc.poll() is not None:
-            raise SystemExit(f"API exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+    """The API of ``tree`` serving ``model`` with ``workers`` processes, all up."""
+    env = {"ZMOT_MODEL_DIR": str(model)}
+    proc = start_server(settings, log, cpu, tree=tree, workers=workers, env=env)
+    deadline = time.monotonic() + 60
+    while workers > 1 and len(_tree_pids(proc.pid)) <= workers:  # /readyz: one is enough
         if time.monotonic() > deadline:
             stop_server(proc)
-            raise SystemExit(f"API not ready within 90 s:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(url, timeout=1.0).status_code == 200:
-                if len(_tree_pids(proc.pid)) > workers or workers == 1:
-                    return proc
-        except httpx.TransportError:
-            pass
+            raise SystemExit(f"{workers} API processes not up within 60 s")
         time.sleep(0.2)
+    return proc
 
 
 def _pyspy() -> str | None:
@@ -277,6 +320,10 @@ def run_config(
 ) -> Figures:
     server_cpu, load_cpu = cpus
     fig = Figures(label, round_no)
+    if args.in_process:
+        fig.asgi_healthz_us, fig.asgi_nbo_us = asgi_cpu_us(
+            tree, settings, model, paths[: args.in_process], server_cpu
+        )
     proc = start_api(tree, settings, model, args.workers, work / f"{label}.log", server_cpu)
     base = f"http://{settings.api_host}:{settings.api_port}"
     script = work / "paths.lua"
@@ -314,7 +361,7 @@ def run_config(
             fig.open_server_p50_ms = None if p50 is None else p50 * 1000
             fig.open_server_p99_ms = None if p99 is None else p99 * 1000
         api_pids = pids if args.workers == 1 else pids[1:]
-        fig.rss_mib = [_rss_mib(pid) for pid in api_pids]
+        fig.rss_mib = [rss_mib(pid) for pid in api_pids]
     finally:
         stop_server(proc)
     return fig
@@ -395,8 +442,9 @@ def _fmt(value: float | None, digits: int = 2) -> str:
 def table(figures: Sequence[Figures]) -> list[str]:
     rows = [
         "| configuration | round | c1 p50 ms: healthz / nbo (over) | c16 req/s: healthz / nbo "
-        "(ratio) | open loop req/s | server p50 / p99 ms | client p99 ms | CPU ms/req | RSS MiB |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "(ratio) | open loop req/s | server p50 / p99 ms | client p99 ms | CPU ms/req | RSS MiB "
+        "| in-process CPU us/req: healthz / nbo |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for f in figures:
         rows.append(
@@ -405,7 +453,8 @@ def table(figures: Sequence[Figures]) -> list[str]:
             f"(**{f.ratio:.2f}**) | {f.open_rate:,.0f} ({f.open_errors} errors) | "
             f"{_fmt(f.open_server_p50_ms)} / **{_fmt(f.open_server_p99_ms)}** | "
             f"{f.open_client_p99_ms:.1f} | {f.cpu_ms_per_request:.3f} | "
-            f"{', '.join(f'{r:.0f}' for r in f.rss_mib)} |"
+            f"{', '.join(f'{r:.0f}' for r in f.rss_mib)} | "
+            f"{f.asgi_healthz_us:.0f} / **{f.asgi_nbo_us:.0f}** |"
         )
     return rows
 
@@ -435,6 +484,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--rate", type=float, default=1000.0, help="open-loop requests/s")
     p.add_argument("--open-seconds", type=float, default=20.0)
     p.add_argument("--profile", type=Path, help="write py-spy flame graphs into this folder")
+    p.add_argument(
+        "--in-process",
+        type=int,
+        default=3000,
+        help="requests of the in-process CPU measurement (direct ASGI calls; 0: skip)",
+    )
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--no-write", action="store_true")
     args = p.parse_args(argv)
@@ -511,7 +566,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"- {args.workers} uvicorn process(es) on CPU 0, wrk (1 thread) and the open-loop "
         f"generator on CPU 1; {args.profiles} profiles x {args.features} features, k={args.k}",
         f"- c1/c16: wrk {args.wrk_seconds:g} s each; open loop: {args.rate:g} req/s for "
-        f"{args.open_seconds:g} s, server p50/p99 from the app's histogram",
+        f"{args.open_seconds:g} s, server p50/p99 from the app's histogram; in-process: "
+        f"{args.in_process} direct ASGI calls per endpoint (min of 3 passes)",
         "",
         *lines,
         "",
