@@ -399,17 +399,20 @@ def flame(
 # --- where the time goes ----------------------------------------------------------------------
 
 PARTS = (
-    ("decision log", ("logging/", "Logger.", "Handler.")),
+    ("decision log", ("logging/", "uuid")),
     ("hybrid candidate pass", ("candidate_rows", "HybridScorer.score")),
-    ("reasons", ("Explainer.reasons", "lifted_by", "with_ratings")),
-    ("arbitration (rules, priority, slots, model scores)", ("Arbiter.decide", "Arbiter.fallback")),
-    ("profile read (Redis, decode)", ("served_profiles", "_consenting", "PrivacyStore")),
-    ("ratings (cache, Redis)", ("RatingCache", "_ratings_added")),
-    ("answer building and JSON", ("from_decision", "from_scored", "_answer", "to_json")),
-    ("metrics", ("observe_answer", "observe_offers", "ApiMetrics", "prometheus_client")),
-    ("FastAPI parameters and dependencies", ("solve_dependencies", "request_params_to_args")),
+    ("reasons", ("Explainer.reasons", "lifted_by", "with_ratings", "reasons.py")),
+    ("arbitration (rules, priority, slots, model scores)", ("arbitration/", "core/scoring.py")),
+    ("Redis client (commands, socket)", ("(redis/",)),
+    ("profile read and decode", ("privacy_store.py", "codec.py", "core/profile.py")),
+    ("ratings cache", ("RatingCache", "_ratings_added")),
+    ("answer building and JSON", ("api/schemas.py", "pydantic", "to_json")),
+    ("metrics", ("send_status", "observe_answer", "adapters/metrics.py", "prometheus_client")),
+    ("FastAPI parameters and dependencies", ("fastapi/dependencies", "solve_dependencies")),
+    ("route glue (query, deadline, breaker, experiments)", ("api/routes/offers", "api/breaker")),
 )
-"""Parts of a request, by the innermost frame of a sample that names one (else framework)."""
+"""Parts of a request, by the innermost frame of a sample that names one (a function or file
+name); the rest is the framework: uvicorn, Starlette, FastAPI routing, middleware, asyncio."""
 
 
 def where_time_goes(collapsed: Path) -> list[tuple[str, float]]:
@@ -422,7 +425,7 @@ def where_time_goes(collapsed: Path) -> list[tuple[str, float]]:
         if not n.isdigit():
             continue
         total += int(n)
-        part = "framework (uvicorn, Starlette, middleware, event loop)"
+        part = "framework (uvicorn, Starlette, routing, middleware, asyncio)"
         for frame in reversed(stack.split(";")):
             found = next((name for name, keys in PARTS if any(k in frame for k in keys)), None)
             if found is not None:

@@ -13,7 +13,9 @@ import pytest
 import api.routes.offers_fast as fast
 from api.routes.offers import OfferQuery
 from api.routes.offers_fast import parse_offer_query
+from api.engine import Engine
 from api.schemas import NextBestOfferResponse, OfferOut
+from recommender.core.access import add_key
 from recommender.core.catalog import Catalog
 from recommender.core.scoring import Decision, ScoredOffer, ServedOffer
 from recommender.core.settings import Settings
@@ -153,3 +155,43 @@ def test_answers_built_without_validation_serialise_as_validated_ones(catalog: C
         catalog_version="c1", note="a note", personalised=True, experiment="e", arm="a",
     )  # fmt: skip
     assert fast._serialise(built) == validated.model_dump_json().encode()
+
+
+@pytest.mark.integration
+async def test_the_fast_route_checks_keys_origins_and_rates_as_the_fastapi_route(
+    isolated: Settings,
+    tmp_path: Path,
+    fake_engine: Engine,
+    serve_app: ServeFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    keys = tmp_path / "keys.yaml"
+    browser = add_key(
+        keys, "shop", ["offers:read"], origins=["https://shop.example"], rate=(0.01, 2)
+    )
+    other = add_key(keys, "ops", ["ops:read"])
+    served_fast: list[Any] = []
+    serialise = fast._serialise
+    monkeypatch.setattr(fast, "_serialise", lambda a: served_fast.append(a) or serialise(a))
+    settings = isolated.model_copy(update={"api_keys_file": keys})
+    origin = {"Origin": "https://shop.example"}
+    url = "/v1/next-best-offer?user_id=u1"
+    async with serve_app(settings, engine=fake_engine) as client:
+        assert (await client.get(url)).status_code == 401
+        wrong = await client.get(url, headers={"Authorization": f"Bearer {other}"})
+        assert wrong.status_code == 403
+        evil = await client.get(
+            url, headers={"Authorization": f"Bearer {browser}", "Origin": "https://evil.example"}
+        )
+        assert evil.status_code == 403
+        assert "access-control-allow-origin" not in evil.headers
+        ok = await client.get(url, headers={"X-API-Key": browser, **origin})
+        assert ok.status_code == 200
+        assert ok.headers["access-control-allow-origin"] == "https://shop.example"
+        again = await client.get(url, headers={"X-API-Key": browser, **origin})
+        assert again.status_code == 200  # the burst of 2
+        over = await client.get(url, headers={"X-API-Key": browser, **origin})
+        assert over.status_code == 429
+        assert int(over.headers["retry-after"]) >= 1
+        assert over.headers["access-control-allow-origin"] == "https://shop.example"
+    assert len(served_fast) == 2
