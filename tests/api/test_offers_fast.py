@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 import api.routes.offers_fast as fast
+from api.engine import Engine
 from api.routes.offers import OfferQuery
 from api.routes.offers_fast import parse_offer_query
-from api.engine import Engine
 from api.schemas import NextBestOfferResponse, OfferOut
 from recommender.core.access import add_key
 from recommender.core.catalog import Catalog
