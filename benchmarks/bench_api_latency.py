@@ -214,7 +214,7 @@ class Sink:  # no Kafka: no event is sent
     async def send_many(self, events): pass
 
 app = create_app(get_settings(), producer=Sink())
-paths = json.loads(sys.argv[1])
+paths = open(sys.argv[1]).read().split()[: int(sys.argv[2])]
 
 async def call(path):
     route, _, query = path.partition("?")
@@ -248,10 +248,11 @@ the app's own CPU per request, the least noisy figure on a shared machine."""
 
 
 def asgi_cpu_us(
-    tree: Path, settings: Settings, model: Path, paths: Sequence[str], cpu: int | None
+    tree: Path, settings: Settings, model: Path, paths: Path, n: int, cpu: int | None
 ) -> tuple[float, float]:
     """(healthz, next-best-offer) CPU microseconds per request of ``tree``'s app in-process
-    (min of three passes over ``paths``, real Redis)."""
+    (min of three passes over the first ``n`` request paths of the file ``paths``, real
+    Redis)."""
     env = {
         **os.environ,
         **settings.to_env(),
@@ -259,7 +260,7 @@ def asgi_cpu_us(
         "ZMOT_MODEL_DIR": str(model),
         "PYTHONPATH": str(tree),
     }
-    cmd = [sys.executable, "-c", ASGI_CPU, json.dumps(list(paths))]
+    cmd = [sys.executable, "-c", ASGI_CPU, str(paths), str(n)]
     if cpu is not None:
         cmd = ["taskset", "-c", str(cpu), *cmd]
     done = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True)
@@ -322,7 +323,7 @@ def run_config(
     fig = Figures(label, round_no)
     if args.in_process:
         fig.asgi_healthz_us, fig.asgi_nbo_us = asgi_cpu_us(
-            tree, settings, model, paths[: args.in_process], server_cpu
+            tree, settings, model, work / "paths.txt", args.in_process, server_cpu
         )
     proc = start_api(tree, settings, model, args.workers, work / f"{label}.log", server_cpu)
     base = f"http://{settings.api_host}:{settings.api_port}"
