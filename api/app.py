@@ -29,6 +29,7 @@ from api.engine import Engine, load_engine
 from api.model_switch import ModelSwitch
 from api.monitoring import MetricsMiddleware, Ops
 from api.routes import api_router
+from api.routes.offers_fast import FastOffers
 from recommender.adapters.decision_store import DecisionStore
 from recommender.adapters.feedback_store import FeedbackStore, RatingCache
 from recommender.adapters.kafka import DecisionLog, EventProducer, kafka_auth
@@ -98,6 +99,7 @@ def create_app(
     app.add_middleware(KeyCors, access=access)
     app.add_middleware(MetricsMiddleware, metrics=ops.metrics)
     app.include_router(api_router)
+    app.router.routes.insert(0, FastOffers())  # first: the hot path is matched first
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(RedisError, _redis_down)
     app.add_exception_handler(KafkaError, _kafka_down)
@@ -163,6 +165,8 @@ async def _open_services(
                 kafka, settings.decisions_topic, ops.metrics.decision_log_errors.inc
             )
             stack.push_async_callback(decision_log.drain)  # before the producer stops
+    ratings = RatingCache(feedback)
+    stack.push_async_callback(ratings.close)
     return Services(
         settings=settings,
         engine=engine,
@@ -170,7 +174,7 @@ async def _open_services(
         producer=producer,
         ops=ops,
         feedback=feedback,
-        ratings=RatingCache(feedback),
+        ratings=ratings,
         privacy=PrivacyStore(client, settings.redis_prefix),
         decisions=DecisionStore(client, settings.redis_prefix, settings.attribution_hours * 3600),
         decision_log=decision_log,

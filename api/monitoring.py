@@ -92,9 +92,10 @@ class MetricsMiddleware:
             query = scope.get("query_string", b"")
             if b"placement=" in query:
                 placement = parse_qs(query.decode("latin-1")).get("placement", [None])[0]
-            label = self.metrics.placement_label(placement)
-            self.metrics.latency.labels(endpoint, label).observe(time.perf_counter() - started)
-            self.metrics.requests.labels(endpoint, f"{status[0] // 100}xx").inc()
+            metrics = self.metrics
+            label = metrics.placement_label(placement)
+            metrics.child(metrics.latency, endpoint, label).observe(time.perf_counter() - started)
+            metrics.child(metrics.requests, endpoint, f"{status[0] // 100}xx").inc()
 
 
 class Ops:

@@ -100,18 +100,23 @@ class OfferOut(BaseModel):
 
     @classmethod
     def from_scored(cls, scored: ScoredOffer, catalog: Catalog) -> OfferOut:
+        """The offer as answered; built without validation (a cost per offer per request):
+        every value is converted here to the field's type, as validation would."""
         offer = scored.offer
         item = scored.item if scored.item is not None else catalog.get(offer.item_id)
-        return cls(
-            offer_id=offer.offer_id,
-            item_id=offer.item_id,
-            title=offer.title,
+        debug = scored.debug
+        return cls.model_construct(
+            offer_id=str(offer.offer_id),
+            item_id=str(offer.item_id),
+            title=str(offer.title),
             category=item.category if item is not None else None,
             score=float(scored.score),
-            reasons=list(scored.reasons),
-            policy=scored.policy,
-            probability=scored.probability,
-            debug=scored.debug,
+            reasons=[str(r) for r in scored.reasons],
+            policy=str(scored.policy),
+            probability=float(scored.probability),
+            debug=None
+            if debug is None
+            else {k: None if v is None else float(v) for k, v in debug.items()},
         )
 
 
@@ -158,17 +163,17 @@ class NextBestOfferResponse(BaseModel):
         experiment: str | None = None,
         arm: str | None = None,
     ) -> NextBestOfferResponse:
-        return cls(
+        return cls.model_construct(  # values of the fields' types: see OfferOut.from_scored
             user_id=user_id,
             offers=[OfferOut.from_scored(s, catalog) for s in decision.offers],
             model_version=model_version,
-            fallback=decision.fallback,
+            fallback=bool(decision.fallback),
             placement=placement,
             stage=decision.stage,
             decision_id=decision.decision_id or None,
             catalog_version=catalog_version,
             note=decision.note,
-            personalised=personalised,
+            personalised=bool(personalised),
             experiment=experiment,
             arm=arm,
         )

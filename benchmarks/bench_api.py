@@ -290,27 +290,33 @@ async def clear_redis(settings: Settings) -> int:
     return removed
 
 
-def start_server(settings: Settings, log_path: Path, cpu: int | None) -> subprocess.Popen[bytes]:
-
-    env = {**os.environ, **settings.to_env(), **single_thread_env()}
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "api.server"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+def start_server(
+    settings: Settings,
+    log_path: Path,
+    cpu: int | None,
+    *,
+    tree: Path = ROOT,
+    workers: int = 1,
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """``python -m api.server`` of ``tree`` (its code first on ``PYTHONPATH``) with ``workers``
+    processes, BLAS pinned to one thread, on ``cpu``; returned once ``/readyz`` answers 200."""
+    env = {**os.environ, **settings.to_env(), **single_thread_env(), **(env or {})}
+    if tree != ROOT:
+        env["PYTHONPATH"] = str(tree)
+    cmd = [sys.executable, "-m", "api.server", "--workers", str(workers)]
     if cpu is not None:
-        os.sched_setaffinity(proc.pid, {cpu})
+        cmd = ["taskset", "-c", str(cpu), *cmd]  # uvicorn's worker processes inherit it
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(cmd, cwd=tree, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://{settings.api_host}:{settings.api_port}/readyz"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 90
     while True:
         if proc.poll() is not None:
             raise SystemExit(f"API exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
         if time.monotonic() > deadline:
             stop_server(proc)
-            raise SystemExit(f"API not ready within 60 s:\n{log_path.read_text()[-3000:]}")
+            raise SystemExit(f"API not ready within 90 s:\n{log_path.read_text()[-3000:]}")
         try:
             if httpx.get(url, timeout=1.0).status_code == 200:
                 return proc

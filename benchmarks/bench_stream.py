@@ -52,6 +52,7 @@ from aiokafka.admin import AIOKafkaAdminClient  # noqa: E402
 from benchmarks.common import (  # noqa: E402
     BENCHMARKS_MD,
     append_section,
+    cpu_seconds,
     machine,
     now_utc,
     say,
@@ -145,16 +146,6 @@ def settings_env(settings: Settings) -> dict[str, str]:
         **{k: v for k, v in os.environ.items() if not k.startswith("ZMOT_")},
         **settings.to_env(),
     }
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a live process, from /proc."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks
 
 
 async def timed_subprocess(

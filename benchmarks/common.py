@@ -55,6 +55,27 @@ def append_section(text: str) -> None:
         out.write("\n" + text.rstrip() + "\n")
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a live process, from /proc (None when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def rss_mib(pid: int) -> float:
+    """Resident set size of a process in MiB (nan when it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
 def say(text: str = "") -> None:
     """Progress and results on stdout (benchmarks are scripts, not library code)."""
     sys.stdout.write(text + "\n")

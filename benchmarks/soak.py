@@ -50,6 +50,7 @@ from benchmarks.common import (  # noqa: E402
     now_utc,
     own_stream,
     read_http_response,
+    rss_mib,
     say,
 )
 from recommender.adapters.kafka import group_lag, total_lag  # noqa: E402
@@ -67,13 +68,6 @@ class Window:
     offers: int = 0
     errors: int = 0
     latencies: list[float] = field(default_factory=list)
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def shop_and_model(work: Path, zmot: str) -> tuple[Path, Path]:

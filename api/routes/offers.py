@@ -13,7 +13,7 @@ from typing import Annotated, Literal, TypeVar
 from fastapi import APIRouter, Header, Query
 from redis.exceptions import RedisError
 
-from api.auth import OffersReader
+from api.auth import Caller, OffersReader
 from api.deps import BatchOfferBody, Services, ServicesDep, error_detail, reject
 from api.engine import Engine
 from api.schemas import (
@@ -61,7 +61,8 @@ async def _read(
     if not breaker.allow():
         return None, UNAVAILABLE_NOTE
     try:
-        result = await asyncio.wait_for(read(), _remaining(deadline))
+        async with asyncio.timeout(_remaining(deadline)):  # no task per read, as wait_for
+            result = await read()
     except TimeoutError:
         breaker.failure("no answer within the deadline")
         return None, DEADLINE_NOTE
@@ -87,7 +88,8 @@ async def _ratings_added(
     if not items:
         return decisions
     try:
-        ratings = await asyncio.wait_for(services.ratings.ratings(items), _remaining(deadline))
+        async with asyncio.timeout(_remaining(deadline)):
+            ratings = await services.ratings.ratings(items)
     except (TimeoutError, RedisError):
         return decisions  # reasons without social proof beat no answer
     return [arbiter.with_ratings(d, ratings, lang) for d in decisions]
@@ -99,6 +101,20 @@ async def _consenting(services: Services, user_ids: Sequence[str]) -> list[Profi
     # A known user's linked anonymous profiles (identify) are merged in, read in the same trip.
     profiles, states = await services.privacy.served_profiles(user_ids, services.engine.half_life_s)
     return [p if s.consents(default) else None for p, s in zip(profiles, states, strict=True)]
+
+
+@dataclass(frozen=True)
+class OfferQuery:
+    """The query of ``GET /v1/next-best-offer``, validated."""
+
+    user_id: str
+    k: int | None = None
+    placement: str | None = None
+    channel: str | None = None
+    context_item: str | None = None
+    debug: bool = False
+    same_category: bool = False
+    timeout_ms: int | None = None
 
 
 @dataclass(frozen=True)
@@ -191,11 +207,32 @@ async def next_best_offer(
     accept_language: Annotated[str | None, Header()] = None,
 ) -> NextBestOfferResponse:
     """The best offers for the user's live profile now, arbitrated (popular for a stranger)."""
-    # The hot path takes the one ServicesDep: each resolved dependency costs ~20 us.
-    deadline = _deadline(services, timeout_ms)
+    # Well-formed requests are answered by api.routes.offers_fast (same answer, without
+    # FastAPI's per-request parameter machinery); this route answers the others and documents.
+    query = OfferQuery(
+        user_id, k, placement, channel, context_item, debug, same_category, timeout_ms
+    )
+    return await answer_offers(services, caller, query, accept_language)
+
+
+async def answer_offers(
+    services: Services,
+    caller: Caller,
+    query: OfferQuery,
+    accept_language: str | None,
+) -> NextBestOfferResponse:
+    """The answer of ``GET /v1/next-best-offer`` to an admitted caller."""
+    user_id, k = query.user_id, query.k
+    deadline = _deadline(services, query.timeout_ms)
     _check_k(services, k)
     request = OfferRequest(
-        k, placement, channel, context_item, language(accept_language), debug, same_category
+        k,
+        query.placement,
+        query.channel,
+        query.context_item,
+        language(accept_language),
+        query.debug,
+        query.same_category,
     )
     served = _serving(services.engine, user_id, request)
     read = partial(_consenting, services, [user_id])

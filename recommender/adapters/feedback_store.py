@@ -16,6 +16,9 @@ partition, which the cluster client sends to each node at once).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -43,7 +46,10 @@ from recommender.core.feedback import (
 )
 
 RATINGS_TTL_S = 5.0
-"""How long the API reuses an item's rating aggregate before reading it again."""
+"""How long the API reuses an item's rating aggregate before reading it again (a stale one
+is served for as long again while a background read refreshes it: :class:`RatingCache`)."""
+
+logger = logging.getLogger("zmot.api")
 
 RATINGS_CACHE_MAX = 100_000
 """Most items whose ratings :class:`RatingCache` holds; beyond it, it starts afresh."""
@@ -150,15 +156,19 @@ __all__ = ["FeedbackStore", "ItemRating", "OfferStats"]
 
 
 class RatingCache:
-    """Item ratings through a short-lived in-process cache in front of :class:`FeedbackStore`.
+    """Item ratings through an in-process cache in front of :class:`FeedbackStore`.
 
     The API adds social proof ("rated 4.6 by 120 buyers") to every personalised answer. Reading
     the aggregates for each request was a second Redis round trip after the profile read, as
     costly as that read (a pipeline of one HMGET per partition, see BENCHMARKS.md). Ratings
-    move slowly, so each item's aggregate is kept for ``ttl_s`` seconds: an answer may show a
-    rating up to ``ttl_s`` old, and only the items not seen within that time are read (in one
-    round trip, as :meth:`FeedbackStore.ratings`). A failed read raises as that method does and
-    caches nothing.
+    move slowly, so an item's aggregate is served for ``ttl_s`` seconds after it was read.
+    Past that it is still served, for at most another ``ttl_s``, while one background read
+    refreshes every item gone stale (stale-while-revalidate): a busy API reads ratings about
+    once per ``ttl_s`` instead of on every request that meets an expired item. Items never
+    read, or read more than ``2 * ttl_s`` ago, are read before answering (in one round trip,
+    as :meth:`FeedbackStore.ratings`, which raises on a failed read; such a read caches
+    nothing). So an answer's rating is at most ``2 * ttl_s`` old. A failed background read
+    keeps the old values until they age out.
     """
 
     def __init__(
@@ -171,24 +181,50 @@ class RatingCache:
         self.ttl_s = ttl_s
         self.clock = clock
         self._cached: dict[str, tuple[float, ItemRating]] = {}
+        self._refresh: asyncio.Task[None] | None = None
 
     async def ratings(self, item_ids: Sequence[str]) -> dict[str, ItemRating]:
-        """Rating count and mean of each item over all users, at most ``ttl_s`` old."""
+        """Rating count and mean of each item over all users, at most ``2 * ttl_s`` old."""
         now = self.clock()
         out: dict[str, ItemRating] = {}
         missing: list[str] = []
+        stale = False
         for item_id in item_ids:
             hit = self._cached.get(item_id)
-            if hit is not None and now < hit[0]:
-                out[item_id] = hit[1]
-            else:
+            if hit is None or now - hit[0] >= 2 * self.ttl_s:
                 missing.append(item_id)
+                continue
+            out[item_id] = hit[1]
+            stale = stale or now - hit[0] >= self.ttl_s
+        if stale and (self._refresh is None or self._refresh.done()):
+            self._refresh = asyncio.create_task(self._refresh_stale())
         if missing:
             fresh = await self.store.ratings(missing)
-            if len(self._cached) + len(fresh) > RATINGS_CACHE_MAX:
-                self._cached.clear()
-            expires = now + self.ttl_s
-            for item_id, rating in fresh.items():
-                self._cached[item_id] = (expires, rating)
+            self._keep(fresh, now)
             out.update(fresh)
         return out
+
+    async def _refresh_stale(self) -> None:
+        """Read again every cached item older than ``ttl_s`` (one round trip)."""
+        started = self.clock()
+        items = [i for i, (at, _) in self._cached.items() if started - at >= self.ttl_s]
+        try:
+            fresh = await self.store.ratings(items)
+        except Exception as exc:  # a background read: the stale values age out instead
+            logger.debug("background read of %d item ratings failed: %r", len(items), exc)
+            return
+        self._keep(fresh, started)
+
+    def _keep(self, fresh: dict[str, ItemRating], read_at: float) -> None:
+        for item_id, rating in fresh.items():
+            self._cached[item_id] = (read_at, rating)
+        if len(self._cached) > RATINGS_CACHE_MAX:  # start afresh with what was just read
+            self._cached = {item_id: (read_at, rating) for item_id, rating in fresh.items()}
+
+    async def close(self) -> None:
+        """Cancel a background read in flight (at shutdown)."""
+        task, self._refresh = self._refresh, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

@@ -345,7 +345,18 @@ class ApiMetrics(_Exported):
         self._lag_gauges()
         self._placements: set[str] = set()
         self._configured: frozenset[str] = frozenset()
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.fallbacks.labels("none")
+
+    def child(self, metric: Counter | Histogram, *values: str) -> Any:
+        """``metric.labels(*values)``, kept: ``labels`` validates and locks on every call,
+        a cost per request on the hot path. Only for metrics never cleared (the request,
+        latency, offer and fallback series), whose children stay valid."""
+        key = (id(metric), values)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*values)
+        return found
 
     def set_placements(self, names: Iterable[str]) -> None:
         """The configured placements: from now on the only placement labels besides
@@ -390,9 +401,9 @@ class ApiMetrics(_Exported):
         """Record one next-best-offer answer: the offers, a fallback, the profile's age."""
         label = self.placement_label(placement)
         for offer_id in offer_ids:
-            self.offers.labels(offer_id, label).inc()
+            self.child(self.offers, offer_id, label).inc()
         if fallback:
-            self.fallbacks.labels(label).inc()
+            self.child(self.fallbacks, label).inc()
         if profile_ts is not None:
             now = time.time() if now is None else now
             self.profile_age.observe(max(0.0, now - profile_ts))

@@ -298,21 +298,28 @@ def vote_array(tables: HybridTables, own: list[tuple[str, float]]) -> F64:
 
 def _votes(tables: HybridTables, found: list[tuple[int, float]], total: float) -> F64:
     """:func:`vote_array` from table positions: one gather of every voter's neighbour row."""
-    n = len(tables.items)
-    if not found or total <= 0:
-        return np.zeros(n)
     rows = np.fromiter((j for j, _ in found), dtype=np.int64, count=len(found))
-    share = np.fromiter((w for _, w in found), dtype=np.float64, count=len(found)) / total
+    weights = np.fromiter((w for _, w in found), dtype=np.float64, count=len(found))
+    return _vote_rows(tables, rows, weights, total)[:-1]
+
+
+def _vote_rows(tables: HybridTables, rows: I64, weights: F64, total: float) -> F64:
+    """:func:`_votes` of voters given as arrays (table rows and weights), with one more slot,
+    0, at the end (what a candidate outside the tables reads)."""
+    n = len(tables.items)
+    if not len(rows) or total <= 0:
+        return np.zeros(n + 1)
+    share = weights / total
     lo, hi = tables.neighbour_ptr[rows], tables.neighbour_ptr[rows + 1]
     length = hi - lo
     size = int(length.sum())
     if size == 0:
-        return np.zeros(n)
+        return np.zeros(n + 1)
     # the flat positions of all those rows: each row's start, then 0, 1, ... within it
     start = np.repeat(lo - (np.cumsum(length) - length), length)
     at = start + np.arange(size)
-    weights = tables.neighbour_w64[at] * np.repeat(share, length)
-    summed = np.bincount(tables.neighbour_idx[at], weights=weights, minlength=n)
+    edge = tables.neighbour_w64[at] * np.repeat(share, length)
+    summed = np.bincount(tables.neighbour_idx[at], weights=edge, minlength=n + 1)
     return summed.astype(np.float64, copy=False)
 
 
@@ -424,27 +431,33 @@ def candidate_rows(
     if z is None and model is not None:
         z = ItemScorer(model, purchase_exclusion_s=0.0).scores(profile, now)
     extra: list[str] = []
+    index = u.index
 
-    def place(item: str) -> int:
-        j = u.index.get(item)
-        if j is None:
-            j = size + len(extra)
-            extra.append(item)
-        return j
+    def positions(items: list[str]) -> I64:
+        """Universe positions of ``items``; each item outside it takes the next position
+        after the universe (named in ``extra``)."""
+        found = [index.get(item, -1) for item in items]
+        if -1 in found:
+            for i, item in enumerate(items):
+                if found[i] < 0:
+                    found[i] = size + len(extra)
+                    extra.append(item)
+        return np.array(found, dtype=np.int64)
 
-    own_at = np.fromiter((place(item) for item, _ in own), dtype=np.int64, count=len(own))
+    own_w = np.array([w for _, w in own], dtype=np.float64)
+    own_at = positions([item for item, _ in own])
     recent = sorted(profile.touched.items(), key=lambda kv: (-kv[1], kv[0]))
-    recent_at = np.fromiter((place(item) for item, _ in recent), dtype=np.int64, count=len(recent))
+    recent_at = positions([item for item, _ in recent])
     table_rows = u.to_table[np.minimum(own_at, size)]
-    found = [(int(t), w) for t, (_, w) in zip(table_rows.tolist(), own, strict=True) if t >= 0]
-    votes = _votes(tables, found, sum(w for _, w in own))
+    known = table_rows >= 0
+    votes = _vote_rows(tables, table_rows[known], own_w[known], sum(w for _, w in own))
     voters = u.to_table[np.minimum(recent_at[: p.recent_voters], size)]
-    fresh = _votes(
-        tables, [(int(t), 1.0 / (1 + r)) for r, t in enumerate(voters.tolist()) if t >= 0], 1.0
-    )
+    voting = np.flatnonzero(voters >= 0)
+    recency = 1.0 / (1.0 + voting.astype(np.float64))  # the i-th newest votes 1/(i+1)
+    fresh = _vote_rows(tables, voters[voting], recency, 1.0)
     categories = sorted(((w, name) for name, w in category_weights(weights)), reverse=True)
     parts = [own_at[: p.own_items], recent_at]
-    voted = np.flatnonzero(votes > 0)
+    voted = np.flatnonzero(votes > 0)  # the padding slot is 0, never voted
     if len(voted):
         best = voted[np.lexsort((tables.name_rank[voted], -votes[voted]))[: p.covisit_items]]
         parts.append(u.from_table[best])
@@ -458,9 +471,9 @@ def candidate_rows(
     parts.append(_strong_trending(u, categories, len(u.trending)))
     # first occurrences in order: a dict keeps insertion order and costs O(candidates), not
     # O(catalogue) like a position array would
-    row_of = dict.fromkeys(np.concatenate(parts).tolist())
-    picked = np.fromiter(row_of, dtype=np.int64, count=len(row_of))[: p.max_candidates]
-    row_of = dict(zip(picked.tolist(), range(len(picked)), strict=True))
+    order = list(dict.fromkeys(np.concatenate(parts).tolist()))[: p.max_candidates]
+    picked = np.array(order, dtype=np.int64)
+    row_of = {j: r for r, j in enumerate(order)}
 
     n = len(picked)
     at = np.where(picked < u.n_model, picked, -1).astype(np.intp)
@@ -470,11 +483,11 @@ def candidate_rows(
     if z is not None:
         rows[:, 0] = np.append(z, 0.0)[at]
     rows[:, 1] = at >= 0
-    rows[:, 2] = np.append(votes, 0.0)[ti]
+    rows[:, 2] = votes[ti]
     if own:
         r = np.fromiter((row_of.get(j, -1) for j in own_at.tolist()), np.int64, len(own_at))
         hit = r >= 0
-        w = np.fromiter((w for _, w in own), dtype=np.float64, count=len(own))
+        w = own_w
         landmark = profile.landmark
         factor = 0.0 if landmark is None else 2.0 ** ((landmark - now) / tables.half_life_s)
         raw = np.fromiter(
@@ -482,17 +495,19 @@ def candidate_rows(
             dtype=np.float64,
             count=len(own),
         )
-        rows[r[hit], 3] = 1.0
-        rows[r[hit], 4] = (w / w[0])[hit] if w[0] else 0.0
-        rows[r[hit], 5] = 1.0 / (1.0 + np.flatnonzero(hit))
-        rows[r[hit], 6] = np.log1p(raw * factor)[hit]
+        rh = r[hit]
+        rows[rh, 3] = 1.0
+        rows[rh, 4] = (w / w[0])[hit] if w[0] else 0.0
+        rows[rh, 5] = 1.0 / (1.0 + np.flatnonzero(hit))
+        rows[rh, 6] = np.log1p(raw * factor)[hit]
     if recent:
         r = np.fromiter((row_of.get(j, -1) for j in recent_at.tolist()), np.int64, len(recent_at))
         hit = r >= 0
         touched_at = np.fromiter((t for _, t in recent), dtype=np.float64, count=len(recent))
-        rows[r[hit], 12] = 1.0
-        rows[r[hit], 13] = 1.0 / (1.0 + np.flatnonzero(hit))
-        rows[r[hit], 14] = np.log1p(np.maximum(0.0, now - touched_at) / HOUR)[hit]
+        rh = r[hit]
+        rows[rh, 12] = 1.0
+        rows[rh, 13] = 1.0 / (1.0 + np.flatnonzero(hit))
+        rows[rh, 14] = np.log1p(np.maximum(0.0, now - touched_at) / HOUR)[hit]
     for item, bought in profile.purchases.items():
         j = u.index.get(item)
         if j is None and item in extra:
@@ -503,7 +518,7 @@ def candidate_rows(
             rows[r_, 8] = math.log1p(max(0.0, now - bought) / HOUR)
     rows[:, 9] = tables.popularity_pad[ti]
     rows[:, 10] = tables.trend_pad[ti]
-    rows[:, 15] = np.append(fresh, 0.0)[ti]
+    rows[:, 15] = fresh[ti]
     if len(voters):
         kinds = tables.item_category_pad[voters]  # -1 (no category) counts in no category
         kinds = kinds[kinds >= 0]

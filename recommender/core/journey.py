@@ -41,14 +41,16 @@ def stage_of(
     """The journey stage of ``profile`` at ``now`` (see the module table)."""
     if profile is None or not any(w > 0.0 for w in profile.weights.values()):
         return STIMULUS
-    weights = profile.decayed(max(now, profile.last_ts or now), half_life_s)
+    at = max(now, profile.last_ts or now)
     bought = last_purchase(profile)
     recent_purchase = bought is not None and now - bought < smot_window_s
     purchase_is_last = bought is not None and bought == profile.last_ts
-    if weights.get("kind:review", 0.0) >= active and not (recent_purchase and purchase_is_last):
+    if profile.decayed_weight("kind:review", at, half_life_s) >= active and not (
+        recent_purchase and purchase_is_last
+    ):
         return UMOT
     if recent_purchase:
         return SMOT
-    if weights.get("kind:add_to_cart", 0.0) >= active:
+    if profile.decayed_weight("kind:add_to_cart", at, half_life_s) >= active:
         return FMOT
     return ZMOT

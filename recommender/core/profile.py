@@ -115,6 +115,14 @@ class Profile:
         factor = 2.0 ** ((self.landmark - at) / half_life_s)
         return {name: value * factor for name, value in self.weights.items()}
 
+    def decayed_weight(self, name: str, at: float, half_life_s: float) -> float:
+        """One feature's weight as of event time ``at`` (``decayed(...)[name]``, else 0),
+        without decaying every feature."""
+        if self.landmark is None or name not in self.weights:
+            return 0.0
+        factor: float = 2.0 ** ((self.landmark - at) / half_life_s)
+        return self.weights[name] * factor
+
     def normalised(self) -> dict[str, float]:
         """Weights scaled to sum to 1 (the decay factor cancels out)."""
         total = sum(self.weights.values())

@@ -205,5 +205,9 @@ class Arbiter:
     def _allowed(
         self, short: Shortlist, weights: Mapping[str, float], profile: Profile | None, now: float
     ) -> BoolArray:
-        exposure = profile if isinstance(profile, Exposure) else None
+        # A Profile is an Exposure; the Protocol's isinstance costs ~20 us, so only other
+        # types are checked against it.
+        exposure: Exposure | None = None
+        if type(profile) is Profile or isinstance(profile, Exposure):
+            exposure = profile
         return self.rules.allowed(short.offers, weights, exposure, now)

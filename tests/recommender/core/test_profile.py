@@ -129,3 +129,16 @@ def test_event_ids_are_forgotten_after_the_window_and_beyond_the_memory() -> Non
     apply_event(profile, {"a": 1.0}, 27 * H, params, event_id="late")
     assert sorted(profile.seen) == ["e3", "e4", "late"]  # e2 is 25 h older than the newest
     assert apply_event(profile, {"a": 1.0}, 0.0, params, event_id="e0")  # forgotten: counts
+
+
+@settings(max_examples=100, deadline=None)
+@given(events_strategy, st.floats(0, 1e6), st.sampled_from(["a", "d", "nope"]))
+def test_one_decayed_weight_is_that_of_the_decayed_profile(
+    events: list[tuple[float, str, float]], later: float, name: str
+) -> None:
+    profile = Profile()
+    assert profile.decayed_weight("a", 0.0, H) == 0.0  # no landmark yet
+    for ts, feature, weight in events:
+        apply_event(profile, {feature: weight}, ts, PARAMS)
+    at = max(ts for ts, _, _ in events) + later
+    assert profile.decayed_weight(name, at, H) == profile.decayed(at, H).get(name, 0.0)
