@@ -33,6 +33,7 @@ from api.routes.offers_fast import FastOffers
 from recommender.adapters.decision_store import DecisionStore
 from recommender.adapters.feedback_store import FeedbackStore, RatingCache
 from recommender.adapters.kafka import DecisionLog, EventProducer, kafka_auth
+from recommender.adapters.metrics import leave_multiprocess
 from recommender.adapters.privacy_store import PrivacyStore
 from recommender.adapters.rate_limit import RateLimiter
 from recommender.adapters.redis_client import check as check_redis
@@ -59,6 +60,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             stack.callback(pin_blas_threads())
+            stack.callback(leave_multiprocess)
             try:
                 services = await _open_services(settings, stack, ops, engine, producer)
             except ZmotError as exc:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import copy
 import os
+import shutil
+import tempfile
 from typing import Any
 
 import uvicorn
@@ -51,25 +53,33 @@ def run_api(
     access_from_settings(settings)  # refuse to serve open off loopback before binding
     os.environ.update(single_thread_env())  # inherited by uvicorn's worker processes
     target: FastAPI | str
+    metrics_dir = ""
     if workers == 1:
         target = create_app(settings)
     else:
         # Worker processes cannot be handed an object: they rebuild the settings from env.
         os.environ.update(settings.to_env())
         target = "api.server:app_from_env"
-    uvicorn.run(
-        target,
-        host=settings.api_host,
-        port=settings.api_port,
-        factory=workers != 1,
-        workers=workers,
-        lifespan="on",
-        access_log=access_log,
-        limit_concurrency=settings.api_concurrency,
-        timeout_graceful_shutdown=settings.api_shutdown_timeout_s,
-        log_level=log_level,
-        log_config=log_config(log_level, settings.log_format),
-    )
+        # one /metrics for all of them: each writes its values there (adapters.metrics)
+        metrics_dir = tempfile.mkdtemp(prefix=f"zmot-api-{settings.api_port}-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        uvicorn.run(
+            target,
+            host=settings.api_host,
+            port=settings.api_port,
+            factory=workers != 1,
+            workers=workers,
+            lifespan="on",
+            access_log=access_log,
+            limit_concurrency=settings.api_concurrency,
+            timeout_graceful_shutdown=settings.api_shutdown_timeout_s,
+            log_level=log_level,
+            log_config=log_config(log_level, settings.log_format),
+        )
+    finally:
+        if workers != 1:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -9,10 +9,17 @@ placements are the configured ones (placements.yaml), any other value counted as
 (without a placements file, the first :data:`MAX_PLACEMENTS` distinct values, then ``other``),
 because a caller-chosen label value would otherwise create one time series per typo or per
 request of a caller who wants to exhaust the server's memory.
+
+Several API processes on one port (``zmot api --workers N``) share one exposition: each writes
+its values to files under ``PROMETHEUS_MULTIPROC_DIR`` (set by :func:`api.server.run_api`), and
+whichever process answers a scrape renders all of them (:meth:`_Exported.render`): counters and
+histograms summed over the processes, the info gauges per live process (a ``pid`` label), the lag
+gauges as the largest value. One process (the default) renders its own registry.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any, get_args
@@ -97,6 +104,21 @@ EXPERIMENT_METRICS = (
 """Names the API exports while experiments run (one series per experiment and arm)."""
 
 
+def multiprocess_dir() -> str | None:
+    """Where the API processes of one port write their metric values (None: one process)."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+def leave_multiprocess() -> None:
+    """Drop this process's live gauges from the shared metrics (at its exit), so that a
+    stopped API process no longer shows a model version."""
+    path = multiprocess_dir()
+    if path is not None:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(os.getpid(), path)  # type: ignore[no-untyped-call]
+
+
 def event_type_label(kind: object) -> str:
     """The event type as a label value: one of the contract's types, else ``invalid``."""
     return kind if isinstance(kind, str) and kind in EVENT_TYPES else "invalid"
@@ -107,22 +129,37 @@ class _Exported:
 
     def __init__(self, registry: CollectorRegistry | None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
+        self.shared: list[Collector] = []
+        """Collectors whose values are the stack's, not this process's (rendered as they are
+        when several processes share the exposition)."""
 
     def render(self) -> tuple[bytes, str]:
-        """The metrics in Prometheus text format and its content type."""
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        """The metrics in Prometheus text format and its content type: of every process that
+        shares ``PROMETHEUS_MULTIPROC_DIR`` when it is set (module doc), else this one's."""
+        path = multiprocess_dir()
+        if path is None:
+            return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=path)  # type: ignore[no-untyped-call]
+        for collector in self.shared:
+            registry.register(collector)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
 
     def _lag_gauges(self) -> None:
         self.lag_messages = Gauge(
             "zmot_consumer_lag_messages",
             "Messages of the events topic not yet committed by the worker's group (from Kafka)",
             ["topic", "partition"],
+            multiprocess_mode="livemax",
             registry=self.registry,
         )
         self.lag_seconds = Gauge(
             "zmot_consumer_lag_seconds",
             "Age of the oldest message the worker's group has not processed (from Kafka)",
             ["topic", "partition"],
+            multiprocess_mode="livemax",
             registry=self.registry,
         )
         self.lag_read_errors = Counter(
@@ -315,7 +352,11 @@ class ApiMetrics(_Exported):
             ["offer_id", "placement"], registry=r,
         )  # fmt: skip
         self.model_info = Gauge(
-            "zmot_model_info", "The model being served (value 1)", ["version"], registry=r
+            "zmot_model_info",
+            "The model being served (value 1)",
+            ["version"],
+            multiprocess_mode="liveall",
+            registry=r,
         )
         self.decision_log_errors = Counter(
             "zmot_decision_log_errors_total",
@@ -335,6 +376,7 @@ class ApiMetrics(_Exported):
             "zmot_offer_catalog_info",
             "The offer catalog being served (value = number of offers)",
             ["version"],
+            multiprocess_mode="liveall",
             registry=r,
         )
         self.redis_errors = Counter(
@@ -342,6 +384,8 @@ class ApiMetrics(_Exported):
         )
         self.arms = ArmCounters()
         r.register(self.arms)
+        self.shared.append(self.arms)
+        self._versions: tuple[str, str] | None = None
         self._lag_gauges()
         self._placements: set[str] = set()
         self._configured: frozenset[str] = frozenset()
@@ -384,10 +428,14 @@ class ApiMetrics(_Exported):
 
     def set_versions(self, model_version: str, catalog_version: str, n_offers: int) -> None:
         """Publish the model and offer catalog versions being served."""
+        if self._versions is not None:  # 0 first: a shared metrics file keeps what was set
+            self.model_info.labels(self._versions[0]).set(0)
+            self.catalog_info.labels(self._versions[1]).set(0)
         self.model_info.clear()
         self.model_info.labels(model_version).set(1)
         self.catalog_info.clear()
         self.catalog_info.labels(catalog_version).set(n_offers)
+        self._versions = (model_version, catalog_version)
 
     def observe_offers(
         self,
