@@ -1,51 +1,64 @@
-"""Profiles in Redis: one hash per user, written atomically behind an offset fence.
+"""Profiles in Redis: one packed value per user, written atomically behind an offset fence.
 
-All profile math happens in Python (:mod:`recommender.core.profile`) and the hash layout is in
-:mod:`recommender.adapters.codec`; the Lua script below is a thin applier: it replaces a user's
-hash only if the stored fence (``_pos``) still equals the one the worker read, so two writers
-(e.g. during a rebalance) can never interleave half-updates, and a conflict is reported back
-instead of lost.
+All profile math happens in Python (:mod:`recommender.core.profile`) and the stored form is in
+:mod:`recommender.adapters.codec`; the Lua script below is a thin applier: it replaces a
+profile only if the stored fence (the token in front of the value) still equals the one the
+worker read, so two writers (e.g. during a rebalance) can never interleave half-updates, and
+a conflict is reported back instead of lost.
+
+A batch costs a constant number of commands, not a few per user: redis-py spends ~20-30 us of
+client CPU per command (packing, one reply read each), which was most of the worker's time.
+Reads are one ``MGET`` of the profiles (with an ``EXISTS`` beside it that reveals profiles still
+stored in the old hash form, read then with ``HGETALL``); writes are one call of the script
+for all keys of one Redis Cluster slot (:func:`slot_groups`): on one Redis that is one call per
+batch, on a cluster each call stays within a slot, as cluster scripts must.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
 from recommender.adapters.codec import (
-    encode_fields,
+    PACK_LEVEL,
     lua,
     position_token,
     profile_from_hash,
+    profile_from_value,
     profile_key,
-    profile_to_hash,
+    profile_to_value,
 )
 from recommender.core.errors import ConfigError
 from recommender.core.profile import Position, Profile
 
-# KEYS[1] profile key; ARGV[1] expected fence ('' for a new profile); ARGV[2] TTL in ms;
-# ARGV[3] the new hash as ONE JSON array of strings [field, value, field, value, ...] (see
-# :func:`~recommender.adapters.codec.encode_fields`). Returns 1 when written, 0 when the fence
-# moved.
+# KEYS: profile keys; ARGV[1] TTL in ms; then per key its expected fence ('' for a new
+# profile) and its new value. Returns the 1-based indices of the keys whose fence had moved
+# (not written).
 #
-# One JSON argument instead of ~2 per field: packing hundreds of arguments per user was most of
-# the worker's client-side time in redis-py. The array keeps the pairs in profile_to_hash
-# order, so the HSETs (chunked to stay far below Lua's unpack limit) build the same hash as one
-# HSET of them.
+# The fence is the value's prefix up to '|' (GETRANGE reads only the head); a key still in the
+# old hash form keeps it in its '_pos' field, and is replaced by the packed value.
 REPLACE_IF_FENCE = lua(
     """
-local current = redis.call('HGET', KEYS[1], '$position_field') or ''
-if current ~= ARGV[1] then return 0 end
-redis.call('DEL', KEYS[1])
-local kv = cjson.decode(ARGV[3])
-local n = #kv
-for i = 1, n, 1000 do
-  redis.call('HSET', KEYS[1], unpack(kv, i, math.min(i + 999, n)))
+local moved = {}
+for i, key in ipairs(KEYS) do
+  local head = redis.pcall('GETRANGE', key, 0, 63)
+  local current
+  if type(head) == 'table' then
+    current = redis.call('HGET', key, '$position_field') or ''
+  else
+    current = string.match(head, '^([^|]*)|') or ''
+  end
+  if current == ARGV[2 * i] then
+    redis.call('SET', key, ARGV[2 * i + 1], 'PX', ARGV[1])
+  else
+    moved[#moved + 1] = i
+  end
 end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 1
+return moved
 """
 )
 
@@ -71,13 +84,87 @@ def connect(
     return aioredis.Redis(connection_pool=pool)
 
 
-class ProfileStore:
-    """Reads and writes user profiles under ``<prefix>profile:<user_id>``."""
+def slot_groups(client: Any, keys: Sequence[str]) -> list[list[int]]:
+    """Indices of ``keys`` grouped so that each group may go to one multi-key command: all of
+    them on one Redis, per hash slot on a Redis Cluster (in order of first appearance)."""
+    if not isinstance(client, RedisCluster):
+        return [list(range(len(keys)))] if keys else []
+    groups: dict[int, list[int]] = {}
+    for i, key in enumerate(keys):
+        groups.setdefault(client.keyslot(key), []).append(i)
+    return list(groups.values())
 
-    def __init__(self, client: aioredis.Redis, prefix: str, ttl_s: float) -> None:
+
+async def read_profiles(client: Any, keys: Sequence[str]) -> list[Profile | None]:
+    """The profiles stored under ``keys`` (None where there is none), in one round trip.
+
+    ``MGET`` returns nothing for a key holding another type: the ``EXISTS`` count beside it
+    says whether some key still holds an old hash profile; those are then read with
+    ``HGETALL`` (a second round trip, only until the store is migrated).
+    """
+    if not keys:
+        return []
+    if isinstance(client, RedisCluster):
+        values = await client.mget_nonatomic(list(keys))
+        existing = await client.exists(*keys)
+        return await decode_profiles(client, keys, values, existing)
+    async with client.pipeline(transaction=False) as pipe:
+        queue_profile_reads(pipe, keys)
+        values, existing = await pipe.execute()
+    return await decode_profiles(client, keys, values, existing)
+
+
+def queue_profile_reads(pipe: Any, keys: Sequence[str]) -> None:
+    """Add the two commands of :func:`read_profiles` to a pipeline (not for a cluster, whose
+    MGET must be split per slot: use :func:`read_profiles` there)."""
+    pipe.mget(list(keys))
+    pipe.exists(*keys)
+
+
+async def decode_profiles(
+    client: Any, keys: Sequence[str], values: Sequence[bytes | None], existing: int
+) -> list[Profile | None]:
+    """The profiles from the replies of :func:`queue_profile_reads` (old hash forms read now)."""
+    found = [None if v is None else profile_from_value(v) for v in values]
+    if existing > len(keys) - found.count(None):
+        missing = [i for i, v in enumerate(values) if v is None]
+        for i, profile in zip(
+            missing, await _read_legacy(client, [keys[i] for i in missing]), strict=True
+        ):
+            found[i] = profile
+    return found
+
+
+async def _read_legacy(client: Any, keys: list[str]) -> list[Profile | None]:
+    """Profiles among ``keys`` still stored as hashes (or written packed since the MGET)."""
+    async with client.pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.hgetall(key)
+        results = await pipe.execute(raise_on_error=False)
+    out: list[Profile | None] = []
+    for key, result in zip(keys, results, strict=True):
+        if isinstance(result, RedisError):  # WRONGTYPE: packed since the MGET
+            value = await client.get(key)
+            out.append(None if value is None else profile_from_value(value))
+        else:
+            out.append(profile_from_hash(result) if result else None)
+    return out
+
+
+class ProfileStore:
+    """Reads and writes user profiles under ``<prefix>profile:<user_id>``.
+
+    ``pack_level`` is the zlib level of the stored values (0: uncompressed; see
+    :data:`~recommender.adapters.codec.PACK_LEVEL`): Redis memory against worker CPU.
+    """
+
+    def __init__(
+        self, client: aioredis.Redis, prefix: str, ttl_s: float, pack_level: int = PACK_LEVEL
+    ) -> None:
         self.client = client
         self.prefix = prefix
         self.ttl_ms = max(1, int(ttl_s * 1000))
+        self.pack_level = pack_level
         self._replace = client.register_script(REPLACE_IF_FENCE)
 
     def key(self, user_id: str) -> str:
@@ -92,16 +179,12 @@ class ProfileStore:
 
     async def get(self, user_id: str) -> Profile | None:
         """The stored profile, or None for a user without one (never seen, or expired)."""
-        mapping = await self.client.hgetall(self.key(user_id))
-        return profile_from_hash(mapping) if mapping else None
+        (profile,) = await self.get_many([user_id])
+        return profile
 
     async def get_many(self, user_ids: Sequence[str]) -> list[Profile | None]:
         """Profiles of many users in one round trip, None for a user without one (as ``get``)."""
-        async with self.client.pipeline(transaction=False) as pipe:
-            for user_id in user_ids:
-                pipe.hgetall(self.key(user_id))
-            results = await pipe.execute()
-        return [profile_from_hash(m) if m else None for m in results]
+        return await read_profiles(self.client, [self.key(u) for u in user_ids])
 
     async def user_ids(self) -> list[str]:
         """Every user with a stored profile (a SCAN of the prefix: for tests and tools only)."""
@@ -119,17 +202,52 @@ class ProfileStore:
         batch = list(updates)
         if not batch:
             return []
-        ttl_ms = self.ttl_ms
+        keys = [self.key(user_id) for user_id, _, _ in batch]
+        groups = slot_groups(self.client, keys)
         async with self.client.pipeline(transaction=False) as pipe:
-            for user_id, fence, profile in batch:
-                args: list[str | int | bytes] = [
-                    position_token(fence),
-                    ttl_ms,
-                    encode_fields(profile_to_hash(profile)),
-                ]
-                await self._replace(keys=[self.key(user_id)], args=args, client=pipe)
+            for group in groups:
+                args: list[str | int | bytes] = [self.ttl_ms]
+                for i in group:
+                    _, fence, profile = batch[i]
+                    args.append(position_token(fence))
+                    args.append(profile_to_value(profile, self.pack_level))
+                await self._replace(keys=[keys[i] for i in group], args=args, client=pipe)
             results = await pipe.execute()
-        return [user for (user, _, _), ok in zip(batch, results, strict=True) if not ok]
+        return [
+            batch[group[index - 1]][0]
+            for group, moved in zip(groups, results, strict=True)
+            for index in moved
+        ]
+
+    async def migrate(self, count: int = 500) -> int:
+        """Rewrite every profile still stored as a hash in the packed form; how many were.
+
+        Each rewrite goes through the fenced script, so a worker writing the same profile
+        meanwhile wins and the rewrite of that one is simply skipped (the worker wrote it
+        packed).
+        """
+        done = 0
+        batch: list[str] = []
+
+        async def flush() -> int:
+            profiles = await _read_legacy(self.client, [self.key(u) for u in batch])
+            updates = [
+                (user, profile.position, profile)
+                for user, profile in zip(batch, profiles, strict=True)
+                if profile is not None
+            ]
+            moved = await self.put_many(updates)
+            batch.clear()
+            return len(updates) - len(moved)
+
+        start = len(self.key(""))
+        async for key in self.client.scan_iter(match=self.key("*"), count=count, _type="hash"):
+            batch.append(key.decode()[start:])
+            if len(batch) >= count:
+                done += await flush()
+        if batch:
+            done += await flush()
+        return done
 
 
-__all__ = ["FenceUpdate", "ProfileStore", "connect"]
+__all__ = ["FenceUpdate", "ProfileStore", "connect", "read_profiles", "slot_groups"]
