@@ -10,12 +10,13 @@ each ``getmany`` result of the events topic goes to one handler call, in batches
 
 Everything else stays faust's: group membership and rebalancing, the partitions' seeks, flow
 control (a fetch is dropped while flow is stopped for a rebalance, as faust drops it), and
-the commits. The loop keeps faust's bookkeeping: it *tracks* each message before the handler
-sees it (so a rebalance or a clean stop waits for it, ``stream_wait_empty``), and the handler
-*acks* the messages it finished (faust commits the highest contiguous acked offset of each
-partition every ``broker_commit_interval``). A message never acked is never committed: read
-again by whoever owns the partition next. Messages of other topics (none today) still take
-faust's own per-message path.
+the commits. The loop keeps faust's bookkeeping: it *tracks* the first message of each batch
+before the handler sees it (faust's rebalance and clean stop wait while a tracked message is
+unacked, ``stream_wait_empty``: one per batch holds them until the batch is done, without a
+weak reference per message), and the handler *acks* every message it finished (faust commits
+the highest contiguous acked offset of each partition every ``broker_commit_interval``). A
+message never acked is never committed: read again by whoever owns the partition next.
+Messages of other topics (none today) still take faust's own per-message path.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ from faust.transport.consumer import CONSUMER_FETCHING
 log = logging.getLogger(__name__)
 
 BatchHandler = Callable[[Sequence[Any]], Awaitable[None]]
-"""Called with a batch of faust ``ConsumerMessage`` objects of one topic (tracked, not yet
-acked); acks those it finished with :meth:`Consumer.ack`."""
+"""Called with a batch of faust ``ConsumerMessage`` objects of one topic (the first tracked,
+none acked); acks those it finished with :meth:`Consumer.ack`."""
 
 
 def take_batches(consumer: Any, topic: str, handler: BatchHandler, batch_size: int) -> None:
@@ -91,7 +92,6 @@ async def drain_in_batches(  # pragma: no cover - run by faust's Fetcher; tested
                         await consumer._add_gap(tp, last + 1, offset)
                     message = to_message(tp, record)
                     if tp.topic == topic:
-                        track(message)
                         batch.append(message)
                     else:
                         await callback(message)
@@ -101,7 +101,9 @@ async def drain_in_batches(  # pragma: no cover - run by faust's Fetcher; tested
                 if app.consumer_generation_id != generation or not consumer.flow_active:
                     # A rebalance began: leave the rest unacked, to be read again.
                     break
-                await handler(batch[start : start + batch_size])
+                chunk = batch[start : start + batch_size]
+                track(chunk[0])
+                await handler(chunk)
             commit_every = consumer._commit_every
             if commit_every is not None and consumer._n_acked >= commit_every:
                 consumer._n_acked = 0

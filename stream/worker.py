@@ -66,7 +66,12 @@ def run_worker(settings: Settings, *, loglevel: str = "info", web_enabled: bool 
     """
     profiler = build_profiler(settings)
     client = connect(settings.redis_url)
-    store = ProfileStore(client, settings.redis_prefix, settings.profile_ttl_days * 86400.0)
+    store = ProfileStore(
+        client,
+        settings.redis_prefix,
+        settings.profile_ttl_days * 86400.0,
+        pack_level=settings.profile_pack_level,
+    )
     feedback = FeedbackStore(client, settings.redis_prefix, settings.topic_partitions)
     loop = asyncio.new_event_loop()
     try:
