@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from recommender.core.catalog import Catalog
-from recommender.core.events import ITEM_EVENTS, Event
+from recommender.core.events import ITEM_EVENTS, Event, EventType
 from recommender.core.features import FeatureConfig, event_features
 from recommender.core.profile import Profile, ProfileParams, apply_event
 
@@ -35,8 +35,8 @@ class Profiler:
         # config): popular items and queries recur, so they are computed once. The mappings
         # are shared, read only by apply_event.
         @lru_cache(maxsize=FEATURE_CACHE_SIZE)
-        def cached(kind: str, item_id: str | None, query: str | None) -> Mapping[str, float]:
-            event = Event.model_construct(type=kind, item_id=item_id, query=query)
+        def cached(kind: EventType, item_id: str | None, query: str | None) -> Mapping[str, float]:
+            event = Event.model_construct(user_id="-", type=kind, item_id=item_id, query=query)
             return event_features(event, self.catalog.get, self.features)
 
         def features_of(event: Event) -> Mapping[str, float]:
