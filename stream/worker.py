@@ -71,6 +71,7 @@ def run_worker(settings: Settings, *, loglevel: str = "info", web_enabled: bool 
         settings.redis_prefix,
         settings.profile_ttl_days * 86400.0,
         pack_level=settings.profile_pack_level,
+        cache_size=settings.worker_profile_cache,
     )
     feedback = FeedbackStore(client, settings.redis_prefix, settings.topic_partitions)
     loop = asyncio.new_event_loop()

@@ -16,7 +16,7 @@ batch, on a cluster each call stays within a slot, as cluster scripts must.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -95,23 +95,28 @@ def slot_groups(client: Any, keys: Sequence[str]) -> list[list[int]]:
     return list(groups.values())
 
 
-async def read_profiles(client: Any, keys: Sequence[str]) -> list[Profile | None]:
+async def read_profiles(
+    client: Any,
+    keys: Sequence[str],
+    decode: Callable[[str, bytes], Profile] | None = None,
+) -> list[Profile | None]:
     """The profiles stored under ``keys`` (None where there is none), in one round trip.
 
     ``MGET`` returns nothing for a key holding another type: the ``EXISTS`` count beside it
     says whether some key still holds an old hash profile; those are then read with
-    ``HGETALL`` (a second round trip, only until the store is migrated).
+    ``HGETALL`` (a second round trip, only until the store is migrated). ``decode(key,
+    value)`` turns a packed value into its profile (default :func:`profile_from_value`).
     """
     if not keys:
         return []
     if isinstance(client, RedisCluster):
         values = await client.mget_nonatomic(list(keys))
         existing = await client.exists(*keys)
-        return await decode_profiles(client, keys, values, existing)
+        return await decode_profiles(client, keys, values, existing, decode)
     async with client.pipeline(transaction=False) as pipe:
         queue_profile_reads(pipe, keys)
         values, existing = await pipe.execute()
-    return await decode_profiles(client, keys, values, existing)
+    return await decode_profiles(client, keys, values, existing, decode)
 
 
 def queue_profile_reads(pipe: Any, keys: Sequence[str]) -> None:
@@ -122,10 +127,17 @@ def queue_profile_reads(pipe: Any, keys: Sequence[str]) -> None:
 
 
 async def decode_profiles(
-    client: Any, keys: Sequence[str], values: Sequence[bytes | None], existing: int
+    client: Any,
+    keys: Sequence[str],
+    values: Sequence[bytes | None],
+    existing: int,
+    decode: Callable[[str, bytes], Profile] | None = None,
 ) -> list[Profile | None]:
     """The profiles from the replies of :func:`queue_profile_reads` (old hash forms read now)."""
-    found = [None if v is None else profile_from_value(v) for v in values]
+    if decode is None:
+        found = [None if v is None else profile_from_value(v) for v in values]
+    else:
+        found = [None if v is None else decode(k, v) for k, v in zip(keys, values, strict=True)]
     if existing > len(keys) - found.count(None):
         missing = [i for i, v in enumerate(values) if v is None]
         for i, profile in zip(
@@ -156,16 +168,40 @@ class ProfileStore:
 
     ``pack_level`` is the zlib level of the stored values (0: uncompressed; see
     :data:`~recommender.adapters.codec.PACK_LEVEL`): Redis memory against worker CPU.
+
+    ``cache_size`` > 0 (the worker's ``ZMOT_WORKER_PROFILE_CACHE``) keeps the profiles this
+    store last wrote, each with the exact value written: a read that finds that very value
+    in Redis hands the kept profile back instead of decoding it again (a user active across
+    batches costs one decode, not one per batch). A value that differs in any byte (another
+    worker wrote, an erasure, an expiry) is decoded as usual, so the cache can never serve
+    what Redis does not hold. A profile read from it belongs to the caller (it is taken out;
+    a written one goes back): callers that change what they read and write it back, as the
+    worker does, are the only ones that should use it.
     """
 
     def __init__(
-        self, client: aioredis.Redis, prefix: str, ttl_s: float, pack_level: int = PACK_LEVEL
+        self,
+        client: aioredis.Redis,
+        prefix: str,
+        ttl_s: float,
+        pack_level: int = PACK_LEVEL,
+        cache_size: int = 0,
     ) -> None:
         self.client = client
         self.prefix = prefix
         self.ttl_ms = max(1, int(ttl_s * 1000))
         self.pack_level = pack_level
+        self.cache_size = cache_size
+        self._cache: dict[str, tuple[bytes, Profile]] = {}
+        self.cache_hits = 0
         self._replace = client.register_script(REPLACE_IF_FENCE)
+
+    def _decode(self, key: str, value: bytes) -> Profile:
+        kept = self._cache.pop(key, None)
+        if kept is not None and kept[0] == value:
+            self.cache_hits += 1
+            return kept[1]
+        return profile_from_value(value)
 
     def key(self, user_id: str) -> str:
         return profile_key(self.prefix, user_id)
@@ -184,7 +220,8 @@ class ProfileStore:
 
     async def get_many(self, user_ids: Sequence[str]) -> list[Profile | None]:
         """Profiles of many users in one round trip, None for a user without one (as ``get``)."""
-        return await read_profiles(self.client, [self.key(u) for u in user_ids])
+        keys = [self.key(u) for u in user_ids]
+        return await read_profiles(self.client, keys, self._decode if self.cache_size else None)
 
     async def user_ids(self) -> list[str]:
         """Every user with a stored profile (a SCAN of the prefix: for tests and tools only)."""
@@ -203,21 +240,32 @@ class ProfileStore:
         if not batch:
             return []
         keys = [self.key(user_id) for user_id, _, _ in batch]
+        values = [profile_to_value(profile, self.pack_level) for _, _, profile in batch]
         groups = slot_groups(self.client, keys)
         async with self.client.pipeline(transaction=False) as pipe:
             for group in groups:
                 args: list[str | int | bytes] = [self.ttl_ms]
                 for i in group:
-                    _, fence, profile = batch[i]
-                    args.append(position_token(fence))
-                    args.append(profile_to_value(profile, self.pack_level))
+                    args.append(position_token(batch[i][1]))
+                    args.append(values[i])
                 await self._replace(keys=[keys[i] for i in group], args=args, client=pipe)
             results = await pipe.execute()
-        return [
-            batch[group[index - 1]][0]
-            for group, moved in zip(groups, results, strict=True)
-            for index in moved
-        ]
+        moved = {group[index - 1] for group, indices in zip(groups, results, strict=True)
+                 for index in indices}  # fmt: skip
+        if self.cache_size:
+            self._keep(
+                (keys[i], values[i], batch[i][2]) for i in range(len(batch)) if i not in moved
+            )
+        return [batch[i][0] for i in sorted(moved)]
+
+    def _keep(self, written: Iterable[tuple[str, bytes, Profile]]) -> None:
+        """Remember what was just written; the longest unread go first beyond the size."""
+        cache = self._cache
+        for key, value, profile in written:
+            cache.pop(key, None)
+            cache[key] = (value, profile)
+        for _ in range(len(cache) - self.cache_size):
+            del cache[next(iter(cache))]
 
     async def migrate(self, count: int = 500) -> int:
         """Rewrite every profile still stored as a hash in the packed form; how many were.

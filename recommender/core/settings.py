@@ -303,6 +303,13 @@ class Settings(BaseSettings):
     batch_size: int = Field(
         500, ge=1, description="Events the worker takes per batch (one Redis round trip each)."
     )
+    worker_profile_cache: int = Field(
+        10_000,
+        ge=0,
+        description="Profiles the worker keeps decoded after writing them, reused when Redis "
+        "still holds exactly the value written (users active across batches cost one decode); "
+        "about 4-8 KiB each; 0 turns it off.",
+    )
     batch_timeout_s: float = Field(
         0.2, gt=0, description="Longest wait to fill a batch; bounds added latency at low load."
     )

@@ -372,3 +372,35 @@ async def test_a_replayed_batch_leaves_every_stored_byte_as_it_was(
         assert before[store.key("u1").encode()] == profile_to_value(u1)
     finally:
         await drop(client, prefix)
+
+
+@pytest.mark.integration
+async def test_the_worker_cache_serves_only_the_exact_value_redis_holds(
+    client: aioredis.Redis, prefix: str
+) -> None:
+    store = ProfileStore(client, prefix, ttl_s=3600, cache_size=2)
+    other = ProfileStore(client, prefix, ttl_s=3600)
+    first = Profile(weights={"q:a": 1.0}, landmark=T, last_ts=T, partition=0, offset=1)
+    try:
+        assert await store.put_many([("u", None, first)]) == []
+        (read,) = await store.get_many(["u"])
+        assert read is first and store.cache_hits == 1  # kept, taken out by the read
+        assert await store.get("u") == first and store.cache_hits == 1  # decoded: not kept now
+        # Another writer changes the profile: the kept one is not served.
+        assert await store.put_many([("u", (0, 1), first)]) == []
+        changed = Profile(weights={"q:b": 2.0}, landmark=T, last_ts=T, partition=0, offset=2)
+        assert await other.put_many([("u", (0, 1), changed)]) == []
+        assert await store.get("u") == changed and store.cache_hits == 1
+        # An erased (deleted) profile is gone, whatever was kept.
+        assert await store.put_many([("u", (0, 2), first)]) == []
+        await client.delete(store.key("u"))
+        assert await store.get("u") is None
+        # At most cache_size kept, the longest unread first out.
+        for i, user in enumerate(["a", "b", "c"]):
+            p = Profile(weights={"q": float(i)}, landmark=T, last_ts=T, partition=1, offset=i)
+            assert await store.put_many([(user, None, p)]) == []
+        hits = store.cache_hits
+        await store.get_many(["a", "b", "c"])
+        assert store.cache_hits == hits + 2
+    finally:
+        await drop(client, prefix)
