@@ -281,6 +281,7 @@ from cli import (  # noqa: E402  (commands of their own)
     lag_cmd,
     model_cmd,
     ope_cmd,
+    profiles_cmd,
     retrain_cmd,
     tune_cmd,
 )
@@ -294,6 +295,7 @@ model_cmd.register(app)
 experiment_cmd.register(app)
 ope_cmd.register(app)
 retrain_cmd.register(app)
+profiles_cmd.register(app)
 
 
 def main() -> None:
