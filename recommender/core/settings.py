@@ -301,7 +301,10 @@ class Settings(BaseSettings):
 
     # --- worker -----------------------------------------------------------------------
     batch_size: int = Field(
-        500, ge=1, description="Events the worker takes per batch (one Redis round trip each)."
+        500,
+        ge=1,
+        description="Most events the worker takes per batch (one Redis read and one write "
+        "each); a fetch of fewer is processed at once, without waiting for more.",
     )
     worker_profile_cache: int = Field(
         10_000,
@@ -311,7 +314,10 @@ class Settings(BaseSettings):
         "about 4-8 KiB each; 0 turns it off.",
     )
     batch_timeout_s: float = Field(
-        0.2, gt=0, description="Longest wait to fill a batch; bounds added latency at low load."
+        0.2,
+        gt=0,
+        description="Longest wait to fill a batch of faust's take_events, used by the "
+        "benchmarks' baseline agents (the worker takes whole fetches: stream/intake.py).",
     )
     worker_session_timeout_s: float = Field(
         10.0,
