@@ -227,6 +227,19 @@ async def timed_subprocess(
 
 # --- the runs ---------------------------------------------------------------------------------
 
+
+def own_names(base: Settings, name: str, **extra: object) -> Settings:
+    """``base`` with topics and key prefix of the run ``name`` (and ``extra`` settings)."""
+    return base.model_copy(
+        update={
+            "events_topic": f"zmot.events.{name}",
+            "dlq_topic": f"zmot.events.dlq.{name}",
+            "redis_prefix": f"zmot:{name}:",
+            **extra,
+        }
+    )
+
+
 WORKER_CODE = (
     "import sys; sys.path.insert(0, '.'); "
     "from stream.worker import run_worker; from recommender.core.settings import Settings; "
@@ -414,15 +427,7 @@ async def scale_once(
 ) -> ScaleResult:
     """One count: a fresh topic, group and key prefix; workers first, then the events."""
     name = f"bench-scale{n}-{uuid.uuid4().hex[:6]}"
-    settings = base.model_copy(
-        update={
-            "events_topic": f"zmot.events.{name}",
-            "dlq_topic": f"zmot.events.dlq.{name}",
-            "redis_prefix": f"zmot:{name}:",
-            "consumer_group": name,
-            "topic_partitions": args.partitions,
-        }
-    )
+    settings = own_names(base, name, consumer_group=name, topic_partitions=args.partitions)
     ensure_topic(settings.kafka_bootstrap, settings.events_topic, args.partitions)
     ensure_topic(settings.kafka_bootstrap, settings.dlq_topic, 1)
     procs: list[subprocess.Popen[bytes]] = []
@@ -535,13 +540,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 async def run(args: argparse.Namespace, base: Settings, logs: Path) -> list[Result]:
     name = f"bench-{uuid.uuid4().hex[:8]}"
-    settings = base.model_copy(
-        update={
-            "events_topic": f"zmot.events.{name}",
-            "dlq_topic": f"zmot.events.dlq.{name}",
-            "redis_prefix": f"zmot:{name}:",
-        }
-    )
+    settings = own_names(base, name)
     ensure_topic(settings.kafka_bootstrap, settings.events_topic, settings.topic_partitions)
     ensure_topic(settings.kafka_bootstrap, settings.dlq_topic, 1)
     messages = make_events(args.events, args.users, args.seed)
