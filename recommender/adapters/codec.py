@@ -10,10 +10,10 @@ Profile, ``<prefix>profile:<user_id>``: ONE string value (:func:`profile_to_valu
 
 ``<fence>`` is ``partition:offset`` of the last applied message ('' offline), in clear so the
 fenced write's Lua script reads it with ``GETRANGE`` without decoding the rest. The format
-byte says how the payload is stored: ``Z`` zlib-deflated (the default, :data:`PACK_LEVEL`),
-``B`` as is. The payload is a fixed header, the numbers as little-endian arrays, then every
-name (features, items, offers, event ids) as UTF-8 separated by the byte ``0xFF``, which UTF-8
-never contains:
+byte says how the payload is stored: ``Z`` deflated (raw deflate, no zlib header, a 2 KiB
+window: :func:`deflate`; the default, :data:`PACK_LEVEL`), ``B`` as is. The payload is a
+fixed header, the numbers as little-endian arrays, then every name (features, items, offers,
+event ids) as UTF-8 separated by the byte ``0xFF``, which UTF-8 never contains:
 
 ======================  ===========================================================
 header ``<BddqIIIIII``  flags (1: landmark set, 2: last time set), landmark, last event
@@ -170,12 +170,21 @@ def profile_to_value(profile: Profile, level: int = PACK_LEVEL) -> bytes:
     payload = b"".join(numbers) + text
     token = position_token(profile.position).encode()
     if level > 0:
-        return token + FENCE_END + PACKED_ZLIB + zlib.compress(payload, level)
+        return token + FENCE_END + PACKED_ZLIB + deflate(payload, level)
     return token + FENCE_END + PACKED_RAW + payload
 
 
 def _hours_and_counts(entries: list[tuple[str, int, int]]) -> list[int]:
     return [h for _, h, _ in entries] + [n for _, _, n in entries]
+
+
+def deflate(data: bytes, level: int) -> bytes:
+    """Raw deflate with a 2 KiB window and small hash tables: a profile is a few KiB, and
+    ``zlib.compress``'s defaults (32 KiB window, 64 Ki-entry hash) spend more time setting
+    their tables up than compressing; these settings also compress profiles a little better.
+    (Any window up to 32 KiB inflates with :func:`profile_from_value`.)"""
+    packer = zlib.compressobj(level, zlib.DEFLATED, -11, 3)
+    return packer.compress(data) + packer.flush()
 
 
 def split_value(value: bytes) -> tuple[bytes, bytes]:
@@ -192,7 +201,7 @@ def profile_from_value(value: bytes) -> Profile:
     kind, body = rest[:1], rest[1:]
     if kind == PACKED_ZLIB:
         try:
-            payload = zlib.decompress(body)
+            payload = zlib.decompress(body, -zlib.MAX_WBITS)
         except zlib.error as exc:
             raise CorruptProfileError(f"packed profile does not inflate: {exc}") from None
     elif kind == PACKED_RAW:
