@@ -10,8 +10,8 @@ Profile, ``<prefix>profile:<user_id>``: ONE string value (:func:`profile_to_valu
 
 ``<fence>`` is ``partition:offset`` of the last applied message ('' offline), in clear so the
 fenced write's Lua script reads it with ``GETRANGE`` without decoding the rest. The format
-byte says how the payload is stored: ``Z`` deflated (raw deflate, no zlib header, a 2 KiB
-window: :func:`deflate`; the default, :data:`PACK_LEVEL`), ``B`` as is. The payload is a
+byte says how the payload is stored: ``B`` as is (the default, :data:`PACK_LEVEL`), ``Z``
+deflated (raw deflate, no zlib header, a 2 KiB window: :func:`deflate`). The payload is a
 fixed header, the numbers as little-endian arrays, then every name (features, items, offers,
 event ids) as UTF-8 separated by the byte ``0xFF``, which UTF-8 never contains:
 
@@ -105,9 +105,11 @@ FENCE_END = b"|"
 PACKED_ZLIB = b"Z"
 PACKED_RAW = b"B"
 
-PACK_LEVEL = 1
-"""zlib level of packed profiles: 1 keeps the worker's encode cheap (~10 us a profile) and
-gets most of what 9 gets on these short values; 0 stores them uncompressed (format ``B``)."""
+PACK_LEVEL = 0
+"""zlib level of packed profiles: 0 stores them as they are (format ``B``). Deflating (format
+``Z``, level 1: 9 saves little more on these short values) takes a 64-feature profile from
+about 2.6 to 1.6 KB of Redis memory, but costs 40-50 us of CPU per profile written, more than
+all the rest of the worker's work on an event (BENCHMARKS.md, "Stream worker")."""
 
 _HEADER = struct.Struct("<BddqIIIIII")
 _NAME_SEP = b"\xff"
@@ -179,10 +181,9 @@ def _hours_and_counts(entries: list[tuple[str, int, int]]) -> list[int]:
 
 
 def deflate(data: bytes, level: int) -> bytes:
-    """Raw deflate with a 2 KiB window and small hash tables: a profile is a few KiB, and
-    ``zlib.compress``'s defaults (32 KiB window, 64 Ki-entry hash) spend more time setting
-    their tables up than compressing; these settings also compress profiles a little better.
-    (Any window up to 32 KiB inflates with :func:`profile_from_value`.)"""
+    """Raw deflate with a 2 KiB window and small hash tables: a profile is a few KiB, and on
+    these values the small window compresses about 4% better than ``zlib.compress``'s 32 KiB
+    one, no slower. (Any window up to 32 KiB inflates with :func:`profile_from_value`.)"""
     packer = zlib.compressobj(level, zlib.DEFLATED, -11, 3)
     return packer.compress(data) + packer.flush()
 

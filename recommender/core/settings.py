@@ -100,12 +100,13 @@ class Settings(BaseSettings):
         description="A profile untouched for this long (wall clock) expires from Redis.",
     )
     profile_pack_level: int = Field(
-        1,
+        0,
         ge=0,
         le=9,
-        description="zlib level of the packed profiles the worker writes to Redis: 1 stores a "
-        "64-feature profile in about 40% of the memory of 0 (uncompressed) for ~10 us more "
-        "worker CPU per profile written; levels above 1 save little more (BENCHMARKS.md).",
+        description="zlib level of the packed profiles the worker writes to Redis: 0 stores "
+        "them as they are; 1 deflates a 64-feature profile from about 2.6 to 1.6 KB of Redis "
+        "memory for 40-50 us more worker CPU per profile written (about a third of the "
+        "worker's events per CPU-second); levels above 1 save little more (BENCHMARKS.md).",
     )
     purchase_memory: int = Field(
         32, ge=0, description="Most recent purchases remembered per profile (for exclusion)."

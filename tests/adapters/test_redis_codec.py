@@ -72,7 +72,8 @@ def test_packed_value_exact_bytes() -> None:
         + b"q:tv\xffSKU-1\xffO:1\xffev"
     )
     assert profile_to_value(profile, level=0) == b"2:42|B" + payload
-    deflated = profile_to_value(profile)
+    assert profile_to_value(profile) == b"2:42|B" + payload  # the default: as is
+    deflated = profile_to_value(profile, level=1)
     assert deflated == b"2:42|Z" + deflate(payload, 1)
     assert zlib.decompress(deflated[6:], -15) == payload
     for level in (0, 1, 9):
