@@ -600,7 +600,9 @@ def main_scale(args: argparse.Namespace, command: str, base: Settings) -> None:
         f"- command: `{command}`",
         f"- machine: {machine()}; Kafka broker and Redis on the same machine",
         f"- data: {args.events:,} events of {args.users:,} users, {args.partitions} partitions, "
-        f"batch_size {base.batch_size}; workers started on the empty topic and idle before the "
+        f"batch_size {base.batch_size}, profile_pack_level {base.profile_pack_level}, "
+        f"worker_profile_cache {base.worker_profile_cache}; workers started on the empty "
+        "topic and idle before the "
         "events were produced; timed from the first event sent to the last commit, CPU summed "
         "over the worker processes in that window",
         "",
@@ -637,7 +639,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"- machine: {machine()}; Kafka broker and Redis on the same machine",
         f"- data: {args.events:,} events of {args.users:,} users, "
         f"{base.topic_partitions} partitions, batch_size {base.batch_size}, "
-        f"batch_timeout_s {base.batch_timeout_s}",
+        f"batch_timeout_s {base.batch_timeout_s} (baseline agents), profile_pack_level "
+        f"{base.profile_pack_level}, worker_profile_cache {base.worker_profile_cache}",
         "- subprocess runs are timed from their first commit to the commit of the last "
         "message (1 s commit interval); the aiokafka rows read in the benchmark process",
         "",
