@@ -54,7 +54,8 @@ async def drain_in_batches(  # pragma: no cover - run by faust's Fetcher; tested
 
     Same order of duties per fetch as faust's loop: skip what was already read, record gaps
     (compacted or transactional offsets) so commits can pass them, track, deliver, move the
-    read offset, commit when ``broker_commit_every`` acks piled up.
+    read offset over what was delivered (never further), commit when ``broker_commit_every``
+    acks piled up.
     """
     app = consumer.app
     callback = consumer.callback
@@ -95,8 +96,8 @@ async def drain_in_batches(  # pragma: no cover - run by faust's Fetcher; tested
                         batch.append(message)
                     else:
                         await callback(message)
+                        read_offset[tp] = offset
                     last = offset
-                read_offset[tp] = last
             for start in range(0, len(batch), batch_size):
                 if app.consumer_generation_id != generation or not consumer.flow_active:
                     # A rebalance began: leave the rest unacked, to be read again.
@@ -104,6 +105,13 @@ async def drain_in_batches(  # pragma: no cover - run by faust's Fetcher; tested
                 chunk = batch[start : start + batch_size]
                 track(chunk[0])
                 await handler(chunk)
+                # Only now past what was acked: a read offset ahead of what was handled
+                # would make faust drop those messages when they are fetched again after a
+                # rebalance, and commit past them (with nothing committed yet it takes the
+                # first run of acked offsets, wherever it starts).
+                for message in chunk:
+                    if message.acked:
+                        read_offset[message.tp] = message.offset
             commit_every = consumer._commit_every
             if commit_every is not None and consumer._n_acked >= commit_every:
                 consumer._n_acked = 0
