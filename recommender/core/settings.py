@@ -307,6 +307,13 @@ class Settings(BaseSettings):
         description="Most events the worker takes per batch (one Redis read and one write "
         "each); a fetch of fewer is processed at once, without waiting for more.",
     )
+    worker_intake: Literal["agent", "fetch"] = Field(
+        "agent",
+        description="How the worker takes its batches: 'agent', a faust agent's take_events "
+        "(faust's per-message stream: ~10-17k events/s per process here); 'fetch', whole "
+        "fetches of faust's consumer (stream/intake.py: ~20-30k events/s), experimental: a "
+        "worker that takes over partitions in a rebalance has been seen to stop consuming.",
+    )
     worker_profile_cache: int = Field(
         10_000,
         ge=0,
