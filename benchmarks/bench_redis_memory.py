@@ -8,17 +8,19 @@ What it does:
    features up to ``ZMOT_PROFILE_TOP_N``, purchases, remembered touches, and whatever else the
    profile keeps);
 2. writes them to Redis with :class:`~recommender.adapters.redis_store.ProfileStore` under a
-   key prefix of its own;
-3. reads ``MEMORY USAGE`` of every key (``SAMPLES 0``: exact), ``OBJECT ENCODING`` and the
-   hash length, and the growth of ``used_memory`` over the write;
+   key prefix of its own, once per stored form: packed at each ``--levels`` zlib level, and
+   (``--with-hash``, the default) as the one-hash-field-per-entry form older workers wrote,
+   so the forms are compared in one run;
+3. reads ``MEMORY USAGE`` of every key (``SAMPLES 0``: exact) and the growth of
+   ``used_memory`` over the write;
 4. prints bytes per profile (mean, p50, p95, and for the profiles that reached 64 features),
-   the extrapolation to 1M profiles, the share of hashes that left the compact ``listpack``
-   encoding (the server's ``hash-max-listpack-entries`` / ``-value``), and appends them to
-   ``BENCHMARKS.md`` with the machine, date and command; deletes its keys.
+   the extrapolation to 1M profiles (all of them, and all with 64 features), and appends them
+   to ``BENCHMARKS.md`` with the machine, date and command; deletes its keys.
 
 Redis comes from the ``ZMOT_*`` settings (``make bench`` starts the test stack).
 
-    python benchmarks/bench_redis_memory.py [--users 10000] [--seed 1] [--no-write]
+    python benchmarks/bench_redis_memory.py [--users 10000] [--seed 1] [--levels 1,0]
+                                            [--no-hash] [--no-write]
 """
 
 from __future__ import annotations
@@ -71,39 +73,40 @@ def profiles_of_a_shop(work: Path, users: int, seed: int) -> dict[str, object]:
     return dict(profiler.replay(events))
 
 
-async def measure(profiles: dict[str, object], prefix: str) -> dict[str, object]:
+async def measure(profiles: dict[str, object], prefix: str, form: str) -> dict[str, object]:
+    """Write every profile in ``form`` ("hash" or "packed-<level>"); their memory."""
+    from recommender.adapters.codec import profile_to_hash
     from recommender.adapters.redis_store import ProfileStore, connect
     from recommender.core.settings import get_settings
 
     settings = get_settings()
     client = connect(settings.redis_url)
-    store = ProfileStore(client, prefix, ttl_s=3600.0)
+    level = 0 if form == "hash" else int(form.rsplit("-", 1)[1])
+    store = ProfileStore(client, prefix, ttl_s=3600.0, pack_level=level)
     try:
         await store.check()
-        config = await client.config_get("hash-max-listpack-*")
         before = int((await client.info("memory"))["used_memory"])
         users = list(profiles)
         for start in range(0, len(users), 1000):
             chunk = users[start : start + 1000]
-            await store.put_many([(u, None, profiles[u]) for u in chunk])  # type: ignore[misc]
+            if form == "hash":
+                async with client.pipeline(transaction=False) as pipe:
+                    for u in chunk:
+                        pipe.hset(store.key(u), mapping=profile_to_hash(profiles[u]))  # type: ignore[arg-type]
+                        pipe.pexpire(store.key(u), 3_600_000)
+                    await pipe.execute()
+            else:
+                await store.put_many([(u, None, profiles[u]) for u in chunk])  # type: ignore[misc]
         after = int((await client.info("memory"))["used_memory"])
-        sizes, fields, encodings = [], [], []
+        sizes = []
         for start in range(0, len(users), 1000):
             async with client.pipeline(transaction=False) as pipe:
                 for user in users[start : start + 1000]:
                     pipe.memory_usage(store.key(user), samples=0)
-                    pipe.object("encoding", store.key(user))
-                    pipe.hlen(store.key(user))
-                got = await pipe.execute()
-            sizes += got[0::3]
-            encodings += [e.decode() if isinstance(e, bytes) else str(e) for e in got[1::3]]
-            fields += got[2::3]
+                sizes += await pipe.execute()
         return {
-            "config": {k.decode() if isinstance(k, bytes) else k: v for k, v in config.items()},
             "used_memory_delta": after - before,
             "sizes": np.array(sizes, dtype=np.float64),
-            "fields": np.array(fields, dtype=np.float64),
-            "encodings": encodings,
         }
     finally:
         await client.aclose()
@@ -114,35 +117,54 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--users", type=int, default=10_000, help="shoppers in the generated shop")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--levels", default="1,0", help="zlib levels of the packed form to measure")
+    p.add_argument("--no-hash", action="store_true", help="do not measure the old hash form")
     p.add_argument("--no-write", action="store_true", help="do not append to BENCHMARKS.md")
     args = p.parse_args()
+    try:
+        levels = [int(level) for level in args.levels.split(",")]
+    except ValueError:
+        p.error("--levels takes comma-separated zlib levels, e.g. 1,0")
+    if any(not 0 <= level <= 9 for level in levels):
+        p.error("--levels must be 0-9")
     with tempfile.TemporaryDirectory(prefix="zmot-mem-") as tmp:
         profiles = profiles_of_a_shop(Path(tmp), args.users, args.seed)
     n_features = np.array([len(pr.weights) for pr in profiles.values()])  # type: ignore[attr-defined]
-    got = asyncio.run(measure(profiles, "zmot-bench-mem:"))
-    sizes, fields = got["sizes"], got["fields"]
-    assert isinstance(sizes, np.ndarray) and isinstance(fields, np.ndarray)
-    encodings = got["encodings"]
-    assert isinstance(encodings, list)
-    full = sizes[n_features >= 64]
-    compact = sum(e == "listpack" for e in encodings) / max(1, len(encodings))
-    per = float(sizes.mean())
+    forms = ([] if args.no_hash else ["hash"]) + [f"packed-{level}" for level in levels]
+    rows = []
+    for form in forms:
+        say(f"writing {len(profiles):,} profiles as {form} ...")
+        got = asyncio.run(measure(profiles, f"zmot-bench-mem-{form}:", form))
+        sizes = got["sizes"]
+        assert isinstance(sizes, np.ndarray)
+        full = sizes[n_features >= 64]
+        per = float(sizes.mean())
+        per_full = float(full.mean()) if len(full) else float("nan")
+        name = (
+            "hash, a field per entry (before)"
+            if form == "hash"
+            else (f"packed, zlib level {form.rsplit('-', 1)[1]}")
+        )
+        rows.append(
+            f"| {name} | {len(sizes):,} "
+            f"| {per:,.0f} / {np.percentile(sizes, 50):,.0f} / {np.percentile(sizes, 95):,.0f} "
+            f"| {per_full:,.0f} ({len(full):,}) | {per * 1e6 / GIB:.2f} "
+            f"| {per_full * 1e6 / GIB:.2f} "
+            f"| {int(got['used_memory_delta']) / max(1, len(sizes)):,.0f} |"  # type: ignore[call-overload]
+        )
     lines = [
         f"## Redis memory per profile ({now_utc()})",
         "",
         f"- command: `{command_line()}`",
         f"- machine: {machine()}",
-        f"- server: {got['config']}",
+        f"- data: the replayed demo shop of {args.users:,} shoppers (seed {args.seed}), "
+        "MEMORY USAGE of every key (SAMPLES 0)",
         "",
-        "| profiles | fields per hash (mean / max) | bytes per profile (mean / p50 / p95) "
-        "| with 64 features: bytes (n) | GiB per 1M profiles | listpack share "
+        "| stored form | profiles | bytes per profile (mean / p50 / p95) "
+        "| with 64 features: bytes (n) | GiB per 1M profiles | GiB per 1M of 64 features "
         "| used_memory growth per profile |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
-        f"| {len(sizes):,} | {fields.mean():.1f} / {fields.max():.0f} "
-        f"| {per:,.0f} / {np.percentile(sizes, 50):,.0f} / {np.percentile(sizes, 95):,.0f} "
-        f"| {full.mean() if len(full) else float('nan'):,.0f} ({len(full):,}) "
-        f"| {per * 1e6 / GIB:.2f} | {compact:.1%} "
-        f"| {int(got['used_memory_delta']) / max(1, len(sizes)):,.0f} |",  # type: ignore[call-overload]
+        "|---|---:|---:|---:|---:|---:|---:|",
+        *rows,
     ]
     text = "\n".join(lines)
     say(text)

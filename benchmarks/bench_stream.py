@@ -16,11 +16,22 @@ What it does:
 
 A subprocess run is timed from its first committed offset to the commit of the last message
 (commits every second, so allow a second of slack), and also from spawn to the end (start-up
-included). Kafka and Redis come from the ``ZMOT_*`` settings; they share the machine with the
-worker, so absolute figures depend on it: the ratio to the faust baselines is the number to
-compare across runs.
+included); its CPU seconds are those spent in that timed window (read from ``/proc`` at the
+first commit and at the end), so "events per CPU-second" leaves start-up out. Kafka and Redis
+come from the ``ZMOT_*`` settings; they share the machine with the worker, so absolute figures
+depend on it: the ratio to the faust baselines is the number to compare across runs.
+
+``--cprofile FILE`` runs the worker under cProfile (stats saved to FILE, the top printed).
+
+``--scale 1,2,4`` measures scaling instead: for each count N, N worker processes in one fresh
+consumer group on a topic of ``--partitions`` partitions (default 8); the workers start on the
+empty topic, and once the group is stable (each has its partitions, CPU idle) the events are
+produced and the run is timed from the first event sent to the commit of the last; CPU is the
+sum over the N processes in that window. Events per worker CPU-second staying flat as N grows
+is linear scaling (on this 2-core box the wall rate cannot grow past 2 processes).
 
     python benchmarks/bench_stream.py [--events 100000] [--users 3000] [--no-write]
+    python benchmarks/bench_stream.py --scale 1,2,4 [--partitions 8] [--events 100000]
 """
 
 from __future__ import annotations
@@ -79,6 +90,13 @@ class Result:
     @property
     def rate(self) -> float:
         return self.events / self.seconds if self.seconds > 0 else float("nan")
+
+    @property
+    def per_cpu_second(self) -> float:
+        """Events per CPU-second of the reader (nan when not measured)."""
+        if not self.cpu_seconds:
+            return float("nan")
+        return self.events / self.cpu_seconds
 
 
 # --- the events -------------------------------------------------------------------------------
@@ -165,7 +183,7 @@ async def timed_subprocess(
         stderr=subprocess.STDOUT,
     )
     first_at = first_done = None
-    cpu = None
+    cpu = cpu_at_first = None
     try:
         while True:
             if proc.poll() is not None:
@@ -176,6 +194,7 @@ async def timed_subprocess(
             now = time.perf_counter()
             if done and first_at is None:
                 first_at, first_done = now, done
+                cpu_at_first = cpu_seconds(proc.pid)
             if done >= total:
                 cpu = cpu_seconds(proc.pid)
                 break
@@ -186,23 +205,59 @@ async def timed_subprocess(
         await admin.close()
     assert first_at is not None and first_done is not None
     steady = total - first_done
+    window_cpu = None if cpu is None or cpu_at_first is None else cpu - cpu_at_first
     return Result(
         name,
         steady,
         now - first_at,
         total_seconds=now - spawned,
-        cpu_seconds=cpu,
+        cpu_seconds=window_cpu,
         note=f"{first_done} events before the first commit not timed",
     )
 
 
 # --- the runs ---------------------------------------------------------------------------------
 
+
+def own_names(base: Settings, name: str, **extra: object) -> Settings:
+    """``base`` with topics and key prefix of the run ``name`` (and ``extra`` settings)."""
+    return base.model_copy(
+        update={
+            "events_topic": f"zmot.events.{name}",
+            "dlq_topic": f"zmot.events.dlq.{name}",
+            "redis_prefix": f"zmot:{name}:",
+            **extra,
+        }
+    )
+
+
 WORKER_CODE = (
     "import sys; sys.path.insert(0, '.'); "
     "from stream.worker import run_worker; from recommender.core.settings import Settings; "
     "run_worker(Settings())"
 )
+
+
+def profiled_worker_code(path: Path) -> str:
+    """The worker under cProfile, its stats dumped to ``path`` when it stops."""
+    return (
+        "import sys, cProfile; sys.path.insert(0, '.'); "
+        "from stream.worker import run_worker; from recommender.core.settings import Settings; "
+        "profile = cProfile.Profile(); profile.enable()\n"
+        "try:\n    run_worker(Settings())\n"
+        f"finally:\n    profile.disable(); profile.dump_stats({str(path)!r})"
+    )
+
+
+def profile_summary(path: Path, top: int = 30) -> str:
+    """The ``top`` functions of a cProfile dump by own time, as pstats prints them."""
+    import io
+    import pstats
+
+    out = io.StringIO()
+    stats = pstats.Stats(str(path), stream=out)
+    stats.sort_stats("tottime").print_stats(top)
+    return out.getvalue()
 
 
 def count_agent_code(mode: str) -> str:
@@ -312,19 +367,135 @@ async def cleanup(settings: Settings, prefixes: Sequence[str]) -> None:
         await admin.close()
 
 
+# --- scaling: N worker processes in one group ----------------------------------------------
+
+
+@dataclass
+class ScaleResult:
+    """N worker processes draining the same events (module docstring, ``--scale``)."""
+
+    workers: int
+    events: int
+    seconds: float
+    cpu: list[float]
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds
+
+    @property
+    def per_cpu_second(self) -> float:
+        return self.events / sum(self.cpu)
+
+
+async def wait_idle(procs: Sequence[subprocess.Popen[bytes]], at_least_s: float) -> list[float]:
+    """Wait until every process has been idle (< 5% of a CPU) for 2 s, after ``at_least_s``;
+    their CPU seconds then."""
+    started = time.perf_counter()
+    last = [cpu_seconds(p.pid) or 0.0 for p in procs]
+    quiet = 0
+    while True:
+        await asyncio.sleep(1.0)
+        for p in procs:
+            if p.poll() is not None:
+                raise RuntimeError(f"worker {p.pid} exited with {p.returncode}")
+        now = [cpu_seconds(p.pid) or 0.0 for p in procs]
+        idle = all(b - a < 0.05 for a, b in zip(last, now, strict=True))
+        quiet = quiet + 1 if idle else 0
+        last = now
+        if quiet >= 2 and time.perf_counter() - started >= at_least_s:
+            return now
+        if time.perf_counter() - started > 120:
+            raise RuntimeError("workers did not settle within 120 s")
+
+
+async def scale_once(
+    args: argparse.Namespace,
+    base: Settings,
+    logs: Path,
+    n: int,
+    messages: list[tuple[bytes, bytes]],
+) -> ScaleResult:
+    """One count: a fresh topic, group and key prefix; workers first, then the events."""
+    name = f"bench-scale{n}-{uuid.uuid4().hex[:6]}"
+    settings = own_names(base, name, consumer_group=name, topic_partitions=args.partitions)
+    ensure_topic(settings.kafka_bootstrap, settings.events_topic, args.partitions)
+    ensure_topic(settings.kafka_bootstrap, settings.dlq_topic, 1)
+    procs: list[subprocess.Popen[bytes]] = []
+    handles = []
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        for i in range(n):
+            own = settings.model_copy(update={"worker_web_port": free_port()})
+            handle = (logs / f"scale-{n}-{i}.log").open("wb")
+            handles.append(handle)
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-c", WORKER_CODE],
+                    cwd=ROOT,
+                    env=settings_env(own),
+                    stdout=handle,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+        before = await wait_idle(procs, at_least_s=8.0 + 2.0 * n)
+        started = time.perf_counter()
+        await produce(settings, messages)
+        while await committed_total(admin, settings.consumer_group) < len(messages):
+            if time.perf_counter() - started > args.timeout:
+                raise RuntimeError(f"{n} workers not caught up after {args.timeout} s; {logs}")
+            for p in procs:
+                if p.poll() is not None:
+                    raise RuntimeError(f"worker {p.pid} exited with {p.returncode}; {logs}")
+            await asyncio.sleep(0.05)
+        seconds = time.perf_counter() - started
+        after = [cpu_seconds(p.pid) or 0.0 for p in procs]
+    finally:
+        for p in procs:
+            stop_child(p, timeout_s=30.0)
+        for handle in handles:
+            handle.close()
+        await admin.close()
+        shutil.rmtree(datadir_for(settings), ignore_errors=True)
+        await cleanup(settings, [settings.redis_prefix])
+    return ScaleResult(
+        n, len(messages), seconds, [b - a for a, b in zip(before, after, strict=True)]
+    )
+
+
+def scale_table(results: Sequence[ScaleResult]) -> list[str]:
+    first = results[0]
+    rows = [
+        "| worker processes | events | seconds | events/s | CPU s per process "
+        "| events per worker CPU-s | vs first row |",
+        "|---:|---:|---:|---:|---|---:|---:|",
+    ]
+    for r in results:
+        cpu = " / ".join(f"{c:.1f}" for c in r.cpu)
+        rows.append(
+            f"| {r.workers} | {r.events:,} | {r.seconds:.2f} | {r.rate:,.0f} | {cpu} "
+            f"| {r.per_cpu_second:,.0f} | {r.per_cpu_second / first.per_cpu_second:.2f} |"
+        )
+    return rows
+
+
 # --- report -----------------------------------------------------------------------------------
 
 
 def table(results: Sequence[Result]) -> list[str]:
     rows = [
-        "| reader | events timed | seconds | events/s | spawn to done s | CPU s |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| reader | events timed | seconds | events/s | spawn to done s | CPU s (timed) "
+        "| events per CPU-s |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         total = f"{r.total_seconds:.1f}" if r.total_seconds is not None else "-"
         cpu = f"{r.cpu_seconds:.1f}" if r.cpu_seconds is not None else "-"
+        per_cpu = f"{r.per_cpu_second:,.0f}" if r.cpu_seconds else "-"
         rows.append(
-            f"| {r.name} | {r.events:,} | {r.seconds:.2f} | {r.rate:,.0f} | {total} | {cpu} |"
+            f"| {r.name} | {r.events:,} | {r.seconds:.2f} | {r.rate:,.0f} | {total} | {cpu} "
+            f"| {per_cpu} |"
         )
     return rows
 
@@ -336,21 +507,31 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--timeout", type=float, default=600.0, help="per subprocess run, seconds")
     p.add_argument("--no-write", action="store_true", help=f"do not append to {BENCHMARKS_MD.name}")
+    p.add_argument(
+        "--cprofile", type=Path, default=None, help="run the worker under cProfile, stats to FILE"
+    )
+    p.add_argument(
+        "--scale",
+        default=None,
+        help="comma-separated worker process counts, e.g. 1,2,4: the scaling run instead",
+    )
+    p.add_argument("--partitions", type=int, default=8, help="topic partitions of --scale")
     args = p.parse_args(argv)
     if min(args.events, args.users) < 1:
         p.error("--events and --users must be >= 1")
+    if args.scale is not None:
+        try:
+            args.scale = [int(n) for n in args.scale.split(",")]
+        except ValueError:
+            p.error("--scale takes comma-separated integers, e.g. 1,2,4")
+        if not args.scale or min(args.scale) < 1 or args.partitions < max(args.scale):
+            p.error("--scale counts must be >= 1 and at most --partitions")
     return args
 
 
 async def run(args: argparse.Namespace, base: Settings, logs: Path) -> list[Result]:
     name = f"bench-{uuid.uuid4().hex[:8]}"
-    settings = base.model_copy(
-        update={
-            "events_topic": f"zmot.events.{name}",
-            "dlq_topic": f"zmot.events.dlq.{name}",
-            "redis_prefix": f"zmot:{name}:",
-        }
-    )
+    settings = own_names(base, name)
     ensure_topic(settings.kafka_bootstrap, settings.events_topic, settings.topic_partitions)
     ensure_topic(settings.kafka_bootstrap, settings.dlq_topic, 1)
     messages = make_events(args.events, args.users, args.seed)
@@ -359,8 +540,9 @@ async def run(args: argparse.Namespace, base: Settings, logs: Path) -> list[Resu
     results: list[Result] = []
     prefixes = [settings.redis_prefix, f"zmot:{name}-direct:"]
     try:
+        worker_code = WORKER_CODE if args.cprofile is None else profiled_worker_code(args.cprofile)
         runs = [
-            ("zmot worker (run_worker)", WORKER_CODE),
+            ("zmot worker (run_worker)", worker_code),
             ("faust agent counting raw messages (async for)", count_agent_code("events")),
             ("faust agent counting take_events batches", count_agent_code("take")),
         ]
@@ -383,17 +565,61 @@ async def run(args: argparse.Namespace, base: Settings, logs: Path) -> list[Resu
     return results
 
 
+def main_scale(args: argparse.Namespace, command: str, base: Settings) -> None:
+    messages = make_events(args.events, args.users, args.seed)
+
+    async def all_counts(logs: Path) -> list[ScaleResult]:
+        out = []
+        for n in args.scale:
+            say(f"{n} worker process(es) on {args.partitions} partitions ...")
+            result = await scale_once(args, base, logs, n, messages)
+            say(f"  {result.rate:,.0f} events/s, {result.per_cpu_second:,.0f} per worker CPU-s")
+            out.append(result)
+        return out
+
+    with tempfile.TemporaryDirectory(prefix="zmot-bench-scale-") as tmp:
+        results = asyncio.run(all_counts(Path(tmp)))
+    rows = scale_table(results)
+    say()
+    for row in rows:
+        say(row)
+    if args.no_write:
+        return
+    section = [
+        f"## Stream worker scaling: {now_utc()}",
+        "",
+        f"- command: `{command}`",
+        f"- machine: {machine()}; Kafka broker and Redis on the same machine",
+        f"- data: {args.events:,} events of {args.users:,} users, {args.partitions} partitions, "
+        f"batch_size {base.batch_size}, profile_pack_level {base.profile_pack_level}, "
+        f"worker_profile_cache {base.worker_profile_cache}; workers started on the empty "
+        "topic and idle before the "
+        "events were produced; timed from the first event sent to the last commit, CPU summed "
+        "over the worker processes in that window",
+        "",
+        *rows,
+        "",
+    ]
+    append_section("\n".join(section))
+    say(f"appended to {BENCHMARKS_MD}")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     given = sys.argv[1:] if argv is None else list(argv)
     command = shlex.join(["python", "benchmarks/bench_stream.py", *given])
     base = Settings()
+    if args.scale is not None:
+        main_scale(args, command, base)
+        return
     with tempfile.TemporaryDirectory(prefix="zmot-bench-stream-") as tmp:
         results = asyncio.run(run(args, base, Path(tmp)))
     rows = table(results)
     say()
     for row in rows:
         say(row)
+    if args.cprofile is not None:
+        say(profile_summary(args.cprofile))
     if args.no_write:
         return
     worker, per_event, batched = results[0], results[1], results[2]
@@ -404,14 +630,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"- machine: {machine()}; Kafka broker and Redis on the same machine",
         f"- data: {args.events:,} events of {args.users:,} users, "
         f"{base.topic_partitions} partitions, batch_size {base.batch_size}, "
-        f"batch_timeout_s {base.batch_timeout_s}",
+        f"batch_timeout_s {base.batch_timeout_s} (baseline agents), profile_pack_level "
+        f"{base.profile_pack_level}, worker_profile_cache {base.worker_profile_cache}",
         "- subprocess runs are timed from their first commit to the commit of the last "
         "message (1 s commit interval); the aiokafka rows read in the benchmark process",
         "",
         *rows,
         "",
         f"The worker reached {worker.rate / per_event.rate:.0%} of the per-event faust "
-        f"baseline and {worker.rate / batched.rate:.0%} of the take_events baseline.",
+        f"baseline and {worker.rate / batched.rate:.0%} of the take_events baseline"
+        + (" (under cProfile)." if args.cprofile is not None else "."),
         "",
     ]
     append_section("\n".join(section))

@@ -303,6 +303,7 @@ from cli import (  # noqa: E402  (commands of their own)
     migrate_cmd,
     model_cmd,
     ope_cmd,
+    profiles_cmd,
     retrain_cmd,
     tune_cmd,
 )
@@ -317,6 +318,7 @@ model_cmd.register(app)
 experiment_cmd.register(app)
 ope_cmd.register(app)
 retrain_cmd.register(app)
+profiles_cmd.register(app)
 
 
 def main() -> None:

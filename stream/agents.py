@@ -1,8 +1,10 @@
-"""The faust glue of the stream worker: the agent that takes batches, processes and acks them.
+"""The faust glue of the stream worker: the handler that processes batches and acks them.
 
 The work is in :func:`stream.batch.process_batch` and the DLQ in :mod:`stream.dead_letters`;
 here only what needs faust: turning its messages into :class:`~stream.records.Record` tuples,
-taking batches, holding a failed batch unacked, and logging the worker's totals.
+taking batches straight from faust's consumer (:mod:`stream.intake`: a fetch at a time, not an
+agent's per-message stream), acking what was written, holding a failed batch unacked, and
+logging the worker's totals.
 """
 
 from __future__ import annotations
@@ -64,14 +66,20 @@ def register_agent(
     applied: AppliedOffsets | None = None,
     decisions: DecisionStore | None = None,
 ) -> Any:
-    """Register the profile agent on ``app``; returns the faust agent.
+    """Register the profile handler on ``app``; returns the faust agent (or the fetch handler).
+
+    ``settings.worker_intake`` says how batches arrive: ``agent`` (the default), an agent's
+    ``take_events`` batches through faust's per-message stream (its ceiling is ~10-17k
+    events/s per process here); ``fetch`` (experimental), each fetch of faust's consumer
+    (:mod:`stream.intake`, ``app`` must be a :class:`~stream.app.WorkerApp`). Either way a
+    batch is acked once its profiles, dead letters and counters are written.
 
     ``on_fatal`` is called once when a batch cannot be written; it must stop the worker. The
-    agent then holds that batch, and every later one, unacked so the stop cannot commit past it.
+    handler then holds that batch, and every later one, unacked so the stop cannot commit past
+    it.
 
     ``applied`` (with ``feedback``) makes each assigned partition start from Redis's applied
-    offset and stops the worker when Redis went back under it (:mod:`stream.offsets`); ``app``
-    must then be a :class:`~stream.app.WorkerApp`.
+    offset and stops the worker when Redis went back under it (:mod:`stream.offsets`).
     """
     if applied is not None:
         app.applied_offsets = applied
@@ -84,6 +92,48 @@ def register_agent(
 
     failed: list[BaseException] = []
 
+    async def run_batch(records: list[Record]) -> bool:
+        """Process one batch; False when it failed (held unacked, the worker stopping)."""
+        try:
+            batch = await process_batch(
+                records,
+                profiler=profiler,
+                store=store,
+                dead_letter=sink,
+                metrics=metrics,
+                feedback=feedback,
+                privacy=privacy,
+                default_consent=settings.default_consent == "granted",
+                applied=applied,
+                decisions=decisions,
+            )
+        except asyncio.CancelledError:
+            raise  # cut off mid-batch: unacked, read again rather than committed
+        except Exception as exc:
+            failed.append(exc)
+            # A clean stop would wait for the held messages to be acked: they never will.
+            app.conf.stream_wait_empty = False
+            first, last = records[0], records[-1]
+            log.critical(
+                "batch %s .. %s (%d messages) failed and stays uncommitted; stopping: %s",
+                first.source,
+                last.source,
+                len(records),
+                exc,
+                extra=first.log_fields,
+            )
+            on_fatal(exc)
+            return False
+        stats.add(batch)
+        log.debug(
+            "batch: consumed=%d applied=%d replayed=%d dead_lettered=%d",
+            batch.consumed,
+            batch.applied,
+            batch.replayed,
+            batch.dead_lettered,
+        )
+        return True
+
     async def profiles(stream: Any) -> None:
         async for events in stream.take_events(
             settings.batch_size, within=settings.batch_timeout_s
@@ -93,49 +143,28 @@ def register_agent(
                 # processed (it would move fences past the failed events).
                 _hold(events)
                 continue
-            records = [record_of(event.message) for event in events]
             try:
-                batch = await process_batch(
-                    records,
-                    profiler=profiler,
-                    store=store,
-                    dead_letter=sink,
-                    metrics=metrics,
-                    feedback=feedback,
-                    privacy=privacy,
-                    default_consent=settings.default_consent == "granted",
-                    applied=applied,
-                    decisions=decisions,
-                )
+                done = await run_batch([record_of(event.message) for event in events])
             except asyncio.CancelledError:
                 _hold(events)  # cut off mid-batch: read it again rather than commit it
                 raise
-            except Exception as exc:
+            if not done:
                 _hold(events)
-                failed.append(exc)
-                # A clean stop would wait for the held messages to be acked: they never will.
-                app.conf.stream_wait_empty = False
-                first, last = records[0], records[-1]
-                log.critical(
-                    "batch %s .. %s (%d messages) failed and stays uncommitted; stopping: %s",
-                    first.source,
-                    last.source,
-                    len(records),
-                    exc,
-                    extra=first.log_fields,
-                )
-                on_fatal(exc)
-                continue
-            stats.add(batch)
-            log.debug(
-                "batch: consumed=%d applied=%d replayed=%d dead_lettered=%d",
-                batch.consumed,
-                batch.applied,
-                batch.replayed,
-                batch.dead_lettered,
-            )
 
-    agent = app.agent(source, name="zmot.profiles")(profiles)
+    async def fetched(messages: Sequence[Any]) -> None:
+        if failed:
+            return  # held: never acked
+        if await run_batch([record_of(message) for message in messages]):
+            ack = app.consumer.ack
+            for message in messages:
+                ack(message)
+
+    if settings.worker_intake == "fetch":
+        app.topics.add(source)  # subscribed like an agent's topic; delivered by stream.intake
+        app.batch_intake = (settings.events_topic, fetched, settings.batch_size)
+        handler: Any = fetched
+    else:
+        handler = app.agent(source, name="zmot.profiles")(profiles)
 
     last_logged: list[int] = [0]
 
@@ -170,4 +199,4 @@ def register_agent(
                 on_fatal(exc)
 
         app.timer(WATCH_INTERVAL_S, name="zmot.applied_offsets")(watch_applied)
-    return agent
+    return handler

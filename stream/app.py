@@ -13,6 +13,7 @@ import faust
 
 from recommender.adapters.kafka import kafka_auth
 from recommender.core.settings import Settings
+from stream.intake import BatchHandler, take_batches
 from stream.offsets import AppliedOffsets, after_committed_seek
 
 
@@ -40,14 +41,19 @@ def _credentials(settings: Settings) -> dict[str, Any]:
 
 class WorkerApp(faust.App):
     """faust's App whose consumer, once given :attr:`applied_offsets`, starts each assigned
-    partition from Redis's applied offset when that is behind Kafka's (:mod:`stream.offsets`)."""
+    partition from Redis's applied offset when that is behind Kafka's (:mod:`stream.offsets`),
+    and, once given :attr:`batch_intake` (topic, handler, batch size), hands that topic's
+    fetches to the handler in batches (:mod:`stream.intake`)."""
 
     applied_offsets: AppliedOffsets | None = None
+    batch_intake: tuple[str, BatchHandler, int] | None = None
 
     def _new_consumer(self) -> Any:
         consumer = super()._new_consumer()
         if self.applied_offsets is not None:
             after_committed_seek(consumer, self.applied_offsets)
+        if self.batch_intake is not None:
+            take_batches(consumer, *self.batch_intake)
         return consumer
 
 

@@ -136,7 +136,13 @@ def run_worker(
     settings, pinned = generation_settings(settings, generation)
     log.info("building %s%s", generation.describe(), " (rebuild)" if rebuilding else "")
     profiler = build_profiler(settings)
-    store = ProfileStore(client, generation.prefix, settings.profile_ttl_days * 86400.0)
+    store = ProfileStore(
+        client,
+        generation.prefix,
+        settings.profile_ttl_days * 86400.0,
+        pack_level=settings.profile_pack_level,
+        cache_size=settings.worker_profile_cache,
+    )
     feedback = FeedbackStore(client, settings.redis_prefix, settings.topic_partitions)
 
     app = create_app(settings, web_enabled=web_enabled)

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from recommender.adapters.codec import profile_key
+from recommender.adapters.keys import scan_pattern
 from recommender.adapters.generation_store import GenerationStore
 from recommender.adapters.localstack import free_port
 from recommender.adapters.redis_store import ProfileStore, connect
@@ -91,7 +91,7 @@ async def profiles_under(settings: Settings, prefix: str) -> dict[str, Any]:
 async def keys_under(settings: Settings, prefix: str) -> list[bytes]:
     client = connect(settings.redis_url)
     try:
-        pattern = profile_key(prefix, "*")
+        pattern = scan_pattern(prefix, "profile")
         return [k async for k in client.scan_iter(match=pattern, count=1000)]
     finally:
         await client.aclose()

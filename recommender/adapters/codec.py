@@ -4,22 +4,42 @@ Everything that knows how a :class:`~recommender.core.profile.Profile` or a feed
 looks in Redis is here, so the core stays free of storage names and the Lua scripts are built
 from the same constants (:func:`lua`): a renamed field cannot leave a script behind.
 
-Profile hash, ``<prefix>profile:{tag}<user_id>`` (key names: :mod:`.keys`):
+Profile, ``<prefix>profile:{tag}<user_id>`` (key names: :mod:`.keys`): ONE string value
+(:func:`profile_to_value`),
 
-=====================  ============================================================
-``f:<feature>``        stored (landmark-scaled) weight
-``b:<item>``           purchase time
-``t:<item>``           time of the last item event on it (the newest ``touch_memory``)
-``x:<offer>:<hour>``   impressions of the offer in that event-time hour
-``d:<offer>:<hour>``   dismissals of it (hour = epoch seconds // 3600; the offer id may
-                       hold ':', the hour is after the last one)
-``e:<event_id>``       ``<offset>:<event time>`` of the message that applied the id (offset
-                       empty offline), for the dedupe window
-``_L``                 landmark
-``_t``                 last event time
-``_pos``               ``partition:offset`` of the last applied message (the fence)
-``_n``                 events applied
-=====================  ============================================================
+    <fence>|<format byte><payload>
+
+``<fence>`` is ``partition:offset`` of the last applied message ('' offline), in clear so the
+fenced write's Lua script reads it with ``GETRANGE`` without decoding the rest. The format
+byte says how the payload is stored: ``B`` as is (the default, :data:`PACK_LEVEL`), ``Z``
+deflated (raw deflate, no zlib header, a 2 KiB window: :func:`deflate`). The payload is a
+fixed header, the numbers as little-endian arrays, then every name (features, items, offers,
+event ids) as UTF-8 separated by the byte ``0xFF``, which UTF-8 never contains:
+
+======================  ===========================================================
+header ``<BddqIIIIII``  flags (1: landmark set, 2: last time set), landmark, last event
+                        time, events applied, then how many features, purchases,
+                        touches, impression and dismissal entries, event ids
+``d`` x features        stored (landmark-scaled) weights
+``d`` x purchases       purchase times
+``d`` x touches         time of the last item event on each (the newest ``touch_memory``)
+``q`` x 2 x impr.       hour (epoch seconds // 3600) and count of each (offer, hour)
+``q`` x 2 x dism.       the same for dismissals
+``d`` x ids, ``q`` x    event time and offset (-1 offline) of the message that applied
+ids                     each remembered ``event_id`` (the dedupe window)
+names                   in the order of the counts above (an offer once per entry)
+======================  ===========================================================
+
+One value instead of one hash field per entry: a profile of 64 features took 3,331 bytes of
+Redis memory as a hash and about a third of that packed (BENCHMARKS.md, "Redis memory"); it is
+read with one ``MGET`` for a whole batch and decoded with a few ``struct`` calls. Floats are
+stored as IEEE doubles, so a profile round-trips exactly.
+
+Before this format profiles were hashes (one field per entry, ``f:<feature>``, ``b:``, ``t:``,
+``x:``, ``d:``, ``e:``, and ``_L``, ``_t``, ``_pos``, ``_n``). Readers still decode such a hash
+(:func:`profile_from_hash`) and the fenced write compares its ``_pos``, so a store written by
+an older worker keeps working: each profile is rewritten packed by the next event of its user
+(``zmot profiles migrate`` rewrites the rest at once).
 
 Counter hash, ``<prefix>agg:{p<partition>}``:
 
@@ -41,15 +61,18 @@ expires):
 =================  ======================================================
 
 Profiles of a rebuilt generation (blue/green, :mod:`recommender.core.generations`) are the same
-hashes under ``<prefix>gen:<generation>:profile:<user_id>``; the generations record itself is
+values under ``<prefix>gen:<generation>:profile:<user_id>``; the generations record itself is
 ``<prefix>generations`` (:mod:`recommender.adapters.generation_store`).
 
-Floats are written with ``repr()``, which round-trips exactly; counters are integers.
+Hash values (counters, person fields) are text: floats written with ``repr()``, which
+round-trips exactly; counters are integers.
 """
 
 from __future__ import annotations
 
 import json
+import struct
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from string import Template
 
@@ -64,7 +87,178 @@ from recommender.core.feedback import CounterKey
 from recommender.core.privacy import PrivacyState
 from recommender.core.profile import Position, Profile
 
-# --- profile hash -------------------------------------------------------------------------
+# --- profile: the packed value -----------------------------------------------------------
+
+FENCE_END = b"|"
+"""Ends the fence token at the start of a packed profile."""
+
+PACKED_ZLIB = b"Z"
+PACKED_RAW = b"B"
+
+PACK_LEVEL = 0
+"""zlib level of packed profiles: 0 stores them as they are (format ``B``). Deflating (format
+``Z``, level 1: 9 saves little more on these short values) takes a 64-feature profile from
+about 2.6 to 1.6 KB of Redis memory, but costs 40-50 us of CPU per profile written, more than
+all the rest of the worker's work on an event (BENCHMARKS.md, "Stream worker")."""
+
+_HEADER = struct.Struct("<BddqIIIIII")
+_NAME_SEP = b"\xff"
+_NAME_SEP_TEXT = "\udcff"  # what _NAME_SEP decodes to with errors="surrogateescape"
+
+
+class CorruptProfileError(ValueError):
+    """A stored profile value that is not in any format this code writes."""
+
+
+def profile_to_value(profile: Profile, level: int = PACK_LEVEL) -> bytes:
+    """The stored value of a profile: fence token, format byte, payload (module docstring)."""
+    weights, purchases, touched, seen = (
+        profile.weights,
+        profile.purchases,
+        profile.touched,
+        profile.seen,
+    )
+    shown = [(o, h, n) for o, per_hour in profile.shown.items() for h, n in per_hour.items()]
+    dismissed = [
+        (o, h, n) for o, per_hour in profile.dismissed.items() for h, n in per_hour.items()
+    ]
+    flags = (profile.landmark is not None) | (profile.last_ts is not None) << 1
+    numbers = [
+        _HEADER.pack(
+            flags,
+            profile.landmark or 0.0,
+            profile.last_ts or 0.0,
+            profile.n_events,
+            len(weights),
+            len(purchases),
+            len(touched),
+            len(shown),
+            len(dismissed),
+            len(seen),
+        ),
+        struct.pack(f"<{len(weights)}d", *weights.values()),
+        struct.pack(f"<{len(purchases)}d", *purchases.values()),
+        struct.pack(f"<{len(touched)}d", *touched.values()),
+    ]
+    for entries in (shown, dismissed):
+        if entries:
+            numbers.append(struct.pack(f"<{2 * len(entries)}q", *_hours_and_counts(entries)))
+    if seen:
+        times = [t for t, _ in seen.values()]
+        offsets = [-1 if o is None else o for _, o in seen.values()]
+        numbers.append(struct.pack(f"<{len(seen)}d{len(seen)}q", *times, *offsets))
+    names = [
+        *weights,
+        *purchases,
+        *touched,
+        *(o for o, _, _ in shown),
+        *(o for o, _, _ in dismissed),
+        *seen,
+    ]
+    try:
+        text = _NAME_SEP.join(map(str.encode, names))
+    except UnicodeEncodeError:  # a lone surrogate (JSON allows them): kept as is
+        text = _NAME_SEP.join(n.encode("utf-8", "surrogatepass") for n in names)
+    payload = b"".join(numbers) + text
+    token = position_token(profile.position).encode()
+    if level > 0:
+        return token + FENCE_END + PACKED_ZLIB + deflate(payload, level)
+    return token + FENCE_END + PACKED_RAW + payload
+
+
+def _hours_and_counts(entries: list[tuple[str, int, int]]) -> list[int]:
+    return [h for _, h, _ in entries] + [n for _, _, n in entries]
+
+
+def deflate(data: bytes, level: int) -> bytes:
+    """Raw deflate with a 2 KiB window and small hash tables: a profile is a few KiB, and on
+    these values the small window compresses about 4% better than ``zlib.compress``'s 32 KiB
+    one, no slower. (Any window up to 32 KiB inflates with :func:`profile_from_value`.)"""
+    packer = zlib.compressobj(level, zlib.DEFLATED, -11, 3)
+    return packer.compress(data) + packer.flush()
+
+
+def split_value(value: bytes) -> tuple[bytes, bytes]:
+    """(fence token, the rest) of a packed profile value."""
+    token, sep, rest = value.partition(FENCE_END)
+    if not sep:
+        raise CorruptProfileError("a packed profile starts with its fence token and '|'")
+    return token, rest
+
+
+def profile_from_value(value: bytes) -> Profile:
+    """A profile from its stored value; the inverse of :func:`profile_to_value`."""
+    token, rest = split_value(value)
+    kind, body = rest[:1], rest[1:]
+    if kind == PACKED_ZLIB:
+        try:
+            payload = zlib.decompress(body, -zlib.MAX_WBITS)
+        except zlib.error as exc:
+            raise CorruptProfileError(f"packed profile does not inflate: {exc}") from None
+    elif kind == PACKED_RAW:
+        payload = body
+    else:
+        raise CorruptProfileError(f"unknown packed profile format {kind!r}")
+    try:
+        profile = _unpack(payload)
+    except (struct.error, ValueError, IndexError) as exc:
+        raise CorruptProfileError(f"packed profile is truncated or malformed: {exc}") from None
+    if token:
+        part, _, off = token.partition(b":")
+        profile.partition, profile.offset = int(part), int(off)
+    return profile
+
+
+def _unpack(payload: bytes) -> Profile:
+    flags, landmark, last_ts, n_events, nw, np_, nt, nx, nd, ne = _HEADER.unpack_from(payload)
+    at = _HEADER.size
+    floats = struct.unpack_from(f"<{nw + np_ + nt}d", payload, at)
+    at += 8 * (nw + np_ + nt)
+    shown_n = struct.unpack_from(f"<{2 * nx}q", payload, at)
+    at += 16 * nx
+    dismissed_n = struct.unpack_from(f"<{2 * nd}q", payload, at)
+    at += 16 * nd
+    seen_times = struct.unpack_from(f"<{ne}d", payload, at)
+    at += 8 * ne
+    seen_offsets = struct.unpack_from(f"<{ne}q", payload, at)
+    at += 8 * ne
+    count = nw + np_ + nt + nx + nd + ne
+    names = _names(payload[at:], count)
+    profile = Profile(
+        weights=dict(zip(names[:nw], floats[:nw], strict=True)),
+        landmark=landmark if flags & 1 else None,
+        last_ts=last_ts if flags & 2 else None,
+        n_events=n_events,
+        purchases=dict(zip(names[nw : nw + np_], floats[nw : nw + np_], strict=True)),
+        touched=dict(zip(names[nw + np_ : nw + np_ + nt], floats[nw + np_ :], strict=True)),
+    )
+    start = nw + np_ + nt
+    for counts, flat, n in ((profile.shown, shown_n, nx), (profile.dismissed, dismissed_n, nd)):
+        for i in range(n):
+            counts.setdefault(names[start + i], {})[flat[i]] = flat[n + i]
+        start += n
+    for i in range(ne):
+        offset = seen_offsets[i]
+        profile.seen[names[start + i]] = (seen_times[i], None if offset < 0 else offset)
+    return profile
+
+
+def _names(raw: bytes, count: int) -> list[str]:
+    if count == 0:
+        if raw:
+            raise ValueError("names after a profile without entries")
+        return []
+    text = raw.decode("utf-8", "surrogateescape")  # each 0xFF becomes _NAME_SEP_TEXT
+    if "\udced" in text:  # a surrogate written with surrogatepass: decode name by name
+        names = [part.decode("utf-8", "surrogatepass") for part in raw.split(_NAME_SEP)]
+    else:
+        names = text.split(_NAME_SEP_TEXT)
+    if len(names) != count:
+        raise ValueError(f"{len(names)} names for {count} entries")
+    return names
+
+
+# --- profile hash (the format before the packed value: read, never written) ------------
 
 FEATURE_TAG = "f:"
 PURCHASE_TAG = "b:"

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Mapping
+from bisect import bisect_left
+from collections import Counter as Tally
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, get_args
 
 from prometheus_client import (
@@ -269,20 +271,22 @@ class WorkerMetrics(_Exported):
     ) -> None:
         """Record one finished batch: the type of each message per outcome, and for each
         applied event its time, whose distance to ``written_at`` is its freshness (and that of
-        its Kafka record's timestamp, in ``record_times``)."""
-        for kind in consumed:
-            self.consumed.labels(kind).inc()
-        for kind, ts in applied:
-            self.applied.labels(kind).inc()
-            self.freshness.observe(max(0.0, written_at - ts))
-        for ts in record_times:
-            self.record_freshness.observe(max(0.0, written_at - ts))
-        for kind in replayed:
-            self.replayed.labels(kind).inc()
-        for kind in dead_lettered:
-            self.dead_lettered.labels(kind).inc()
-        for reason in withheld:
-            self.withheld.labels(reason).inc()
+        its Kafka record's timestamp, in ``record_times``).
+
+        Counted per label and observed per bucket (:func:`observe_many`), not per event: one
+        ``inc`` per event and type was a tenth of the worker's CPU."""
+        applied = list(applied)
+        for counter, kinds in (
+            (self.consumed, consumed),
+            (self.applied, (kind for kind, _ in applied)),
+            (self.replayed, replayed),
+            (self.dead_lettered, dead_lettered),
+            (self.withheld, withheld),
+        ):
+            for kind, n in Tally(kinds).items():
+                counter.labels(kind).inc(n)
+        observe_many(self.freshness, [max(0.0, written_at - ts) for _, ts in applied])
+        observe_many(self.record_freshness, [max(0.0, written_at - ts) for ts in record_times])
         self.batch_size.observe(size)
         self.batch_seconds.observe(seconds)
 
@@ -319,6 +323,24 @@ class ArmCounters(Collector):
             for (experiment, arm), figures in sorted(self.figures.items()):
                 family.add_metric([experiment, arm], float(getattr(figures, attribute)))
             yield family
+
+
+def observe_many(histogram: Histogram, values: Sequence[float]) -> None:
+    """``histogram.observe(v)`` for each of ``values``, with one increment per bucket.
+
+    Uses the histogram's own bucket counters (``_upper_bounds``, ``_buckets``, ``_sum`` of
+    prometheus_client 0.26, pinned); a test checks the exposition equals one observe each.
+    """
+    if not values:
+        return
+    bounds = histogram._upper_bounds
+    counts = [0] * len(bounds)
+    for value in values:
+        counts[bisect_left(bounds, value)] += 1  # the first bound >= value, as observe does
+    for bucket, n in zip(histogram._buckets, counts, strict=True):
+        if n:
+            bucket.inc(n)
+    histogram._sum.inc(sum(values))
 
 
 class ApiMetrics(_Exported):

@@ -14,6 +14,9 @@ carries the same hash tag (:mod:`recommender.adapters.keys`), so on a Redis Clus
 one node and a pipeline still writes them in order (the cluster client keeps the order of the
 commands it sends to one node); the anonymous ids linked to a person are other people's keys,
 erased one after the other.
+
+Profiles are read through :mod:`recommender.adapters.redis_store` (the packed form, or a hash
+written by an older worker) in the same pipeline as the person hashes.
 """
 
 from __future__ import annotations
@@ -26,22 +29,22 @@ from redis.exceptions import RedisError
 
 from recommender.adapters.codec import (
     CONSENT_FIELD,
-    DISMISSED_TAG,
     ERASED_FIELD,
-    FEATURE_TAG,
-    PURCHASE_TAG,
-    SHOWN_TAG,
     links_key,
     person_key,
     privacy_from_values,
-    profile_from_hash,
     profile_key,
 )
 from recommender.adapters.keys import decision_key, decisions_key
-from recommender.adapters.redis_client import RedisClient, client_for, close
+from recommender.adapters.redis_client import RedisClient, client_for, close, is_cluster
+from recommender.adapters.redis_store import (
+    decode_profiles,
+    queue_profile_reads,
+    read_profiles,
+)
 from recommender.core.errors import ConfigError
 from recommender.core.events import Event
-from recommender.core.privacy import PrivacyState, allowed_events
+from recommender.core.privacy import NO_STATE, PrivacyState, allowed_events
 from recommender.core.profile import Profile, merged
 from recommender.core.settings import Settings, redact_url
 
@@ -92,9 +95,13 @@ class PrivacyStore:
         return person_key(self.prefix, user_id)
 
     async def states(self, user_ids: Sequence[str]) -> list[PrivacyState]:
-        """Each user's state, in one round trip."""
+        """Each user's state: one ``EXISTS`` of all their person hashes, and only when some
+        exist a second round trip with one ``HMGET`` each (most people never chose nor were
+        erased; a command per person was a large share of the worker's Redis time)."""
         if not user_ids:
             return []
+        if not await self.client.exists(*(self.key(u) for u in user_ids)):
+            return [NO_STATE] * len(user_ids)
         async with self.client.pipeline(transaction=False) as pipe:
             for user_id in user_ids:
                 pipe.hmget(self.key(user_id), [ERASED_FIELD, CONSENT_FIELD])
@@ -113,18 +120,27 @@ class PrivacyStore:
     ) -> tuple[list[Profile | None], list[PrivacyState], list[list[str]]]:
         """Each user's stored profile, privacy state and (``with_links``) linked anonymous
         ids, in one round trip."""
-        per_user = 3 if with_links else 2
+        if not user_ids:
+            return [], [], []
+        per_user = 2 if with_links else 1
+        keys = [self._profile(user_id) for user_id in user_ids]
+        together = len(keys) == 1 or not is_cluster(self.client)
         async with self.client.pipeline(transaction=False) as pipe:
+            if together:  # a cluster's MGET cannot span slots: read_profiles splits it
+                queue_profile_reads(pipe, keys)
             for user_id in user_ids:
-                pipe.hgetall(self._profile(user_id))
                 pipe.hmget(self.key(user_id), [ERASED_FIELD, CONSENT_FIELD])
                 if with_links:
                     pipe.smembers(links_key(self.prefix, user_id))
             results = await pipe.execute()
-        profiles = [profile_from_hash(m) if m else None for m in results[0::per_user]]
-        states = [privacy_from_values(e, c) for e, c in results[1::per_user]]
+        if together:
+            values, existing, *results = results
+            profiles = await decode_profiles(self.client, keys, values, existing)
+        else:
+            profiles = await read_profiles(self.client, keys)
+        states = [privacy_from_values(e, c) for e, c in results[0::per_user]]
         links = (
-            [sorted(_text(m) for m in members) for members in results[2::per_user]]
+            [sorted(_text(m) for m in members) for members in results[1::per_user]]
             if with_links
             else [[] for _ in user_ids]
         )
@@ -140,12 +156,9 @@ class PrivacyStore:
         wanted = sorted({anon for ids in links for anon in ids})
         if not wanted:
             return profiles, states
-        async with self.client.pipeline(transaction=False) as pipe:
-            for anon in wanted:
-                pipe.hgetall(self._profile(anon))
-            stored = await pipe.execute()
+        stored = await read_profiles(self.client, [self._profile(a) for a in wanted])
         # A linked profile that exists was allowed: a refusal or an erasure deletes it.
-        linked = {anon: profile_from_hash(m) for anon, m in zip(wanted, stored, strict=True) if m}
+        linked = {anon: p for anon, p in zip(wanted, stored, strict=True) if p is not None}
         out: list[Profile | None] = []
         for profile, ids in zip(profiles, links, strict=True):
             parts = [p for p in [profile, *(linked.get(a) for a in ids)] if p is not None]
@@ -212,10 +225,11 @@ class PrivacyStore:
         profile = self._profile(user_id)
         decisions = decisions_key(self.prefix, user_id)
         async with self.client.pipeline(transaction=False) as pipe:
-            pipe.hgetall(profile)
+            queue_profile_reads(pipe, [profile])
             pipe.hmget(key, [ERASED_FIELD, CONSENT_FIELD])
             pipe.zrange(decisions, 0, -1)
-            stored, (before, consent), decided = await pipe.execute()
+            values, existing, (before, consent), decided = await pipe.execute()
+        (stored,) = await decode_profiles(self.client, [profile], values, existing)
         erased_at = max(at, float(before)) if before is not None else at
         async with self.client.pipeline(transaction=False) as pipe:
             pipe.delete(key)
@@ -226,15 +240,21 @@ class PrivacyStore:
             for decision_id in decided:  # one key each: another slot on a Redis Cluster
                 pipe.delete(decision_key(self.prefix, _text(decision_id)))
             await pipe.execute()
-        fields = [k.decode() if isinstance(k, bytes) else k for k in stored]
         return Erased(
-            profile=bool(stored),
-            features=sum(f.startswith(FEATURE_TAG) for f in fields),
-            purchases=sum(f.startswith(PURCHASE_TAG) for f in fields),
-            exposure=sum(f.startswith((SHOWN_TAG, DISMISSED_TAG)) for f in fields),
+            profile=stored is not None,
+            features=0 if stored is None else len(stored.weights),
+            purchases=0 if stored is None else len(stored.purchases),
+            exposure=0 if stored is None else _exposure_entries(stored),
             consent=consent is not None,
             erased_at=erased_at,
         )
+
+
+def _exposure_entries(profile: Profile) -> int:
+    """(offer, hour) entries of impressions and dismissals kept in a profile."""
+    return sum(
+        len(per_hour) for kind in (profile.shown, profile.dismissed) for per_hour in kind.values()
+    )
 
 
 def _text(value: bytes | str) -> str:

@@ -1,52 +1,79 @@
-"""Profiles in Redis: one hash per user, written atomically behind an offset fence.
+"""Profiles in Redis: one packed value per user, written atomically behind an offset fence.
 
-All profile math happens in Python (:mod:`recommender.core.profile`) and the hash layout is in
-:mod:`recommender.adapters.codec`; the Lua script below is a thin applier: it replaces a user's
-hash only if the stored fence (``_pos``) still equals the one the worker read, so two writers
-(e.g. during a rebalance) can never interleave half-updates, and a conflict is reported back
-instead of lost.
+All profile math happens in Python (:mod:`recommender.core.profile`) and the stored form is in
+:mod:`recommender.adapters.codec`; the Lua script below is a thin applier: it replaces a
+profile only if the stored fence (the token in front of the value) still equals the one the
+worker read, so two writers (e.g. during a rebalance) can never interleave half-updates, and
+a conflict is reported back instead of lost.
+
+A batch costs a constant number of commands, not a few per user: redis-py spends ~20-30 us of
+client CPU per command (packing, one reply read each), which was most of the worker's time.
+Reads are one ``MGET`` of the profiles (with an ``EXISTS`` beside it that reveals profiles still
+stored in the old hash form, read then with ``HGETALL``); writes are one call of the script
+for all keys of one Redis Cluster slot (:func:`slot_groups`): on one Redis that is one call per
+batch, on a cluster each call stays within a slot, as cluster scripts must.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from redis.exceptions import RedisError
 
 from recommender.adapters.codec import (
-    encode_fields,
+    PACK_LEVEL,
     lua,
     position_token,
     profile_from_hash,
+    profile_from_value,
     profile_key,
-    profile_to_hash,
+    profile_to_value,
 )
 from recommender.adapters.keys import scan_pattern, user_of
-from recommender.adapters.redis_client import RedisClient, connect, register_script
+from recommender.adapters.redis_client import RedisClient, connect, is_cluster, register_script
 from recommender.core.errors import ConfigError
 from recommender.core.profile import Position, Profile
 
-# KEYS[1] profile key; ARGV[1] expected fence ('' for a new profile); ARGV[2] TTL in ms;
-# ARGV[3] the new hash as ONE JSON array of strings [field, value, field, value, ...] (see
-# :func:`~recommender.adapters.codec.encode_fields`). Returns 1 when written, 0 when the fence
-# moved.
+# KEYS: profile keys; ARGV[1] TTL in ms; ARGV[2] the expected fence of each key ('.' for a new
+# profile), space-separated; ARGV[3] the byte length of each new value, space-separated;
+# ARGV[4] the new values one after the other. Returns the 1-based indices of the keys whose
+# fence had moved (not written).
 #
-# One JSON argument instead of ~2 per field: packing hundreds of arguments per user was most of
-# the worker's client-side time in redis-py. The array keeps the pairs in profile_to_hash
-# order, so the HSETs (chunked to stay far below Lua's unpack limit) build the same hash as one
-# HSET of them.
+# Four arguments whatever the number of keys: redis-py packs each argument in Python, and two
+# per profile were a tenth of the worker's time. The fence is the value's prefix up to '|'
+# (GETRANGE reads only the head); a key still in the old hash form keeps it in its '_pos'
+# field, and is replaced by the packed value.
 REPLACE_IF_FENCE = lua(
     """
-local current = redis.call('HGET', KEYS[1], '$position_field') or ''
-if current ~= ARGV[1] then return 0 end
-redis.call('DEL', KEYS[1])
-local kv = cjson.decode(ARGV[3])
-local n = #kv
-for i = 1, n, 1000 do
-  redis.call('HSET', KEYS[1], unpack(kv, i, math.min(i + 999, n)))
+local moved = {}
+local fences, lengths, values = ARGV[2], ARGV[3], ARGV[4]
+local i, at, fence_at, length_at = 0, 1, 1, 1
+while true do
+  local fence_end = string.find(fences, ' ', fence_at, true)
+  local length_end = string.find(lengths, ' ', length_at, true)
+  local expected = string.sub(fences, fence_at, (fence_end or 0) - 1)
+  local size = tonumber(string.sub(lengths, length_at, (length_end or 0) - 1))
+  i = i + 1
+  local key = KEYS[i]
+  if expected == '.' then expected = '' end
+  local head = redis.pcall('GETRANGE', key, 0, 63)
+  local current
+  if type(head) == 'table' then
+    current = redis.call('HGET', key, '$position_field') or ''
+  else
+    current = string.match(head, '^([^|]*)|') or ''
+  end
+  if current == expected then
+    redis.call('SET', key, string.sub(values, at, at + size - 1), 'PX', ARGV[1])
+  else
+    moved[#moved + 1] = i
+  end
+  at = at + size
+  if not fence_end then break end
+  fence_at, length_at = fence_end + 1, length_end + 1
 end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 1
+return moved
 """
 )
 
@@ -54,14 +81,124 @@ FenceUpdate = tuple[str, Position | None, Profile]
 """(user_id, the profile's fence as read before the update, the updated profile)."""
 
 
-class ProfileStore:
-    """Reads and writes user profiles under ``<prefix>profile:{tag}<user_id>``."""
+def slot_groups(client: Any, keys: Sequence[str]) -> list[list[int]]:
+    """Indices of ``keys`` grouped so that each group may go to one multi-key command: all of
+    them on one Redis, per hash slot on a Redis Cluster (in order of first appearance)."""
+    if not is_cluster(client):
+        return [list(range(len(keys)))] if keys else []
+    groups: dict[int, list[int]] = {}
+    for i, key in enumerate(keys):
+        groups.setdefault(client.keyslot(key), []).append(i)
+    return list(groups.values())
 
-    def __init__(self, client: RedisClient, prefix: str, ttl_s: float) -> None:
+
+async def read_profiles(
+    client: Any,
+    keys: Sequence[str],
+    decode: Callable[[str, bytes], Profile] | None = None,
+) -> list[Profile | None]:
+    """The profiles stored under ``keys`` (None where there is none), in one round trip.
+
+    ``MGET`` returns nothing for a key holding another type: the ``EXISTS`` count beside it
+    says whether some key still holds an old hash profile; those are then read with
+    ``HGETALL`` (a second round trip, only until the store is migrated). ``decode(key,
+    value)`` turns a packed value into its profile (default :func:`profile_from_value`).
+    """
+    if not keys:
+        return []
+    if is_cluster(client):
+        values = await client.mget_nonatomic(list(keys))
+        existing = await client.exists(*keys)
+        return await decode_profiles(client, keys, values, existing, decode)
+    async with client.pipeline(transaction=False) as pipe:
+        queue_profile_reads(pipe, keys)
+        values, existing = await pipe.execute()
+    return await decode_profiles(client, keys, values, existing, decode)
+
+
+def queue_profile_reads(pipe: Any, keys: Sequence[str]) -> None:
+    """Add the two commands of :func:`read_profiles` to a pipeline (not for a cluster, whose
+    MGET must be split per slot: use :func:`read_profiles` there)."""
+    pipe.mget(list(keys))
+    pipe.exists(*keys)
+
+
+async def decode_profiles(
+    client: Any,
+    keys: Sequence[str],
+    values: Sequence[bytes | None],
+    existing: int,
+    decode: Callable[[str, bytes], Profile] | None = None,
+) -> list[Profile | None]:
+    """The profiles from the replies of :func:`queue_profile_reads` (old hash forms read now)."""
+    if decode is None:
+        found = [None if v is None else profile_from_value(v) for v in values]
+    else:
+        found = [None if v is None else decode(k, v) for k, v in zip(keys, values, strict=True)]
+    if existing > len(keys) - found.count(None):
+        missing = [i for i, v in enumerate(values) if v is None]
+        for i, profile in zip(
+            missing, await _read_legacy(client, [keys[i] for i in missing]), strict=True
+        ):
+            found[i] = profile
+    return found
+
+
+async def _read_legacy(client: Any, keys: list[str]) -> list[Profile | None]:
+    """Profiles among ``keys`` still stored as hashes (or written packed since the MGET)."""
+    async with client.pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.hgetall(key)
+        results = await pipe.execute(raise_on_error=False)
+    out: list[Profile | None] = []
+    for key, result in zip(keys, results, strict=True):
+        if isinstance(result, RedisError):  # WRONGTYPE: packed since the MGET
+            value = await client.get(key)
+            out.append(None if value is None else profile_from_value(value))
+        else:
+            out.append(profile_from_hash(result) if result else None)
+    return out
+
+
+class ProfileStore:
+    """Reads and writes user profiles under ``<prefix>profile:{tag}<user_id>``.
+
+    ``pack_level`` is the zlib level of the stored values (0: uncompressed; see
+    :data:`~recommender.adapters.codec.PACK_LEVEL`): Redis memory against worker CPU.
+
+    ``cache_size`` > 0 (the worker's ``ZMOT_WORKER_PROFILE_CACHE``) keeps the profiles this
+    store last wrote, each with the exact value written: a read that finds that very value
+    in Redis hands the kept profile back instead of decoding it again (a user active across
+    batches costs one decode, not one per batch). A value that differs in any byte (another
+    worker wrote, an erasure, an expiry) is decoded as usual, so the cache can never serve
+    what Redis does not hold. A profile read from it belongs to the caller (it is taken out;
+    a written one goes back): callers that change what they read and write it back, as the
+    worker does, are the only ones that should use it.
+    """
+
+    def __init__(
+        self,
+        client: RedisClient,
+        prefix: str,
+        ttl_s: float,
+        pack_level: int = PACK_LEVEL,
+        cache_size: int = 0,
+    ) -> None:
         self.client = client
         self.prefix = prefix
         self.ttl_ms = max(1, int(ttl_s * 1000))
+        self.pack_level = pack_level
+        self.cache_size = cache_size
+        self._cache: dict[str, tuple[bytes, Profile]] = {}
+        self.cache_hits = 0
         self._replace = register_script(client, REPLACE_IF_FENCE)
+
+    def _decode(self, key: str, value: bytes) -> Profile:
+        kept = self._cache.pop(key, None)
+        if kept is not None and kept[0] == value:
+            self.cache_hits += 1
+            return kept[1]
+        return profile_from_value(value)
 
     def key(self, user_id: str) -> str:
         return profile_key(self.prefix, user_id)
@@ -75,16 +212,13 @@ class ProfileStore:
 
     async def get(self, user_id: str) -> Profile | None:
         """The stored profile, or None for a user without one (never seen, or expired)."""
-        mapping = await self.client.hgetall(self.key(user_id))
-        return profile_from_hash(mapping) if mapping else None
+        (profile,) = await self.get_many([user_id])
+        return profile
 
     async def get_many(self, user_ids: Sequence[str]) -> list[Profile | None]:
         """Profiles of many users in one round trip, None for a user without one (as ``get``)."""
-        async with self.client.pipeline(transaction=False) as pipe:
-            for user_id in user_ids:
-                pipe.hgetall(self.key(user_id))
-            results = await pipe.execute()
-        return [profile_from_hash(m) if m else None for m in results]
+        keys = [self.key(u) for u in user_ids]
+        return await read_profiles(self.client, keys, self._decode if self.cache_size else None)
 
     async def user_ids(self) -> list[str]:
         """Every user with a stored profile (a SCAN of the prefix: for tests and tools only)."""
@@ -102,17 +236,68 @@ class ProfileStore:
         batch = list(updates)
         if not batch:
             return []
-        ttl_ms = self.ttl_ms
+        keys = [self.key(user_id) for user_id, _, _ in batch]
+        values = [profile_to_value(profile, self.pack_level) for _, _, profile in batch]
+        groups = slot_groups(self.client, keys)
         async with self.client.pipeline(transaction=False) as pipe:
-            for user_id, fence, profile in batch:
+            for group in groups:
                 args: list[str | int | bytes] = [
-                    position_token(fence),
-                    ttl_ms,
-                    encode_fields(profile_to_hash(profile)),
+                    self.ttl_ms,
+                    " ".join([position_token(batch[i][1]) or "." for i in group]),
+                    " ".join([str(len(values[i])) for i in group]),
+                    b"".join([values[i] for i in group]),
                 ]
-                await self._replace(keys=[self.key(user_id)], args=args, client=pipe)
+                await self._replace(keys=[keys[i] for i in group], args=args, client=pipe)
             results = await pipe.execute()
-        return [user for (user, _, _), ok in zip(batch, results, strict=True) if not ok]
+        moved = {group[index - 1] for group, indices in zip(groups, results, strict=True)
+                 for index in indices}  # fmt: skip
+        if self.cache_size:
+            self._keep(
+                (keys[i], values[i], batch[i][2]) for i in range(len(batch)) if i not in moved
+            )
+        return [batch[i][0] for i in sorted(moved)]
+
+    def _keep(self, written: Iterable[tuple[str, bytes, Profile]]) -> None:
+        """Remember what was just written; the longest unread go first beyond the size."""
+        cache = self._cache
+        for key, value, profile in written:
+            cache.pop(key, None)
+            cache[key] = (value, profile)
+        for _ in range(len(cache) - self.cache_size):
+            del cache[next(iter(cache))]
+
+    async def migrate(self, count: int = 500) -> int:
+        """Rewrite every profile still stored as a hash in the packed form; how many were.
+
+        Each rewrite goes through the fenced script, so a worker writing the same profile
+        meanwhile wins and the rewrite of that one is simply skipped (the worker wrote it
+        packed).
+        """
+        done = 0
+        batch: list[str] = []
+
+        async def flush() -> int:
+            profiles = await _read_legacy(self.client, [self.key(u) for u in batch])
+            updates = [
+                (user, profile.position, profile)
+                for user, profile in zip(batch, profiles, strict=True)
+                if profile is not None
+            ]
+            moved = await self.put_many(updates)
+            batch.clear()
+            return len(updates) - len(moved)
+
+        pattern = scan_pattern(self.prefix, "profile")
+        async for key in self.client.scan_iter(match=pattern, count=count, _type="hash"):
+            user = user_of(self.prefix, "profile", key.decode())
+            if user is None:
+                continue
+            batch.append(user)
+            if len(batch) >= count:
+                done += await flush()
+        if batch:
+            done += await flush()
+        return done
 
 
-__all__ = ["FenceUpdate", "ProfileStore", "connect"]
+__all__ = ["FenceUpdate", "ProfileStore", "connect", "read_profiles", "slot_groups"]

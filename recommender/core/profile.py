@@ -1,7 +1,8 @@
 """The live interest profile of one user and the one function that updates it.
 
 The stream worker, training and evaluation all call :func:`apply_event`; nothing else changes a
-profile, so live and offline profiles agree by construction.
+profile, so live and offline profiles agree by construction. :func:`apply_event_reference` is
+its plainly written twin, kept as the test oracle of that hot path.
 
 Decay is *forward decay* on event time: a feature's stored value is
 ``sum(weight_e * 2**((t_e - L) / h))`` for a per-profile landmark ``L``, so applying an event only
@@ -19,9 +20,11 @@ How a profile is stored (one Redis hash per user) is :mod:`recommender.adapters.
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 RENORMALISE_EXPONENT = 32.0
 """Rescale to a new landmark once an event is this many half-lives past it (2**32 ~ 4e9)."""
@@ -145,6 +148,117 @@ def apply_event(
     event_id: str | None = None,
 ) -> bool:
     """Add one event's features at event time ``ts``; False if ``position`` was applied before
+    or ``event_id`` is a duplicate (:meth:`Profile.is_duplicate`).
+
+    ``position`` is the (partition, offset) of the Kafka message; it fences replays so that a
+    message delivered twice counts once. ``event_id`` does the same for an event *sent* twice
+    (a client retrying a request that timed out): ids are remembered for
+    ``params.dedupe_window_s`` of event time, at most ``params.dedupe_memory`` of them.
+    ``shown_offer`` / ``dismissed_offer`` count an impression / dismissal of that offer in the
+    event's hour. ``touched_item``: the event is an item event on it (its last-touch time moves
+    to ``ts`` if that is later).
+
+    This is the hot path of the worker and of every replay; :func:`apply_event_reference`
+    says the same more plainly and is its test oracle. The differences are only in how: the
+    top-N cut deletes the few lowest entries in place instead of sorting the whole profile
+    (the order of the kept entries is then their insertion order), and the exposure and
+    touch bookkeeping skips work that cannot change anything.
+    """
+    if position is not None:
+        if profile.partition == position[0] and (
+            profile.offset is not None and position[1] <= profile.offset
+        ):
+            return False
+        profile.partition, profile.offset = position
+    if event_id is not None:
+        offset = None if position is None else position[1]
+        if profile.is_duplicate(event_id, offset):
+            return False
+        profile.seen[event_id] = (ts, offset)
+    landmark = profile.landmark
+    if landmark is None:
+        profile.landmark = landmark = ts
+    exponent = (ts - landmark) / params.half_life_s
+    if exponent > RENORMALISE_EXPONENT:
+        factor = 2.0**-exponent
+        profile.weights = {k: v * factor for k, v in profile.weights.items() if v * factor > 0.0}
+        profile.landmark = ts
+        exponent = 0.0
+    weights = profile.weights
+    if features:
+        scale = 2.0**exponent
+        get = weights.get
+        for name, weight in features.items():
+            weights[name] = get(name, 0.0) + weight * scale
+    if len(weights) > params.top_n:  # also after a featureless event when top_n shrank
+        _cut(weights, params.top_n)
+    if purchased_item is not None:
+        _remember(profile.purchases, purchased_item, ts, params.purchase_memory, latest=False)
+    if touched_item is not None:
+        _touch(profile.touched, touched_item, ts, params.touch_memory)
+    previous_ts = profile.last_ts
+    newest = ts if previous_ts is None or ts > previous_ts else previous_ts
+    profile.last_ts = newest
+    if shown_offer is not None or dismissed_offer is not None or profile.shown or profile.dismissed:
+        _record_exposure(profile, params, previous_ts, newest, shown_offer, dismissed_offer, ts)
+    if profile.seen:
+        _forget_ids(profile, params)
+    profile.n_events += 1
+    return True
+
+
+def _cut(weights: dict[str, float], top_n: int) -> None:
+    """Drop the entries beyond the ``top_n`` largest, as the reference's sort by
+    (-weight, name) does: the lowest weights go, and of equal weights the larger names."""
+    if top_n <= 0:
+        weights.clear()
+        return
+    extra = len(weights) - top_n
+    lowest = heapq.nsmallest(extra + 1, weights.items(), key=itemgetter(1))
+    if lowest[extra - 1][1] < lowest[extra][1]:  # the cut falls between two weights
+        for name, _ in lowest[:extra]:
+            del weights[name]
+        return
+    # A tie across the cut: of the tied weight keep the smallest names, like the reference.
+    tied = lowest[extra][1]
+    below = [name for name, value in weights.items() if value < tied]
+    at = sorted(name for name, value in weights.items() if value == tied)
+    keep_at = len(weights) - extra - sum(1 for value in weights.values() if value > tied)
+    for name in below + at[keep_at:]:
+        del weights[name]
+
+
+def _touch(times: dict[str, float], item: str, ts: float, memory: int) -> None:
+    """:func:`_remember` with ``latest=True``, sparing the scan for the oldest while there is
+    room."""
+    if memory <= 0:
+        return
+    old = times.pop(item, None)
+    times[item] = ts if old is None or ts > old else old
+    if len(times) > memory:
+        while len(times) > memory:
+            oldest = min(times.items(), key=lambda kv: (kv[1], kv[0]))[0]
+            del times[oldest]
+
+
+def apply_event_reference(
+    profile: Profile,
+    features: Mapping[str, float],
+    ts: float,
+    params: ProfileParams,
+    *,
+    purchased_item: str | None = None,
+    touched_item: str | None = None,
+    shown_offer: str | None = None,
+    dismissed_offer: str | None = None,
+    position: Position | None = None,
+    event_id: str | None = None,
+) -> bool:
+    """The reference of :func:`apply_event`, kept as its test oracle: the same profile (the
+    same entries; floats may differ in the last bits, and a pruned dict is rebuilt in weight
+    order), written for clarity. Property tests compare the two on random streams.
+
+    Add one event's features at event time ``ts``; False if ``position`` was applied before
     or ``event_id`` is a duplicate (:meth:`Profile.is_duplicate`).
 
     ``position`` is the (partition, offset) of the Kafka message; it fences replays so that a

@@ -6,13 +6,17 @@ call it on histories. Same function, same features, same decay.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from recommender.core.catalog import Catalog
-from recommender.core.events import ITEM_EVENTS, Event
+from recommender.core.events import ITEM_EVENTS, Event, EventType
 from recommender.core.features import FeatureConfig, event_features
 from recommender.core.profile import Profile, ProfileParams, apply_event
+
+FEATURE_CACHE_SIZE = 1 << 16
+"""Distinct (type, item, query) whose features a :class:`Profiler` remembers."""
 
 
 @dataclass
@@ -22,6 +26,23 @@ class Profiler:
     catalog: Catalog = field(default_factory=Catalog)
     features: FeatureConfig = field(default_factory=FeatureConfig)
     params: ProfileParams = field(default_factory=ProfileParams)
+    _features_of: Callable[[Event], Mapping[str, float]] = field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        # An event's features depend only on its type, item and query (with this catalog and
+        # config): popular items and queries recur, so they are computed once. The mappings
+        # are shared, read only by apply_event.
+        @lru_cache(maxsize=FEATURE_CACHE_SIZE)
+        def cached(kind: EventType, item_id: str | None, query: str | None) -> Mapping[str, float]:
+            event = Event.model_construct(user_id="-", type=kind, item_id=item_id, query=query)
+            return event_features(event, self.catalog.get, self.features)
+
+        def features_of(event: Event) -> Mapping[str, float]:
+            return cached(event.type, event.item_id, event.query)
+
+        self._features_of = features_of
 
     def apply(
         self, profile: Profile, event: Event, position: tuple[int, int] | None = None
@@ -31,7 +52,7 @@ class Profiler:
             raise ValueError("event has no ts; set it from the Kafka record time first")
         return apply_event(
             profile,
-            event_features(event, self.catalog.get, self.features),
+            self._features_of(event),
             event.ts,
             self.params,
             purchased_item=event.item_id if event.type == "purchase" else None,

@@ -116,6 +116,15 @@ class Settings(BaseSettings):
         gt=0,
         description="A profile untouched for this long (wall clock) expires from Redis.",
     )
+    profile_pack_level: int = Field(
+        0,
+        ge=0,
+        le=9,
+        description="zlib level of the packed profiles the worker writes to Redis: 0 stores "
+        "them as they are; 1 deflates a 64-feature profile from about 2.6 to 1.6 KB of Redis "
+        "memory for 40-50 us more worker CPU per profile written (about a third of the "
+        "worker's events per CPU-second); levels above 1 save little more (BENCHMARKS.md).",
+    )
     purchase_memory: int = Field(
         32, ge=0, description="Most recent purchases remembered per profile (for exclusion)."
     )
@@ -330,10 +339,30 @@ class Settings(BaseSettings):
 
     # --- worker -----------------------------------------------------------------------
     batch_size: int = Field(
-        500, ge=1, description="Events the worker takes per batch (one Redis round trip each)."
+        500,
+        ge=1,
+        description="Most events the worker takes per batch (one Redis read and one write "
+        "each); a fetch of fewer is processed at once, without waiting for more.",
+    )
+    worker_intake: Literal["agent", "fetch"] = Field(
+        "agent",
+        description="How the worker takes its batches: 'agent', a faust agent's take_events "
+        "(faust's per-message stream: ~10-17k events/s per process here); 'fetch', whole "
+        "fetches of faust's consumer (stream/intake.py: ~20-30k events/s), experimental: a "
+        "worker that takes over partitions in a rebalance has been seen to stop consuming.",
+    )
+    worker_profile_cache: int = Field(
+        10_000,
+        ge=0,
+        description="Profiles the worker keeps decoded after writing them, reused when Redis "
+        "still holds exactly the value written (users active across batches cost one decode); "
+        "about 4-8 KiB each; 0 turns it off.",
     )
     batch_timeout_s: float = Field(
-        0.2, gt=0, description="Longest wait to fill a batch; bounds added latency at low load."
+        0.2,
+        gt=0,
+        description="Longest wait to fill a batch of faust's take_events, used by the "
+        "benchmarks' baseline agents (the worker takes whole fetches: stream/intake.py).",
     )
     worker_session_timeout_s: float = Field(
         10.0,

@@ -53,3 +53,24 @@ def test_configured_placements_are_the_only_placement_labels() -> None:
     assert metrics.placement_label("home") == "home"
     assert {metrics.placement_label(f"p{i}") for i in range(100)} == {"other"}
     assert metrics.placement_label("x\nzmot_fake_metric 1") == "other"
+
+
+def test_observe_many_counts_what_one_observe_each_would() -> None:
+    from prometheus_client import CollectorRegistry, Histogram
+
+    from recommender.adapters.metrics import FRESHNESS_BUCKETS, observe_many
+
+    values = [0.0, 0.01, 0.0100001, 0.3, 5.0, 86400.0, 1e9, 2.5, 2.5, 604800.0, 7.25]
+    one, many = CollectorRegistry(), CollectorRegistry()
+    each = Histogram("h", "h", buckets=FRESHNESS_BUCKETS, registry=one)
+    bulk = Histogram("h", "h", buckets=FRESHNESS_BUCKETS, registry=many)
+    for value in values:
+        each.observe(value)
+    observe_many(bulk, values[:4])
+    observe_many(bulk, [])
+    observe_many(bulk, values[4:])
+    samples = [(s.name, s.labels, s.value) for s in each.collect()[0].samples]
+    got = [(s.name, s.labels, s.value) for s in bulk.collect()[0].samples]
+    assert [s for s in got if not s[0].endswith("_created")] == [
+        s for s in samples if not s[0].endswith("_created")
+    ]

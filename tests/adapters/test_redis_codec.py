@@ -7,22 +7,29 @@ the wire format (which running workers and APIs share) shows here.
 from __future__ import annotations
 
 import json
+import struct
 import uuid
+import zlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from recommender.adapters.codec import (
     OFFSET_FIELD,
     POSITION_FIELD,
+    CorruptProfileError,
     counter_field,
+    deflate,
     offset_token,
     parse_offset,
     profile_from_hash,
+    profile_from_value,
     profile_to_hash,
+    profile_to_value,
     sum_counters,
 )
 from recommender.adapters.feedback_store import ADD_IF_FENCE, FeedbackStore
@@ -49,7 +56,95 @@ H = 3600.0
 T = 1_750_000_000.0 - 1_750_000_000.0 % H  # the start of an hour
 
 
-# --- profile hash -------------------------------------------------------------------------
+# --- packed profile value -----------------------------------------------------------------
+
+
+def test_packed_value_exact_bytes() -> None:
+    profile = Profile()
+    apply_event(profile, {"q:tv": 1.5}, T - H, PARAMS, position=(2, 41), purchased_item="SKU-1")
+    apply_event(profile, {}, T, PARAMS, position=(2, 42), shown_offer="O:1", event_id="ev")
+    hour = int(T // H)
+    payload = (
+        struct.pack("<BddqIIIIII", 3, T - H, T, 2, 1, 1, 0, 1, 0, 1)
+        + struct.pack("<dd", 1.5, T - H)
+        + struct.pack("<qq", hour, 1)
+        + struct.pack("<dq", T, 42)
+        + b"q:tv\xffSKU-1\xffO:1\xffev"
+    )
+    assert profile_to_value(profile, level=0) == b"2:42|B" + payload
+    assert profile_to_value(profile) == b"2:42|B" + payload  # the default: as is
+    deflated = profile_to_value(profile, level=1)
+    assert deflated == b"2:42|Z" + deflate(payload, 1)
+    assert zlib.decompress(deflated[6:], -15) == payload
+    for level in (0, 1, 9):
+        assert profile_from_value(profile_to_value(profile, level)) == profile
+    assert profile_to_value(Profile(), level=0) == b"|B" + struct.pack(
+        "<BddqIIIIII", 0, 0.0, 0.0, 0, 0, 0, 0, 0, 0, 0
+    )
+    assert profile_from_value(profile_to_value(Profile())) == Profile()
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        (b"no fence", "fence token"),
+        (b"1:2|Xabc", "unknown packed profile format"),
+        (b"1:2|Zabc", "does not inflate"),
+        (b"1:2|Babc", "truncated or malformed"),
+        (
+            b"|B" + struct.pack("<BddqIIIIII", 0, 0.0, 0.0, 0, 2, 0, 0, 0, 0, 0) + b"\0" * 16,
+            "names",
+        ),
+    ],
+)
+def test_a_corrupt_value_is_a_clear_error(value: bytes, why: str) -> None:
+    with pytest.raises(CorruptProfileError, match=why):
+        profile_from_value(value)
+
+
+names = st.text(
+    st.characters(codec=None, exclude_categories=()), min_size=0, max_size=12
+)  # any code point, lone surrogates and U+FFFF included
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dictionaries(names, st.floats(allow_nan=False), max_size=8),
+    st.dictionaries(names, st.floats(1e9, 4e9), max_size=4),
+    st.dictionaries(
+        names, st.dictionaries(st.integers(0, 2**40), st.integers(1, 2**40), max_size=3), max_size=3
+    ),
+    st.dictionaries(
+        names, st.tuples(st.floats(1e9, 4e9), st.none() | st.integers(0, 2**62)), max_size=4
+    ),
+    st.none() | st.tuples(st.integers(0, 2**31), st.integers(0, 2**62)),
+    st.integers(0, 9),
+)
+def test_packed_value_round_trips_exactly(
+    weights: dict[str, float],
+    times: dict[str, float],
+    shown: dict[str, dict[int, int]],
+    seen: dict[str, tuple[float, int | None]],
+    position: tuple[int, int] | None,
+    level: int,
+) -> None:
+    profile = Profile(
+        weights=weights,
+        purchases=times,
+        touched=dict(reversed(times.items())),
+        shown={o: h for o, h in shown.items() if h},
+        dismissed={o[::-1]: h for o, h in shown.items() if h},
+        seen=seen,
+        landmark=min(times.values(), default=None),
+        last_ts=max(times.values(), default=None),
+        partition=None if position is None else position[0],
+        offset=None if position is None else position[1],
+        n_events=len(weights),
+    )
+    assert profile_from_value(profile_to_value(profile, level)) == profile
+
+
+# --- profile hash (the old form: still read, and rewritten packed) -------------------------
 
 
 def test_stored_form_exact_fields() -> None:
@@ -143,7 +238,7 @@ def test_sums_over_partitions() -> None:
 
 
 def test_scripts_fence_on_the_codec_fields() -> None:
-    assert f"redis.call('HGET', KEYS[1], '{POSITION_FIELD}')" in REPLACE_IF_FENCE
+    assert f"redis.call('HGET', key, '{POSITION_FIELD}')" in REPLACE_IF_FENCE
     assert f"redis.call('HGET', KEYS[1], '{OFFSET_FIELD}')" in ADD_IF_FENCE
     assert f"redis.call('HSET', KEYS[1], '{OFFSET_FIELD}', ARGV[2])" in ADD_IF_FENCE
     assert "$" not in REPLACE_IF_FENCE + ADD_IF_FENCE
@@ -164,10 +259,13 @@ def prefix() -> str:
     return f"zmot:codec-{uuid.uuid4().hex[:10]}:"
 
 
-async def raw_hashes(client: aioredis.Redis, prefix: str) -> dict[bytes, dict[bytes, bytes]]:
-    """Every hash under ``prefix``, as Redis holds it."""
+async def raw_hashes(client: aioredis.Redis, prefix: str) -> dict[bytes, Any]:
+    """Every key under ``prefix`` as Redis holds it (a hash's fields, a string's bytes)."""
     keys = sorted([k async for k in client.scan_iter(match=f"{prefix}*")])
-    return {k: await client.hgetall(k) for k in keys}
+    return {
+        k: await (client.hgetall(k) if await client.type(k) == b"hash" else client.get(k))
+        for k in keys
+    }
 
 
 async def drop(client: aioredis.Redis, prefix: str) -> None:
@@ -180,7 +278,7 @@ async def drop(client: aioredis.Redis, prefix: str) -> None:
 async def test_put_many_stores_the_exact_bytes_of_the_codec(
     client: aioredis.Redis, prefix: str
 ) -> None:
-    """The fields travel as one JSON argument; Redis must still hold the codec's exact bytes."""
+    """Redis holds the codec's exact bytes, with the TTL set."""
     store = ProfileStore(client, prefix, ttl_s=3600)
     try:
         odd = ["ü日本😀", 'q"uo\\te', "nul\x00ctl\x01\x1f\x7f", "\u2028", "1e5", "", "a:b:c"]
@@ -198,10 +296,36 @@ async def test_put_many_stores_the_exact_bytes_of_the_codec(
         many = Profile(weights={f"f{i}": i / 7 for i in range(1500)}, partition=0, offset=1)
         assert await store.put_many([("odd", None, profile), ("many", None, many)]) == []
         for user, written in (("odd", profile), ("many", many)):
-            raw = await store.client.hgetall(store.key(user))
-            assert raw == {k.encode(): v.encode() for k, v in profile_to_hash(written).items()}
+            assert await store.client.get(store.key(user)) == profile_to_value(written)
             assert await store.get(user) == written
+        assert 0 < await client.pttl(store.key("odd")) <= 3_600_000
         assert await store.put_many([("odd", (0, 1), profile)]) == ["odd"]  # fence still checked
+    finally:
+        await drop(client, prefix)
+
+
+@pytest.mark.integration
+async def test_profiles_stored_as_hashes_are_read_fenced_and_rewritten_packed(
+    client: aioredis.Redis, prefix: str
+) -> None:
+    """A store written by an older worker (one hash per profile) keeps working."""
+    store = ProfileStore(client, prefix, ttl_s=3600)
+    old = Profile(weights={"q:tv": 1.5}, landmark=T, last_ts=T, partition=1, offset=7, n_events=1)
+    other = Profile(weights={"q:x": 2.0}, landmark=T, last_ts=T, partition=0, offset=3)
+    try:
+        for user, profile in (("old", old), ("other", other), ("third", other)):
+            await client.hset(store.key(user), mapping=profile_to_hash(profile))
+        await store.put_many([("new", None, other)])
+        assert await store.get_many(["old", "nobody", "new", "other"]) == [old, None, other, other]
+        assert await store.put_many([("old", (1, 6), old)]) == ["old"]  # its _pos is the fence
+        newer = Profile(weights={"q:tv": 3.0}, landmark=T, last_ts=T, partition=1, offset=8)
+        assert await store.put_many([("old", (1, 7), newer)]) == []
+        assert await client.type(store.key("old")) == b"string"
+        assert await store.get("old") == newer
+        assert await store.migrate(count=1) == 2  # "other" and "third"
+        assert await store.migrate() == 0
+        for user in ("other", "third"):
+            assert await client.get(store.key(user)) == profile_to_value(other)
     finally:
         await drop(client, prefix)
 
@@ -249,8 +373,38 @@ async def test_a_replayed_batch_leaves_every_stored_byte_as_it_was(
         }
         u1 = await store.get("u1")
         assert u1 is not None
-        assert before[store.key("u1").encode()] == {
-            k.encode(): v.encode() for k, v in profile_to_hash(u1).items()
-        }
+        assert before[store.key("u1").encode()] == profile_to_value(u1)
+    finally:
+        await drop(client, prefix)
+
+
+@pytest.mark.integration
+async def test_the_worker_cache_serves_only_the_exact_value_redis_holds(
+    client: aioredis.Redis, prefix: str
+) -> None:
+    store = ProfileStore(client, prefix, ttl_s=3600, cache_size=2)
+    other = ProfileStore(client, prefix, ttl_s=3600)
+    first = Profile(weights={"q:a": 1.0}, landmark=T, last_ts=T, partition=0, offset=1)
+    try:
+        assert await store.put_many([("u", None, first)]) == []
+        (read,) = await store.get_many(["u"])
+        assert read is first and store.cache_hits == 1  # kept, taken out by the read
+        assert await store.get("u") == first and store.cache_hits == 1  # decoded: not kept now
+        # Another writer changes the profile: the kept one is not served.
+        assert await store.put_many([("u", (0, 1), first)]) == []
+        changed = Profile(weights={"q:b": 2.0}, landmark=T, last_ts=T, partition=0, offset=2)
+        assert await other.put_many([("u", (0, 1), changed)]) == []
+        assert await store.get("u") == changed and store.cache_hits == 1
+        # An erased (deleted) profile is gone, whatever was kept.
+        assert await store.put_many([("u", (0, 2), first)]) == []
+        await client.delete(store.key("u"))
+        assert await store.get("u") is None
+        # At most cache_size kept, the longest unread first out.
+        for i, user in enumerate(["a", "b", "c"]):
+            p = Profile(weights={"q": float(i)}, landmark=T, last_ts=T, partition=1, offset=i)
+            assert await store.put_many([(user, None, p)]) == []
+        hits = store.cache_hits
+        await store.get_many(["a", "b", "c"])
+        assert store.cache_hits == hits + 2
     finally:
         await drop(client, prefix)

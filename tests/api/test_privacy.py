@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from recommender.adapters.codec import CorruptProfileError, profile_from_value
 from recommender.adapters.keys import person_key
 from recommender.adapters.privacy_store import PrivacyStore
 from recommender.adapters.redis_store import ProfileStore
@@ -37,7 +38,7 @@ def history(user_id: str, start: float) -> list[dict[str, Any]]:
 
 
 async def redis_dump(store: ProfileStore, prefix: str) -> list[tuple[str, str]]:
-    """Every (key, field-or-value) under ``prefix``, as text."""
+    """Every (key, field-or-value) under ``prefix``, as text (a profile as what it holds)."""
     client = store.client
     out: list[tuple[str, str]] = []
     async for raw in client.scan_iter(match=f"{prefix}*"):
@@ -47,7 +48,12 @@ async def redis_dump(store: ProfileStore, prefix: str) -> list[tuple[str, str]]:
             for field, value in (await client.hgetall(key)).items():
                 out.append((key, f"{field.decode()}={value.decode()}"))
         elif kind == "string":
-            out.append((key, (await client.get(key)).decode()))
+            raw = await client.get(key)
+            try:  # a packed profile deflates its names: look at what it holds
+                text = repr(profile_from_value(raw))
+            except CorruptProfileError:
+                text = raw.decode()
+            out.append((key, text))
         else:
             out.append((key, kind))
     return out

@@ -14,7 +14,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recommender.core.events import Event
+from recommender.core.errors import InvalidEventError
+from recommender.core.events import Event, parse_event, parse_event_plainly
 from stream.batch import Plan, validate
 from stream.dead_letters import DeadLetter
 from stream.records import Record
@@ -68,3 +69,30 @@ def test_a_batch_splits_into_events_per_user_and_dead_letters(
     applied = [r.offset for pairs in plan.by_user.values() for r, _ in pairs]
     dead = [offset for _, offset in plan.letters]
     assert sorted(applied + dead) == list(range(len(records)))
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    values.filter(lambda v: v is not None)
+    | near_valid.map(lambda v: json.dumps(v, ensure_ascii=False).encode())
+    | near_valid.map(lambda v: json.dumps(v).encode("utf-16"))
+    | near_valid.map(lambda v: b"\xef\xbb\xbf" + json.dumps(v).encode())
+)
+def test_the_one_pass_parse_agrees_with_the_plain_one(value: bytes) -> None:
+    """Where pydantic-core's one pass accepts a message, it makes the event the plain path
+    makes; where it refuses, parse_event answers as the plain path does."""
+    try:
+        plain: Event | str = parse_event_plainly(value)
+    except InvalidEventError as exc:
+        plain = f"invalid: {exc}"
+    try:
+        one_pass: Event | str = Event.model_validate_json(value)
+    except Exception:  # noqa: BLE001 - refused: the plain path answers
+        one_pass = "refused"
+    if one_pass != "refused":
+        assert one_pass == plain
+    try:
+        got: Event | str = parse_event(value)
+    except InvalidEventError as exc:
+        got = f"invalid: {exc}"
+    assert got == plain

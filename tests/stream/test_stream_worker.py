@@ -316,7 +316,7 @@ async def test_a_batch_that_cannot_be_written_stops_the_worker_uncommitted(
         await caught_up(isolated, proc)
 
         # A profile key of the wrong type makes every read of that user fail (WRONGTYPE).
-        await client.set(store.key(poisoned.decode()), "not a hash")
+        await client.sadd(store.key(poisoned.decode()), "not a profile")
         positions = await produce(isolated, after)
         assert proc.wait_exit(60) == 1  # BatchError, not the watchdog (70)
         log = proc.log_text()

@@ -1,0 +1,131 @@
+"""faust's consumer hands the worker whole fetches of the events topic, not one message at a time.
+
+faust delivers each message through its conductor, a channel queue and the agent's stream
+(with a task pair per message in the fetch loop): about 10-14k messages/s per process here,
+whatever the agent does (BENCHMARKS.md, "faust agent counting ..."). The worker needs more than
+that, and it works on batches anyway. So the consumer's fetch loop (``_drain_messages``, run
+by faust's ``Fetcher`` service) is replaced, for this app only, by :func:`drain_in_batches`:
+each ``getmany`` result of the events topic goes to one handler call, in batches of at most
+``batch_size`` messages in partition order.
+
+Everything else stays faust's: group membership and rebalancing, the partitions' seeks, flow
+control (a fetch is dropped while flow is stopped for a rebalance, as faust drops it), and
+the commits. The loop keeps faust's bookkeeping: it *tracks* the first message of each batch
+before the handler sees it (faust's rebalance and clean stop wait while a tracked message is
+unacked, ``stream_wait_empty``: one per batch holds them until the batch is done, without a
+weak reference per message), and the handler *acks* every message it finished (faust commits
+the highest contiguous acked offset of each partition every ``broker_commit_interval``). A
+message never acked is never committed: read again by whoever owns the partition next.
+Messages of other topics (none today) still take faust's own per-message path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from faust.transport.consumer import CONSUMER_FETCHING
+
+log = logging.getLogger(__name__)
+
+BatchHandler = Callable[[Sequence[Any]], Awaitable[None]]
+"""Called with a batch of faust ``ConsumerMessage`` objects of one topic (the first tracked,
+none acked); acks those it finished with :meth:`Consumer.ack`."""
+
+
+def take_batches(consumer: Any, topic: str, handler: BatchHandler, batch_size: int) -> None:
+    """Make faust's ``consumer`` deliver ``topic`` to ``handler`` in batches (module docstring).
+
+    Call it on the consumer faust creates (``App._new_consumer``), before it starts.
+    """
+
+    async def drain(fetcher: Any) -> None:
+        await drain_in_batches(consumer, fetcher, topic, handler, batch_size)
+
+    consumer._drain_messages = drain
+
+
+async def drain_in_batches(  # pragma: no cover - run by faust's Fetcher; tested end to end
+    consumer: Any, fetcher: Any, topic: str, handler: BatchHandler, batch_size: int
+) -> None:
+    """faust's ``Consumer._drain_messages`` with ``topic``'s messages taken a fetch at a time.
+
+    Same order of duties per fetch as faust's loop: skip what was already read, record gaps
+    (compacted or transactional offsets) so commits can pass them, track, deliver, move the
+    read offset over what was delivered (never further), commit when ``broker_commit_every``
+    acks piled up.
+    """
+    app = consumer.app
+    callback = consumer.callback
+    read_offset = consumer._read_offset
+    consumer_stopped = consumer._stopped.is_set
+    fetcher_stopped = fetcher._stopped.is_set
+    set_flag, unset_flag = consumer.diag.set_flag, consumer.diag.unset_flag
+    acks_enabled_for = app.topics.acks_enabled_for
+    to_message = consumer._to_message
+    track = consumer.track_message
+    try:
+        while not (consumer_stopped() or fetcher_stopped()):
+            set_flag(CONSUMER_FETCHING)
+            await consumer.sleep(0)
+            if consumer.should_stop:
+                continue
+            records, active = await consumer._wait_next_records(1.0)
+            generation = app.consumer_generation_id
+            if not records or consumer.should_stop or not consumer.flow_active:
+                # Flow stops for a rebalance: faust drops such a fetch too, and seeks after.
+                unset_flag(CONSUMER_FETCHING)
+                continue
+            batch: list[Any] = []
+            buffered = consumer._buffered_partitions
+            for tp in sorted(records, key=lambda tp: (tp.topic, tp.partition)):
+                if not (active is None or tp in active or tp in buffered):
+                    continue
+                app.monitor.track_tp_end_offset(tp, consumer.highwater(tp))
+                last = read_offset[tp]
+                for record in records[tp]:
+                    offset = record.offset
+                    if last is not None and offset < last:
+                        continue  # read before (faust drops these too)
+                    if last and offset - last > 1 and acks_enabled_for(tp.topic):
+                        await consumer._add_gap(tp, last + 1, offset)
+                    message = to_message(tp, record)
+                    if tp.topic == topic:
+                        batch.append(message)
+                    else:
+                        await callback(message)
+                        read_offset[tp] = offset
+                    last = offset
+            for start in range(0, len(batch), batch_size):
+                if app.consumer_generation_id != generation or not consumer.flow_active:
+                    # A rebalance began: leave the rest unacked, to be read again.
+                    break
+                chunk = batch[start : start + batch_size]
+                track(chunk[0])
+                await handler(chunk)
+                # Only now past what was acked: a read offset ahead of what was handled
+                # would make faust drop those messages when they are fetched again after a
+                # rebalance, and commit past them (with nothing committed yet it takes the
+                # first run of acked offsets, wherever it starts).
+                for message in chunk:
+                    if message.acked:
+                        read_offset[message.tp] = message.offset
+            commit_every = consumer._commit_every
+            if commit_every is not None and consumer._n_acked >= commit_every:
+                consumer._n_acked = 0
+                await consumer.commit()
+            unset_flag(CONSUMER_FETCHING)
+    except consumer.consumer_stopped_errors:
+        if app.should_stop:
+            log.info("Broker stopped consumer, shutting down...")
+            return
+        raise
+    except asyncio.CancelledError:
+        if app.should_stop:
+            log.info("Consumer shutting down for user cancel.")
+            return
+        raise
+    finally:
+        unset_flag(CONSUMER_FETCHING)
