@@ -22,8 +22,8 @@ from typing import Any
 import httpx
 import pytest
 
-from recommender.adapters.keys import scan_pattern
 from recommender.adapters.generation_store import GenerationStore
+from recommender.adapters.keys import scan_pattern
 from recommender.adapters.localstack import free_port
 from recommender.adapters.redis_store import ProfileStore, connect
 from recommender.core.events import parse_event
