@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterPipeline, RedisCluster
+from redis.crc import key_slot
 from redis.exceptions import RedisClusterException, RedisError
 
 from recommender.adapters.keys import LAYOUT_VERSION, layout_key
@@ -97,6 +98,15 @@ class Script:
         if isinstance(client, ClusterPipeline):
             return client.eval(self.text, len(keys), *keys, *args)
         return await self._script(keys=keys, args=args, client=client)
+
+
+def queue_mget(pipe: Any, keys: Sequence[str]) -> None:
+    """Queue one ``MGET`` of ``keys`` on a pipeline. A Redis Cluster refuses an ``MGET`` across
+    slots, so on a cluster pipeline the keys must share one (callers split per slot, e.g.
+    :func:`recommender.adapters.redis_store.read_profiles`); checked here."""
+    if isinstance(pipe, ClusterPipeline) and len({key_slot(k.encode()) for k in keys}) > 1:
+        raise ValueError("an MGET on a Redis Cluster pipeline must stay within one slot")
+    pipe.mget(list(keys))
 
 
 def register_script(client: RedisClient, text: str) -> Script:

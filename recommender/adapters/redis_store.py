@@ -31,7 +31,13 @@ from recommender.adapters.codec import (
     profile_to_value,
 )
 from recommender.adapters.keys import scan_pattern, user_of
-from recommender.adapters.redis_client import RedisClient, connect, is_cluster, register_script
+from recommender.adapters.redis_client import (
+    RedisClient,
+    connect,
+    is_cluster,
+    queue_mget,
+    register_script,
+)
 from recommender.core.errors import ConfigError
 from recommender.core.profile import Position, Profile
 
@@ -119,7 +125,7 @@ async def read_profiles(
 def queue_profile_reads(pipe: Any, keys: Sequence[str]) -> None:
     """Add the two commands of :func:`read_profiles` to a pipeline (not for a cluster, whose
     MGET must be split per slot: use :func:`read_profiles` there)."""
-    pipe.mget(list(keys))
+    queue_mget(pipe, keys)
     pipe.exists(*keys)
 
 
