@@ -124,7 +124,7 @@ class PrivacyStore:
             return [], [], []
         per_user = 2 if with_links else 1
         keys = [self._profile(user_id) for user_id in user_ids]
-        together = len(keys) == 1 or not is_cluster(self.client)
+        together = not is_cluster(self.client)
         async with self.client.pipeline(transaction=False) as pipe:
             if together:  # a cluster's MGET cannot span slots: read_profiles splits it
                 queue_profile_reads(pipe, keys)
@@ -224,12 +224,11 @@ class PrivacyStore:
         key = self.key(user_id)
         profile = self._profile(user_id)
         decisions = decisions_key(self.prefix, user_id)
+        (stored,) = await read_profiles(self.client, [profile])
         async with self.client.pipeline(transaction=False) as pipe:
-            queue_profile_reads(pipe, [profile])
             pipe.hmget(key, [ERASED_FIELD, CONSENT_FIELD])
             pipe.zrange(decisions, 0, -1)
-            values, existing, (before, consent), decided = await pipe.execute()
-        (stored,) = await decode_profiles(self.client, [profile], values, existing)
+            (before, consent), decided = await pipe.execute()
         erased_at = max(at, float(before)) if before is not None else at
         async with self.client.pipeline(transaction=False) as pipe:
             pipe.delete(key)

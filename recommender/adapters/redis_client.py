@@ -20,7 +20,6 @@ from urllib.parse import urlparse
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterPipeline, RedisCluster
-from redis.crc import key_slot
 from redis.exceptions import RedisClusterException, RedisError
 
 from recommender.adapters.keys import LAYOUT_VERSION, layout_key
@@ -101,11 +100,11 @@ class Script:
 
 
 def queue_mget(pipe: Any, keys: Sequence[str]) -> None:
-    """Queue one ``MGET`` of ``keys`` on a pipeline. A Redis Cluster refuses an ``MGET`` across
-    slots, so on a cluster pipeline the keys must share one (callers split per slot, e.g.
-    :func:`recommender.adapters.redis_store.read_profiles`); checked here."""
-    if isinstance(pipe, ClusterPipeline) and len({key_slot(k.encode()) for k in keys}) > 1:
-        raise ValueError("an MGET on a Redis Cluster pipeline must stay within one slot")
+    """Queue one ``MGET`` of ``keys`` on a pipeline of ONE Redis: redis-py's cluster pipeline
+    refuses MGET (use :func:`recommender.adapters.redis_store.read_profiles`, which splits it
+    per slot on a cluster)."""
+    if isinstance(pipe, ClusterPipeline):
+        raise ValueError("MGET on a Redis Cluster pipeline: read with read_profiles instead")
     pipe.mget(list(keys))
 
 
