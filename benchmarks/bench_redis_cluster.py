@@ -11,7 +11,9 @@ What it does, with no Kafka (the framework's cost is the same in both modes):
    cluster, ``--rounds`` times each, each round under a fresh key prefix;
 3. API path: the next-best-offer read of one user (profile, privacy state, links: one
    pipelined round trip), ``--reads`` times per mode, interleaved;
-4. prints events/s and read latency per mode and their ratio, appends them to
+4. measures the single Redis's own CPU (``INFO cpu``, user + system) over each worker round and
+   each read round: Redis CPU per event and per read, what SCALING.md sizes shards with;
+5. prints events/s and read latency per mode and their ratio, appends them to
    ``BENCHMARKS.md`` with the machine, date and command; deletes its keys, stops its cluster.
 
     python benchmarks/bench_redis_cluster.py [--events 20000] [--users 4000] [--rounds 3]
@@ -119,8 +121,11 @@ async def worker_round(settings: Settings, batches: Sequence[Sequence[Record]]) 
         await close(client)
 
 
-async def read_round(settings: Settings, users: int, reads: int) -> list[float]:
-    """Latencies (ms) of the next-best-offer read of one user, on stored profiles."""
+async def read_round(
+    settings: Settings, users: int, reads: int, cpu: list[float] | None = None
+) -> list[float]:
+    """Latencies (ms) of the next-best-offer read of one user, on stored profiles; with
+    ``cpu``, the Redis server's CPU us per read is appended to it."""
     prefix = f"zmot:bench-rd-{uuid.uuid4().hex[:8]}:"
     client = client_for(settings)
     store = ProfileStore(client, prefix, 3600)
@@ -132,14 +137,27 @@ async def read_round(settings: Settings, users: int, reads: int) -> list[float]:
         )
         rng = random.Random(5)
         out = []
+        before = await redis_cpu_s(settings) if cpu is not None else 0.0
         for _ in range(reads):
             user = f"u{rng.randrange(users)}"
             started = time.perf_counter()
             await privacy.served_profiles([user], 72 * 3600.0)
             out.append((time.perf_counter() - started) * 1000)
+        if cpu is not None:
+            cpu.append((await redis_cpu_s(settings) - before) * 1e6 / reads)
         return out
     finally:
         await drop(client, prefix)
+        await close(client)
+
+
+async def redis_cpu_s(settings: Settings) -> float:
+    """CPU seconds (user + system) the Redis server of ``settings`` has used so far."""
+    client = client_for(settings)
+    try:
+        info = await client.info("cpu")
+        return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+    finally:
         await close(client)
 
 
@@ -166,11 +184,17 @@ async def main(args: argparse.Namespace) -> str:
         batches = [data[i : i + BATCH] for i in range(0, len(data), BATCH)]
         rates: dict[str, list[float]] = {"single": [], "cluster": []}
         latencies: dict[str, list[float]] = {"single": [], "cluster": []}
+        cpu_event: list[float] = []  # the single Redis's CPU us per event, per round
+        cpu_read: list[float] = []  # ... per next-best-offer read
         for number in range(args.rounds):
             for mode, settings in (("single", single), ("cluster", cluster)):
+                before = await redis_cpu_s(single) if mode == "single" else 0.0
                 rate = await worker_round(settings, batches)
+                if mode == "single":
+                    cpu_event.append((await redis_cpu_s(single) - before) * 1e6 / args.events)
                 rates[mode].append(rate)
-                latencies[mode].extend(await read_round(settings, 1000, args.reads))
+                cpu = cpu_read if mode == "single" else None
+                latencies[mode].extend(await read_round(settings, 1000, args.reads, cpu))
                 say(f"round {number + 1} {mode:7}: {rate:,.0f} events/s")
     finally:
         if started_cluster:
@@ -196,6 +220,14 @@ async def main(args: argparse.Namespace) -> str:
             f"{', '.join(f'{r:,.0f}' for r in rates[mode])} | "
             f"{statistics.median(lat):.3f} | {p99:.3f} |"
         )
+    lines += [
+        "",
+        f"Redis's own CPU on the single server (INFO cpu, user + system, median of the rounds): "
+        f"{statistics.median(cpu_event):.1f} us per event on the worker path "
+        f"({', '.join(f'{c:.1f}' for c in cpu_event)}), "
+        f"{statistics.median(cpu_read):.1f} us per next-best-offer read "
+        f"({', '.join(f'{c:.1f}' for c in cpu_read)}).",
+    ]
     ratio = statistics.median(rates["cluster"]) / statistics.median(rates["single"])
     read_ratio = statistics.median(latencies["cluster"]) / statistics.median(latencies["single"])
     lines += [
