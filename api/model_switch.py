@@ -32,7 +32,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from api.engine import reload_engine, swap_model
+from api.engine import Engine, reload_engine, swap_model
 from recommender.adapters.generation_store import GenerationStore
 from recommender.adapters.privacy_store import PrivacyStore
 from recommender.adapters.redis_store import ProfileStore
@@ -89,7 +89,7 @@ class ModelSwitch:
         """There is a registry pointer or an offer file to watch."""
         return self.watch is not None or bool(self.files)
 
-    async def reload_offers(self) -> Any:
+    async def reload_offers(self) -> Engine:
         """Read offers, placements and experiments again and serve them (model kept); the new
         engine. CatalogError or ConfigError for a bad file (the old offers keep serving)."""
         async with self.lock:  # a model swap in progress would put the old offers back

@@ -78,7 +78,7 @@ def run_api(
             log_config=log_config(log_level, settings.log_format),
         )
     finally:
-        if workers != 1:
+        if metrics_dir:
             shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
