@@ -155,8 +155,6 @@ def register(app: typer.Typer) -> None:
             profiler = Profiler(cat, chosen.features, chosen.profile)
             model = fit(train_events, cat, profiler, chosen.train, progress=True)
             model.recent_boost = chosen.recent_boost
-        runtime = resolve(settings, model.runtime_meta())
-        boost = runtime.arbitration.recent_boost if recent_boost is None else recent_boost
 
         depth = max(50, *ks)  # evaluate's default list depth
         extra: dict[str, Recommender] = dict(
@@ -168,6 +166,8 @@ def register(app: typer.Typer) -> None:
         extra["hybrid"] = hybrid
         if model_dir is None and hybrid.tables.servable:
             model.hybrid = hybrid.tables  # what `zmot train` writes: `live` is what the API serves
+        runtime = resolve(settings, model.runtime_meta())  # after the ranker: its purchase rule
+        boost = runtime.arbitration.recent_boost if recent_boost is None else recent_boost
 
         def write(prediction: Prediction) -> None:
             if dump is not None and (items == "any" or prediction.new):

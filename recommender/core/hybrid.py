@@ -147,6 +147,11 @@ class HybridTables:
     probability that the candidate is among the shopper's next few target items (see
     :meth:`probability`). None: tables fitted before the offset was kept, which rank but give
     no propensity, so serving does not use them."""
+    purchase_rule: bool = True
+    """Keep bought items out of the offers (``ZMOT_PURCHASE_EXCLUSION_DAYS`` unset): False
+    when fitting found that shoppers come back to what they bought, so that excluding those
+    items cost hits on the end-of-training moments
+    (:func:`recommender.offline.hybrid.purchase_rule_test`)."""
 
     def __post_init__(self) -> None:
         n = len(self.items)
@@ -256,6 +261,7 @@ class HybridTables:
             "half_life_s": self.half_life_s,
             "weights": self.learned(),
             "offset": self.offset,
+            "purchase_rule": self.purchase_rule,
             "info": self.info,
         }
 
@@ -282,6 +288,7 @@ class HybridTables:
                 spread=arrays["spread"].astype(np.float64),
                 info=dict(meta.get("info", {})),
                 offset=None if meta.get("offset") is None else float(meta["offset"]),
+                purchase_rule=meta.get("purchase_rule", True) is not False,
             )
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ModelError(f"cannot read the hybrid tables at {path}: {exc}") from exc

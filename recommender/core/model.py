@@ -159,7 +159,8 @@ class Model:
 
     def runtime_meta(self) -> dict[str, Any]:
         """The part of ``meta.json`` that the runtime follows
-        (:func:`recommender.core.runtime.resolve`): feature config, profile math, blend."""
+        (:func:`recommender.core.runtime.resolve`): feature config, profile math, blend, and
+        whether the hybrid ranker keeps the purchase rule."""
         return {
             "feature_config": self.feature_config.to_dict(),
             "profile_params": {
@@ -169,6 +170,16 @@ class Model:
                 "touch_memory": self.profile_params.touch_memory,
             },
             "recent_boost": self.recent_boost,
+            **(
+                {
+                    "hybrid": {
+                        "offset": self.hybrid.offset,
+                        "purchase_rule": self.hybrid.purchase_rule,
+                    }
+                }
+                if self.hybrid is not None
+                else {}
+            ),
         }
 
     @classmethod

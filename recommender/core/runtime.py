@@ -117,7 +117,27 @@ def resolve(
         raise ModelError(f"{where}: bad feature_config or profile_params ({exc!r})") from exc
     if settings.recent_item_boost is not None:
         boost = settings.recent_item_boost
-    return Runtime(features, params, arbitration_config(settings, params.half_life_s, boost))
+    exclusion_days = settings.purchase_exclusion_days
+    if exclusion_days is None:
+        exclusion_days = purchase_exclusion_days(meta, hybrid=settings.hybrid != "off")
+    config = arbitration_config(settings, params.half_life_s, boost, exclusion_days)
+    return Runtime(features, params, config)
+
+
+DEFAULT_PURCHASE_EXCLUSION_DAYS = 30.0
+"""How long a bought item is not offered again, unless the model's data says otherwise."""
+
+
+def purchase_exclusion_days(meta: Mapping[str, Any], *, hybrid: bool) -> float:
+    """``ZMOT_PURCHASE_EXCLUSION_DAYS`` when unset: 30 days, or 0 when the model's hybrid
+    ranker (served: ``hybrid``, tables with an offset) recorded that excluding bought items
+    cost hits on its end-of-training moments (``purchase_rule`` false in its meta entry: see
+    :func:`recommender.offline.hybrid.purchase_rule_test`)."""
+    entry = meta.get("hybrid")
+    if hybrid and isinstance(entry, Mapping) and entry.get("offset") is not None:
+        if entry.get("purchase_rule", True) is False:
+            return 0.0
+    return DEFAULT_PURCHASE_EXCLUSION_DAYS
 
 
 def serving_model_dir(model_dir: Path | None) -> Path | None:
@@ -140,11 +160,12 @@ def resolve_runtime(settings: Settings) -> Runtime:
 
 
 def arbitration_config(
-    settings: Settings, half_life_s: float, recent_boost: float
+    settings: Settings, half_life_s: float, recent_boost: float, purchase_exclusion_days: float
 ) -> ArbitrationConfig:
-    """The arbitration knobs of the settings, with the runtime's half-life and blend."""
+    """The arbitration knobs of the settings, with the runtime's half-life, blend and
+    purchase exclusion."""
     return ArbitrationConfig(
-        purchase_exclusion_s=settings.purchase_exclusion_days * DAY_S,
+        purchase_exclusion_s=purchase_exclusion_days * DAY_S,
         substitute_window_s=settings.substitute_exclusion_days * DAY_S,
         smot_window_s=settings.smot_window_days * DAY_S,
         half_life_s=half_life_s,

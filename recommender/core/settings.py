@@ -240,10 +240,15 @@ class Settings(BaseSettings):
     )
 
     # --- serving ----------------------------------------------------------------------
-    purchase_exclusion_days: float = Field(
-        30.0,
+    purchase_exclusion_days: float | None = Field(
+        None,
         ge=0,
-        description="An item the user bought is not offered again for this many days.",
+        description="An item the user bought is not offered again for this many days. Unset: "
+        "30 days, unless the model's hybrid ranker found on its end-of-training moments that "
+        "shoppers come back to what they bought (`zmot train` tests it; then 0, the ranker's "
+        "`bought` signals order those items). Set it (e.g. 30) to never offer a bought item "
+        "again whatever the data says; a bought item's category stays blocked for "
+        "`ZMOT_SUBSTITUTE_EXCLUSION_DAYS` either way.",
     )
     recent_item_boost: float | None = Field(
         None,

@@ -41,8 +41,10 @@ with a pointwise logistic fit on the same signals and with LightGBM lambdarank t
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -54,6 +56,7 @@ from recommender.core.hybrid import FEATURES, HybridParams, HybridTables, moment
 from recommender.core.model import Model
 from recommender.core.profile import Profile
 from recommender.core.replay import Profiler
+from recommender.core.runtime import DEFAULT_PURCHASE_EXCLUSION_DAYS
 from recommender.offline.neighbours import Covisitation
 from recommender.offline.propensity import fit_logistic, fit_softmax
 from recommender.offline.training import TARGET_TYPES, Target, TrainConfig, train
@@ -138,13 +141,16 @@ class Hybrid:
         self.n_moments = 0
         self.candidate_recall = 0.0
         self.calibration: dict[str, float] = {}
+        self.purchase_rule: dict[str, Any] = {"keep": True, "why": "too few moments"}
         weights, spread, offset = self._fit(timed, early, cut, catalog, _try_fit(fit_model, early))
         self.tables = build_tables(train, catalog, profiler, self.wanted, p)
         self.tables.weights, self.tables.spread, self.tables.offset = weights, spread, offset
+        self.tables.purchase_rule = bool(self.purchase_rule["keep"])
         self.tables.info = {
             "moments": self.n_moments,
             "candidate_recall": self.candidate_recall,
             "calibration": self.calibration,
+            "purchase_rule": self.purchase_rule,
         }
         self.weights = self.tables.learned()
         self._profiles: dict[str, tuple[int, Event | None, Profile]] = {}
@@ -200,6 +206,7 @@ class Hybrid:
             w = fit_softmax([(x - mean) / spread for x in xs], ys, l2=self.params.l2)
         coef = w / spread
         offset = self._calibrate(soon, coef)
+        self.purchase_rule = purchase_rule_test(xs, ys, coef)
         return w, spread, offset
 
     def _ahead(self, timed: Sequence[Event], moments: Sequence[int]) -> dict[int, set[str]]:
@@ -249,6 +256,20 @@ class Hybrid:
         }
         return offset
 
+    def describe_purchase_rule(self) -> str:
+        """One line on the purchase rule test (for the training log)."""
+        r = self.purchase_rule
+        if "wins" not in r:
+            return f"purchase rule kept ({r['why']})"
+        verdict = "kept" if r["keep"] else "dropped (bought items stay candidates)"
+        return (
+            f"purchase rule {verdict}: on {r['moments']} end-of-training moments, leaving items "
+            f"bought in the last {r['days']:g} days in found the next item in the top {r['k']} "
+            f"{r['wins']} times when excluding them did not, and missed it {r['losses']} times "
+            f"when excluding them found it (one-sided sign test p = {r['p']:.3g}; dropped "
+            f"below {r['alpha']})"
+        )
+
     def describe(self) -> str:
         """One line on what the ranker learned (for the evaluation log)."""
         learned = ", ".join(f"{n} {w:+.2f}" for n, w in self.weights.items()) or "nothing"
@@ -283,6 +304,54 @@ class Hybrid:
             return []
         profile = self.profile(events)
         return rank(self.tables, self.model, profile, profile.last_ts or 0.0, self.depth)
+
+
+def purchase_rule_test(
+    xs: Sequence[F64],
+    ys: Sequence[F64],
+    coef: F64,
+    *,
+    days: float = DEFAULT_PURCHASE_EXCLUSION_DAYS,
+    k: int = 10,
+    alpha: float = 0.05,
+) -> dict[str, Any]:
+    """Does keeping items bought in the last ``days`` out of the offers cost hits here?
+
+    On each training moment (signals ``xs``, the target's mark ``ys``; the ranker's raw
+    weights ``coef``) the top ``k`` is taken twice: as ranked, and with the bought items
+    removed. A *win* is a moment whose target only the list with bought items finds (the
+    shopper came back to what they bought), a *loss* one only the list without them finds
+    (their slots went to the item that came next). The rule is dropped only when wins
+    outnumber losses beyond chance: a one-sided sign test over the moments where the lists
+    disagree, ``p < alpha``. On data where shoppers never return to a purchase (a TV), there
+    are no wins and the rule stays; where they do (consumables, order pages), it goes, and the
+    ``bought`` and ``hours_since_bought`` signals rank those items like any other signal.
+    """
+    bought, since = FEATURES.index("bought"), FEATURES.index("hours_since_bought")
+    limit = math.log1p(days * 24.0)
+    wins = losses = 0
+    for x, y in zip(xs, ys, strict=True):
+        blocked = (x[:, bought] > 0) & (x[:, since] < limit)
+        if not blocked.any():
+            continue
+        scores = x @ coef
+        found = bool(y[np.argsort(-scores, kind="stable")[:k]].any())
+        kept = np.flatnonzero(~blocked)
+        found_without = bool(y[kept[np.argsort(-scores[kept], kind="stable")[:k]]].any())
+        wins += found and not found_without
+        losses += found_without and not found
+    n = wins + losses
+    p = sum(math.comb(n, i) for i in range(wins, n + 1)) / 2**n if n else 1.0
+    return {
+        "keep": not (wins > losses and p < alpha),
+        "moments": len(xs),
+        "wins": wins,
+        "losses": losses,
+        "p": p,
+        "alpha": alpha,
+        "days": days,
+        "k": k,
+    }
 
 
 def train_served(
@@ -334,6 +403,7 @@ def fit_ranker(
         horizon=config.horizon,
     )
     say(f"{ranker.describe()} ({time.perf_counter() - started:.1f} s)")
+    say(f"hybrid: {ranker.describe_purchase_rule()}")
     return ranker
 
 

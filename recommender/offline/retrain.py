@@ -20,6 +20,7 @@ from recommender.core.catalog import Catalog
 from recommender.core.events import Event
 from recommender.core.model import Model
 from recommender.core.replay import Profiler
+from recommender.core.runtime import purchase_exclusion_days
 from recommender.offline.evaluation import evaluate
 
 METHOD = "live"
@@ -58,9 +59,13 @@ def hit_rate(
     test: Sequence[Event],
     *,
     k: int,
-    purchase_exclusion_s: float,
+    purchase_exclusion_s: float | None,
 ) -> tuple[float, int]:
-    """HR@k of what the API would serve with ``model`` on the split; (rate, predictions)."""
+    """HR@k of what the API would serve with ``model`` on the split; (rate, predictions).
+    ``purchase_exclusion_s`` None: the model's own (``ZMOT_PURCHASE_EXCLUSION_DAYS`` unset)."""
+    if purchase_exclusion_s is None:
+        days = purchase_exclusion_days(model.runtime_meta(), hybrid=True)
+        purchase_exclusion_s = days * 86400.0
     profiler = Profiler(catalog, model.feature_config, model.profile_params)
     result = evaluate(
         model,
@@ -84,9 +89,10 @@ def quality_gate(
     *,
     k: int = 10,
     max_drop: float = 0.0,
-    purchase_exclusion_s: float = 30 * 86400.0,
+    purchase_exclusion_s: float | None = None,
 ) -> GateResult:
-    """Rank the split with both models; see the module doc."""
+    """Rank the split with both models; see the module doc. Each keeps its own purchase rule
+    unless ``purchase_exclusion_s`` fixes one for both."""
     new, n = hit_rate(
         candidate, catalog, train, test, k=k, purchase_exclusion_s=purchase_exclusion_s
     )

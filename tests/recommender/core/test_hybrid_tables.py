@@ -72,6 +72,7 @@ def test_candidates_are_own_items_then_neighbours_then_the_model_then_trending()
 def test_tables_round_trip_through_the_model_artifact(tmp_path: Path) -> None:
     with_tables = model()
     with_tables.hybrid = tables()
+    with_tables.hybrid.purchase_rule = False
     with_tables.save(tmp_path)
     assert (tmp_path / "hybrid.npz").is_file()
     loaded = Model.load(tmp_path)
@@ -80,6 +81,7 @@ def test_tables_round_trip_through_the_model_artifact(tmp_path: Path) -> None:
     assert back.items == saved.items and back.categories == saved.categories
     assert back.params == saved.params and back.half_life_s == saved.half_life_s
     assert back.info == saved.info
+    assert back.purchase_rule is False and saved.purchase_rule is True  # the one set above
     for name in ("neighbour_ptr", "neighbour_idx", "neighbour_w", "popularity", "trend"):
         np.testing.assert_array_equal(getattr(back, name), getattr(saved, name))
     np.testing.assert_array_equal(back.item_category, saved.item_category)
@@ -103,6 +105,7 @@ def test_missing_tables_are_a_model_error_and_foreign_ones_are_left_out(
 ) -> None:
     with_tables = model()
     with_tables.hybrid = tables()
+    with_tables.hybrid.purchase_rule = False
     with_tables.save(tmp_path)
     (tmp_path / "hybrid.npz").unlink()
     with pytest.raises(ModelError, match="hybrid"):

@@ -103,6 +103,47 @@ def test_hybrid_learns_that_the_purchase_memory_decides() -> None:
     assert hit_at_1(hybrid, cases) >= 0.9
 
 
+def moving_on_history(users: range) -> list[Event]:
+    """Each shopper compares two TVs, buys one, then looks at wall mounts: nobody comes back
+    to the TV they bought."""
+    events: list[Event] = []
+    for u in users:
+        user, start, k = f"u{u}", T0 + u * 4 * HOUR, u % 10
+        events.append(event(user, f"tv{k}", start))
+        events.append(event(user, f"tv{k + 10}", start + HOUR))
+        events.append(event(user, f"tv{k}", start + 2 * HOUR, "purchase"))
+        for i in range(3):
+            events.append(event(user, f"mount{(k + i) % 10}", start + (3 + i) * HOUR))
+    return events
+
+
+def test_the_purchase_rule_follows_whether_shoppers_come_back_to_what_they_bought() -> None:
+    """Same fitting, two habits: refills bought again drop the rule (and the ranker then
+    offers the refill, as above), a TV never looked at again keeps it."""
+    returning = fitted(repurchase_history(range(60)))
+    test = returning.purchase_rule
+    assert test["wins"] > test["losses"] and test["p"] < 0.05
+    assert returning.tables.purchase_rule is False
+    moving_on = fitted(moving_on_history(range(60)))
+    assert moving_on.n_moments > 0 and moving_on.purchase_rule["wins"] == 0
+    assert moving_on.tables.purchase_rule is True
+
+
+def test_the_served_purchase_exclusion_follows_the_model_unless_set() -> None:
+    from recommender.core.runtime import resolve
+    from recommender.core.settings import Settings
+
+    def days(settings: Settings, tables_rule: bool) -> float:
+        meta = {"hybrid": {"offset": -3.0, "purchase_rule": tables_rule}}
+        return resolve(settings, meta).arbitration.purchase_exclusion_s / DAY
+
+    assert days(Settings(), True) == 30.0
+    assert days(Settings(), False) == 0.0
+    assert days(Settings(purchase_exclusion_days=30.0), False) == 30.0  # the shop's rule wins
+    assert days(Settings(hybrid="off"), False) == 30.0  # the plain model: the default rule
+    assert resolve(Settings(), {}).arbitration.purchase_exclusion_s == 30 * DAY  # no model
+
+
 def test_the_ranker_reads_no_event_after_the_moment() -> None:
     """Ranking a history gives the same list whether or not later events exist elsewhere."""
     events = pairs_history(range(60))
