@@ -105,10 +105,16 @@ class HybridParams:
     """Half trending overall, half trending in the profile's strongest categories."""
     max_candidates: int = 200
     validation_share: float = 0.2
-    """The last share of the training time whose moments train the ranker (offline only)."""
+    """The share of the training time in each stretch whose moments train the ranker
+    (offline only)."""
+    folds: int = 3
+    """Stretches of ``validation_share`` each, the newest last: the ranker learns from the
+    moments of the last ``folds x validation_share`` of the training time, each stretch's read
+    with tables and a LightFM model fitted on what came before it (offline only). More moments
+    for a ranker of 28 weights on a small shop; each stretch costs one LightFM fit."""
     trend_half_life_s: float = 24 * HOUR
     max_moments: int = 5000
-    """Training moments used at most (an even sample of them beyond that)."""
+    """Training moments used at most per stretch (an even sample of them beyond that)."""
     l2: float = 1.0
     ranker: str = "softmax"
     """``softmax``: a conditional logit fitted on each moment's candidates as one choice
