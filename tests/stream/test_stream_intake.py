@@ -10,11 +10,12 @@ consumer and not delivered must be read again.
 from __future__ import annotations
 
 import asyncio
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from stream.intake import drain_in_batches
+from stream.records import Record
 
 TOPIC = "zmot.events.unit"
 
@@ -38,7 +39,12 @@ class Msg:
 
 @dataclass
 class Rec:
+    """aiokafka's ConsumerRecord, the fields the loop reads."""
+
     offset: int
+    timestamp: int | None = 1_750_000_000_000
+    key: bytes | None = b"u"
+    value: bytes | None = b"{}"
 
 
 class _Flag:
@@ -100,6 +106,10 @@ class FakeConsumer:
         self.should_stop = False
         self.fetches = 0
         self.seeks = 0
+        self._committed_offset: dict[TP, int | None] = defaultdict(lambda: None)
+        self._acked_index: dict[TP, set[int]] = defaultdict(set)
+        self._acked: dict[TP, list[int]] = defaultdict(list)
+        self._waiting_for_ack: asyncio.Future[None] | None = None
         self.during_fetch: Callable[[int], None] = lambda n: None
         """Called inside each fetch with its number (a rebalance starting mid-fetch)."""
         self.tracked: list[Msg] = []
@@ -138,7 +148,16 @@ class FakeConsumer:
         self.tracked.append(message)
 
     def ack(self, message: Msg) -> bool:
+        """faust's: an offset below the committed one, or acked before, is not counted."""
         message.acked = True
+        committed = self._committed_offset[message.tp]
+        if committed is not None and message.offset < committed:
+            return False
+        if message.offset in self._acked_index[message.tp]:
+            return False
+        self._acked_index[message.tp].add(message.offset)
+        self._acked[message.tp].append(message.offset)
+        self._n_acked += 1
         return True
 
     async def commit(self) -> bool:
@@ -173,13 +192,12 @@ async def drain(
     delivered: list[tuple[int, int]] = []
     total = sum(consumer.logs.values())
 
-    async def handler(messages: Sequence[Any]) -> None:
+    async def handler(records: Sequence[Record]) -> bool:
         on_batch(len(delivered))
-        for message in messages:
-            delivered.append((message.tp.partition, message.offset))
-            consumer.ack(message)
+        delivered.extend((record.partition, record.offset) for record in records)
         if len(set(delivered)) >= total:
             consumer._stopped.set_ = True
+        return True
 
     await drain_in_batches(consumer, _Fetcher(), TOPIC, handler, batch_size)
     return delivered
@@ -231,17 +249,23 @@ async def test_a_partition_paused_while_its_fetch_was_in_flight_is_fetched_again
     assert sorted(set(delivered)) == expected
 
 
-async def test_read_offsets_move_only_over_acked_messages() -> None:
-    consumer = FakeConsumer({TP(TOPIC, 0): 6})
-    seen: list[int] = []
+async def test_a_written_batch_is_acked_whole_and_a_held_one_not_at_all() -> None:
+    tp = TP(TOPIC, 0)
+    consumer = FakeConsumer({tp: 7})
+    consumer._committed_offset[tp] = 1  # offset 0 committed before: not acked again
+    seen: list[Record] = []
 
-    async def handler(messages: Sequence[Any]) -> None:
-        for message in messages:
-            seen.append(message.offset)
-            if message.offset < 3:
-                consumer.ack(message)
-        consumer._stopped.set_ = True
+    async def handler(records: Sequence[Record]) -> bool:
+        seen.extend(records)
+        if len(seen) > 4:
+            consumer._stopped.set_ = True
+            return False  # the second batch failed: held
+        return True
 
-    await drain_in_batches(consumer, _Fetcher(), TOPIC, handler, 100)
-    assert seen == list(range(6))
-    assert consumer._read_offset[TP(TOPIC, 0)] == 2
+    await drain_in_batches(consumer, _Fetcher(), TOPIC, handler, 4)
+    assert [r.offset for r in seen] == list(range(7))
+    assert seen[0] == Record(TOPIC, 0, 0, 1_750_000_000.0, b"u", b"{}")
+    assert sorted(consumer._acked_index[tp]) == [1, 2, 3]  # the first batch, past the commit
+    assert consumer._read_offset[tp] == 3  # never past what was acked
+    # Each batch's first message was tracked; only the written batch's is acked.
+    assert [(m.offset, m.acked) for m in consumer.tracked] == [(0, True), (4, False)]
