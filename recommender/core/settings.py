@@ -339,10 +339,13 @@ class Settings(BaseSettings):
 
     # --- worker -----------------------------------------------------------------------
     batch_size: int = Field(
-        500,
+        1000,
         ge=1,
         description="Most events the worker takes per batch (one Redis read and one write "
-        "each); a fetch of fewer is processed at once, without waiting for more.",
+        "each); a fetch of fewer is processed at once, without waiting for more. Larger "
+        "batches hold more of a user's events per profile read and write (1000 vs 500: "
+        "~1.3-1.5x the events per worker CPU-second draining a backlog, BENCHMARKS.md) but "
+        "make each batch's Redis script call longer (Redis runs one command at a time).",
     )
     worker_intake: Literal["agent", "fetch"] = Field(
         "fetch",
