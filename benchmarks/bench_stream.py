@@ -5,7 +5,9 @@ What it does:
 1. produces ``--events`` browsing events of ``--users`` users (JSON, key = user_id) to a fresh
    topic of its own;
 2. reads that topic, each time with a fresh consumer group from offset 0, with
-   - the zmot worker (``run_worker`` in a subprocess, real Redis, fresh key prefix),
+   - the zmot worker (``run_worker`` in a subprocess, real Redis, fresh key prefix) with the
+     default intake (``ZMOT_WORKER_INTAKE``), and once more with the other intake (own key
+     prefix; ``--default-intake-only`` skips it),
    - a faust agent that only counts raw messages one by one (``async for``),
    - a faust agent that only counts them in ``take_events`` batches like the worker,
    both baselines with the worker's own app configuration (``stream.app.create_app``);
@@ -516,6 +518,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="comma-separated worker process counts, e.g. 1,2,4: the scaling run instead",
     )
     p.add_argument("--partitions", type=int, default=8, help="topic partitions of --scale")
+    p.add_argument(
+        "--default-intake-only",
+        action="store_true",
+        help="skip the worker run with the other ZMOT_WORKER_INTAKE",
+    )
     args = p.parse_args(argv)
     if min(args.events, args.users) < 1:
         p.error("--events and --users must be >= 1")
@@ -538,16 +545,27 @@ async def run(args: argparse.Namespace, base: Settings, logs: Path) -> list[Resu
     seconds = await produce(settings, messages)
     say(f"produced {len(messages):,} events in {seconds:.1f} s to {settings.events_topic}")
     results: list[Result] = []
-    prefixes = [settings.redis_prefix, f"zmot:{name}-direct:"]
+    agent_prefix = f"zmot:{name}-agent:"
+    prefixes = [settings.redis_prefix, f"zmot:{name}-direct:", agent_prefix]
     try:
         worker_code = WORKER_CODE if args.cprofile is None else profiled_worker_code(args.cprofile)
-        runs = [
-            ("zmot worker (run_worker)", worker_code),
-            ("faust agent counting raw messages (async for)", count_agent_code("events")),
-            ("faust agent counting take_events batches", count_agent_code("take")),
+        runs: list[tuple[str, str, dict[str, Any]]] = [
+            (f"zmot worker (run_worker), {base.worker_intake} intake (default)", worker_code, {}),
+            ("faust agent counting raw messages (async for)", count_agent_code("events"), {}),
+            ("faust agent counting take_events batches", count_agent_code("take"), {}),
         ]
-        for i, (label, code) in enumerate(runs):
-            group = settings.model_copy(update={"consumer_group": f"{name}-{i}"})
+        if not args.default_intake_only:
+            # Its own key prefix: profiles already written would make every event a replay.
+            other = "agent" if base.worker_intake == "fetch" else "fetch"
+            runs.append(
+                (
+                    f"zmot worker (run_worker), ZMOT_WORKER_INTAKE={other}",
+                    WORKER_CODE,
+                    {"worker_intake": other, "redis_prefix": agent_prefix},
+                )
+            )
+        for i, (label, code, extra) in enumerate(runs):
+            group = settings.model_copy(update={"consumer_group": f"{name}-{i}", **extra})
             say(f"running: {label} ...")
             result = await timed_subprocess(
                 label, group, code, len(messages), logs / f"run-{i}.log", args.timeout
@@ -623,6 +641,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.no_write:
         return
     worker, per_event, batched = results[0], results[1], results[2]
+    other = None if args.default_intake_only else results[3]
     section = [
         f"## Stream worker: {now_utc()}",
         "",
@@ -631,7 +650,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"- data: {args.events:,} events of {args.users:,} users, "
         f"{base.topic_partitions} partitions, batch_size {base.batch_size}, "
         f"batch_timeout_s {base.batch_timeout_s} (baseline agents), profile_pack_level "
-        f"{base.profile_pack_level}, worker_profile_cache {base.worker_profile_cache}",
+        f"{base.profile_pack_level}, worker_profile_cache {base.worker_profile_cache}; "
+        f"worker intake: {base.worker_intake} (ZMOT_WORKER_INTAKE, the default"
+        + ("" if other is None else "; the other intake in the same run")
+        + ")",
         "- subprocess runs are timed from their first commit to the commit of the last "
         "message (1 s commit interval); the aiokafka rows read in the benchmark process",
         "",
@@ -639,7 +661,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         "",
         f"The worker reached {worker.rate / per_event.rate:.0%} of the per-event faust "
         f"baseline and {worker.rate / batched.rate:.0%} of the take_events baseline"
-        + (" (under cProfile)." if args.cprofile is not None else "."),
+        + (" (under cProfile)" if args.cprofile is not None else "")
+        + (
+            ""
+            if other is None
+            else f"; {worker.rate / other.rate:.2f}x the events/s and "
+            f"{worker.per_cpu_second / other.per_cpu_second:.2f}x the events per CPU-second "
+            "of the other intake"
+        )
+        + ".",
         "",
     ]
     append_section("\n".join(section))

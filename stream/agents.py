@@ -68,11 +68,11 @@ def register_agent(
 ) -> Any:
     """Register the profile handler on ``app``; returns the faust agent (or the fetch handler).
 
-    ``settings.worker_intake`` says how batches arrive: ``agent`` (the default), an agent's
-    ``take_events`` batches through faust's per-message stream (its ceiling is ~10-17k
-    events/s per process here); ``fetch`` (experimental), each fetch of faust's consumer
-    (:mod:`stream.intake`, ``app`` must be a :class:`~stream.app.WorkerApp`). Either way a
-    batch is acked once its profiles, dead letters and counters are written.
+    ``settings.worker_intake`` says how batches arrive: ``fetch`` (the default), each fetch
+    of faust's consumer (:mod:`stream.intake`, ``app`` must be a
+    :class:`~stream.app.WorkerApp`); ``agent``, an agent's ``take_events`` batches through
+    faust's per-message stream (its ceiling is ~10-17k events/s per process here). Either way
+    a batch is acked once its profiles, dead letters and counters are written.
 
     ``on_fatal`` is called once when a batch cannot be written; it must stop the worker. The
     handler then holds that batch, and every later one, unacked so the stop cannot commit past
@@ -92,7 +92,7 @@ def register_agent(
 
     failed: list[BaseException] = []
 
-    async def run_batch(records: list[Record]) -> bool:
+    async def run_batch(records: Sequence[Record]) -> bool:
         """Process one batch; False when it failed (held unacked, the worker stopping)."""
         try:
             batch = await process_batch(
@@ -151,13 +151,10 @@ def register_agent(
             if not done:
                 _hold(events)
 
-    async def fetched(messages: Sequence[Any]) -> None:
+    async def fetched(records: Sequence[Record]) -> bool:
         if failed:
-            return  # held: never acked
-        if await run_batch([record_of(message) for message in messages]):
-            ack = app.consumer.ack
-            for message in messages:
-                ack(message)
+            return False  # held: never acked
+        return await run_batch(records)
 
     if settings.worker_intake == "fetch":
         app.topics.add(source)  # subscribed like an agent's topic; delivered by stream.intake

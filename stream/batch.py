@@ -202,7 +202,8 @@ class Plan:
         An event the profiler fails on becomes a dead letter: a bug on one event must not stop
         the stream.
         """
-        self.duplicates.difference_update((r.partition, r.offset) for r, _ in events)
+        if self.duplicates:  # only after a retry of the batch
+            self.duplicates.difference_update((r.partition, r.offset) for r, _ in events)
         for record, event in events:
             position = (record.partition, record.offset)
             if position in self.letters:

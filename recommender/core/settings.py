@@ -344,17 +344,21 @@ class Settings(BaseSettings):
 
     # --- worker -----------------------------------------------------------------------
     batch_size: int = Field(
-        500,
+        1000,
         ge=1,
         description="Most events the worker takes per batch (one Redis read and one write "
-        "each); a fetch of fewer is processed at once, without waiting for more.",
+        "each); a fetch of fewer is processed at once, without waiting for more. Larger "
+        "batches hold more of a user's events per profile read and write (1000 vs 500: "
+        "~1.3-1.5x the events per worker CPU-second draining a backlog, BENCHMARKS.md) but "
+        "make each batch's Redis script call longer (Redis runs one command at a time).",
     )
     worker_intake: Literal["agent", "fetch"] = Field(
-        "agent",
-        description="How the worker takes its batches: 'agent', a faust agent's take_events "
-        "(faust's per-message stream: ~10-17k events/s per process here); 'fetch', whole "
-        "fetches of faust's consumer (stream/intake.py: ~20-30k events/s), experimental: a "
-        "worker that takes over partitions in a rebalance has been seen to stop consuming.",
+        "fetch",
+        description="How the worker takes its batches: 'fetch', whole fetches of faust's "
+        "consumer (stream/intake.py: ~20-30k events/s per process here); 'agent', a faust "
+        "agent's take_events, faust's own per-message stream (~8-17k events/s: each message "
+        "goes through faust's conductor, a queue and the agent's stream). Both keep faust's "
+        "rebalances, acks after the write and commits.",
     )
     worker_profile_cache: int = Field(
         10_000,
@@ -366,8 +370,9 @@ class Settings(BaseSettings):
     batch_timeout_s: float = Field(
         0.2,
         gt=0,
-        description="Longest wait to fill a batch of faust's take_events, used by the "
-        "benchmarks' baseline agents (the worker takes whole fetches: stream/intake.py).",
+        description="Longest wait to fill a batch of faust's take_events: the agent intake "
+        "(ZMOT_WORKER_INTAKE=agent) and the benchmarks' baseline agents; the fetch intake "
+        "processes each fetch at once.",
     )
     worker_session_timeout_s: float = Field(
         10.0,
