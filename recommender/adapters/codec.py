@@ -73,8 +73,12 @@ from __future__ import annotations
 import json
 import struct
 import zlib
+from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from string import Template
+from typing import Protocol
+
+import numpy as np
 
 # The key names live in recommender.adapters.keys; re-exported for the modules that read both.
 from recommender.adapters.keys import counters_key as counters_key
@@ -85,7 +89,7 @@ from recommender.adapters.keys import person_key as person_key
 from recommender.adapters.keys import profile_key as profile_key
 from recommender.core.feedback import CounterKey
 from recommender.core.privacy import PrivacyState
-from recommender.core.profile import Position, Profile
+from recommender.core.profile import Position, Profile, event_key
 
 # --- profile: the packed value -----------------------------------------------------------
 
@@ -153,7 +157,7 @@ def profile_to_value(profile: Profile, level: int = PACK_LEVEL) -> bytes:
         *touched,
         *(o for o, _, _ in shown),
         *(o for o, _, _ in dismissed),
-        *seen,
+        *map(str, seen),
     ]
     try:
         text = _NAME_SEP.join(map(str.encode, names))
@@ -186,27 +190,39 @@ def split_value(value: bytes) -> tuple[bytes, bytes]:
     return token, rest
 
 
-def profile_from_value(value: bytes) -> Profile:
-    """A profile from its stored value; the inverse of :func:`profile_to_value`."""
+def profile_from_value(value: bytes, vocab: VocabularyView | None = None) -> Profile:
+    """A profile from its stored value; the inverse of :func:`profile_to_value` and
+    :func:`profile_to_compact`. A compact value needs the vocabulary it was written with and
+    raises :class:`UnknownIds` for ids ``vocab`` does not hold yet (load them, call again)."""
     token, rest = split_value(value)
     kind, body = rest[:1], rest[1:]
-    if kind == PACKED_ZLIB:
+    if kind in (PACKED_ZLIB, PACKED_COMPACT_ZLIB):
         try:
             payload = zlib.decompress(body, -zlib.MAX_WBITS)
         except zlib.error as exc:
             raise CorruptProfileError(f"packed profile does not inflate: {exc}") from None
-    elif kind == PACKED_RAW:
+    elif kind in (PACKED_RAW, PACKED_COMPACT):
         payload = body
     else:
         raise CorruptProfileError(f"unknown packed profile format {kind!r}")
     try:
-        profile = _unpack(payload)
+        position = _position(token)
+        if kind in (PACKED_COMPACT, PACKED_COMPACT_ZLIB):
+            profile = _unpack_compact(payload, vocab, position[1] if position else 0)
+        else:
+            profile = _unpack(payload)
     except (struct.error, ValueError, IndexError) as exc:
         raise CorruptProfileError(f"packed profile is truncated or malformed: {exc}") from None
-    if token:
-        part, _, off = token.partition(b":")
-        profile.partition, profile.offset = int(part), int(off)
+    if position is not None:
+        profile.partition, profile.offset = position
     return profile
+
+
+def _position(token: bytes) -> Position | None:
+    if not token:
+        return None
+    part, _, off = token.partition(b":")
+    return int(part), int(off)
 
 
 def _unpack(payload: bytes) -> Profile:
@@ -239,7 +255,7 @@ def _unpack(payload: bytes) -> Profile:
         start += n
     for i in range(ne):
         offset = seen_offsets[i]
-        profile.seen[names[start + i]] = (seen_times[i], None if offset < 0 else offset)
+        profile.seen[event_key(names[start + i])] = (seen_times[i], None if offset < 0 else offset)
     return profile
 
 
@@ -256,6 +272,280 @@ def _names(raw: bytes, count: int) -> list[str]:
     if len(names) != count:
         raise ValueError(f"{len(names)} names for {count} entries")
     return names
+
+
+# --- profile: the compact value (format C, the default) ------------------------------------
+
+PACKED_COMPACT = b"C"
+PACKED_COMPACT_ZLIB = b"D"
+
+ITEM_NS = "item:"
+"""Vocabulary namespace of item ids (purchases, touches): the same id as the item feature."""
+OFFER_NS = "offer:"
+"""Vocabulary namespace of offer ids (exposure counts)."""
+
+_INLINE_PREFIXES = ("q:", "qp:")
+"""Features made of a person's own search text: never in the shared vocabulary (it outlives
+an erasure), always inline in the profile (SECURITY.md, "What Redis keeps")."""
+
+MAX_SHARED_NAME = 120
+"""Longer names (UTF-8 bytes) stay inline: junk ids cannot bloat the vocabulary."""
+
+_C_HEADER = struct.Struct("<BBddI")
+_C_COUNTS = struct.Struct("<6B")
+_C_COUNTS_HALF = struct.Struct("<6H")
+_C_COUNTS_WIDE = struct.Struct("<6I")
+_MS_SPAN = 1 << 32
+_F_LANDMARK, _F_LAST, _F_MS, _F_RELATIVE, _F_WIDE, _F_HALF = 1, 2, 4, 8, 16, 32
+
+
+def _counts_struct(flags: int) -> struct.Struct:
+    if flags & _F_WIDE:
+        return _C_COUNTS_WIDE
+    return _C_COUNTS_HALF if flags & _F_HALF else _C_COUNTS
+
+
+_WIDTH_CODES = {1: "B", 2: "H", 4: "I"}
+
+
+class VocabularyView(Protocol):
+    """What the compact codec needs of the shared vocabulary (:mod:`.vocabulary`)."""
+
+    ids: dict[str, int]
+    names: dict[int, str]
+    full: bool
+    inline: dict[str, bytes]
+    """Names kept inline, with their inline bytes (a cache of :func:`inline_name`)."""
+    shared_text: frozenset[str]
+    """Search features (``q:``, ``qp:``) that may be shared: the shop's own words."""
+
+
+class UnassignedNames(Exception):
+    """Names a compact profile would share that have no vocabulary id yet (assign, retry)."""
+
+    def __init__(self, names: list[str]) -> None:
+        super().__init__(f"{len(names)} names without a vocabulary id")
+        self.names = names
+
+
+class UnknownIds(Exception):
+    """Vocabulary ids in a compact profile this process does not know yet (load, retry)."""
+
+    def __init__(self, ids: set[int]) -> None:
+        super().__init__(f"{len(ids)} unknown vocabulary ids")
+        self.ids = ids
+
+
+def is_shareable(name: str, shared_text: frozenset[str] = frozenset()) -> bool:
+    """True when ``name`` may go into the shared vocabulary: not too long, and not a
+    person's search text (a search feature only when it is in ``shared_text``)."""
+    if name.startswith(_INLINE_PREFIXES):
+        return name in shared_text
+    try:
+        return len(name.encode("utf-8")) <= MAX_SHARED_NAME
+    except UnicodeEncodeError:  # a lone surrogate (JSON allows them): not for Redis as text
+        return False
+
+
+def _uints(values: list[int]) -> tuple[int, bytes]:
+    """(width in bytes, little-endian array) of non-negative ints below 2**32."""
+    top = max(values, default=0)
+    width = 1 if top < 0x100 else 2 if top < 0x10000 else 3 if top < 0x1000000 else 4
+    if width == 3:
+        return 3, np.asarray(values, dtype="<u4").view(np.uint8).reshape(-1, 4)[:, :3].tobytes()
+    return width, struct.pack(f"<{len(values)}{_WIDTH_CODES[width]}", *values)
+
+
+def _read_uints(width: int, n: int, data: bytes, at: int) -> list[int]:
+    if width == 3:
+        raw = np.frombuffer(data, dtype=np.uint8, count=3 * n, offset=at).reshape(n, 3)
+        wide = np.zeros((n, 4), dtype=np.uint8)
+        wide[:, :3] = raw
+        return wide.view("<u4").ravel().tolist()
+    return list(struct.unpack_from(f"<{n}{_WIDTH_CODES[width]}", data, at))
+
+
+def inline_name(name: str) -> bytes:
+    """A name's bytes in the inline part of a compact value (a leading code byte stands for
+    the ``q:`` / ``qp:`` prefix)."""
+    if name.startswith("q:"):
+        return b"\x01" + name[2:].encode("utf-8", "surrogatepass")
+    if name.startswith("qp:"):
+        return b"\x02" + name[3:].encode("utf-8", "surrogatepass")
+    return b"\x00" + name.encode("utf-8", "surrogatepass")
+
+
+_INLINE_HEADS = ("", "q:", "qp:")
+
+
+def narrowed(weights: Mapping[str, float]) -> dict[str, float]:
+    """``weights`` as a compact value stores them (IEEE single precision)."""
+    return dict(zip(weights, array("f", weights.values()).tolist(), strict=True))
+
+
+def profile_to_compact(profile: Profile, vocab: VocabularyView, level: int = 0) -> bytes:
+    """The compact stored value (format ``C``, deflated ``D``): names as vocabulary ids,
+    event ids as digests, weights in single precision (module docstring)."""
+    weights, purchases, touched, seen = (
+        profile.weights,
+        profile.purchases,
+        profile.touched,
+        profile.seen,
+    )
+    shown = [(o, h, n) for o, per_hour in profile.shown.items() for h, n in per_hour.items()]
+    dismissed = [
+        (o, h, n) for o, per_hour in profile.dismissed.items() for h, n in per_hour.items()
+    ]
+    names = [
+        *weights,
+        *[ITEM_NS + i for i in purchases],
+        *[ITEM_NS + i for i in touched],
+        *[OFFER_NS + o for o, _, _ in shown],
+        *[OFFER_NS + o for o, _, _ in dismissed],
+    ]
+    get = vocab.ids.get
+    refs = [get(name, 0) for name in names]
+    inline: list[bytes] = []
+    if 0 in refs:
+        unassigned = []
+        kept = vocab.inline
+        for name, ref in zip(names, refs, strict=True):
+            if ref == 0:
+                raw = kept.get(name)
+                if raw is None:
+                    if not vocab.full and is_shareable(name, vocab.shared_text):
+                        unassigned.append(name)
+                        continue
+                    raw = kept[name] = inline_name(name)
+                inline.append(raw)
+        if unassigned:
+            raise UnassignedNames(unassigned)
+    flags = (profile.landmark is not None) * _F_LANDMARK | (profile.last_ts is not None) * _F_LAST
+    counts = (len(weights), len(purchases), len(touched), len(shown), len(dismissed), len(seen))
+    top = max(counts)
+    if top > 0xFF:
+        flags |= _F_WIDE if top > 0xFFFF else _F_HALF
+    times = [*purchases.values(), *touched.values(), *[t for t, _ in seen.values()]]
+    last_ms = round((profile.last_ts or 0.0) * 1000)
+    ms = [last_ms - round(t * 1000) for t in times]
+    if all(0 <= d < _MS_SPAN and (last_ms - d) / 1000 == t for d, t in zip(ms, times, strict=True)):
+        flags |= _F_MS
+        time_width, time_bytes = _uints(ms)
+        if time_width < 4:  # times are only ever read as 4 bytes: one less code path
+            time_bytes = struct.pack(f"<{len(ms)}I", *ms)
+    else:
+        time_bytes = struct.pack(f"<{len(times)}d", *times)
+    position = profile.position
+    base = position[1] if position is not None else 0
+    offsets = [0 if o is None else base - o + 1 for _, o in seen.values()]
+    if all(0 <= d < _MS_SPAN for d in offsets):
+        flags |= _F_RELATIVE
+        offset_width, offset_bytes = _uints(offsets)
+    else:
+        offset_width = 8
+        offset_bytes = struct.pack(
+            f"<{len(seen)}q", *[-1 if o is None else o for _, o in seen.values()]
+        )
+    ref_width, ref_bytes = _uints(refs)
+    parts = [
+        _C_HEADER.pack(
+            flags,
+            ref_width | offset_width << 4,
+            profile.landmark or 0.0,
+            profile.last_ts or 0.0,
+            profile.n_events,
+        ),
+        _counts_struct(flags).pack(*counts),
+        array("f", weights.values()).tobytes(),
+        ref_bytes,
+    ]
+    for entries in (shown, dismissed):
+        if entries:
+            parts.append(struct.pack(f"<{2 * len(entries)}q", *_hours_and_counts(entries)))
+    if seen:
+        parts.append(struct.pack(f"<{len(seen)}Q", *seen))
+    parts += [time_bytes, offset_bytes, _NAME_SEP.join(inline)]
+    payload = b"".join(parts)
+    token = position_token(profile.position).encode()
+    if level > 0:
+        return token + FENCE_END + PACKED_COMPACT_ZLIB + deflate(payload, level)
+    return token + FENCE_END + PACKED_COMPACT + payload
+
+
+def _unpack_compact(payload: bytes, vocab: VocabularyView | None, base: int) -> Profile:
+    flags, widths, landmark, last_ts, n_events = _C_HEADER.unpack_from(payload)
+    at = _C_HEADER.size
+    counts_struct = _counts_struct(flags)
+    nw, np_, nt, nx, nd, ne = counts_struct.unpack_from(payload, at)
+    at += counts_struct.size
+    weights = array("f", payload[at : at + 4 * nw]).tolist()
+    at += 4 * nw
+    ref_width, offset_width = widths & 15, widths >> 4
+    n_refs = nw + np_ + nt + nx + nd
+    refs = _read_uints(ref_width, n_refs, payload, at)
+    at += ref_width * n_refs
+    shown_n = struct.unpack_from(f"<{2 * nx}q", payload, at)
+    at += 16 * nx
+    dismissed_n = struct.unpack_from(f"<{2 * nd}q", payload, at)
+    at += 16 * nd
+    digests = struct.unpack_from(f"<{ne}Q", payload, at)
+    at += 8 * ne
+    n_times = np_ + nt + ne
+    if flags & _F_MS:
+        last_ms = round(last_ts * 1000)
+        times = [(last_ms - d) / 1000 for d in struct.unpack_from(f"<{n_times}I", payload, at)]
+        at += 4 * n_times
+    else:
+        times = list(struct.unpack_from(f"<{n_times}d", payload, at))
+        at += 8 * n_times
+    if flags & _F_RELATIVE:
+        offsets: list[int | None] = [
+            None if d == 0 else base - d + 1 for d in _read_uints(offset_width, ne, payload, at)
+        ]
+    else:
+        offsets = [None if o < 0 else o for o in struct.unpack_from(f"<{ne}q", payload, at)]
+    at += offset_width * ne
+    names = _resolve(refs, payload[at:], vocab)
+    profile = Profile(
+        weights=dict(zip(names[:nw], weights, strict=True)),
+        landmark=landmark if flags & _F_LANDMARK else None,
+        last_ts=last_ts if flags & _F_LAST else None,
+        n_events=n_events,
+        purchases={name[5:]: t for name, t in zip(names[nw : nw + np_], times[:np_], strict=True)},
+        touched={
+            name[5:]: t
+            for name, t in zip(names[nw + np_ : nw + np_ + nt], times[np_ : np_ + nt], strict=True)
+        },
+        seen=dict(zip(digests, zip(times[np_ + nt :], offsets, strict=True), strict=True)),
+    )
+    start = nw + np_ + nt
+    for counts, flat, n in ((profile.shown, shown_n, nx), (profile.dismissed, dismissed_n, nd)):
+        for i in range(n):
+            counts.setdefault(names[start + i][6:], {})[flat[i]] = flat[n + i]
+        start += n
+    return profile
+
+
+def _resolve(refs: list[int], inline_raw: bytes, vocab: VocabularyView | None) -> list[str]:
+    """The names of ``refs``: vocabulary ids, and 0 for the next inline name."""
+    table = {} if vocab is None else vocab.names
+    if 0 not in refs:
+        if inline_raw:
+            raise ValueError("inline names after a profile without any")
+        try:
+            return list(map(table.__getitem__, refs))
+        except KeyError:
+            raise UnknownIds({r for r in refs if r not in table}) from None
+    unknown = {r for r in refs if r and r not in table}
+    if unknown:
+        raise UnknownIds(unknown)
+    parts = inline_raw.split(_NAME_SEP)
+    if len(parts) != refs.count(0):
+        raise ValueError(f"{len(parts)} inline names for {refs.count(0)} references")
+    inline = iter(
+        [_INLINE_HEADS[part[0]] + part[1:].decode("utf-8", "surrogatepass") for part in parts]
+    )
+    return [table[r] if r else next(inline) for r in refs]
 
 
 # --- profile hash (the format before the packed value: read, never written) ------------
@@ -322,7 +612,7 @@ def profile_from_hash(mapping: Mapping[bytes | str, bytes | str]) -> Profile:
         elif tag == SEEN_TAG:
             text = value.decode() if isinstance(value, bytes) else value
             off, _, ts = text.partition(":")
-            profile.seen[key[2:]] = (float(ts), int(off) if off else None)
+            profile.seen[event_key(key[2:])] = (float(ts), int(off) if off else None)
         elif key == LANDMARK_FIELD:
             profile.landmark = float(value)
         elif key == LAST_TS_FIELD:
