@@ -71,6 +71,7 @@ round-trips exactly; counters are integers.
 from __future__ import annotations
 
 import json
+import math
 import struct
 import zlib
 from array import array
@@ -296,7 +297,7 @@ _C_COUNTS = struct.Struct("<6B")
 _C_COUNTS_HALF = struct.Struct("<6H")
 _C_COUNTS_WIDE = struct.Struct("<6I")
 _MS_SPAN = 1 << 32
-_F_LANDMARK, _F_LAST, _F_MS, _F_RELATIVE, _F_WIDE, _F_HALF = 1, 2, 4, 8, 16, 32
+_F_LANDMARK, _F_LAST, _F_MS, _F_RELATIVE, _F_WIDE, _F_HALF, _F_DOUBLE = 1, 2, 4, 8, 16, 32, 64
 
 
 def _counts_struct(flags: int) -> struct.Struct:
@@ -378,8 +379,21 @@ def inline_name(name: str) -> bytes:
 _INLINE_HEADS = ("", "q:", "qp:")
 
 
+_F32_MAX = 3.4028234663852886e38
+
+
+def _fits_single(weights: Mapping[str, float]) -> bool:
+    """True when single precision holds every weight's magnitude (else doubles are kept)."""
+    return not weights or max(map(abs, weights.values())) <= _F32_MAX or (
+        all(abs(w) <= _F32_MAX or math.isinf(w) for w in weights.values())
+    )
+
+
 def narrowed(weights: Mapping[str, float]) -> dict[str, float]:
-    """``weights`` as a compact value stores them (IEEE single precision)."""
+    """``weights`` as a compact value stores them: IEEE single precision (24 significant
+    bits, relative error below 6e-8), or as they are when one is beyond its range."""
+    if not _fits_single(weights):
+        return dict(weights)
     return dict(zip(weights, array("f", weights.values()).tolist(), strict=True))
 
 
@@ -421,6 +435,8 @@ def profile_to_compact(profile: Profile, vocab: VocabularyView, level: int = 0) 
         if unassigned:
             raise UnassignedNames(unassigned)
     flags = (profile.landmark is not None) * _F_LANDMARK | (profile.last_ts is not None) * _F_LAST
+    if not _fits_single(weights):
+        flags |= _F_DOUBLE
     counts = (len(weights), len(purchases), len(touched), len(shown), len(dismissed), len(seen))
     top = max(counts)
     if top > 0xFF:
@@ -456,7 +472,7 @@ def profile_to_compact(profile: Profile, vocab: VocabularyView, level: int = 0) 
             profile.n_events,
         ),
         _counts_struct(flags).pack(*counts),
-        array("f", weights.values()).tobytes(),
+        array("d" if flags & _F_DOUBLE else "f", weights.values()).tobytes(),
         ref_bytes,
     ]
     for entries in (shown, dismissed):
@@ -478,8 +494,9 @@ def _unpack_compact(payload: bytes, vocab: VocabularyView | None, base: int) -> 
     counts_struct = _counts_struct(flags)
     nw, np_, nt, nx, nd, ne = counts_struct.unpack_from(payload, at)
     at += counts_struct.size
-    weights = array("f", payload[at : at + 4 * nw]).tolist()
-    at += 4 * nw
+    size = 8 if flags & _F_DOUBLE else 4
+    weights = array("d" if size == 8 else "f", payload[at : at + size * nw]).tolist()
+    at += size * nw
     ref_width, offset_width = widths & 15, widths >> 4
     n_refs = nw + np_ + nt + nx + nd
     refs = _read_uints(ref_width, n_refs, payload, at)
@@ -542,6 +559,8 @@ def _resolve(refs: list[int], inline_raw: bytes, vocab: VocabularyView | None) -
     parts = inline_raw.split(_NAME_SEP)
     if len(parts) != refs.count(0):
         raise ValueError(f"{len(parts)} inline names for {refs.count(0)} references")
+    if not all(part and part[0] < len(_INLINE_HEADS) for part in parts):
+        raise ValueError("an inline name without a valid code byte")
     inline = iter(
         [_INLINE_HEADS[part[0]] + part[1:].decode("utf-8", "surrogatepass") for part in parts]
     )
