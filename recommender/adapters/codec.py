@@ -4,17 +4,57 @@ Everything that knows how a :class:`~recommender.core.profile.Profile` or a feed
 looks in Redis is here, so the core stays free of storage names and the Lua scripts are built
 from the same constants (:func:`lua`): a renamed field cannot leave a script behind.
 
-Profile, ``<prefix>profile:{tag}<user_id>`` (key names: :mod:`.keys`): ONE string value
-(:func:`profile_to_value`),
+Profile, ``<prefix>profile:{tag}<user_id>`` (key names: :mod:`.keys`): ONE string value,
 
     <fence>|<format byte><payload>
 
 ``<fence>`` is ``partition:offset`` of the last applied message ('' offline), in clear so the
 fenced write's Lua script reads it with ``GETRANGE`` without decoding the rest. The format
-byte says how the payload is stored: ``B`` as is (the default, :data:`PACK_LEVEL`), ``Z``
-deflated (raw deflate, no zlib header, a 2 KiB window: :func:`deflate`). The payload is a
-fixed header, the numbers as little-endian arrays, then every name (features, items, offers,
-event ids) as UTF-8 separated by the byte ``0xFF``, which UTF-8 never contains:
+byte says how the payload is stored. Writers write ``C`` (compact, :func:`profile_to_compact`)
+or, with a zlib level above 0 (:data:`PACK_LEVEL`), ``D``: the same deflated (raw deflate, a
+2 KiB window: :func:`deflate`). Readers also read the formats before, ``B`` / ``Z``
+(:func:`profile_to_value`) and the hash further down, and the next write replaces them.
+
+The compact payload: names are ids of the shared feature vocabulary
+(:mod:`recommender.adapters.vocabulary`: one id per name for every process, cached), except
+search text that is not the catalog's own words (:func:`is_shareable`), which stays inline;
+event ids are 64-bit digests (:func:`~recommender.core.profile.event_key`); numbers are
+little-endian arrays:
+
+========================  =========================================================
+header ``<BBddI``         flags (1 landmark set, 2 last time set, 4 times in ms, 8
+                          offsets relative, 16 / 32 counts as ``I`` / ``H`` (else
+                          ``B``), 64 weights as doubles), widths (low nibble: bytes
+                          per name id, high nibble: per offset), landmark, last event
+                          time, events applied
+counts ``6B/6H/6I``       features, purchases, touches, impression and dismissal
+                          entries, event ids
+``f`` x features          stored (landmark-scaled) weights in single precision (``d``
+                          if one is beyond its range: flag 64)
+ids x names               a vocabulary id (1, 2, 3 or 4 bytes, the smallest that holds
+                          the largest) of each feature, purchased and touched item
+                          (``item:<id>``) and exposure entry's offer (``offer:<id>``);
+                          0: the next inline name
+``q`` x 2 x impr., dism.  hour and count of each (offer, hour), as in format ``B``
+``Q`` x ids               the digests of the remembered event ids
+``I`` x times             purchase, touch and event id times as milliseconds before
+                          the last event time (flag 4; ``d`` each otherwise: a time
+                          that is not a whole ms, or more than 49 days back)
+offsets x ids             offset of the message that applied each id as ``fence - offset
+                          + 1`` (0: offline) in the narrowest width (flag 8; ``q``
+                          with -1 offline otherwise)
+inline names              UTF-8, separated by ``0xFF``, each after a code byte: 1 for
+                          ``q:``, 2 for ``qp:``, 0 for a name written in full
+========================  =========================================================
+
+Exact but for the weights: single precision keeps 24 significant bits (relative error below
+6e-8 per write; the writer's cache holds the narrowed weights, so a profile never differs
+from what a read of Redis gives). A 64-feature demo profile takes about 860 bytes of Redis
+memory this way against 2,600 in format ``B`` (BENCHMARKS.md, "Redis memory").
+
+Format ``B`` (the workers before; deflated ``Z``): a fixed header, the numbers as
+little-endian arrays, then every name (features, items, offers, event ids as text) as UTF-8
+separated by the byte ``0xFF``:
 
 ======================  ===========================================================
 header ``<BddqIIIIII``  flags (1: landmark set, 2: last time set), landmark, last event
@@ -30,16 +70,13 @@ ids                     each remembered ``event_id`` (the dedupe window)
 names                   in the order of the counts above (an offer once per entry)
 ======================  ===========================================================
 
-One value instead of one hash field per entry: a profile of 64 features took 3,331 bytes of
-Redis memory as a hash and about a third of that packed (BENCHMARKS.md, "Redis memory"); it is
-read with one ``MGET`` for a whole batch and decoded with a few ``struct`` calls. Floats are
-stored as IEEE doubles, so a profile round-trips exactly.
-
-Before this format profiles were hashes (one field per entry, ``f:<feature>``, ``b:``, ``t:``,
+Before that, profiles were hashes (one field per entry, ``f:<feature>``, ``b:``, ``t:``,
 ``x:``, ``d:``, ``e:``, and ``_L``, ``_t``, ``_pos``, ``_n``). Readers still decode such a hash
 (:func:`profile_from_hash`) and the fenced write compares its ``_pos``, so a store written by
-an older worker keeps working: each profile is rewritten packed by the next event of its user
-(``zmot profiles migrate`` rewrites the rest at once).
+an older worker keeps working: each profile is rewritten compact by the next event of its user
+(``zmot profiles migrate`` rewrites the rest at once). Event ids read from these older forms
+become their digests. Upgrade readers (API) before writers (worker): a reader before the
+compact format cannot read ``C``.
 
 Counter hash, ``<prefix>agg:{p<partition>}``:
 
@@ -76,6 +113,7 @@ import struct
 import zlib
 from array import array
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import repeat
 from string import Template
 from typing import Protocol
 
@@ -101,10 +139,9 @@ PACKED_ZLIB = b"Z"
 PACKED_RAW = b"B"
 
 PACK_LEVEL = 0
-"""zlib level of packed profiles: 0 stores them as they are (format ``B``). Deflating (format
-``Z``, level 1: 9 saves little more on these short values) takes a 64-feature profile from
-about 2.6 to 1.6 KB of Redis memory, but costs 40-50 us of CPU per profile written, more than
-all the rest of the worker's work on an event (BENCHMARKS.md, "Stream worker")."""
+"""zlib level of written profiles: 0 stores them compact as they are (format ``C``).
+Deflating (format ``D``) takes a compact 64-feature demo profile from about 860 to 760 bytes
+of Redis memory for several times the CPU of encoding it (BENCHMARKS.md, "Redis memory")."""
 
 _HEADER = struct.Struct("<BddqIIIIII")
 _NAME_SEP = b"\xff"
@@ -116,7 +153,9 @@ class CorruptProfileError(ValueError):
 
 
 def profile_to_value(profile: Profile, level: int = PACK_LEVEL) -> bytes:
-    """The stored value of a profile: fence token, format byte, payload (module docstring)."""
+    """A profile in format ``B`` / ``Z``, the workers' before the compact one (readers still
+    read it; written now only by tests and the memory benchmark, with ``seen`` keyed by the
+    event ids' text as those workers kept them)."""
     weights, purchases, touched, seen = (
         profile.weights,
         profile.purchases,
@@ -384,8 +423,10 @@ _F32_MAX = 3.4028234663852886e38
 
 def _fits_single(weights: Mapping[str, float]) -> bool:
     """True when single precision holds every weight's magnitude (else doubles are kept)."""
-    return not weights or max(map(abs, weights.values())) <= _F32_MAX or (
-        all(abs(w) <= _F32_MAX or math.isinf(w) for w in weights.values())
+    return (
+        not weights
+        or max(map(abs, weights.values())) <= _F32_MAX
+        or (all(abs(w) <= _F32_MAX or math.isinf(w) for w in weights.values()))
     )
 
 
@@ -417,8 +458,7 @@ def profile_to_compact(profile: Profile, vocab: VocabularyView, level: int = 0) 
         *[OFFER_NS + o for o, _, _ in shown],
         *[OFFER_NS + o for o, _, _ in dismissed],
     ]
-    get = vocab.ids.get
-    refs = [get(name, 0) for name in names]
+    refs = list(map(vocab.ids.get, names, repeat(0)))
     inline: list[bytes] = []
     if 0 in refs:
         unassigned = []
@@ -442,26 +482,33 @@ def profile_to_compact(profile: Profile, vocab: VocabularyView, level: int = 0) 
     if top > 0xFF:
         flags |= _F_WIDE if top > 0xFFFF else _F_HALF
     times = [*purchases.values(), *touched.values(), *[t for t, _ in seen.values()]]
-    last_ms = round((profile.last_ts or 0.0) * 1000)
-    ms = [last_ms - round(t * 1000) for t in times]
-    if all(0 <= d < _MS_SPAN and (last_ms - d) / 1000 == t for d, t in zip(ms, times, strict=True)):
+    try:
+        whole = [round(t * 1000) for t in times]  # whole ms, if that is what they are
+        last_ms = round((profile.last_ts or 0.0) * 1000)
+    except (ValueError, OverflowError):  # NaN or infinite: kept as doubles
+        whole, last_ms = [], 0
+    if [k / 1000 for k in whole] == times and (
+        not whole or (last_ms - max(whole) >= 0 and last_ms - min(whole) < _MS_SPAN)
+    ):
         flags |= _F_MS
-        time_width, time_bytes = _uints(ms)
-        if time_width < 4:  # times are only ever read as 4 bytes: one less code path
-            time_bytes = struct.pack(f"<{len(ms)}I", *ms)
+        time_bytes = struct.pack(f"<{len(whole)}I", *[last_ms - k for k in whole])
     else:
         time_bytes = struct.pack(f"<{len(times)}d", *times)
-    position = profile.position
-    base = position[1] if position is not None else 0
-    offsets = [0 if o is None else base - o + 1 for _, o in seen.values()]
-    if all(0 <= d < _MS_SPAN for d in offsets):
-        flags |= _F_RELATIVE
-        offset_width, offset_bytes = _uints(offsets)
+    if seen:
+        position = profile.position
+        base = position[1] if position is not None else 0
+        offsets = [0 if o is None else base - o + 1 for _, o in seen.values()]
+        if min(offsets) >= 0 and max(offsets) < _MS_SPAN:
+            flags |= _F_RELATIVE
+            offset_width, offset_bytes = _uints(offsets)
+        else:
+            offset_width = 8
+            offset_bytes = struct.pack(
+                f"<{len(seen)}q", *[-1 if o is None else o for _, o in seen.values()]
+            )
     else:
-        offset_width = 8
-        offset_bytes = struct.pack(
-            f"<{len(seen)}q", *[-1 if o is None else o for _, o in seen.values()]
-        )
+        flags |= _F_RELATIVE
+        offset_width, offset_bytes = 1, b""
     ref_width, ref_bytes = _uints(refs)
     parts = [
         _C_HEADER.pack(
