@@ -26,6 +26,7 @@ Redis comes from the ``ZMOT_*`` settings (``make bench`` starts the test stack).
 
     python benchmarks/bench_redis_memory.py [--users 10000] [--seed 1] [--levels 0,1]
                                             [--no-hash] [--no-legacy] [--no-write]
+                                            [--vocab-base 100000]
 """
 
 from __future__ import annotations
@@ -80,8 +81,26 @@ def profiles_of_a_shop(work: Path, users: int, seed: int) -> tuple[dict[str, obj
     return dict(profiler.replay(events)), catalog_search_features(catalog.items.values())
 
 
+async def pad_vocabulary(client: object, prefix: str, count: int) -> None:
+    """Give ``count`` placeholder names the first vocabulary ids, as a big catalog would
+    have: the profiles' own names then get ids above ``count`` (wider in a profile)."""
+    from recommender.adapters.keys import vocab_keys
+
+    names_key, ids_key = vocab_keys(prefix)
+    for start in range(1, count + 1, 10_000):
+        stop = min(count, start + 9_999)
+        async with client.pipeline(transaction=False) as pipe:  # type: ignore[attr-defined]
+            pipe.hset(names_key, mapping={f"pad:{i}": i for i in range(start, stop + 1)})
+            pipe.hset(ids_key, mapping={i: f"pad:{i}" for i in range(start, stop + 1)})
+            await pipe.execute()
+
+
 async def measure(
-    profiles: dict[str, object], prefix: str, form: str, shared_text: frozenset[str]
+    profiles: dict[str, object],
+    prefix: str,
+    form: str,
+    shared_text: frozenset[str],
+    vocab_base: int = 0,
 ) -> dict[str, object]:
     """Write every profile in ``form`` ("hash", "legacy-<level>" or "compact-<level>");
     their memory."""
@@ -103,6 +122,8 @@ async def measure(
 
     try:
         await store.check()
+        if form.startswith("compact") and vocab_base:
+            await pad_vocabulary(client, prefix, vocab_base)
         before = int((await client.info("memory"))["used_memory"])
         users = list(profiles)
         for start in range(0, len(users), 1000):
@@ -151,6 +172,13 @@ def main() -> None:
     p.add_argument("--levels", default="0,1", help="zlib levels of the packed forms to measure")
     p.add_argument("--no-hash", action="store_true", help="do not measure the old hash form")
     p.add_argument("--no-legacy", action="store_true", help="do not measure the packed form before")
+    p.add_argument(
+        "--vocab-base",
+        type=int,
+        default=0,
+        help="vocabulary ids already given before the shop's names (a big catalog: 100000 "
+        "makes every id of the shop need 3 bytes)",
+    )
     p.add_argument("--no-write", action="store_true", help="do not append to BENCHMARKS.md")
     args = p.parse_args()
     try:
@@ -172,21 +200,25 @@ def main() -> None:
     for form in forms:
         say(f"writing {len(profiles):,} profiles as {form} ...")
         # "zmot:" is the default prefix: bench keys as long as live ones
-        got = asyncio.run(measure(profiles, "zmob:", form, shared_text))  # type: ignore[arg-type]
+        got = asyncio.run(
+            measure(profiles, "zmob:", form, shared_text, args.vocab_base)  # type: ignore[arg-type]
+        )
         sizes = got["sizes"]
         assert isinstance(sizes, np.ndarray)
         full = sizes[n_features >= 64]
         per = float(sizes.mean())
         per_full = float(full.mean()) if len(full) else float("nan")
-        lvl = form.rsplit("-", 1)[1]
+        lvl = form.rsplit("-", 1)[-1]
         name = {
             "hash": "hash, a field per entry (two formats before)",
             "legacy": f"packed (format B/Z, before), zlib level {lvl}",
-            "compact": f"compact (format C/D, now), zlib level {lvl}",
+            "compact": f"compact (format C/D, now), zlib level {lvl}"
+            + (f", vocabulary ids from {args.vocab_base + 1:,}" if args.vocab_base else ""),
         }[form.split("-")[0]]
         if form.startswith("compact"):
             notes.append(
-                f"- {name}: the shared vocabulary held {got['vocab_names']:,} names in "
+                f"- {name}: the shared vocabulary held {got['vocab_names']:,} names "
+                "(--vocab-base placeholders included) in "
                 f"{got['vocab_bytes']:,} bytes, {int(got['vocab_bytes']) / len(sizes):,.1f} "  # type: ignore[call-overload]
                 "bytes per profile of this shop (not in the columns above)"
             )
