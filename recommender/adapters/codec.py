@@ -463,15 +463,17 @@ def profile_to_compact(profile: Profile, vocab: VocabularyView, level: int = 0) 
     if 0 in refs:
         unassigned = []
         kept = vocab.inline
-        for name, ref in zip(names, refs, strict=True):
-            if ref == 0:
-                raw = kept.get(name)
-                if raw is None:
-                    if not vocab.full and is_shareable(name, vocab.shared_text):
-                        unassigned.append(name)
-                        continue
-                    raw = kept[name] = inline_name(name)
-                inline.append(raw)
+        at = -1
+        for _ in range(refs.count(0)):  # only the names without an id (a C-level search)
+            at = refs.index(0, at + 1)
+            name = names[at]
+            raw = kept.get(name)
+            if raw is None:
+                if not vocab.full and is_shareable(name, vocab.shared_text):
+                    unassigned.append(name)
+                    continue
+                raw = kept[name] = inline_name(name)
+            inline.append(raw)
         if unassigned:
             raise UnassignedNames(unassigned)
     flags = (profile.landmark is not None) * _F_LANDMARK | (profile.last_ts is not None) * _F_LAST
@@ -600,18 +602,19 @@ def _resolve(refs: list[int], inline_raw: bytes, vocab: VocabularyView | None) -
             return list(map(table.__getitem__, refs))
         except KeyError:
             raise UnknownIds({r for r in refs if r not in table}) from None
-    unknown = {r for r in refs if r and r not in table}
-    if unknown:
-        raise UnknownIds(unknown)
     parts = inline_raw.split(_NAME_SEP)
     if len(parts) != refs.count(0):
         raise ValueError(f"{len(parts)} inline names for {refs.count(0)} references")
     if not all(part and part[0] < len(_INLINE_HEADS) for part in parts):
         raise ValueError("an inline name without a valid code byte")
-    inline = iter(
-        [_INLINE_HEADS[part[0]] + part[1:].decode("utf-8", "surrogatepass") for part in parts]
-    )
-    return [table[r] if r else next(inline) for r in refs]
+    names: list[str | None] = list(map(table.get, refs))  # None for 0 (ids start at 1)
+    at = -1
+    for part in parts:
+        at = refs.index(0, at + 1)
+        names[at] = _INLINE_HEADS[part[0]] + part[1:].decode("utf-8", "surrogatepass")
+    if None in names:
+        raise UnknownIds({r for r in refs if r and r not in table})
+    return names  # type: ignore[return-value]  # no None left
 
 
 # --- profile hash (the format before the packed value: read, never written) ------------
