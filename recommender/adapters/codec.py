@@ -141,7 +141,8 @@ PACKED_RAW = b"B"
 PACK_LEVEL = 0
 """zlib level of written profiles: 0 stores them compact as they are (format ``C``).
 Deflating (format ``D``) takes a compact 64-feature demo profile from about 860 to 760 bytes
-of Redis memory for several times the CPU of encoding it (BENCHMARKS.md, "Redis memory")."""
+of Redis memory for about 28 us more CPU per profile written, twice the encoding
+(BENCHMARKS.md, "Redis memory")."""
 
 _HEADER = struct.Struct("<BddqIIIIII")
 _NAME_SEP = b"\xff"
