@@ -163,10 +163,7 @@ def profile_to_value(profile: Profile, level: int = PACK_LEVEL) -> bytes:
         profile.touched,
         profile.seen,
     )
-    shown = [(o, h, n) for o, per_hour in profile.shown.items() for h, n in per_hour.items()]
-    dismissed = [
-        (o, h, n) for o, per_hour in profile.dismissed.items() for h, n in per_hour.items()
-    ]
+    shown, dismissed = _entries(profile.shown), _entries(profile.dismissed)
     flags = (profile.landmark is not None) | (profile.last_ts is not None) << 1
     numbers = [
         _HEADER.pack(
@@ -209,6 +206,11 @@ def profile_to_value(profile: Profile, level: int = PACK_LEVEL) -> bytes:
     if level > 0:
         return token + FENCE_END + PACKED_ZLIB + deflate(payload, level)
     return token + FENCE_END + PACKED_RAW + payload
+
+
+def _entries(counts: Mapping[str, Mapping[int, int]]) -> list[tuple[str, int, int]]:
+    """(offer, hour, count) of every exposure entry, offer by offer."""
+    return [(o, h, n) for o, per_hour in counts.items() for h, n in per_hour.items()]
 
 
 def _hours_and_counts(entries: list[tuple[str, int, int]]) -> list[int]:
@@ -442,16 +444,9 @@ def narrowed(weights: Mapping[str, float]) -> dict[str, float]:
 def profile_to_compact(profile: Profile, vocab: VocabularyView, level: int = 0) -> bytes:
     """The compact stored value (format ``C``, deflated ``D``): names as vocabulary ids,
     event ids as digests, weights in single precision (module docstring)."""
-    weights, purchases, touched, seen = (
-        profile.weights,
-        profile.purchases,
-        profile.touched,
-        profile.seen,
-    )
-    shown = [(o, h, n) for o, per_hour in profile.shown.items() for h, n in per_hour.items()]
-    dismissed = [
-        (o, h, n) for o, per_hour in profile.dismissed.items() for h, n in per_hour.items()
-    ]
+    weights, seen = profile.weights, profile.seen
+    purchases, touched = profile.purchases, profile.touched
+    shown, dismissed = _entries(profile.shown), _entries(profile.dismissed)
     names = [
         *weights,
         *[ITEM_NS + i for i in purchases],

@@ -11,7 +11,7 @@ import math
 import struct
 import uuid
 import zlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -39,7 +39,7 @@ from recommender.adapters.codec import (
     sum_counters,
 )
 from recommender.adapters.feedback_store import ADD_IF_FENCE, FeedbackStore
-from recommender.adapters.redis_store import REPLACE_IF_FENCE, ProfileStore, connect
+from recommender.adapters.redis_store import REPLACE_IF_FENCE, ProfileStore
 from recommender.core.feedback import (
     ItemRating,
     OfferStats,
@@ -51,7 +51,6 @@ from recommender.core.feedback import (
 )
 from recommender.core.profile import Profile, ProfileParams, apply_event, event_key
 from recommender.core.replay import Profiler
-from recommender.core.settings import Settings
 from stream.batch import process_batch
 from stream.dead_letters import DeadLetter
 from stream.records import Record
@@ -190,6 +189,30 @@ def test_a_corrupt_value_is_a_clear_error(value: bytes, why: str) -> None:
         profile_from_value(value, FakeVocabulary())
 
 
+def generated(
+    weights: dict[str, float],
+    times: dict[str, float],
+    shown: dict[str, dict[int, int]],
+    seen: dict[Any, tuple[float, int | None]],
+    position: tuple[int, int] | None,
+) -> Profile:
+    """A profile of the parts Hypothesis drew (exposure twice: shown, and dismissed under
+    the reversed offer ids)."""
+    return Profile(
+        weights=weights,
+        purchases=times,
+        touched=dict(reversed(times.items())),
+        shown={o: h for o, h in shown.items() if h},
+        dismissed={o[::-1]: h for o, h in shown.items() if h},
+        seen=seen,
+        landmark=min(times.values(), default=None),
+        last_ts=max(times.values(), default=None),
+        partition=None if position is None else position[0],
+        offset=None if position is None else position[1],
+        n_events=len(weights),
+    )
+
+
 names = st.text(
     st.characters(codec=None, exclude_categories=()), min_size=0, max_size=12
 )  # any code point, lone surrogates and U+FFFF included
@@ -216,19 +239,7 @@ def test_packed_value_round_trips_exactly(
     position: tuple[int, int] | None,
     level: int,
 ) -> None:
-    profile = Profile(
-        weights=weights,
-        purchases=times,
-        touched=dict(reversed(times.items())),
-        shown={o: h for o, h in shown.items() if h},
-        dismissed={o[::-1]: h for o, h in shown.items() if h},
-        seen=seen,
-        landmark=min(times.values(), default=None),
-        last_ts=max(times.values(), default=None),
-        partition=None if position is None else position[0],
-        offset=None if position is None else position[1],
-        n_events=len(weights),
-    )
+    profile = generated(weights, times, shown, seen, position)
     # Written with event ids (the workers before), read back with their digests.
     read = profile_from_value(profile_to_value(profile, level))
     assert read == replace(profile, seen={event_key(k): v for k, v in seen.items()})
@@ -268,19 +279,7 @@ def test_compact_value_round_trips_exactly_but_for_single_precision_weights(
     """Names of any code point (lone surrogates too), any vocabulary state, times whole ms
     or not, offsets near the fence or not: the profile comes back exactly, the weights as
     :func:`narrowed` (single precision unless a weight is beyond its range) gives them."""
-    profile = Profile(
-        weights=weights,
-        purchases=times,
-        touched=dict(reversed(times.items())),
-        shown={o: h for o, h in shown.items() if h},
-        dismissed={o[::-1]: h for o, h in shown.items() if h},
-        seen=seen,
-        landmark=min(times.values(), default=None),
-        last_ts=max(times.values(), default=None),
-        partition=None if position is None else position[0],
-        offset=None if position is None else position[1],
-        n_events=len(weights),
-    )
+    profile = generated(weights, times, shown, seen, position)
     vocab = FakeVocabulary(frozenset(weights) if share_search else frozenset(), limit)
     decoded = profile_from_value(compact(profile, vocab, level), vocab)
     assert decoded == replace(profile, weights=narrowed(weights))
@@ -395,13 +394,6 @@ def test_scripts_fence_on_the_codec_fields() -> None:
 
 
 # --- bytes in a real Redis ----------------------------------------------------------------
-
-
-@pytest.fixture
-async def client(stack: Settings) -> AsyncIterator[aioredis.Redis]:
-    redis = connect(stack.redis_url)
-    yield redis
-    await redis.aclose()
 
 
 @pytest.fixture

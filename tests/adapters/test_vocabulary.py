@@ -29,13 +29,6 @@ T = 1_750_000_000.0
 
 
 @pytest.fixture
-async def client(stack: Settings) -> AsyncIterator[aioredis.Redis]:
-    redis = connect(stack.redis_url)
-    yield redis
-    await redis.aclose()
-
-
-@pytest.fixture
 async def prefix(client: aioredis.Redis) -> AsyncIterator[str]:
     name = f"zmot:vocab-{uuid.uuid4().hex[:10]}:"
     yield name
