@@ -217,8 +217,8 @@ def main() -> None:
         }[form.split("-")[0]]
         if form.startswith("compact"):
             notes.append(
-                f"- {name}: the shared vocabulary held {got['vocab_names']:,} names "
-                "(--vocab-base placeholders included) in "
+                f"- {name}: the shared vocabulary held this shop's {got['vocab_names']:,} names "
+                f"(and {args.vocab_base:,} placeholders) in "
                 f"{got['vocab_bytes']:,} bytes, {int(got['vocab_bytes']) / len(sizes):,.1f} "  # type: ignore[call-overload]
                 "bytes per profile of this shop (not in the columns above)"
             )
