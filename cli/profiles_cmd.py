@@ -1,4 +1,5 @@
-"""`zmot profiles migrate`: rewrite profiles stored by an older worker (one hash each) packed."""
+"""`zmot profiles migrate`: rewrite profiles stored by older workers (a hash each, or a packed
+value of format B/Z) in the compact format."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ from recommender.core.settings import Settings, get_settings, redact_url
 
 
 async def migrate_profiles(settings: Settings) -> int:
-    """Rewrite every hash profile under the settings' prefix packed; how many were."""
-    from recommender.adapters.redis_store import ProfileStore, connect
+    """Rewrite every profile of an older format under the settings' prefix compact; how
+    many were."""
+    from recommender.adapters.redis_client import client_for
+    from recommender.adapters.redis_store import ProfileStore
 
-    client = connect(settings.redis_url)
+    client = client_for(settings)
     try:
         store = ProfileStore(
             client,
@@ -36,9 +39,9 @@ def register(app: typer.Typer) -> None:
 
     @profiles.command("migrate")
     def migrate() -> None:
-        """Rewrite every profile still stored as a hash (by a worker before the packed format)
-        in the packed form. Safe while workers run: each rewrite is fenced, and readers take
-        both forms meanwhile; a profile's next event rewrites it anyway."""
+        """Rewrite every profile still stored in an older format (a hash, or a packed value of
+        format B/Z) in the compact one. Safe while workers run: each rewrite is fenced, and
+        readers take every form meanwhile; a profile's next event rewrites it anyway."""
         settings = get_settings()
         try:
             done = asyncio.run(migrate_profiles(settings))
@@ -46,4 +49,4 @@ def register(app: typer.Typer) -> None:
             raise ConfigError(
                 f"cannot migrate profiles in Redis at {redact_url(settings.redis_url)}: {exc}"
             ) from exc
-        typer.echo(f"rewrote {done} profile(s) packed under {settings.redis_prefix}profile:*")
+        typer.echo(f"rewrote {done} profile(s) compact under {settings.redis_prefix}profile:*")

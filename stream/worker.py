@@ -25,6 +25,7 @@ from recommender.adapters.redis_client import check_layout, client_for
 from recommender.adapters.redis_store import ProfileStore
 from recommender.core.catalog import load_catalog
 from recommender.core.errors import ModelError
+from recommender.core.features import catalog_search_features
 from recommender.core.generations import Generation
 from recommender.core.registry import Located, Registry, is_artifact
 from recommender.core.replay import Profiler
@@ -142,6 +143,7 @@ def run_worker(
         settings.profile_ttl_days * 86400.0,
         pack_level=settings.profile_pack_level,
         cache_size=settings.worker_profile_cache,
+        shared_text=catalog_search_features(profiler.catalog.items.values()),
     )
     feedback = FeedbackStore(client, settings.redis_prefix, settings.topic_partitions)
 

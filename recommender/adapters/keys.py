@@ -95,6 +95,27 @@ def decision_key(prefix: str, decision_id: str) -> str:
     return f"{prefix}dec:{decision_id}"
 
 
+VOCAB_TAG = "{vocab}"
+"""The hash tag of the feature vocabulary's two hashes: one slot of their own, so one script
+assigns an id to both atomically (per-user scripts never touch them)."""
+
+
+def vocab_keys(prefix: str) -> tuple[str, str]:
+    """The Redis keys of the feature vocabulary under ``prefix``: (name -> id, id -> name)."""
+    return f"{prefix}vocab:{VOCAB_TAG}names", f"{prefix}vocab:{VOCAB_TAG}ids"
+
+
+_PROFILE_KEY = re.compile(r"profile:\{[0-9a-f]{" + str(TAG_HEX) + r"}\}")
+
+
+def prefix_of_profile_key(key: str) -> str:
+    """The prefix ``P`` of a profile key ``P profile:{T}u`` (the vocabulary its value uses)."""
+    match = _PROFILE_KEY.search(key)
+    if match is None:
+        raise ValueError(f"not a profile key: {key!r}")
+    return key[: match.start()]
+
+
 def layout_key(prefix: str) -> str:
     """The Redis key that records which key scheme the keys under ``prefix`` follow."""
     return f"{prefix}layout"
@@ -157,10 +178,12 @@ __all__ = [
     "old_to_new",
     "partition_tag",
     "person_key",
+    "prefix_of_profile_key",
     "profile_key",
     "scan_pattern",
     "user_of",
     "user_tag",
+    "vocab_keys",
 ]
 
 

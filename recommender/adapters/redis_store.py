@@ -23,14 +23,21 @@ from redis.exceptions import RedisError
 
 from recommender.adapters.codec import (
     PACK_LEVEL,
+    PACKED_RAW,
+    PACKED_ZLIB,
+    UnassignedNames,
+    UnknownIds,
+    VocabularyView,
     lua,
+    narrowed,
     position_token,
     profile_from_hash,
     profile_from_value,
     profile_key,
-    profile_to_value,
+    profile_to_compact,
+    split_value,
 )
-from recommender.adapters.keys import scan_pattern, user_of
+from recommender.adapters.keys import prefix_of_profile_key, scan_pattern, user_of
 from recommender.adapters.redis_client import (
     RedisClient,
     connect,
@@ -38,6 +45,7 @@ from recommender.adapters.redis_client import (
     queue_mget,
     register_script,
 )
+from recommender.adapters.vocabulary import Vocabulary, vocabulary
 from recommender.core.errors import ConfigError
 from recommender.core.profile import Position, Profile
 
@@ -83,6 +91,9 @@ return moved
 """
 )
 
+INLINE_CACHE = 100_000
+"""Most inline names (search words) whose encoded bytes a store keeps between batches."""
+
 FenceUpdate = tuple[str, Position | None, Profile]
 """(user_id, the profile's fence as read before the update, the updated profile)."""
 
@@ -98,17 +109,22 @@ def slot_groups(client: Any, keys: Sequence[str]) -> list[list[int]]:
     return list(groups.values())
 
 
+Decoder = Callable[[str, bytes, VocabularyView], Profile]
+"""decode(key, value, vocabulary) -> the profile of a packed value."""
+
+
 async def read_profiles(
     client: Any,
     keys: Sequence[str],
-    decode: Callable[[str, bytes], Profile] | None = None,
+    decode: Decoder | None = None,
 ) -> list[Profile | None]:
     """The profiles stored under ``keys`` (None where there is none), in one round trip.
 
     ``MGET`` returns nothing for a key holding another type: the ``EXISTS`` count beside it
     says whether some key still holds an old hash profile; those are then read with
     ``HGETALL`` (a second round trip, only until the store is migrated). ``decode(key,
-    value)`` turns a packed value into its profile (default :func:`profile_from_value`).
+    value, vocabulary)`` turns a packed value into its profile (default
+    :func:`profile_from_value`). All ``keys`` are under one prefix (one vocabulary).
     """
     if not keys:
         return []
@@ -134,13 +150,10 @@ async def decode_profiles(
     keys: Sequence[str],
     values: Sequence[bytes | None],
     existing: int,
-    decode: Callable[[str, bytes], Profile] | None = None,
+    decode: Decoder | None = None,
 ) -> list[Profile | None]:
     """The profiles from the replies of :func:`queue_profile_reads` (old hash forms read now)."""
-    if decode is None:
-        found = [None if v is None else profile_from_value(v) for v in values]
-    else:
-        found = [None if v is None else decode(k, v) for k, v in zip(keys, values, strict=True)]
+    found = await decode_values(client, keys, values, decode)
     if existing > len(keys) - found.count(None):
         missing = [i for i, v in enumerate(values) if v is None]
         for i, profile in zip(
@@ -148,6 +161,39 @@ async def decode_profiles(
         ):
             found[i] = profile
     return found
+
+
+async def decode_values(
+    client: Any,
+    keys: Sequence[str],
+    values: Sequence[bytes | None],
+    decode: Decoder | None = None,
+) -> list[Profile | None]:
+    """Decode packed values of ``keys`` (None stays None); the vocabulary ids a compact
+    value names that this process has not met are loaded from Redis in one round trip."""
+    first = next((k for k, v in zip(keys, values, strict=True) if v is not None), None)
+    if first is None:
+        return [None] * len(values)
+    vocab = vocabulary(client, prefix_of_profile_key(first))
+    one = (lambda _k, v, w: profile_from_value(v, w)) if decode is None else decode
+    out: list[Profile | None] = []
+    retry: list[int] = []
+    unknown: set[int] = set()
+    for i, (key, value) in enumerate(zip(keys, values, strict=True)):
+        if value is None:
+            out.append(None)
+            continue
+        try:
+            out.append(one(key, value, vocab))
+        except UnknownIds as exc:
+            out.append(None)
+            retry.append(i)
+            unknown |= exc.ids
+    if retry:
+        await vocab.load(unknown)
+        for i in retry:
+            out[i] = one(keys[i], values[i], vocab)  # type: ignore[arg-type]  # not None here
+    return out
 
 
 async def _read_legacy(client: Any, keys: list[str]) -> list[Profile | None]:
@@ -159,8 +205,8 @@ async def _read_legacy(client: Any, keys: list[str]) -> list[Profile | None]:
     out: list[Profile | None] = []
     for key, result in zip(keys, results, strict=True):
         if isinstance(result, RedisError):  # WRONGTYPE: packed since the MGET
-            value = await client.get(key)
-            out.append(None if value is None else profile_from_value(value))
+            (profile,) = await decode_values(client, [key], [await client.get(key)])
+            out.append(profile)
         else:
             out.append(profile_from_hash(result) if result else None)
     return out
@@ -169,8 +215,15 @@ async def _read_legacy(client: Any, keys: list[str]) -> list[Profile | None]:
 class ProfileStore:
     """Reads and writes user profiles under ``<prefix>profile:{tag}<user_id>``.
 
-    ``pack_level`` is the zlib level of the stored values (0: uncompressed; see
-    :data:`~recommender.adapters.codec.PACK_LEVEL`): Redis memory against worker CPU.
+    Profiles are written compact (:func:`~recommender.adapters.codec.profile_to_compact`:
+    names as ids of the shared :mod:`~recommender.adapters.vocabulary` of ``prefix``, weights
+    in single precision); ``pack_level`` > 0 deflates them too (see
+    :data:`~recommender.adapters.codec.PACK_LEVEL`): Redis memory against worker CPU. Values
+    of the formats before are read as well and replaced by the next write.
+
+    ``shared_text``: the search features the vocabulary may hold (the worker passes
+    :func:`~recommender.core.features.catalog_search_features` of its catalog; default none,
+    every search feature inline).
 
     ``cache_size`` > 0 (the worker's ``ZMOT_WORKER_PROFILE_CACHE``) keeps the profiles this
     store last wrote, each with the exact value written: a read that finds that very value
@@ -189,6 +242,7 @@ class ProfileStore:
         ttl_s: float,
         pack_level: int = PACK_LEVEL,
         cache_size: int = 0,
+        shared_text: frozenset[str] | None = None,
     ) -> None:
         self.client = client
         self.prefix = prefix
@@ -198,13 +252,39 @@ class ProfileStore:
         self._cache: dict[str, tuple[bytes, Profile]] = {}
         self.cache_hits = 0
         self._replace = register_script(client, REPLACE_IF_FENCE)
+        self.vocab: Vocabulary = vocabulary(client, prefix)
+        if shared_text is not None:
+            self.vocab.shared_text = shared_text
+            self.vocab.inline.clear()
 
-    def _decode(self, key: str, value: bytes) -> Profile:
+    def _decode(self, key: str, value: bytes, vocab: VocabularyView) -> Profile:
         kept = self._cache.pop(key, None)
         if kept is not None and kept[0] == value:
             self.cache_hits += 1
             return kept[1]
-        return profile_from_value(value)
+        return profile_from_value(value, vocab)
+
+    async def encode_many(self, profiles: Sequence[Profile]) -> list[bytes]:
+        """The compact values of ``profiles``; names new to this process are given their
+        vocabulary ids first (one script call for the whole batch, only when there are)."""
+        vocab, level = self.vocab, self.pack_level
+        if len(vocab.inline) > INLINE_CACHE:
+            vocab.inline.clear()
+        values: list[bytes] = []
+        pending: list[int] = []
+        new_names: list[str] = []
+        for i, profile in enumerate(profiles):
+            try:
+                values.append(profile_to_compact(profile, vocab, level))
+            except UnassignedNames as exc:
+                values.append(b"")
+                pending.append(i)
+                new_names += exc.names
+        if pending:
+            await vocab.assign(new_names)
+            for i in pending:  # every shareable name has an id now, or the vocabulary is full
+                values[i] = profile_to_compact(profiles[i], vocab, level)
+        return values
 
     def key(self, user_id: str) -> str:
         return profile_key(self.prefix, user_id)
@@ -243,7 +323,7 @@ class ProfileStore:
         if not batch:
             return []
         keys = [self.key(user_id) for user_id, _, _ in batch]
-        values = [profile_to_value(profile, self.pack_level) for _, _, profile in batch]
+        values = await self.encode_many([profile for _, _, profile in batch])
         groups = slot_groups(self.client, keys)
         async with self.client.pipeline(transaction=False) as pipe:
             for group in groups:
@@ -267,26 +347,40 @@ class ProfileStore:
         """Remember what was just written; the longest unread go first beyond the size."""
         cache = self._cache
         for key, value, profile in written:
+            profile.weights = narrowed(profile.weights)  # as a read of the value gives them
             cache.pop(key, None)
             cache[key] = (value, profile)
         for _ in range(len(cache) - self.cache_size):
             del cache[next(iter(cache))]
 
     async def migrate(self, count: int = 500) -> int:
-        """Rewrite every profile still stored as a hash in the packed form; how many were.
+        """Rewrite every profile still stored in a format before the compact one (a hash,
+        or a packed value of format ``B`` / ``Z``); how many were.
 
         Each rewrite goes through the fenced script, so a worker writing the same profile
         meanwhile wins and the rewrite of that one is simply skipped (the worker wrote it
-        packed).
+        compact).
         """
         done = 0
         batch: list[str] = []
 
         async def flush() -> int:
-            profiles = await _read_legacy(self.client, [self.key(u) for u in batch])
+            keys = [self.key(u) for u in batch]
+            async with self.client.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.get(key)
+                values = await pipe.execute(raise_on_error=False)
+            hashes = [i for i, v in enumerate(values) if isinstance(v, RedisError)]
+            old = [
+                i
+                for i, v in enumerate(values)
+                if isinstance(v, bytes) and split_value(v)[1][:1] in (PACKED_RAW, PACKED_ZLIB)
+            ]
+            profiles = await _read_legacy(self.client, [keys[i] for i in hashes])
+            profiles += [profile_from_value(values[i]) for i in old]
             updates = [
-                (user, profile.position, profile)
-                for user, profile in zip(batch, profiles, strict=True)
+                (batch[i], profile.position, profile)
+                for i, profile in zip(hashes + old, profiles, strict=True)
                 if profile is not None
             ]
             moved = await self.put_many(updates)
@@ -294,7 +388,7 @@ class ProfileStore:
             return len(updates) - len(moved)
 
         pattern = scan_pattern(self.prefix, "profile")
-        async for key in self.client.scan_iter(match=pattern, count=count, _type="hash"):
+        async for key in self.client.scan_iter(match=pattern, count=count):
             user = user_of(self.prefix, "profile", key.decode())
             if user is None:
                 continue

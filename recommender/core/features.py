@@ -113,6 +113,21 @@ def token_positions(names: Iterable[str]) -> dict[str, int]:
     return {name[n:]: i for i, name in enumerate(names) if name.startswith(QUERY_PREFIX)}
 
 
+def catalog_search_features(items: Iterable[Item]) -> frozenset[str]:
+    """The ``q:`` / ``qp:`` features a search can have whose word is the shop's own text
+    (a token of an item's title, category, brand or tags): such a feature says nothing about
+    who searched, so the shared feature vocabulary may hold it (any other search word stays
+    in its searcher's profile only: SECURITY.md)."""
+    words: set[str] = set()
+    for item in items:
+        for text in (item.title, item.category, item.brand, *item.tags):
+            if text:
+                words.update(tokens(text.replace(".", " ").replace("_", " ")))
+    names = {f"{QUERY_PREFIX}{word}" for word in words}
+    names.update(f"qp:{word[:PREFIX_LEN]}" for word in words if len(word) > PREFIX_LEN)
+    return frozenset(names)
+
+
 def _add(out: dict[str, float], name: str, weight: float) -> None:
     if weight > 0.0:
         out[name] = out.get(name, 0.0) + weight

@@ -120,10 +120,11 @@ class Settings(BaseSettings):
         0,
         ge=0,
         le=9,
-        description="zlib level of the packed profiles the worker writes to Redis: 0 stores "
-        "them as they are; 1 deflates a 64-feature profile from about 2.6 to 1.6 KB of Redis "
-        "memory for 40-50 us more worker CPU per profile written (about a third of the "
-        "worker's events per CPU-second); levels above 1 save little more (BENCHMARKS.md).",
+        description="zlib level of the compact profiles the worker writes to Redis: 0 stores "
+        "them as they are; 1 deflates a 64-feature profile from about 860 to 760 bytes of Redis "
+        "memory for about 28 us more worker CPU per profile written (twice the encoding); "
+        "levels above 1 save little more "
+        "(BENCHMARKS.md).",
     )
     purchase_memory: int = Field(
         32, ge=0, description="Most recent purchases remembered per profile (for exclusion)."

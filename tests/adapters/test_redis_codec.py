@@ -7,10 +7,12 @@ the wire format (which running workers and APIs share) shows here.
 from __future__ import annotations
 
 import json
+import math
 import struct
 import uuid
 import zlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -22,18 +24,22 @@ from recommender.adapters.codec import (
     OFFSET_FIELD,
     POSITION_FIELD,
     CorruptProfileError,
+    UnassignedNames,
+    UnknownIds,
     counter_field,
     deflate,
+    narrowed,
     offset_token,
     parse_offset,
     profile_from_hash,
     profile_from_value,
+    profile_to_compact,
     profile_to_hash,
     profile_to_value,
     sum_counters,
 )
 from recommender.adapters.feedback_store import ADD_IF_FENCE, FeedbackStore
-from recommender.adapters.redis_store import REPLACE_IF_FENCE, ProfileStore, connect
+from recommender.adapters.redis_store import REPLACE_IF_FENCE, ProfileStore
 from recommender.core.feedback import (
     ItemRating,
     OfferStats,
@@ -43,9 +49,8 @@ from recommender.core.feedback import (
     offer_stats,
     rating_counters,
 )
-from recommender.core.profile import Profile, ProfileParams, apply_event
+from recommender.core.profile import Profile, ProfileParams, apply_event, event_key
 from recommender.core.replay import Profiler
-from recommender.core.settings import Settings
 from stream.batch import process_batch
 from stream.dead_letters import DeadLetter
 from stream.records import Record
@@ -59,10 +64,13 @@ T = 1_750_000_000.0 - 1_750_000_000.0 % H  # the start of an hour
 # --- packed profile value -----------------------------------------------------------------
 
 
-def test_packed_value_exact_bytes() -> None:
+def test_packed_value_of_the_workers_before_exact_bytes() -> None:
+    """Format B / Z, written by the workers before the compact format: still read exactly
+    (an event id becomes its digest)."""
     profile = Profile()
     apply_event(profile, {"q:tv": 1.5}, T - H, PARAMS, position=(2, 41), purchased_item="SKU-1")
     apply_event(profile, {}, T, PARAMS, position=(2, 42), shown_offer="O:1", event_id="ev")
+    assert profile.seen == {event_key("ev"): (T, 42)}
     hour = int(T // H)
     payload = (
         struct.pack("<BddqIIIIII", 3, T - H, T, 2, 1, 1, 0, 1, 0, 1)
@@ -71,17 +79,86 @@ def test_packed_value_exact_bytes() -> None:
         + struct.pack("<dq", T, 42)
         + b"q:tv\xffSKU-1\xffO:1\xffev"
     )
-    assert profile_to_value(profile, level=0) == b"2:42|B" + payload
-    assert profile_to_value(profile) == b"2:42|B" + payload  # the default: as is
-    deflated = profile_to_value(profile, level=1)
+    as_before = replace(profile, seen={"ev": (T, 42)})  # type: ignore[dict-item]
+    assert profile_to_value(as_before, level=0) == b"2:42|B" + payload
+    deflated = profile_to_value(as_before, level=1)
     assert deflated == b"2:42|Z" + deflate(payload, 1)
     assert zlib.decompress(deflated[6:], -15) == payload
-    for level in (0, 1, 9):
-        assert profile_from_value(profile_to_value(profile, level)) == profile
+    for value in (b"2:42|B" + payload, deflated, profile_to_value(as_before, 9)):
+        assert profile_from_value(value) == profile
     assert profile_to_value(Profile(), level=0) == b"|B" + struct.pack(
         "<BddqIIIIII", 0, 0.0, 0.0, 0, 0, 0, 0, 0, 0, 0
     )
     assert profile_from_value(profile_to_value(Profile())) == Profile()
+
+
+class FakeVocabulary:
+    """The vocabulary as a dict (the codec is pure; the Redis one is tested below)."""
+
+    def __init__(self, shared_text: frozenset[str] = frozenset(), limit: int = 10**9) -> None:
+        self.ids: dict[str, int] = {}
+        self.names: dict[int, str] = {}
+        self.full = False
+        self.inline: dict[str, bytes] = {}
+        self.shared_text = shared_text
+        self.limit = limit
+
+    def assign(self, names: Sequence[str]) -> None:
+        for name in names:
+            if name in self.ids:
+                continue
+            if len(self.ids) >= self.limit:
+                self.full = True
+                continue
+            self.ids[name] = len(self.ids) + 1
+            self.names[len(self.ids)] = name
+
+
+def compact(profile: Profile, vocab: FakeVocabulary, level: int = 0) -> bytes:
+    try:
+        return profile_to_compact(profile, vocab, level)
+    except UnassignedNames as exc:
+        vocab.assign(exc.names)
+        return profile_to_compact(profile, vocab, level)
+
+
+def test_compact_value_exact_bytes() -> None:
+    profile = Profile()
+    apply_event(profile, {"q:tv": 1.5, "cat:tv": 0.5}, T - H, PARAMS, position=(2, 41),
+                purchased_item="SKU-1", event_id="e1")  # fmt: skip
+    apply_event(profile, {}, T, PARAMS, position=(2, 42), shown_offer="O:1", event_id="ev")
+    vocab = FakeVocabulary()
+    value = compact(profile, vocab)
+    # Search text stays inline; the rest is in the vocabulary, items and offers namespaced.
+    assert vocab.ids == {"cat:tv": 1, "item:SKU-1": 2, "offer:O:1": 3}
+    hour = int(T // H)
+    payload = (
+        struct.pack("<BBddI", 1 | 2 | 4 | 8, 1 | 1 << 4, T - H, T, 2)
+        + struct.pack("<6B", 2, 1, 0, 1, 0, 2)
+        + struct.pack("<2f", 1.5, 0.5)
+        + struct.pack("<4B", 0, 1, 2, 3)  # q:tv inline, cat:tv, item:SKU-1, offer:O:1
+        + struct.pack("<qq", hour, 1)
+        + struct.pack("<2Q", event_key("e1"), event_key("ev"))
+        + struct.pack("<3I", 3_600_000, 3_600_000, 0)  # ms before the last event
+        + struct.pack("<2B", 2, 1)  # offsets 41, 42 as 42 - offset + 1
+        + b"\x01tv"
+    )
+    assert value == b"2:42|C" + payload
+    assert profile_from_value(value, vocab) == profile
+    deflated = compact(profile, vocab, 1)
+    assert deflated == b"2:42|D" + deflate(payload, 1)
+    assert profile_from_value(deflated, vocab) == profile
+    with pytest.raises(UnknownIds) as unknown:
+        profile_from_value(value, FakeVocabulary())
+    assert unknown.value.ids == {1, 2, 3}
+    # Shared search words (the catalog's) go into the vocabulary too.
+    shared = FakeVocabulary(frozenset({"q:tv"}))
+    assert profile_from_value(compact(profile, shared), shared) == profile
+    assert "q:tv" in shared.ids
+    # A full vocabulary: new names inline.
+    full = FakeVocabulary(limit=1)
+    assert profile_from_value(compact(profile, full), full) == profile
+    assert full.full and len(full.ids) == 1
 
 
 @pytest.mark.parametrize(
@@ -95,11 +172,45 @@ def test_packed_value_exact_bytes() -> None:
             b"|B" + struct.pack("<BddqIIIIII", 0, 0.0, 0.0, 0, 2, 0, 0, 0, 0, 0) + b"\0" * 16,
             "names",
         ),
+        (b"1:2|Cabc", "truncated or malformed"),
+        (b"1:2|Dabc", "does not inflate"),
+        (
+            b"|C" + struct.pack("<BBddI6B", 0, 1, 0.0, 0.0, 0, 2, 0, 0, 0, 0, 0) + b"\0" * 10,
+            "inline names",
+        ),
+        (
+            b"|C" + struct.pack("<BBddI6B", 0, 1, 0.0, 0.0, 0, 1, 0, 0, 0, 0, 0) + b"\0" * 5,
+            "inline name without",
+        ),
     ],
 )
 def test_a_corrupt_value_is_a_clear_error(value: bytes, why: str) -> None:
     with pytest.raises(CorruptProfileError, match=why):
-        profile_from_value(value)
+        profile_from_value(value, FakeVocabulary())
+
+
+def generated(
+    weights: dict[str, float],
+    times: dict[str, float],
+    shown: dict[str, dict[int, int]],
+    seen: dict[Any, tuple[float, int | None]],
+    position: tuple[int, int] | None,
+) -> Profile:
+    """A profile of the parts Hypothesis drew (exposure twice: shown, and dismissed under
+    the reversed offer ids)."""
+    return Profile(
+        weights=weights,
+        purchases=times,
+        touched=dict(reversed(times.items())),
+        shown={o: h for o, h in shown.items() if h},
+        dismissed={o[::-1]: h for o, h in shown.items() if h},
+        seen=seen,
+        landmark=min(times.values(), default=None),
+        last_ts=max(times.values(), default=None),
+        partition=None if position is None else position[0],
+        offset=None if position is None else position[1],
+        n_events=len(weights),
+    )
 
 
 names = st.text(
@@ -128,20 +239,55 @@ def test_packed_value_round_trips_exactly(
     position: tuple[int, int] | None,
     level: int,
 ) -> None:
-    profile = Profile(
-        weights=weights,
-        purchases=times,
-        touched=dict(reversed(times.items())),
-        shown={o: h for o, h in shown.items() if h},
-        dismissed={o[::-1]: h for o, h in shown.items() if h},
-        seen=seen,
-        landmark=min(times.values(), default=None),
-        last_ts=max(times.values(), default=None),
-        partition=None if position is None else position[0],
-        offset=None if position is None else position[1],
-        n_events=len(weights),
-    )
-    assert profile_from_value(profile_to_value(profile, level)) == profile
+    profile = generated(weights, times, shown, seen, position)
+    # Written with event ids (the workers before), read back with their digests.
+    read = profile_from_value(profile_to_value(profile, level))
+    assert read == replace(profile, seen={event_key(k): v for k, v in seen.items()})
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(names, st.floats(allow_nan=False), max_size=8),
+    st.dictionaries(
+        names,
+        st.floats(1e9, 4e9) | st.integers(10**9, 4 * 10**9).map(lambda ms: ms / 1000),
+        max_size=4,
+    ),
+    st.dictionaries(
+        names, st.dictionaries(st.integers(0, 2**40), st.integers(1, 2**40), max_size=3), max_size=3
+    ),
+    st.dictionaries(
+        st.integers(0, 2**64 - 1),
+        st.tuples(st.floats(1e9, 4e9), st.none() | st.integers(0, 2**62)),
+        max_size=4,
+    ),
+    st.none() | st.tuples(st.integers(0, 2**31), st.integers(0, 2**62)),
+    st.integers(0, 2),
+    st.sampled_from([10**9, 2, 0]),
+    st.booleans(),
+)
+def test_compact_value_round_trips_exactly_but_for_single_precision_weights(
+    weights: dict[str, float],
+    times: dict[str, float],
+    shown: dict[str, dict[int, int]],
+    seen: dict[int, tuple[float, int | None]],
+    position: tuple[int, int] | None,
+    level: int,
+    limit: int,
+    share_search: bool,
+) -> None:
+    """Names of any code point (lone surrogates too), any vocabulary state, times whole ms
+    or not, offsets near the fence or not: the profile comes back exactly, the weights as
+    :func:`narrowed` (single precision unless a weight is beyond its range) gives them."""
+    profile = generated(weights, times, shown, seen, position)
+    vocab = FakeVocabulary(frozenset(weights) if share_search else frozenset(), limit)
+    decoded = profile_from_value(compact(profile, vocab, level), vocab)
+    assert decoded == replace(profile, weights=narrowed(weights))
+    for name, value in weights.items():
+        assert decoded.weights[name] == value or math.isclose(
+            decoded.weights[name], value, rel_tol=6e-8, abs_tol=1.5e-45
+        )
+    assert list(decoded.weights) == list(weights)  # the order (features first seen) too
 
 
 # --- profile hash (the old form: still read, and rewritten packed) -------------------------
@@ -181,10 +327,13 @@ def test_stored_form_of_exposure_exact_fields() -> None:
 
 
 def test_stored_form_of_event_ids_exact_fields() -> None:
+    """The hash of the workers before kept event ids as text: read as their digests."""
     profile = Profile()
     apply_event(profile, {}, T, PARAMS, position=(2, 7), event_id="ev:1")
     apply_event(profile, {}, T + 1, PARAMS, event_id="ev-2")
-    assert profile_to_hash(profile) == {
+    assert profile.seen == {event_key("ev:1"): (T, 7), event_key("ev-2"): (T + 1, None)}
+    as_before = replace(profile, seen={"ev:1": (T, 7), "ev-2": (T + 1, None)})  # type: ignore[dict-item]
+    assert profile_to_hash(as_before) == {
         "e:ev:1": f"7:{T!r}",
         "e:ev-2": f":{T + 1!r}",
         "_L": repr(T),
@@ -192,7 +341,7 @@ def test_stored_form_of_event_ids_exact_fields() -> None:
         "_pos": "2:7",
         "_n": "2",
     }
-    assert profile_from_hash(profile_to_hash(profile)) == profile
+    assert profile_from_hash(profile_to_hash(as_before)) == profile
 
 
 @settings(max_examples=100, deadline=None)
@@ -248,13 +397,6 @@ def test_scripts_fence_on_the_codec_fields() -> None:
 
 
 @pytest.fixture
-async def client(stack: Settings) -> AsyncIterator[aioredis.Redis]:
-    redis = connect(stack.redis_url)
-    yield redis
-    await redis.aclose()
-
-
-@pytest.fixture
 def prefix() -> str:
     return f"zmot:codec-{uuid.uuid4().hex[:10]}:"
 
@@ -296,8 +438,11 @@ async def test_put_many_stores_the_exact_bytes_of_the_codec(
         many = Profile(weights={f"f{i}": i / 7 for i in range(1500)}, partition=0, offset=1)
         assert await store.put_many([("odd", None, profile), ("many", None, many)]) == []
         for user, written in (("odd", profile), ("many", many)):
-            assert await store.client.get(store.key(user)) == profile_to_value(written)
-            assert await store.get(user) == written
+            assert await store.client.get(store.key(user)) == profile_to_compact(
+                written, store.vocab
+            )
+            assert await store.get(user) == replace(written, weights=narrowed(written.weights))
+        assert (await store.get("odd")).weights == profile.weights  # type: ignore[union-attr]  # 1.7e308: doubles kept
         assert 0 < await client.pttl(store.key("odd")) <= 3_600_000
         assert await store.put_many([("odd", (0, 1), profile)]) == ["odd"]  # fence still checked
     finally:
@@ -308,13 +453,16 @@ async def test_put_many_stores_the_exact_bytes_of_the_codec(
 async def test_profiles_stored_as_hashes_are_read_fenced_and_rewritten_packed(
     client: aioredis.Redis, prefix: str
 ) -> None:
-    """A store written by an older worker (one hash per profile) keeps working."""
+    """A store written by older workers (one hash per profile, or a packed value of format
+    B) keeps working, and ``migrate`` rewrites it compact."""
     store = ProfileStore(client, prefix, ttl_s=3600)
     old = Profile(weights={"q:tv": 1.5}, landmark=T, last_ts=T, partition=1, offset=7, n_events=1)
     other = Profile(weights={"q:x": 2.0}, landmark=T, last_ts=T, partition=0, offset=3)
     try:
         for user, profile in (("old", old), ("other", other), ("third", other)):
             await client.hset(store.key(user), mapping=profile_to_hash(profile))
+        await client.set(store.key("packed"), profile_to_value(other))
+        assert await store.get("packed") == other
         await store.put_many([("new", None, other)])
         assert await store.get_many(["old", "nobody", "new", "other"]) == [old, None, other, other]
         assert await store.put_many([("old", (1, 6), old)]) == ["old"]  # its _pos is the fence
@@ -322,10 +470,10 @@ async def test_profiles_stored_as_hashes_are_read_fenced_and_rewritten_packed(
         assert await store.put_many([("old", (1, 7), newer)]) == []
         assert await client.type(store.key("old")) == b"string"
         assert await store.get("old") == newer
-        assert await store.migrate(count=1) == 2  # "other" and "third"
+        assert await store.migrate(count=1) == 3  # "other", "third" and "packed"
         assert await store.migrate() == 0
-        for user in ("other", "third"):
-            assert await client.get(store.key(user)) == profile_to_value(other)
+        for user in ("other", "third", "packed"):
+            assert await client.get(store.key(user)) == profile_to_compact(other, store.vocab)
     finally:
         await drop(client, prefix)
 
@@ -373,7 +521,7 @@ async def test_a_replayed_batch_leaves_every_stored_byte_as_it_was(
         }
         u1 = await store.get("u1")
         assert u1 is not None
-        assert before[store.key("u1").encode()] == profile_to_value(u1)
+        assert before[store.key("u1").encode()] == profile_to_compact(u1, store.vocab)
     finally:
         await drop(client, prefix)
 

@@ -12,10 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
-from recommender.adapters.codec import CorruptProfileError, profile_from_value
+from recommender.adapters.codec import CorruptProfileError
 from recommender.adapters.keys import person_key
 from recommender.adapters.privacy_store import PrivacyStore
-from recommender.adapters.redis_store import ProfileStore
+from recommender.adapters.redis_store import ProfileStore, read_profiles
 from recommender.core.settings import Settings
 from tests.support.profiles import PutProfile, profile_of, stored_profiles
 
@@ -49,9 +49,9 @@ async def redis_dump(store: ProfileStore, prefix: str) -> list[tuple[str, str]]:
                 out.append((key, f"{field.decode()}={value.decode()}"))
         elif kind == "string":
             raw = await client.get(key)
-            try:  # a packed profile deflates its names: look at what it holds
-                text = repr(profile_from_value(raw))
-            except CorruptProfileError:
+            try:  # a profile names its features by vocabulary ids: look at what it holds
+                text = repr((await read_profiles(client, [key]))[0])
+            except (CorruptProfileError, ValueError):  # not a profile (key or value)
                 text = raw.decode()
             out.append((key, text))
         else:

@@ -26,7 +26,7 @@ from recommender.core.settings import Settings
 from stream.batch import BatchError, process_batch, validate
 from stream.dead_letters import FIELD_HEADER, REASON_HEADER, SOURCE_HEADER, DeadLetter
 from stream.records import Record
-from tests.support.profiles import stored_profiles
+from tests.support.profiles import STORED_REL, stored_profiles
 
 pytestmark = pytest.mark.integration  # needs the Redis of the stack
 
@@ -88,7 +88,7 @@ def offline(records: Sequence[Record], profiler: Profiler) -> dict[str, Profile]
 def assert_same_profile(live: Profile, want: Profile) -> None:
     assert live.weights.keys() == want.weights.keys()
     for name, value in want.weights.items():
-        assert live.weights[name] == pytest.approx(value, rel=1e-9)
+        assert live.weights[name] == pytest.approx(value, rel=STORED_REL)
     assert live.purchases == want.purchases
     assert live.landmark == want.landmark
     assert live.last_ts == want.last_ts

@@ -2,9 +2,10 @@
 
 Each test runs its own redis-server (AOF, as ``zmot infra``) and real worker processes, breaks
 them mid-stream, and then checks the state against an offline replay of the same events:
-every profile (features and weights to 1e-9, event counts, fence), every partition's counters
-and applied offset, and the dead-letter topic. Recovery times are printed (``pytest -s``), and
-asserted only against generous bounds: the machine is shared.
+every profile (features, weights to 1e-6 as stored in single precision, event counts,
+fence), every partition's counters and applied offset, and the dead-letter topic. Recovery
+times are printed (``pytest -s``), and asserted only against generous bounds: the machine is
+shared.
 """
 
 from __future__ import annotations

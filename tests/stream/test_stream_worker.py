@@ -21,7 +21,7 @@ from recommender.core.profile import Profile
 from recommender.core.replay import Profiler
 from recommender.core.settings import Settings
 from tests.support.kafka import topic_partitions
-from tests.support.profiles import stored_profiles
+from tests.support.profiles import STORED_REL, stored_profiles
 
 pytestmark = pytest.mark.integration
 
@@ -170,7 +170,7 @@ async def assert_profiles_are_the_offline_replay(
 def assert_profile_equal(live: Profile, want: Profile, user: str) -> None:
     assert live.weights.keys() == want.weights.keys(), user
     for name, value in want.weights.items():
-        assert live.weights[name] == pytest.approx(value, rel=1e-9), (user, name)
+        assert live.weights[name] == pytest.approx(value, rel=STORED_REL), (user, name)
     assert live.landmark == pytest.approx(want.landmark, rel=1e-12), user
     assert live.last_ts == want.last_ts, user
     assert live.purchases == want.purchases, user

@@ -13,6 +13,14 @@ from typing import Any
 from recommender.adapters.redis_store import ProfileStore
 from recommender.core.profile import Profile
 
+STORED_REL = 1e-6
+"""Relative tolerance of a weight read from Redis against the same profile computed offline:
+a compact profile stores weights in single precision, so each write rounds a weight to 24
+significant bits (relative error below 6e-8); weights only grow between rescales, so after k
+writes of a user's profile the error stays below k * 6e-8 of the weight. 1e-6 allows about 16
+writes per user, more than these tests make; everything else (features, times, counts,
+fences) is compared exactly."""
+
 PutProfile = Callable[[str, Profile], Awaitable[None]]
 """``await put_profile(user_id, profile)``: the ``put_profile`` fixture of the API tests."""
 
