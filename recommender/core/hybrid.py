@@ -37,7 +37,7 @@ import numpy as np
 import numpy.typing as npt
 
 from recommender.core.errors import ModelError
-from recommender.core.features import category_weights, item_feature, item_weights
+from recommender.core.features import ITEM_PREFIX, category_weights, item_weights
 from recommender.core.model import Model
 from recommender.core.profile import Profile
 from recommender.core.scoring import ItemScorer, Priced
@@ -161,6 +161,7 @@ class HybridTables:
         if self.weights.shape != (len(FEATURES),) or self.spread.shape != (len(FEATURES),):
             raise ModelError(f"hybrid: weights do not match the {len(FEATURES)} signals")
         self.index = {item: j for j, item in enumerate(self.items)}
+        self._coef: tuple[bytes, F64] | None = None
         self.bound: tuple[Model | None, Universe] | None = None
         """These tables joined with the model last asked for (:func:`universe`)."""
         self.category_index = {c: i for i, c in enumerate(self.categories)}
@@ -190,9 +191,15 @@ class HybridTables:
 
     @property
     def coef(self) -> F64:
-        """The weights on the raw signals."""
-        coef: F64 = self.weights / np.where(self.spread > 0, self.spread, 1.0)
-        return coef
+        """The weights on the raw signals (computed again only when weights or spread change,
+        also in place: the key is their bytes)."""
+        key = self.weights.tobytes() + self.spread.tobytes()
+        cached = self._coef
+        if cached is None or cached[0] != key:
+            coef: F64 = self.weights / np.where(self.spread > 0, self.spread, 1.0)
+            coef.flags.writeable = False
+            self._coef = cached = (key, coef)
+        return cached[1]
 
     @property
     def servable(self) -> bool:
@@ -363,6 +370,11 @@ class Universe:
     from_table: I64
     trending: I64
     trending_in: dict[str, I64]
+    popularity: F64
+    """The tables' ``popularity`` by universe position (0 outside the tables, padding slot
+    included); ``trend`` and ``category`` (-1: none) likewise."""
+    trend: F64
+    category: I64
 
 
 def universe(tables: HybridTables, model: Model | None) -> Universe:
@@ -391,6 +403,9 @@ def universe(tables: HybridTables, model: Model | None) -> Universe:
         from_table=from_table,
         trending=positions(tables.trending),
         trending_in={c: positions(items) for c, items in tables.trending_in.items()},
+        popularity=tables.popularity_pad[to_table].astype(np.float64),
+        trend=tables.trend_pad[to_table].astype(np.float64),
+        category=tables.item_category_pad[to_table],
     )
     tables.bound = (model, made)
     return made
@@ -421,40 +436,48 @@ def candidate_rows(
     """The candidates as :class:`Universe` positions (positions from ``len(names)`` on are
     the profile's items outside it, named in the second value), their model positions (-1:
     unknown to the model) and signals: what :func:`candidates` names, without the names.
-    ``weights``: the profile's normalised weights when the caller has them."""
+    ``weights``: the profile's normalised weights when the caller has them.
+
+    Serving runs this on every request, so it is written for few numpy calls over small
+    arrays (the profile's items, the candidates) and lookups in tables built at load
+    (:class:`Universe`); ``tests/recommender/core/hybrid_reference.py`` keeps the plainer
+    version it must agree with exactly."""
     p = tables.params
     u = universe(tables, model)
     size = len(u.names)
     if weights is None:
         weights = profile.normalised()
-    own = own_items(weights)
     if z is None and model is not None:
         z = ItemScorer(model, purchase_exclusion_s=0.0).scores(profile, now)
-    extra: list[str] = []
     index = u.index
+    n_prefix = len(ITEM_PREFIX)
+    # the profile's items, strongest first (ties: id), as own_items() orders them
+    own = sorted(
+        (-w, name[n_prefix:], name) for name, w in weights.items() if name.startswith(ITEM_PREFIX)
+    )
+    extra: list[str] = []
+    extra_at: dict[str, int] = {}
 
-    def positions(items: list[str]) -> I64:
-        """Universe positions of ``items``; each item outside it takes the next position
-        after the universe (named in ``extra``)."""
-        found = [index.get(item, -1) for item in items]
-        if -1 in found:
-            for i, item in enumerate(items):
-                if found[i] < 0:
-                    found[i] = size + len(extra)
-                    extra.append(item)
-        return np.array(found, dtype=np.int64)
+    def position(item: str) -> int:
+        """The universe position of ``item``; one outside it takes the next position after
+        the universe (named in ``extra``), a new one each time (an item outside the universe
+        that is both held and touched is two candidates, as it always was)."""
+        j = index.get(item)
+        if j is None:
+            j = size + len(extra)
+            extra.append(item)
+            extra_at.setdefault(item, j)
+        return j
 
-    own_w = np.array([w for _, w in own], dtype=np.float64)
-    own_at = positions([item for item, _ in own])
+    own_list = [position(item) for _, item, _ in own]
+    own_w = np.array([-w for w, _, _ in own], dtype=np.float64)
+    own_at = np.array(own_list, dtype=np.int64)
     recent = sorted(profile.touched.items(), key=lambda kv: (-kv[1], kv[0]))
-    recent_at = positions([item for item, _ in recent])
-    table_rows = u.to_table[np.minimum(own_at, size)]
-    known = table_rows >= 0
-    votes = _vote_rows(tables, table_rows[known], own_w[known], sum(w for _, w in own))
-    voters = u.to_table[np.minimum(recent_at[: p.recent_voters], size)]
-    voting = np.flatnonzero(voters >= 0)
-    recency = 1.0 / (1.0 + voting.astype(np.float64))  # the i-th newest votes 1/(i+1)
-    fresh = _vote_rows(tables, voters[voting], recency, 1.0)
+    recent_list = [position(item) for item, _ in recent]
+    recent_at = np.array(recent_list, dtype=np.int64)
+    total = sum(-w for w, _, _ in own)
+    voters_at = recent_at[: p.recent_voters]
+    votes, fresh, voters = _both_votes(tables, u, own_at, own_w, total, voters_at)
     categories = sorted(((w, name) for name, w in category_weights(weights)), reverse=True)
     parts = [own_at[: p.own_items], recent_at]
     voted = np.flatnonzero(votes > 0)  # the padding slot is 0, never voted
@@ -473,51 +496,50 @@ def candidate_rows(
     # O(catalogue) like a position array would
     order = list(dict.fromkeys(np.concatenate(parts).tolist()))[: p.max_candidates]
     picked = np.array(order, dtype=np.int64)
-    row_of = {j: r for r, j in enumerate(order)}
+    row_of = dict(zip(order, range(len(order)), strict=True))
 
     n = len(picked)
     at = np.where(picked < u.n_model, picked, -1).astype(np.intp)
-    ti = u.to_table[np.minimum(picked, size)]
-    # -1 (unknown) reads the last slot of each padded array: 0, or no category
-    rows = np.zeros((n, len(BASE)))
+    clipped = np.minimum(picked, size)  # the padding slot: outside the tables
+    ti = u.to_table[clipped]
+    rows = np.zeros((n, len(FEATURES)))
     if z is not None:
         rows[:, 0] = np.append(z, 0.0)[at]
     rows[:, 1] = at >= 0
     rows[:, 2] = votes[ti]
     if own:
-        r = np.fromiter((row_of.get(j, -1) for j in own_at.tolist()), np.int64, len(own_at))
+        r = np.array([row_of.get(j, -1) for j in own_list], dtype=np.int64)
         hit = r >= 0
-        w = own_w
         landmark = profile.landmark
         factor = 0.0 if landmark is None else 2.0 ** ((landmark - now) / tables.half_life_s)
-        raw = np.fromiter(
-            (profile.weights.get(item_feature(item), 0.0) for item, _ in own),
-            dtype=np.float64,
-            count=len(own),
-        )
+        held = profile.weights
+        raw = np.array([held.get(name, 0.0) for _, _, name in own], dtype=np.float64)
         rh = r[hit]
         rows[rh, 3] = 1.0
-        rows[rh, 4] = (w / w[0])[hit] if w[0] else 0.0
+        rows[rh, 4] = (own_w / own_w[0])[hit] if own_w[0] else 0.0
         rows[rh, 5] = 1.0 / (1.0 + np.flatnonzero(hit))
         rows[rh, 6] = np.log1p(raw * factor)[hit]
+    touch_rank: I64 | None = None
     if recent:
-        r = np.fromiter((row_of.get(j, -1) for j in recent_at.tolist()), np.int64, len(recent_at))
+        r = np.array([row_of.get(j, -1) for j in recent_list], dtype=np.int64)
         hit = r >= 0
-        touched_at = np.fromiter((t for _, t in recent), dtype=np.float64, count=len(recent))
+        touched_at = np.array([t for _, t in recent], dtype=np.float64)
         rh = r[hit]
+        touch_rank = np.flatnonzero(hit)
         rows[rh, 12] = 1.0
-        rows[rh, 13] = 1.0 / (1.0 + np.flatnonzero(hit))
+        rows[rh, 13] = 1.0 / (1.0 + touch_rank)
         rows[rh, 14] = np.log1p(np.maximum(0.0, now - touched_at) / HOUR)[hit]
+        touch_rank = np.stack((rh, touch_rank))
     for item, bought in profile.purchases.items():
-        j = u.index.get(item)
-        if j is None and item in extra:
-            j = size + extra.index(item)
+        j = index.get(item)
+        if j is None:
+            j = extra_at.get(item)
         r_ = row_of.get(j, -1) if j is not None else -1
         if r_ >= 0:
             rows[r_, 7] = 1.0
             rows[r_, 8] = math.log1p(max(0.0, now - bought) / HOUR)
-    rows[:, 9] = tables.popularity_pad[ti]
-    rows[:, 10] = tables.trend_pad[ti]
+    rows[:, 9] = u.popularity[clipped]
+    rows[:, 10] = u.trend[clipped]
     rows[:, 15] = fresh[ti]
     if len(voters):
         kinds = tables.item_category_pad[voters]  # -1 (no category) counts in no category
@@ -525,43 +547,80 @@ def candidate_rows(
         if len(kinds):
             share = np.bincount(kinds, minlength=len(tables.categories) + 1) / len(voters)
             share[-1] = 0.0
-            rows[:, 16] = share[tables.item_category_pad[ti]]
+            rows[:, 16] = share[u.category[clipped]]
     if categories and categories[0][0]:
         share = np.zeros(len(tables.categories) + 1)  # last: no category
         for w_, name in categories:
             c = tables.category_index.get(name)
             if c is not None:
                 share[c] = w_ / categories[0][0]
-        rows[:, 11] = share[tables.item_category_pad[ti]]
-    return picked, extra, at, shapes(rows)
+        rows[:, 11] = share[u.category[clipped]]
+    _fill_shapes(rows, touch_rank)
+    return picked, extra, at, rows
+
+
+def _both_votes(
+    tables: HybridTables, u: Universe, own_at: I64, own_w: F64, total: float, recent_at: I64
+) -> tuple[F64, F64, I64]:
+    """The ``covisit`` votes of the profile's items (each by its share of ``total``) and the
+    ``covisit_recent`` votes of its newest touched items (the i-th by 1/(i+1)) per table
+    position, each with a padding slot, 0, at the end; and the table rows of those newest
+    items. One gather and one bincount for both (the second group's bins shifted past the
+    first's), which adds every bin's terms in the same order as two separate passes."""
+    n = len(tables.items) + 1
+    own_rows = u.to_table[np.minimum(own_at, len(u.names))]
+    known = own_rows >= 0
+    voters = u.to_table[np.minimum(recent_at, len(u.names))]
+    voting = np.flatnonzero(voters >= 0)
+    first = own_rows[known] if total > 0 else own_rows[:0]
+    rows = np.concatenate((first, voters[voting]))
+    if not len(rows):
+        return np.zeros(n), np.zeros(n), voters
+    share = np.concatenate((own_w[known] / total if total > 0 else own_w[:0], 1.0 / (1.0 + voting)))
+    lo, hi = tables.neighbour_ptr[rows], tables.neighbour_ptr[rows + 1]
+    length = hi - lo
+    ends = np.cumsum(length)
+    size = int(ends[-1])
+    if size == 0:
+        return np.zeros(n), np.zeros(n), voters
+    # the flat positions of all those rows: each row's start, then 0, 1, ... within it
+    flat = np.repeat(lo - (ends - length), length) + np.arange(size)
+    edge = tables.neighbour_w64[flat] * np.repeat(share, length)
+    target = tables.neighbour_idx[flat]
+    target[int(ends[len(first) - 1]) if len(first) else 0 :] += n
+    summed = np.bincount(target, weights=edge, minlength=2 * n)
+    return summed[:n], summed[n:], voters
 
 
 _TOUCH_BINS = np.array([0.5, 1.5, 2.5, 4.5, 9.5])
 """Upper edges of the recency ranks (0 = newest) of ``touch_1`` ... ``touch_6_10``."""
-_AT = {name: j for j, name in enumerate(BASE)}
+_AT = {name: j for j, name in enumerate(FEATURES)}
+_BINS_AT = _AT["touch_1"]
 
 
 def shapes(base: F64) -> F64:
     """``base`` (columns :data:`BASE`) with the :data:`SHAPES` columns appended."""
+    out = np.zeros((len(base), len(FEATURES)))
+    out[:, : len(BASE)] = base
     touched = base[:, _AT["touched"]] > 0
     # touch_rank is 1 / (1 + rank): back to the rank, then one column per bin
     rank = np.where(touched, 1.0 / np.maximum(base[:, _AT["touch_rank"]], 1e-12) - 1.0, 0.0)
-    bins = np.zeros((len(base), len(_TOUCH_BINS) + 1))
     where = np.flatnonzero(touched)
-    bins[where, np.searchsorted(_TOUCH_BINS, np.rint(rank[where]))] = 1.0
-    hours = base[:, _AT["hours_since_touch"]] * touched
-    out: F64 = np.column_stack(
-        (
-            base,
-            np.log1p(100.0 * base[:, _AT["covisit"]]),
-            np.log1p(100.0 * base[:, _AT["covisit_recent"]]),
-            np.log1p(100.0 * base[:, _AT["own_share"]]),
-            bins,
-            hours * hours,
-            base[:, _AT["own"]] * base[:, _AT["model"]],
-        )
-    )
+    _fill_shapes(out, np.stack((where, np.rint(rank[where]).astype(np.int64))))
     return out
+
+
+def _fill_shapes(rows: F64, touched: I64 | None) -> None:
+    """Fill the :data:`SHAPES` columns of ``rows`` from its :data:`BASE` columns; ``touched``:
+    the rows of remembered touches (first line) and their recency ranks (second line)."""
+    rows[:, _AT["log_covisit"]] = np.log1p(100.0 * rows[:, _AT["covisit"]])
+    rows[:, _AT["log_covisit_recent"]] = np.log1p(100.0 * rows[:, _AT["covisit_recent"]])
+    rows[:, _AT["log_own_share"]] = np.log1p(100.0 * rows[:, _AT["own_share"]])
+    if touched is not None and touched.shape[1]:
+        rows[touched[0], _BINS_AT + np.searchsorted(_TOUCH_BINS, touched[1])] = 1.0
+        hours = rows[touched[0], _AT["hours_since_touch"]]
+        rows[touched[0], _AT["hours_since_touch_sq"]] = hours * hours
+    rows[:, _AT["own_model"]] = rows[:, _AT["own"]] * rows[:, _AT["model"]]
 
 
 def _best(z: F64, k: int) -> I64:
@@ -634,6 +693,7 @@ class HybridScorer(ItemScorer):
         )
         self.tables = tables
         self.plain = ItemScorer(model, purchase_exclusion_s=0.0)
+        self._last_voters: tuple[Mapping[str, float], I64, F64] | None = None
 
     def score(self, raw: F32, weights: Mapping[str, float], profile: Profile, now: float) -> Priced:
         z = self.plain.blend(raw, weights, profile, now)
@@ -664,16 +724,37 @@ class HybridScorer(ItemScorer):
         target = t.index.get(item_id)
         if target is None or t.coef[COVISIT] <= 0:
             return None
+        rows, strength = self._voters_of(weights)
         lo, hi = int(t.voter_ptr[target]), int(t.voter_ptr[target + 1])
-        best: tuple[float, float, str] | None = None
-        for j, edge in zip(t.voter_idx[lo:hi].tolist(), t.voter_w[lo:hi].tolist(), strict=True):
-            item = t.items[j]
-            w = weights.get(item_feature(item), 0.0)
-            if w > 0 and item != item_id:
-                key = (-w * edge, -w, item)
-                if best is None or key < best:
-                    best = key
-        return None if best is None else best[2]
+        if lo == hi or not len(rows):
+            return None
+        voters = t.voter_idx[lo:hi]
+        at = np.minimum(np.searchsorted(rows, voters), len(rows) - 1)
+        hit = (rows[at] == voters) & (voters != target)
+        if not hit.any():
+            return None
+        voters, w = voters[hit], strength[at[hit]]
+        best = np.lexsort((t.name_rank[voters], -w, -(w * t.voter_w[lo:hi][hit])))[0]
+        return t.items[int(voters[best])]
+
+    def _voters_of(self, weights: Mapping[str, float]) -> tuple[I64, F64]:
+        """Table rows (ascending) and weights of the profile's items with a positive weight.
+
+        Kept for the last ``weights`` asked about (by identity: the arbiter passes one dict
+        per request, and asks for the reasons of each of its offers)."""
+        last = self._last_voters
+        if last is not None and last[0] is weights:
+            return last[1], last[2]
+        index = self.tables.index
+        found = sorted(
+            (j, w)
+            for item, w in item_weights(weights)
+            if w > 0 and (j := index.get(item)) is not None
+        )
+        rows = np.fromiter((j for j, _ in found), dtype=np.int64, count=len(found))
+        strength = np.fromiter((w for _, w in found), dtype=np.float64, count=len(found))
+        self._last_voters = (weights, rows, strength)
+        return rows, strength
 
 
 def serving_scorer(
