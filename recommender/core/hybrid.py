@@ -588,7 +588,7 @@ def _both_votes(
     edge = tables.neighbour_w64[flat] * np.repeat(share, length)
     target = tables.neighbour_idx[flat]
     target[int(ends[len(first) - 1]) if len(first) else 0 :] += n
-    summed = np.bincount(target, weights=edge, minlength=2 * n)
+    summed = np.bincount(target, weights=edge, minlength=2 * n).astype(np.float64, copy=False)
     return summed[:n], summed[n:], voters
 
 
