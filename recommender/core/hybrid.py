@@ -37,7 +37,7 @@ import numpy as np
 import numpy.typing as npt
 
 from recommender.core.errors import ModelError
-from recommender.core.features import ITEM_PREFIX, category_weights, item_weights
+from recommender.core.features import CATEGORY_PREFIX, ITEM_PREFIX, item_weights
 from recommender.core.model import Model
 from recommender.core.profile import Profile
 from recommender.core.scoring import ItemScorer, Priced
@@ -450,35 +450,42 @@ def candidate_rows(
     if z is None and model is not None:
         z = ItemScorer(model, purchase_exclusion_s=0.0).scores(profile, now)
     index = u.index
-    n_prefix = len(ITEM_PREFIX)
-    # the profile's items, strongest first (ties: id), as own_items() orders them
-    own = sorted(
-        (-w, name[n_prefix:], name) for name, w in weights.items() if name.startswith(ITEM_PREFIX)
-    )
+    # one pass over the profile: its items strongest first (ties: id), as own_items() orders
+    # them, and its categories strongest first (ties: name, reversed)
+    own: list[tuple[float, str, str]] = []
+    categories: list[tuple[float, str]] = []
+    for name, w in weights.items():
+        if name.startswith(ITEM_PREFIX):
+            own.append((-w, name[_ITEM:], name))
+        elif name.startswith(CATEGORY_PREFIX):
+            categories.append((w, name[_CATEGORY:]))
+    own.sort()
+    categories.sort(reverse=True)
+    recent = sorted((-t, item) for item, t in profile.touched.items())  # newest first
     extra: list[str] = []
-    extra_at: dict[str, int] = {}
+    first_extra: dict[str, int] = {}
 
-    def position(item: str) -> int:
-        """The universe position of ``item``; one outside it takes the next position after
-        the universe (named in ``extra``), a new one each time (an item outside the universe
-        that is both held and touched is two candidates, as it always was)."""
-        j = index.get(item)
-        if j is None:
-            j = size + len(extra)
-            extra.append(item)
-            extra_at.setdefault(item, j)
-        return j
+    def positions(items: list[str]) -> list[int]:
+        """Universe positions of ``items``; each item outside it takes the next position
+        after the universe (named in ``extra``), a new one each time (an item outside the
+        universe that is both held and touched is two candidates, as it always was)."""
+        found = [index.get(item, -1) for item in items]
+        if -1 in found:
+            for i, item in enumerate(items):
+                if found[i] < 0:
+                    found[i] = size + len(extra)
+                    first_extra.setdefault(item, found[i])
+                    extra.append(item)
+        return found
 
-    own_list = [position(item) for _, item, _ in own]
+    own_list = positions([item for _, item, _ in own])
     own_w = np.array([-w for w, _, _ in own], dtype=np.float64)
     own_at = np.array(own_list, dtype=np.int64)
-    recent = sorted(profile.touched.items(), key=lambda kv: (-kv[1], kv[0]))
-    recent_list = [position(item) for item, _ in recent]
+    recent_list = positions([item for _, item in recent])
     recent_at = np.array(recent_list, dtype=np.int64)
     total = sum(-w for w, _, _ in own)
     voters_at = recent_at[: p.recent_voters]
     votes, fresh, voters = _both_votes(tables, u, own_at, own_w, total, voters_at)
-    categories = sorted(((w, name) for name, w in category_weights(weights)), reverse=True)
     parts = [own_at[: p.own_items], recent_at]
     voted = np.flatnonzero(votes > 0)  # the padding slot is 0, never voted
     if len(voted):
@@ -519,21 +526,21 @@ def candidate_rows(
         rows[rh, 4] = (own_w / own_w[0])[hit] if own_w[0] else 0.0
         rows[rh, 5] = 1.0 / (1.0 + np.flatnonzero(hit))
         rows[rh, 6] = np.log1p(raw * factor)[hit]
-    touch_rank: I64 | None = None
+    touched: tuple[I64, I64] | None = None
     if recent:
         r = np.array([row_of.get(j, -1) for j in recent_list], dtype=np.int64)
         hit = r >= 0
-        touched_at = np.array([t for _, t in recent], dtype=np.float64)
+        touched_at = -np.array([t for t, _ in recent], dtype=np.float64)
         rh = r[hit]
         touch_rank = np.flatnonzero(hit)
         rows[rh, 12] = 1.0
         rows[rh, 13] = 1.0 / (1.0 + touch_rank)
         rows[rh, 14] = np.log1p(np.maximum(0.0, now - touched_at) / HOUR)[hit]
-        touch_rank = np.stack((rh, touch_rank))
+        touched = (rh, touch_rank)
     for item, bought in profile.purchases.items():
         j = index.get(item)
         if j is None:
-            j = extra_at.get(item)
+            j = first_extra.get(item)
         r_ = row_of.get(j, -1) if j is not None else -1
         if r_ >= 0:
             rows[r_, 7] = 1.0
@@ -555,7 +562,7 @@ def candidate_rows(
             if c is not None:
                 share[c] = w_ / categories[0][0]
         rows[:, 11] = share[u.category[clipped]]
-    _fill_shapes(rows, touch_rank)
+    _fill_shapes(rows, touched)
     return picked, extra, at, rows
 
 
@@ -592,6 +599,7 @@ def _both_votes(
     return summed[:n], summed[n:], voters
 
 
+_ITEM, _CATEGORY = len(ITEM_PREFIX), len(CATEGORY_PREFIX)
 _TOUCH_BINS = np.array([0.5, 1.5, 2.5, 4.5, 9.5])
 """Upper edges of the recency ranks (0 = newest) of ``touch_1`` ... ``touch_6_10``."""
 _AT = {name: j for j, name in enumerate(FEATURES)}
@@ -606,20 +614,21 @@ def shapes(base: F64) -> F64:
     # touch_rank is 1 / (1 + rank): back to the rank, then one column per bin
     rank = np.where(touched, 1.0 / np.maximum(base[:, _AT["touch_rank"]], 1e-12) - 1.0, 0.0)
     where = np.flatnonzero(touched)
-    _fill_shapes(out, np.stack((where, np.rint(rank[where]).astype(np.int64))))
+    _fill_shapes(out, (where, np.rint(rank[where]).astype(np.int64)))
     return out
 
 
-def _fill_shapes(rows: F64, touched: I64 | None) -> None:
+def _fill_shapes(rows: F64, touched: tuple[I64, I64] | None) -> None:
     """Fill the :data:`SHAPES` columns of ``rows`` from its :data:`BASE` columns; ``touched``:
-    the rows of remembered touches (first line) and their recency ranks (second line)."""
+    the rows of remembered touches and their recency ranks (0: newest)."""
     rows[:, _AT["log_covisit"]] = np.log1p(100.0 * rows[:, _AT["covisit"]])
     rows[:, _AT["log_covisit_recent"]] = np.log1p(100.0 * rows[:, _AT["covisit_recent"]])
     rows[:, _AT["log_own_share"]] = np.log1p(100.0 * rows[:, _AT["own_share"]])
-    if touched is not None and touched.shape[1]:
-        rows[touched[0], _BINS_AT + np.searchsorted(_TOUCH_BINS, touched[1])] = 1.0
-        hours = rows[touched[0], _AT["hours_since_touch"]]
-        rows[touched[0], _AT["hours_since_touch_sq"]] = hours * hours
+    if touched is not None and len(touched[0]):
+        where, rank = touched
+        rows[where, _BINS_AT + np.searchsorted(_TOUCH_BINS, rank)] = 1.0
+        hours = rows[where, _AT["hours_since_touch"]]
+        rows[where, _AT["hours_since_touch_sq"]] = hours * hours
     rows[:, _AT["own_model"]] = rows[:, _AT["own"]] * rows[:, _AT["model"]]
 
 
@@ -659,6 +668,8 @@ def rank(
 
 
 COVISIT = FEATURES.index("covisit")
+_FEW_VOTERS = 48
+"""Up to this many co-visitation voters for an item, :meth:`HybridScorer.lifted_by` loops."""
 
 
 def sigmoid(z: F64) -> F64:
@@ -693,7 +704,7 @@ class HybridScorer(ItemScorer):
         )
         self.tables = tables
         self.plain = ItemScorer(model, purchase_exclusion_s=0.0)
-        self._last_voters: tuple[Mapping[str, float], I64, F64] | None = None
+        self._last_voters: tuple[Mapping[str, float], I64, F64, dict[int, float]] | None = None
 
     def score(self, raw: F32, weights: Mapping[str, float], profile: Profile, now: float) -> Priced:
         z = self.plain.blend(raw, weights, profile, now)
@@ -724,37 +735,49 @@ class HybridScorer(ItemScorer):
         target = t.index.get(item_id)
         if target is None or t.coef[COVISIT] <= 0:
             return None
-        rows, strength = self._voters_of(weights)
+        rows, strength, by_row = self._voters_of(weights)
         lo, hi = int(t.voter_ptr[target]), int(t.voter_ptr[target + 1])
-        if lo == hi or not len(rows):
+        if lo == hi or not by_row:
             return None
+        if hi - lo <= _FEW_VOTERS:  # a loop beats a dozen numpy calls on a short column
+            best: tuple[float, float, str] | None = None
+            edges = zip(t.voter_idx[lo:hi].tolist(), t.voter_w[lo:hi].tolist(), strict=True)
+            for j, edge in edges:
+                w = by_row.get(j)
+                if w is not None and j != target:
+                    key = (-w * edge, -w, t.items[j])
+                    if best is None or key < best:
+                        best = key
+            return None if best is None else best[2]
         voters = t.voter_idx[lo:hi]
         at = np.minimum(np.searchsorted(rows, voters), len(rows) - 1)
         hit = (rows[at] == voters) & (voters != target)
         if not hit.any():
             return None
-        voters, w = voters[hit], strength[at[hit]]
-        best = np.lexsort((t.name_rank[voters], -w, -(w * t.voter_w[lo:hi][hit])))[0]
-        return t.items[int(voters[best])]
+        voters, w_ = voters[hit], strength[at[hit]]
+        top = np.lexsort((t.name_rank[voters], -w_, -(w_ * t.voter_w[lo:hi][hit])))[0]
+        return t.items[int(voters[top])]
 
-    def _voters_of(self, weights: Mapping[str, float]) -> tuple[I64, F64]:
-        """Table rows (ascending) and weights of the profile's items with a positive weight.
+    def _voters_of(self, weights: Mapping[str, float]) -> tuple[I64, F64, dict[int, float]]:
+        """Table rows (ascending) and weights of the profile's items with a positive weight,
+        also as a dict.
 
         Kept for the last ``weights`` asked about (by identity: the arbiter passes one dict
         per request, and asks for the reasons of each of its offers)."""
         last = self._last_voters
         if last is not None and last[0] is weights:
-            return last[1], last[2]
+            return last[1], last[2], last[3]
         index = self.tables.index
-        found = sorted(
-            (j, w)
+        by_row = {
+            j: w
             for item, w in item_weights(weights)
             if w > 0 and (j := index.get(item)) is not None
-        )
-        rows = np.fromiter((j for j, _ in found), dtype=np.int64, count=len(found))
-        strength = np.fromiter((w for _, w in found), dtype=np.float64, count=len(found))
-        self._last_voters = (weights, rows, strength)
-        return rows, strength
+        }
+        found = sorted(by_row.items())
+        rows = np.array([j for j, _ in found], dtype=np.int64)
+        strength = np.array([w for _, w in found], dtype=np.float64)
+        self._last_voters = (weights, rows, strength, by_row)
+        return rows, strength, by_row
 
 
 def serving_scorer(
