@@ -30,6 +30,7 @@ import logging
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -368,13 +369,15 @@ class Universe:
     """Universe position -> table position (-1: not in the tables); one more slot, -1, at the
     end for candidates outside the universe."""
     from_table: I64
-    trending: I64
-    trending_in: dict[str, I64]
-    popularity: F64
-    """The tables' ``popularity`` by universe position (0 outside the tables, padding slot
-    included); ``trend`` and ``category`` (-1: none) likewise."""
-    trend: F64
+    trending: list[int]
+    trending_in: dict[str, list[int]]
+    static: F64
+    """The signals of :data:`STATIC` by universe position (one more row, all 0, for the
+    padding slot): what every candidate reads from the model and the tables alone."""
     category: I64
+    """The tables' category of each universe position (-1: none), padding slot included."""
+    table_row: dict[str, int]
+    """Item -> table position, for the items of the tables."""
 
 
 def universe(tables: HybridTables, model: Model | None) -> Universe:
@@ -392,20 +395,21 @@ def universe(tables: HybridTables, model: Model | None) -> Universe:
     from_table = np.array([index[item] for item in tables.items], dtype=np.int64)
     to_table[from_table] = np.arange(len(tables.items))
 
-    def positions(items: list[str]) -> I64:
-        return np.array([index[item] for item in items], dtype=np.int64)
-
+    static = np.zeros((len(names) + 1, len(STATIC)))
+    static[:n_model, 0] = 1.0  # in_model
+    static[:, 1] = tables.popularity_pad[to_table]
+    static[:, 2] = tables.trend_pad[to_table]
     made = Universe(
         names=names,
         index=index,
         n_model=n_model,
         to_table=to_table,
         from_table=from_table,
-        trending=positions(tables.trending),
-        trending_in={c: positions(items) for c, items in tables.trending_in.items()},
-        popularity=tables.popularity_pad[to_table].astype(np.float64),
-        trend=tables.trend_pad[to_table].astype(np.float64),
+        trending=[index[item] for item in tables.trending],
+        trending_in={c: [index[item] for item in items] for c, items in tables.trending_in.items()},
+        static=static,
         category=tables.item_category_pad[to_table],
+        table_row=dict(tables.index),
     )
     tables.bound = (model, made)
     return made
@@ -439,7 +443,7 @@ def candidate_rows(
     ``weights``: the profile's normalised weights when the caller has them.
 
     Serving runs this on every request, so it is written for few numpy calls over small
-    arrays (the profile's items, the candidates) and lookups in tables built at load
+    arrays (the profile's items, the candidates) and tables built at load
     (:class:`Universe`); ``tests/recommender/core/hybrid_reference.py`` keeps the plainer
     version it must agree with exactly."""
     p = tables.params
@@ -478,76 +482,84 @@ def candidate_rows(
                     extra.append(item)
         return found
 
-    own_list = positions([item for _, item, _ in own])
+    own_items_ = [item for _, item, _ in own]
+    own_list = positions(own_items_)
+    recent_items = [item for _, item in recent]
+    recent_list = positions(recent_items)
     own_w = np.array([-w for w, _, _ in own], dtype=np.float64)
-    own_at = np.array(own_list, dtype=np.int64)
-    recent_list = positions([item for _, item in recent])
-    recent_at = np.array(recent_list, dtype=np.int64)
     total = sum(-w for w, _, _ in own)
-    voters_at = recent_at[: p.recent_voters]
-    votes, fresh, voters = _both_votes(tables, u, own_at, own_w, total, voters_at)
-    parts = [own_at[: p.own_items], recent_at]
-    voted = np.flatnonzero(votes > 0)  # the padding slot is 0, never voted
-    if len(voted):
-        best = voted[np.lexsort((tables.name_rank[voted], -votes[voted]))[: p.covisit_items]]
-        parts.append(u.from_table[best])
-    voted = np.flatnonzero(fresh > 0)
-    if len(voted):
-        best = voted[np.lexsort((tables.name_rank[voted], -fresh[voted]))]
-        parts.append(u.from_table[best[: p.recent_covisit_items]])
+    table_row = u.table_row
+    own_rows = [table_row.get(item, -1) for item in own_items_]
+    voter_rows = [table_row.get(item, -1) for item in recent_items[: p.recent_voters]]
+    summed, voters = _both_votes(tables, own_rows, own_w, total, voter_rows)
+    n_tab = len(tables.items) + 1
+    parts: list[list[int]] = [own_list[: p.own_items], recent_list]
+    parts.extend(_best_voted(tables, u, summed, n_tab, p.covisit_items, p.recent_covisit_items))
     if z is not None and model is not None:
-        parts.append(_best(z, p.model_items))
+        parts.append(_best(z, p.model_items).tolist())
     parts.append(u.trending)
     parts.append(_strong_trending(u, categories, len(u.trending)))
     # first occurrences in order: a dict keeps insertion order and costs O(candidates), not
     # O(catalogue) like a position array would
-    order = list(dict.fromkeys(np.concatenate(parts).tolist()))[: p.max_candidates]
+    order = list(dict.fromkeys(chain.from_iterable(parts)))[: p.max_candidates]
     picked = np.array(order, dtype=np.int64)
-    row_of = dict(zip(order, range(len(order)), strict=True))
-
     n = len(picked)
-    at = np.where(picked < u.n_model, picked, -1).astype(np.intp)
-    clipped = np.minimum(picked, size)  # the padding slot: outside the tables
+    clipped = np.minimum(picked, size)  # the padding slot: outside the universe
     ti = u.to_table[clipped]
+    at = np.where(picked < u.n_model, picked, -1).astype(np.intp)
     rows = np.zeros((n, len(FEATURES)))
+    rows[:, _STATIC_AT] = u.static[clipped]
     if z is not None:
         rows[:, 0] = np.append(z, 0.0)[at]
-    rows[:, 1] = at >= 0
-    rows[:, 2] = votes[ti]
+    both = summed.reshape(2, n_tab)[:, ti]
+    rows[:, 2] = both[0]
+    rows[:, 15] = both[1]
+    row_of: dict[int, int] | None = None
     if own:
-        r = np.array([row_of.get(j, -1) for j in own_list], dtype=np.int64)
-        hit = r >= 0
         landmark = profile.landmark
         factor = 0.0 if landmark is None else 2.0 ** ((landmark - now) / tables.half_life_s)
         held = profile.weights
         raw = np.array([held.get(name, 0.0) for _, _, name in own], dtype=np.float64)
-        rh = r[hit]
-        rows[rh, 3] = 1.0
-        rows[rh, 4] = (own_w / own_w[0])[hit] if own_w[0] else 0.0
-        rows[rh, 5] = 1.0 / (1.0 + np.flatnonzero(hit))
-        rows[rh, 6] = np.log1p(raw * factor)[hit]
+        share_of_top = own_w / own_w[0] if own_w[0] else np.zeros(len(own))
+        if len(own) <= min(p.own_items, n):
+            # the usual case: the profile's items are the first candidates, in order
+            block = rows[: len(own), 3:7]
+            block[:, 0] = 1.0
+            block[:, 1] = share_of_top
+            block[:, 2] = _inverse_ranks(len(own))
+            block[:, 3] = np.log1p(raw * factor)
+        else:
+            row_of = dict(zip(order, range(n), strict=True))
+            r = np.array([row_of.get(j, -1) for j in own_list], dtype=np.int64)
+            hit = r >= 0
+            rh = r[hit]
+            rows[rh, 3] = 1.0
+            rows[rh, 4] = share_of_top[hit]
+            rows[rh, 5] = 1.0 / (1.0 + np.flatnonzero(hit))
+            rows[rh, 6] = np.log1p(raw * factor)[hit]
     touched: tuple[I64, I64] | None = None
-    if recent:
+    if row_of is None and (recent or profile.purchases):
+        row_of = dict(zip(order, range(n), strict=True))
+    if recent and row_of is not None:
         r = np.array([row_of.get(j, -1) for j in recent_list], dtype=np.int64)
         hit = r >= 0
         touched_at = -np.array([t for t, _ in recent], dtype=np.float64)
         rh = r[hit]
         touch_rank = np.flatnonzero(hit)
-        rows[rh, 12] = 1.0
-        rows[rh, 13] = 1.0 / (1.0 + touch_rank)
-        rows[rh, 14] = np.log1p(np.maximum(0.0, now - touched_at) / HOUR)[hit]
+        block = np.empty((len(rh), 3))
+        block[:, 0] = 1.0
+        block[:, 1] = 1.0 / (1.0 + touch_rank)
+        block[:, 2] = np.log1p(np.maximum(0.0, now - touched_at) / HOUR)[hit]
+        rows[rh, 12:15] = block
         touched = (rh, touch_rank)
     for item, bought in profile.purchases.items():
         j = index.get(item)
         if j is None:
             j = first_extra.get(item)
-        r_ = row_of.get(j, -1) if j is not None else -1
+        r_ = row_of.get(j, -1) if j is not None and row_of is not None else -1
         if r_ >= 0:
             rows[r_, 7] = 1.0
             rows[r_, 8] = math.log1p(max(0.0, now - bought) / HOUR)
-    rows[:, 9] = u.popularity[clipped]
-    rows[:, 10] = u.trend[clipped]
-    rows[:, 15] = fresh[ti]
     if len(voters):
         kinds = tables.item_category_pad[voters]  # -1 (no category) counts in no category
         kinds = kinds[kinds >= 0]
@@ -567,36 +579,72 @@ def candidate_rows(
 
 
 def _both_votes(
-    tables: HybridTables, u: Universe, own_at: I64, own_w: F64, total: float, recent_at: I64
-) -> tuple[F64, F64, I64]:
-    """The ``covisit`` votes of the profile's items (each by its share of ``total``) and the
-    ``covisit_recent`` votes of its newest touched items (the i-th by 1/(i+1)) per table
-    position, each with a padding slot, 0, at the end; and the table rows of those newest
-    items. One gather and one bincount for both (the second group's bins shifted past the
-    first's), which adds every bin's terms in the same order as two separate passes."""
+    tables: HybridTables, own_rows: list[int], own_w: F64, total: float, voter_rows: list[int]
+) -> tuple[F64, I64]:
+    """The ``covisit`` votes of the profile's items (table rows, -1: not in the tables; each
+    votes by its share of ``total``) and then the ``covisit_recent`` votes of its newest
+    touched items (the i-th by 1/(i+1)), per table position with a padding slot, 0, after
+    each half; and the table rows of those newest items (as an array). One gather and one
+    bincount for both (the second group's bins shifted past the first's), which adds every
+    bin's terms in the same order as two separate passes."""
     n = len(tables.items) + 1
-    own_rows = u.to_table[np.minimum(own_at, len(u.names))]
-    known = own_rows >= 0
-    voters = u.to_table[np.minimum(recent_at, len(u.names))]
-    voting = np.flatnonzero(voters >= 0)
-    first = own_rows[known] if total > 0 else own_rows[:0]
-    rows = np.concatenate((first, voters[voting]))
-    if not len(rows):
-        return np.zeros(n), np.zeros(n), voters
-    share = np.concatenate((own_w[known] / total if total > 0 else own_w[:0], 1.0 / (1.0 + voting)))
+    voters = np.array(voter_rows, dtype=np.int64)
+    first = [j for j in own_rows if j >= 0] if total > 0 else []
+    voting = [i for i, j in enumerate(voter_rows) if j >= 0]
+    if not first and not voting:
+        return np.zeros(2 * n), voters
+    rows = np.array(first + [voter_rows[i] for i in voting], dtype=np.int64)
+    share = np.empty(len(rows))
+    if first:
+        known = np.array([j >= 0 for j in own_rows])
+        share[: len(first)] = own_w[known] / total
+    share[len(first) :] = 1.0 / (1.0 + np.array(voting, dtype=np.float64))
     lo, hi = tables.neighbour_ptr[rows], tables.neighbour_ptr[rows + 1]
     length = hi - lo
     ends = np.cumsum(length)
     size = int(ends[-1])
     if size == 0:
-        return np.zeros(n), np.zeros(n), voters
+        return np.zeros(2 * n), voters
     # the flat positions of all those rows: each row's start, then 0, 1, ... within it
     flat = np.repeat(lo - (ends - length), length) + np.arange(size)
     edge = tables.neighbour_w64[flat] * np.repeat(share, length)
     target = tables.neighbour_idx[flat]
-    target[int(ends[len(first) - 1]) if len(first) else 0 :] += n
-    summed = np.bincount(target, weights=edge, minlength=2 * n).astype(np.float64, copy=False)
-    return summed[:n], summed[n:], voters
+    target[int(ends[len(first) - 1]) if first else 0 :] += n
+    summed: F64 = np.bincount(target, weights=edge, minlength=2 * n).astype(np.float64, copy=False)
+    return summed, voters
+
+
+def _best_voted(
+    tables: HybridTables, u: Universe, summed: F64, n: int, k_own: int, k_recent: int
+) -> list[list[int]]:
+    """The universe positions of the ``k_own`` items with the most ``covisit`` votes and of
+    the ``k_recent`` with the most ``covisit_recent`` votes (``summed``: both halves, ``n``
+    each), most first (ties: id)."""
+    voted = np.flatnonzero(summed > 0)  # the padding slots are 0, never voted
+    if not len(voted):
+        return []
+    second = voted >= n
+    item = voted - n * second
+    best = item[np.lexsort((tables.name_rank[item], -summed[voted], second))]
+    split = len(voted) - int(np.count_nonzero(second))
+    return [
+        u.from_table[best[:split][:k_own]].tolist(),
+        u.from_table[best[split:][:k_recent]].tolist(),
+    ]
+
+
+def _inverse_ranks(k: int) -> F64:
+    """``1 / (1 + rank)`` for ranks 0 .. k-1 (grown as needed, computed as the signals are)."""
+    global _INVERSE
+    if len(_INVERSE) < k:
+        _INVERSE = np.divide(1.0, 1.0 + np.arange(max(k, 2 * len(_INVERSE))))
+    return _INVERSE[:k]
+
+
+_INVERSE: F64 = np.divide(1.0, 1.0 + np.arange(256))
+STATIC = ("in_model", "popularity", "trend")
+"""Signals of a candidate that depend on the model and the tables alone."""
+_STATIC_AT = [FEATURES.index(name) for name in STATIC]
 
 
 _ITEM, _CATEGORY = len(ITEM_PREFIX), len(CATEGORY_PREFIX)
@@ -604,6 +652,9 @@ _TOUCH_BINS = np.array([0.5, 1.5, 2.5, 4.5, 9.5])
 """Upper edges of the recency ranks (0 = newest) of ``touch_1`` ... ``touch_6_10``."""
 _AT = {name: j for j, name in enumerate(FEATURES)}
 _BINS_AT = _AT["touch_1"]
+_LOGS_AT = [_AT[name] for name in ("log_covisit", "log_covisit_recent", "log_own_share")]
+_LOGS_OF = [_AT[name] for name in ("covisit", "covisit_recent", "own_share")]
+"""``log1p(100 x)`` columns and the columns they are taken of."""
 
 
 def shapes(base: F64) -> F64:
@@ -621,9 +672,7 @@ def shapes(base: F64) -> F64:
 def _fill_shapes(rows: F64, touched: tuple[I64, I64] | None) -> None:
     """Fill the :data:`SHAPES` columns of ``rows`` from its :data:`BASE` columns; ``touched``:
     the rows of remembered touches and their recency ranks (0: newest)."""
-    rows[:, _AT["log_covisit"]] = np.log1p(100.0 * rows[:, _AT["covisit"]])
-    rows[:, _AT["log_covisit_recent"]] = np.log1p(100.0 * rows[:, _AT["covisit_recent"]])
-    rows[:, _AT["log_own_share"]] = np.log1p(100.0 * rows[:, _AT["own_share"]])
+    rows[:, _LOGS_AT] = np.log1p(100.0 * rows[:, _LOGS_OF])
     if touched is not None and len(touched[0]):
         where, rank = touched
         rows[where, _BINS_AT + np.searchsorted(_TOUCH_BINS, rank)] = 1.0
@@ -641,18 +690,18 @@ def _best(z: F64, k: int) -> I64:
     return top[np.lexsort((top, -z[top]))].astype(np.int64)
 
 
-def _strong_trending(u: Universe, categories: list[tuple[float, str]], room: int) -> I64:
+def _strong_trending(u: Universe, categories: list[tuple[float, str]], room: int) -> list[int]:
     """Trending items of the strongest categories, in category order, each once, at most
     ``room`` of them."""
     seen: dict[int, None] = {}
     for _, category in categories:
         if len(seen) >= room:
             break
-        for j in u.trending_in.get(category, np.zeros(0, dtype=np.int64)).tolist():
+        for j in u.trending_in.get(category, ()):
             if len(seen) >= room:
                 break
             seen.setdefault(j, None)
-    return np.fromiter(seen, dtype=np.int64, count=len(seen))
+    return list(seen)
 
 
 def rank(
