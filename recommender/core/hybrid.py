@@ -665,11 +665,11 @@ def shapes(base: F64) -> F64:
     # touch_rank is 1 / (1 + rank): back to the rank, then one column per bin
     rank = np.where(touched, 1.0 / np.maximum(base[:, _AT["touch_rank"]], 1e-12) - 1.0, 0.0)
     where = np.flatnonzero(touched)
-    _fill_shapes(out, (where, np.rint(rank[where]).astype(np.int64)))
+    _fill_shapes(out, (where, np.rint(rank[where])))
     return out
 
 
-def _fill_shapes(rows: F64, touched: tuple[I64, I64] | None) -> None:
+def _fill_shapes(rows: F64, touched: tuple[I64, npt.NDArray[Any]] | None) -> None:
     """Fill the :data:`SHAPES` columns of ``rows`` from its :data:`BASE` columns; ``touched``:
     the rows of remembered touches and their recency ranks (0: newest)."""
     rows[:, _LOGS_AT] = np.log1p(100.0 * rows[:, _LOGS_OF])
