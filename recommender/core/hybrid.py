@@ -758,6 +758,13 @@ class HybridScorer(ItemScorer):
     def score(self, raw: F32, weights: Mapping[str, float], profile: Profile, now: float) -> Priced:
         z = self.plain.blend(raw, weights, profile, now)
         _, _, at, rows = candidate_rows(self.tables, self.model, profile, now, z, weights)
+        return self.priced(z, at, rows, profile, now)
+
+    def priced(
+        self, z: F64, at: npt.NDArray[np.intp], rows: F64, profile: Profile, now: float
+    ) -> Priced:
+        """:meth:`score` from the model's standardised scores ``z`` and the candidates' model
+        positions and signals."""
         index = self.model.item_index
         known = at >= 0
         logit = self.tables.logits(rows[known])

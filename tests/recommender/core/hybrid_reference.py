@@ -18,9 +18,11 @@ from recommender.core.hybrid import (
     BASE,
     COVISIT,
     HOUR,
+    HybridScorer,
     HybridTables,
+    _best,
+    _vote_rows,
     own_items,
-    sigmoid,
 )
 from recommender.core.model import Model
 from recommender.core.profile import Profile
@@ -29,26 +31,6 @@ from recommender.core.scoring import ItemScorer, Priced
 F64 = npt.NDArray[np.float64]
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
-
-
-def _vote_rows(tables: HybridTables, rows: I64, weights: F64, total: float) -> F64:
-    """:func:`_votes` of voters given as arrays (table rows and weights), with one more slot,
-    0, at the end (what a candidate outside the tables reads)."""
-    n = len(tables.items)
-    if not len(rows) or total <= 0:
-        return np.zeros(n + 1)
-    share = weights / total
-    lo, hi = tables.neighbour_ptr[rows], tables.neighbour_ptr[rows + 1]
-    length = hi - lo
-    size = int(length.sum())
-    if size == 0:
-        return np.zeros(n + 1)
-    # the flat positions of all those rows: each row's start, then 0, 1, ... within it
-    start = np.repeat(lo - (np.cumsum(length) - length), length)
-    at = start + np.arange(size)
-    edge = tables.neighbour_w64[at] * np.repeat(share, length)
-    summed = np.bincount(tables.neighbour_idx[at], weights=edge, minlength=n + 1)
-    return summed.astype(np.float64, copy=False)
 
 
 @dataclass
@@ -250,15 +232,6 @@ def shapes(base: F64) -> F64:
     return out
 
 
-def _best(z: F64, k: int) -> I64:
-    """:func:`~recommender.core.scoring.top_k` of finite scores, as an array."""
-    n = min(k, len(z))
-    if n <= 0:
-        return np.zeros(0, dtype=np.int64)
-    top = np.argpartition(z, len(z) - n)[len(z) - n :]
-    return top[np.lexsort((top, -z[top]))].astype(np.int64)
-
-
 def _strong_trending(u: Universe, categories: list[tuple[float, str]], room: int) -> I64:
     """Trending items of the strongest categories, in category order, each once, at most
     ``room`` of them."""
@@ -273,31 +246,17 @@ def _strong_trending(u: Universe, categories: list[tuple[float, str]], room: int
     return np.fromiter(seen, dtype=np.int64, count=len(seen))
 
 
-class ReferenceScorer(ItemScorer):
-    """``HybridScorer`` as it was."""
+class ReferenceScorer(HybridScorer):
+    """``HybridScorer`` with the candidates and co-visitation reasons as they were (the
+    pricing of the signals, :meth:`HybridScorer.priced`, did not change)."""
 
     def __init__(self, model: Model, tables: HybridTables, *, purchase_exclusion_s: float) -> None:
-        super().__init__(model, purchase_exclusion_s=purchase_exclusion_s)
-        self.tables = tables
-        self.plain = ItemScorer(model, purchase_exclusion_s=0.0)
+        super().__init__(model, tables, purchase_exclusion_s=purchase_exclusion_s)
 
     def score(self, raw: F32, weights: Mapping[str, float], profile: Profile, now: float) -> Priced:
         z = self.plain.blend(raw, weights, profile, now)
         _, _, at, rows = candidate_rows(self.tables, self.model, profile, now, z, weights)
-        index = self.model.item_index
-        known = at >= 0
-        logit = self.tables.logits(rows[known])
-        scores: F64 = z - z.max() if len(z) else z.copy()
-        if len(logit):
-            scores += float(logit.min()) - 1.0
-        scores[at[known]] = logit
-        propensity = np.zeros(len(z))
-        propensity[at[known]] = sigmoid(logit)
-        for item in self.excluded(profile, now):
-            bought = index.get(item)
-            if bought is not None:
-                scores[bought] = -np.inf
-        return scores, propensity
+        return self.priced(z, at, rows, profile, now)
 
     def blend(self, raw: F32, weights: Mapping[str, float], profile: Profile, now: float) -> F64:
         return self.score(raw, weights, profile, now)[0]
