@@ -30,6 +30,7 @@ import logging
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ import numpy as np
 import numpy.typing as npt
 
 from recommender.core.errors import ModelError
-from recommender.core.features import category_weights, item_feature, item_weights
+from recommender.core.features import CATEGORY_PREFIX, ITEM_PREFIX, item_weights
 from recommender.core.model import Model
 from recommender.core.profile import Profile
 from recommender.core.scoring import ItemScorer, Priced
@@ -172,6 +173,7 @@ class HybridTables:
         if self.weights.shape != (len(FEATURES),) or self.spread.shape != (len(FEATURES),):
             raise ModelError(f"hybrid: weights do not match the {len(FEATURES)} signals")
         self.index = {item: j for j, item in enumerate(self.items)}
+        self._coef: tuple[bytes, F64] | None = None
         self.bound: tuple[Model | None, Universe] | None = None
         """These tables joined with the model last asked for (:func:`universe`)."""
         self.category_index = {c: i for i, c in enumerate(self.categories)}
@@ -201,9 +203,15 @@ class HybridTables:
 
     @property
     def coef(self) -> F64:
-        """The weights on the raw signals."""
-        coef: F64 = self.weights / np.where(self.spread > 0, self.spread, 1.0)
-        return coef
+        """The weights on the raw signals (computed again only when weights or spread change,
+        also in place: the key is their bytes)."""
+        key = self.weights.tobytes() + self.spread.tobytes()
+        cached = self._coef
+        if cached is None or cached[0] != key:
+            coef: F64 = self.weights / np.where(self.spread > 0, self.spread, 1.0)
+            coef.flags.writeable = False
+            self._coef = cached = (key, coef)
+        return cached[1]
 
     @property
     def servable(self) -> bool:
@@ -374,8 +382,15 @@ class Universe:
     """Universe position -> table position (-1: not in the tables); one more slot, -1, at the
     end for candidates outside the universe."""
     from_table: I64
-    trending: I64
-    trending_in: dict[str, I64]
+    trending: list[int]
+    trending_in: dict[str, list[int]]
+    static: F64
+    """The signals of :data:`STATIC` by universe position (one more row, all 0, for the
+    padding slot): what every candidate reads from the model and the tables alone."""
+    category: I64
+    """The tables' category of each universe position (-1: none), padding slot included."""
+    table_row: dict[str, int]
+    """Item -> table position, for the items of the tables."""
 
 
 def universe(tables: HybridTables, model: Model | None) -> Universe:
@@ -393,17 +408,21 @@ def universe(tables: HybridTables, model: Model | None) -> Universe:
     from_table = np.array([index[item] for item in tables.items], dtype=np.int64)
     to_table[from_table] = np.arange(len(tables.items))
 
-    def positions(items: list[str]) -> I64:
-        return np.array([index[item] for item in items], dtype=np.int64)
-
+    static = np.zeros((len(names) + 1, len(STATIC)))
+    static[:n_model, 0] = 1.0  # in_model
+    static[:, 1] = tables.popularity_pad[to_table]
+    static[:, 2] = tables.trend_pad[to_table]
     made = Universe(
         names=names,
         index=index,
         n_model=n_model,
         to_table=to_table,
         from_table=from_table,
-        trending=positions(tables.trending),
-        trending_in={c: positions(items) for c, items in tables.trending_in.items()},
+        trending=[index[item] for item in tables.trending],
+        trending_in={c: [index[item] for item in items] for c, items in tables.trending_in.items()},
+        static=static,
+        category=tables.item_category_pad[to_table],
+        table_row=dict(tables.index),
     )
     tables.bound = (model, made)
     return made
@@ -434,147 +453,245 @@ def candidate_rows(
     """The candidates as :class:`Universe` positions (positions from ``len(names)`` on are
     the profile's items outside it, named in the second value), their model positions (-1:
     unknown to the model) and signals: what :func:`candidates` names, without the names.
-    ``weights``: the profile's normalised weights when the caller has them."""
+    ``weights``: the profile's normalised weights when the caller has them.
+
+    Serving runs this on every request, so it is written for few numpy calls over small
+    arrays (the profile's items, the candidates) and tables built at load
+    (:class:`Universe`); ``tests/recommender/core/hybrid_reference.py`` keeps the plainer
+    version it must agree with exactly."""
     p = tables.params
     u = universe(tables, model)
     size = len(u.names)
     if weights is None:
         weights = profile.normalised()
-    own = own_items(weights)
     if z is None and model is not None:
         z = ItemScorer(model, purchase_exclusion_s=0.0).scores(profile, now)
-    extra: list[str] = []
     index = u.index
+    # one pass over the profile: its items strongest first (ties: id), as own_items() orders
+    # them, and its categories strongest first (ties: name, reversed)
+    own: list[tuple[float, str, str]] = []
+    categories: list[tuple[float, str]] = []
+    for name, w in weights.items():
+        if name.startswith(ITEM_PREFIX):
+            own.append((-w, name[_ITEM:], name))
+        elif name.startswith(CATEGORY_PREFIX):
+            categories.append((w, name[_CATEGORY:]))
+    own.sort()
+    categories.sort(reverse=True)
+    recent = sorted((-t, item) for item, t in profile.touched.items())  # newest first
+    extra: list[str] = []
+    first_extra: dict[str, int] = {}
 
-    def positions(items: list[str]) -> I64:
+    def positions(items: list[str]) -> list[int]:
         """Universe positions of ``items``; each item outside it takes the next position
-        after the universe (named in ``extra``)."""
+        after the universe (named in ``extra``), a new one each time (an item outside the
+        universe that is both held and touched is two candidates, as it always was)."""
         found = [index.get(item, -1) for item in items]
         if -1 in found:
             for i, item in enumerate(items):
                 if found[i] < 0:
                     found[i] = size + len(extra)
+                    first_extra.setdefault(item, found[i])
                     extra.append(item)
-        return np.array(found, dtype=np.int64)
+        return found
 
-    own_w = np.array([w for _, w in own], dtype=np.float64)
-    own_at = positions([item for item, _ in own])
-    recent = sorted(profile.touched.items(), key=lambda kv: (-kv[1], kv[0]))
-    recent_at = positions([item for item, _ in recent])
-    table_rows = u.to_table[np.minimum(own_at, size)]
-    known = table_rows >= 0
-    votes = _vote_rows(tables, table_rows[known], own_w[known], sum(w for _, w in own))
-    voters = u.to_table[np.minimum(recent_at[: p.recent_voters], size)]
-    voting = np.flatnonzero(voters >= 0)
-    recency = 1.0 / (1.0 + voting.astype(np.float64))  # the i-th newest votes 1/(i+1)
-    fresh = _vote_rows(tables, voters[voting], recency, 1.0)
-    categories = sorted(((w, name) for name, w in category_weights(weights)), reverse=True)
-    parts = [own_at[: p.own_items], recent_at]
-    voted = np.flatnonzero(votes > 0)  # the padding slot is 0, never voted
-    if len(voted):
-        best = voted[np.lexsort((tables.name_rank[voted], -votes[voted]))[: p.covisit_items]]
-        parts.append(u.from_table[best])
-    voted = np.flatnonzero(fresh > 0)
-    if len(voted):
-        best = voted[np.lexsort((tables.name_rank[voted], -fresh[voted]))]
-        parts.append(u.from_table[best[: p.recent_covisit_items]])
+    own_items_ = [item for _, item, _ in own]
+    own_list = positions(own_items_)
+    recent_items = [item for _, item in recent]
+    recent_list = positions(recent_items)
+    own_w = np.array([-w for w, _, _ in own], dtype=np.float64)
+    total = sum(-w for w, _, _ in own)
+    table_row = u.table_row
+    own_rows = [table_row.get(item, -1) for item in own_items_]
+    voter_rows = [table_row.get(item, -1) for item in recent_items[: p.recent_voters]]
+    summed, voters = _both_votes(tables, own_rows, own_w, total, voter_rows)
+    n_tab = len(tables.items) + 1
+    parts: list[list[int]] = [own_list[: p.own_items], recent_list]
+    parts.extend(_best_voted(tables, u, summed, n_tab, p.covisit_items, p.recent_covisit_items))
     if z is not None and model is not None:
-        parts.append(_best(z, p.model_items))
+        parts.append(_best(z, p.model_items).tolist())
     parts.append(u.trending)
     parts.append(_strong_trending(u, categories, len(u.trending)))
     # first occurrences in order: a dict keeps insertion order and costs O(candidates), not
     # O(catalogue) like a position array would
-    order = list(dict.fromkeys(np.concatenate(parts).tolist()))[: p.max_candidates]
+    order = list(dict.fromkeys(chain.from_iterable(parts)))[: p.max_candidates]
     picked = np.array(order, dtype=np.int64)
-    row_of = {j: r for r, j in enumerate(order)}
-
     n = len(picked)
+    clipped = np.minimum(picked, size)  # the padding slot: outside the universe
+    ti = u.to_table[clipped]
     at = np.where(picked < u.n_model, picked, -1).astype(np.intp)
-    ti = u.to_table[np.minimum(picked, size)]
-    # -1 (unknown) reads the last slot of each padded array: 0, or no category
-    rows = np.zeros((n, len(BASE)))
+    rows = np.zeros((n, len(FEATURES)))
+    rows[:, _STATIC_AT] = u.static[clipped]
     if z is not None:
         rows[:, 0] = np.append(z, 0.0)[at]
-    rows[:, 1] = at >= 0
-    rows[:, 2] = votes[ti]
+    both = summed.reshape(2, n_tab)[:, ti]
+    rows[:, 2] = both[0]
+    rows[:, 15] = both[1]
+    row_of: dict[int, int] | None = None
     if own:
-        r = np.fromiter((row_of.get(j, -1) for j in own_at.tolist()), np.int64, len(own_at))
-        hit = r >= 0
-        w = own_w
         landmark = profile.landmark
         factor = 0.0 if landmark is None else 2.0 ** ((landmark - now) / tables.half_life_s)
-        raw = np.fromiter(
-            (profile.weights.get(item_feature(item), 0.0) for item, _ in own),
-            dtype=np.float64,
-            count=len(own),
-        )
-        rh = r[hit]
-        rows[rh, 3] = 1.0
-        rows[rh, 4] = (w / w[0])[hit] if w[0] else 0.0
-        rows[rh, 5] = 1.0 / (1.0 + np.flatnonzero(hit))
-        rows[rh, 6] = np.log1p(raw * factor)[hit]
-    if recent:
-        r = np.fromiter((row_of.get(j, -1) for j in recent_at.tolist()), np.int64, len(recent_at))
+        held = profile.weights
+        raw = np.array([held.get(name, 0.0) for _, _, name in own], dtype=np.float64)
+        share_of_top = own_w / own_w[0] if own_w[0] else np.zeros(len(own))
+        if len(own) <= min(p.own_items, n):
+            # the usual case: the profile's items are the first candidates, in order
+            block = rows[: len(own), 3:7]
+            block[:, 0] = 1.0
+            block[:, 1] = share_of_top
+            block[:, 2] = _inverse_ranks(len(own))
+            block[:, 3] = np.log1p(raw * factor)
+        else:
+            row_of = dict(zip(order, range(n), strict=True))
+            r = np.array([row_of.get(j, -1) for j in own_list], dtype=np.int64)
+            hit = r >= 0
+            rh = r[hit]
+            rows[rh, 3] = 1.0
+            rows[rh, 4] = share_of_top[hit]
+            rows[rh, 5] = 1.0 / (1.0 + np.flatnonzero(hit))
+            rows[rh, 6] = np.log1p(raw * factor)[hit]
+    touched: tuple[I64, I64] | None = None
+    if row_of is None and (recent or profile.purchases):
+        row_of = dict(zip(order, range(n), strict=True))
+    if recent and row_of is not None:
+        r = np.array([row_of.get(j, -1) for j in recent_list], dtype=np.int64)
         hit = r >= 0
-        touched_at = np.fromiter((t for _, t in recent), dtype=np.float64, count=len(recent))
+        touched_at = -np.array([t for t, _ in recent], dtype=np.float64)
         rh = r[hit]
-        rows[rh, 12] = 1.0
-        rows[rh, 13] = 1.0 / (1.0 + np.flatnonzero(hit))
-        rows[rh, 14] = np.log1p(np.maximum(0.0, now - touched_at) / HOUR)[hit]
+        touch_rank = np.flatnonzero(hit)
+        block = np.empty((len(rh), 3))
+        block[:, 0] = 1.0
+        block[:, 1] = 1.0 / (1.0 + touch_rank)
+        block[:, 2] = np.log1p(np.maximum(0.0, now - touched_at) / HOUR)[hit]
+        rows[rh, 12:15] = block
+        touched = (rh, touch_rank)
     for item, bought in profile.purchases.items():
-        j = u.index.get(item)
-        if j is None and item in extra:
-            j = size + extra.index(item)
-        r_ = row_of.get(j, -1) if j is not None else -1
+        j = index.get(item)
+        if j is None:
+            j = first_extra.get(item)
+        r_ = row_of.get(j, -1) if j is not None and row_of is not None else -1
         if r_ >= 0:
             rows[r_, 7] = 1.0
             rows[r_, 8] = math.log1p(max(0.0, now - bought) / HOUR)
-    rows[:, 9] = tables.popularity_pad[ti]
-    rows[:, 10] = tables.trend_pad[ti]
-    rows[:, 15] = fresh[ti]
     if len(voters):
         kinds = tables.item_category_pad[voters]  # -1 (no category) counts in no category
         kinds = kinds[kinds >= 0]
         if len(kinds):
             share = np.bincount(kinds, minlength=len(tables.categories) + 1) / len(voters)
             share[-1] = 0.0
-            rows[:, 16] = share[tables.item_category_pad[ti]]
+            rows[:, 16] = share[u.category[clipped]]
     if categories and categories[0][0]:
         share = np.zeros(len(tables.categories) + 1)  # last: no category
         for w_, name in categories:
             c = tables.category_index.get(name)
             if c is not None:
                 share[c] = w_ / categories[0][0]
-        rows[:, 11] = share[tables.item_category_pad[ti]]
-    return picked, extra, at, shapes(rows)
+        rows[:, 11] = share[u.category[clipped]]
+    _fill_shapes(rows, touched)
+    return picked, extra, at, rows
 
 
+def _both_votes(
+    tables: HybridTables, own_rows: list[int], own_w: F64, total: float, voter_rows: list[int]
+) -> tuple[F64, I64]:
+    """The ``covisit`` votes of the profile's items (table rows, -1: not in the tables; each
+    votes by its share of ``total``) and then the ``covisit_recent`` votes of its newest
+    touched items (the i-th by 1/(i+1)), per table position with a padding slot, 0, after
+    each half; and the table rows of those newest items (as an array). One gather and one
+    bincount for both (the second group's bins shifted past the first's), which adds every
+    bin's terms in the same order as two separate passes."""
+    n = len(tables.items) + 1
+    voters = np.array(voter_rows, dtype=np.int64)
+    first = [j for j in own_rows if j >= 0] if total > 0 else []
+    voting = [i for i, j in enumerate(voter_rows) if j >= 0]
+    if not first and not voting:
+        return np.zeros(2 * n), voters
+    rows = np.array(first + [voter_rows[i] for i in voting], dtype=np.int64)
+    share = np.empty(len(rows))
+    if first:
+        known = np.array([j >= 0 for j in own_rows])
+        share[: len(first)] = own_w[known] / total
+    share[len(first) :] = 1.0 / (1.0 + np.array(voting, dtype=np.float64))
+    lo, hi = tables.neighbour_ptr[rows], tables.neighbour_ptr[rows + 1]
+    length = hi - lo
+    ends = np.cumsum(length)
+    size = int(ends[-1])
+    if size == 0:
+        return np.zeros(2 * n), voters
+    # the flat positions of all those rows: each row's start, then 0, 1, ... within it
+    flat = np.repeat(lo - (ends - length), length) + np.arange(size)
+    edge = tables.neighbour_w64[flat] * np.repeat(share, length)
+    target = tables.neighbour_idx[flat]
+    target[int(ends[len(first) - 1]) if first else 0 :] += n
+    summed: F64 = np.bincount(target, weights=edge, minlength=2 * n).astype(np.float64, copy=False)
+    return summed, voters
+
+
+def _best_voted(
+    tables: HybridTables, u: Universe, summed: F64, n: int, k_own: int, k_recent: int
+) -> list[list[int]]:
+    """The universe positions of the ``k_own`` items with the most ``covisit`` votes and of
+    the ``k_recent`` with the most ``covisit_recent`` votes (``summed``: both halves, ``n``
+    each), most first (ties: id)."""
+    voted = np.flatnonzero(summed > 0)  # the padding slots are 0, never voted
+    if not len(voted):
+        return []
+    second = voted >= n
+    item = voted - n * second
+    best = item[np.lexsort((tables.name_rank[item], -summed[voted], second))]
+    split = len(voted) - int(np.count_nonzero(second))
+    return [
+        u.from_table[best[:split][:k_own]].tolist(),
+        u.from_table[best[split:][:k_recent]].tolist(),
+    ]
+
+
+def _inverse_ranks(k: int) -> F64:
+    """``1 / (1 + rank)`` for ranks 0 .. k-1 (grown as needed, computed as the signals are)."""
+    global _INVERSE
+    if len(_INVERSE) < k:
+        _INVERSE = np.divide(1.0, 1.0 + np.arange(max(k, 2 * len(_INVERSE))))
+    return _INVERSE[:k]
+
+
+_INVERSE: F64 = np.divide(1.0, 1.0 + np.arange(256))
+STATIC = ("in_model", "popularity", "trend")
+"""Signals of a candidate that depend on the model and the tables alone."""
+_STATIC_AT = [FEATURES.index(name) for name in STATIC]
+
+
+_ITEM, _CATEGORY = len(ITEM_PREFIX), len(CATEGORY_PREFIX)
 _TOUCH_BINS = np.array([0.5, 1.5, 2.5, 4.5, 9.5])
 """Upper edges of the recency ranks (0 = newest) of ``touch_1`` ... ``touch_6_10``."""
-_AT = {name: j for j, name in enumerate(BASE)}
+_AT = {name: j for j, name in enumerate(FEATURES)}
+_BINS_AT = _AT["touch_1"]
+_LOGS_AT = [_AT[name] for name in ("log_covisit", "log_covisit_recent", "log_own_share")]
+_LOGS_OF = [_AT[name] for name in ("covisit", "covisit_recent", "own_share")]
+"""``log1p(100 x)`` columns and the columns they are taken of."""
 
 
 def shapes(base: F64) -> F64:
     """``base`` (columns :data:`BASE`) with the :data:`SHAPES` columns appended."""
+    out = np.zeros((len(base), len(FEATURES)))
+    out[:, : len(BASE)] = base
     touched = base[:, _AT["touched"]] > 0
     # touch_rank is 1 / (1 + rank): back to the rank, then one column per bin
     rank = np.where(touched, 1.0 / np.maximum(base[:, _AT["touch_rank"]], 1e-12) - 1.0, 0.0)
-    bins = np.zeros((len(base), len(_TOUCH_BINS) + 1))
     where = np.flatnonzero(touched)
-    bins[where, np.searchsorted(_TOUCH_BINS, np.rint(rank[where]))] = 1.0
-    hours = base[:, _AT["hours_since_touch"]] * touched
-    out: F64 = np.column_stack(
-        (
-            base,
-            np.log1p(100.0 * base[:, _AT["covisit"]]),
-            np.log1p(100.0 * base[:, _AT["covisit_recent"]]),
-            np.log1p(100.0 * base[:, _AT["own_share"]]),
-            bins,
-            hours * hours,
-            base[:, _AT["own"]] * base[:, _AT["model"]],
-        )
-    )
+    _fill_shapes(out, (where, np.rint(rank[where])))
     return out
+
+
+def _fill_shapes(rows: F64, touched: tuple[I64, npt.NDArray[Any]] | None) -> None:
+    """Fill the :data:`SHAPES` columns of ``rows`` from its :data:`BASE` columns; ``touched``:
+    the rows of remembered touches and their recency ranks (0: newest)."""
+    rows[:, _LOGS_AT] = np.log1p(100.0 * rows[:, _LOGS_OF])
+    if touched is not None and len(touched[0]):
+        where, rank = touched
+        rows[where, _BINS_AT + np.searchsorted(_TOUCH_BINS, rank)] = 1.0
+        hours = rows[where, _AT["hours_since_touch"]]
+        rows[where, _AT["hours_since_touch_sq"]] = hours * hours
+    rows[:, _AT["own_model"]] = rows[:, _AT["own"]] * rows[:, _AT["model"]]
 
 
 def _best(z: F64, k: int) -> I64:
@@ -586,18 +703,18 @@ def _best(z: F64, k: int) -> I64:
     return top[np.lexsort((top, -z[top]))].astype(np.int64)
 
 
-def _strong_trending(u: Universe, categories: list[tuple[float, str]], room: int) -> I64:
+def _strong_trending(u: Universe, categories: list[tuple[float, str]], room: int) -> list[int]:
     """Trending items of the strongest categories, in category order, each once, at most
     ``room`` of them."""
     seen: dict[int, None] = {}
     for _, category in categories:
         if len(seen) >= room:
             break
-        for j in u.trending_in.get(category, np.zeros(0, dtype=np.int64)).tolist():
+        for j in u.trending_in.get(category, ()):
             if len(seen) >= room:
                 break
             seen.setdefault(j, None)
-    return np.fromiter(seen, dtype=np.int64, count=len(seen))
+    return list(seen)
 
 
 def rank(
@@ -613,6 +730,8 @@ def rank(
 
 
 COVISIT = FEATURES.index("covisit")
+_FEW_VOTERS = 48
+"""Up to this many co-visitation voters for an item, :meth:`HybridScorer.lifted_by` loops."""
 
 
 def sigmoid(z: F64) -> F64:
@@ -647,10 +766,18 @@ class HybridScorer(ItemScorer):
         )
         self.tables = tables
         self.plain = ItemScorer(model, purchase_exclusion_s=0.0)
+        self._last_voters: tuple[Mapping[str, float], I64, F64, dict[int, float]] | None = None
 
     def score(self, raw: F32, weights: Mapping[str, float], profile: Profile, now: float) -> Priced:
         z = self.plain.blend(raw, weights, profile, now)
         _, _, at, rows = candidate_rows(self.tables, self.model, profile, now, z, weights)
+        return self.priced(z, at, rows, profile, now)
+
+    def priced(
+        self, z: F64, at: npt.NDArray[np.intp], rows: F64, profile: Profile, now: float
+    ) -> Priced:
+        """:meth:`score` from the model's standardised scores ``z`` and the candidates' model
+        positions and signals."""
         index = self.model.item_index
         known = at >= 0
         logit = self.tables.logits(rows[known])
@@ -677,16 +804,49 @@ class HybridScorer(ItemScorer):
         target = t.index.get(item_id)
         if target is None or t.coef[COVISIT] <= 0:
             return None
+        rows, strength, by_row = self._voters_of(weights)
         lo, hi = int(t.voter_ptr[target]), int(t.voter_ptr[target + 1])
-        best: tuple[float, float, str] | None = None
-        for j, edge in zip(t.voter_idx[lo:hi].tolist(), t.voter_w[lo:hi].tolist(), strict=True):
-            item = t.items[j]
-            w = weights.get(item_feature(item), 0.0)
-            if w > 0 and item != item_id:
-                key = (-w * edge, -w, item)
-                if best is None or key < best:
-                    best = key
-        return None if best is None else best[2]
+        if lo == hi or not by_row:
+            return None
+        if hi - lo <= _FEW_VOTERS:  # a loop beats a dozen numpy calls on a short column
+            best: tuple[float, float, str] | None = None
+            edges = zip(t.voter_idx[lo:hi].tolist(), t.voter_w[lo:hi].tolist(), strict=True)
+            for j, edge in edges:
+                w = by_row.get(j)
+                if w is not None and j != target:
+                    key = (-w * edge, -w, t.items[j])
+                    if best is None or key < best:
+                        best = key
+            return None if best is None else best[2]
+        voters = t.voter_idx[lo:hi]
+        at = np.minimum(np.searchsorted(rows, voters), len(rows) - 1)
+        hit = (rows[at] == voters) & (voters != target)
+        if not hit.any():
+            return None
+        voters, w_ = voters[hit], strength[at[hit]]
+        top = np.lexsort((t.name_rank[voters], -w_, -(w_ * t.voter_w[lo:hi][hit])))[0]
+        return t.items[int(voters[top])]
+
+    def _voters_of(self, weights: Mapping[str, float]) -> tuple[I64, F64, dict[int, float]]:
+        """Table rows (ascending) and weights of the profile's items with a positive weight,
+        also as a dict.
+
+        Kept for the last ``weights`` asked about (by identity: the arbiter passes one dict
+        per request, and asks for the reasons of each of its offers)."""
+        last = self._last_voters
+        if last is not None and last[0] is weights:
+            return last[1], last[2], last[3]
+        index = self.tables.index
+        by_row = {
+            j: w
+            for item, w in item_weights(weights)
+            if w > 0 and (j := index.get(item)) is not None
+        }
+        found = sorted(by_row.items())
+        rows = np.array([j for j, _ in found], dtype=np.int64)
+        strength = np.array([w for _, w in found], dtype=np.float64)
+        self._last_voters = (weights, rows, strength, by_row)
+        return rows, strength, by_row
 
 
 def serving_scorer(
