@@ -400,11 +400,11 @@ def flame(
 # --- where the time goes ----------------------------------------------------------------------
 
 PARTS = (
-    ("decision log", ("logging/", "uuid")),
+    ("decision log (logging, uuid, Kafka sends)", ("logging/", "uuid", "DecisionLog", "aiokafka")),
     ("hybrid candidate pass", ("candidate_rows", "HybridScorer.score")),
     ("reasons", ("Explainer.reasons", "lifted_by", "with_ratings", "reasons.py")),
     ("arbitration (rules, priority, slots, model scores)", ("arbitration/", "core/scoring.py")),
-    ("Redis client (commands, socket)", ("(redis/",)),
+    ("Redis client (commands, socket)", ("(redis/", "redis_mux.py", "hiredis")),
     ("profile read and decode", ("privacy_store.py", "codec.py", "core/profile.py")),
     ("ratings cache", ("RatingCache", "_ratings_added")),
     ("answer building and JSON", ("api/schemas.py", "pydantic", "to_json")),

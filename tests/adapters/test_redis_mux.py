@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from typing import Any
 
 import pytest
 import redis
@@ -176,7 +177,7 @@ async def test_served_profiles_read_through_the_mux_equal_redis_pys(isolated: Se
 def test_it_runs_on_uvloop_as_the_api_server_does(redis_server: RedisServer) -> None:
     import uvloop
 
-    async def run() -> list[object]:
+    async def run() -> list[Any]:
         mux = MuxConnection.from_url(redis_server.url)
         try:
             return await asyncio.gather(*(mux.execute([["ECHO", str(i)]]) for i in range(50)))
@@ -185,3 +186,27 @@ def test_it_runs_on_uvloop_as_the_api_server_does(redis_server: RedisServer) -> 
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         assert runner.run(run()) == [[str(i).encode()] for i in range(50)]
+
+
+async def test_calls_made_in_one_loop_turn_leave_in_one_write(redis_server: RedisServer) -> None:
+    mux = MuxConnection.from_url(redis_server.url)
+    try:
+        await mux.execute([["PING"]])
+        protocol = mux._protocol
+        assert protocol is not None and protocol.transport is not None
+        transport = protocol.transport
+        writes: list[bytes] = []
+        send = transport.write
+
+        def counted(data: Any) -> None:  # a spy on the transport
+            writes.append(bytes(data))
+            send(data)
+
+        transport.write = counted  # type: ignore[method-assign]  # the spy
+        replies = await asyncio.gather(*(mux.execute([["ECHO", str(i)]]) for i in range(20)))
+        assert replies == [[str(i).encode()] for i in range(20)]
+        assert len(writes) == 1
+        assert await mux.execute([["ECHO", "alone"]]) == [b"alone"]
+        assert len(writes) == 2
+    finally:
+        await mux.aclose()
