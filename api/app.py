@@ -38,6 +38,7 @@ from recommender.adapters.privacy_store import PrivacyStore
 from recommender.adapters.rate_limit import RateLimiter
 from recommender.adapters.redis_client import check as check_redis
 from recommender.adapters.redis_client import check_layout, client_for, close
+from recommender.adapters.redis_mux import mux_for
 from recommender.adapters.redis_store import ProfileStore
 from recommender.core.errors import ZmotError
 from recommender.core.settings import Settings, get_settings, redact_url
@@ -169,6 +170,9 @@ async def _open_services(
             stack.push_async_callback(decision_log.drain)  # before the producer stops
     ratings = RatingCache(feedback)
     stack.push_async_callback(ratings.close)
+    mux = mux_for(settings.redis_url, settings.redis_cluster)  # the served profiles' read
+    if mux is not None:
+        stack.push_async_callback(mux.aclose)
     return Services(
         settings=settings,
         engine=engine,
@@ -177,7 +181,7 @@ async def _open_services(
         ops=ops,
         feedback=feedback,
         ratings=ratings,
-        privacy=PrivacyStore(client, settings.redis_prefix),
+        privacy=PrivacyStore(client, settings.redis_prefix, mux=mux),
         decisions=DecisionStore(client, settings.redis_prefix, settings.attribution_hours * 3600),
         decision_log=decision_log,
     )

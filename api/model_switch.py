@@ -213,7 +213,7 @@ class ModelSwitch:
     @staticmethod
     def _privacy(services: Any, live: Generation, rebuilding: tuple[str, ...]) -> PrivacyStore:
         old = services.privacy
-        return PrivacyStore(old.client, old.prefix, live.prefix, rebuilding)
+        return PrivacyStore(old.client, old.prefix, live.prefix, rebuilding, mux=old.mux)
 
     async def run(self, interval_s: float) -> None:
         """Look at the pointer and the offer files every ``interval_s`` seconds until

@@ -12,7 +12,7 @@ several times, every tree is run with every model, rounds interleaved):
 4. open loop: ``--rate`` next-best-offer requests/s on a fixed schedule for ``--seconds``
    (asyncio, 64 keep-alive connections; a late answer never delays the schedule) and the
    server-side p50/p99 from the app's own ``zmot_http_request_duration_seconds`` histogram
-   (scraped before and after; only with one process, whose ``/metrics`` is the whole server),
+   (scraped before and after; with ``--workers N`` the exposition sums every process's),
    with the client-side p99 counted from the scheduled send time;
 5. the API processes' RSS and CPU milliseconds per request of the open-loop phase;
 6. first, without an HTTP server: the app of that tree driven by direct ASGI calls in one
@@ -342,7 +342,7 @@ def run_config(
         if args.profile is not None and round_no == 1:
             flame(args, label, proc, base, script, load_cpu)
         pids = _tree_pids(proc.pid)
-        before = httpx.get(base + "/metrics").text if args.workers == 1 else ""
+        before = httpx.get(base + "/metrics").text
         cpu0 = _cpu_s(pids)
         if load_cpu is not None:
             os.sched_setaffinity(0, {load_cpu})
@@ -354,13 +354,10 @@ def run_config(
         fig.open_errors = errors
         fig.open_client_p99_ms = latencies[int(0.99 * (len(latencies) - 1))] * 1000
         fig.cpu_ms_per_request = (cpu1 - cpu0) / max(1, sent) * 1000
-        if args.workers == 1:
-            delta = bucket_delta(
-                _nbo_buckets(httpx.get(base + "/metrics").text), _nbo_buckets(before)
-            )
-            p50, p99 = histogram_quantile(0.5, delta), histogram_quantile(0.99, delta)
-            fig.open_server_p50_ms = None if p50 is None else p50 * 1000
-            fig.open_server_p99_ms = None if p99 is None else p99 * 1000
+        delta = bucket_delta(_nbo_buckets(httpx.get(base + "/metrics").text), _nbo_buckets(before))
+        p50, p99 = histogram_quantile(0.5, delta), histogram_quantile(0.99, delta)
+        fig.open_server_p50_ms = None if p50 is None else p50 * 1000
+        fig.open_server_p99_ms = None if p99 is None else p99 * 1000
         api_pids = pids if args.workers == 1 else pids[1:]
         fig.rss_mib = [rss_mib(pid) for pid in api_pids]
     finally:
@@ -400,11 +397,11 @@ def flame(
 # --- where the time goes ----------------------------------------------------------------------
 
 PARTS = (
-    ("decision log", ("logging/", "uuid")),
+    ("decision log (logging, uuid, Kafka sends)", ("logging/", "uuid", "DecisionLog", "aiokafka")),
     ("hybrid candidate pass", ("candidate_rows", "HybridScorer.score")),
     ("reasons", ("Explainer.reasons", "lifted_by", "with_ratings", "reasons.py")),
     ("arbitration (rules, priority, slots, model scores)", ("arbitration/", "core/scoring.py")),
-    ("Redis client (commands, socket)", ("(redis/",)),
+    ("Redis client (commands, socket)", ("(redis/", "redis_mux.py", "hiredis")),
     ("profile read and decode", ("privacy_store.py", "codec.py", "core/profile.py")),
     ("ratings cache", ("RatingCache", "_ratings_added")),
     ("answer building and JSON", ("api/schemas.py", "pydantic", "to_json")),

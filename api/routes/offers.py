@@ -87,11 +87,13 @@ async def _ratings_added(
     items = sorted({s.offer.item_id for d in decisions for s in d.offers if not d.fallback})
     if not items:
         return decisions
-    try:
-        async with asyncio.timeout(_remaining(deadline)):
-            ratings = await services.ratings.ratings(items)
-    except (TimeoutError, RedisError):
-        return decisions  # reasons without social proof beat no answer
+    ratings = services.ratings.cached(items)  # the usual case: no read, no timer
+    if ratings is None:
+        try:
+            async with asyncio.timeout(_remaining(deadline)):
+                ratings = await services.ratings.ratings(items)
+        except (TimeoutError, RedisError):
+            return decisions  # reasons without social proof beat no answer
     return [arbiter.with_ratings(d, ratings, lang) for d in decisions]
 
 

@@ -186,6 +186,24 @@ class RatingCache:
     async def ratings(self, item_ids: Sequence[str]) -> dict[str, ItemRating]:
         """Rating count and mean of each item over all users, at most ``2 * ttl_s`` old."""
         now = self.clock()
+        out, missing = self._lookup(item_ids, now)
+        if missing:
+            fresh = await self.store.ratings(missing)
+            self._keep(fresh, now)
+            out.update(fresh)
+        return out
+
+    def cached(self, item_ids: Sequence[str]) -> dict[str, ItemRating] | None:
+        """As :meth:`ratings` when every item is in the cache (no wait, no deadline to keep:
+        the hot path of a busy API), else None (call :meth:`ratings`)."""
+        out, missing = self._lookup(item_ids, self.clock())
+        return None if missing else out
+
+    def _lookup(
+        self, item_ids: Sequence[str], now: float
+    ) -> tuple[dict[str, ItemRating], list[str]]:
+        """The cached ratings young enough to serve and the items to read now; starts the
+        background read when some served ones are stale."""
         out: dict[str, ItemRating] = {}
         missing: list[str] = []
         stale = False
@@ -198,11 +216,7 @@ class RatingCache:
             stale = stale or now - hit[0] >= self.ttl_s
         if stale and (self._refresh is None or self._refresh.done()):
             self._refresh = asyncio.create_task(self._refresh_stale())
-        if missing:
-            fresh = await self.store.ratings(missing)
-            self._keep(fresh, now)
-            out.update(fresh)
-        return out
+        return out, missing
 
     async def _refresh_stale(self) -> None:
         """Read again every cached item older than ``ttl_s`` (one round trip)."""

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from redis.exceptions import RedisError
 
@@ -37,6 +38,7 @@ from recommender.adapters.codec import (
 )
 from recommender.adapters.keys import decision_key, decisions_key
 from recommender.adapters.redis_client import RedisClient, client_for, close, is_cluster
+from recommender.adapters.redis_mux import MuxConnection
 from recommender.adapters.redis_store import (
     decode_profiles,
     queue_profile_reads,
@@ -75,11 +77,15 @@ class PrivacyStore:
         prefix: str,
         profile_prefix: str | None = None,
         also_delete: tuple[str, ...] = (),
+        mux: MuxConnection | None = None,
     ) -> None:
         """``profile_prefix``: where the served profiles are (the live profile generation's
         prefix, :mod:`recommender.core.generations`; default ``prefix``); ``also_delete``:
-        profile prefixes a refusal or an erasure also deletes from (a rebuild in progress)."""
+        profile prefixes a refusal or an erasure also deletes from (a rebuild in progress);
+        ``mux``: a shared connection to the same (single) server for the served profiles'
+        read, the API's hot path (:mod:`recommender.adapters.redis_mux`)."""
         self.client = client
+        self.mux = mux
         self.prefix = prefix
         self.profile_prefix = prefix if profile_prefix is None else profile_prefix
         self.also_delete = also_delete
@@ -125,14 +131,10 @@ class PrivacyStore:
         per_user = 2 if with_links else 1
         keys = [self._profile(user_id) for user_id in user_ids]
         together = not is_cluster(self.client)
-        async with self.client.pipeline(transaction=False) as pipe:
-            if together:  # a cluster's MGET cannot span slots: read_profiles splits it
-                queue_profile_reads(pipe, keys)
-            for user_id in user_ids:
-                pipe.hmget(self.key(user_id), [ERASED_FIELD, CONSENT_FIELD])
-                if with_links:
-                    pipe.smembers(links_key(self.prefix, user_id))
-            results = await pipe.execute()
+        if together and self.mux is not None:
+            results = await self.mux.execute(self._read_commands(user_ids, keys, with_links))
+        else:
+            results = await self._pipelined(user_ids, keys, with_links, together)
         if together:
             values, existing, *results = results
             profiles = await decode_profiles(self.client, keys, values, existing)
@@ -145,6 +147,31 @@ class PrivacyStore:
             else [[] for _ in user_ids]
         )
         return profiles, states, links
+
+    def _read_commands(
+        self, user_ids: Sequence[str], keys: list[str], with_links: bool
+    ) -> list[list[str]]:
+        """The commands of :meth:`_pipelined` on one server, for :attr:`mux`."""
+        commands = [["MGET", *keys], ["EXISTS", *keys]]
+        for user_id in user_ids:
+            commands.append(["HMGET", self.key(user_id), ERASED_FIELD, CONSENT_FIELD])
+            if with_links:
+                commands.append(["SMEMBERS", links_key(self.prefix, user_id)])
+        return commands
+
+    async def _pipelined(
+        self, user_ids: Sequence[str], keys: list[str], with_links: bool, together: bool
+    ) -> list[Any]:
+        """The replies of :meth:`_stored`'s round trip through redis-py (with the profiles
+        when ``together``)."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            if together:  # a cluster's MGET cannot span slots: read_profiles splits it
+                queue_profile_reads(pipe, keys)
+            for user_id in user_ids:
+                pipe.hmget(self.key(user_id), [ERASED_FIELD, CONSENT_FIELD])
+                if with_links:
+                    pipe.smembers(links_key(self.prefix, user_id))
+            return list(await pipe.execute())
 
     async def served_profiles(
         self, user_ids: Sequence[str], half_life_s: float

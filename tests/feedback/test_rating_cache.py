@@ -101,3 +101,23 @@ async def test_a_failed_refresh_keeps_the_values_until_they_age_out(store: Count
     store.failing = False
     assert await cache.ratings(["SKU-1"]) == {"SKU-1": ItemRating(3, 4.0)}
     await cache.close()
+
+
+async def test_cached_answers_from_the_cache_alone_or_says_none(store: CountedStore) -> None:
+    now = [0.0]
+    cache = RatingCache(store, ttl_s=5.0, clock=lambda: now[0])
+    await rate(store, 0, "SKU-1", 2, 7)
+    assert cache.cached(["SKU-1"]) is None  # never read: the caller reads (ratings)
+    assert store.reads == []
+    await cache.ratings(["SKU-1"])
+    assert cache.cached(["SKU-1"]) == {"SKU-1": ItemRating(2, 3.5)}
+    assert cache.cached(["SKU-1", "SKU-2"]) is None
+    await rate(store, 1, "SKU-1", 2, 9)
+    now[0] = 6.0  # stale: still served, and one background read refreshes it
+    assert cache.cached(["SKU-1"]) == {"SKU-1": ItemRating(2, 3.5)}
+    await asyncio.sleep(0.2)
+    assert store.reads == [["SKU-1"], ["SKU-1"]]
+    assert cache.cached(["SKU-1"]) == {"SKU-1": ItemRating(4, 4.0)}
+    now[0] = 20.0  # too old to serve
+    assert cache.cached(["SKU-1"]) is None
+    await cache.close()
