@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from recommender.core.arbitration import ArbitrationConfig
+from recommender.core.arbitration.types import DEFAULT_PURCHASE_EXCLUSION_DAYS
 from recommender.core.errors import ModelError
 from recommender.core.features import FeatureConfig
 from recommender.core.profile import ProfileParams
@@ -122,10 +123,6 @@ def resolve(
         exclusion_days = purchase_exclusion_days(meta, hybrid=settings.hybrid != "off")
     config = arbitration_config(settings, params.half_life_s, boost, exclusion_days)
     return Runtime(features, params, config)
-
-
-DEFAULT_PURCHASE_EXCLUSION_DAYS = 30.0
-"""How long a bought item is not offered again, unless the model's data says otherwise."""
 
 
 def purchase_exclusion_days(meta: Mapping[str, Any], *, hybrid: bool) -> float:

@@ -43,6 +43,7 @@ import numpy as np
 import numpy.typing as npt
 from tqdm import tqdm
 
+from recommender.core.arbitration.types import DAY, DEFAULT_PURCHASE_EXCLUSION_DAYS
 from recommender.core.catalog import Catalog
 from recommender.core.errors import ConfigError
 from recommender.core.events import ITEM_EVENTS, Event
@@ -229,7 +230,7 @@ def evaluate(
     ks: Sequence[int] = (10,),
     target: Target = "any",
     recent_boost: float = 0.0,
-    purchase_exclusion_s: float = 30 * 86400.0,
+    purchase_exclusion_s: float = DEFAULT_PURCHASE_EXCLUSION_DAYS * DAY,
     on_prediction: Callable[[Prediction], object] | None = None,
     progress: bool = False,
     depth: int = 50,

@@ -53,6 +53,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from recommender.core.arbitration.types import DEFAULT_PURCHASE_EXCLUSION_DAYS
 from recommender.core.catalog import Catalog
 from recommender.core.errors import ZmotError
 from recommender.core.events import Event
@@ -60,7 +61,6 @@ from recommender.core.hybrid import FEATURES, HybridParams, HybridTables, moment
 from recommender.core.model import Model
 from recommender.core.profile import Profile
 from recommender.core.replay import Profiler
-from recommender.core.runtime import DEFAULT_PURCHASE_EXCLUSION_DAYS
 from recommender.offline.neighbours import Covisitation
 from recommender.offline.propensity import fit_logistic, fit_softmax
 from recommender.offline.training import TARGET_TYPES, Target, TrainConfig, train
@@ -411,7 +411,7 @@ def fit_ranker(
     what it is doing and, at the end, what it learned."""
     say = log or (lambda _line: None)
     started = time.perf_counter()
-    p = HybridParams()
+    p = HybridParams()  # the ranker's own, so that the log line says what it does
     share = p.validation_share * 100
     befores = ", ".join(f"{100 - k * share:.0f}%" for k in range(1, p.folds + 1))
     say(
@@ -428,6 +428,7 @@ def fit_ranker(
         target=config.target,
         depth=depth,
         horizon=config.horizon,
+        params=p,
     )
     say(f"{ranker.describe()} ({time.perf_counter() - started:.1f} s)")
     say(f"hybrid: {ranker.describe_purchase_rule()}")

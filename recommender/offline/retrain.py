@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from recommender.core.arbitration.types import DAY
 from recommender.core.catalog import Catalog
 from recommender.core.events import Event
 from recommender.core.model import Model
@@ -64,8 +65,7 @@ def hit_rate(
     """HR@k of what the API would serve with ``model`` on the split; (rate, predictions).
     ``purchase_exclusion_s`` None: the model's own (``ZMOT_PURCHASE_EXCLUSION_DAYS`` unset)."""
     if purchase_exclusion_s is None:
-        days = purchase_exclusion_days(model.runtime_meta(), hybrid=True)
-        purchase_exclusion_s = days * 86400.0
+        purchase_exclusion_s = purchase_exclusion_days(model.runtime_meta(), hybrid=True) * DAY
     profiler = Profiler(catalog, model.feature_config, model.profile_params)
     result = evaluate(
         model,

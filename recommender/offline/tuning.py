@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from recommender.core.arbitration.types import DAY, DEFAULT_PURCHASE_EXCLUSION_DAYS
 from recommender.core.catalog import Catalog
 from recommender.core.errors import ConfigError
 from recommender.core.events import Event
@@ -120,7 +121,7 @@ def tune(
     k: int = 10,
     metric: str = "hr",
     target: Target = "any",
-    purchase_exclusion_s: float = 30 * 86400.0,
+    purchase_exclusion_s: float = DEFAULT_PURCHASE_EXCLUSION_DAYS * DAY,
     seed: int = 0,
     log: Callable[[str], None] = lambda _: None,
 ) -> list[Trial]:

@@ -16,6 +16,10 @@ BoolArray = npt.NDArray[np.bool_]
 
 DAY = 86400.0
 
+DEFAULT_PURCHASE_EXCLUSION_DAYS = 30.0
+"""How long a bought item is not offered again, unless the model's data says otherwise
+(:func:`recommender.core.runtime.purchase_exclusion_days`)."""
+
 
 @runtime_checkable
 class Exposure(Protocol):
@@ -40,7 +44,7 @@ class RatingLike(Protocol):
 class ArbitrationConfig:
     """Knobs of arbitration (from :class:`~recommender.core.settings.Settings`)."""
 
-    purchase_exclusion_s: float = 30 * DAY
+    purchase_exclusion_s: float = DEFAULT_PURCHASE_EXCLUSION_DAYS * DAY
     substitute_window_s: float = 14 * DAY
     smot_window_s: float = 14 * DAY
     half_life_s: float = 72 * 3600.0

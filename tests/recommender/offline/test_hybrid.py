@@ -129,6 +129,22 @@ def test_the_purchase_rule_follows_whether_shoppers_come_back_to_what_they_bough
     assert moving_on.tables.purchase_rule is True
 
 
+def test_the_ranker_learns_from_every_stretch() -> None:
+    """Three stretches of 20% hold the moments of the last 60% of the time, one the last 20%."""
+    from recommender.core.hybrid import HybridParams
+
+    events = pairs_history(range(60))
+    one, three = (
+        Hybrid(
+            events, Catalog(), Profiler(), None, fit_model=no_model, params=HybridParams(folds=k)
+        )
+        for k in (1, 3)
+    )
+    span = max(e.ts or 0.0 for e in events) - min(e.ts or 0.0 for e in events)
+    late = [e for e in events if (e.ts or 0.0) >= max(e.ts or 0.0 for e in events) - 0.6 * span]
+    assert one.n_moments < three.n_moments == len(late)
+
+
 def test_the_served_purchase_exclusion_follows_the_model_unless_set() -> None:
     from recommender.core.runtime import resolve
     from recommender.core.settings import Settings
