@@ -114,7 +114,7 @@ class HybridParams:
     """Stretches of ``validation_share`` each, the newest last: the ranker learns from the
     moments of the last ``folds x validation_share`` of the training time, each stretch's read
     with tables and a LightFM model fitted on what came before it (offline only). More moments
-    for a ranker of 28 weights on a small shop; each stretch costs one LightFM fit."""
+    for a ranker of 29 weights on a small shop; each stretch costs one LightFM fit."""
     trend_half_life_s: float = 24 * HOUR
     max_moments: int = 5000
     """Training moments used at most per stretch (an even sample of them beyond that)."""
