@@ -1,4 +1,5 @@
-"""``zmot import``: public clickstreams (Taobao, REES46, DIGINETICA) into the event contract.
+"""``zmot import``: public clickstreams (Taobao, REES46, DIGINETICA, Retailrocket, YooChoose) into
+the event contract.
 
 The conversion lives in :mod:`recommender.offline.importers`; this module parses the options, prints
 the skipped-row examples to stderr and a summary to stdout.
@@ -29,12 +30,16 @@ class SourceFormat(StrEnum):
     taobao = "taobao"
     rees46 = "rees46"
     diginetica = "diginetica"
+    retailrocket = "retailrocket"
+    yoochoose = "yoochoose"
 
 
 FORMAT_OF: dict[SourceFormat, Format] = {
     SourceFormat.taobao: "taobao",
     SourceFormat.rees46: "rees46",
     SourceFormat.diginetica: "diginetica",
+    SourceFormat.retailrocket: "retailrocket",
+    SourceFormat.yoochoose: "yoochoose",
 }
 
 
@@ -88,14 +93,14 @@ def import_command(
         str | None,
         typer.Option(
             help="Skip rows before this ISO time (default: Taobao 2017-11-24T16:00Z, "
-            "DIGINETICA 2016-01-01)."
+            "DIGINETICA 2016-01-01, Retailrocket 2015-05-01, YooChoose 2014-04-01)."
         ),
     ] = None,
     until: Annotated[
         str | None,
         typer.Option(
             help="Skip rows at or after this ISO time (Taobao 2017-12-03T16:00Z, "
-            "DIGINETICA 2016-07-01)."
+            "DIGINETICA 2016-07-01, Retailrocket 2015-10-01, YooChoose 2014-10-01)."
         ),
     ] = None,
     no_window: Annotated[
@@ -106,7 +111,8 @@ def import_command(
     ] = 3,
     progress: Annotated[bool, typer.Option(help="Progress bar on stderr.")] = True,
 ) -> None:
-    """Convert a Taobao UserBehavior, REES46 or DIGINETICA CSV into zmot events and a catalog."""
+    """Convert a Taobao UserBehavior, REES46, DIGINETICA, Retailrocket or YooChoose CSV into zmot
+    events and a catalog."""
     fmt = FORMAT_OF[source_format]
     fav_as: FavPolicy = "page_view" if fav is FavAs.page_view else "skip"
     default_since, default_until = (None, None) if no_window else default_window(fmt)

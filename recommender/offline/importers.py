@@ -64,6 +64,24 @@ views a day further on (order still kept). Rows outside ``[2016-01-01, 2016-07-0
 cup's logs are from the first half of 2016) are ``impossible timestamp``. Catalog: ``item_id``
 only; the release's ``product-categories.csv`` (``itemId;categoryId``) could be joined later.
 
+Retailrocket ``events.csv`` (Kaggle "Retailrocket recommender system dataset"):
+``timestamp,visitorid,event,itemid,transactionid`` with a header (whose column names are used),
+``timestamp`` in unix milliseconds. ``view`` -> ``page_view``, ``addtocart`` -> ``add_to_cart``,
+``transaction`` -> ``purchase`` (its ``transactionid`` has no place in the contract); other kinds
+are ``unknown kind``. ``visitorid`` is the user. Catalog: ``item_id`` only (the release's
+``item_properties`` files hold categories as snapshots over time, not joined). Rows outside
+``[2015-05-01, 2015-10-01)`` (the log runs from 2015-05-03 to 2015-09-18) are ``impossible
+timestamp``.
+
+YooChoose (RecSys Challenge 2015): ``yoochoose-clicks.dat``, ``session_id,timestamp,item_id,
+category``, and ``yoochoose-buys.dat``, ``session_id,timestamp,item_id,price,quantity``, no
+header, ISO-8601 times (``2014-04-07T10:51:09.277Z``). A row of 4 columns is a click
+(``page_view``), one of 5 a buy (``purchase``), so the two files import as one after ``cat``.
+Anonymous sessions like DIGINETICA: the session is the user. A click's ``category`` is the
+context it was made in: ``0`` unknown, ``S`` a special offer (neither is kept), 1-12 a category
+(``category``), any other number a brand (``brand``); a buy's positive ``price`` is the item's
+price. Rows outside ``[2014-04-01, 2014-10-01)`` are ``impossible timestamp``.
+
 All: events are written in input order (the Taobao sample is grouped by user, REES46 by time);
 the report says whether the file was time-ordered overall and per user (what profile replay
 needs). The catalog holds exactly the items of written events; the first non-empty value of
@@ -94,9 +112,9 @@ from tqdm import tqdm
 from recommender.core.errors import InvalidEventError, ZmotError
 from recommender.core.events import MAX_TS, MIN_TS, validate_event
 
-Format = Literal["taobao", "rees46", "diginetica"]
+Format = Literal["taobao", "rees46", "diginetica", "retailrocket", "yoochoose"]
 FavPolicy = Literal["page_view", "skip"]
-FORMATS: tuple[Format, ...] = ("taobao", "rees46", "diginetica")
+FORMATS: tuple[Format, ...] = ("taobao", "rees46", "diginetica", "retailrocket", "yoochoose")
 
 EVENTS_FILE = "events.jsonl"
 CATALOG_FILE = "catalog.jsonl"
@@ -108,10 +126,17 @@ TAOBAO_UNTIL = datetime(2017, 12, 3, 16, tzinfo=UTC).timestamp()
 # The CIKM Cup 2016 logs are from the first half of 2016 (the sample: 2016-01-03 to 2016-06-01).
 DIGINETICA_SINCE = datetime(2016, 1, 1, tzinfo=UTC).timestamp()
 DIGINETICA_UNTIL = datetime(2016, 7, 1, tzinfo=UTC).timestamp()
+# Retailrocket's events run from 2015-05-03 to 2015-09-18; YooChoose's from April to September 2014.
+RETAILROCKET_SINCE = datetime(2015, 5, 1, tzinfo=UTC).timestamp()
+RETAILROCKET_UNTIL = datetime(2015, 10, 1, tzinfo=UTC).timestamp()
+YOOCHOOSE_SINCE = datetime(2014, 4, 1, tzinfo=UTC).timestamp()
+YOOCHOOSE_UNTIL = datetime(2014, 10, 1, tzinfo=UTC).timestamp()
 DEFAULT_WINDOWS: dict[Format, tuple[float | None, float | None]] = {
     "taobao": (TAOBAO_SINCE, TAOBAO_UNTIL),
     "rees46": (None, None),
     "diginetica": (DIGINETICA_SINCE, DIGINETICA_UNTIL),
+    "retailrocket": (RETAILROCKET_SINCE, RETAILROCKET_UNTIL),
+    "yoochoose": (YOOCHOOSE_SINCE, YOOCHOOSE_UNTIL),
 }
 
 # Skip reasons (keys of ImportReport.skipped); contract failures are "invalid <field>".
@@ -150,6 +175,18 @@ REES46_COLUMNS = (
 )
 REES46_REQUIRED = ("event_time", "event_type", "product_id", "user_id")
 DIGINETICA_COLUMNS = ("session_id", "user_id", "item_id", "timeframe", "eventdate")
+RETAILROCKET_KINDS: dict[str, str | None] = {
+    "view": "page_view",
+    "addtocart": "add_to_cart",
+    "transaction": "purchase",
+}
+RETAILROCKET_COLUMNS = ("timestamp", "visitorid", "event", "itemid", "transactionid")
+RETAILROCKET_REQUIRED = ("timestamp", "visitorid", "event", "itemid")
+YOOCHOOSE_KINDS: dict[str, str | None] = {"click": "page_view", "buy": "purchase"}
+YOOCHOOSE_CLICKS = ("session_id", "timestamp", "item_id", "category")
+YOOCHOOSE_BUYS = ("session_id", "timestamp", "item_id", "price", "quantity")
+YOOCHOOSE_CATEGORIES = 12
+"""A click's ``category`` 1-12 is a category; another number is the brand it was clicked under."""
 
 
 class DataImportError(ZmotError):
@@ -310,6 +347,36 @@ class _Parser:
         raise NotImplementedError
 
 
+class _NamedColumns(_Parser):
+    """A format whose header names its columns (any order; ``required`` must be there):
+    without a header, the published order (``columns``)."""
+
+    required: tuple[str, ...]
+
+    def __init__(self) -> None:
+        self._index = {name: i for i, name in enumerate(self.columns)}
+        self.seen_kinds = Counter()
+
+    def header(self, fields: list[str]) -> bool:
+        names = [f.strip().lower() for f in fields]
+        if not set(names) & set(self.required):
+            return False
+        missing = [name for name in self.required if name not in names]
+        if missing:
+            raise DataImportError(f"not a {self.name} header: no column {', '.join(missing)}")
+        self._index = {name: i for i, name in enumerate(names)}
+        self.width = len(names)
+        return True
+
+    def _get(self, fields: list[str], name: str) -> str:
+        index = self._index.get(name)
+        return fields[index].strip() if index is not None else ""
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__.strip("_").lower()
+
+
 class _Taobao(_Parser):
     kinds = TAOBAO_KINDS
     columns = TAOBAO_COLUMNS
@@ -334,27 +401,16 @@ class _Taobao(_Parser):
         return _Row(user, kind, item, ms, info)
 
 
-class _Rees46(_Parser):
+class _Rees46(_NamedColumns):
     kinds = REES46_KINDS
     columns = REES46_COLUMNS
+    required = REES46_REQUIRED
     width = len(REES46_COLUMNS)
 
     def __init__(self) -> None:
-        self._index = {name: i for i, name in enumerate(REES46_COLUMNS)}
+        super().__init__()
         self._last_time = ("", 0)
         self._names: dict[str, str] = {}
-        self.seen_kinds = Counter()
-
-    def header(self, fields: list[str]) -> bool:
-        names = [f.strip().lower() for f in fields]
-        if "event_time" not in names and "event_type" not in names:
-            return False
-        missing = [name for name in REES46_REQUIRED if name not in names]
-        if missing:
-            raise DataImportError(f"not a rees46 header: no column {', '.join(missing)}")
-        self._index = {name: i for i, name in enumerate(names)}
-        self.width = len(names)
-        return True
 
     def _time_ms(self, text: str) -> int:
         last_text, last_ms = self._last_time
@@ -377,10 +433,6 @@ class _Rees46(_Parser):
         if not text:
             return None
         return self._names.setdefault(text, text)
-
-    def _get(self, fields: list[str], name: str) -> str:
-        index = self._index.get(name)
-        return fields[index].strip() if index is not None else ""
 
     def parse(self, fields: list[str]) -> _Row:
         self.check_width(fields)
@@ -444,10 +496,95 @@ class _Diginetica(_Parser):
         return _Row(session, "view", item, self._day_ms(eventdate) + int(timeframe), NO_INFO)
 
 
+class _RetailRocket(_NamedColumns):
+    kinds = RETAILROCKET_KINDS
+    columns = RETAILROCKET_COLUMNS
+    required = RETAILROCKET_REQUIRED
+    width = len(RETAILROCKET_COLUMNS)
+
+    def parse(self, fields: list[str]) -> _Row:
+        self.check_width(fields)
+        get = self._get
+        kind = get(fields, "event")
+        if kind not in self.kinds:
+            raise _Skip(UNKNOWN_KIND, f"event {kind[:40]!r}")
+        self.seen_kinds[kind] += 1
+        ts = get(fields, "timestamp")
+        if not (ts.isascii() and ts.isdigit()):
+            raise _Skip(BAD_TS, f"timestamp not whole ms: {ts[:40]!r}")
+        return _Row(get(fields, "visitorid"), kind, get(fields, "itemid"), int(ts), NO_INFO)
+
+
+class _YooChoose(_Parser):
+    """Clicks (4 columns) and buys (5 columns) alike, told apart by their width, so the two
+    files can be imported as one (``cat yoochoose-clicks.dat yoochoose-buys.dat``)."""
+
+    kinds = YOOCHOOSE_KINDS
+    columns = YOOCHOOSE_CLICKS
+    width = len(YOOCHOOSE_CLICKS)
+
+    def __init__(self) -> None:
+        self._infos: dict[tuple[str, str], ItemInfo] = {}
+        self.seen_kinds = Counter()
+
+    def header(self, fields: list[str]) -> bool:
+        names = [f.strip().lower().replace("_", "") for f in fields]
+        return any(
+            names == [name.replace("_", "") for name in columns]
+            for columns in (YOOCHOOSE_CLICKS, YOOCHOOSE_BUYS)
+        )
+
+    def _time_ms(self, text: str) -> int:
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            raise _Skip(BAD_TS, f"not an ISO-8601 time: {text[:40]!r}") from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return round(parsed.timestamp() * 1000)
+
+    def _info(self, kind: str, value: str) -> ItemInfo:
+        """A click's context (``category``: 0 unknown, S a special offer, 1-12 a category,
+        another number a brand) or a buy's price (when positive), as item info."""
+        info = self._infos.get((kind, value))
+        if info is not None:
+            return info
+        if kind == "buy":
+            try:
+                price: float | None = float(value)
+            except ValueError:
+                price = None
+            if price is not None and not (math.isfinite(price) and price > 0):
+                price = None
+            info = (None, None, price)
+        elif value.isascii() and value.isdigit() and int(value) > 0:
+            is_category = int(value) <= YOOCHOOSE_CATEGORIES
+            info = (value, None, None) if is_category else (None, value, None)
+        else:
+            info = NO_INFO
+        if len(self._infos) < 100_000:  # categories, brands and prices repeat
+            self._infos[(kind, value)] = info
+        return info
+
+    def parse(self, fields: list[str]) -> _Row:
+        if len(fields) not in (len(YOOCHOOSE_CLICKS), len(YOOCHOOSE_BUYS)):
+            raise _Skip(BAD_COLUMNS, f"{len(fields)} columns, expected 4 (clicks) or 5 (buys)")
+        kind = "click" if len(fields) == len(YOOCHOOSE_CLICKS) else "buy"
+        self.seen_kinds[kind] += 1
+        session, ts, item, context = (f.strip() for f in fields[:4])
+        if not session:
+            raise _Skip(EMPTY_SESSION)
+        return _Row(session, kind, item, self._time_ms(ts), self._info(kind, context))
+
+
 def _parser(fmt: Format, fav: FavPolicy) -> _Parser:
     """A fresh parser of ``fmt`` (parsers keep per-file caches)."""
     if fmt == "taobao":
         return _Taobao(fav)
+    if fmt == "retailrocket":
+        return _RetailRocket()
+    if fmt == "yoochoose":
+        return _YooChoose()
     return _Rees46() if fmt == "rees46" else _Diginetica()
 
 

@@ -511,3 +511,124 @@ def test_command_fails_on_the_wrong_format(tmp_path: Path) -> None:
         import_file(TAOBAO, tmp_path / "direct", "rees46")
     assert result.returncode == 1, result.stdout + result.stderr
     assert "error: " in result.stderr and "bad column count 10000" in result.stderr
+
+
+# --- Retailrocket and YooChoose (no shared sample: rows in the published layouts) ----------
+RETAILROCKET = b"""\
+timestamp,visitorid,event,itemid,transactionid
+1433221332117,257597,view,355908,
+1433224214164,992329,view,248676,
+1433221999827,111016,addtocart,5206,
+1433222276276,111016,transaction,5206,4000
+1433222276276,111016,remove,5206,
+1433222276276,111016,view,,
+1433222276276,,view,7,
+14332222762.5,111016,view,8,
+1033222276276,111016,view,9,
+1433222276276,111016,view
+"""
+
+
+def test_retailrocket_rows_map_to_the_contract_and_broken_ones_are_counted(
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "events.csv"
+    source.write_bytes(RETAILROCKET)
+    report = import_file(source, tmp_path / "out", "retailrocket", examples_per_reason=10)
+    events = _check_output(tmp_path / "out", report)
+    assert report.header and report.rows == 10
+    assert [(e.user_id, e.type, e.item_id, e.ts) for e in events] == [
+        ("257597", "page_view", "355908", 1433221332.117),
+        ("992329", "page_view", "248676", 1433224214.164),
+        ("111016", "add_to_cart", "5206", 1433221999.827),
+        ("111016", "purchase", "5206", 1433222276.276),
+    ]
+    assert report.skipped == {
+        "unknown kind": 1,
+        "empty item_id": 1,
+        "empty user_id": 1,
+        "bad timestamp": 1,  # not whole milliseconds
+        "impossible timestamp": 1,  # 2002: outside the log's months
+        "bad column count": 1,
+    }
+    assert _catalog(tmp_path / "out") == [
+        {"item_id": "355908"},
+        {"item_id": "248676"},
+        {"item_id": "5206"},
+    ]
+
+
+def test_retailrocket_columns_by_header_and_a_header_without_needed_columns(
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "events.csv"
+    source.write_text("visitorid,itemid,event,timestamp\n5,6,view,1433221332117\n")
+    report = import_file(source, tmp_path / "out", "retailrocket")
+    assert [(e.user_id, e.item_id) for e in _check_output(tmp_path / "out", report)] == [("5", "6")]
+    source.write_text("timestamp,visitorid,event\n1433221332117,5,view\n")
+    with pytest.raises(DataImportError, match="no column itemid"):
+        import_file(source, tmp_path / "bad", "retailrocket")
+
+
+YOOCHOOSE = b"""\
+1,2014-04-07T10:51:09.277Z,214536502,0
+1,2014-04-07T10:54:09.868Z,214536500,S
+2,2014-04-07T13:56:37.614Z,214662742,5
+2,2014-04-07T13:57:19.373Z,214825110,2089639422
+2,2014-04-07T13:58:21.000Z,214662742,0
+420374,2014-04-06T18:44:58.314Z,214537888,12462,1
+420374,2014-04-06T18:44:58.325Z,214662742,0,1
+3,2014-04-07 10:51:09,214536503,0
+3,07.04.2014,214536504,0
+,2014-04-07T10:51:09.277Z,214536505,0
+3,2013-12-31T23:59:59.999Z,214536506,0
+3,2014-04-07T10:51:09.277Z,214536507
+"""
+
+
+def test_yoochoose_clicks_and_buys_import_as_one(tmp_path: Path) -> None:
+    source = tmp_path / "yoochoose.dat"
+    source.write_bytes(YOOCHOOSE)
+    report = import_file(source, tmp_path / "out", "yoochoose", examples_per_reason=10)
+    events = _check_output(tmp_path / "out", report)
+    assert not report.header and report.rows == 12
+    assert [(e.user_id, e.type, e.item_id) for e in events] == [
+        ("1", "page_view", "214536502"),
+        ("1", "page_view", "214536500"),
+        ("2", "page_view", "214662742"),
+        ("2", "page_view", "214825110"),
+        ("2", "page_view", "214662742"),
+        ("420374", "purchase", "214537888"),
+        ("420374", "purchase", "214662742"),
+        ("3", "page_view", "214536503"),  # no zone: read as UTC
+    ]
+    assert events[0].ts == datetime(2014, 4, 7, 10, 51, 9, 277000, tzinfo=UTC).timestamp()
+    assert events[7].ts == datetime(2014, 4, 7, 10, 51, 9, tzinfo=UTC).timestamp()
+    assert report.source_kinds == {"click": 9, "buy": 2}
+    assert report.skipped == {
+        "bad timestamp": 1,
+        "empty session_id": 1,
+        "impossible timestamp": 1,
+        "bad column count": 1,
+    }
+    catalog = {row["item_id"]: row for row in _catalog(tmp_path / "out")}
+    assert catalog["214536502"] == {"item_id": "214536502"}  # context 0: unknown
+    assert catalog["214536500"] == {"item_id": "214536500"}  # S: a special offer, no category
+    # clicked in category 5, then without a context, then bought at 0 (no price): one category
+    assert catalog["214662742"] == {"item_id": "214662742", "category": "5"}
+    assert catalog["214825110"] == {"item_id": "214825110", "brand": "2089639422"}
+    assert catalog["214537888"] == {"item_id": "214537888", "price": 12462.0}
+
+
+@pytest.mark.parametrize(
+    ("fmt", "rows"), [("retailrocket", RETAILROCKET), ("yoochoose", YOOCHOOSE)]
+)
+def test_command_imports_retailrocket_and_yoochoose(tmp_path: Path, fmt: str, rows: bytes) -> None:
+    source = tmp_path / "in.csv"
+    source.write_bytes(rows)
+    result = run_zmot("import", "--format", fmt, str(source), "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    written = json.loads((tmp_path / "out" / REPORT_FILE).read_text())
+    assert written["format"] == fmt and written["events_written"] > 0
+    assert result.stdout.startswith(f"{fmt}: {written['rows_read']} rows -> ")
+    assert f"{source}:" in result.stderr  # the skipped rows' examples, with line numbers
