@@ -496,7 +496,10 @@ def profile_to_compact(profile: Profile, vocab: VocabularyView, level: int = 0) 
         position = profile.position
         base = position[1] if position is not None else 0
         offsets = [0 if o is None else base - o + 1 for _, o in seen.values()]
-        if min(offsets) >= 0 and max(offsets) < _MS_SPAN:
+        # 0 stands for offline, so an offset must come out at 1 or more (at or before the
+        # fence) to be written relative to it
+        relative = [k for k, (_, o) in zip(offsets, seen.values(), strict=True) if o is not None]
+        if min(relative, default=1) >= 1 and max(offsets) < _MS_SPAN:
             flags |= _F_RELATIVE
             offset_width, offset_bytes = _uints(offsets)
         else:

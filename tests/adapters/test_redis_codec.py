@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from recommender.adapters.codec import (
@@ -266,6 +266,9 @@ def test_packed_value_round_trips_exactly(
     st.sampled_from([10**9, 2, 0]),
     st.booleans(),
 )
+# an offset just past the fence (none here: 0) once came back as offline (0 stands for it)
+@example({}, {}, {}, {0: (1e9, 1)}, None, 0, 10**9, False)
+@example({}, {}, {}, {0: (1e9, 8)}, (0, 7), 0, 10**9, False)
 def test_compact_value_round_trips_exactly_but_for_single_precision_weights(
     weights: dict[str, float],
     times: dict[str, float],
