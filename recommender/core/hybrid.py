@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from itertools import chain
 from pathlib import Path
@@ -181,15 +181,14 @@ class HybridTables:
         self.popularity_pad = np.append(self.popularity, np.float32(0.0))
         self.trend_pad = np.append(self.trend, np.float32(0.0))
         self.item_category_pad = np.append(self.item_category, -1)
-        # the same matrix by column: who has item j among its neighbours (for reasons)
-        by_target = np.argsort(self.neighbour_idx, kind="stable")
         sources = np.repeat(np.arange(n), np.diff(self.neighbour_ptr))
-        self.voter_ptr = np.concatenate(
-            ([0], np.cumsum(np.bincount(self.neighbour_idx, minlength=n)))
-        )
-        self.voter_idx = sources[by_target]
-        self.voter_w = self.neighbour_w64[by_target]
         self.name_rank = np.argsort(np.argsort(np.array(self.items, dtype=np.str_), kind="stable"))
+        # every edge by (source row x n + target), ascending, the strongest first among equal
+        # keys: one searchsorted finds the edges of many (voter, offered item) pairs (reasons)
+        edge_key = sources * n + self.neighbour_idx
+        by_key = np.lexsort((-self.neighbour_w64, edge_key))
+        self.edge_key: I64 = edge_key[by_key]
+        self.edge_w: F64 = self.neighbour_w64[by_key]
         half = max(1, self.params.popular_items // 2)
         ordered = [int(j) for j in np.lexsort((np.arange(n), -self.trend)) if self.trend[j] > 0]
         self.trending = [self.items[j] for j in ordered[:half]]
@@ -730,8 +729,6 @@ def rank(
 
 
 COVISIT = FEATURES.index("covisit")
-_FEW_VOTERS = 48
-"""Up to this many co-visitation voters for an item, :meth:`HybridScorer.lifted_by` loops."""
 
 
 def sigmoid(z: F64) -> F64:
@@ -766,7 +763,7 @@ class HybridScorer(ItemScorer):
         )
         self.tables = tables
         self.plain = ItemScorer(model, purchase_exclusion_s=0.0)
-        self._last_voters: tuple[Mapping[str, float], I64, F64, dict[int, float]] | None = None
+        self._last_voters: tuple[Mapping[str, float], I64, list[int], list[float]] | None = None
 
     def score(self, raw: F32, weights: Mapping[str, float], profile: Profile, now: float) -> Priced:
         z = self.plain.blend(raw, weights, profile, now)
@@ -800,53 +797,57 @@ class HybridScorer(ItemScorer):
         """The profile item whose co-visitation vote for ``item_id`` is the largest (ties: the
         stronger item, then the id), when the ranker counts co-visitation for an item (a
         positive weight) and some item voted."""
-        t = self.tables
-        target = t.index.get(item_id)
-        if target is None or t.coef[COVISIT] <= 0:
-            return None
-        rows, strength, by_row = self._voters_of(weights)
-        lo, hi = int(t.voter_ptr[target]), int(t.voter_ptr[target + 1])
-        if lo == hi or not by_row:
-            return None
-        if hi - lo <= _FEW_VOTERS:  # a loop beats a dozen numpy calls on a short column
-            best: tuple[float, float, str] | None = None
-            edges = zip(t.voter_idx[lo:hi].tolist(), t.voter_w[lo:hi].tolist(), strict=True)
-            for j, edge in edges:
-                w = by_row.get(j)
-                if w is not None and j != target:
-                    key = (-w * edge, -w, t.items[j])
-                    if best is None or key < best:
-                        best = key
-            return None if best is None else best[2]
-        voters = t.voter_idx[lo:hi]
-        at = np.minimum(np.searchsorted(rows, voters), len(rows) - 1)
-        hit = (rows[at] == voters) & (voters != target)
-        if not hit.any():
-            return None
-        voters, w_ = voters[hit], strength[at[hit]]
-        top = np.lexsort((t.name_rank[voters], -w_, -(w_ * t.voter_w[lo:hi][hit])))[0]
-        return t.items[int(voters[top])]
+        return self.lifted_by_many(weights, [item_id])[0]
 
-    def _voters_of(self, weights: Mapping[str, float]) -> tuple[I64, F64, dict[int, float]]:
-        """Table rows (ascending) and weights of the profile's items with a positive weight,
-        also as a dict.
+    def lifted_by_many(
+        self, weights: Mapping[str, float], item_ids: Sequence[str]
+    ) -> list[str | None]:
+        """:meth:`lifted_by` of each of ``item_ids`` (an answer's offers), with one
+        searchsorted for every (profile item, offered item) pair instead of a pass over each
+        offered item's voters."""
+        t = self.tables
+        out: list[str | None] = [None] * len(item_ids)
+        if t.coef[COVISIT] <= 0 or not len(t.edge_key):
+            return out
+        rows, rows_list, strength = self._voters_of(weights)
+        want = [(i, j) for i, item in enumerate(item_ids) if (j := t.index.get(item)) is not None]
+        if not want or not rows_list:
+            return out
+        targets = np.array([j for _, j in want], dtype=np.int64)
+        keys = rows[:, None] * len(t.items) + targets
+        at = np.minimum(np.searchsorted(t.edge_key, keys), len(t.edge_key) - 1)
+        hit = (t.edge_key[at] == keys) & (rows[:, None] != targets)
+        voter, column = np.nonzero(hit)
+        best: dict[int, tuple[float, float, str]] = {}
+        edges = t.edge_w[at[voter, column]].tolist()
+        for r, c, edge in zip(voter.tolist(), column.tolist(), edges, strict=True):
+            w = strength[r]
+            key = (-w * edge, -w, t.items[rows_list[r]])
+            held = best.get(c)
+            if held is None or key < held:
+                best[c] = key
+        for c, key in best.items():
+            out[want[c][0]] = key[2]
+        return out
+
+    def _voters_of(self, weights: Mapping[str, float]) -> tuple[I64, list[int], list[float]]:
+        """Table rows (ascending, as an array and a list) and weights of the profile's items
+        with a positive weight.
 
         Kept for the last ``weights`` asked about (by identity: the arbiter passes one dict
-        per request, and asks for the reasons of each of its offers)."""
+        per request)."""
         last = self._last_voters
         if last is not None and last[0] is weights:
             return last[1], last[2], last[3]
         index = self.tables.index
-        by_row = {
-            j: w
-            for item, w in item_weights(weights)
-            if w > 0 and (j := index.get(item)) is not None
-        }
-        found = sorted(by_row.items())
-        rows = np.array([j for j, _ in found], dtype=np.int64)
-        strength = np.array([w for _, w in found], dtype=np.float64)
-        self._last_voters = (weights, rows, strength, by_row)
-        return rows, strength, by_row
+        found = sorted(
+            (j, w) for item, w in item_weights(weights) if w > 0 and (j := index.get(item)) is not None
+        )
+        rows_list = [j for j, _ in found]
+        rows = np.array(rows_list, dtype=np.int64)
+        strength = [w for _, w in found]
+        self._last_voters = (weights, rows, rows_list, strength)
+        return rows, rows_list, strength
 
 
 def serving_scorer(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -150,6 +150,12 @@ class ItemScorer:
         """The profile item whose co-visitation most lifted ``item_id`` (for a reason); this
         scorer has no co-visitation signal."""
         return None
+
+    def lifted_by_many(
+        self, weights: Mapping[str, float], item_ids: Sequence[str]
+    ) -> list[str | None]:
+        """:meth:`lifted_by` of each of ``item_ids``."""
+        return [self.lifted_by(weights, item) for item in item_ids]
 
     def top(self, profile: Profile | None, k: int, now: float) -> list[int] | None:
         """Indices of the k best items (fewer if fewer can be offered), or None as in scores."""
