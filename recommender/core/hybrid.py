@@ -181,7 +181,8 @@ class HybridTables:
         self.popularity_pad = np.append(self.popularity, np.float32(0.0))
         self.trend_pad = np.append(self.trend, np.float32(0.0))
         self.item_category_pad = np.append(self.item_category, -1)
-        sources = np.repeat(np.arange(n), np.diff(self.neighbour_ptr))
+        self.neighbour_len: I64 = np.diff(self.neighbour_ptr)
+        sources = np.repeat(np.arange(n), self.neighbour_len)
         self.name_rank = np.argsort(np.argsort(np.array(self.items, dtype=np.str_), kind="stable"))
         # every edge by (source row x n + target), ascending, the strongest first among equal
         # keys: one searchsorted finds the edges of many (voter, offered item) pairs (reasons)
@@ -388,6 +389,9 @@ class Universe:
     padding slot): what every candidate reads from the model and the tables alone."""
     category: I64
     """The tables' category of each universe position (-1: none), padding slot included."""
+    model_at: npt.NDArray[np.intp]
+    """The model position of each universe position (-1: not a model item), padding slot
+    included."""
     table_row: dict[str, int]
     """Item -> table position, for the items of the tables."""
 
@@ -407,6 +411,8 @@ def universe(tables: HybridTables, model: Model | None) -> Universe:
     from_table = np.array([index[item] for item in tables.items], dtype=np.int64)
     to_table[from_table] = np.arange(len(tables.items))
 
+    model_at = np.full(len(names) + 1, -1, dtype=np.intp)
+    model_at[:n_model] = np.arange(n_model)
     static = np.zeros((len(names) + 1, len(STATIC)))
     static[:n_model, 0] = 1.0  # in_model
     static[:, 1] = tables.popularity_pad[to_table]
@@ -421,6 +427,7 @@ def universe(tables: HybridTables, model: Model | None) -> Universe:
         trending_in={c: [index[item] for item in items] for c, items in tables.trending_in.items()},
         static=static,
         category=tables.item_category_pad[to_table],
+        model_at=model_at,
         table_row=dict(tables.index),
     )
     tables.bound = (model, made)
@@ -498,12 +505,12 @@ def candidate_rows(
     own_list = positions(own_items_)
     recent_items = [item for _, item in recent]
     recent_list = positions(recent_items)
-    own_w = np.array([-w for w, _, _ in own], dtype=np.float64)
-    total = sum(-w for w, _, _ in own)
+    own_wl = [-w for w, _, _ in own]
+    total = sum(own_wl)
     table_row = u.table_row
     own_rows = [table_row.get(item, -1) for item in own_items_]
     voter_rows = [table_row.get(item, -1) for item in recent_items[: p.recent_voters]]
-    summed, voters = _both_votes(tables, own_rows, own_w, total, voter_rows)
+    summed, voters = _both_votes(tables, own_rows, own_wl, total, voter_rows)
     n_tab = len(tables.items) + 1
     parts: list[list[int]] = [own_list[: p.own_items], recent_list]
     parts.extend(_best_voted(tables, u, summed, n_tab, p.covisit_items, p.recent_covisit_items))
@@ -518,7 +525,7 @@ def candidate_rows(
     n = len(picked)
     clipped = np.minimum(picked, size)  # the padding slot: outside the universe
     ti = u.to_table[clipped]
-    at = np.where(picked < u.n_model, picked, -1).astype(np.intp)
+    at = u.model_at[clipped]
     rows = np.zeros((n, len(FEATURES)))
     rows[:, _STATIC_AT] = u.static[clipped]
     if z is not None:
@@ -532,6 +539,7 @@ def candidate_rows(
         factor = 0.0 if landmark is None else 2.0 ** ((landmark - now) / tables.half_life_s)
         held = profile.weights
         raw = np.array([held.get(name, 0.0) for _, _, name in own], dtype=np.float64)
+        own_w = np.array(own_wl, dtype=np.float64)
         share_of_top = own_w / own_w[0] if own_w[0] else np.zeros(len(own))
         if len(own) <= min(p.own_items, n):
             # the usual case: the profile's items are the first candidates, in order
@@ -553,17 +561,19 @@ def candidate_rows(
     if row_of is None and (recent or profile.purchases):
         row_of = dict(zip(order, range(n), strict=True))
     if recent and row_of is not None:
-        r = np.array([row_of.get(j, -1) for j in recent_list], dtype=np.int64)
-        hit = r >= 0
-        touched_at = -np.array([t for t, _ in recent], dtype=np.float64)
-        rh = r[hit]
-        touch_rank = np.flatnonzero(hit)
-        block = np.empty((len(rh), 3))
-        block[:, 0] = 1.0
-        block[:, 1] = 1.0 / (1.0 + touch_rank)
-        block[:, 2] = np.log1p(np.maximum(0.0, now - touched_at) / HOUR)[hit]
-        rows[rh, 12:15] = block
-        touched = (rh, touch_rank)
+        # (candidate row, recency rank) of the remembered touches that are candidates
+        hits = [(r_, i) for i, j in enumerate(recent_list) if (r_ := row_of.get(j, -1)) >= 0]
+        if hits:
+            rh = np.array([r_ for r_, _ in hits], dtype=np.int64)
+            touch_rank = np.array([i for _, i in hits], dtype=np.int64)
+            # hours since each touch (IEEE operations: numpy's values), log1p'd as an array
+            hours = np.log1p(np.array([max(0.0, now - -t) / HOUR for t, _ in recent]))
+            block = np.empty((len(rh), 3))
+            block[:, 0] = 1.0
+            block[:, 1] = _inverse_ranks(len(recent))[touch_rank]
+            block[:, 2] = hours[touch_rank]
+            rows[rh, 12:15] = block
+            touched = (rh, touch_rank)
     for item, bought in profile.purchases.items():
         j = index.get(item)
         if j is None:
@@ -591,37 +601,41 @@ def candidate_rows(
 
 
 def _both_votes(
-    tables: HybridTables, own_rows: list[int], own_w: F64, total: float, voter_rows: list[int]
+    tables: HybridTables,
+    own_rows: list[int],
+    own_w: list[float],
+    total: float,
+    voter_rows: list[int],
 ) -> tuple[F64, I64]:
     """The ``covisit`` votes of the profile's items (table rows, -1: not in the tables; each
     votes by its share of ``total``) and then the ``covisit_recent`` votes of its newest
     touched items (the i-th by 1/(i+1)), per table position with a padding slot, 0, after
     each half; and the table rows of those newest items (as an array). One gather and one
     bincount for both (the second group's bins shifted past the first's), which adds every
-    bin's terms in the same order as two separate passes."""
+    bin's terms in the same order as two separate passes. The shares are divided in Python:
+    IEEE divisions, the values numpy's would be."""
     n = len(tables.items) + 1
     voters = np.array(voter_rows, dtype=np.int64)
-    first = [j for j in own_rows if j >= 0] if total > 0 else []
-    voting = [i for i, j in enumerate(voter_rows) if j >= 0]
-    if not first and not voting:
+    voting = [j for j in own_rows if j >= 0] if total > 0 else []
+    split = len(voting)
+    shares = [w / total for j, w in zip(own_rows, own_w, strict=True) if j >= 0] if split else []
+    for i, j in enumerate(voter_rows):
+        if j >= 0:
+            voting.append(j)
+            shares.append(1.0 / (1.0 + i))
+    if not voting:
         return np.zeros(2 * n), voters
-    rows = np.array(first + [voter_rows[i] for i in voting], dtype=np.int64)
-    share = np.empty(len(rows))
-    if first:
-        known = np.array([j >= 0 for j in own_rows])
-        share[: len(first)] = own_w[known] / total
-    share[len(first) :] = 1.0 / (1.0 + np.array(voting, dtype=np.float64))
-    lo, hi = tables.neighbour_ptr[rows], tables.neighbour_ptr[rows + 1]
-    length = hi - lo
+    rows = np.array(voting, dtype=np.int64)
+    lo, length = tables.neighbour_ptr[rows], tables.neighbour_len[rows]
     ends = np.cumsum(length)
     size = int(ends[-1])
     if size == 0:
         return np.zeros(2 * n), voters
     # the flat positions of all those rows: each row's start, then 0, 1, ... within it
     flat = np.repeat(lo - (ends - length), length) + np.arange(size)
-    edge = tables.neighbour_w64[flat] * np.repeat(share, length)
+    edge = tables.neighbour_w64[flat] * np.repeat(np.array(shares), length)
     target = tables.neighbour_idx[flat]
-    target[int(ends[len(first) - 1]) if first else 0 :] += n
+    target[int(ends[split - 1]) if split else 0 :] += n
     summed: F64 = np.bincount(target, weights=edge, minlength=2 * n).astype(np.float64, copy=False)
     return summed, voters
 
@@ -631,18 +645,23 @@ def _best_voted(
 ) -> list[list[int]]:
     """The universe positions of the ``k_own`` items with the most ``covisit`` votes and of
     the ``k_recent`` with the most ``covisit_recent`` votes (``summed``: both halves, ``n``
-    each), most first (ties: id)."""
-    voted = np.flatnonzero(summed > 0)  # the padding slots are 0, never voted
-    if not len(voted):
-        return []
-    second = voted >= n
-    item = voted - n * second
-    best = item[np.lexsort((tables.name_rank[item], -summed[voted], second))]
-    split = len(voted) - int(np.count_nonzero(second))
-    return [
-        u.from_table[best[:split][:k_own]].tolist(),
-        u.from_table[best[split:][:k_recent]].tolist(),
-    ]
+    each), most first (ties: id).
+
+    Each half sorts only the items that can be among its best: with more voted items than
+    places, those with at least the k-th largest vote (a partition finds it), ties at it
+    included, so the order and the cut are a full sort's."""
+    out: list[list[int]] = []
+    for half, k in ((summed[:n], k_own), (summed[n:], k_recent)):
+        voted = half > 0  # the padding slot is 0, never voted
+        count = int(np.count_nonzero(voted))
+        if count > k > 0:
+            kth = np.partition(half, n - k)[n - k]  # the k-th largest vote, > 0
+            some = np.flatnonzero(half >= kth)
+        else:
+            some = np.flatnonzero(voted)
+        best = some[np.lexsort((tables.name_rank[some], -half[some]))[: max(k, 0)]]
+        out.append(u.from_table[best].tolist())
+    return out
 
 
 def _inverse_ranks(k: int) -> F64:
