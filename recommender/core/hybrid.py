@@ -188,8 +188,9 @@ class HybridTables:
         # keys: one searchsorted finds the edges of many (voter, offered item) pairs (reasons)
         edge_key = sources * n + self.neighbour_idx
         by_key = np.lexsort((-self.neighbour_w64, edge_key))
-        self.edge_key: I64 = edge_key[by_key]
-        self.edge_w: F64 = self.neighbour_w64[by_key]
+        # and one more key past every real one (n x n), so a search never runs off the end
+        self.edge_key: I64 = np.append(edge_key[by_key], n * n)
+        self.edge_w: F64 = np.append(self.neighbour_w64[by_key], 0.0)
         half = max(1, self.params.popular_items // 2)
         ordered = [int(j) for j in np.lexsort((np.arange(n), -self.trend)) if self.trend[j] > 0]
         self.trending = [self.items[j] for j in ordered[:half]]
@@ -465,6 +466,23 @@ def candidate_rows(
     arrays (the profile's items, the candidates) and tables built at load
     (:class:`Universe`); ``tests/recommender/core/hybrid_reference.py`` keeps the plainer
     version it must agree with exactly."""
+    return _candidate_rows(tables, model, profile, now, z, weights)[:4]
+
+
+Voters = tuple[list[int], list[float]]
+"""The table rows (-1: not in the tables) and weights of a profile's items, strongest first."""
+
+
+def _candidate_rows(
+    tables: HybridTables,
+    model: Model | None,
+    profile: Profile,
+    now: float,
+    z: F64 | None,
+    weights: Mapping[str, float] | None,
+) -> tuple[I64, list[str], npt.NDArray[np.intp], F64, Voters]:
+    """:func:`candidate_rows`, and the profile's items as the co-visitation votes read them
+    (:class:`Voters`: what :meth:`HybridScorer.lifted_by_many` asks about next)."""
     p = tables.params
     u = universe(tables, model)
     size = len(u.names)
@@ -596,8 +614,8 @@ def candidate_rows(
             if c is not None:
                 share[c] = w_ / categories[0][0]
         rows[:, 11] = share[u.category[clipped]]
-    _fill_shapes(rows, touched)
-    return picked, extra, at, rows
+    _fill_candidate_shapes(rows, both, touched)
+    return picked, extra, at, rows, (own_rows, own_wl)
 
 
 def _both_votes(
@@ -712,6 +730,21 @@ def _fill_shapes(rows: F64, touched: tuple[I64, npt.NDArray[Any]] | None) -> Non
     rows[:, _AT["own_model"]] = rows[:, _AT["own"]] * rows[:, _AT["model"]]
 
 
+def _fill_candidate_shapes(rows: F64, both: F64, touched: tuple[I64, I64] | None) -> None:
+    """:func:`_fill_shapes` for :func:`candidate_rows`, from the vote columns it holds as one
+    array (``both``): the same values, in fewer numpy calls."""
+    logs = np.log1p(100.0 * both)
+    rows[:, _AT["log_covisit"]] = logs[0]
+    rows[:, _AT["log_covisit_recent"]] = logs[1]
+    rows[:, _AT["log_own_share"]] = np.log1p(100.0 * rows[:, _AT["own_share"]])
+    if touched is not None:
+        where, rank = touched
+        rows[where, _BINS_AT + np.searchsorted(_TOUCH_BINS, rank)] = 1.0
+        hours = rows[where, _AT["hours_since_touch"]]
+        rows[where, _AT["hours_since_touch_sq"]] = hours * hours
+    rows[:, _AT["own_model"]] = rows[:, _AT["own"]] * rows[:, _AT["model"]]
+
+
 def _best(z: F64, k: int) -> I64:
     """:func:`~recommender.core.scoring.top_k` of finite scores, as an array."""
     n = min(k, len(z))
@@ -783,10 +816,16 @@ class HybridScorer(ItemScorer):
         self.tables = tables
         self.plain = ItemScorer(model, purchase_exclusion_s=0.0)
         self._last_voters: tuple[Mapping[str, float], I64, list[int], list[float]] | None = None
+        self._scored: tuple[Mapping[str, float], Voters] | None = None
+        """The weights last scored and their :class:`Voters` (the reasons of that request
+        read them)."""
 
     def score(self, raw: F32, weights: Mapping[str, float], profile: Profile, now: float) -> Priced:
         z = self.plain.blend(raw, weights, profile, now)
-        _, _, at, rows = candidate_rows(self.tables, self.model, profile, now, z, weights)
+        _, _, at, rows, voters = _candidate_rows(
+            self.tables, self.model, profile, now, z, weights
+        )
+        self._scored = (weights, voters)
         return self.priced(z, at, rows, profile, now)
 
     def priced(
@@ -826,7 +865,7 @@ class HybridScorer(ItemScorer):
         offered item's voters."""
         t = self.tables
         out: list[str | None] = [None] * len(item_ids)
-        if t.coef[COVISIT] <= 0 or not len(t.edge_key):
+        if t.coef[COVISIT] <= 0 or len(t.edge_key) == 1:
             return out
         rows, rows_list, strength = self._voters_of(weights)
         want = [(i, j) for i, item in enumerate(item_ids) if (j := t.index.get(item)) is not None]
@@ -834,12 +873,13 @@ class HybridScorer(ItemScorer):
             return out
         targets = np.array([j for _, j in want], dtype=np.int64)
         keys = rows[:, None] * len(t.items) + targets
-        at = np.minimum(np.searchsorted(t.edge_key, keys), len(t.edge_key) - 1)
-        hit = (t.edge_key[at] == keys) & (rows[:, None] != targets)
-        voter, column = np.nonzero(hit)
+        at = np.searchsorted(t.edge_key, keys)  # the sentinel key: never past the end
+        voter, column = np.nonzero(t.edge_key[at] == keys)
         best: dict[int, tuple[float, float, str]] = {}
         edges = t.edge_w[at[voter, column]].tolist()
         for r, c, edge in zip(voter.tolist(), column.tolist(), edges, strict=True):
+            if rows_list[r] == want[c][1]:
+                continue  # an item listed as its own neighbour does not lift itself
             w = strength[r]
             key = (-w * edge, -w, t.items[rows_list[r]])
             held = best.get(c)
@@ -858,10 +898,16 @@ class HybridScorer(ItemScorer):
         last = self._last_voters
         if last is not None and last[0] is weights:
             return last[1], last[2], last[3]
-        index = self.tables.index
-        found = sorted(
-            (j, w) for item, w in item_weights(weights) if w > 0 and (j := index.get(item)) is not None
-        )
+        scored = self._scored
+        if scored is not None and scored[0] is weights:  # the items the candidate pass read
+            found = sorted((j, w) for j, w in zip(*scored[1], strict=True) if j >= 0 and w > 0)
+        else:
+            index = self.tables.index
+            found = sorted(
+                (j, w)
+                for item, w in item_weights(weights)
+                if w > 0 and (j := index.get(item)) is not None
+            )
         rows_list = [j for j, _ in found]
         rows = np.array(rows_list, dtype=np.int64)
         strength = [w for _, w in found]
