@@ -24,12 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from recommender.core.catalog import Catalog
 from recommender.core.events import Event, load_events
 from recommender.core.hybrid import HybridParams, moment
 from recommender.core.model import Model
-from recommender.core.profile import Profile
 from recommender.core.replay import Profiler
 from recommender.core.runtime import profile_params
 from recommender.core.settings import get_settings
@@ -40,30 +40,20 @@ from recommender.offline.training import train as fit
 from recommender.offline.tuning import Config
 
 METRICS = ("hr@10", "mrr@10")
+F64 = npt.NDArray[np.float64]
 
 
 class LambdaRank(Hybrid):
     """The hybrid's candidates and signals, ordered by LightGBM lambdarank trees fitted on the
     same moments (the linear weights the parent fits are not used to rank)."""
 
-    def _fit(self, timed, early, cut, catalog, model):  # type: ignore[no-untyped-def]
+    booster: Any = None
+
+    def _learn(
+        self, xs: list[F64], ys: list[F64], soon: list[tuple[F64, F64]]
+    ) -> tuple[F64, F64, float | None]:
         import lightgbm as lgb
 
-        out = super()._fit(timed, early, cut, catalog, model)
-        from recommender.offline.hybrid import build_tables
-
-        tables = build_tables(early, catalog, self.profiler, self.wanted, self.params)
-        profiles: dict[str, Profile] = {}
-        xs, ys = [], []
-        for event in timed:
-            profile = profiles.setdefault(event.user_id, Profile())
-            if (event.ts or 0.0) >= cut and event.type in self.wanted and event.item_id:
-                names, x = moment(tables, model, profile, event.ts or 0.0)
-                y = np.array([n == event.item_id for n in names], dtype=np.float64)
-                if y.any():
-                    xs.append(x)
-                    ys.append(y)
-            self.profiler.apply(profile, event)
         data = lgb.Dataset(np.vstack(xs), np.concatenate(ys), group=[len(x) for x in xs])
         params = {
             "objective": "lambdarank",
@@ -76,7 +66,7 @@ class LambdaRank(Hybrid):
             "verbose": -1,
         }
         self.booster = lgb.train(params, data, num_boost_round=100)
-        return out
+        return super()._learn(xs, ys, soon)
 
     def __call__(self, events: Sequence[Event]) -> list[str]:
         if not events:

@@ -83,10 +83,12 @@ SHAPES = (
     "touch_11_up",  # an older remembered touch
     "hours_since_touch_sq",  # hours_since_touch squared (0 when not remembered)
     "own_model",  # own x model: how the model's score counts for the shopper's own items
+    "category_popularity",  # category x popularity: popular in the shopper's categories
 )
 """Signals derived from :data:`BASE` (:func:`shapes`): a linear ranker over them can follow
 a curve (the chance of a return falls off steeply with recency rank, then flattens) and
-votes as factors, instead of one straight line per signal."""
+votes as factors, instead of one straight line per signal; and a product where a signal only
+counts together with another (popularity counts in the shopper's own categories)."""
 
 FEATURES = BASE + SHAPES
 
@@ -112,7 +114,7 @@ class HybridParams:
     """Stretches of ``validation_share`` each, the newest last: the ranker learns from the
     moments of the last ``folds x validation_share`` of the training time, each stretch's read
     with tables and a LightFM model fitted on what came before it (offline only). More moments
-    for a ranker of 28 weights on a small shop; each stretch costs one LightFM fit."""
+    for a ranker of 29 weights on a small shop; each stretch costs one LightFM fit."""
     trend_half_life_s: float = 24 * HOUR
     max_moments: int = 5000
     """Training moments used at most per stretch (an even sample of them beyond that)."""
@@ -280,11 +282,25 @@ class HybridTables:
             "info": self.info,
         }
 
+    @staticmethod
+    def reads(features: Any) -> bool:
+        """Tables fitted on these signals can serve here: :data:`FEATURES` or, from an older
+        zmot, its first ones (signals are only ever appended)."""
+        known = [str(name) for name in features] if isinstance(features, list) else []
+        return bool(known) and known == list(FEATURES[: len(known)])
+
     @classmethod
     def load(cls, directory: Path, meta: dict[str, Any]) -> HybridTables:
-        """The tables :meth:`save` wrote; ModelError when they are missing or do not fit."""
-        if list(meta.get("features", [])) != list(FEATURES):
+        """The tables :meth:`save` wrote; ModelError when they are missing or do not fit.
+
+        Tables of an older zmot whose signals are the first of :data:`FEATURES` (signals are
+        only ever appended) load with weight 0 on the signals they did not know, so they rank
+        exactly as they did."""
+        if not cls.reads(meta.get("features", [])):
             raise ModelError(f"{directory}: hybrid signals {meta.get('features')} unknown here")
+        missing = len(FEATURES) - len(meta["features"])
+        if missing:
+            log.info("%s: hybrid signals %s are new here: weight 0", directory, FEATURES[-missing:])
         path = directory / str(meta.get("file", FILE))
         try:
             arrays = np.load(path, allow_pickle=False)
@@ -299,8 +315,8 @@ class HybridTables:
                 item_category=arrays["item_category"].astype(np.int64),
                 params=HybridParams(**meta.get("params", {})),
                 half_life_s=float(meta["half_life_s"]),
-                weights=arrays["weights"].astype(np.float64),
-                spread=arrays["spread"].astype(np.float64),
+                weights=np.append(arrays["weights"].astype(np.float64), np.zeros(missing)),
+                spread=np.append(arrays["spread"].astype(np.float64), np.ones(missing)),
                 info=dict(meta.get("info", {})),
                 offset=None if meta.get("offset") is None else float(meta["offset"]),
                 purchase_rule=meta.get("purchase_rule", True) is not False,
@@ -728,6 +744,7 @@ def _fill_shapes(rows: F64, touched: tuple[I64, npt.NDArray[Any]] | None) -> Non
         hours = rows[where, _AT["hours_since_touch"]]
         rows[where, _AT["hours_since_touch_sq"]] = hours * hours
     rows[:, _AT["own_model"]] = rows[:, _AT["own"]] * rows[:, _AT["model"]]
+    rows[:, _AT["category_popularity"]] = rows[:, _AT["category"]] * rows[:, _AT["popularity"]]
 
 
 def _fill_candidate_shapes(rows: F64, both: F64, touched: tuple[I64, I64] | None) -> None:

@@ -203,10 +203,10 @@ class Model:
             raise ModelError(f"{meta_path}: format {meta.get('format')!r}, expected {FORMAT!r}")
         hybrid = None
         if "hybrid" in meta:
-            from recommender.core.hybrid import FEATURES, HybridTables
+            from recommender.core.hybrid import HybridTables
 
             entry = dict(meta["hybrid"])
-            if list(entry.get("features", [])) == list(FEATURES):
+            if HybridTables.reads(entry.get("features", [])):
                 hybrid = HybridTables.load(directory, entry)
             else:  # an artifact of another zmot version: its ranker reads other signals
                 logging.getLogger(__name__).warning(

@@ -182,6 +182,15 @@ class Hybrid:
         """The ranker's weights on standardised signals, the signals' spread and the offset of
         its logit on raw signals, fitted on the moments of ``stretches`` (see the module doc;
         the offset on the newest stretch's only); zeros and no offset when too few."""
+        return self._learn(*self._moments(timed, stretches))
+
+    def _moments(
+        self, timed: Sequence[Event], stretches: Sequence[Stretch]
+    ) -> tuple[list[F64], list[F64], list[tuple[F64, F64]]]:
+        """The training moments of ``stretches``: the signals and labels (1: the target) of
+        each moment whose candidates hold its target, and, for the newest stretch's moments,
+        the signals and which candidates are due within the horizon (for the offset). Sets
+        :attr:`n_moments` and :attr:`candidate_recall`."""
         profiles: dict[str, Profile] = {}
         budget = self.params.max_moments
         moments: dict[int, Stretch] = {}
@@ -217,6 +226,13 @@ class Hybrid:
             self.profiler.apply(profile, event)
         self.n_moments = len(moments)
         self.candidate_recall = len(xs) / max(1, len(moments))
+        return xs, ys, soon
+
+    def _learn(
+        self, xs: list[F64], ys: list[F64], soon: list[tuple[F64, F64]]
+    ) -> tuple[F64, F64, float | None]:
+        """:meth:`_fit`'s weights, spread and offset from :meth:`_moments`' output; also runs
+        the purchase rule test on the same moments."""
         zeros, ones = np.zeros(len(FEATURES)), np.ones(len(FEATURES))
         if len(xs) < 5:
             return zeros, ones, None  # too little to learn from: candidates keep their order

@@ -227,6 +227,7 @@ def shapes(base: F64) -> F64:
             bins,
             hours * hours,
             base[:, _AT["own"]] * base[:, _AT["model"]],
+            base[:, _AT["category"]] * base[:, _AT["popularity"]],
         )
     )
     return out

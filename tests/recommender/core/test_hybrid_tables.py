@@ -141,5 +141,40 @@ def test_shapes_bin_the_recency_rank_and_log_the_votes() -> None:
     assert not out[-1, [col[b] for b in SHAPES[3:9]]].any()
     assert out[0, col["hours_since_touch_sq"]] == 4.0 and out[-1, col["hours_since_touch_sq"]] == 0
     assert out[0, col["own_model"]] == 1.5 and out[1, col["own_model"]] == 0.0
+    assert not out[:, col["category_popularity"]].any()  # no category weight: 0
+    base[:, at["category"]] = np.linspace(0.0, 1.0, len(base))
+    base[:, at["popularity"]] = np.arange(len(base), dtype=np.float64)
+    again = shapes(base)[:, col["category_popularity"]]
+    assert np.array_equal(again, base[:, at["category"]] * base[:, at["popularity"]])
+    assert again[-1] == again.max() > 0  # strong category, popular: the largest
     assert np.allclose(out[:, col["log_covisit"]], np.log1p(50.0))
     assert not out[:, col["log_covisit_recent"]].any()  # no votes: 0, as for a new shopper
+
+
+def test_tables_of_an_older_zmot_load_with_weight_0_on_signals_added_since(
+    tmp_path: Path,
+) -> None:
+    """Signals are only appended: tables written before the last ones existed still serve,
+    and rank as they did (the new signals weigh nothing)."""
+    old = tables()
+    old.weights[FEATURES.index("popularity")] = 0.7
+    with_tables = model()
+    with_tables.hybrid = old
+    with_tables.save(tmp_path)
+    kept = len(FEATURES) - 1  # as written by a zmot without the newest signal
+    meta = json.loads((tmp_path / "meta.json").read_text())
+    meta["hybrid"]["features"] = list(FEATURES[:kept])
+    (tmp_path / "meta.json").write_text(json.dumps(meta))
+    arrays = dict(np.load(tmp_path / "hybrid.npz"))
+    arrays["weights"], arrays["spread"] = arrays["weights"][:kept], arrays["spread"][:kept]
+    np.savez(tmp_path / "hybrid.npz", **arrays)
+    back = Model.load(tmp_path).hybrid
+    assert back is not None
+    assert back.weights.shape == (len(FEATURES),) and back.weights[-1] == 0.0
+    np.testing.assert_array_equal(back.weights[:kept], old.weights[:kept])
+    assert back.spread[-1] == 1.0
+    profile = Profiler(CATALOG).replay([viewed("tv-1")])["u"]
+    assert rank(back, None, profile, T0, 10) == rank(old, None, profile, T0, 10)
+    meta["hybrid"]["features"] = list(FEATURES[1:kept])  # not a prefix: another zmot's
+    (tmp_path / "meta.json").write_text(json.dumps(meta))
+    assert Model.load(tmp_path).hybrid is None

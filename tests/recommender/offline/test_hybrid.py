@@ -103,6 +103,45 @@ def test_hybrid_learns_that_the_purchase_memory_decides() -> None:
     assert hit_at_1(hybrid, cases) >= 0.9
 
 
+def bestseller_history(users: range) -> tuple[list[Event], Catalog]:
+    """Shoppers of ten categories: each views an item nobody else knows, then the bestseller
+    of its category. A crowd makes five items of categories nobody shops in far more popular
+    than any bestseller, and each category holds a rarely viewed item besides: popularity alone
+    points to the crowd's items, the category alone does not tell its items apart, and no
+    item ever co-occurs with the shopper's first one."""
+    events: list[Event] = []
+    items: dict[str, Item] = {}
+    for k in range(15):
+        for name in (f"best{k}", f"rare{k}", f"crowd{k}"):
+            items[name] = Item(name, category=f"c{k}")
+    for c in range(10, 15):  # the crowd: 40 views of each of its five items, early on
+        for v in range(40):
+            events.append(event(f"crowd{v}", f"crowd{c}", T0 - 2 * DAY + (c * 40 + v) * MINUTE))
+    for k in range(10):
+        events.append(event(f"lurker{k}", f"rare{k}", T0 - DAY))
+    for u in users:
+        k, start = u % 10, T0 + u * 4 * HOUR
+        items[f"first{u}"] = Item(f"first{u}", category=f"c{k}")
+        events.append(event(f"u{u}", f"first{u}", start))
+        events.append(event(f"u{u}", f"best{k}", start + MINUTE))
+    return events, Catalog(items)
+
+
+def test_hybrid_learns_what_is_popular_in_the_shoppers_category() -> None:
+    events, _ = bestseller_history(range(80))
+    later, catalog = bestseller_history(range(200, 230))  # new shoppers, new first items
+    catalog.items.update(bestseller_history(range(80))[1].items)
+    hybrid = Hybrid(events, catalog, Profiler(catalog), None, fit_model=no_model)
+    w = hybrid.weights
+    assert w["category_popularity"] > 0.5
+    assert w["category_popularity"] > max(w["popularity"], w["trend"])
+    cases = []
+    for u in range(200, 230):
+        mine = [e for e in later if e.user_id == f"u{u}"]
+        cases.append((mine[:-1], mine[-1].item_id or ""))
+    assert hit_at_1(hybrid, cases) >= 0.9
+
+
 def moving_on_history(users: range) -> list[Event]:
     """Each shopper compares two TVs, buys one, then looks at wall mounts: nobody comes back
     to the TV they bought."""
