@@ -760,6 +760,7 @@ def _fill_candidate_shapes(rows: F64, both: F64, touched: tuple[I64, I64] | None
         hours = rows[where, _AT["hours_since_touch"]]
         rows[where, _AT["hours_since_touch_sq"]] = hours * hours
     rows[:, _AT["own_model"]] = rows[:, _AT["own"]] * rows[:, _AT["model"]]
+    rows[:, _AT["category_popularity"]] = rows[:, _AT["category"]] * rows[:, _AT["popularity"]]
 
 
 def _best(z: F64, k: int) -> I64:
