@@ -7,7 +7,7 @@ Request bodies of ``POST /v1/events`` are deliberately *not* modelled here: they
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -74,6 +74,41 @@ class AcceptedResponse(BaseModel):
     )
 
 
+_M = TypeVar("_M", bound=BaseModel)
+_PLAIN: dict[type[BaseModel], bool] = {}
+
+
+def _plain(cls: type[BaseModel]) -> bool:
+    """The model has no alias, no post-init and no extra fields: ``model_construct`` with a
+    value for every field only fills ``__dict__`` and the set of fields."""
+    plain = _PLAIN.get(cls)
+    if plain is None:
+        plain = _PLAIN[cls] = (
+            not cls.__pydantic_post_init__
+            and not cls.__pydantic_root_model__
+            and cls.model_config.get("extra") != "allow"
+            and all(
+                f.alias is None and f.validation_alias is None
+                for f in cls.__pydantic_fields__.values()
+            )
+        )
+    return plain
+
+
+def constructed(cls: type[_M], values: dict[str, Any]) -> _M:
+    """``cls.model_construct(**values)`` (no validation: every value already has its field's
+    type), without its generic loop over the fields when ``values`` names every field of a
+    plain model (:func:`_plain`): the same object, built for each offer of every answer."""
+    if values.keys() != cls.__pydantic_fields__.keys() or not _plain(cls):
+        return cls.model_construct(**values)
+    m = cls.__new__(cls)
+    object.__setattr__(m, "__dict__", values)
+    object.__setattr__(m, "__pydantic_fields_set__", set(values))
+    object.__setattr__(m, "__pydantic_extra__", None)
+    object.__setattr__(m, "__pydantic_private__", None)
+    return m
+
+
 class OfferOut(BaseModel):
     """One offer with its score and the reasons behind it."""
 
@@ -105,18 +140,21 @@ class OfferOut(BaseModel):
         offer = scored.offer
         item = scored.item if scored.item is not None else catalog.get(offer.item_id)
         debug = scored.debug
-        return cls.model_construct(
-            offer_id=str(offer.offer_id),
-            item_id=str(offer.item_id),
-            title=str(offer.title),
-            category=item.category if item is not None else None,
-            score=float(scored.score),
-            reasons=[str(r) for r in scored.reasons],
-            policy=str(scored.policy),
-            probability=float(scored.probability),
-            debug=None
-            if debug is None
-            else {k: None if v is None else float(v) for k, v in debug.items()},
+        return constructed(
+            cls,
+            {
+                "offer_id": str(offer.offer_id),
+                "item_id": str(offer.item_id),
+                "title": str(offer.title),
+                "category": item.category if item is not None else None,
+                "score": float(scored.score),
+                "reasons": [str(r) for r in scored.reasons],
+                "policy": str(scored.policy),
+                "probability": float(scored.probability),
+                "debug": None
+                if debug is None
+                else {k: None if v is None else float(v) for k, v in debug.items()},
+            },
         )
 
 
@@ -163,19 +201,22 @@ class NextBestOfferResponse(BaseModel):
         experiment: str | None = None,
         arm: str | None = None,
     ) -> NextBestOfferResponse:
-        return cls.model_construct(  # values of the fields' types: see OfferOut.from_scored
-            user_id=user_id,
-            offers=[OfferOut.from_scored(s, catalog) for s in decision.offers],
-            model_version=model_version,
-            fallback=bool(decision.fallback),
-            placement=placement,
-            stage=decision.stage,
-            decision_id=decision.decision_id or None,
-            catalog_version=catalog_version,
-            note=decision.note,
-            personalised=bool(personalised),
-            experiment=experiment,
-            arm=arm,
+        return constructed(  # values of the fields' types: see OfferOut.from_scored
+            cls,
+            {
+                "user_id": user_id,
+                "offers": [OfferOut.from_scored(s, catalog) for s in decision.offers],
+                "model_version": model_version,
+                "fallback": bool(decision.fallback),
+                "placement": placement,
+                "stage": decision.stage,
+                "decision_id": decision.decision_id or None,
+                "catalog_version": catalog_version,
+                "note": decision.note,
+                "personalised": bool(personalised),
+                "experiment": experiment,
+                "arm": arm,
+            },
         )
 
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from itertools import chain
 from pathlib import Path
@@ -183,15 +183,16 @@ class HybridTables:
         self.popularity_pad = np.append(self.popularity, np.float32(0.0))
         self.trend_pad = np.append(self.trend, np.float32(0.0))
         self.item_category_pad = np.append(self.item_category, -1)
-        # the same matrix by column: who has item j among its neighbours (for reasons)
-        by_target = np.argsort(self.neighbour_idx, kind="stable")
-        sources = np.repeat(np.arange(n), np.diff(self.neighbour_ptr))
-        self.voter_ptr = np.concatenate(
-            ([0], np.cumsum(np.bincount(self.neighbour_idx, minlength=n)))
-        )
-        self.voter_idx = sources[by_target]
-        self.voter_w = self.neighbour_w64[by_target]
+        self.neighbour_len: I64 = np.diff(self.neighbour_ptr)
+        sources = np.repeat(np.arange(n), self.neighbour_len)
         self.name_rank = np.argsort(np.argsort(np.array(self.items, dtype=np.str_), kind="stable"))
+        # every edge by (source row x n + target), ascending, the strongest first among equal
+        # keys: one searchsorted finds the edges of many (voter, offered item) pairs (reasons)
+        edge_key = sources * n + self.neighbour_idx
+        by_key = np.lexsort((-self.neighbour_w64, edge_key))
+        # and one more key past every real one (n x n), so a search never runs off the end
+        self.edge_key: I64 = np.append(edge_key[by_key], n * n)
+        self.edge_w: F64 = np.append(self.neighbour_w64[by_key], 0.0)
         half = max(1, self.params.popular_items // 2)
         ordered = [int(j) for j in np.lexsort((np.arange(n), -self.trend)) if self.trend[j] > 0]
         self.trending = [self.items[j] for j in ordered[:half]]
@@ -405,6 +406,9 @@ class Universe:
     padding slot): what every candidate reads from the model and the tables alone."""
     category: I64
     """The tables' category of each universe position (-1: none), padding slot included."""
+    model_at: npt.NDArray[np.intp]
+    """The model position of each universe position (-1: not a model item), padding slot
+    included."""
     table_row: dict[str, int]
     """Item -> table position, for the items of the tables."""
 
@@ -424,6 +428,8 @@ def universe(tables: HybridTables, model: Model | None) -> Universe:
     from_table = np.array([index[item] for item in tables.items], dtype=np.int64)
     to_table[from_table] = np.arange(len(tables.items))
 
+    model_at = np.full(len(names) + 1, -1, dtype=np.intp)
+    model_at[:n_model] = np.arange(n_model)
     static = np.zeros((len(names) + 1, len(STATIC)))
     static[:n_model, 0] = 1.0  # in_model
     static[:, 1] = tables.popularity_pad[to_table]
@@ -438,6 +444,7 @@ def universe(tables: HybridTables, model: Model | None) -> Universe:
         trending_in={c: [index[item] for item in items] for c, items in tables.trending_in.items()},
         static=static,
         category=tables.item_category_pad[to_table],
+        model_at=model_at,
         table_row=dict(tables.index),
     )
     tables.bound = (model, made)
@@ -475,6 +482,23 @@ def candidate_rows(
     arrays (the profile's items, the candidates) and tables built at load
     (:class:`Universe`); ``tests/recommender/core/hybrid_reference.py`` keeps the plainer
     version it must agree with exactly."""
+    return _candidate_rows(tables, model, profile, now, z, weights)[:4]
+
+
+Voters = tuple[list[int], list[float]]
+"""The table rows (-1: not in the tables) and weights of a profile's items, strongest first."""
+
+
+def _candidate_rows(
+    tables: HybridTables,
+    model: Model | None,
+    profile: Profile,
+    now: float,
+    z: F64 | None,
+    weights: Mapping[str, float] | None,
+) -> tuple[I64, list[str], npt.NDArray[np.intp], F64, Voters]:
+    """:func:`candidate_rows`, and the profile's items as the co-visitation votes read them
+    (:class:`Voters`: what :meth:`HybridScorer.lifted_by_many` asks about next)."""
     p = tables.params
     u = universe(tables, model)
     size = len(u.names)
@@ -515,12 +539,12 @@ def candidate_rows(
     own_list = positions(own_items_)
     recent_items = [item for _, item in recent]
     recent_list = positions(recent_items)
-    own_w = np.array([-w for w, _, _ in own], dtype=np.float64)
-    total = sum(-w for w, _, _ in own)
+    own_wl = [-w for w, _, _ in own]
+    total = sum(own_wl)
     table_row = u.table_row
     own_rows = [table_row.get(item, -1) for item in own_items_]
     voter_rows = [table_row.get(item, -1) for item in recent_items[: p.recent_voters]]
-    summed, voters = _both_votes(tables, own_rows, own_w, total, voter_rows)
+    summed, voters = _both_votes(tables, own_rows, own_wl, total, voter_rows)
     n_tab = len(tables.items) + 1
     parts: list[list[int]] = [own_list[: p.own_items], recent_list]
     parts.extend(_best_voted(tables, u, summed, n_tab, p.covisit_items, p.recent_covisit_items))
@@ -535,7 +559,7 @@ def candidate_rows(
     n = len(picked)
     clipped = np.minimum(picked, size)  # the padding slot: outside the universe
     ti = u.to_table[clipped]
-    at = np.where(picked < u.n_model, picked, -1).astype(np.intp)
+    at = u.model_at[clipped]
     rows = np.zeros((n, len(FEATURES)))
     rows[:, _STATIC_AT] = u.static[clipped]
     if z is not None:
@@ -549,6 +573,7 @@ def candidate_rows(
         factor = 0.0 if landmark is None else 2.0 ** ((landmark - now) / tables.half_life_s)
         held = profile.weights
         raw = np.array([held.get(name, 0.0) for _, _, name in own], dtype=np.float64)
+        own_w = np.array(own_wl, dtype=np.float64)
         share_of_top = own_w / own_w[0] if own_w[0] else np.zeros(len(own))
         if len(own) <= min(p.own_items, n):
             # the usual case: the profile's items are the first candidates, in order
@@ -570,17 +595,19 @@ def candidate_rows(
     if row_of is None and (recent or profile.purchases):
         row_of = dict(zip(order, range(n), strict=True))
     if recent and row_of is not None:
-        r = np.array([row_of.get(j, -1) for j in recent_list], dtype=np.int64)
-        hit = r >= 0
-        touched_at = -np.array([t for t, _ in recent], dtype=np.float64)
-        rh = r[hit]
-        touch_rank = np.flatnonzero(hit)
-        block = np.empty((len(rh), 3))
-        block[:, 0] = 1.0
-        block[:, 1] = 1.0 / (1.0 + touch_rank)
-        block[:, 2] = np.log1p(np.maximum(0.0, now - touched_at) / HOUR)[hit]
-        rows[rh, 12:15] = block
-        touched = (rh, touch_rank)
+        # (candidate row, recency rank) of the remembered touches that are candidates
+        hits = [(r_, i) for i, j in enumerate(recent_list) if (r_ := row_of.get(j, -1)) >= 0]
+        if hits:
+            rh = np.array([r_ for r_, _ in hits], dtype=np.int64)
+            touch_rank = np.array([i for _, i in hits], dtype=np.int64)
+            # hours since each touch (IEEE operations: numpy's values), log1p'd as an array
+            hours = np.log1p(np.array([max(0.0, now - -t) / HOUR for t, _ in recent]))
+            block = np.empty((len(rh), 3))
+            block[:, 0] = 1.0
+            block[:, 1] = _inverse_ranks(len(recent))[touch_rank]
+            block[:, 2] = hours[touch_rank]
+            rows[rh, 12:15] = block
+            touched = (rh, touch_rank)
     for item, bought in profile.purchases.items():
         j = index.get(item)
         if j is None:
@@ -603,42 +630,46 @@ def candidate_rows(
             if c is not None:
                 share[c] = w_ / categories[0][0]
         rows[:, 11] = share[u.category[clipped]]
-    _fill_shapes(rows, touched)
-    return picked, extra, at, rows
+    _fill_candidate_shapes(rows, both, touched)
+    return picked, extra, at, rows, (own_rows, own_wl)
 
 
 def _both_votes(
-    tables: HybridTables, own_rows: list[int], own_w: F64, total: float, voter_rows: list[int]
+    tables: HybridTables,
+    own_rows: list[int],
+    own_w: list[float],
+    total: float,
+    voter_rows: list[int],
 ) -> tuple[F64, I64]:
     """The ``covisit`` votes of the profile's items (table rows, -1: not in the tables; each
     votes by its share of ``total``) and then the ``covisit_recent`` votes of its newest
     touched items (the i-th by 1/(i+1)), per table position with a padding slot, 0, after
     each half; and the table rows of those newest items (as an array). One gather and one
     bincount for both (the second group's bins shifted past the first's), which adds every
-    bin's terms in the same order as two separate passes."""
+    bin's terms in the same order as two separate passes. The shares are divided in Python:
+    IEEE divisions, the values numpy's would be."""
     n = len(tables.items) + 1
     voters = np.array(voter_rows, dtype=np.int64)
-    first = [j for j in own_rows if j >= 0] if total > 0 else []
-    voting = [i for i, j in enumerate(voter_rows) if j >= 0]
-    if not first and not voting:
+    voting = [j for j in own_rows if j >= 0] if total > 0 else []
+    split = len(voting)
+    shares = [w / total for j, w in zip(own_rows, own_w, strict=True) if j >= 0] if split else []
+    for i, j in enumerate(voter_rows):
+        if j >= 0:
+            voting.append(j)
+            shares.append(1.0 / (1.0 + i))
+    if not voting:
         return np.zeros(2 * n), voters
-    rows = np.array(first + [voter_rows[i] for i in voting], dtype=np.int64)
-    share = np.empty(len(rows))
-    if first:
-        known = np.array([j >= 0 for j in own_rows])
-        share[: len(first)] = own_w[known] / total
-    share[len(first) :] = 1.0 / (1.0 + np.array(voting, dtype=np.float64))
-    lo, hi = tables.neighbour_ptr[rows], tables.neighbour_ptr[rows + 1]
-    length = hi - lo
+    rows = np.array(voting, dtype=np.int64)
+    lo, length = tables.neighbour_ptr[rows], tables.neighbour_len[rows]
     ends = np.cumsum(length)
     size = int(ends[-1])
     if size == 0:
         return np.zeros(2 * n), voters
     # the flat positions of all those rows: each row's start, then 0, 1, ... within it
     flat = np.repeat(lo - (ends - length), length) + np.arange(size)
-    edge = tables.neighbour_w64[flat] * np.repeat(share, length)
+    edge = tables.neighbour_w64[flat] * np.repeat(np.array(shares), length)
     target = tables.neighbour_idx[flat]
-    target[int(ends[len(first) - 1]) if first else 0 :] += n
+    target[int(ends[split - 1]) if split else 0 :] += n
     summed: F64 = np.bincount(target, weights=edge, minlength=2 * n).astype(np.float64, copy=False)
     return summed, voters
 
@@ -648,18 +679,23 @@ def _best_voted(
 ) -> list[list[int]]:
     """The universe positions of the ``k_own`` items with the most ``covisit`` votes and of
     the ``k_recent`` with the most ``covisit_recent`` votes (``summed``: both halves, ``n``
-    each), most first (ties: id)."""
-    voted = np.flatnonzero(summed > 0)  # the padding slots are 0, never voted
-    if not len(voted):
-        return []
-    second = voted >= n
-    item = voted - n * second
-    best = item[np.lexsort((tables.name_rank[item], -summed[voted], second))]
-    split = len(voted) - int(np.count_nonzero(second))
-    return [
-        u.from_table[best[:split][:k_own]].tolist(),
-        u.from_table[best[split:][:k_recent]].tolist(),
-    ]
+    each), most first (ties: id).
+
+    Each half sorts only the items that can be among its best: with more voted items than
+    places, those with at least the k-th largest vote (a partition finds it), ties at it
+    included, so the order and the cut are a full sort's."""
+    out: list[list[int]] = []
+    for half, k in ((summed[:n], k_own), (summed[n:], k_recent)):
+        voted = half > 0  # the padding slot is 0, never voted
+        count = int(np.count_nonzero(voted))
+        if count > k > 0:
+            kth = np.partition(half, n - k)[n - k]  # the k-th largest vote, > 0
+            some = np.flatnonzero(half >= kth)
+        else:
+            some = np.flatnonzero(voted)
+        best = some[np.lexsort((tables.name_rank[some], -half[some]))[: max(k, 0)]]
+        out.append(u.from_table[best].tolist())
+    return out
 
 
 def _inverse_ranks(k: int) -> F64:
@@ -711,6 +747,22 @@ def _fill_shapes(rows: F64, touched: tuple[I64, npt.NDArray[Any]] | None) -> Non
     rows[:, _AT["category_popularity"]] = rows[:, _AT["category"]] * rows[:, _AT["popularity"]]
 
 
+def _fill_candidate_shapes(rows: F64, both: F64, touched: tuple[I64, I64] | None) -> None:
+    """:func:`_fill_shapes` for :func:`candidate_rows`, from the vote columns it holds as one
+    array (``both``): the same values, in fewer numpy calls."""
+    logs = np.log1p(100.0 * both)
+    rows[:, _AT["log_covisit"]] = logs[0]
+    rows[:, _AT["log_covisit_recent"]] = logs[1]
+    rows[:, _AT["log_own_share"]] = np.log1p(100.0 * rows[:, _AT["own_share"]])
+    if touched is not None:
+        where, rank = touched
+        rows[where, _BINS_AT + np.searchsorted(_TOUCH_BINS, rank)] = 1.0
+        hours = rows[where, _AT["hours_since_touch"]]
+        rows[where, _AT["hours_since_touch_sq"]] = hours * hours
+    rows[:, _AT["own_model"]] = rows[:, _AT["own"]] * rows[:, _AT["model"]]
+    rows[:, _AT["category_popularity"]] = rows[:, _AT["category"]] * rows[:, _AT["popularity"]]
+
+
 def _best(z: F64, k: int) -> I64:
     """:func:`~recommender.core.scoring.top_k` of finite scores, as an array."""
     n = min(k, len(z))
@@ -747,12 +799,11 @@ def rank(
 
 
 COVISIT = FEATURES.index("covisit")
-_FEW_VOTERS = 48
-"""Up to this many co-visitation voters for an item, :meth:`HybridScorer.lifted_by` loops."""
 
 
 def sigmoid(z: F64) -> F64:
-    out: F64 = 1.0 / (1.0 + np.exp(-np.clip(z, -50.0, 50.0)))
+    # np.clip's bounds as two ufuncs (np.clip's Python layer costs more than both)
+    out: F64 = 1.0 / (1.0 + np.exp(-np.minimum(np.maximum(z, -50.0), 50.0)))
     return out
 
 
@@ -783,11 +834,15 @@ class HybridScorer(ItemScorer):
         )
         self.tables = tables
         self.plain = ItemScorer(model, purchase_exclusion_s=0.0)
-        self._last_voters: tuple[Mapping[str, float], I64, F64, dict[int, float]] | None = None
+        self._last_voters: tuple[Mapping[str, float], I64, list[int], list[float]] | None = None
+        self._scored: tuple[Mapping[str, float], Voters] | None = None
+        """The weights last scored and their :class:`Voters` (the reasons of that request
+        read them)."""
 
     def score(self, raw: F32, weights: Mapping[str, float], profile: Profile, now: float) -> Priced:
         z = self.plain.blend(raw, weights, profile, now)
-        _, _, at, rows = candidate_rows(self.tables, self.model, profile, now, z, weights)
+        _, _, at, rows, voters = _candidate_rows(self.tables, self.model, profile, now, z, weights)
+        self._scored = (weights, voters)
         return self.priced(z, at, rows, profile, now)
 
     def priced(
@@ -797,13 +852,14 @@ class HybridScorer(ItemScorer):
         positions and signals."""
         index = self.model.item_index
         known = at >= 0
+        where = at[known]
         logit = self.tables.logits(rows[known])
         scores: F64 = z - z.max() if len(z) else z.copy()
         if len(logit):
             scores += float(logit.min()) - 1.0
-        scores[at[known]] = logit
+        scores[where] = logit
         propensity = np.zeros(len(z))
-        propensity[at[known]] = sigmoid(logit)
+        propensity[where] = sigmoid(logit)
         for item in self.excluded(profile, now):
             bought = index.get(item)
             if bought is not None:
@@ -817,53 +873,64 @@ class HybridScorer(ItemScorer):
         """The profile item whose co-visitation vote for ``item_id`` is the largest (ties: the
         stronger item, then the id), when the ranker counts co-visitation for an item (a
         positive weight) and some item voted."""
-        t = self.tables
-        target = t.index.get(item_id)
-        if target is None or t.coef[COVISIT] <= 0:
-            return None
-        rows, strength, by_row = self._voters_of(weights)
-        lo, hi = int(t.voter_ptr[target]), int(t.voter_ptr[target + 1])
-        if lo == hi or not by_row:
-            return None
-        if hi - lo <= _FEW_VOTERS:  # a loop beats a dozen numpy calls on a short column
-            best: tuple[float, float, str] | None = None
-            edges = zip(t.voter_idx[lo:hi].tolist(), t.voter_w[lo:hi].tolist(), strict=True)
-            for j, edge in edges:
-                w = by_row.get(j)
-                if w is not None and j != target:
-                    key = (-w * edge, -w, t.items[j])
-                    if best is None or key < best:
-                        best = key
-            return None if best is None else best[2]
-        voters = t.voter_idx[lo:hi]
-        at = np.minimum(np.searchsorted(rows, voters), len(rows) - 1)
-        hit = (rows[at] == voters) & (voters != target)
-        if not hit.any():
-            return None
-        voters, w_ = voters[hit], strength[at[hit]]
-        top = np.lexsort((t.name_rank[voters], -w_, -(w_ * t.voter_w[lo:hi][hit])))[0]
-        return t.items[int(voters[top])]
+        return self.lifted_by_many(weights, [item_id])[0]
 
-    def _voters_of(self, weights: Mapping[str, float]) -> tuple[I64, F64, dict[int, float]]:
-        """Table rows (ascending) and weights of the profile's items with a positive weight,
-        also as a dict.
+    def lifted_by_many(
+        self, weights: Mapping[str, float], item_ids: Sequence[str]
+    ) -> list[str | None]:
+        """:meth:`lifted_by` of each of ``item_ids`` (an answer's offers), with one
+        searchsorted for every (profile item, offered item) pair instead of a pass over each
+        offered item's voters."""
+        t = self.tables
+        out: list[str | None] = [None] * len(item_ids)
+        if t.coef[COVISIT] <= 0 or len(t.edge_key) == 1:
+            return out
+        rows, rows_list, strength = self._voters_of(weights)
+        want = [(i, j) for i, item in enumerate(item_ids) if (j := t.index.get(item)) is not None]
+        if not want or not rows_list:
+            return out
+        targets = np.array([j for _, j in want], dtype=np.int64)
+        keys = rows[:, None] * len(t.items) + targets
+        at = np.searchsorted(t.edge_key, keys)  # the sentinel key: never past the end
+        voter, column = np.nonzero(t.edge_key[at] == keys)
+        best: dict[int, tuple[float, float, str]] = {}
+        edges = t.edge_w[at[voter, column]].tolist()
+        for r, c, edge in zip(voter.tolist(), column.tolist(), edges, strict=True):
+            if rows_list[r] == want[c][1]:
+                continue  # an item listed as its own neighbour does not lift itself
+            w = strength[r]
+            key = (-w * edge, -w, t.items[rows_list[r]])
+            held = best.get(c)
+            if held is None or key < held:
+                best[c] = key
+        for c, key in best.items():
+            out[want[c][0]] = key[2]
+        return out
+
+    def _voters_of(self, weights: Mapping[str, float]) -> tuple[I64, list[int], list[float]]:
+        """Table rows (ascending, as an array and a list) and weights of the profile's items
+        with a positive weight.
 
         Kept for the last ``weights`` asked about (by identity: the arbiter passes one dict
-        per request, and asks for the reasons of each of its offers)."""
+        per request)."""
         last = self._last_voters
         if last is not None and last[0] is weights:
             return last[1], last[2], last[3]
-        index = self.tables.index
-        by_row = {
-            j: w
-            for item, w in item_weights(weights)
-            if w > 0 and (j := index.get(item)) is not None
-        }
-        found = sorted(by_row.items())
-        rows = np.array([j for j, _ in found], dtype=np.int64)
-        strength = np.array([w for _, w in found], dtype=np.float64)
-        self._last_voters = (weights, rows, strength, by_row)
-        return rows, strength, by_row
+        scored = self._scored
+        if scored is not None and scored[0] is weights:  # the items the candidate pass read
+            found = sorted((j, w) for j, w in zip(*scored[1], strict=True) if j >= 0 and w > 0)
+        else:
+            index = self.tables.index
+            found = sorted(
+                (j, w)
+                for item, w in item_weights(weights)
+                if w > 0 and (j := index.get(item)) is not None
+            )
+        rows_list = [j for j, _ in found]
+        rows = np.array(rows_list, dtype=np.int64)
+        strength = [w for _, w in found]
+        self._last_voters = (weights, rows, rows_list, strength)
+        return rows, rows_list, strength
 
 
 def serving_scorer(

@@ -72,6 +72,9 @@ class Model:
         self.item_mean: F32 = (
             self.item_vectors.mean(axis=0) if len(self.item_ids) else self.item_vectors.sum(axis=0)
         )
+        self.item_centred: F32 = self.item_vectors - self.item_mean
+        """Each item's vector minus the mean item's (what :meth:`contributions` reads)."""
+        self._row_embeddings: tuple[UserRow, F32, list[int]] | None = None
         n_f, n_i = len(self.feature_names), len(self.item_ids)
         if self.feature_embeddings.shape[0] != n_f or self.feature_biases.shape != (n_f,):
             raise ModelError("feature arrays do not match the feature vocabulary")
@@ -83,11 +86,8 @@ class Model:
     # --- scoring --------------------------------------------------------------------------
     def user_row(self, weights: Mapping[str, float]) -> UserRow | None:
         """Indices and L1-normalised weights of the known features, or None if none is known."""
-        pairs = [
-            (self.feature_index[n], w)
-            for n, w in weights.items()
-            if w > 0.0 and n in self.feature_index
-        ]
+        index = self.feature_index
+        pairs = [(i, w) for n, w in weights.items() if w > 0.0 and (i := index.get(n)) is not None]
         if not pairs:
             return None
         idx = np.fromiter((i for i, _ in pairs), dtype=np.intp, count=len(pairs))
@@ -125,10 +125,15 @@ class Model:
         if row is None:
             return []
         idx, vals = row
-        terms = vals * (self.feature_embeddings[idx] @ (self.item_vectors[item] - self.item_mean))
-        lifts = np.flatnonzero(terms > 0)
-        order = lifts[np.argsort(-terms[lifts], kind="stable")]
-        return [(self.feature_names[idx[j]], float(terms[j])) for j in order.tolist()]
+        held = self._row_embeddings
+        if held is None or held[0] is not row:  # one gather per row (a request's offers)
+            held = (row, self.feature_embeddings[idx], idx.tolist())
+            self._row_embeddings = held
+        terms = (vals * (held[1] @ self.item_centred[item])).tolist()
+        # largest first, ties in row order (a stable sort of the negated terms)
+        lifts = sorted([(-t, j) for j, t in enumerate(terms) if t > 0])
+        names, at = self.feature_names, held[2]
+        return [(names[at[j]], -t) for t, j in lifts]
 
     # --- persistence ----------------------------------------------------------------------
     def save(self, directory: Path) -> None:

@@ -122,6 +122,10 @@ def reasons_from(
                 reasons.append("")
             continue
         if len(reasons) >= MAX_REASONS:
+            if search_slot is None:
+                # full without a search: a later search would only add a slot past the
+                # first MAX_REASONS, which are returned (nothing later changes the answer)
+                break
             continue
         if kind == "item":
             reasons.append(say(lang, "item", item=_label(rest, catalog)))

@@ -14,7 +14,7 @@ import api.routes.offers_fast as fast
 from api.engine import Engine
 from api.routes.offers import OfferQuery
 from api.routes.offers_fast import parse_offer_query
-from api.schemas import NextBestOfferResponse, OfferOut
+from api.schemas import NextBestOfferResponse, OfferOut, constructed
 from recommender.core.access import add_key
 from recommender.core.catalog import Catalog
 from recommender.core.scoring import Decision, ScoredOffer, ServedOffer
@@ -155,6 +155,24 @@ def test_answers_built_without_validation_serialise_as_validated_ones(catalog: C
         catalog_version="c1", note="a note", personalised=True, experiment="e", arm="a",
     )  # fmt: skip
     assert fast._serialise(built) == validated.model_dump_json().encode()
+
+
+def test_constructed_is_pydantics_model_construct() -> None:
+    """``constructed`` builds what ``model_construct`` builds: the same fields, field set,
+    extra and private state, also when a field is left out (then it is model_construct)."""
+    values: dict[str, Any] = {
+        "offer_id": "o1", "item_id": "tv-1", "title": "Deal", "category": None, "score": 0.5,
+        "reasons": ["r"], "policy": "greedy", "probability": 1.0, "debug": None,
+    }  # fmt: skip
+    partial = {k: v for k, v in values.items() if k != "debug"}
+    for given in (values, partial):
+        built, want = constructed(OfferOut, dict(given)), OfferOut.model_construct(**given)
+        assert built == want
+        assert built.__dict__ == want.__dict__
+        assert built.model_fields_set == want.model_fields_set
+        assert built.__pydantic_extra__ == want.__pydantic_extra__
+        assert built.__pydantic_private__ == want.__pydantic_private__
+        assert built.model_dump_json() == want.model_dump_json()
 
 
 @pytest.mark.integration

@@ -121,8 +121,9 @@ class Arbiter:
         )
         tokens = search_order(profile)
         offers = []
-        for cand, policy, probability in chosen:
-            reasons = self.explainer.reasons(cand, weights, tokens, origin, request, row)
+        sources = self.scorer.lifted_by_many(weights, [cand.item_id for cand, _, _ in chosen])
+        for (cand, policy, probability), source in zip(chosen, sources, strict=True):
+            reasons = self.explainer.reasons(cand, weights, tokens, origin, request, row, source)
             offers.append(self.explainer.served(cand, reasons, request, policy, probability))
         return finish(offers, False, stage, request, None)
 

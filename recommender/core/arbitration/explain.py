@@ -19,6 +19,14 @@ from recommender.core.scoring import Decision, ItemScorer, ScoredOffer, ServedOf
 log = logging.getLogger("zmot.decisions")
 
 
+class Ask:
+    """The type of :data:`ASK`."""
+
+
+ASK = Ask()
+"""``Explainer.reasons(source=ASK)``: ask the scorer which item lifted the offer."""
+
+
 def search_order(profile: Profile) -> dict[str, int]:
     """Each search token of the profile by the order the profile first saw it."""
     return token_positions(profile.weights)
@@ -48,9 +56,12 @@ class Explainer:
         origin: Mapping[str, str],
         request: OfferRequest,
         row: UserRow | None = None,
+        source: str | None | Ask = ASK,
     ) -> list[str]:
         """At most :data:`MAX_REASONS` reasons for a personalised offer, strongest first
-        (``row``: the profile's ``Model.user_row``, computed once per request)."""
+        (``row``: the profile's ``Model.user_row``, computed once per request; ``source``: the
+        scorer's ``lifted_by`` for the offer's item when the caller asked it for all offers at
+        once, :data:`ASK` to ask here)."""
         reasons = reasons_from(
             self.model.contributions(weights, cand.item, row),
             self.items.catalog,
@@ -59,7 +70,8 @@ class Explainer:
         )
         if self.recent_boost > 0 and weights.get(item_feature(cand.item_id), 0.0) > 0:
             reasons = [say(request.lang, "recent"), *reasons]
-        source = self.scorer.lifted_by(weights, cand.item_id) if self.scorer else None
+        if isinstance(source, Ask):
+            source = self.scorer.lifted_by(weights, cand.item_id) if self.scorer else None
         if source is not None:
             label = self.items.title_of(source)
             reasons = [say(request.lang, "covisit", item=label), *reasons]

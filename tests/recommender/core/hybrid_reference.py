@@ -253,6 +253,16 @@ class ReferenceScorer(HybridScorer):
 
     def __init__(self, model: Model, tables: HybridTables, *, purchase_exclusion_s: float) -> None:
         super().__init__(model, tables, purchase_exclusion_s=purchase_exclusion_s)
+        # the neighbour matrix by column: who has item j among its neighbours (the tables
+        # kept these arrays until lifted_by searched the edges by (voter, item) instead)
+        n = len(tables.items)
+        by_target = np.argsort(tables.neighbour_idx, kind="stable")
+        sources = np.repeat(np.arange(n), np.diff(tables.neighbour_ptr))
+        self.voter_ptr = np.concatenate(
+            ([0], np.cumsum(np.bincount(tables.neighbour_idx, minlength=n)))
+        )
+        self.voter_idx = sources[by_target]
+        self.voter_w = tables.neighbour_w64[by_target]
 
     def score(self, raw: F32, weights: Mapping[str, float], profile: Profile, now: float) -> Priced:
         z = self.plain.blend(raw, weights, profile, now)
@@ -270,9 +280,10 @@ class ReferenceScorer(HybridScorer):
         target = t.index.get(item_id)
         if target is None or t.coef[COVISIT] <= 0:
             return None
-        lo, hi = int(t.voter_ptr[target]), int(t.voter_ptr[target + 1])
+        lo, hi = int(self.voter_ptr[target]), int(self.voter_ptr[target + 1])
         best: tuple[float, float, str] | None = None
-        for j, edge in zip(t.voter_idx[lo:hi].tolist(), t.voter_w[lo:hi].tolist(), strict=True):
+        edges = zip(self.voter_idx[lo:hi].tolist(), self.voter_w[lo:hi].tolist(), strict=True)
+        for j, edge in edges:
             item = t.items[j]
             w = weights.get(item_feature(item), 0.0)
             if w > 0 and item != item_id:
