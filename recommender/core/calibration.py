@@ -36,7 +36,8 @@ class Calibration:
         out: npt.NDArray[np.float64] = raw * self.a
         out += self.c * recent
         out += self.b
-        np.clip(out, -50.0, 50.0, out=out)
+        np.maximum(out, -50.0, out=out)  # np.clip's values (NaN stays NaN), two thirds the cost
+        np.minimum(out, 50.0, out=out)
         np.negative(out, out=out)
         np.exp(out, out=out)
         out += 1.0
