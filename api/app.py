@@ -45,10 +45,6 @@ from recommender.core.settings import Settings, get_settings, redact_url
 
 logger = logging.getLogger("zmot.api")
 
-DECISION_LOG_GATHER_S = 0.02
-"""The decision log's messages of 20 ms leave together (fewer Kafka requests per answer; the
-answers never wait for them)."""
-
 
 def create_app(
     settings: Settings | None = None,
@@ -169,10 +165,7 @@ async def _open_services(
         producer = kafka
         if settings.decisions_topic:
             decision_log = DecisionLog(
-                kafka,
-                settings.decisions_topic,
-                ops.metrics.decision_log_errors.inc,
-                gather_s=DECISION_LOG_GATHER_S,
+                kafka, settings.decisions_topic, ops.metrics.decision_log_errors.inc
             )
             stack.push_async_callback(decision_log.drain)  # before the producer stops
     ratings = RatingCache(feedback)

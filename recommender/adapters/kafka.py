@@ -389,15 +389,11 @@ class DecisionLog:
         topic: str,
         on_error: Callable[[int], None],
         max_buffer: int = 10_000,
-        gather_s: float = 0.0,
     ) -> None:
         self.producer = producer
         self.topic = topic
         self.on_error = on_error
         self.max_buffer = max_buffer
-        self.gather_s = gather_s
-        """How long the flusher waits after the first write for others to share its send:
-        the producer then sends fewer, fuller requests (each costs the API's CPU)."""
         self._buffer: list[Any] = []
         self._flusher: asyncio.Task[None] | None = None
 
@@ -413,8 +409,6 @@ class DecisionLog:
             self._flusher = asyncio.create_task(self._flush())
 
     async def _flush(self) -> None:
-        if self.gather_s > 0.0:
-            await asyncio.sleep(self.gather_s)
         while self._buffer:
             batch, self._buffer = self._buffer, []
             try:

@@ -61,7 +61,7 @@ class Rules:
         channel and stage (eligibility and exposure are :meth:`allowed`); read-only.
 
         Remembered per stage, placement and channel until the next instant an offer starts
-        or ends (the same answer as :meth:`_applicable`, which it was computed by)."""
+        or ends (the answer :meth:`_applicable_now` gave, unchanged in between)."""
         key = (stage, request.placement, request.channel, placement.channels)
         known = self._applicable.get(key)
         if known is not None and known[0] <= now < known[1]:
