@@ -5,6 +5,7 @@ malformed ones (the same error, with the same message, or the same unknown ids).
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from types import SimpleNamespace
 
 import pytest
@@ -35,9 +36,9 @@ def reference(refs: list[int], inline_raw: bytes, table: dict[int, str]) -> list
     return names  # type: ignore[return-value]
 
 
-def outcome(call: object) -> tuple[str, object]:
+def outcome(resolve: Callable[..., list[str]], *args: object) -> tuple[str, object]:
     try:
-        return "ok", call()  # type: ignore[operator]
+        return "ok", resolve(*args)
     except UnknownIds as exc:
         return "unknown", exc.ids
     except ValueError as exc:
@@ -67,5 +68,5 @@ def test_resolve_is_the_reference(seed: int) -> None:
     for _ in range(200):
         refs, raw, table = random_case(rng)
         vocab = SimpleNamespace(names=table)
-        got = outcome(lambda: _resolve(list(refs), raw, vocab))  # type: ignore[arg-type]
-        assert got == outcome(lambda: reference(list(refs), raw, table)), (refs, raw)
+        got = outcome(_resolve, list(refs), raw, vocab)
+        assert got == outcome(reference, list(refs), raw, table), (refs, raw)
