@@ -602,15 +602,16 @@ def _resolve(refs: list[int], inline_raw: bytes, vocab: VocabularyView | None) -
         except KeyError:
             raise UnknownIds({r for r in refs if r not in table}) from None
     parts = inline_raw.split(_NAME_SEP)
-    if len(parts) != refs.count(0):
-        raise ValueError(f"{len(parts)} inline names for {refs.count(0)} references")
-    if not all(part and part[0] < len(_INLINE_HEADS) for part in parts):
+    zeros = [at for at, ref in enumerate(refs) if not ref]
+    if len(parts) != len(zeros):
+        raise ValueError(f"{len(parts)} inline names for {len(zeros)} references")
+    # every part non-empty with a known code byte (the greatest part has the greatest byte)
+    if b"" in parts or max(parts)[0] >= len(_INLINE_HEADS):
         raise ValueError("an inline name without a valid code byte")
     names: list[str | None] = list(map(table.get, refs))  # None for 0 (ids start at 1)
-    at = -1
-    for part in parts:
-        at = refs.index(0, at + 1)
-        names[at] = _INLINE_HEADS[part[0]] + part[1:].decode("utf-8", "surrogatepass")
+    heads = _INLINE_HEADS
+    for at, part in zip(zeros, parts, strict=True):
+        names[at] = heads[part[0]] + part[1:].decode("utf-8", "surrogatepass")
     if None in names:
         raise UnknownIds({r for r in refs if r and r not in table})
     return names  # type: ignore[return-value]  # no None left

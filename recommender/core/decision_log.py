@@ -30,6 +30,10 @@ from recommender.core.ope import Logged
 
 Reward = Literal["click", "conversion"]
 
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
+"""``json.dumps(value, separators=(",", ":"))`` without building an encoder per call (one
+log message per answer)."""
+
 
 @dataclass(frozen=True)
 class LoggedSlot:
@@ -55,7 +59,7 @@ class LoggedDecision:
     model_version: str | None = None
 
     def to_json(self) -> bytes:
-        return json.dumps(
+        return _ENCODE(
             {
                 "decision_id": self.decision_id,
                 "user_id": self.user_id,
@@ -75,8 +79,7 @@ class LoggedDecision:
                     }
                     for s in self.offers
                 ],
-            },
-            separators=(",", ":"),
+            }
         ).encode()
 
     @classmethod

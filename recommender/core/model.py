@@ -87,11 +87,12 @@ class Model:
     def user_row(self, weights: Mapping[str, float]) -> UserRow | None:
         """Indices and L1-normalised weights of the known features, or None if none is known."""
         index = self.feature_index
-        pairs = [(i, w) for n, w in weights.items() if w > 0.0 and (i := index.get(n)) is not None]
-        if not pairs:
+        known = [(i, w) for n, w in weights.items() if w > 0.0 and (i := index.get(n)) is not None]
+        if not known:
             return None
-        idx = np.fromiter((i for i, _ in pairs), dtype=np.intp, count=len(pairs))
-        vals = np.fromiter((w for _, w in pairs), dtype=np.float64, count=len(pairs))
+        idx_list, weight_list = zip(*known, strict=True)
+        idx = np.array(idx_list, dtype=np.intp)
+        vals = np.array(weight_list, dtype=np.float64)
         return idx, (vals / vals.sum()).astype(np.float32)
 
     def scores(self, weights: Mapping[str, float]) -> F32 | None:

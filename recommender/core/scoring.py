@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -71,8 +70,12 @@ def relative_item_weights(
 ) -> npt.NDArray[np.float64]:
     """Per model item, its weight in the profile relative to the strongest item the model
     knows (0 for the rest): the ``recent`` input of the calibration, in training and serving."""
+    return _relative(items_seen(weights, item_index), n_items)
+
+
+def _relative(seen: list[tuple[int, float]], n_items: int) -> F64:
+    """:func:`relative_item_weights` of the profile's :func:`items_seen`."""
     recent = np.zeros(n_items)
-    seen = items_seen(weights, item_index)
     if seen:
         top = max(w for _, w in seen)
         for position, w in seen:
@@ -125,23 +128,47 @@ class ItemScorer:
     ) -> npt.NDArray[np.float64]:
         """:meth:`scores` from the model's raw scores for ``weights`` (the profile's
         normalised weights), for a caller that needs ``raw`` too and computes it once."""
-        scores = standardised(raw)
-        if self.recent_boost > 0.0:
-            seen = items_seen(weights, self.model.item_index)
-            if seen:
-                strongest = max(w for _, w in seen)
-                for position, w in seen:
-                    scores[position] += self.recent_boost * w / strongest
-        for item in self.excluded(profile, now):
-            bought = self.model.item_index.get(item)
-            if bought is not None:
-                scores[bought] = -np.inf
+        centred = _centred(raw)
+        seen = items_seen(weights, self.model.item_index) if self.recent_boost > 0.0 else None
+        return self._blend_centred(centred, seen, profile, now)
+
+    def _blend_centred(
+        self,
+        centred: F64,
+        seen: list[tuple[int, float]] | None,
+        profile: Profile,
+        now: float,
+    ) -> F64:
+        """:meth:`blend` from the centred raw scores (:func:`_centred`, left unchanged) and
+        the profile's :func:`items_seen` (None when ``recent_boost`` is 0)."""
+        spread = _std(centred)
+        scores = centred / spread if spread > 0 else centred.copy()
+        if seen:
+            boost = self.recent_boost
+            strongest = max(w for _, w in seen)
+            for position, w in seen:
+                scores[position] += boost * w / strongest
+        if profile.purchases:
+            index = self.model.item_index
+            for item in self.excluded(profile, now):
+                bought = index.get(item)
+                if bought is not None:
+                    scores[bought] = -np.inf
         return scores
 
     def score(self, raw: F32, weights: Mapping[str, float], profile: Profile, now: float) -> Priced:
         """What arbitration prices, for every model item: the item score (:meth:`blend`) and
         the propensity (the model's calibration, :func:`propensities`)."""
-        return self.blend(raw, weights, profile, now), propensities(self.model, raw, weights)
+        # Both centre the raw scores and read the profile's items: done once here, with the
+        # same operations as blend() and propensities() (the same floats).
+        model = self.model
+        centred = _centred(raw)
+        seen = items_seen(weights, model.item_index)
+        blended = self._blend_centred(
+            centred, seen if self.recent_boost > 0.0 else None, profile, now
+        )
+        recent = _relative(seen, len(model.item_ids))
+        return blended, model.calibration.probability(centred, recent)
 
     def lifted_by(self, weights: Mapping[str, float], item_id: str) -> str | None:
         """The profile item whose co-visitation most lifted ``item_id`` (for a reason); this
@@ -160,34 +187,30 @@ class ItemScorer:
         return None if scores is None else top_k(scores, k)
 
 
-def standardised(raw: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
-    """``raw`` as float64 z-scores (minus the mean, over the standard deviation when it is
-    positive): ``x -= x.mean(); x /= x.std()``, with numpy's own reductions called directly
-    (the same sums and divisions, so the same values, without the Python layers of ``mean``
-    and ``std``, a cost on every request)."""
-    scores = raw.astype(np.float64)
-    n = len(scores)
-    if not n:
-        return scores
-    scores -= np.add.reduce(scores) / n
-    deviation = scores - np.add.reduce(scores) / n
-    np.multiply(deviation, deviation, out=deviation)
-    spread = math.sqrt(np.add.reduce(deviation) / n)
-    if spread > 0:
-        scores /= spread
-    return scores
-
-
 def propensities(
     model: Model, raw: npt.NDArray[np.float32], weights: Mapping[str, float]
 ) -> npt.NDArray[np.float64]:
     """Calibrated probability of every model item from the model's raw scores for ``weights``
     and the profile's own items (relative to the strongest)."""
     recent = relative_item_weights(weights, model.item_index, len(model.item_ids))
-    margin = raw.astype(np.float64)
-    if len(margin):  # comparable across users: their bias term cancels (``margin.mean()``)
-        margin -= np.add.reduce(margin) / len(margin)
+    margin = _centred(raw)  # comparable across users: their bias term cancels
     return model.calibration.probability(margin, recent)
+
+
+def _centred(raw: npt.NDArray[np.float32]) -> F64:
+    """``raw`` in float64 minus its mean (as ``x = raw.astype(float64); x -= x.mean()``)."""
+    out = raw.astype(np.float64)
+    out -= np.add.reduce(out) / out.shape[0]  # ndarray.mean's sum and division, less overhead
+    return out
+
+
+def _std(x: F64) -> np.float64:
+    """``x.std()`` with the same operations (pairwise sums), without numpy's generic wrapper."""
+    n = x.shape[0]
+    d = x - np.add.reduce(x) / n
+    np.multiply(d, d, out=d)
+    spread: np.float64 = np.sqrt(np.add.reduce(d) / n)
+    return spread
 
 
 def top_k(scores: npt.NDArray[np.float64], k: int) -> list[int]:

@@ -10,7 +10,9 @@ for a :class:`~recommender.core.profile.Profile` only on the offers its exposure
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Mapping
+from math import inf
 
 import numpy as np
 
@@ -25,6 +27,9 @@ from recommender.core.arbitration.types import (
 from recommender.core.offers import OfferSpec
 from recommender.core.placements import Placement
 from recommender.core.profile import Profile
+
+MAX_REMEMBERED = 1024
+"""Most (stage, placement, channel) answers :meth:`Rules.applicable` keeps."""
 
 
 class Rules:
@@ -43,12 +48,38 @@ class Rules:
         self.items = items
         self.item_index = item_index
         self.config = config
+        # Every instant an offer starts or ends: between two of them the validity window
+        # lets the same offers through, so applicable() answers from _applicable.
+        bounds = np.concatenate([table.starts, table.ends])
+        self._bounds: list[float] = sorted(set(bounds[np.isfinite(bounds)].tolist()))
+        self._applicable: dict[tuple[object, ...], tuple[float, float, IntArray]] = {}
 
     def applicable(
         self, stage: str, placement: Placement, request: OfferRequest, now: float
     ) -> IntArray:
         """Offers that pass the rules of the request alone: validity window, placement,
-        channel and stage (eligibility and exposure are :meth:`allowed`)."""
+        channel and stage (eligibility and exposure are :meth:`allowed`); read-only.
+
+        Remembered per stage, placement and channel until the next instant an offer starts
+        or ends (the answer :meth:`_applicable_now` gave, unchanged in between)."""
+        key = (stage, request.placement, request.channel, placement.channels)
+        known = self._applicable.get(key)
+        if known is not None and known[0] <= now < known[1]:
+            return known[2]
+        at = bisect_right(self._bounds, now)
+        low = self._bounds[at - 1] if at > 0 else -inf
+        high = self._bounds[at] if at < len(self._bounds) else inf
+        offers = self._applicable_now(stage, placement, request, now)
+        offers.flags.writeable = False
+        if len(self._applicable) >= MAX_REMEMBERED:  # placements are the callers' strings
+            self._applicable.clear()
+        self._applicable[key] = (low, high, offers)
+        return offers
+
+    def _applicable_now(
+        self, stage: str, placement: Placement, request: OfferRequest, now: float
+    ) -> IntArray:
+        """:meth:`applicable` computed from the offer table."""
         a = self.table
         ok = (a.starts <= now) & (now < a.ends)
         ok &= a.open_placements | a.in_placement.get(request.placement or "", a.none)

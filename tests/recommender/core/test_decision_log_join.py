@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from recommender.core.decision_log import LoggedDecision, LoggedSlot, logged_rewards
+from recommender.core.decision_log import LoggedDecision, LoggedSlot, decision_entry, logged_rewards
 from recommender.core.errors import InvalidEventError
 from recommender.core.events import Event, validate_event
 from recommender.core.ope import Logged
@@ -87,3 +87,41 @@ def test_entries_round_trip_and_a_bad_one_is_refused() -> None:
     assert logged_rewards([LOG[4]], [], reward="click", window_s=HOUR) == [
         Logged("tv-deal", 0.5, 0.0)
     ]
+
+
+def test_to_json_is_json_dumps_byte_for_byte() -> None:
+    """The message bytes are json.dumps's with compact separators (non-ASCII escaped, floats
+    as repr), as before the encoder was kept for every call."""
+    import json
+
+    entry = decision_entry(
+        "d-1",
+        "usér \u2603",
+        1_770_000_000.123456,
+        [("o-1", "i-\u00e9", "explore", 1e-05), ("o-2", "i-2", "greedy", 1.0)],
+        {"placement": 'home "top"', "stage": "zmot", "fallback": False, "model_version": "v"},
+    )
+    expected = json.dumps(
+        {
+            "decision_id": "d-1",
+            "user_id": "usér \u2603",
+            "ts": 1_770_000_000.123456,
+            "placement": 'home "top"',
+            "stage": "zmot",
+            "fallback": False,
+            "experiment": None,
+            "arm": None,
+            "model_version": "v",
+            "offers": [
+                {
+                    "offer_id": "o-1",
+                    "item_id": "i-\u00e9",
+                    "policy": "explore",
+                    "probability": 1e-05,
+                },
+                {"offer_id": "o-2", "item_id": "i-2", "policy": "greedy", "probability": 1.0},
+            ],
+        },
+        separators=(",", ":"),
+    ).encode()
+    assert entry.to_json() == expected
