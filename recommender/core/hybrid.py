@@ -738,13 +738,7 @@ def _fill_shapes(rows: F64, touched: tuple[I64, npt.NDArray[Any]] | None) -> Non
     """Fill the :data:`SHAPES` columns of ``rows`` from its :data:`BASE` columns; ``touched``:
     the rows of remembered touches and their recency ranks (0: newest)."""
     rows[:, _LOGS_AT] = np.log1p(100.0 * rows[:, _LOGS_OF])
-    if touched is not None and len(touched[0]):
-        where, rank = touched
-        rows[where, _BINS_AT + np.searchsorted(_TOUCH_BINS, rank)] = 1.0
-        hours = rows[where, _AT["hours_since_touch"]]
-        rows[where, _AT["hours_since_touch_sq"]] = hours * hours
-    rows[:, _AT["own_model"]] = rows[:, _AT["own"]] * rows[:, _AT["model"]]
-    rows[:, _AT["category_popularity"]] = rows[:, _AT["category"]] * rows[:, _AT["popularity"]]
+    _fill_touches_and_products(rows, touched if touched is not None and len(touched[0]) else None)
 
 
 def _fill_candidate_shapes(rows: F64, both: F64, touched: tuple[I64, I64] | None) -> None:
@@ -754,6 +748,13 @@ def _fill_candidate_shapes(rows: F64, both: F64, touched: tuple[I64, I64] | None
     rows[:, _AT["log_covisit"]] = logs[0]
     rows[:, _AT["log_covisit_recent"]] = logs[1]
     rows[:, _AT["log_own_share"]] = np.log1p(100.0 * rows[:, _AT["own_share"]])
+    _fill_touches_and_products(rows, touched)
+
+
+def _fill_touches_and_products(rows: F64, touched: tuple[I64, npt.NDArray[Any]] | None) -> None:
+    """The recency-bin and squared-hours columns of the remembered touches (``touched``: their
+    rows and recency ranks), then the product columns (``own_model``,
+    ``category_popularity``)."""
     if touched is not None:
         where, rank = touched
         rows[where, _BINS_AT + np.searchsorted(_TOUCH_BINS, rank)] = 1.0
