@@ -326,6 +326,27 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _iso_ms(raw: str, text: str) -> int:
+    """Epoch ms of an ISO-8601 time (``raw``; UTC when it names no zone); a ``bad timestamp``
+    skip quoting ``text`` (the row's field) when it is none."""
+    try:
+        parsed = datetime.fromisoformat(raw)
+    except ValueError:
+        raise _Skip(BAD_TS, f"not a time: {text[:40]!r}") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return round(parsed.timestamp() * 1000)
+
+
+def _positive_price(text: str) -> float | None:
+    """A price field as a number when it is a finite positive one (else no price)."""
+    try:
+        price = float(text)
+    except ValueError:
+        return None
+    return price if math.isfinite(price) and price > 0 else None
+
+
 class _Parser:
     """One format: how a row's fields become a user, kind, item, time and item info."""
 
@@ -417,15 +438,7 @@ class _Rees46(_NamedColumns):
         if text == last_text:  # rows come in bursts within one second
             return last_ms
         raw = text.strip()
-        if raw.endswith(" UTC"):
-            raw = raw[:-4]
-        try:
-            parsed = datetime.fromisoformat(raw)
-        except ValueError:
-            raise _Skip(BAD_TS, f"not a time: {text[:40]!r}") from None
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=UTC)
-        ms = round(parsed.timestamp() * 1000)
+        ms = _iso_ms(raw[:-4] if raw.endswith(" UTC") else raw, text)
         self._last_time = (text, ms)
         return ms
 
@@ -443,14 +456,7 @@ class _Rees46(_NamedColumns):
         self.seen_kinds[kind] += 1
         ms = self._time_ms(get(fields, "event_time"))
         category = self._intern(get(fields, "category_code") or get(fields, "category_id"))
-        price_text = get(fields, "price")
-        price: float | None = None
-        try:
-            price = float(price_text)
-        except ValueError:
-            pass
-        if price is not None and not (math.isfinite(price) and price > 0):
-            price = None
+        price = _positive_price(get(fields, "price"))
         info = (category, self._intern(get(fields, "brand")), price)
         return _Row(get(fields, "user_id"), kind, get(fields, "product_id"), ms, info)
 
@@ -534,15 +540,6 @@ class _YooChoose(_Parser):
             for columns in (YOOCHOOSE_CLICKS, YOOCHOOSE_BUYS)
         )
 
-    def _time_ms(self, text: str) -> int:
-        try:
-            parsed = datetime.fromisoformat(text)
-        except ValueError:
-            raise _Skip(BAD_TS, f"not an ISO-8601 time: {text[:40]!r}") from None
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=UTC)
-        return round(parsed.timestamp() * 1000)
-
     def _info(self, kind: str, value: str) -> ItemInfo:
         """A click's context (``category``: 0 unknown, S a special offer, 1-12 a category,
         another number a brand) or a buy's price (when positive), as item info."""
@@ -550,13 +547,7 @@ class _YooChoose(_Parser):
         if info is not None:
             return info
         if kind == "buy":
-            try:
-                price: float | None = float(value)
-            except ValueError:
-                price = None
-            if price is not None and not (math.isfinite(price) and price > 0):
-                price = None
-            info = (None, None, price)
+            info = (None, None, _positive_price(value))
         elif value.isascii() and value.isdigit() and int(value) > 0:
             is_category = int(value) <= YOOCHOOSE_CATEGORIES
             info = (value, None, None) if is_category else (None, value, None)
@@ -574,7 +565,7 @@ class _YooChoose(_Parser):
         session, ts, item, context = (f.strip() for f in fields[:4])
         if not session:
             raise _Skip(EMPTY_SESSION)
-        return _Row(session, kind, item, self._time_ms(ts), self._info(kind, context))
+        return _Row(session, kind, item, _iso_ms(ts, ts), self._info(kind, context))
 
 
 def _parser(fmt: Format, fav: FavPolicy) -> _Parser:
