@@ -34,18 +34,18 @@ def table(path: Path) -> str:
     report = json.loads(path.read_text(encoding="utf-8"))
     slices = report["by_items"]
     name = path.parent.parent.name
+    shown = [s for s in ("any", "new", "discover") if s in slices]
     counts = ", ".join(f"{s}: {slices[s]['n_predictions']:,}" for s in ("any", "new"))
+    head = " | ".join(f"{m} {s}" for s in shown for m in ("HR@10", "MRR@10"))
     lines = [
         f"**{name}** ({report['n_users']:,} test users; predictions {counts})",
         "",
-        "| method | HR@10 any | MRR@10 any | HR@10 new | MRR@10 new |",
-        "|---|---:|---:|---:|---:|",
+        f"| method | {head} |",
+        "|---|" + "---:|" * (2 * len(shown)),
     ]
     for method in METHODS:
         if method in slices["any"]["methods"]:
-            cells = [
-                cell(slices[s], method, m) for s in ("any", "new") for m in ("hr@10", "mrr@10")
-            ]
+            cells = [cell(slices[s], method, m) for s in shown for m in ("hr@10", "mrr@10")]
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

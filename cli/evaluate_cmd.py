@@ -68,7 +68,9 @@ def register(app: typer.Typer) -> None:
         items: Annotated[
             str,
             typer.Option(
-                help="any target item, or only items new to the user (never touched before)."
+                help="any target item; new: only items new to the user (never touched "
+                "before), in each method's list as it is; discover: those new items in each "
+                "list without the user's own items (a 'new for you' slot)."
             ),
         ] = "any",
         recent_boost: Annotated[
@@ -102,7 +104,13 @@ def register(app: typer.Typer) -> None:
         from recommender.core.model import Model
         from recommender.core.replay import Profiler
         from recommender.core.runtime import resolve
-        from recommender.offline.evaluation import Prediction, Recommender, split_events
+        from recommender.offline.evaluation import (
+            SLICES,
+            EvalResult,
+            Prediction,
+            Recommender,
+            split_events,
+        )
         from recommender.offline.evaluation import evaluate as run_evaluation
         from recommender.offline.hybrid import fit_ranker
         from recommender.offline.neighbours import neighbour_methods
@@ -110,8 +118,8 @@ def register(app: typer.Typer) -> None:
 
         if target not in ("any", "conversion", "new"):
             raise typer.BadParameter("--target must be 'any', 'conversion' or 'new'")
-        if items not in ("any", "new"):
-            raise typer.BadParameter("--items must be 'any' or 'new'")
+        if items not in SLICES:
+            raise typer.BadParameter("--items must be 'any', 'new' or 'discover'")
         if target == "new":  # the issue's spelling of --items new: item events, new items only
             target, items = "any", "new"
         ks = _parse_ks(k)
@@ -157,12 +165,13 @@ def register(app: typer.Typer) -> None:
             model.recent_boost = chosen.recent_boost
 
         depth = max(50, *ks)  # evaluate's default list depth
+        # the extra methods rank deeper, so that `depth` of their items remain when the
+        # discover slice leaves the user's own items out (the other slices cut at `depth`)
+        deep = DISCOVER_DEPTH_FACTOR * depth
         extra: dict[str, Recommender] = dict(
-            neighbour_methods(
-                train_events, kind_weights=profiler.features.kind_weights, depth=depth
-            )
+            neighbour_methods(train_events, kind_weights=profiler.features.kind_weights, depth=deep)
         )
-        hybrid = fit_ranker(train_events, cat, profiler, model, chosen.train, depth=depth, log=_log)
+        hybrid = fit_ranker(train_events, cat, profiler, model, chosen.train, depth=deep, log=_log)
         extra["hybrid"] = hybrid
         if model_dir is None and hybrid.tables.servable:
             model.hybrid = hybrid.tables  # what `zmot train` writes: `live` is what the API serves
@@ -194,7 +203,7 @@ def register(app: typer.Typer) -> None:
         finally:
             if dump:
                 dump.close()
-        slices = {"any": result, "new": result.only_new()}
+        slices: dict[str, EvalResult] = {name: result.items(name) for name in SLICES}
         summary = slices[items].summary()
         summary["items"] = items
         summary["by_items"] = {name: part.summary() for name, part in slices.items()}
@@ -210,6 +219,10 @@ def register(app: typer.Typer) -> None:
             sys.stdout.write(json.dumps(summary) + "\n")
         else:
             _print_table(summary, ks)
+
+
+DISCOVER_DEPTH_FACTOR = 4
+"""How much deeper than the other lists the extra methods rank (see ``evaluate``)."""
 
 
 def _warn_bad(path: Path, errors: list[tuple[int, str]]) -> None:

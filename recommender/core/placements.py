@@ -13,6 +13,8 @@ A YAML (or JSON) file maps placement names to their settings; every key is optio
         k: 1
         channels: [ad]
         exploration: {share: 0}  # off
+      new_for_you:
+        exclude_seen: true       # never offer an item the shopper already touched
 
 A request without a placement, or with one the file does not name, gets :data:`DEFAULT`.
 """
@@ -40,6 +42,10 @@ class Placement:
     channels: frozenset[str] = frozenset()
     context_weights: Mapping[str, float] = field(default_factory=dict)
     exploration: ExplorationPolicy = field(default_factory=ExplorationPolicy)
+    exclude_seen: bool = False
+    """Leave out the items the profile holds the shopper on (item features, remembered
+    touches, purchases): a "new for you" slot. ``zmot evaluate``'s ``discover`` slice scores
+    such lists."""
 
     def context_weight(self, group: str) -> float:
         return float(self.context_weights.get(group, self.context_weights.get("*", 1.0)))
@@ -72,7 +78,7 @@ class Placements:
 def _placement(name: str, raw: Any, where: str) -> Placement:
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: placement {name!r} must be a mapping")
-    unknown = sorted(set(raw) - {"k", "channels", "context_weights", "exploration"})
+    unknown = sorted(set(raw) - {"k", "channels", "context_weights", "exploration", "exclude_seen"})
     if unknown:
         raise ConfigError(f"{where}: placement {name!r}: unknown field {unknown[0]!r}")
     k = raw.get("k")
@@ -98,12 +104,16 @@ def _placement(name: str, raw: Any, where: str) -> Placement:
         raise ConfigError(f"{where}: placement {name!r}: exploration.method: epsilon or softmax")
     if not isinstance(temperature, (int, float)) or temperature <= 0:
         raise ConfigError(f"{where}: placement {name!r}: exploration.temperature must be > 0")
+    exclude_seen = raw.get("exclude_seen", False)
+    if not isinstance(exclude_seen, bool):
+        raise ConfigError(f"{where}: placement {name!r}: exclude_seen must be true or false")
     return Placement(
         name=name,
         k=k,
         channels=frozenset(channels),
         context_weights={str(g): float(v) for g, v in weights.items()},
         exploration=ExplorationPolicy(float(share), method, float(temperature)),
+        exclude_seen=exclude_seen,
     )
 
 

@@ -29,6 +29,13 @@ not among the top ``max(ks)``), so metrics, confidence intervals and per-segment
 computed afterwards from one array. It also records whether the target is *new* to the
 user (no item event of the user on it before the moment): :meth:`EvalResult.only_new` is the
 evaluation restricted to those, where ``recent`` cannot hit by construction.
+
+Those new targets are also scored a second way, :meth:`EvalResult.only_discover`: every
+method's list with the items the user already touched left out (what a "new for you" slot
+shows, e.g. a placement with ``exclude_seen``). ``new`` asks how many of one list's slots find
+a new item; ``discover`` asks how well a method orders what the user has not seen, every
+method filtered alike. The lists are ranked deep enough for that: ``depth`` plus the user's
+distinct items so far (built-in methods; extra methods give what they return).
 """
 
 from __future__ import annotations
@@ -58,8 +65,11 @@ METHODS = ("live", "frozen", "popular", "popular_in_category", "recent")
 UNFILTERED = "live_without_purchase_rule"
 """The live model with bought items allowed back in: what the purchase rule costs."""
 
-ItemsSlice = Literal["any", "new"]
-"""Which targets count: every one, or only items new to the user at that moment."""
+ItemsSlice = Literal["any", "new", "discover"]
+"""Which targets count: every one, or only items new to the user at that moment (``new``:
+in the methods' lists as they are; ``discover``: in the lists without the user's own items)."""
+
+SLICES: tuple[ItemsSlice, ...] = ("any", "new", "discover")
 
 Recommender = Callable[[Sequence[Event]], Sequence[str]]
 """A ranking method under test: the user's events so far -> item ids, best first."""
@@ -97,9 +107,11 @@ class Prediction:
     lists: dict[str, list[str]]
     new: bool = False
     """The user had no item event on the target before this moment."""
+    discover: dict[str, list[str]] | None = None
+    """With a new target: each method's list without the items the user already touched."""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "user_id": self.user_id,
             "ts": round(self.ts * 1000),
             "position": self.position,
@@ -107,6 +119,9 @@ class Prediction:
             "new": self.new,
             "methods": self.lists,
         }
+        if self.discover is not None:
+            out["discover"] = self.discover
+        return out
 
 
 @dataclass
@@ -126,6 +141,11 @@ class EvalResult:
     """Per prediction: the target was new to the user (see :attr:`Prediction.new`)."""
     recommended_new: dict[str, dict[int, set[str]]] = field(default_factory=dict)
     """Like ``recommended``, over the predictions with a new target only."""
+    discover_ranks: npt.NDArray[np.int32] | None = None
+    """Like ``ranks``, in the lists without the user's own items (rows of new targets only;
+    -1 elsewhere)."""
+    recommended_discover: dict[str, dict[int, set[str]]] = field(default_factory=dict)
+    """Like ``recommended_new``, over those lists."""
 
     @property
     def n_predictions(self) -> int:
@@ -154,25 +174,42 @@ class EvalResult:
     def only_new(self) -> EvalResult:
         """The same evaluation over the predictions whose target was new to the user; users
         without such a prediction are left out (users are renumbered, order kept)."""
+        return self._new_rows(self.ranks, self.recommended_new)
+
+    def only_discover(self) -> EvalResult:
+        """:meth:`only_new` scored in each method's list without the items the user already
+        touched (see the module doc)."""
+        if self.discover_ranks is None:
+            raise ValueError("this evaluation kept no discovery ranks")
+        return self._new_rows(self.discover_ranks, self.recommended_discover)
+
+    def _new_rows(
+        self, ranks: npt.NDArray[np.int32], recommended: dict[str, dict[int, set[str]]]
+    ) -> EvalResult:
         rows = np.flatnonzero(self.new)
         kept, users = np.unique(self.users[rows], return_inverse=True)
         return EvalResult(
             ks=self.ks,
             methods=self.methods,
-            ranks=self.ranks[rows],
+            ranks=ranks[rows],
             users=users.astype(np.int32).reshape(-1),
             seen=self.seen[rows],
-            recommended=self.recommended_new,
+            recommended=recommended,
             n_items=self.n_items,
             user_ids=[self.user_ids[u] for u in kept.tolist()] if self.user_ids else [],
             depth=self.depth,
             new=np.ones(rows.size, dtype=bool),
-            recommended_new=self.recommended_new,
+            recommended_new=recommended,
         )
 
     def items(self, which: ItemsSlice) -> EvalResult:
-        """This evaluation (``any``) or its new-item part (``new``)."""
-        return self.only_new() if which == "new" else self
+        """This evaluation (``any``), its new-item part (``new``) or that part scored in the
+        lists without the user's own items (``discover``)."""
+        if which == "new":
+            return self.only_new()
+        if which == "discover":
+            return self.only_discover()
+        return self
 
     def summary(self) -> dict[str, Any]:
         """The document ``zmot evaluate --json`` prints."""
@@ -185,19 +222,21 @@ class EvalResult:
 
 
 class Popularity:
-    """Training popularity, overall and per category: the ``depth`` items with the largest
-    counts (any weights: plain or decayed counts), ties by item id."""
+    """Training popularity, overall and per category: items by their counts (any weights:
+    plain or decayed counts), ties by item id; ``top`` holds the ``depth`` first."""
 
     def __init__(self, counts: Mapping[str, float], catalog: Catalog, depth: int) -> None:
-        ordered = [item for item, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
-        self.top = ordered[:depth]
+        self.ordered = [item for item, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+        self.top = self.ordered[:depth]
         self.by_category: dict[str, list[str]] = {}
-        for item in ordered:
+        for item in self.ordered:
             entry = catalog.get(item)
             if entry and entry.category:
-                bucket = self.by_category.setdefault(entry.category, [])
-                if len(bucket) < depth:
-                    bucket.append(item)
+                self.by_category.setdefault(entry.category, []).append(item)
+
+    def first(self, k: int) -> list[str]:
+        """The ``k`` most popular items."""
+        return self.ordered[:k]
 
     def in_categories(self, categories: Iterable[str], k: int) -> list[str]:
         chosen: dict[str, None] = {}
@@ -206,10 +245,10 @@ class Popularity:
                 chosen.setdefault(item, None)
                 if len(chosen) >= k:
                     return list(chosen)
-        for item in self.top:
-            chosen.setdefault(item, None)
+        for item in self.ordered:
             if len(chosen) >= k:
                 break
+            chosen.setdefault(item, None)
         return list(chosen)
 
 
@@ -300,6 +339,10 @@ def evaluate(
     new_col: list[bool] = []
     recommended: dict[str, dict[int, set[str]]] = {m: {k: set() for k in ks} for m in methods}
     recommended_new: dict[str, dict[int, set[str]]] = {m: {k: set() for k in ks} for m in methods}
+    recommended_discover: dict[str, dict[int, set[str]]] = {
+        m: {k: set() for k in ks} for m in methods
+    }
+    discover_rows: list[list[int]] = []
 
     for i in tqdm(ordered, desc="evaluating", unit="ev", disable=not progress):
         event = test[i]
@@ -309,33 +352,47 @@ def evaluate(
         now = event.ts or 0.0
         if event.type in wanted and event.item_id is not None:
             profile = live.get(user)
-            lists = {
-                "live": _names(scorer.top(profile, depth, now), items, popularity.top),
-                "frozen": _names(scorer.top(frozen.get(user), depth, now), items, popularity.top),
-                "popular": popularity.top,
-                "popular_in_category": popularity.in_categories(categories.get(user, {}), depth),
-                "recent": list(history.get(user, {}))[:depth],
+            own: Mapping[str, None] = history.get(user, {})
+            new = event.item_id not in own
+            # with a new target, deep enough that `depth` remain without the user's own items
+            deep = depth + len(own) if new else depth
+            fallback = popularity.first(deep)
+            full = {
+                "live": _names(scorer.top(profile, deep, now), items, fallback),
+                "frozen": _names(scorer.top(frozen.get(user), deep, now), items, fallback),
+                "popular": fallback,
+                "popular_in_category": popularity.in_categories(categories.get(user, {}), deep),
+                "recent": list(own)[:deep],
             }
             if unfiltered is not None:
-                lists[UNFILTERED] = _names(
-                    unfiltered.top(profile, depth, now), items, popularity.top
-                )
+                full[UNFILTERED] = _names(unfiltered.top(profile, deep, now), items, fallback)
             for name, recommend in extra.items():
-                lists[name] = list(recommend(so_far.get(user, [])))[:depth]
+                full[name] = list(recommend(so_far.get(user, [])))
+            lists = {m: chosen[:depth] for m, chosen in full.items()}
             rank_rows.append([_rank(lists[m], event.item_id) for m in methods])
             user_col.append(user_index.setdefault(user, len(user_index)))
             seen_col.append(n_seen[user])
-            new = event.item_id not in history.get(user, {})
             new_col.append(new)
+            fresh: dict[str, list[str]] | None = None
+            if new:
+                fresh = {
+                    m: [item for item in chosen if item not in own][:depth]
+                    for m, chosen in full.items()
+                }
+                discover_rows.append([_rank(fresh[m], event.item_id) for m in methods])
+            else:
+                discover_rows.append([-1] * len(methods))
             for method, chosen in lists.items():
                 for k in ks:
                     recommended[method][k].update(chosen[:k])
-                    if new:
+                    if fresh is not None:
                         recommended_new[method][k].update(chosen[:k])
+                        recommended_discover[method][k].update(fresh[method][:k])
             if on_prediction is not None:
                 cut = max(ks)
                 shown = {m: chosen[:cut] for m, chosen in lists.items()}
-                on_prediction(Prediction(user, now, position, event.item_id, shown, new))
+                found = None if fresh is None else {m: f[:cut] for m, f in fresh.items()}
+                on_prediction(Prediction(user, now, position, event.item_id, shown, new, found))
         profiler.apply(live.setdefault(user, Profile()), event)
         remember(event)
 
@@ -351,6 +408,8 @@ def evaluate(
         depth=depth,
         new=np.array(new_col, dtype=bool),
         recommended_new=recommended_new,
+        discover_ranks=np.array(discover_rows, dtype=np.int32).reshape(-1, len(methods)),
+        recommended_discover=recommended_discover,
     )
 
 

@@ -98,7 +98,7 @@ class Arbiter:
         if raw is None or profile is None:
             return self.fallback(profile, request, now, stage=stage)
         blended, propensity = self.scorer.score(raw, weights, profile, now)
-        blocked = self.rules.blocked(profile, now) | ~np.isfinite(blended)
+        blocked = self._blocked(profile, placement, now) | ~np.isfinite(blended)
         share, origin = self.priority.complement_share(profile, stage, request.context_item, now)
         short = self._shortlist(stage, placement, request, now, blended, blocked)
         short = short.keep(~(propensity[short.items] < cfg.relevance_floor))
@@ -140,7 +140,7 @@ class Arbiter:
         placement, k, stage = self._frame(profile, request, now, stage)
         weights = profile.normalised() if profile is not None else {}
         popularity = self.items.popularity
-        blocked = self.rules.blocked(profile, now)
+        blocked = self._blocked(profile, placement, now)
         short = self._shortlist(stage, placement, request, now, popularity, blocked)
         short = short.keep(self._allowed(short, weights, profile, now))
         cw = self.priority.context_weights(placement)[short.offers]
@@ -189,6 +189,14 @@ class Arbiter:
         if stage is None:
             stage = stage_of(profile, now, cfg.smot_window_s, cfg.half_life_s)
         return placement, k, stage
+
+    def _blocked(self, profile: Profile | None, placement: Placement, now: float) -> BoolArray:
+        """Items not to offer: the rules' (recent purchases and their substitutes), and the
+        user's own items when the placement excludes them."""
+        blocked = self.rules.blocked(profile, now)
+        if placement.exclude_seen:
+            blocked |= self.rules.seen(profile)
+        return blocked
 
     def _shortlist(
         self,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Mapping
+from itertools import chain
 from math import inf
 
 import numpy as np
@@ -24,6 +25,7 @@ from recommender.core.arbitration.types import (
     IntArray,
     OfferRequest,
 )
+from recommender.core.features import ITEM_PREFIX
 from recommender.core.offers import OfferSpec
 from recommender.core.placements import Placement
 from recommender.core.profile import Profile
@@ -158,3 +160,18 @@ class Rules:
                 if category in self.items.category_items:
                     blocked[self.items.category_items[category]] = True
         return blocked
+
+    def seen(self, profile: Profile | None) -> BoolArray:
+        """Items the profile holds the user on (its item features, remembered touches and
+        purchases): what a placement with ``exclude_seen`` does not offer."""
+        seen = np.zeros(self.items.n_items, dtype=bool)
+        if profile is None:
+            return seen
+        n = len(ITEM_PREFIX)
+        held = (name[n:] for name in profile.weights if name.startswith(ITEM_PREFIX))
+        index = self.item_index
+        for item_id in chain(held, profile.touched, profile.purchases):
+            at = index.get(item_id)
+            if at is not None:
+                seen[at] = True
+        return seen

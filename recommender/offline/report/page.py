@@ -44,6 +44,8 @@ DESCRIPTIONS = {
 SLICES = {
     "any": "every target",
     "new": "targets new to the shopper (no earlier event on the item; recent cannot hit)",
+    "discover": "the same new targets, in each list without the shopper's own items (what a "
+    "'new for you' slot shows)",
 }
 
 

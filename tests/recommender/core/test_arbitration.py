@@ -164,6 +164,28 @@ def test_stage_and_placement_and_channel_filters() -> None:
     assert "fmot" in ids(a.decide(cart, OfferRequest(k=5, same_category=True), NOW))
 
 
+def test_a_placement_that_excludes_seen_items_offers_only_what_the_shopper_has_not_touched() -> (
+    None
+):
+    a = arbiter(one_per_item(), placements={"new_for_you": {"exclude_seen": True}})
+    request = OfferRequest(k=3, same_category=True)
+    discover = OfferRequest(k=3, same_category=True, placement="new_for_you")
+    # the TV searcher who looked at the 55in TV and bought a mount, and still holds the 65in
+    seen = {"tv-1": NOW - 60}
+    user = profile({**TV, "item:tv-2": 0.5}, touched=seen, purchases={"mount-2": NOW - 3e6})
+    assert set(ids(a.decide(user, request, NOW))[:2]) == {"o-tv-1", "o-tv-2"}
+    fresh = ids(a.decide(user, discover, NOW))
+    assert fresh and not {"o-tv-1", "o-tv-2", "o-mount-2"} & set(fresh)
+    assert fresh[0] == "o-mount-1"  # the best TV-related item left
+    # a shopper with nothing the model knows gets popular offers, here too without the seen
+    weak = profile({"q:weak": 0.2}, touched={"boots-1": NOW - 60})
+    floor = {"relevance_floor": 0.05, "floor_fallback": True}
+    a = arbiter(one_per_item(), placements={"new_for_you": {"exclude_seen": True}}, **floor)
+    assert ids(a.decide(weak, OfferRequest(k=2), NOW))[0] == "o-boots-1"
+    popular = a.decide(weak, OfferRequest(k=2, placement="new_for_you"), NOW)
+    assert popular.fallback and ids(popular) == ["o-tv-1", "o-mount-1"]
+
+
 def test_context_item_weighs_its_learned_complements() -> None:
     request = OfferRequest(k=3, context_item="tv-2", debug=True)
     decision = arbiter(one_per_item()).decide(profile({"q:tv": 1.0}), request, NOW)

@@ -113,8 +113,14 @@ def test_placements_file(tmp_path: Path) -> None:
     assert placements.get("pdp").context_weight("support") == 2.0
     assert placements.get("pdp").context_weight("other") == 1.0
     assert placements.get("unknown").name == "default"
+    assert placements.get("ad").exclude_seen is False
     path.write_text("placements:\n  ad: {exploration: {share: 2}}\n")
     with pytest.raises(ConfigError, match="exploration.share"):
+        load_placements(path)
+    path.write_text("placements:\n  fresh: {exclude_seen: true}\n")
+    assert load_placements(path).get("fresh").exclude_seen is True
+    path.write_text("placements:\n  fresh: {exclude_seen: 'yes'}\n")
+    with pytest.raises(ConfigError, match="exclude_seen must be true or false"):
         load_placements(path)
 
 

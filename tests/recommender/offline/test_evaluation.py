@@ -166,3 +166,44 @@ def test_new_items_are_the_targets_the_user_never_touched_before() -> None:
     assert new.ranks.tolist() == result.ranks[rows].tolist()
     assert sorted(new.user_ids) == sorted({dumped[i].user_id for i in rows})
     assert new.method_metrics("recent")["coverage@10"] > 0.0  # lists shown at new targets
+
+
+def test_discover_ranks_new_targets_in_the_lists_without_the_users_own_items() -> None:
+    cat = catalog()
+    events = histories(users=40)
+    tr, te = split_events(events, split_ratio=0.5)
+    model = train(tr, cat, Profiler(cat), TrainConfig(epochs=2, no_components=8))
+    # a fixed list: the 30 items of the first words, whatever the user did
+    fixed = [WORDS[w] for w in sorted(WORDS)][:30]
+    dumped: list[Prediction] = []
+    result = evaluate(
+        model,
+        cat,
+        Profiler(cat),
+        tr,
+        te,
+        ks=[3, 10],
+        depth=12,
+        on_prediction=dumped.append,
+        extra_methods={"fixed": lambda _events: fixed},
+    )
+    discover = result.items("discover")
+    assert discover.n_predictions == result.only_new().n_predictions > 0
+    column = result.methods.index("fixed")
+    at_new = [p for p in dumped if p.new]
+    for p, rank in zip(at_new, discover.ranks[:, column].tolist(), strict=True):
+        own = {e.item_id for e in events if e.user_id == p.user_id and (e.ts or 0.0) < p.ts}
+        kept = [item for item in fixed if item not in own][:12]  # the depth, after filtering
+        assert rank == (kept.index(p.target) if p.target in kept else -1)
+        assert p.discover is not None and p.discover["fixed"] == kept[:10]
+        assert not own & set(p.discover["live"])  # the live list, filtered too
+    assert all(p.discover is None for p in dumped if not p.new)
+    # leaving the user's own items out moves new targets up (or keeps them): never down
+    new_ranks = result.only_new().ranks[:, column]
+    moved = discover.ranks[:, column]
+    found = new_ranks >= 0
+    assert (moved[found] <= new_ranks[found]).all() and (moved[found] >= 0).all()
+    assert (moved[found] < new_ranks[found]).any()  # some list held the user's own items
+    # recent offers nothing new; its discover list is empty
+    assert discover.method_metrics("recent")["hr@10"] == 0.0
+    assert all(p.discover["recent"] == [] for p in at_new if p.discover is not None)
