@@ -640,9 +640,7 @@ def _candidate_rows_native(
     ``log1p`` of five columns (so every value is the numpy pass's, exactly)."""
     p = tables.params
     u = universe(tables, model)
-    native = u.native
-    if native is None:
-        native = u.native = _native_pass(tables, u)
+    native = u.native or _native_of(tables, model)
     if weights is None:
         weights = profile.normalised()
     if z is None and model is not None:
@@ -692,9 +690,16 @@ def _candidate_rows_native(
     return picked, read.extra, at, rows, (read.own_rows, read.own_wl)
 
 
+def _native_of(tables: HybridTables, model: Model | None) -> Any:
+    """The ``zmot_native.CandidatePass`` of ``tables`` joined with ``model`` (built once per
+    :class:`Universe`: it copies the arrays it reads)."""
+    u = universe(tables, model)
+    if u.native is None:
+        u.native = _native_pass(tables, u)
+    return u.native
+
+
 def _native_pass(tables: HybridTables, u: Universe) -> Any:
-    """The ``zmot_native.CandidatePass`` of these tables and universe (built once per
-    universe: it copies the arrays it reads)."""
     assert NATIVE is not None
     return NATIVE.CandidatePass(
         tables.neighbour_ptr.astype(np.int64),
@@ -1081,6 +1086,12 @@ class HybridScorer(ItemScorer):
         rows, rows_list, strength = self._voters_of(weights)
         want = [(i, j) for i, item in enumerate(item_ids) if (j := t.index.get(item)) is not None]
         if not want or not rows_list:
+            return out
+        if NATIVE is not None:  # the same search in one call (zmot_native)
+            found = _native_of(t, self.model).lifted_by(rows_list, strength, [j for _, j in want])
+            for (i, _), voter in zip(want, found, strict=True):
+                if voter >= 0:
+                    out[i] = t.items[voter]
             return out
         targets = np.array([j for _, j in want], dtype=np.int64)
         keys = rows[:, None] * len(t.items) + targets

@@ -43,3 +43,6 @@ class CandidatePass:
         recent_covisit_items: int,
         max_candidates: int,
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.intp], npt.NDArray[np.float64]]: ...
+    def lifted_by(
+        self, voters: list[int], strength: list[float], targets: list[int]
+    ) -> list[int]: ...

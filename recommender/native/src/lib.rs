@@ -458,6 +458,63 @@ impl CandidatePass {
             rows_arr,
         ))
     }
+
+    /// For each of `targets` (table rows), the table row of the voter (`voters`: table rows,
+    /// `strength`: their weights) whose co-visitation vote for it is the largest: its
+    /// strongest edge to the target x its strength, ties by the larger strength, then by name;
+    /// -1 when no voter other than the target itself lists it. `HybridScorer.lifted_by_many`.
+    fn lifted_by(
+        &self,
+        voters: Vec<i64>,
+        strength: Vec<f64>,
+        targets: Vec<i64>,
+    ) -> PyResult<Vec<i64>> {
+        if voters.len() != strength.len() {
+            return Err(PyValueError::new_err(
+                "voters and strengths differ in length",
+            ));
+        }
+        let n_tab = self.name_rank.len();
+        let voters: Vec<usize> = voters
+            .iter()
+            .map(|&j| position(j, n_tab, "voter"))
+            .collect::<PyResult<_>>()?;
+        targets
+            .iter()
+            .map(|&target| {
+                let target = position(target, n_tab, "target")?;
+                // (-w x edge, -w, name rank, voter): the smallest wins, as Python's tuples
+                let mut best: Option<(f64, f64, i64, usize)> = None;
+                for (&j, &w) in voters.iter().zip(&strength) {
+                    if j == target {
+                        continue; // an item listed as its own neighbour does not lift itself
+                    }
+                    let mut edge: Option<f64> = None;
+                    for e in self.ptr[j]..self.ptr[j + 1] {
+                        if self.idx[e] as usize == target {
+                            let w_e = self.weight[e] as f64;
+                            edge = Some(edge.map_or(w_e, |held: f64| held.max(w_e)));
+                        }
+                    }
+                    if let Some(edge) = edge {
+                        let key = (-w * edge, -w, self.name_rank[j], j);
+                        let wins = match best {
+                            None => true,
+                            Some(held) => {
+                                key.0 < held.0
+                                    || (key.0 == held.0
+                                        && (key.1 < held.1 || (key.1 == held.1 && key.2 < held.2)))
+                            }
+                        };
+                        if wins {
+                            best = Some(key);
+                        }
+                    }
+                }
+                Ok(best.map_or(-1, |b| b.3 as i64))
+            })
+            .collect()
+    }
 }
 
 impl CandidatePass {

@@ -1,7 +1,8 @@
 """``zmot_native`` (the hybrid candidate pass in Rust, ``recommender/native``) gives what the
 numpy pass gives: the same candidates, model positions and extra items exactly, the same
 signals (to 1e-12; in fact bit for bit, which ``test_hybrid_equivalence.py`` checks against
-the frozen reference on both paths) and the same ranking from :meth:`HybridScorer.score`, on
+the frozen reference on both paths), the same ranking from :meth:`HybridScorer.score` and
+the same co-visitation reasons (:meth:`HybridScorer.lifted_by_many`), on
 random tables and profiles drawn by hypothesis to hit the edges: empty profiles, items known
 only to the model, only to the tables or to neither, items listed as their own neighbour or
 twice, ties in votes and weights, budgets of 0 and budgets larger than the catalogue.
@@ -205,6 +206,20 @@ def test_the_native_pass_gives_the_numpy_pass(data: st.DataObject) -> None:
             order = np.argsort(-native[0], kind="stable").tolist()
             assert order == np.argsort(-numpy_[0], kind="stable").tolist()
             np.testing.assert_allclose(native[1], numpy_[1], rtol=1e-12, atol=1e-12)
+        # the co-visitation reasons: the native search and numpy's searchsorted name the same
+        asked = [*model.item_ids, *tables.items, "x0"]
+        lifted = HybridScorer(model, tables, purchase_exclusion_s=0.0).lifted_by_many(
+            weights, asked
+        )
+        saved = hybrid.NATIVE
+        try:
+            hybrid.NATIVE = None
+            numpy_lifted = HybridScorer(model, tables, purchase_exclusion_s=0.0).lifted_by_many(
+                weights, asked
+            )
+        finally:
+            hybrid.NATIVE = saved
+        assert lifted == numpy_lifted
 
 
 @needs_native
