@@ -3,7 +3,10 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml clients/python/pyproject.toml Makefile | sha1sum | cut -c1-12)
+# the Rust extension's sources count too: a change to them rebuilds it
+NATIVE_SRC := recommender/native/pyproject.toml recommender/native/Cargo.toml \
+	recommender/native/Cargo.lock recommender/native/zmot_native.pyi $(wildcard recommender/native/src/*.rs)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml clients/python/pyproject.toml Makefile $(NATIVE_SRC) | sha1sum | cut -c1-12)
 
 # The test stack runs on its own ports and state dir, so it never touches a running demo.
 # tests/cluster starts its own 3-master Redis Cluster on 16390-16392 (buses 26390-26392).
@@ -28,6 +31,11 @@ $(STAMP):
 	LIGHTFM_NO_CFLAGS=1 $(BIN)/pip install --quiet -e ".[dev]"
 	# The Python client is its own package (zmot-client); `zmot demo` uses it
 	$(BIN)/pip install --quiet -e ./clients/python
+	# zmot_native: the hybrid ranker's candidate pass in Rust (PyO3, built by maturin; needs
+	# cargo, https://rustup.rs). Without it the numpy pass serves (same answers, slower) and the
+	# test suite fails unless ZMOT_NATIVE=0
+	@command -v cargo >/dev/null || { echo "error: cargo not found: install Rust (https://rustup.rs) to build recommender/native"; exit 1; }
+	$(BIN)/pip install --quiet ./recommender/native
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 system-deps: ## Install Debian's redis-server, Java 17, Maven, chromium (ops page test) and prometheus (promtool checks the alert rules) when missing

@@ -28,11 +28,12 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from itertools import chain
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -49,6 +50,8 @@ I64 = npt.NDArray[np.int64]
 HOUR = 3600.0
 log = logging.getLogger(__name__)
 FILE = "hybrid.npz"
+NATIVE_ENV = "ZMOT_NATIVE"
+"""``0``: serve the candidate pass in numpy even when ``zmot_native`` is installed."""
 
 BASE = (
     "model",  # LightFM z-score over all items for the profile (0 if unknown to it)
@@ -91,6 +94,33 @@ votes as factors, instead of one straight line per signal; and a product where a
 counts together with another (popularity counts in the shopper's own categories)."""
 
 FEATURES = BASE + SHAPES
+
+
+def load_native() -> Any:
+    """The ``zmot_native`` extension (Rust, ``recommender/native``) that computes the candidate
+    pass in one call, or None: disabled (``ZMOT_NATIVE=0``), not installed (one warning: the
+    numpy pass serves, slower, with the same answers), or built for other signals."""
+    if os.environ.get(NATIVE_ENV, "1").strip() == "0":
+        return None
+    try:
+        import zmot_native
+    except ImportError as exc:
+        log.warning(
+            "zmot_native is not installed (%s): the hybrid ranker's candidate pass runs in "
+            "numpy, slower, same answers (make install builds it)",
+            exc,
+        )
+        return None
+    if tuple(zmot_native.FEATURES) != FEATURES:
+        log.warning(
+            "zmot_native fills other signals than %s: the candidate pass runs in numpy", FEATURES
+        )
+        return None
+    return zmot_native
+
+
+NATIVE: Any = load_native()
+"""``zmot_native`` when it serves the candidate pass (:func:`load_native`), else None."""
 
 
 @dataclass(frozen=True)
@@ -411,6 +441,8 @@ class Universe:
     included."""
     table_row: dict[str, int]
     """Item -> table position, for the items of the tables."""
+    native: Any = None
+    """The ``zmot_native.CandidatePass`` of this universe, built on first use."""
 
 
 def universe(tables: HybridTables, model: Model | None) -> Universe:
@@ -489,26 +521,32 @@ Voters = tuple[list[int], list[float]]
 """The table rows (-1: not in the tables) and weights of a profile's items, strongest first."""
 
 
-def _candidate_rows(
-    tables: HybridTables,
-    model: Model | None,
-    profile: Profile,
-    now: float,
-    z: F64 | None,
-    weights: Mapping[str, float] | None,
-) -> tuple[I64, list[str], npt.NDArray[np.intp], F64, Voters]:
-    """:func:`candidate_rows`, and the profile's items as the co-visitation votes read them
-    (:class:`Voters`: what :meth:`HybridScorer.lifted_by_many` asks about next)."""
-    p = tables.params
-    u = universe(tables, model)
-    size = len(u.names)
-    if weights is None:
-        weights = profile.normalised()
-    if z is None and model is not None:
-        z = ItemScorer(model, purchase_exclusion_s=0.0).scores(profile, now)
+class _ProfileParts(NamedTuple):
+    """What both candidate passes read from the profile (:func:`_read_profile`)."""
+
+    own: list[tuple[float, str, str]]
+    """(-weight, item, feature name) of the profile's items, strongest first (ties: id)."""
+    categories: list[tuple[float, str]]
+    """(weight, category), strongest first (ties: name, reversed)."""
+    recent: list[tuple[float, str]]
+    """(-touch time, item) of the remembered touches, newest first."""
+    extra: list[str]
+    first_extra: dict[str, int]
+    own_list: list[int]
+    recent_list: list[int]
+    own_wl: list[float]
+    own_rows: list[int]
+    voter_rows: list[int]
+
+
+def _read_profile(
+    tables: HybridTables, u: Universe, profile: Profile, weights: Mapping[str, float]
+) -> _ProfileParts:
+    """One pass over the profile: its items strongest first (ties: id), as own_items() orders
+    them, and its categories strongest first (ties: name, reversed); its touches newest first;
+    their universe positions and table rows."""
     index = u.index
-    # one pass over the profile: its items strongest first (ties: id), as own_items() orders
-    # them, and its categories strongest first (ties: name, reversed)
+    size = len(u.names)
     own: list[tuple[float, str, str]] = []
     categories: list[tuple[float, str]] = []
     for name, w in weights.items():
@@ -539,11 +577,170 @@ def _candidate_rows(
     own_list = positions(own_items_)
     recent_items = [item for _, item in recent]
     recent_list = positions(recent_items)
-    own_wl = [-w for w, _, _ in own]
-    total = sum(own_wl)
     table_row = u.table_row
-    own_rows = [table_row.get(item, -1) for item in own_items_]
-    voter_rows = [table_row.get(item, -1) for item in recent_items[: p.recent_voters]]
+    return _ProfileParts(
+        own=own,
+        categories=categories,
+        recent=recent,
+        extra=extra,
+        first_extra=first_extra,
+        own_list=own_list,
+        recent_list=recent_list,
+        own_wl=[-w for w, _, _ in own],
+        own_rows=[table_row.get(item, -1) for item in own_items_],
+        voter_rows=[
+            table_row.get(item, -1) for item in recent_items[: tables.params.recent_voters]
+        ],
+    )
+
+
+def _candidate_rows(
+    tables: HybridTables,
+    model: Model | None,
+    profile: Profile,
+    now: float,
+    z: F64 | None,
+    weights: Mapping[str, float] | None,
+) -> tuple[I64, list[str], npt.NDArray[np.intp], F64, Voters]:
+    """:func:`candidate_rows`, and the profile's items as the co-visitation votes read them
+    (:class:`Voters`: what :meth:`HybridScorer.lifted_by_many` asks about next): the native
+    pass (:func:`_candidate_rows_native`) when ``zmot_native`` is there (:data:`NATIVE`), else
+    the numpy one (:func:`_candidate_rows_numpy`), which gives exactly the same."""
+    if NATIVE is not None:
+        return _candidate_rows_native(tables, model, profile, now, z, weights)
+    return _candidate_rows_numpy(tables, model, profile, now, z, weights)
+
+
+_NATIVE_LOGS = [
+    FEATURES.index(name)
+    for name in (
+        "weight",
+        "hours_since_touch",
+        "log_covisit",
+        "log_covisit_recent",
+        "log_own_share",
+    )
+]
+"""The columns the native pass leaves to numpy's ``log1p`` (it writes their arguments)."""
+_HOURS_AT = FEATURES.index("hours_since_touch")
+_HOURS_SQ_AT = FEATURES.index("hours_since_touch_sq")
+
+
+def _candidate_rows_native(
+    tables: HybridTables,
+    model: Model | None,
+    profile: Profile,
+    now: float,
+    z: F64 | None,
+    weights: Mapping[str, float] | None,
+) -> tuple[I64, list[str], npt.NDArray[np.intp], F64, Voters]:
+    """:func:`_candidate_rows_numpy` with the votes, the best voted items, the candidate order
+    and the signal rows in one call of ``zmot_native`` (Rust): Python reads the profile's
+    dicts, the model's top items and the strong categories' trending items, and takes numpy's
+    ``log1p`` of five columns (so every value is the numpy pass's, exactly)."""
+    p = tables.params
+    u = universe(tables, model)
+    native = u.native or _native_of(tables, model)
+    if weights is None:
+        weights = profile.normalised()
+    if z is None and model is not None:
+        z = ItemScorer(model, purchase_exclusion_s=0.0).scores(profile, now)
+    read = _read_profile(tables, u, profile, weights)
+    own, categories, recent = read.own, read.categories, read.recent
+    landmark = profile.landmark
+    factor = 0.0 if landmark is None else 2.0 ** ((landmark - now) / tables.half_life_s)
+    held = profile.weights
+    index, first_extra = u.index, read.first_extra
+    purchases = [
+        (j, math.log1p(max(0.0, now - bought) / HOUR))
+        for item, bought in profile.purchases.items()
+        if (j := index.get(item, first_extra.get(item))) is not None
+    ]
+    category_share: list[tuple[int, float]] = []
+    if categories and categories[0][0]:
+        top = categories[0][0]
+        category_index = tables.category_index
+        category_share = [
+            (c, w_ / top) for w_, name in categories if (c := category_index.get(name)) is not None
+        ]
+    picked, at, rows = native.run(
+        read.own_list,
+        read.own_rows,
+        read.own_wl,
+        sum(read.own_wl),
+        [held.get(name, 0.0) for _, _, name in own],
+        factor,
+        read.recent_list,
+        [max(0.0, now - -t) / HOUR for t, _ in recent],
+        read.voter_rows,
+        _best(z, p.model_items) if z is not None and model is not None else None,
+        _strong_trending(u, categories, len(u.trending)),
+        purchases,
+        category_share,
+        len(read.extra),
+        z,
+        p.own_items,
+        p.covisit_items,
+        p.recent_covisit_items,
+        p.max_candidates,
+    )
+    rows[:, _NATIVE_LOGS] = np.log1p(rows[:, _NATIVE_LOGS])
+    hours = rows[:, _HOURS_AT]
+    rows[:, _HOURS_SQ_AT] = hours * hours
+    return picked, read.extra, at, rows, (read.own_rows, read.own_wl)
+
+
+def _native_of(tables: HybridTables, model: Model | None) -> Any:
+    """The ``zmot_native.CandidatePass`` of ``tables`` joined with ``model`` (built once per
+    :class:`Universe`: it copies the arrays it reads)."""
+    u = universe(tables, model)
+    if u.native is None:
+        u.native = _native_pass(tables, u)
+    return u.native
+
+
+def _native_pass(tables: HybridTables, u: Universe) -> Any:
+    assert NATIVE is not None
+    return NATIVE.CandidatePass(
+        tables.neighbour_ptr.astype(np.int64),
+        tables.neighbour_idx.astype(np.int64),
+        tables.neighbour_w.astype(np.float32),
+        tables.name_rank.astype(np.int64),
+        tables.item_category.astype(np.int64),
+        len(tables.categories),
+        u.from_table.astype(np.int64),
+        u.to_table.astype(np.int64),
+        u.model_at.astype(np.int64),
+        u.category.astype(np.int64),
+        np.ascontiguousarray(u.static, dtype=np.float64),
+        list(u.trending),
+    )
+
+
+def _candidate_rows_numpy(
+    tables: HybridTables,
+    model: Model | None,
+    profile: Profile,
+    now: float,
+    z: F64 | None,
+    weights: Mapping[str, float] | None,
+) -> tuple[I64, list[str], npt.NDArray[np.intp], F64, Voters]:
+    """:func:`_candidate_rows` in numpy: the fallback when ``zmot_native`` is not there, and
+    the oracle the native pass is tested against (``tests/recommender/core/test_native.py``)."""
+    p = tables.params
+    u = universe(tables, model)
+    size = len(u.names)
+    if weights is None:
+        weights = profile.normalised()
+    if z is None and model is not None:
+        z = ItemScorer(model, purchase_exclusion_s=0.0).scores(profile, now)
+    index = u.index
+    read = _read_profile(tables, u, profile, weights)
+    own, categories, recent = read.own, read.categories, read.recent
+    extra, first_extra = read.extra, read.first_extra
+    own_list, recent_list, own_wl = read.own_list, read.recent_list, read.own_wl
+    own_rows, voter_rows = read.own_rows, read.voter_rows
+    total = sum(own_wl)
     summed, voters = _both_votes(tables, own_rows, own_wl, total, voter_rows)
     n_tab = len(tables.items) + 1
     parts: list[list[int]] = [own_list[: p.own_items], recent_list]
@@ -889,6 +1086,12 @@ class HybridScorer(ItemScorer):
         rows, rows_list, strength = self._voters_of(weights)
         want = [(i, j) for i, item in enumerate(item_ids) if (j := t.index.get(item)) is not None]
         if not want or not rows_list:
+            return out
+        if NATIVE is not None:  # the same search in one call (zmot_native)
+            found = _native_of(t, self.model).lifted_by(rows_list, strength, [j for _, j in want])
+            for (i, _), voter in zip(want, found, strict=True):
+                if voter >= 0:
+                    out[i] = t.items[voter]
             return out
         targets = np.array([j for _, j in want], dtype=np.int64)
         keys = rows[:, None] * len(t.items) + targets

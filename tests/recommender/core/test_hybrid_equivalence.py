@@ -3,7 +3,9 @@
 propensities and co-visitation reasons, on random worlds built to hit the edge cases (ties in
 weights and scores, items known only to the model or only to the tables or to neither,
 purchases inside and outside the exclusion window, small candidate budgets) and on the demo
-shop's trained model."""
+shop's trained model. Every test runs twice: with the candidate pass and the co-visitation
+reasons in ``zmot_native`` (Rust; skipped when it is not built, which ``test_native.py``
+fails on) and in numpy."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 
+from recommender.core import hybrid
 from recommender.core.features import item_feature
 from recommender.core.hybrid import (
     FEATURES,
@@ -32,6 +35,16 @@ if TYPE_CHECKING:
 
 NOW = 1_770_000_000.0
 DAY = 86_400.0
+
+
+@pytest.fixture(autouse=True, params=["native", "numpy"])
+def serving_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The native pass (``zmot_native``) or the numpy one."""
+    if request.param == "native" and hybrid.NATIVE is None:
+        pytest.skip("zmot_native not built")
+    if request.param == "numpy":
+        monkeypatch.setattr(hybrid, "NATIVE", None)
+    return str(request.param)
 
 
 def random_world(seed: int) -> tuple[Model, HybridTables]:

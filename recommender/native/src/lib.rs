@@ -1,0 +1,580 @@
+//! zmot's hybrid candidate pass (`recommender/core/hybrid.py::_candidate_rows`) in one native
+//! call: the co-visitation votes of the profile's items and of its newest touched items, the
+//! best voted items of each, the candidates in order without repeats, and their signal rows.
+//!
+//! Python keeps what reads Python objects (the profile's dicts, name lookups, the model's top
+//! items, the strong categories' trending items) and the `log1p` of five columns (numpy's, so
+//! the values are exactly those of the numpy version, which stays as the fallback and the
+//! oracle of the tests). Every other value is computed with the same IEEE operations in the
+//! same order as numpy computes it there: products, quotients, and votes summed per target in
+//! input order as `np.bincount` adds them.
+
+use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+
+/// The signal columns this pass fills, in order (hybrid.py checks them against FEATURES).
+const FEATURES: [&str; 29] = [
+    "model",
+    "in_model",
+    "covisit",
+    "own",
+    "own_share",
+    "own_rank",
+    "weight",
+    "bought",
+    "hours_since_bought",
+    "popularity",
+    "trend",
+    "category",
+    "touched",
+    "touch_rank",
+    "hours_since_touch",
+    "covisit_recent",
+    "touch_category",
+    "log_covisit",
+    "log_covisit_recent",
+    "log_own_share",
+    "touch_1",
+    "touch_2",
+    "touch_3",
+    "touch_4_5",
+    "touch_6_10",
+    "touch_11_up",
+    "hours_since_touch_sq",
+    "own_model",
+    "category_popularity",
+];
+const WIDTH: usize = FEATURES.len();
+const MODEL: usize = 0;
+const IN_MODEL: usize = 1;
+const COVISIT: usize = 2;
+const OWN: usize = 3;
+const OWN_SHARE: usize = 4;
+const OWN_RANK: usize = 5;
+const WEIGHT: usize = 6;
+const BOUGHT: usize = 7;
+const HOURS_SINCE_BOUGHT: usize = 8;
+const POPULARITY: usize = 9;
+const TREND: usize = 10;
+const CATEGORY: usize = 11;
+const TOUCHED: usize = 12;
+const TOUCH_RANK: usize = 13;
+const HOURS_SINCE_TOUCH: usize = 14;
+const COVISIT_RECENT: usize = 15;
+const TOUCH_CATEGORY: usize = 16;
+const LOG_COVISIT: usize = 17;
+const LOG_COVISIT_RECENT: usize = 18;
+const LOG_OWN_SHARE: usize = 19;
+const TOUCH_1: usize = 20;
+const OWN_MODEL: usize = 27;
+const CATEGORY_POPULARITY: usize = 28;
+
+/// The recency bin of a remembered touch (0: newest): `np.searchsorted([0.5, 1.5, 2.5, 4.5,
+/// 9.5], rank)`.
+fn touch_bin(rank: usize) -> usize {
+    match rank {
+        0 => 0,
+        1 => 1,
+        2 => 2,
+        3 | 4 => 3,
+        5..=9 => 4,
+        _ => 5,
+    }
+}
+
+/// The candidates (universe positions), their model positions and their signal rows.
+type Candidates<'py> = (
+    Bound<'py, PyArray1<i64>>,
+    Bound<'py, PyArray1<isize>>,
+    Bound<'py, PyArray2<f64>>,
+);
+
+fn position(value: i64, bound: usize, what: &str) -> PyResult<usize> {
+    if value < 0 || value as u64 >= bound as u64 {
+        return Err(PyValueError::new_err(format!(
+            "{what} {value} out of range 0..{bound}"
+        )));
+    }
+    Ok(value as usize)
+}
+
+/// The static tables of one (hybrid tables, model) universe and the scratch space of the
+/// pass (kept zeroed between calls, so a call costs what the profile holds, not the
+/// catalogue).
+#[pyclass(module = "zmot_native")]
+struct CandidatePass {
+    /// co-visitation CSR over table positions
+    ptr: Vec<usize>,
+    idx: Vec<u32>,
+    weight: Vec<f32>,
+    name_rank: Vec<i64>,
+    /// table position -> category (-1: none)
+    item_category: Vec<i64>,
+    from_table: Vec<i64>,
+    /// universe position (padding slot last) -> table position / model position / category
+    to_table: Vec<i64>,
+    model_at: Vec<i64>,
+    category: Vec<i64>,
+    /// in_model, popularity, trend by universe position (padding slot last)
+    statics: Vec<[f64; 3]>,
+    trending: Vec<i64>,
+    size: usize,
+    n_categories: usize,
+    // scratch, all zero / empty between calls
+    summed: Vec<f64>,
+    marked: Vec<bool>,
+    hit: [Vec<u32>; 2],
+    row_of: Vec<u32>,
+    category_share: Vec<f64>,
+    touch_share: Vec<f64>,
+}
+
+fn vec_i64(a: &PyReadonlyArray1<'_, i64>) -> PyResult<Vec<i64>> {
+    Ok(a.as_array().to_vec())
+}
+
+#[pymethods]
+impl CandidatePass {
+    #[new]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        neighbour_ptr: PyReadonlyArray1<'_, i64>,
+        neighbour_idx: PyReadonlyArray1<'_, i64>,
+        neighbour_w: PyReadonlyArray1<'_, f32>,
+        name_rank: PyReadonlyArray1<'_, i64>,
+        item_category: PyReadonlyArray1<'_, i64>,
+        n_categories: usize,
+        from_table: PyReadonlyArray1<'_, i64>,
+        to_table: PyReadonlyArray1<'_, i64>,
+        model_at: PyReadonlyArray1<'_, i64>,
+        category: PyReadonlyArray1<'_, i64>,
+        statics: PyReadonlyArray2<'_, f64>,
+        trending: Vec<i64>,
+    ) -> PyResult<Self> {
+        let n_tab = name_rank.len()?;
+        let ptr: Vec<usize> = neighbour_ptr
+            .as_array()
+            .iter()
+            .map(|&p| usize::try_from(p).map_err(|_| PyValueError::new_err("negative pointer")))
+            .collect::<PyResult<_>>()?;
+        let idx: Vec<u32> = neighbour_idx
+            .as_array()
+            .iter()
+            .map(|&t| {
+                u32::try_from(t)
+                    .ok()
+                    .filter(|&t| (t as usize) < n_tab)
+                    .ok_or_else(|| PyValueError::new_err("neighbour out of range"))
+            })
+            .collect::<PyResult<_>>()?;
+        let weight = neighbour_w.as_array().to_vec();
+        if ptr.len() != n_tab + 1
+            || weight.len() != idx.len()
+            || ptr.windows(2).any(|w| w[0] > w[1])
+            || ptr.last().copied() != Some(idx.len())
+        {
+            return Err(PyValueError::new_err("co-visitation arrays do not match"));
+        }
+        let to_table = vec_i64(&to_table)?;
+        let size = to_table.len().saturating_sub(1);
+        let s = statics.as_array();
+        if s.shape() != [size + 1, 3] {
+            return Err(PyValueError::new_err(
+                "static signals do not match the universe",
+            ));
+        }
+        let statics: Vec<[f64; 3]> = s.rows().into_iter().map(|r| [r[0], r[1], r[2]]).collect();
+        let model_at = vec_i64(&model_at)?;
+        let category = vec_i64(&category)?;
+        let item_category = vec_i64(&item_category)?;
+        let from_table = vec_i64(&from_table)?;
+        if model_at.len() != size + 1
+            || category.len() != size + 1
+            || item_category.len() != n_tab
+            || from_table.len() != n_tab
+            || to_table.iter().any(|&t| t >= n_tab as i64)
+            || from_table.iter().any(|&j| j < 0 || j >= size as i64)
+            || category
+                .iter()
+                .chain(&item_category)
+                .any(|&c| c >= n_categories as i64)
+            || trending.iter().any(|&j| j < 0 || j >= size as i64)
+        {
+            return Err(PyValueError::new_err("universe arrays do not match"));
+        }
+        Ok(CandidatePass {
+            ptr,
+            idx,
+            weight,
+            name_rank: vec_i64(&name_rank)?,
+            item_category,
+            from_table,
+            to_table,
+            model_at,
+            category,
+            statics,
+            trending,
+            size,
+            n_categories,
+            summed: vec![0.0; 2 * (n_tab + 1)],
+            marked: vec![false; 2 * (n_tab + 1)],
+            hit: [Vec::new(), Vec::new()],
+            row_of: vec![0; size],
+            category_share: vec![0.0; n_categories],
+            touch_share: vec![0.0; n_categories],
+        })
+    }
+
+    /// The candidates (universe positions), their model positions (-1: none) and signal rows,
+    /// the five `log1p` columns (`weight`, `hours_since_touch`, `log_covisit`,
+    /// `log_covisit_recent`, `log_own_share`) holding their arguments and
+    /// `hours_since_touch_sq` 0: hybrid.py takes numpy's `log1p` of them, then the square.
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (own_list, own_rows, own_w, total, raw, factor, recent_list, recent_hours,
+                        voter_rows, model_best, strong, purchases, category_share, n_extra, z,
+                        own_items, covisit_items, recent_covisit_items, max_candidates))]
+    fn run<'py>(
+        &mut self,
+        py: Python<'py>,
+        own_list: Vec<i64>,
+        own_rows: Vec<i64>,
+        own_w: Vec<f64>,
+        total: f64,
+        raw: Vec<f64>,
+        factor: f64,
+        recent_list: Vec<i64>,
+        recent_hours: Vec<f64>,
+        voter_rows: Vec<i64>,
+        model_best: Option<PyReadonlyArray1<'py, i64>>,
+        strong: Vec<i64>,
+        purchases: Vec<(i64, f64)>,
+        category_share: Vec<(i64, f64)>,
+        n_extra: usize,
+        z: Option<PyReadonlyArray1<'py, f64>>,
+        own_items: usize,
+        covisit_items: usize,
+        recent_covisit_items: usize,
+        max_candidates: usize,
+    ) -> PyResult<Candidates<'py>> {
+        let n_own = own_list.len();
+        if own_rows.len() != n_own || own_w.len() != n_own || raw.len() != n_own {
+            return Err(PyValueError::new_err(
+                "the profile's item lists differ in length",
+            ));
+        }
+        if recent_hours.len() != recent_list.len() {
+            return Err(PyValueError::new_err("the touched lists differ in length"));
+        }
+        let n_tab = self.name_rank.len();
+        let n1 = n_tab + 1;
+        let universe = self.size + n_extra;
+
+        // --- votes: the profile's items by their share of `total`, then the newest touched
+        // items, the i-th by 1/(i+1); each target's terms added in input order
+        if total > 0.0 {
+            for (&j, &w) in own_rows.iter().zip(&own_w) {
+                if j >= 0 {
+                    let share = w / total;
+                    self.vote(position(j, n_tab, "table row")?, share, 0, n1);
+                }
+            }
+        }
+        for (i, &j) in voter_rows.iter().enumerate() {
+            if j >= 0 {
+                let share = 1.0 / (1.0 + i as f64);
+                self.vote(position(j, n_tab, "table row")?, share, 1, n1);
+            }
+        }
+        let best_own = self.best_voted(0, n1, covisit_items);
+        let best_recent = self.best_voted(1, n1, recent_covisit_items);
+
+        // --- candidates: first occurrences in order, at most max_candidates
+        let model_best = model_best.as_ref().map(|a| a.as_array());
+        let mut picked: Vec<i64> = Vec::with_capacity(max_candidates.min(1024));
+        let mut extra_row: Vec<u32> = vec![0; n_extra];
+        let trending = std::mem::take(&mut self.trending);
+        let result = (|| -> PyResult<()> {
+            let parts: [&mut dyn Iterator<Item = i64>; 7] = [
+                &mut own_list[..own_items.min(n_own)].iter().copied(),
+                &mut recent_list.iter().copied(),
+                &mut best_own.iter().copied(),
+                &mut best_recent.iter().copied(),
+                &mut model_best.iter().flat_map(|a| a.iter().copied()),
+                &mut trending.iter().copied(),
+                &mut strong.iter().copied(),
+            ];
+            'outer: for part in parts {
+                for pos in part {
+                    if picked.len() >= max_candidates {
+                        break 'outer;
+                    }
+                    let p = position(pos, universe, "candidate")?;
+                    let slot = if p < self.size {
+                        &mut self.row_of[p]
+                    } else {
+                        &mut extra_row[p - self.size]
+                    };
+                    if *slot == 0 {
+                        picked.push(pos);
+                        *slot = picked.len() as u32;
+                    }
+                }
+            }
+            Ok(())
+        })();
+        self.trending = trending;
+        // the candidate row of a universe position (None: not a candidate)
+        let row_of = |row_of: &[u32], extra_row: &[u32], pos: i64| -> Option<usize> {
+            let p = usize::try_from(pos).ok()?;
+            let r = if p < row_of.len() {
+                row_of[p]
+            } else {
+                *extra_row.get(p - row_of.len())?
+            };
+            (r > 0).then(|| r as usize - 1)
+        };
+
+        let n = picked.len();
+        let rows_arr = PyArray2::<f64>::zeros(py, [n, WIDTH], false);
+        let mut at_out: Vec<isize> = Vec::with_capacity(n);
+        let filled = result.and_then(|()| {
+            // SAFETY: the array was just created here and nothing else refers to it yet
+            let rows = unsafe { rows_arr.as_slice_mut()? };
+            let z = z.as_ref().map(|a| a.as_array());
+            // touch_category: the share of the newest touched items in each category
+            let mut touch_cats: Vec<usize> = Vec::new();
+            if !voter_rows.is_empty() {
+                let each = voter_rows.len() as f64;
+                let mut counts: Vec<(usize, u32)> = Vec::new();
+                for &j in &voter_rows {
+                    if j >= 0 {
+                        let c = self.item_category[j as usize];
+                        if c >= 0 {
+                            let c = c as usize;
+                            match counts.iter_mut().find(|(k, _)| *k == c) {
+                                Some(entry) => entry.1 += 1,
+                                None => counts.push((c, 1)),
+                            }
+                        }
+                    }
+                }
+                for (c, count) in counts {
+                    self.touch_share[c] = count as f64 / each;
+                    touch_cats.push(c);
+                }
+            }
+            let mut cats: Vec<usize> = Vec::with_capacity(category_share.len());
+            for &(c, share) in &category_share {
+                let c = position(c, self.n_categories, "category")?;
+                self.category_share[c] = share;
+                cats.push(c);
+            }
+            for (r, &pos) in picked.iter().enumerate() {
+                let clipped = (pos as usize).min(self.size);
+                let ti = self.to_table[clipped];
+                let at = self.model_at[clipped];
+                at_out.push(at as isize);
+                let row = &mut rows[r * WIDTH..(r + 1) * WIDTH];
+                if let Some(z) = &z {
+                    if at >= 0 {
+                        row[MODEL] = *z
+                            .get(at as usize)
+                            .ok_or_else(|| PyValueError::new_err("z is shorter than the model"))?;
+                    }
+                }
+                let s = self.statics[clipped];
+                row[IN_MODEL] = s[0];
+                row[POPULARITY] = s[1];
+                row[TREND] = s[2];
+                if ti >= 0 {
+                    row[COVISIT] = self.summed[ti as usize];
+                    row[COVISIT_RECENT] = self.summed[n1 + ti as usize];
+                }
+                let c = self.category[clipped];
+                if c >= 0 {
+                    row[CATEGORY] = self.category_share[c as usize];
+                    row[TOUCH_CATEGORY] = self.touch_share[c as usize];
+                }
+            }
+            if n_own > 0 {
+                let top = own_w[0];
+                for (i, &pos) in own_list.iter().enumerate() {
+                    if let Some(r) = row_of(&self.row_of, &extra_row, pos) {
+                        let row = &mut rows[r * WIDTH..(r + 1) * WIDTH];
+                        row[OWN] = 1.0;
+                        row[OWN_SHARE] = if top != 0.0 { own_w[i] / top } else { 0.0 };
+                        row[OWN_RANK] = 1.0 / (1.0 + i as f64);
+                        row[WEIGHT] = raw[i] * factor;
+                    }
+                }
+            }
+            for (i, &pos) in recent_list.iter().enumerate() {
+                if let Some(r) = row_of(&self.row_of, &extra_row, pos) {
+                    let row = &mut rows[r * WIDTH..(r + 1) * WIDTH];
+                    row[TOUCHED] = 1.0;
+                    row[TOUCH_RANK] = 1.0 / (1.0 + i as f64);
+                    row[HOURS_SINCE_TOUCH] = recent_hours[i];
+                    row[TOUCH_1 + touch_bin(i)] = 1.0;
+                }
+            }
+            for &(pos, hours) in &purchases {
+                if let Some(r) = row_of(&self.row_of, &extra_row, pos) {
+                    let row = &mut rows[r * WIDTH..(r + 1) * WIDTH];
+                    row[BOUGHT] = 1.0;
+                    row[HOURS_SINCE_BOUGHT] = hours;
+                }
+            }
+            for row in rows.chunks_exact_mut(WIDTH) {
+                row[LOG_COVISIT] = 100.0 * row[COVISIT];
+                row[LOG_COVISIT_RECENT] = 100.0 * row[COVISIT_RECENT];
+                row[LOG_OWN_SHARE] = 100.0 * row[OWN_SHARE];
+                row[OWN_MODEL] = row[OWN] * row[MODEL];
+                row[CATEGORY_POPULARITY] = row[CATEGORY] * row[POPULARITY];
+            }
+            for c in touch_cats {
+                self.touch_share[c] = 0.0;
+            }
+            for c in cats {
+                self.category_share[c] = 0.0;
+            }
+            Ok(())
+        });
+        // back to zero scratch whatever happened
+        for &pos in &picked {
+            if (pos as usize) < self.size {
+                self.row_of[pos as usize] = 0;
+            }
+        }
+        if filled.is_err() {
+            self.touch_share.iter_mut().for_each(|v| *v = 0.0);
+            self.category_share.iter_mut().for_each(|v| *v = 0.0);
+        }
+        self.clear_votes();
+        filled?;
+        Ok((
+            PyArray1::from_vec(py, picked),
+            PyArray1::from_vec(py, at_out),
+            rows_arr,
+        ))
+    }
+
+    /// For each of `targets` (table rows), the table row of the voter (`voters`: table rows,
+    /// `strength`: their weights) whose co-visitation vote for it is the largest: its
+    /// strongest edge to the target x its strength, ties by the larger strength, then by name;
+    /// -1 when no voter other than the target itself lists it. `HybridScorer.lifted_by_many`.
+    fn lifted_by(
+        &self,
+        voters: Vec<i64>,
+        strength: Vec<f64>,
+        targets: Vec<i64>,
+    ) -> PyResult<Vec<i64>> {
+        if voters.len() != strength.len() {
+            return Err(PyValueError::new_err(
+                "voters and strengths differ in length",
+            ));
+        }
+        let n_tab = self.name_rank.len();
+        let voters: Vec<usize> = voters
+            .iter()
+            .map(|&j| position(j, n_tab, "voter"))
+            .collect::<PyResult<_>>()?;
+        targets
+            .iter()
+            .map(|&target| {
+                let target = position(target, n_tab, "target")?;
+                // (-w x edge, -w, name rank, voter): the smallest wins, as Python's tuples
+                let mut best: Option<(f64, f64, i64, usize)> = None;
+                for (&j, &w) in voters.iter().zip(&strength) {
+                    if j == target {
+                        continue; // an item listed as its own neighbour does not lift itself
+                    }
+                    let mut edge: Option<f64> = None;
+                    for e in self.ptr[j]..self.ptr[j + 1] {
+                        if self.idx[e] as usize == target {
+                            let w_e = self.weight[e] as f64;
+                            edge = Some(edge.map_or(w_e, |held: f64| held.max(w_e)));
+                        }
+                    }
+                    if let Some(edge) = edge {
+                        let key = (-w * edge, -w, self.name_rank[j], j);
+                        let wins = match best {
+                            None => true,
+                            Some(held) => {
+                                key.0 < held.0
+                                    || (key.0 == held.0
+                                        && (key.1 < held.1 || (key.1 == held.1 && key.2 < held.2)))
+                            }
+                        };
+                        if wins {
+                            best = Some(key);
+                        }
+                    }
+                }
+                Ok(best.map_or(-1, |b| b.3 as i64))
+            })
+            .collect()
+    }
+}
+
+impl CandidatePass {
+    /// Add table row `j`'s neighbours, each weighted by `share`, to `half` of the votes.
+    fn vote(&mut self, j: usize, share: f64, half: usize, n1: usize) {
+        let base = half * n1;
+        for e in self.ptr[j]..self.ptr[j + 1] {
+            let slot = base + self.idx[e] as usize;
+            let term = self.weight[e] as f64 * share;
+            self.summed[slot] += term;
+            if !self.marked[slot] {
+                self.marked[slot] = true;
+                self.hit[half].push(slot as u32);
+            }
+        }
+    }
+
+    /// The universe positions of the `k` items with the most votes in `half` (> 0), most
+    /// first, ties by name.
+    fn best_voted(&self, half: usize, n1: usize, k: usize) -> Vec<i64> {
+        let base = half * n1;
+        let mut voted: Vec<(f64, i64, usize)> = self.hit[half]
+            .iter()
+            .map(|&slot| slot as usize)
+            .filter(|&slot| self.summed[slot] > 0.0)
+            .map(|slot| {
+                let t = slot - base;
+                (self.summed[slot], self.name_rank[t], t)
+            })
+            .collect();
+        let order = |a: &(f64, i64, usize), b: &(f64, i64, usize)| {
+            b.0.partial_cmp(&a.0)
+                .unwrap_or(std::cmp::Ordering::Equal)
+                .then(a.1.cmp(&b.1))
+        };
+        if voted.len() > k && k > 0 {
+            voted.select_nth_unstable_by(k - 1, order);
+        }
+        voted.truncate(k);
+        voted.sort_unstable_by(order);
+        voted
+            .into_iter()
+            .map(|(_, _, t)| self.from_table[t])
+            .collect()
+    }
+
+    fn clear_votes(&mut self) {
+        for half in 0..2 {
+            for &slot in &self.hit[half] {
+                self.summed[slot as usize] = 0.0;
+                self.marked[slot as usize] = false;
+            }
+            self.hit[half].clear();
+        }
+    }
+}
+
+#[pymodule]
+fn zmot_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<CandidatePass>()?;
+    m.add("FEATURES", FEATURES.to_vec())?;
+    Ok(())
+}

@@ -1,0 +1,48 @@
+"""Type stub of the ``zmot_native`` extension (``src/lib.rs``)."""
+
+import numpy as np
+import numpy.typing as npt
+
+FEATURES: list[str]
+
+class CandidatePass:
+    def __init__(
+        self,
+        neighbour_ptr: npt.NDArray[np.int64],
+        neighbour_idx: npt.NDArray[np.int64],
+        neighbour_w: npt.NDArray[np.float32],
+        name_rank: npt.NDArray[np.int64],
+        item_category: npt.NDArray[np.int64],
+        n_categories: int,
+        from_table: npt.NDArray[np.int64],
+        to_table: npt.NDArray[np.int64],
+        model_at: npt.NDArray[np.int64],
+        category: npt.NDArray[np.int64],
+        statics: npt.NDArray[np.float64],
+        trending: list[int],
+    ) -> None: ...
+    def run(
+        self,
+        own_list: list[int],
+        own_rows: list[int],
+        own_w: list[float],
+        total: float,
+        raw: list[float],
+        factor: float,
+        recent_list: list[int],
+        recent_hours: list[float],
+        voter_rows: list[int],
+        model_best: npt.NDArray[np.int64] | None,
+        strong: list[int],
+        purchases: list[tuple[int, float]],
+        category_share: list[tuple[int, float]],
+        n_extra: int,
+        z: npt.NDArray[np.float64] | None,
+        own_items: int,
+        covisit_items: int,
+        recent_covisit_items: int,
+        max_candidates: int,
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.intp], npt.NDArray[np.float64]]: ...
+    def lifted_by(
+        self, voters: list[int], strength: list[float], targets: list[int]
+    ) -> list[int]: ...
