@@ -1,9 +1,16 @@
 """The decision log on Kafka (``ZMOT_DECISIONS_TOPIC``) and its join with feedback (pure).
 
-The API writes one message per answer, keyed by user::
+Each answer's decision is one JSON object (one line, compact, ASCII)::
 
     {"decision_id", "user_id", "ts", "placement", "stage", "fallback", "experiment", "arm",
      "model_version", "offers": [{"offer_id", "item_id", "policy", "probability"}, ...]}
+
+and a Kafka record holds one or more of them, newline-separated (JSON lines,
+:func:`encode_record`; read back by :func:`decode_record`). The API gathers the answers of a
+few milliseconds into one record without a key (a record mixes users); records written before
+that hold one decision (keyed by user), which is the same text as a record of one entry, so
+one reader takes both. Nothing downstream needs one person's decisions in order: the join
+below orders them by ``ts`` (ties by ``decision_id``), never by their place in the log.
 
 ``probability`` is the exact chance the logging policy put that offer in that slot
 (:mod:`recommender.core.exploration`). :func:`logged_rewards` turns the log and the events
@@ -109,6 +116,31 @@ class LoggedDecision:
             raise InvalidEventError(f"not a logged decision: {exc!r}") from None
 
 
+def encode_record(entries: Sequence[LoggedDecision]) -> bytes:
+    """One Kafka record of the decision log: the entries' JSON, one per line (no newline
+    inside an entry: the encoder escapes every control character)."""
+    return b"\n".join([e.to_json() for e in entries])
+
+
+def decode_record(raw: bytes | str) -> tuple[list[LoggedDecision], list[str]]:
+    """The decisions of one record (a single decision, as records written before batching
+    were, or JSON lines of them), and a reason per line that is not a logged decision
+    (``line N: ...``); blank lines are skipped."""
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    decisions: list[LoggedDecision] = []
+    bad: list[str] = []
+    for number, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            decisions.append(LoggedDecision.from_json(line))
+        except InvalidEventError as exc:
+            bad.append(f"line {number}: {exc}")
+    if not decisions and not bad:
+        bad.append("empty record")
+    return decisions, bad
+
+
 def _opt(value: Any) -> str | None:
     return None if value is None else str(value)
 
@@ -157,10 +189,13 @@ def _latest(
     candidates: Iterable[LoggedDecision], ts: float, window_s: float, field: str, value: str
 ) -> LoggedDecision | None:
     """The latest decision at most ``window_s`` before ``ts`` with a slot whose ``field``
-    (offer_id or item_id) is ``value``."""
+    (offer_id or item_id) is ``value``; of two at the same time, the greater ``decision_id``
+    (so the answer does not depend on the order the log was read in)."""
     best: LoggedDecision | None = None
     for d in candidates:
-        if not 0.0 <= ts - d.ts <= window_s or (best is not None and d.ts <= best.ts):
+        if not 0.0 <= ts - d.ts <= window_s or (
+            best is not None and (d.ts, d.decision_id) <= (best.ts, best.decision_id)
+        ):
             continue
         if any(getattr(s, field) == value for s in d.offers):
             best = d
