@@ -27,8 +27,10 @@ the first slot's offer and probability, and whether it earned the reward):
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii
 from typing import Any, Literal
 
 from recommender.core.errors import InvalidEventError
@@ -224,3 +226,96 @@ def decision_entry(
         arm=context.get("arm"),
         model_version=context.get("model_version"),
     )
+
+
+class DecisionLine:
+    """A decision as the API queues it for the log: the answer's fields as they are, encoded
+    only when the log sends them (:meth:`to_json`, the bytes of
+    :meth:`LoggedDecision.to_json` for the same fields, written directly instead of through a
+    dict and the generic encoder: a few microseconds per answer instead of about ten, and no
+    dataclass built while the answer is being made)."""
+
+    __slots__ = (
+        "decision_id",
+        "user_id",
+        "ts",
+        "offers",
+        "placement",
+        "stage",
+        "fallback",
+        "experiment",
+        "arm",
+        "model_version",
+    )
+
+    def __init__(
+        self,
+        decision_id: str,
+        user_id: str,
+        ts: float,
+        offers: Sequence[tuple[str, str, str, float]],
+        placement: str | None = None,
+        stage: str | None = None,
+        fallback: bool = False,
+        experiment: str | None = None,
+        arm: str | None = None,
+        model_version: str | None = None,
+    ) -> None:
+        self.decision_id = decision_id
+        self.user_id = user_id
+        self.ts = ts
+        self.offers = offers
+        self.placement = placement
+        self.stage = stage
+        self.fallback = fallback
+        self.experiment = experiment
+        self.arm = arm
+        self.model_version = model_version
+
+    def to_json(self) -> bytes:
+        slots = ",".join(
+            [
+                f'{{"offer_id":{_text(o)},"item_id":{_text(i)},"policy":{_text(p)},'
+                f'"probability":{_number(q)}}}'
+                for o, i, p, q in self.offers
+            ]
+        )
+        return (
+            f'{{"decision_id":{_text(self.decision_id)},"user_id":{_text(self.user_id)},'
+            f'"ts":{_number(self.ts)},"placement":{_text(self.placement)},'
+            f'"stage":{_text(self.stage)},"fallback":{"true" if self.fallback else "false"},'
+            f'"experiment":{_text(self.experiment)},"arm":{_text(self.arm)},'
+            f'"model_version":{_text(self.model_version)},"offers":[{slots}]}}'
+        ).encode()
+
+    def decision(self) -> LoggedDecision:
+        """The same decision as :func:`decision_entry` makes it."""
+        return decision_entry(
+            self.decision_id,
+            self.user_id,
+            self.ts,
+            self.offers,
+            {
+                "placement": self.placement,
+                "stage": self.stage,
+                "fallback": self.fallback,
+                "experiment": self.experiment,
+                "arm": self.arm,
+                "model_version": self.model_version,
+            },
+        )
+
+
+def _text(value: Any) -> str:
+    """``value`` as the log's encoder writes it (a str escaped to ASCII; None as null)."""
+    if value.__class__ is str:
+        return encode_basestring_ascii(value)
+    return "null" if value is None else _ENCODE(value)
+
+
+def _number(value: Any) -> str:
+    """A finite float as the log's encoder writes it (``float.__repr__``); anything else
+    through that encoder."""
+    if isinstance(value, float) and math.isfinite(value):
+        return float.__repr__(value)
+    return _ENCODE(value)

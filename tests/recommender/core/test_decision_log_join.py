@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from recommender.core.decision_log import (
+    DecisionLine,
     LoggedDecision,
     LoggedSlot,
     decision_entry,
@@ -182,3 +186,52 @@ def test_the_join_does_not_depend_on_the_order_the_log_is_read_in() -> None:
             assert want == {"a": 0.0, "b": 1.0, "c": 0.0, "d": 0.0, "e": 1.0}
         else:
             assert want == {"a": 0.0, "b": 0.0, "c": 1.0, "d": 0.0, "e": 0.0}
+
+
+_texts = st.one_of(st.none(), st.text(max_size=12), st.sampled_from(["home", "zmot", "v1"]))
+_numbers = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(-(10**12), 10**12),
+    st.floats(0, 1).map(np.float64),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    decision_id=st.text(max_size=40),
+    user_id=st.text(max_size=20),
+    ts=_numbers,
+    offers=st.lists(
+        st.tuples(st.text(max_size=8), st.text(max_size=8), _texts, _numbers), max_size=5
+    ),
+    context=st.tuples(_texts, _texts, st.booleans(), _texts, _texts, _texts),
+)
+def test_the_apis_line_is_the_bytes_of_the_entry_it_replaced(
+    decision_id: str,
+    user_id: str,
+    ts: float,
+    offers: list[tuple[str, str, str, float]],
+    context: tuple[str | None, str | None, bool, str | None, str | None, str | None],
+) -> None:
+    """DecisionLine (what the API queues since the log is batched) writes exactly what
+    decision_entry(...).to_json() wrote for the same answer, which stays the oracle."""
+    placement, stage, fallback, experiment, arm, model_version = context
+    line = DecisionLine(
+        decision_id, user_id, ts, offers, placement, stage, fallback, experiment, arm, model_version
+    )
+    old = decision_entry(
+        decision_id,
+        user_id,
+        ts,
+        offers,
+        {
+            "placement": placement,
+            "stage": stage,
+            "fallback": fallback,
+            "experiment": experiment,
+            "arm": arm,
+            "model_version": model_version,
+        },
+    )
+    assert line.to_json() == old.to_json()
+    assert line.decision().to_json() == old.to_json()
