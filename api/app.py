@@ -165,7 +165,10 @@ async def _open_services(
         producer = kafka
         if settings.decisions_topic:
             decision_log = DecisionLog(
-                kafka, settings.decisions_topic, ops.metrics.decision_log_errors.inc
+                kafka,
+                settings.decisions_topic,
+                ops.metrics.decision_log_errors.inc,
+                linger_ms=settings.decisions_linger_ms,
             )
             stack.push_async_callback(decision_log.drain)  # before the producer stops
     ratings = RatingCache(feedback)

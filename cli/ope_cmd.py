@@ -15,8 +15,13 @@ import yaml
 
 from cli.history import duration_s
 from cli.options import Since
-from recommender.core.decision_log import LoggedDecision, Reward, logged_rewards
-from recommender.core.errors import ConfigError, InvalidEventError
+from recommender.core.decision_log import (
+    LoggedDecision,
+    Reward,
+    decode_record,
+    logged_rewards,
+)
+from recommender.core.errors import ConfigError
 from recommender.core.ope import Logged, evaluate, table_policy
 from recommender.core.settings import get_settings
 
@@ -66,11 +71,10 @@ def read_logged_from_kafka(
     )
     decisions: list[LoggedDecision] = []
     bad: list[str] = []
-    for where, value, _ in raw:
-        try:
-            decisions.append(LoggedDecision.from_json(value))
-        except InvalidEventError as exc:
-            bad.append(f"{where}: {exc}")
+    for where, value, _ in raw:  # one decision per record, or JSON lines of them
+        found, reasons = decode_record(value)
+        decisions.extend(found)
+        bad.extend(f"{where}: {reason}" for reason in reasons)
     events, bad_events = run_sync(
         lambda: read_topic_events(bootstrap, settings.events_topic, since=start, auth=auth)
     )

@@ -25,7 +25,7 @@ from api.schemas import (
 )
 from recommender.core.arbitration import OfferRequest
 from recommender.core.attribution import DecisionRecord
-from recommender.core.decision_log import decision_entry
+from recommender.core.decision_log import DecisionLine
 from recommender.core.privacy import without_personal_reasons
 from recommender.core.profile import Profile
 from recommender.core.reasons import language
@@ -348,19 +348,17 @@ def _log_decisions(
     now = time.time()
     services.decision_log.write(
         [
-            decision_entry(
+            DecisionLine(
                 d.decision_id,
                 user_id,
                 now,
                 [(o.offer.offer_id, o.offer.item_id, o.policy, o.probability) for o in d.offers],
-                {
-                    "placement": s.request.placement,
-                    "stage": d.stage,
-                    "fallback": d.fallback,
-                    "experiment": s.request.experiment,
-                    "arm": s.request.arm,
-                    "model_version": s.engine.model_version,
-                },
+                s.request.placement,
+                d.stage,
+                d.fallback,
+                s.request.experiment,
+                s.request.arm,
+                s.engine.model_version,
             )
             for user_id, d, s in zip(user_ids, decisions, served, strict=True)
             if d.decision_id

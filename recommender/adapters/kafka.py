@@ -98,8 +98,9 @@ class EventProducer:
     async def stop(self) -> None:
         await self._producer.stop()
 
-    async def send_raw(self, topic: str, value: bytes, key: bytes) -> asyncio.Future[Any]:
-        """Queue one message for ``topic``; the future of the broker's acknowledgement."""
+    async def send_raw(self, topic: str, value: bytes, key: bytes | None) -> asyncio.Future[Any]:
+        """Queue one message for ``topic`` (no key: the producer picks a partition); the
+        future of the broker's acknowledgement."""
         future: asyncio.Future[Any] = await self._producer.send(topic, value, key=key)
         return future
 
@@ -376,12 +377,32 @@ async def read_topic_events(
     return events, bad
 
 
+DECISION_LINGER_MS = 5.0
+"""Default gathering delay of the decision log: the answers of this many milliseconds share a
+record (see :class:`DecisionLog`)."""
+
+MAX_RECORD_ENTRIES = 500
+"""Most decisions in one record of the decision log."""
+
+MAX_RECORD_BYTES = 256 * 1024
+"""Most bytes of one decision-log record (several decisions; one larger decision goes alone),
+well under Kafka's default ``message.max.bytes`` (1 MiB) and the producer's request size."""
+
+
 class DecisionLog:
-    """Writes decisions to ``ZMOT_DECISIONS_TOPIC`` (keyed by user) on the API's producer, in
-    the background: :meth:`write` only appends to a buffer that one task drains (encoding and
-    sending after the answers left), so an answer never waits for the broker. Entries that
-    cannot be sent (broker down or failing, more than :attr:`max_buffer` waiting) are counted
-    in ``on_error``, not retried."""
+    """Writes decisions to ``ZMOT_DECISIONS_TOPIC`` on the API's producer, in the background:
+    :meth:`write` only appends to a buffer, and one task, woken by the first entry, waits
+    ``linger_ms`` for more answers, then encodes what it holds and sends it as few records as
+    possible (JSON lines, :func:`~recommender.core.decision_log.encode_record`; at most
+    :data:`MAX_RECORD_ENTRIES` entries and :data:`MAX_RECORD_BYTES` bytes each, no key: a
+    record mixes users, so the producer spreads records over the partitions). An answer never
+    waits for the broker. Entries that cannot be sent (broker down or failing, more than
+    :attr:`max_buffer` waiting) are counted in ``on_error``, not retried; :meth:`drain` sends
+    everything buffered (at shutdown).
+
+    One record per answer cost the API 66-86 us of CPU per answer at 1,000 answers/s (the
+    producer's per-message path and a task wake-up each); a record per few milliseconds shares
+    that among the answers of those milliseconds (BENCHMARKS.md)."""
 
     def __init__(
         self,
@@ -389,16 +410,29 @@ class DecisionLog:
         topic: str,
         on_error: Callable[[int], None],
         max_buffer: int = 10_000,
+        *,
+        linger_ms: float = DECISION_LINGER_MS,
+        max_record_entries: int = MAX_RECORD_ENTRIES,
+        max_record_bytes: int = MAX_RECORD_BYTES,
     ) -> None:
+        if max_record_entries < 1 or max_record_bytes < 1 or linger_ms < 0:
+            raise ConfigError(
+                "the decision log needs max_record_entries >= 1, max_record_bytes >= 1 and "
+                f"linger_ms >= 0 (got {max_record_entries}, {max_record_bytes}, {linger_ms})"
+            )
         self.producer = producer
         self.topic = topic
         self.on_error = on_error
         self.max_buffer = max_buffer
+        self.linger_s = linger_ms / 1000.0
+        self.max_record_entries = max_record_entries
+        self.max_record_bytes = max_record_bytes
         self._buffer: list[Any] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._draining = False
 
     def write(self, entries: Sequence[Any]) -> None:
-        """Queue ``entries`` (objects with ``user_id`` and ``to_json() -> bytes``)."""
+        """Queue ``entries`` (objects with ``to_json() -> bytes``, one line of JSON each)."""
         if not entries:
             return
         if len(self._buffer) + len(entries) > self.max_buffer:
@@ -408,26 +442,64 @@ class DecisionLog:
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
 
+    def records(self, entries: Sequence[Any]) -> list[tuple[bytes, int]]:
+        """The records (value, number of entries) that carry ``entries`` in order: JSON lines,
+        each within :attr:`max_record_entries` and :attr:`max_record_bytes` (an entry larger
+        than that alone is a record of its own)."""
+        out: list[tuple[bytes, int]] = []
+        lines: list[bytes] = []
+        size = 0
+        for entry in entries:
+            line = entry.to_json()
+            if lines and (
+                len(lines) >= self.max_record_entries
+                or size + 1 + len(line) > self.max_record_bytes
+            ):
+                out.append((b"\n".join(lines), len(lines)))
+                lines, size = [], 0
+            size += len(line) + (1 if lines else 0)
+            lines.append(line)
+        if lines:
+            out.append((b"\n".join(lines), len(lines)))
+        return out
+
     async def _flush(self) -> None:
         while self._buffer:
+            if self.linger_s > 0 and not self._draining:
+                await asyncio.sleep(self.linger_s)  # let the next answers join this record
             batch, self._buffer = self._buffer, []
+            failed = 0
+            sent: list[tuple[asyncio.Future[Any], int]] = []
             try:
-                futures = [
-                    await self.producer.send_raw(self.topic, e.to_json(), e.user_id.encode())
-                    for e in batch
-                ]
-                results = await asyncio.gather(*futures, return_exceptions=True)
-                failed = sum(isinstance(r, BaseException) for r in results)
+                records = self.records(batch)
             except Exception as exc:  # noqa: BLE001 - a lost log line must never surface
                 log.warning("%d decisions not logged to %s: %r", len(batch), self.topic, exc)
-                failed = len(batch)
+                self.on_error(len(batch))
+                continue
+            for value, count in records:
+                try:
+                    sent.append((await self.producer.send_raw(self.topic, value, None), count))
+                except Exception as exc:  # noqa: BLE001
+                    log.warning("%d decisions not logged to %s: %r", count, self.topic, exc)
+                    failed += count
+            results = await asyncio.gather(*(f for f, _ in sent), return_exceptions=True)
+            failed += sum(
+                count
+                for (_, count), result in zip(sent, results, strict=True)
+                if isinstance(result, BaseException)
+            )
             if failed:
                 self.on_error(failed)
 
     async def drain(self) -> None:
-        """Wait until the buffer is sent (at shutdown, and in tests)."""
-        while self._flusher is not None and not self._flusher.done():
-            await asyncio.gather(self._flusher, return_exceptions=True)
+        """Send everything buffered without lingering and wait for the broker's answers (at
+        shutdown, and in tests)."""
+        self._draining = True
+        try:
+            while self._flusher is not None and not self._flusher.done():
+                await asyncio.gather(self._flusher, return_exceptions=True)
+        finally:
+            self._draining = False
 
 
 # --- topic administration ---------------------------------------------------------------------

@@ -13,7 +13,7 @@ import pytest
 
 from recommender.adapters.kafka import read_topic_values
 from recommender.adapters.localstack import free_port
-from recommender.core.decision_log import LoggedDecision
+from recommender.core.decision_log import LoggedDecision, decode_record
 from recommender.core.errors import ConfigError
 from recommender.core.settings import Settings
 from tests.api.support import write_model
@@ -59,7 +59,7 @@ async def test_every_answer_is_logged_and_ope_reads_the_log_with_the_clicks(
 
     async def logged() -> list[LoggedDecision]:
         values = await read_topic_values(isolated.kafka_bootstrap, isolated.decisions_topic)
-        return [LoggedDecision.from_json(v) for _, v, _ in values]
+        return [d for _, v, _ in values for d in decode_record(v)[0]]
 
     found: list[LoggedDecision] = []
     for _ in range(50):  # the log is written in the background: wait for it
@@ -90,3 +90,35 @@ async def test_every_answer_is_logged_and_ope_reads_the_log_with_the_clicks(
     result = json.loads(done.stdout)
     assert result["n"] == 32
     assert result["logged_rate"] == pytest.approx(10 / 32)
+
+
+async def test_decisions_still_buffered_at_shutdown_are_sent(
+    isolated: Settings, tmp_path: Path
+) -> None:
+    """A decision log that holds its records a whole second: the API stopped right after the
+    last answer still sends every decision before it exits (N answers, N decisions)."""
+    model_dir, catalog_path = write_model(tmp_path)
+    settings = isolated.model_copy(
+        update={
+            "model_dir": model_dir,
+            "catalog_path": catalog_path,
+            "api_port": free_port(),
+            "decisions_linger_ms": 1000.0,
+        }
+    )
+    ids: list[str] = []
+    with running_api(settings, tmp_path / "api.log") as api:
+        async with httpx.AsyncClient(base_url=api.url, timeout=10) as client:
+            for i in range(40):
+                r = await client.get("/v1/next-best-offer", params={"user_id": f"s{i}", "k": 2})
+                assert r.status_code == 200
+                ids.append(r.json()["decision_id"])
+            r = await client.post(
+                "/v1/next-best-offer:batch", json={"user_ids": ["sb1", "sb2", "sb3"], "k": 1}
+            )
+            assert r.status_code == 200
+            ids.extend(a["decision_id"] for a in r.json()["results"])
+    values = await read_topic_values(isolated.kafka_bootstrap, isolated.decisions_topic)
+    logged = [d.decision_id for _, v, _ in values for d in decode_record(v)[0]]
+    assert sorted(logged) == sorted(ids) and len(ids) == 43
+    assert len(values) < 43  # several answers per record

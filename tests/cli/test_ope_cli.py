@@ -3,6 +3,7 @@ refused with their number."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from recommender.adapters.kafka import DecisionLog, EventProducer, topic_message_count
 from recommender.core.decision_log import LoggedDecision, LoggedSlot
 from recommender.core.ope import Logged, TablePolicy, evaluate
 from recommender.core.settings import Settings
@@ -47,7 +49,9 @@ async def test_ope_from_kafka_joins_the_decision_log_with_the_clicks(
 ) -> None:
     """2,000 decisions of a known logging policy on the decisions topic, a click event for
     each rewarded one on the events topic (named by decision id, or by person and offer):
-    `--from-kafka` gives the estimates of the same rows read from a file."""
+    `--from-kafka` gives the estimates of the same rows read from a file. The first 700 are
+    records as written before batching (one decision per record, keyed by user), the other
+    1,300 come through the API's writer (several decisions per record, no key)."""
     sample = logged_sample(2000, seed=5)
     now = time.time() - 3600
     decisions, clicks = [], []
@@ -59,11 +63,14 @@ async def test_ope_from_kafka_joins_the_decision_log_with_the_clicks(
             named = {"decision_id": f"d{i}"} if i % 2 else {}
             click = {"user_id": user, "type": "click", "offer_id": row.offer_id, **named}
             clicks.append((user, {**click, "ts": int((now + i + 30) * 1000)}))
+    old, batched = decisions[:700], decisions[700:]
     producer = AIOKafkaProducer(bootstrap_servers=isolated.kafka_bootstrap, acks="all")
     await producer.start()
     try:
-        for d in decisions:
+        for d in old[:-1]:  # records written before batching: one decision each, user key
             await producer.send(isolated.decisions_topic, d.to_json(), key=d.user_id.encode())
+        bad = b'{"decision_id": "no-user"}'  # a bad line is skipped, its record's others kept
+        await producer.send(isolated.decisions_topic, old[-1].to_json() + b"\n" + bad)
         for user, click in clicks:
             await producer.send(
                 isolated.events_topic, json.dumps(click).encode(), key=user.encode()
@@ -71,6 +78,19 @@ async def test_ope_from_kafka_joins_the_decision_log_with_the_clicks(
         await producer.flush()
     finally:
         await producer.stop()
+    lost: list[int] = []
+    async with EventProducer(isolated.kafka_bootstrap, isolated.events_topic) as api_producer:
+        log = DecisionLog(api_producer, isolated.decisions_topic, lost.append, linger_ms=20)
+        at = 0
+        while at < len(batched):  # the API's writer: answers of 1 to 7 decisions
+            size = 1 + at % 7
+            log.write(batched[at : at + size])
+            at += size
+            await asyncio.sleep(0)
+        await log.drain()
+    assert lost == []
+    records = await topic_message_count(isolated.kafka_bootstrap, isolated.decisions_topic)
+    assert 700 < records <= 700 + 1300 // 50  # the 1,300 came in a few records
     candidate = tmp_path / "candidate.yaml"
     candidate.write_text("policy: {A: 0.2, B: 0.2, C: 0.6}\n")
     env = worker_env(isolated)
@@ -82,7 +102,8 @@ async def test_ope_from_kafka_joins_the_decision_log_with_the_clicks(
     assert got["logged_rate"] == pytest.approx(want["logged_rate"], rel=1e-12)
     for key in ("ips", "snips"):
         assert got[key] == pytest.approx(want[key], rel=1e-9)
-    assert f"read 2000 decisions from {isolated.decisions_topic}" in done.stderr
+    assert f"read 2000 decisions from {isolated.decisions_topic} (1 bad skipped" in done.stderr
+    assert "line 2: not a logged decision" in done.stderr
     conversions = run_zmot(
         "ope", "--from-kafka", "--reward", "conversion", "--candidate", str(candidate), env=env
     )

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from recommender.core.decision_log import LoggedDecision, LoggedSlot, decision_entry, logged_rewards
+from recommender.core.decision_log import (
+    DecisionLine,
+    LoggedDecision,
+    LoggedSlot,
+    decision_entry,
+    decode_record,
+    encode_record,
+    logged_rewards,
+)
 from recommender.core.errors import InvalidEventError
 from recommender.core.events import Event, validate_event
 from recommender.core.ope import Logged
@@ -125,3 +136,102 @@ def test_to_json_is_json_dumps_byte_for_byte() -> None:
         separators=(",", ":"),
     ).encode()
     assert entry.to_json() == expected
+
+
+def test_a_record_holds_one_decision_or_json_lines_of_them() -> None:
+    """Records written before batching (one decision, keyed by user) and batched records
+    (JSON lines) read back alike; a bad line is named, the good ones kept."""
+    assert decode_record(LOG[0].to_json()) == ([LOG[0]], [])  # the old one-decision record
+    assert encode_record(LOG[:1]) == LOG[0].to_json()  # a batch of one is that same record
+    assert decode_record(encode_record(LOG)) == (LOG, [])
+    tricky = decision_entry("d\n1", "line\nbreak\r\u2028", T, [("o\n", "i", "greedy", 1.0)], {})
+    record = encode_record([tricky, LOG[1]])
+    assert record.count(b"\n") == 1  # newlines inside values are escaped
+    assert decode_record(record) == ([tricky, LOG[1]], [])
+    found, bad = decode_record(LOG[0].to_json() + b'\n{"decision_id": "x"}\n\n' + LOG[2].to_json())
+    assert found == [LOG[0], LOG[2]]
+    assert len(bad) == 1 and bad[0].startswith("line 2: not a logged decision")
+    assert decode_record(b"") == ([], ["empty record"])
+    assert decode_record(b"\xff\xfe")[1][0].startswith("line 1: not a logged decision")
+
+
+def test_the_join_does_not_depend_on_the_order_the_log_is_read_in() -> None:
+    """Batched records carry no per-user key, so one person's decisions may come back from
+    several partitions in any order: the rewards are the same (equal times included)."""
+    import random
+
+    log = [
+        decision("a", "u1", T, ("tv-deal", "tv-1")),
+        decision("b", "u1", T, ("tv-deal", "tv-1")),  # same person, same time, same offer
+        decision("c", "u1", T + 30, ("mount", "mount-1"), ("tv-deal", "tv-1")),
+        decision("d", "u1", T - 30, ("tv-deal", "tv-1")),
+        decision("e", "u2", T, ("boots", "boots-1")),
+    ]
+    events = [
+        event("u1", "click", T + 20, offer_id="tv-deal"),  # before c
+        event("u1", "purchase", T + 90, item_id="mount-1"),
+        event("u2", "click", T + 5, offer_id="boots", decision_id="e"),
+    ]
+    rng = random.Random(7)
+    for reward in ("click", "conversion"):
+        want = None
+        for _ in range(30):
+            shuffled = rng.sample(log, len(log))
+            got = logged_rewards(shuffled, events, reward=reward, window_s=HOUR)  # type: ignore[arg-type]
+            by_id = {d.decision_id: r.reward for d, r in zip(shuffled, got, strict=True)}
+            want = want or by_id
+            assert by_id == want
+        assert want is not None
+        if reward == "click":  # a and b are the latest before c: b (> a)
+            assert want == {"a": 0.0, "b": 1.0, "c": 0.0, "d": 0.0, "e": 1.0}
+        else:
+            assert want == {"a": 0.0, "b": 0.0, "c": 1.0, "d": 0.0, "e": 0.0}
+
+
+_texts = st.one_of(st.none(), st.text(max_size=12), st.sampled_from(["home", "zmot", "v1"]))
+_numbers = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(-(10**12), 10**12),
+    st.floats(0, 1).map(np.float64),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    decision_id=st.text(max_size=40),
+    user_id=st.text(max_size=20),
+    ts=_numbers,
+    offers=st.lists(
+        st.tuples(st.text(max_size=8), st.text(max_size=8), _texts, _numbers), max_size=5
+    ),
+    context=st.tuples(_texts, _texts, st.booleans(), _texts, _texts, _texts),
+)
+def test_the_apis_line_is_the_bytes_of_the_entry_it_replaced(
+    decision_id: str,
+    user_id: str,
+    ts: float,
+    offers: list[tuple[str, str, str, float]],
+    context: tuple[str | None, str | None, bool, str | None, str | None, str | None],
+) -> None:
+    """DecisionLine (what the API queues since the log is batched) writes exactly what
+    decision_entry(...).to_json() wrote for the same answer, which stays the oracle."""
+    placement, stage, fallback, experiment, arm, model_version = context
+    line = DecisionLine(
+        decision_id, user_id, ts, offers, placement, stage, fallback, experiment, arm, model_version
+    )
+    old = decision_entry(
+        decision_id,
+        user_id,
+        ts,
+        offers,
+        {
+            "placement": placement,
+            "stage": stage,
+            "fallback": fallback,
+            "experiment": experiment,
+            "arm": arm,
+            "model_version": model_version,
+        },
+    )
+    assert line.to_json() == old.to_json()
+    assert line.decision().to_json() == old.to_json()
