@@ -41,7 +41,7 @@ DAY = 86_400.0
 def serving_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """The native pass (``zmot_native``) or the numpy one."""
     if request.param == "native" and hybrid.NATIVE is None:
-        pytest.skip("zmot_native not built")
+        pytest.skip("zmot_native not built, or ZMOT_NATIVE=0")
     if request.param == "numpy":
         monkeypatch.setattr(hybrid, "NATIVE", None)
     return str(request.param)

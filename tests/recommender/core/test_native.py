@@ -34,7 +34,8 @@ NOW = 1_770_000_000.0
 DAY = 86_400.0
 DISABLED = os.environ.get(hybrid.NATIVE_ENV, "1").strip() == "0"
 needs_native = pytest.mark.skipif(
-    hybrid.NATIVE is None, reason="zmot_native not built (test_the_module_is_built says why)"
+    hybrid.NATIVE is None,
+    reason="zmot_native not built (test_the_module_is_built fails then), or ZMOT_NATIVE=0",
 )
 
 
