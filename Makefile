@@ -34,8 +34,9 @@ $(STAMP):
 	# zmot_native: the hybrid ranker's candidate pass in Rust (PyO3, built by maturin; needs
 	# cargo, https://rustup.rs). Without it the numpy pass serves (same answers, slower) and the
 	# test suite fails unless ZMOT_NATIVE=0
-	@command -v cargo >/dev/null || { echo "error: cargo not found: install Rust (https://rustup.rs) to build recommender/native"; exit 1; }
-	$(BIN)/pip install --quiet ./recommender/native
+	# (rustup's default place is looked in too, for shells that did not source ~/.cargo/env)
+	@PATH="$$PATH:$$HOME/.cargo/bin"; command -v cargo >/dev/null || { echo "error: cargo not found: install Rust (https://rustup.rs) to build recommender/native"; exit 1; }
+	PATH="$$PATH:$$HOME/.cargo/bin" $(BIN)/pip install --quiet ./recommender/native
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 system-deps: ## Install Debian's redis-server, Java 17, Maven, chromium (ops page test) and prometheus (promtool checks the alert rules) when missing
