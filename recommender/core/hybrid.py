@@ -265,14 +265,17 @@ class HybridTables:
 
     def memory_bytes(self) -> int:
         """About what the loaded tables hold in memory: every array, and the item index and
-        names (Python objects, estimated from their sizes)."""
+        names (Python objects, estimated from their sizes); with ``zmot_native`` loaded, also
+        the copy its candidate pass keeps (4 + 4 bytes per co-visitation edge, about 120 per
+        item of its per-item arrays and scratch)."""
         import sys
 
         arrays = sum(v.nbytes for v in vars(self).values() if isinstance(v, np.ndarray))
         names = sum(sys.getsizeof(s) for s in self.items) + sys.getsizeof(self.items)
         # the index dict: a slot per entry (hash, key and value pointers) plus the int objects
         index = sys.getsizeof(self.index) + 28 * len(self.index)
-        return int(arrays + names + index)
+        native = 0 if NATIVE is None else 8 * len(self.neighbour_idx) + 120 * (len(self.items) + 1)
+        return int(arrays + names + index + native)
 
     def category_of(self, item: str) -> str | None:
         j = self.index.get(item)
