@@ -79,6 +79,18 @@ def test_evaluate_json_prints_one_document_with_every_metric(
     new = document["by_items"]["new"]
     assert new["n_predictions"] == sum(r["new"] for r in rows) > 0
     assert new["methods"]["recent"]["hr@10"] == 0.0
+    # discover: the same new targets, each list without the user's own items (the dump's
+    # `discover` lists recompute it)
+    discover = document["by_items"]["discover"]
+    assert discover["n_predictions"] == new["n_predictions"]
+    fresh = [r for r in rows if r["new"]]
+    assert all("discover" in r for r in fresh) and not any(
+        "discover" in r for r in rows if not r["new"]
+    )
+    for method in ("live", "covisit", "popular_in_category"):
+        hr = sum(r["target"] in r["discover"][method][:10] for r in fresh) / len(fresh)
+        assert hr == pytest.approx(discover["methods"][method]["hr@10"])
+        assert hr >= new["methods"][method]["hr@10"]
 
 
 @pytest.mark.parametrize("option", ["--items", "--target"])
