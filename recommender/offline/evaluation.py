@@ -223,11 +223,10 @@ class EvalResult:
 
 class Popularity:
     """Training popularity, overall and per category: items by their counts (any weights:
-    plain or decayed counts), ties by item id; ``top`` holds the ``depth`` first."""
+    plain or decayed counts), ties by item id."""
 
-    def __init__(self, counts: Mapping[str, float], catalog: Catalog, depth: int) -> None:
+    def __init__(self, counts: Mapping[str, float], catalog: Catalog) -> None:
         self.ordered = [item for item, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
-        self.top = self.ordered[:depth]
         self.by_category: dict[str, list[str]] = {}
         for item in self.ordered:
             entry = catalog.get(item)
@@ -293,7 +292,7 @@ def evaluate(
     )
     items = model.item_ids
     popularity = Popularity(
-        Counter(e.item_id for e in train if e.type in wanted and e.item_id), catalog, depth
+        Counter(e.item_id for e in train if e.type in wanted and e.item_id), catalog
     )
 
     extra = dict(extra_methods or {})
