@@ -25,7 +25,7 @@ from recommender.core.arbitration.types import (
     IntArray,
     OfferRequest,
 )
-from recommender.core.features import ITEM_PREFIX
+from recommender.core.features import item_weights
 from recommender.core.offers import OfferSpec
 from recommender.core.placements import Placement
 from recommender.core.profile import Profile
@@ -167,9 +167,8 @@ class Rules:
         seen = np.zeros(self.items.n_items, dtype=bool)
         if profile is None:
             return seen
-        n = len(ITEM_PREFIX)
-        held = (name[n:] for name in profile.weights if name.startswith(ITEM_PREFIX))
         index = self.item_index
+        held = (item_id for item_id, _ in item_weights(profile.weights))
         for item_id in chain(held, profile.touched, profile.purchases):
             at = index.get(item_id)
             if at is not None:
