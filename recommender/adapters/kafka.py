@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from recommender.core.decision_log import encode_record
 from recommender.core.errors import ConfigError, InfraError, InvalidEventError
 from recommender.core.events import Event, parse_event
 from recommender.core.ops import PartitionOffsets, lag_document
@@ -455,12 +456,12 @@ class DecisionLog:
                 len(lines) >= self.max_record_entries
                 or size + 1 + len(line) > self.max_record_bytes
             ):
-                out.append((b"\n".join(lines), len(lines)))
+                out.append((encode_record(lines), len(lines)))
                 lines, size = [], 0
             size += len(line) + (1 if lines else 0)
             lines.append(line)
         if lines:
-            out.append((b"\n".join(lines), len(lines)))
+            out.append((encode_record(lines), len(lines)))
         return out
 
     async def _flush(self) -> None:

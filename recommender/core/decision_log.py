@@ -118,10 +118,11 @@ class LoggedDecision:
             raise InvalidEventError(f"not a logged decision: {exc!r}") from None
 
 
-def encode_record(entries: Sequence[LoggedDecision]) -> bytes:
-    """One Kafka record of the decision log: the entries' JSON, one per line (no newline
-    inside an entry: the encoder escapes every control character)."""
-    return b"\n".join([e.to_json() for e in entries])
+def encode_record(lines: Sequence[bytes]) -> bytes:
+    """One Kafka record of the decision log from its entries' JSON (``to_json()`` of a
+    :class:`LoggedDecision` or a :class:`DecisionLine`), one per line (no newline inside an
+    entry: the encoder escapes every control character)."""
+    return b"\n".join(lines)
 
 
 def decode_record(raw: bytes | str) -> tuple[list[LoggedDecision], list[str]]:

@@ -142,10 +142,10 @@ def test_a_record_holds_one_decision_or_json_lines_of_them() -> None:
     """Records written before batching (one decision, keyed by user) and batched records
     (JSON lines) read back alike; a bad line is named, the good ones kept."""
     assert decode_record(LOG[0].to_json()) == ([LOG[0]], [])  # the old one-decision record
-    assert encode_record(LOG[:1]) == LOG[0].to_json()  # a batch of one is that same record
-    assert decode_record(encode_record(LOG)) == (LOG, [])
+    assert encode_record([LOG[0].to_json()]) == LOG[0].to_json()  # a batch of one: the same
+    assert decode_record(encode_record([e.to_json() for e in LOG])) == (LOG, [])
     tricky = decision_entry("d\n1", "line\nbreak\r\u2028", T, [("o\n", "i", "greedy", 1.0)], {})
-    record = encode_record([tricky, LOG[1]])
+    record = encode_record([tricky.to_json(), LOG[1].to_json()])
     assert record.count(b"\n") == 1  # newlines inside values are escaped
     assert decode_record(record) == ([tricky, LOG[1]], [])
     found, bad = decode_record(LOG[0].to_json() + b'\n{"decision_id": "x"}\n\n' + LOG[2].to_json())
