@@ -79,8 +79,9 @@ bench: install system-deps ## Run the benchmarks (figures go to BENCHMARKS.md)
 	  $(TEST_ENV) $(BIN)/python benchmarks/bench_redis_memory.py; rc=$$?; \
 	  $(TEST_ENV) $(BIN)/zmot infra down; exit $$rc
 
-eval: install ## The README's quality figures: three shared samples with defaults, Taobao tuned (.zmot/eval-*)
+eval: install ## The README's quality figures: three shared samples with defaults, six variants of them, Taobao tuned (.zmot/eval-*)
 	bash benchmarks/eval_defaults.sh
+	$(BIN)/python benchmarks/eval_variants.py
 	bash benchmarks/taobao/run.sh
 
 clean: ## Remove local state (.zmot/) after stopping it
