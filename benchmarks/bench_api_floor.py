@@ -13,8 +13,11 @@ uvloop, BLAS on one thread) serving
 * ``score``: that, then LightFM's score of every item for the profile, the ``k`` best and a
   JSON body naming them.
 
-For each, ``wrk -c1`` (p50) and ``wrk -c16`` (requests/s) with the server on CPU 0 and wrk on
-CPU 1, the ratio to ``/healthz``'s in the same round. ``score``'s ratio is an upper bound for
+For each, ``wrk -c1`` (p50) and ``wrk -c16`` (requests/s, and the server's CPU time per
+request over that run, from ``/proc``) with the server on CPU 0 and wrk on CPU 1, the ratios
+to ``/healthz``'s in the same round. On a shared box the CPU per request is the steadier
+figure: ``/healthz``'s CPU per request over a route's is the throughput ratio the route would
+have with the server's core to itself. ``score``'s ratio is an upper bound for
 any next-best-offer in Python on FastAPI + redis-py + numpy: a real answer also applies the
 rules, prices and explains the offers and logs the decision.
 
@@ -57,7 +60,7 @@ from benchmarks.bench_api import (  # noqa: E402
     synthetic_profiles,
 )
 from benchmarks.bench_api_latency import WRK_PATHS, wrk  # noqa: E402
-from benchmarks.common import append_section, machine, now_utc, say  # noqa: E402
+from benchmarks.common import append_section, cpu_seconds, machine, now_utc, say  # noqa: E402
 from recommender.adapters.localstack import free_port  # noqa: E402
 from recommender.core.settings import Settings  # noqa: E402
 
@@ -101,11 +104,15 @@ def start_floor(
         time.sleep(0.2)
 
 
+Figures = dict[str, tuple[float, float, float]]
+"""``{route: (c16 requests/s, c1 p50 ms, server CPU us per request at c16)}``."""
+
+
 def run_round(
-    base: str, scripts: dict[str, Path], seconds: float, load_cpu: int | None
-) -> dict[str, tuple[float, float]]:
-    """``{route: (c16 requests/s, c1 p50 ms)}`` of ``/healthz`` and every stage."""
-    out: dict[str, tuple[float, float]] = {}
+    base: str, scripts: dict[str, Path], seconds: float, load_cpu: int | None, server: int
+) -> Figures:
+    """The figures of ``/healthz`` and every stage; ``server``: the app's pid (its CPU time)."""
+    out: Figures = {}
     wrk(base + "/healthz", 4, 2, None, load_cpu)  # warm-up
     for stage in STAGES:
         wrk(base, 4, 1, scripts[stage], load_cpu)
@@ -113,23 +120,30 @@ def run_round(
         script = None if route == "healthz" else scripts[route]
         url = base + "/healthz" if route == "healthz" else base
         _, p50 = wrk(url, 1, seconds, script, load_cpu)
+        before = cpu_seconds(server) or 0.0
         rps, _ = wrk(url, 16, seconds, script, load_cpu)
-        out[route] = (rps, p50)
+        used = (cpu_seconds(server) or 0.0) - before
+        out[route] = (rps, p50, used / (rps * seconds) * 1e6)
     return out
 
 
-def table(rounds: Sequence[dict[str, tuple[float, float]]]) -> list[str]:
+def table(rounds: Sequence[Figures]) -> list[str]:
     lines = [
-        "| round | route | c1 p50 ms | over `/healthz` ms | c16 req/s | ratio to `/healthz` |",
-        "|---:|---|---:|---:|---:|---:|",
+        "| round | route | c1 p50 ms | over `/healthz` ms | c16 req/s | ratio to `/healthz` "
+        "| server CPU us per request (c16) | `/healthz`'s CPU / this |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for number, figures in enumerate(rounds, 1):
-        health_rps, health_p50 = figures["healthz"]
-        for route, (rps, p50) in figures.items():
-            over = "" if route == "healthz" else f"{p50 - health_p50:.3f}"
-            ratio = "" if route == "healthz" else f"**{rps / health_rps:.2f}**"
+        health_rps, health_p50, health_cpu = figures["healthz"]
+        for route, (rps, p50, cpu) in figures.items():
             name = "`/healthz`" if route == "healthz" else route
-            lines.append(f"| {number} | {name} | {p50:.3f} | {over} | {rps:,.0f} | {ratio} |")
+            if route == "healthz":
+                lines.append(f"| {number} | {name} | {p50:.3f} |  | {rps:,.0f} |  | {cpu:.0f} |  |")
+                continue
+            lines.append(
+                f"| {number} | {name} | {p50:.3f} | {p50 - health_p50:.3f} | {rps:,.0f} | "
+                f"**{rps / health_rps:.2f}** | {cpu:.0f} | **{health_cpu / cpu:.2f}** |"
+            )
     return lines
 
 
@@ -156,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     cpus: tuple[int | None, int | None] = (0, 1) if (os.cpu_count() or 1) >= 2 else (None, None)
     base = Settings()
     settings = base.model_copy(update={"redis_prefix": f"zmot:bench-floor-{os.getpid()}:"})
-    rounds: list[dict[str, tuple[float, float]]] = []
+    rounds: list[Figures] = []
     with tempfile.TemporaryDirectory(prefix="zmot-bench-floor-") as tmp:
         work = Path(tmp)
         model = args.model_dir.resolve() if args.model_dir else demo_model(work, 2000, 10)[0]
@@ -183,7 +197,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                 for number in range(1, args.rounds + 1):
                     say(f"=== round {number} {time.strftime('%H:%M:%S')}")
                     rounds.append(
-                        run_round(f"http://127.0.0.1:{port}", scripts, args.wrk_seconds, cpus[1])
+                        run_round(
+                            f"http://127.0.0.1:{port}", scripts, args.wrk_seconds, cpus[1], proc.pid
+                        )
                     )
                     say("\n".join(table(rounds[-1:])[2:]))
             finally:

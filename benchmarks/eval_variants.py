@@ -14,14 +14,15 @@ time split 0.8, HR@10 and MRR@10); the table gives ``live``, ``recent`` and the 
 baselines (HR@10 / MRR@10), and ``live`` minus ``recent`` on HR@10 with the report's paired
 95% bootstrap interval over users.
 
-    python benchmarks/eval_variants.py [--out .zmot/eval-variants] [--data ../shared/data]
-                                       [--seed 1]
+    python benchmarks/eval_variants.py [--out .zmot/eval-variants] [--seed 1]
+        [--data DIR]   (default: $ZMOT_SHARED_DATA, else ../shared/data)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 from collections.abc import Callable, Sequence
@@ -125,7 +126,10 @@ def table(rows: Sequence[tuple[str, int, dict[str, object]]]) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=ROOT / ".zmot" / "eval-variants")
-    p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    shared = os.environ.get("ZMOT_SHARED_DATA")  # as eval_defaults.sh reads it
+    p.add_argument(
+        "--data", type=Path, default=Path(shared) if shared else ROOT.parent / "shared" / "data"
+    )
     p.add_argument("--seed", type=int, default=1)
     args = p.parse_args(argv)
     rows = []
