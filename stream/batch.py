@@ -379,8 +379,12 @@ async def process_batch(
     """Apply a batch of messages to the profiles in Redis; dead-letter what cannot be applied.
 
     Reads every user of the batch in one round trip, applies each user's events in message
-    order with their (partition, offset) as the fence, and writes in one round trip. Users whose
-    fence moved in between (another worker during a rebalance) are re-read and re-applied.
+    order with their (partition, offset) as the fence, and writes in one round trip per
+    :attr:`~recommender.adapters.redis_store.ProfileStore.write_chunk` profiles (each
+    profile behind its own fence: a failure between round trips leaves whole profiles
+    written or not, and the retry, or the redelivery after a crash, applies only the rest).
+    Users whose fence moved in between (another worker during a rebalance) are re-read and
+    re-applied.
     Returns when everything is written and delivered; raises :class:`BatchError` otherwise.
     ``metrics``, when given, records the batch (outcomes per type, freshness, timing).
 
@@ -419,7 +423,17 @@ async def process_batch(
         if applied is not None:
             applied.check(counted)
         updates = plan.apply(profiler, profiles.pending, stored, states, default_consent)
-        profiles.pending = await store.put_many(updates)
+        written: list[str] = []
+        try:
+            profiles.pending = await store.put_many(updates, written)
+        except BaseException:
+            # Written in several round trips, the first ones may be in Redis: only the rest
+            # is read and applied again (the fence would skip those events anyway, counted
+            # as replays).
+            if written:
+                done = set(written)
+                profiles.pending = [user for user in profiles.pending if user not in done]
+            raise
         # The counters' _off is the partition's applied offset, where a restarted worker starts
         # (stream.offsets): it moves only once every profile of the batch is written, and in a
         # later command, so a Redis that loses the tail of its writes never keeps an _off

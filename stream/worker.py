@@ -143,6 +143,7 @@ def run_worker(
         settings.profile_ttl_days * 86400.0,
         pack_level=settings.profile_pack_level,
         cache_size=settings.worker_profile_cache,
+        write_chunk=settings.worker_write_chunk,
         shared_text=catalog_search_features(profiler.catalog.items.values()),
     )
     feedback = FeedbackStore(client, settings.redis_prefix, settings.topic_partitions)

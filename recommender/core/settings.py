@@ -362,6 +362,15 @@ class Settings(BaseSettings):
         "~1.3-1.5x the events per worker CPU-second draining a backlog, BENCHMARKS.md) but "
         "make each batch's Redis script call longer (Redis runs one command at a time).",
     )
+    worker_write_chunk: int = Field(
+        1000,
+        ge=1,
+        description="Most profiles the worker writes per Redis script call and round trip "
+        "(a batch's profiles go in several calls beyond it, each profile behind its own "
+        "fence). Redis runs a script to its end before serving anyone else, about 8 us per "
+        "profile of 64 features here: this bounds how long a batch's write holds the API's "
+        "reads of the same Redis (~8 ms at 1000), whatever ZMOT_BATCH_SIZE is.",
+    )
     worker_intake: Literal["agent", "fetch"] = Field(
         "fetch",
         description="How the worker takes its batches: 'fetch', whole fetches of faust's "
