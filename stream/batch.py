@@ -236,14 +236,15 @@ class Plan:
         events = {(r.partition, r.offset): e for pairs in self.by_user.values() for r, e in pairs}
         for position in [*self.letters, *self.duplicates]:
             events.pop(position, None)
+        by_partition: dict[int, list[tuple[int, Event | None]]] = {p: [] for p in counted}
+        get = events.get
+        for r in self.records:  # one pass, not one per partition
+            messages = by_partition.get(r.partition)
+            if messages is not None:
+                messages.append((r.offset, get((r.partition, r.offset))))
         updates = []
         for partition, last_counted in counted.items():
-            messages = [
-                (r.offset, events.get((r.partition, r.offset)))
-                for r in self.records
-                if r.partition == partition
-            ]
-            update = partition_update(partition, last_counted, messages, extra)
+            update = partition_update(partition, last_counted, by_partition[partition], extra)
             if update is not None:
                 updates.append(update)
         return updates
