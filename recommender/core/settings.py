@@ -354,13 +354,15 @@ class Settings(BaseSettings):
 
     # --- worker -----------------------------------------------------------------------
     batch_size: int = Field(
-        1000,
+        2000,
         ge=1,
-        description="Most events the worker takes per batch (one Redis read and one write "
-        "each); a fetch of fewer is processed at once, without waiting for more. Larger "
-        "batches hold more of a user's events per profile read and write (1000 vs 500: "
-        "~1.3-1.5x the events per worker CPU-second draining a backlog, BENCHMARKS.md) but "
-        "make each batch's Redis script call longer (Redis runs one command at a time).",
+        description="Most events the worker takes per batch (one Redis read, and one write "
+        "per ZMOT_WORKER_WRITE_CHUNK profiles); a fetch of fewer is processed at once, "
+        "without waiting for more. Larger batches hold more of a user's events per profile "
+        "read, decode, encode and write: draining a backlog of full profiles, 2000 vs 1000 "
+        "gave ~1.2-1.3x the events per worker CPU-second, 4000 a few percent more "
+        "(BENCHMARKS.md); a bigger batch is also a bigger read (one MGET) and more to read "
+        "again after a failure.",
     )
     worker_write_chunk: int = Field(
         1000,
