@@ -97,8 +97,8 @@ return moved
 
 WRITE_CHUNK = 1000
 """Most profiles one round trip of :meth:`ProfileStore.put_many` writes (one script call on one
-Redis): Redis runs a script to its end before any other command, ~8 us per profile of 64
-features here, so a call of 1000 holds it ~8 ms (BENCHMARKS.md, "Issue 12, worker: writes in
+Redis): Redis runs a script to its end before any other command, ~5-8 us per profile of 64
+features here, so a call of 1000 holds it ~5-8 ms (BENCHMARKS.md, "Issue 12, worker: writes in
 chunks")."""
 
 WRITE_CHUNK_BYTES = 1 << 20

@@ -360,7 +360,7 @@ class Settings(BaseSettings):
         "per ZMOT_WORKER_WRITE_CHUNK profiles); a fetch of fewer is processed at once, "
         "without waiting for more. Larger batches hold more of a user's events per profile "
         "read, decode, encode and write: draining a backlog of full profiles, 2000 vs 1000 "
-        "gave ~1.2-1.3x the events per worker CPU-second, 4000 a few percent more "
+        "gave ~1.2-1.3x the events per worker CPU-second, 4000 another 3-9% "
         "(BENCHMARKS.md); a bigger batch is also a bigger read (one MGET) and more to read "
         "again after a failure.",
     )
@@ -369,9 +369,9 @@ class Settings(BaseSettings):
         ge=1,
         description="Most profiles the worker writes per Redis script call and round trip "
         "(a batch's profiles go in several calls beyond it, each profile behind its own "
-        "fence). Redis runs a script to its end before serving anyone else, about 8 us per "
+        "fence). Redis runs a script to its end before serving anyone else, about 5-8 us per "
         "profile of 64 features here: this bounds how long a batch's write holds the API's "
-        "reads of the same Redis (~8 ms at 1000), whatever ZMOT_BATCH_SIZE is.",
+        "reads of the same Redis (~5-8 ms at 1000), whatever ZMOT_BATCH_SIZE is.",
     )
     worker_intake: Literal["agent", "fetch"] = Field(
         "fetch",
