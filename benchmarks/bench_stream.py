@@ -33,6 +33,7 @@ sum over the N processes in that window. Events per worker CPU-second staying fl
 is linear scaling (on this 2-core box the wall rate cannot grow past 2 processes).
 
     python benchmarks/bench_stream.py [--events 100000] [--users 3000] [--no-write]
+    python benchmarks/bench_stream.py --worker-only [--events 300000]  # the worker row only
     python benchmarks/bench_stream.py --scale 1,2,4 [--partitions 8] [--events 100000]
 """
 
@@ -523,7 +524,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="skip the worker run with the other ZMOT_WORKER_INTAKE",
     )
+    p.add_argument(
+        "--worker-only",
+        action="store_true",
+        help="only the worker with the default intake: no faust baselines, no aiokafka rows "
+        "(before/after comparisons of the worker's own code)",
+    )
     args = p.parse_args(argv)
+    if args.worker_only:
+        args.default_intake_only = True
     if min(args.events, args.users) < 1:
         p.error("--events and --users must be >= 1")
     if args.scale is not None:
@@ -554,6 +563,8 @@ async def run(args: argparse.Namespace, base: Settings, logs: Path) -> list[Resu
             ("faust agent counting raw messages (async for)", count_agent_code("events"), {}),
             ("faust agent counting take_events batches", count_agent_code("take"), {}),
         ]
+        if args.worker_only:
+            runs = runs[:1]
         if not args.default_intake_only:
             # Its own key prefix: profiles already written would make every event a replay.
             other = "agent" if base.worker_intake == "fetch" else "fetch"
@@ -573,7 +584,7 @@ async def run(args: argparse.Namespace, base: Settings, logs: Path) -> list[Resu
             say(f"  {result.rate:,.0f} events/s")
             results.append(result)
             shutil.rmtree(datadir_for(group), ignore_errors=True)
-        for with_batches in (False, True):
+        for with_batches in () if args.worker_only else (False, True):
             direct = settings.model_copy(update={"redis_prefix": prefixes[1]})
             result = await aiokafka_read(direct, with_batches)
             say(f"{result.name}: {result.rate:,.0f} events/s")
@@ -640,7 +651,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         say(profile_summary(args.cprofile))
     if args.no_write:
         return
-    worker, per_event, batched = results[0], results[1], results[2]
+    worker = results[0]
+    per_event, batched = (None, None) if args.worker_only else (results[1], results[2])
     other = None if args.default_intake_only else results[3]
     section = [
         f"## Stream worker: {now_utc()}",
@@ -649,6 +661,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"- machine: {machine()}; Kafka broker and Redis on the same machine",
         f"- data: {args.events:,} events of {args.users:,} users, "
         f"{base.topic_partitions} partitions, batch_size {base.batch_size}, "
+        f"worker_write_chunk {base.worker_write_chunk}, "
         f"batch_timeout_s {base.batch_timeout_s} (baseline agents), profile_pack_level "
         f"{base.profile_pack_level}, worker_profile_cache {base.worker_profile_cache}; "
         f"worker intake: {base.worker_intake} (ZMOT_WORKER_INTAKE, the default"
@@ -659,8 +672,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         "",
         *rows,
         "",
-        f"The worker reached {worker.rate / per_event.rate:.0%} of the per-event faust "
-        f"baseline and {worker.rate / batched.rate:.0%} of the take_events baseline"
+        (
+            "The worker alone (--worker-only: no baselines in this run)"
+            if per_event is None or batched is None
+            else f"The worker reached {worker.rate / per_event.rate:.0%} of the per-event "
+            f"faust baseline and {worker.rate / batched.rate:.0%} of the take_events baseline"
+        )
         + (" (under cProfile)" if args.cprofile is not None else "")
         + (
             ""

@@ -236,14 +236,15 @@ class Plan:
         events = {(r.partition, r.offset): e for pairs in self.by_user.values() for r, e in pairs}
         for position in [*self.letters, *self.duplicates]:
             events.pop(position, None)
+        by_partition: dict[int, list[tuple[int, Event | None]]] = {p: [] for p in counted}
+        get = events.get
+        for r in self.records:  # one pass, not one per partition
+            messages = by_partition.get(r.partition)
+            if messages is not None:
+                messages.append((r.offset, get((r.partition, r.offset))))
         updates = []
         for partition, last_counted in counted.items():
-            messages = [
-                (r.offset, events.get((r.partition, r.offset)))
-                for r in self.records
-                if r.partition == partition
-            ]
-            update = partition_update(partition, last_counted, messages, extra)
+            update = partition_update(partition, last_counted, by_partition[partition], extra)
             if update is not None:
                 updates.append(update)
         return updates
@@ -379,8 +380,12 @@ async def process_batch(
     """Apply a batch of messages to the profiles in Redis; dead-letter what cannot be applied.
 
     Reads every user of the batch in one round trip, applies each user's events in message
-    order with their (partition, offset) as the fence, and writes in one round trip. Users whose
-    fence moved in between (another worker during a rebalance) are re-read and re-applied.
+    order with their (partition, offset) as the fence, and writes in one round trip per
+    :attr:`~recommender.adapters.redis_store.ProfileStore.write_chunk` profiles (each
+    profile behind its own fence: a failure between round trips leaves whole profiles
+    written or not, and the retry, or the redelivery after a crash, applies only the rest).
+    Users whose fence moved in between (another worker during a rebalance) are re-read and
+    re-applied.
     Returns when everything is written and delivered; raises :class:`BatchError` otherwise.
     ``metrics``, when given, records the batch (outcomes per type, freshness, timing).
 
@@ -419,7 +424,17 @@ async def process_batch(
         if applied is not None:
             applied.check(counted)
         updates = plan.apply(profiler, profiles.pending, stored, states, default_consent)
-        profiles.pending = await store.put_many(updates)
+        written: list[str] = []
+        try:
+            profiles.pending = await store.put_many(updates, written)
+        except BaseException:
+            # Written in several round trips, the first ones may be in Redis: only the rest
+            # is read and applied again (the fence would skip those events anyway, counted
+            # as replays).
+            if written:
+                done = set(written)
+                profiles.pending = [user for user in profiles.pending if user not in done]
+            raise
         # The counters' _off is the partition's applied offset, where a restarted worker starts
         # (stream.offsets): it moves only once every profile of the batch is written, and in a
         # later command, so a Redis that loses the tail of its writes never keeps an _off

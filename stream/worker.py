@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -49,6 +50,28 @@ EXIT_FATAL = 70  # EX_SOFTWARE
 GENERATION_POLL_S = 2.0
 """Longest time between two looks at the profile generations record (and, in a rebuilding
 worker, at its lag on the broker)."""
+
+
+GC_THRESHOLDS = (50_000, 10, 10)
+"""The worker's collector thresholds (Python's default: 700, 10, 10); :func:`tune_gc`."""
+
+
+def tune_gc() -> None:
+    """Make the cyclic garbage collector cheap for the worker's batches, once set up.
+
+    A young collection walks the references of every young container, and a batch's
+    containers (its records, the per-user and per-position maps, the profiles' dicts) hold
+    thousands: at the default threshold of 700 net allocations, collections came every ~80
+    events and cost the worker a quarter of its CPU draining full profiles (2.8 of ~10 s per
+    300k events, ``gc.callbacks``, BENCHMARKS.md "Issue 12, worker: writes in chunks"). At
+    50,000 they cost ~0.2 s. Nearly everything a batch creates is freed by reference
+    counting anyway; the collector only finds cycles, and they wait a little longer.
+    What start-up built (modules, the catalog, the profile math) is frozen out of the
+    collections: it lives as long as the process (a new generation or model restarts it).
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def build_profiler(settings: Settings) -> Profiler:
@@ -143,6 +166,7 @@ def run_worker(
         settings.profile_ttl_days * 86400.0,
         pack_level=settings.profile_pack_level,
         cache_size=settings.worker_profile_cache,
+        write_chunk=settings.worker_write_chunk,
         shared_text=catalog_search_features(profiler.catalog.items.values()),
     )
     feedback = FeedbackStore(client, settings.redis_prefix, settings.topic_partitions)
@@ -210,6 +234,7 @@ def run_worker(
         else None
     )
     worker = faust.Worker(app, loglevel=loglevel, loop=loop, logging_config=logging_config)
+    tune_gc()
     try:
         worker.execute_from_commandline()
     except SystemExit as exit_:

@@ -10,8 +10,12 @@ A batch costs a constant number of commands, not a few per user: redis-py spends
 client CPU per command (packing, one reply read each), which was most of the worker's time.
 Reads are one ``MGET`` of the profiles (with an ``EXISTS`` beside it that reveals profiles still
 stored in the old hash form, read then with ``HGETALL``); writes are one call of the script
-for all keys of one Redis Cluster slot (:func:`slot_groups`): on one Redis that is one call per
-batch, on a cluster each call stays within a slot, as cluster scripts must.
+for the keys of one Redis Cluster slot (:func:`slot_groups`), at most :data:`WRITE_CHUNK`
+profiles (and about :data:`WRITE_CHUNK_BYTES`) per call and per round trip
+(:func:`write_rounds`): on one Redis a batch of up to that many profiles is one call, a bigger
+one a few calls, each in its own round trip so that Redis serves other clients (the API's
+reads) in between instead of running one long script; on a cluster each call stays within a
+slot, as cluster scripts must.
 """
 
 from __future__ import annotations
@@ -91,6 +95,17 @@ return moved
 """
 )
 
+WRITE_CHUNK = 1000
+"""Most profiles one round trip of :meth:`ProfileStore.put_many` writes (one script call on one
+Redis): Redis runs a script to its end before any other command, ~5-8 us per profile of 64
+features here, so a call of 1000 holds it ~5-8 ms (BENCHMARKS.md, "Issue 12, worker: writes in
+chunks")."""
+
+WRITE_CHUNK_BYTES = 1 << 20
+"""Most bytes of profile values per round trip of :meth:`ProfileStore.put_many` (a round trip
+holds at least one profile, however big): bigger profiles take as long to copy as more small
+ones."""
+
 INLINE_CACHE = 100_000
 """Most inline names (search words) whose encoded bytes a store keeps between batches."""
 
@@ -107,6 +122,37 @@ def slot_groups(client: Any, keys: Sequence[str]) -> list[list[int]]:
     for i, key in enumerate(keys):
         groups.setdefault(client.keyslot(key), []).append(i)
     return list(groups.values())
+
+
+def write_rounds(
+    groups: Sequence[Sequence[int]], sizes: Sequence[int], most: int, most_bytes: int
+) -> list[list[list[int]]]:
+    """``groups`` (indices, e.g. of one slot each) cut into round trips of script calls.
+
+    Each round trip holds at most ``most`` indices and about ``most_bytes`` (``sizes[i]``
+    each; a single index bigger than that goes alone); a group is split where a round trip
+    fills, so each call holds indices of one group only. Order is kept.
+    """
+    rounds: list[list[list[int]]] = []
+    calls: list[list[int]] = []
+    call: list[int] = []
+    count = size = 0
+    for group in groups:
+        for i in group:
+            if count and (count >= most or size + sizes[i] > most_bytes):
+                if call:
+                    calls.append(call)
+                rounds.append(calls)
+                calls, call, count, size = [], [], 0, 0
+            call.append(i)
+            count += 1
+            size += sizes[i]
+        if call:
+            calls.append(call)
+            call = []
+    if calls:
+        rounds.append(calls)
+    return rounds
 
 
 Decoder = Callable[[str, bytes, VocabularyView], Profile]
@@ -243,8 +289,14 @@ class ProfileStore:
         pack_level: int = PACK_LEVEL,
         cache_size: int = 0,
         shared_text: frozenset[str] | None = None,
+        write_chunk: int = WRITE_CHUNK,
+        write_chunk_bytes: int = WRITE_CHUNK_BYTES,
     ) -> None:
+        if write_chunk < 1 or write_chunk_bytes < 1:
+            raise ValueError("write_chunk and write_chunk_bytes must be >= 1")
         self.client = client
+        self.write_chunk = write_chunk
+        self.write_chunk_bytes = write_chunk_bytes
         self.prefix = prefix
         self.ttl_ms = max(1, int(ttl_s * 1000))
         self.pack_level = pack_level
@@ -312,35 +364,53 @@ class ProfileStore:
         users = [user_of(self.prefix, "profile", key.decode()) async for key in keys]
         return sorted(user for user in users if user is not None)
 
-    async def put_many(self, updates: Iterable[FenceUpdate]) -> list[str]:
-        """Write (user_id, fence read before the update, new profile) in one round trip.
+    async def put_many(
+        self, updates: Iterable[FenceUpdate], written: list[str] | None = None
+    ) -> list[str]:
+        """Write (user_id, fence read before the update, new profile); the users whose fence
+        moved in between: their update was not written and must be recomputed from a fresh
+        read.
 
         The fence is the :attr:`~recommender.core.profile.Profile.position` the profile had
-        when read (None for a user without a profile). Returns the users whose fence moved in
-        between; their update was not written and must be recomputed from a fresh read.
+        when read (None for a user without a profile). Up to :attr:`write_chunk` profiles
+        (and :attr:`write_chunk_bytes`) go in one round trip, more in several, one after
+        the other (:func:`write_rounds`). Each profile is written or not on its own, behind
+        its own fence, so a failure between round trips leaves the earlier ones written and
+        the later ones as they were: ``written``, when given, is extended with the users of
+        each round trip once it is written, so that a caller knows after an error which
+        updates are in Redis (and which, on a redelivery, the fence will skip).
         """
         batch = list(updates)
         if not batch:
             return []
         keys = [self.key(user_id) for user_id, _, _ in batch]
         values = await self.encode_many([profile for _, _, profile in batch])
-        groups = slot_groups(self.client, keys)
-        async with self.client.pipeline(transaction=False) as pipe:
-            for group in groups:
-                args: list[str | int | bytes] = [
-                    self.ttl_ms,
-                    " ".join([position_token(batch[i][1]) or "." for i in group]),
-                    " ".join([str(len(values[i])) for i in group]),
-                    b"".join([values[i] for i in group]),
-                ]
-                await self._replace(keys=[keys[i] for i in group], args=args, client=pipe)
-            results = await pipe.execute()
-        moved = {group[index - 1] for group, indices in zip(groups, results, strict=True)
-                 for index in indices}  # fmt: skip
-        if self.cache_size:
-            self._keep(
-                (keys[i], values[i], batch[i][2]) for i in range(len(batch)) if i not in moved
-            )
+        rounds = write_rounds(
+            slot_groups(self.client, keys),
+            [len(v) for v in values],
+            self.write_chunk,
+            self.write_chunk_bytes,
+        )
+        moved: list[int] = []
+        for calls in rounds:
+            async with self.client.pipeline(transaction=False) as pipe:
+                for call in calls:
+                    args: list[str | int | bytes] = [
+                        self.ttl_ms,
+                        " ".join([position_token(batch[i][1]) or "." for i in call]),
+                        " ".join([str(len(values[i])) for i in call]),
+                        b"".join([values[i] for i in call]),
+                    ]
+                    await self._replace(keys=[keys[i] for i in call], args=args, client=pipe)
+                results = await pipe.execute()
+            lost = {call[index - 1] for call, indices in zip(calls, results, strict=True)
+                    for index in indices}  # fmt: skip
+            done = [i for call in calls for i in call if i not in lost]
+            if self.cache_size:
+                self._keep((keys[i], values[i], batch[i][2]) for i in done)
+            if written is not None:
+                written.extend(batch[i][0] for i in done)
+            moved.extend(lost)
         return [batch[i][0] for i in sorted(moved)]
 
     def _keep(self, written: Iterable[tuple[str, bytes, Profile]]) -> None:
@@ -400,4 +470,12 @@ class ProfileStore:
         return done
 
 
-__all__ = ["FenceUpdate", "ProfileStore", "connect", "read_profiles", "slot_groups"]
+__all__ = [
+    "WRITE_CHUNK",
+    "FenceUpdate",
+    "ProfileStore",
+    "connect",
+    "read_profiles",
+    "slot_groups",
+    "write_rounds",
+]

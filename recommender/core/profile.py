@@ -25,7 +25,7 @@ import heapq
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from operator import itemgetter
+from operator import countOf, itemgetter
 
 RENORMALISE_EXPONENT = 32.0
 """Rescale to a new landmark once an event is this many half-lives past it (2**32 ~ 4e9)."""
@@ -232,6 +232,12 @@ def _cut(weights: dict[str, float], top_n: int) -> None:
         weights.clear()
         return
     extra = len(weights) - top_n
+    if extra == 1:  # a new feature on a full profile, the common case: one C-level pass
+        name = min(weights, key=weights.__getitem__)
+        low = weights[name]
+        if low == low and countOf(weights.values(), low) == 1:  # no tie, no NaN
+            del weights[name]
+            return
     lowest = heapq.nsmallest(extra + 1, weights.items(), key=itemgetter(1))
     if lowest[extra - 1][1] < lowest[extra][1]:  # the cut falls between two weights
         for name, _ in lowest[:extra]:
@@ -253,10 +259,14 @@ def _touch(times: dict[str, float], item: str, ts: float, memory: int) -> None:
         return
     old = times.pop(item, None)
     times[item] = ts if old is None or ts > old else old
-    if len(times) > memory:
-        while len(times) > memory:
+    while len(times) > memory:
+        # the oldest time, and of equal times the smallest name: min by (time, name), in
+        # C-level passes unless times tie
+        oldest = min(times, key=times.__getitem__)
+        at = times[oldest]
+        if at != at or countOf(times.values(), at) > 1:
             oldest = min(times.items(), key=lambda kv: (kv[1], kv[0]))[0]
-            del times[oldest]
+        del times[oldest]
 
 
 def apply_event_reference(

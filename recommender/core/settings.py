@@ -354,13 +354,24 @@ class Settings(BaseSettings):
 
     # --- worker -----------------------------------------------------------------------
     batch_size: int = Field(
+        2000,
+        ge=1,
+        description="Most events the worker takes per batch (one Redis read, and one write "
+        "per ZMOT_WORKER_WRITE_CHUNK profiles); a fetch of fewer is processed at once, "
+        "without waiting for more. Larger batches hold more of a user's events per profile "
+        "read, decode, encode and write: draining a backlog of full profiles, 2000 vs 1000 "
+        "gave ~1.2-1.3x the events per worker CPU-second, 4000 another 3-9% "
+        "(BENCHMARKS.md); a bigger batch is also a bigger read (one MGET) and more to read "
+        "again after a failure.",
+    )
+    worker_write_chunk: int = Field(
         1000,
         ge=1,
-        description="Most events the worker takes per batch (one Redis read and one write "
-        "each); a fetch of fewer is processed at once, without waiting for more. Larger "
-        "batches hold more of a user's events per profile read and write (1000 vs 500: "
-        "~1.3-1.5x the events per worker CPU-second draining a backlog, BENCHMARKS.md) but "
-        "make each batch's Redis script call longer (Redis runs one command at a time).",
+        description="Most profiles the worker writes per Redis script call and round trip "
+        "(a batch's profiles go in several calls beyond it, each profile behind its own "
+        "fence). Redis runs a script to its end before serving anyone else, about 5-8 us per "
+        "profile of 64 features here: this bounds how long a batch's write holds the API's "
+        "reads of the same Redis (~5-8 ms at 1000), whatever ZMOT_BATCH_SIZE is.",
     )
     worker_intake: Literal["agent", "fetch"] = Field(
         "fetch",

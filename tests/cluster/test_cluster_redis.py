@@ -93,6 +93,24 @@ async def test_a_persons_keys_share_a_node_and_people_spread_over_all(
     assert state.erased_at == 2.0e9
 
 
+async def test_profiles_written_in_chunks_land_on_every_node_behind_their_fences(
+    cluster: tuple[RedisCluster, str],
+) -> None:
+    """More profiles than a write chunk: round trips of at most that many, each of script
+    calls within one slot; every profile lands, and each keeps its own fence."""
+    client, prefix = cluster
+    profiles = ProfileStore(client, prefix, ttl_s=600, write_chunk=7)
+    written: list[str] = []
+    updates = [(u, None, profile_of({"q:tv": 1.0}, partition=0, offset=i)) for i, u in
+               enumerate(USERS)]  # fmt: skip
+    assert await profiles.put_many(updates, written) == []
+    assert sorted(written) == sorted(USERS)
+    assert set(await stored_profiles(profiles)) == set(USERS)
+    stale = [USERS[3], USERS[30], USERS[59]]
+    again = [(u, (0, 999) if u in stale else (0, i), p) for i, (u, _, p) in enumerate(updates)]
+    assert await profiles.put_many(again) == stale
+
+
 async def test_counters_of_every_partition_are_read_from_every_node(
     cluster: tuple[RedisCluster, str],
 ) -> None:

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from recommender.adapters.feedback_store import FeedbackStore
 from recommender.adapters.metrics import WorkerMetrics
 from recommender.adapters.redis_client import client_for, close
 from recommender.adapters.redis_store import ProfileStore
@@ -210,7 +211,7 @@ class ConflictingStore(ProfileStore):
         super().__init__(base.client, base.prefix, base.ttl_ms / 1000)
         self.profiler, self.rival, self.rounds = profiler, rival, rounds
 
-    async def put_many(self, updates: Any) -> list[str]:
+    async def put_many(self, updates: Any, written: list[str] | None = None) -> list[str]:
         if self.rounds:
             self.rounds -= 1
             record = self.rival.pop(0)
@@ -220,7 +221,7 @@ class ConflictingStore(ProfileStore):
             fence = current.position
             self.profiler.apply(current, event, position=(record.partition, record.offset))
             assert await ProfileStore.put_many(self, [(event.user_id, fence, current)]) == []
-        return await ProfileStore.put_many(self, updates)
+        return await ProfileStore.put_many(self, updates, written)
 
 
 async def test_fence_conflict_rereads_and_reapplies(store: ProfileStore) -> None:
@@ -315,6 +316,123 @@ async def test_event_that_breaks_the_profiler_is_dead_lettered(store: ProfileSto
     assert "ZeroDivisionError" in sink.letters[0].reason
 
 
+# --- a batch written in several script calls ----------------------------------------------
+
+
+class ChunkedStore(ProfileStore):
+    """A store writing ``write_chunk`` profiles per script call that counts its calls and
+    fails the ``fail_at``-th one (1-based, before it is sent) with a Redis error, once."""
+
+    def __init__(self, base: ProfileStore, write_chunk: int, fail_at: int | None = None) -> None:
+        super().__init__(base.client, base.prefix, base.ttl_ms / 1000, write_chunk=write_chunk)
+        self.calls: list[list[str]] = []
+        self.fail_at = fail_at
+        replace = self._replace
+
+        async def counted(keys: Sequence[str], args: Sequence[Any], client: Any = None) -> Any:
+            if self.fail_at is not None and len(self.calls) + 1 == self.fail_at:
+                self.fail_at = None
+                raise RedisConnectionError("connection lost between chunks (simulated)")
+            self.calls.append(list(keys))
+            return await replace(keys, args, client)
+
+        self._replace = counted  # type: ignore[assignment]
+
+
+def _spread(users: int, per_user: int, partitions: int = 2) -> list[Record]:
+    """``per_user`` events of each of ``users`` users, interleaved, a user in one partition."""
+    offsets = [0] * partitions
+    out = []
+    for i in range(per_user):
+        for u in range(users):
+            p = u % partitions
+            user = f"u{u}"
+            value = ev(user, ts_ms=T0 + i * 1000 + u, item_id=f"i{(i + u) % 5}")
+            out.append(rec(offsets[p], value, key=user.encode(), partition=p))
+            offsets[p] += 1
+    return out
+
+
+async def test_a_batch_bigger_than_the_write_chunk_is_written_in_several_calls(
+    store: ProfileStore,
+) -> None:
+    profiler = Profiler()
+    records = _spread(users=10, per_user=3)
+    chunked = ChunkedStore(store, write_chunk=4)
+    stats = await process_batch(records, profiler=profiler, store=chunked, dead_letter=Sink())
+    assert (stats.applied, stats.replayed, stats.conflicts) == (30, 0, 0)
+    # 10 profiles in calls of 4, 4 and 2, every profile in exactly one of them
+    assert [len(keys) for keys in chunked.calls] == [4, 4, 2]
+    assert sorted(k for keys in chunked.calls for k in keys) == sorted(
+        store.key(f"u{u}") for u in range(10)
+    )
+    want = offline(records, profiler)
+    assert sorted(await store.user_ids()) == sorted(want)
+    for user, profile in want.items():
+        live = await store.get(user)
+        assert live is not None
+        assert_same_profile(live, profile)
+
+
+async def test_a_failure_between_write_chunks_is_retried_without_repeating_the_written(
+    store: ProfileStore,
+) -> None:
+    """The first chunk is in Redis when the second fails: the retry reads, applies and
+    writes only the users not written, and every event counts as applied once."""
+    profiler = Profiler()
+    records = _spread(users=10, per_user=3)
+    chunked = ChunkedStore(store, write_chunk=4, fail_at=2)
+    stats = await process_batch(
+        records, profiler=profiler, store=chunked, dead_letter=Sink(), retry_delay_s=0.01
+    )
+    assert (stats.applied, stats.replayed, stats.conflicts) == (30, 0, 0)
+    # the retry wrote the 6 users the failed attempt had not
+    assert [len(keys) for keys in chunked.calls] == [4, 4, 2]
+    want = offline(records, profiler)
+    for user, profile in want.items():
+        live = await store.get(user)
+        assert live is not None
+        assert_same_profile(live, profile)
+
+
+async def test_a_crash_between_write_chunks_loses_and_repeats_nothing_on_redelivery(
+    store: ProfileStore,
+) -> None:
+    """A batch that fails after its first chunk is not acked and its partitions' applied
+    offsets (the counters' ``_off``) do not move; read again, the fence skips the profiles
+    already written and applies the rest: the profiles equal the offline replay."""
+    profiler = Profiler()
+    records = _spread(users=10, per_user=3)
+    feedback = FeedbackStore(store.client, store.prefix, 2)
+    crashing = ChunkedStore(store, write_chunk=4, fail_at=2)
+    with pytest.raises(BatchError, match="Redis failed"):
+        await process_batch(
+            records,
+            profiler=profiler,
+            store=crashing,
+            dead_letter=Sink(),
+            feedback=feedback,
+            max_attempts=1,
+        )
+    first = {user for user in await store.user_ids()}
+    assert len(first) == 4  # the first chunk landed, nothing after it
+    assert await feedback.offsets([0, 1]) == {0: None, 1: None}  # no applied offset moved
+    again = await process_batch(
+        records,
+        profiler=profiler,
+        store=ChunkedStore(store, write_chunk=4),
+        dead_letter=Sink(),
+        feedback=feedback,
+    )
+    assert (again.applied, again.replayed) == (18, 12)  # 6 users x 3 new, 4 x 3 fenced
+    assert await feedback.offsets([0, 1]) == {0: 14, 1: 14}
+    want = offline(records, profiler)
+    for user, profile in want.items():
+        live = await store.get(user)
+        assert live is not None
+        assert_same_profile(live, profile)  # n_events among them: nothing applied twice
+
+
 # --- property: batches with redeliveries give the offline replay ------------------------------
 
 USERS = ["alice", "bob", "carol"]
@@ -354,12 +472,14 @@ def _records(events: list[tuple[str, str, int, str]], partitions: int) -> list[R
     events=st.lists(event_st, min_size=1, max_size=40),
     batch_size=st.integers(1, 15),
     rewind=st.lists(st.integers(0, 20), max_size=6),
+    write_chunk=st.integers(1, 3),
 )
 def test_batches_with_redeliveries_equal_offline_replay(
     stack: Settings,
     events: list[tuple[str, str, int, str]],
     batch_size: int,
     rewind: list[int],
+    write_chunk: int,
 ) -> None:
     records = _records(events, partitions=2)
     # Kafka interleaves partitions arbitrarily; keep each partition's order.
@@ -378,7 +498,9 @@ def test_batches_with_redeliveries_equal_offline_replay(
 
     async def run() -> None:
         client = client_for(stack)
-        store = ProfileStore(client, f"zmot:prop-{uuid.uuid4().hex[:10]}:", ttl_s=600)
+        store = ProfileStore(
+            client, f"zmot:prop-{uuid.uuid4().hex[:10]}:", ttl_s=600, write_chunk=write_chunk
+        )
         try:
             for batch in batches:
                 if batch:

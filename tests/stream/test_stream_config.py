@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import socket
 from pathlib import Path
@@ -13,7 +14,7 @@ from recommender.core.features import FeatureConfig
 from recommender.core.profile import ProfileParams
 from recommender.core.settings import Settings
 from stream.app import create_app, datadir_for
-from stream.worker import build_profiler, run_worker
+from stream.worker import GC_THRESHOLDS, build_profiler, run_worker, tune_gc
 
 
 def _settings(tmp_path: Path, **overrides: object) -> Settings:
@@ -106,3 +107,15 @@ def test_unreachable_redis_fails_before_kafka(tmp_path: Path) -> None:
     s = _settings(tmp_path, redis_url=f"redis://127.0.0.1:{port}/0", kafka_bootstrap="127.0.0.1:1")
     with pytest.raises(ConfigError, match="ZMOT_REDIS_URL"):
         run_worker(s)
+
+
+def test_tune_gc_freezes_start_up_and_raises_the_young_threshold() -> None:
+    before, frozen = gc.get_threshold(), gc.get_freeze_count()
+    try:
+        tune_gc()
+        assert gc.get_threshold() == GC_THRESHOLDS
+        assert GC_THRESHOLDS[0] > before[0]
+        assert gc.get_freeze_count() > frozen
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
