@@ -287,3 +287,30 @@ def test_stop_child_terminates_and_kills_what_ignores_sigterm() -> None:
     assert stubborn.returncode == -9
     stubborn.stdout.close()
     assert localstack.stop_child(stubborn) is False  # already gone: only reaped
+
+
+def test_free_port_stays_out_of_the_ports_outgoing_connections_get() -> None:
+    from recommender.adapters.localstack import net
+
+    low = net._ephemeral_low()
+    for _ in range(20):
+        port = localstack.free_port()
+        assert not localstack.port_in_use("127.0.0.1", port)
+        assert not localstack.port_in_use("127.0.0.1", port + 1)  # a Kafka controller's
+        if low - net.RESERVED_ABOVE - net.LOWEST_PICKED >= 1000:
+            assert net.LOWEST_PICKED <= port and port + net.RESERVED_ABOVE <= low
+
+
+def test_free_port_skips_a_port_whose_next_port_is_taken(
+    listener: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from recommender.adapters.localstack import net
+
+    picks = iter([listener - 1, listener, listener + 5])
+    monkeypatch.setattr(net.random.Random, "randrange", lambda self, a, b: next(picks))
+    monkeypatch.setattr(net, "_ephemeral_low", lambda: 65_000)
+    if localstack.port_in_use("127.0.0.1", listener + 5) or localstack.port_in_use(
+        "127.0.0.1", listener + 6
+    ):
+        pytest.skip("the ports after the listener are taken on this machine")
+    assert localstack.free_port() == listener + 5
