@@ -637,10 +637,65 @@ def _candidate_rows_native(
     z: F64 | None,
     weights: Mapping[str, float] | None,
 ) -> tuple[I64, list[str], npt.NDArray[np.intp], F64, Voters]:
-    """:func:`_candidate_rows_numpy` with the votes, the best voted items, the candidate order
-    and the signal rows in one call of ``zmot_native`` (Rust): Python reads the profile's
-    dicts, the model's top items and the strong categories' trending items, and takes numpy's
-    ``log1p`` of five columns (so every value is the numpy pass's, exactly)."""
+    """:func:`_candidate_rows_numpy` in one call of ``zmot_native`` (Rust) that also reads the
+    profile's dicts (``CandidatePass.run_profile``: what :func:`_read_profile` and
+    :func:`_candidate_rows_native_read` read in Python); Python keeps the model's top items
+    (numpy's ``argpartition``) and numpy's ``log1p`` of five columns, so every value is the
+    numpy pass's, exactly. Dicts the native reading does not take (a weight that is not a
+    number, a name that is not UTF-8) are read in Python (:func:`_candidate_rows_native_read`).
+    """
+    p = tables.params
+    u = universe(tables, model)
+    native = u.native or _native_of(tables, model)
+    if weights is None:
+        weights = profile.normalised()
+    if z is None and model is not None:
+        z = ItemScorer(model, purchase_exclusion_s=0.0).scores(profile, now)
+    held, touched, purchases = profile.weights, profile.touched, profile.purchases
+    if type(weights) is not dict or type(held) is not dict:
+        return _candidate_rows_native_read(tables, model, profile, now, z, weights)
+    if type(touched) is not dict or type(purchases) is not dict:
+        return _candidate_rows_native_read(tables, model, profile, now, z, weights)
+    landmark = profile.landmark
+    factor = 0.0 if landmark is None else 2.0 ** ((landmark - now) / tables.half_life_s)
+    got = native.run_profile(
+        weights,
+        held,
+        touched,
+        purchases,
+        factor,
+        now,
+        z,
+        _best(z, p.model_items) if z is not None and model is not None else None,
+        p.recent_voters,
+        p.own_items,
+        p.covisit_items,
+        p.recent_covisit_items,
+        p.max_candidates,
+    )
+    if got is None:
+        return _candidate_rows_native_read(tables, model, profile, now, z, weights)
+    picked, at, rows, extra, own_rows, own_wl = got
+    rows[:, _NATIVE_LOGS] = np.log1p(rows[:, _NATIVE_LOGS])
+    hours = rows[:, _HOURS_AT]
+    rows[:, _HOURS_SQ_AT] = hours * hours
+    return picked, extra, at, rows, (own_rows, own_wl)
+
+
+def _candidate_rows_native_read(
+    tables: HybridTables,
+    model: Model | None,
+    profile: Profile,
+    now: float,
+    z: F64 | None,
+    weights: Mapping[str, float] | None,
+) -> tuple[I64, list[str], npt.NDArray[np.intp], F64, Voters]:
+    """:func:`_candidate_rows_native` with the profile's dicts read in Python: the votes, the
+    best voted items, the candidate order and the signal rows in one call of ``zmot_native``
+    (``CandidatePass.run``); Python reads the profile's dicts, the model's top items and the
+    strong categories' trending items, and takes numpy's ``log1p`` of five columns (so every
+    value is the numpy pass's, exactly). What served before the native pass read the dicts
+    itself, kept for the dicts it does not take, and tested against it."""
     p = tables.params
     u = universe(tables, model)
     native = u.native or _native_of(tables, model)
@@ -704,7 +759,7 @@ def _native_of(tables: HybridTables, model: Model | None) -> Any:
 
 def _native_pass(tables: HybridTables, u: Universe) -> Any:
     assert NATIVE is not None
-    return NATIVE.CandidatePass(
+    made = NATIVE.CandidatePass(
         tables.neighbour_ptr.astype(np.int64),
         tables.neighbour_idx.astype(np.int64),
         tables.neighbour_w.astype(np.float32),
@@ -718,6 +773,8 @@ def _native_pass(tables: HybridTables, u: Universe) -> Any:
         np.ascontiguousarray(u.static, dtype=np.float64),
         list(u.trending),
     )
+    made.bind_names(u.index, u.table_row, tables.category_index, u.trending_in)
+    return made
 
 
 def _candidate_rows_numpy(

@@ -43,6 +43,39 @@ class CandidatePass:
         recent_covisit_items: int,
         max_candidates: int,
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.intp], npt.NDArray[np.float64]]: ...
+    def bind_names(
+        self,
+        universe: dict[str, int],
+        table_row: dict[str, int],
+        category_index: dict[str, int],
+        trending_in: dict[str, list[int]],
+    ) -> None: ...
+    def run_profile(
+        self,
+        weights: dict[str, float],
+        held: dict[str, float],
+        touched: dict[str, float],
+        purchases: dict[str, float],
+        factor: float,
+        now: float,
+        z: npt.NDArray[np.float64] | None,
+        model_best: npt.NDArray[np.int64] | None,
+        recent_voters: int,
+        own_items: int,
+        covisit_items: int,
+        recent_covisit_items: int,
+        max_candidates: int,
+    ) -> (
+        tuple[
+            npt.NDArray[np.int64],
+            npt.NDArray[np.intp],
+            npt.NDArray[np.float64],
+            list[str],
+            list[int],
+            list[float],
+        ]
+        | None
+    ): ...
     def lifted_by(
         self, voters: list[int], strength: list[float], targets: list[int]
     ) -> list[int]: ...

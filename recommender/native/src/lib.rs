@@ -9,9 +9,13 @@
 //! same order as numpy computes it there: products, quotients, and votes summed per target in
 //! input order as `np.bincount` adds them.
 
+use std::collections::HashMap;
+
+use numpy::ndarray::ArrayView1;
 use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyFloat, PyString};
 
 /// The signal columns this pass fills, in order (hybrid.py checks them against FEATURES).
 const FEATURES: [&str; 29] = [
@@ -128,7 +132,36 @@ struct CandidatePass {
     row_of: Vec<u32>,
     category_share: Vec<f64>,
     touch_share: Vec<f64>,
+    /// names, for `run_profile` (`bind_names`): item -> (universe position, table row or -1)
+    names: HashMap<String, (i64, i64)>,
+    /// category name -> table category
+    category_index: HashMap<String, i64>,
+    /// category name -> universe positions of its trending items, most trending first
+    trending_in: HashMap<String, Vec<i64>>,
 }
+
+/// What `run_profile` hands back: the candidates, their model positions and signal rows as
+/// `run`'s, the names of the candidates outside the universe, and the profile's items as the
+/// votes read them (table rows, -1: not in the tables; weights), strongest first.
+type ProfileCandidates<'py> = (
+    Bound<'py, PyArray1<i64>>,
+    Bound<'py, PyArray1<isize>>,
+    Bound<'py, PyArray2<f64>>,
+    Vec<String>,
+    Vec<i64>,
+    Vec<f64>,
+);
+
+/// `max(0.0, x)` as Python computes it (the first argument unless the second is larger).
+fn at_least_zero(x: f64) -> f64 {
+    if x > 0.0 {
+        x
+    } else {
+        0.0
+    }
+}
+
+const HOUR: f64 = 3600.0;
 
 fn vec_i64(a: &PyReadonlyArray1<'_, i64>) -> PyResult<Vec<i64>> {
     Ok(a.as_array().to_vec())
@@ -223,7 +256,230 @@ impl CandidatePass {
             row_of: vec![0; size],
             category_share: vec![0.0; n_categories],
             touch_share: vec![0.0; n_categories],
+            names: HashMap::new(),
+            category_index: HashMap::new(),
+            trending_in: HashMap::new(),
         })
+    }
+
+    /// The names `run_profile` reads the profile's dicts with: the universe's items (their
+    /// universe position), the tables' items (their table row), the tables' categories and the
+    /// trending items of each category (universe positions).
+    fn bind_names(
+        &mut self,
+        universe: HashMap<String, i64>,
+        table_row: HashMap<String, i64>,
+        category_index: HashMap<String, i64>,
+        trending_in: HashMap<String, Vec<i64>>,
+    ) -> PyResult<()> {
+        let n_tab = self.name_rank.len() as i64;
+        let mut names: HashMap<String, (i64, i64)> = HashMap::with_capacity(universe.len());
+        for (item, pos) in universe {
+            if pos < 0 || pos >= self.size as i64 {
+                return Err(PyValueError::new_err("universe position out of range"));
+            }
+            names.insert(item, (pos, -1));
+        }
+        for (item, row) in table_row {
+            if row < 0 || row >= n_tab {
+                return Err(PyValueError::new_err("table row out of range"));
+            }
+            match names.get_mut(&item) {
+                Some(entry) => entry.1 = row,
+                None => return Err(PyValueError::new_err("a table item outside the universe")),
+            }
+        }
+        if category_index
+            .values()
+            .any(|&c| c < 0 || c >= self.n_categories as i64)
+            || trending_in
+                .values()
+                .flatten()
+                .any(|&j| j < 0 || j >= self.size as i64)
+        {
+            return Err(PyValueError::new_err("category arrays do not match"));
+        }
+        self.names = names;
+        self.category_index = category_index;
+        self.trending_in = trending_in;
+        Ok(())
+    }
+
+    /// `run` with the profile read here (hybrid.py's `_read_profile` and the arguments it
+    /// builds from it): `weights` (the normalised weights: `item:` and `cat:` features),
+    /// `held` (the profile's own weights: each item's decayed weight is `held[name] x
+    /// factor`), `touched` and `purchases` (item -> time). None when the dicts hold what this
+    /// reading does not take (a weight or time that is not a float, NaN, a name that is not
+    /// UTF-8): hybrid.py then reads them in Python.
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (weights, held, touched, purchases, factor, now, z, model_best,
+                        recent_voters, own_items, covisit_items, recent_covisit_items,
+                        max_candidates))]
+    fn run_profile<'py>(
+        &mut self,
+        py: Python<'py>,
+        weights: &Bound<'py, PyDict>,
+        held: &Bound<'py, PyDict>,
+        touched: &Bound<'py, PyDict>,
+        purchases: &Bound<'py, PyDict>,
+        factor: f64,
+        now: f64,
+        z: Option<PyReadonlyArray1<'py, f64>>,
+        model_best: Option<PyReadonlyArray1<'py, i64>>,
+        recent_voters: usize,
+        own_items: usize,
+        covisit_items: usize,
+        recent_covisit_items: usize,
+        max_candidates: usize,
+    ) -> PyResult<Option<ProfileCandidates<'py>>> {
+        // the profile's items (-weight, item, feature) and categories (weight, name)
+        let mut own: Vec<(f64, String, Bound<'py, PyAny>)> = Vec::new();
+        let mut categories: Vec<(f64, String)> = Vec::new();
+        for (key, value) in weights.iter() {
+            let Ok(name) = key.cast::<PyString>() else {
+                return Ok(None);
+            };
+            let Ok(name) = name.to_str() else {
+                return Ok(None);
+            };
+            let is_item = name.starts_with("item:");
+            if !is_item && !name.starts_with("cat:") {
+                continue;
+            }
+            let Some(w) = number(&value) else {
+                return Ok(None);
+            };
+            if is_item {
+                own.push((-w, name["item:".len()..].to_owned(), key.clone()));
+            } else {
+                categories.push((w, name["cat:".len()..].to_owned()));
+            }
+        }
+        // strongest first, ties by id (as Python sorts the tuples)
+        own.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+        // strongest first, ties by name reversed (sorted(reverse=True))
+        categories.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| b.1.cmp(&a.1)));
+        let mut recent: Vec<(f64, String)> = Vec::with_capacity(touched.len());
+        for (key, value) in touched.iter() {
+            let (Some(item), Some(t)) = (text(&key), number(&value)) else {
+                return Ok(None);
+            };
+            recent.push((-t, item));
+        }
+        recent.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1))); // newest first
+
+        // universe positions; an item outside the universe takes the next position after it,
+        // a new one each time it is met (named in `extra`)
+        let size = self.size as i64;
+        let mut extra: Vec<String> = Vec::new();
+        let mut first_extra: HashMap<String, i64> = HashMap::new();
+        let names = &self.names;
+        let mut position_of = |item: &str, extra: &mut Vec<String>| -> i64 {
+            if let Some(&(pos, _)) = names.get(item) {
+                return pos;
+            }
+            let pos = size + extra.len() as i64;
+            first_extra.entry(item.to_owned()).or_insert(pos);
+            extra.push(item.to_owned());
+            pos
+        };
+        let own_list: Vec<i64> = own
+            .iter()
+            .map(|(_, item, _)| position_of(item, &mut extra))
+            .collect();
+        let recent_list: Vec<i64> = recent
+            .iter()
+            .map(|(_, item)| position_of(item, &mut extra))
+            .collect();
+        let row_of = |item: &str| names.get(item).map_or(-1, |&(_, row)| row);
+        let own_rows: Vec<i64> = own.iter().map(|(_, item, _)| row_of(item)).collect();
+        let own_w: Vec<f64> = own.iter().map(|(w, _, _)| -w).collect();
+        let voter_rows: Vec<i64> = recent
+            .iter()
+            .take(recent_voters)
+            .map(|(_, item)| row_of(item))
+            .collect();
+        let mut raw: Vec<f64> = Vec::with_capacity(own.len());
+        for (_, _, key) in &own {
+            match held.get_item(key)? {
+                None => raw.push(0.0),
+                Some(value) => match number(&value) {
+                    Some(w) => raw.push(w),
+                    None => return Ok(None),
+                },
+            }
+        }
+        let recent_hours: Vec<f64> = recent
+            .iter()
+            .map(|(t, _)| at_least_zero(now - -t) / HOUR)
+            .collect();
+        let mut bought: Vec<(i64, f64)> = Vec::with_capacity(purchases.len());
+        for (key, value) in purchases.iter() {
+            let (Some(item), Some(t)) = (text(&key), number(&value)) else {
+                return Ok(None);
+            };
+            let j = names
+                .get(&item)
+                .map(|&(pos, _)| pos)
+                .or_else(|| first_extra.get(&item).copied());
+            if let Some(j) = j {
+                bought.push((j, (at_least_zero(now - t) / HOUR).ln_1p()));
+            }
+        }
+        let mut category_share: Vec<(i64, f64)> = Vec::new();
+        if let Some(&(top, _)) = categories.first() {
+            if top != 0.0 {
+                for (w, name) in &categories {
+                    if let Some(&c) = self.category_index.get(name) {
+                        category_share.push((c, w / top));
+                    }
+                }
+            }
+        }
+        // trending items of the strongest categories, in category order, each once
+        let room = self.trending.len();
+        let mut strong: Vec<i64> = Vec::new();
+        'categories: for (_, name) in &categories {
+            if strong.len() >= room {
+                break;
+            }
+            if let Some(items) = self.trending_in.get(name) {
+                for &j in items {
+                    if strong.len() >= room {
+                        break 'categories;
+                    }
+                    if !strong.contains(&j) {
+                        strong.push(j);
+                    }
+                }
+            }
+        }
+        let total = own_w.iter().fold(0.0, |acc, w| acc + w); // Python's sum, in order
+        let z = z.as_ref().map(|a| a.as_array());
+        let model_best = model_best.as_ref().map(|a| a.as_array());
+        let (picked, at, rows) = self.pass(
+            py,
+            &own_list,
+            &own_rows,
+            &own_w,
+            total,
+            &raw,
+            factor,
+            &recent_list,
+            &recent_hours,
+            &voter_rows,
+            model_best,
+            &strong,
+            &bought,
+            &category_share,
+            extra.len(),
+            z,
+            own_items,
+            covisit_items,
+            recent_covisit_items,
+            max_candidates,
+        )?;
+        Ok(Some((picked, at, rows, extra, own_rows, own_w)))
     }
 
     /// The candidates (universe positions), their model positions (-1: none) and signal rows,
@@ -257,208 +513,31 @@ impl CandidatePass {
         recent_covisit_items: usize,
         max_candidates: usize,
     ) -> PyResult<Candidates<'py>> {
-        let n_own = own_list.len();
-        if own_rows.len() != n_own || own_w.len() != n_own || raw.len() != n_own {
-            return Err(PyValueError::new_err(
-                "the profile's item lists differ in length",
-            ));
-        }
-        if recent_hours.len() != recent_list.len() {
-            return Err(PyValueError::new_err("the touched lists differ in length"));
-        }
-        let n_tab = self.name_rank.len();
-        let n1 = n_tab + 1;
-        let universe = self.size + n_extra;
-
-        // --- votes: the profile's items by their share of `total`, then the newest touched
-        // items, the i-th by 1/(i+1); each target's terms added in input order
-        if total > 0.0 {
-            for (&j, &w) in own_rows.iter().zip(&own_w) {
-                if j >= 0 {
-                    let share = w / total;
-                    self.vote(position(j, n_tab, "table row")?, share, 0, n1);
-                }
-            }
-        }
-        for (i, &j) in voter_rows.iter().enumerate() {
-            if j >= 0 {
-                let share = 1.0 / (1.0 + i as f64);
-                self.vote(position(j, n_tab, "table row")?, share, 1, n1);
-            }
-        }
-        let best_own = self.best_voted(0, n1, covisit_items);
-        let best_recent = self.best_voted(1, n1, recent_covisit_items);
-
-        // --- candidates: first occurrences in order, at most max_candidates
+        let z = z.as_ref().map(|a| a.as_array());
         let model_best = model_best.as_ref().map(|a| a.as_array());
-        let mut picked: Vec<i64> = Vec::with_capacity(max_candidates.min(1024));
-        let mut extra_row: Vec<u32> = vec![0; n_extra];
-        let trending = std::mem::take(&mut self.trending);
-        let result = (|| -> PyResult<()> {
-            let parts: [&mut dyn Iterator<Item = i64>; 7] = [
-                &mut own_list[..own_items.min(n_own)].iter().copied(),
-                &mut recent_list.iter().copied(),
-                &mut best_own.iter().copied(),
-                &mut best_recent.iter().copied(),
-                &mut model_best.iter().flat_map(|a| a.iter().copied()),
-                &mut trending.iter().copied(),
-                &mut strong.iter().copied(),
-            ];
-            'outer: for part in parts {
-                for pos in part {
-                    if picked.len() >= max_candidates {
-                        break 'outer;
-                    }
-                    let p = position(pos, universe, "candidate")?;
-                    let slot = if p < self.size {
-                        &mut self.row_of[p]
-                    } else {
-                        &mut extra_row[p - self.size]
-                    };
-                    if *slot == 0 {
-                        picked.push(pos);
-                        *slot = picked.len() as u32;
-                    }
-                }
-            }
-            Ok(())
-        })();
-        self.trending = trending;
-        // the candidate row of a universe position (None: not a candidate)
-        let row_of = |row_of: &[u32], extra_row: &[u32], pos: i64| -> Option<usize> {
-            let p = usize::try_from(pos).ok()?;
-            let r = if p < row_of.len() {
-                row_of[p]
-            } else {
-                *extra_row.get(p - row_of.len())?
-            };
-            (r > 0).then(|| r as usize - 1)
-        };
-
-        let n = picked.len();
-        let rows_arr = PyArray2::<f64>::zeros(py, [n, WIDTH], false);
-        let mut at_out: Vec<isize> = Vec::with_capacity(n);
-        let filled = result.and_then(|()| {
-            // SAFETY: the array was just created here and nothing else refers to it yet
-            let rows = unsafe { rows_arr.as_slice_mut()? };
-            let z = z.as_ref().map(|a| a.as_array());
-            // touch_category: the share of the newest touched items in each category
-            let mut touch_cats: Vec<usize> = Vec::new();
-            if !voter_rows.is_empty() {
-                let each = voter_rows.len() as f64;
-                let mut counts: Vec<(usize, u32)> = Vec::new();
-                for &j in &voter_rows {
-                    if j >= 0 {
-                        let c = self.item_category[j as usize];
-                        if c >= 0 {
-                            let c = c as usize;
-                            match counts.iter_mut().find(|(k, _)| *k == c) {
-                                Some(entry) => entry.1 += 1,
-                                None => counts.push((c, 1)),
-                            }
-                        }
-                    }
-                }
-                for (c, count) in counts {
-                    self.touch_share[c] = count as f64 / each;
-                    touch_cats.push(c);
-                }
-            }
-            let mut cats: Vec<usize> = Vec::with_capacity(category_share.len());
-            for &(c, share) in &category_share {
-                let c = position(c, self.n_categories, "category")?;
-                self.category_share[c] = share;
-                cats.push(c);
-            }
-            for (r, &pos) in picked.iter().enumerate() {
-                let clipped = (pos as usize).min(self.size);
-                let ti = self.to_table[clipped];
-                let at = self.model_at[clipped];
-                at_out.push(at as isize);
-                let row = &mut rows[r * WIDTH..(r + 1) * WIDTH];
-                if let Some(z) = &z {
-                    if at >= 0 {
-                        row[MODEL] = *z
-                            .get(at as usize)
-                            .ok_or_else(|| PyValueError::new_err("z is shorter than the model"))?;
-                    }
-                }
-                let s = self.statics[clipped];
-                row[IN_MODEL] = s[0];
-                row[POPULARITY] = s[1];
-                row[TREND] = s[2];
-                if ti >= 0 {
-                    row[COVISIT] = self.summed[ti as usize];
-                    row[COVISIT_RECENT] = self.summed[n1 + ti as usize];
-                }
-                let c = self.category[clipped];
-                if c >= 0 {
-                    row[CATEGORY] = self.category_share[c as usize];
-                    row[TOUCH_CATEGORY] = self.touch_share[c as usize];
-                }
-            }
-            if n_own > 0 {
-                let top = own_w[0];
-                for (i, &pos) in own_list.iter().enumerate() {
-                    if let Some(r) = row_of(&self.row_of, &extra_row, pos) {
-                        let row = &mut rows[r * WIDTH..(r + 1) * WIDTH];
-                        row[OWN] = 1.0;
-                        row[OWN_SHARE] = if top != 0.0 { own_w[i] / top } else { 0.0 };
-                        row[OWN_RANK] = 1.0 / (1.0 + i as f64);
-                        row[WEIGHT] = raw[i] * factor;
-                    }
-                }
-            }
-            for (i, &pos) in recent_list.iter().enumerate() {
-                if let Some(r) = row_of(&self.row_of, &extra_row, pos) {
-                    let row = &mut rows[r * WIDTH..(r + 1) * WIDTH];
-                    row[TOUCHED] = 1.0;
-                    row[TOUCH_RANK] = 1.0 / (1.0 + i as f64);
-                    row[HOURS_SINCE_TOUCH] = recent_hours[i];
-                    row[TOUCH_1 + touch_bin(i)] = 1.0;
-                }
-            }
-            for &(pos, hours) in &purchases {
-                if let Some(r) = row_of(&self.row_of, &extra_row, pos) {
-                    let row = &mut rows[r * WIDTH..(r + 1) * WIDTH];
-                    row[BOUGHT] = 1.0;
-                    row[HOURS_SINCE_BOUGHT] = hours;
-                }
-            }
-            for row in rows.chunks_exact_mut(WIDTH) {
-                row[LOG_COVISIT] = 100.0 * row[COVISIT];
-                row[LOG_COVISIT_RECENT] = 100.0 * row[COVISIT_RECENT];
-                row[LOG_OWN_SHARE] = 100.0 * row[OWN_SHARE];
-                row[OWN_MODEL] = row[OWN] * row[MODEL];
-                row[CATEGORY_POPULARITY] = row[CATEGORY] * row[POPULARITY];
-            }
-            for c in touch_cats {
-                self.touch_share[c] = 0.0;
-            }
-            for c in cats {
-                self.category_share[c] = 0.0;
-            }
-            Ok(())
-        });
-        // back to zero scratch whatever happened
-        for &pos in &picked {
-            if (pos as usize) < self.size {
-                self.row_of[pos as usize] = 0;
-            }
-        }
-        if filled.is_err() {
-            self.touch_share.iter_mut().for_each(|v| *v = 0.0);
-            self.category_share.iter_mut().for_each(|v| *v = 0.0);
-        }
-        self.clear_votes();
-        filled?;
-        Ok((
-            PyArray1::from_vec(py, picked),
-            PyArray1::from_vec(py, at_out),
-            rows_arr,
-        ))
+        self.pass(
+            py,
+            &own_list,
+            &own_rows,
+            &own_w,
+            total,
+            &raw,
+            factor,
+            &recent_list,
+            &recent_hours,
+            &voter_rows,
+            model_best,
+            &strong,
+            &purchases,
+            &category_share,
+            n_extra,
+            z,
+            own_items,
+            covisit_items,
+            recent_covisit_items,
+            max_candidates,
+        )
     }
-
     /// For each of `targets` (table rows), the table row of the voter (`voters`: table rows,
     /// `strength`: their weights) whose co-visitation vote for it is the largest: its
     /// strongest edge to the target x its strength, ties by the larger strength, then by name;
@@ -518,6 +597,231 @@ impl CandidatePass {
 }
 
 impl CandidatePass {
+    /// `run` on borrowed arguments (what `run` and `run_profile` share).
+    #[allow(clippy::too_many_arguments)]
+    fn pass<'py>(
+        &mut self,
+        py: Python<'py>,
+        own_list: &[i64],
+        own_rows: &[i64],
+        own_w: &[f64],
+        total: f64,
+        raw: &[f64],
+        factor: f64,
+        recent_list: &[i64],
+        recent_hours: &[f64],
+        voter_rows: &[i64],
+        model_best: Option<ArrayView1<'_, i64>>,
+        strong: &[i64],
+        purchases: &[(i64, f64)],
+        category_share: &[(i64, f64)],
+        n_extra: usize,
+        z: Option<ArrayView1<'_, f64>>,
+        own_items: usize,
+        covisit_items: usize,
+        recent_covisit_items: usize,
+        max_candidates: usize,
+    ) -> PyResult<Candidates<'py>> {
+        let n_own = own_list.len();
+        if own_rows.len() != n_own || own_w.len() != n_own || raw.len() != n_own {
+            return Err(PyValueError::new_err(
+                "the profile's item lists differ in length",
+            ));
+        }
+        if recent_hours.len() != recent_list.len() {
+            return Err(PyValueError::new_err("the touched lists differ in length"));
+        }
+        let n_tab = self.name_rank.len();
+        let n1 = n_tab + 1;
+        let universe = self.size + n_extra;
+
+        // --- votes: the profile's items by their share of `total`, then the newest touched
+        // items, the i-th by 1/(i+1); each target's terms added in input order
+        if total > 0.0 {
+            for (&j, &w) in own_rows.iter().zip(own_w) {
+                if j >= 0 {
+                    let share = w / total;
+                    self.vote(position(j, n_tab, "table row")?, share, 0, n1);
+                }
+            }
+        }
+        for (i, &j) in voter_rows.iter().enumerate() {
+            if j >= 0 {
+                let share = 1.0 / (1.0 + i as f64);
+                self.vote(position(j, n_tab, "table row")?, share, 1, n1);
+            }
+        }
+        let best_own = self.best_voted(0, n1, covisit_items);
+        let best_recent = self.best_voted(1, n1, recent_covisit_items);
+
+        // --- candidates: first occurrences in order, at most max_candidates
+        let mut picked: Vec<i64> = Vec::with_capacity(max_candidates.min(1024));
+        let mut extra_row: Vec<u32> = vec![0; n_extra];
+        let trending = std::mem::take(&mut self.trending);
+        let result = (|| -> PyResult<()> {
+            let parts: [&mut dyn Iterator<Item = i64>; 7] = [
+                &mut own_list[..own_items.min(n_own)].iter().copied(),
+                &mut recent_list.iter().copied(),
+                &mut best_own.iter().copied(),
+                &mut best_recent.iter().copied(),
+                &mut model_best.iter().flat_map(|a| a.iter().copied()),
+                &mut trending.iter().copied(),
+                &mut strong.iter().copied(),
+            ];
+            'outer: for part in parts {
+                for pos in part {
+                    if picked.len() >= max_candidates {
+                        break 'outer;
+                    }
+                    let p = position(pos, universe, "candidate")?;
+                    let slot = if p < self.size {
+                        &mut self.row_of[p]
+                    } else {
+                        &mut extra_row[p - self.size]
+                    };
+                    if *slot == 0 {
+                        picked.push(pos);
+                        *slot = picked.len() as u32;
+                    }
+                }
+            }
+            Ok(())
+        })();
+        self.trending = trending;
+        // the candidate row of a universe position (None: not a candidate)
+        let row_of = |row_of: &[u32], extra_row: &[u32], pos: i64| -> Option<usize> {
+            let p = usize::try_from(pos).ok()?;
+            let r = if p < row_of.len() {
+                row_of[p]
+            } else {
+                *extra_row.get(p - row_of.len())?
+            };
+            (r > 0).then(|| r as usize - 1)
+        };
+
+        let n = picked.len();
+        let rows_arr = PyArray2::<f64>::zeros(py, [n, WIDTH], false);
+        let mut at_out: Vec<isize> = Vec::with_capacity(n);
+        let filled = result.and_then(|()| {
+            // SAFETY: the array was just created here and nothing else refers to it yet
+            let rows = unsafe { rows_arr.as_slice_mut()? };
+            // touch_category: the share of the newest touched items in each category
+            let mut touch_cats: Vec<usize> = Vec::new();
+            if !voter_rows.is_empty() {
+                let each = voter_rows.len() as f64;
+                let mut counts: Vec<(usize, u32)> = Vec::new();
+                for &j in voter_rows {
+                    if j >= 0 {
+                        let c = self.item_category[j as usize];
+                        if c >= 0 {
+                            let c = c as usize;
+                            match counts.iter_mut().find(|(k, _)| *k == c) {
+                                Some(entry) => entry.1 += 1,
+                                None => counts.push((c, 1)),
+                            }
+                        }
+                    }
+                }
+                for (c, count) in counts {
+                    self.touch_share[c] = count as f64 / each;
+                    touch_cats.push(c);
+                }
+            }
+            let mut cats: Vec<usize> = Vec::with_capacity(category_share.len());
+            for &(c, share) in category_share {
+                let c = position(c, self.n_categories, "category")?;
+                self.category_share[c] = share;
+                cats.push(c);
+            }
+            for (r, &pos) in picked.iter().enumerate() {
+                let clipped = (pos as usize).min(self.size);
+                let ti = self.to_table[clipped];
+                let at = self.model_at[clipped];
+                at_out.push(at as isize);
+                let row = &mut rows[r * WIDTH..(r + 1) * WIDTH];
+                if let Some(z) = &z {
+                    if at >= 0 {
+                        row[MODEL] = *z
+                            .get(at as usize)
+                            .ok_or_else(|| PyValueError::new_err("z is shorter than the model"))?;
+                    }
+                }
+                let s = self.statics[clipped];
+                row[IN_MODEL] = s[0];
+                row[POPULARITY] = s[1];
+                row[TREND] = s[2];
+                if ti >= 0 {
+                    row[COVISIT] = self.summed[ti as usize];
+                    row[COVISIT_RECENT] = self.summed[n1 + ti as usize];
+                }
+                let c = self.category[clipped];
+                if c >= 0 {
+                    row[CATEGORY] = self.category_share[c as usize];
+                    row[TOUCH_CATEGORY] = self.touch_share[c as usize];
+                }
+            }
+            if n_own > 0 {
+                let top = own_w[0];
+                for (i, &pos) in own_list.iter().enumerate() {
+                    if let Some(r) = row_of(&self.row_of, &extra_row, pos) {
+                        let row = &mut rows[r * WIDTH..(r + 1) * WIDTH];
+                        row[OWN] = 1.0;
+                        row[OWN_SHARE] = if top != 0.0 { own_w[i] / top } else { 0.0 };
+                        row[OWN_RANK] = 1.0 / (1.0 + i as f64);
+                        row[WEIGHT] = raw[i] * factor;
+                    }
+                }
+            }
+            for (i, &pos) in recent_list.iter().enumerate() {
+                if let Some(r) = row_of(&self.row_of, &extra_row, pos) {
+                    let row = &mut rows[r * WIDTH..(r + 1) * WIDTH];
+                    row[TOUCHED] = 1.0;
+                    row[TOUCH_RANK] = 1.0 / (1.0 + i as f64);
+                    row[HOURS_SINCE_TOUCH] = recent_hours[i];
+                    row[TOUCH_1 + touch_bin(i)] = 1.0;
+                }
+            }
+            for &(pos, hours) in purchases {
+                if let Some(r) = row_of(&self.row_of, &extra_row, pos) {
+                    let row = &mut rows[r * WIDTH..(r + 1) * WIDTH];
+                    row[BOUGHT] = 1.0;
+                    row[HOURS_SINCE_BOUGHT] = hours;
+                }
+            }
+            for row in rows.chunks_exact_mut(WIDTH) {
+                row[LOG_COVISIT] = 100.0 * row[COVISIT];
+                row[LOG_COVISIT_RECENT] = 100.0 * row[COVISIT_RECENT];
+                row[LOG_OWN_SHARE] = 100.0 * row[OWN_SHARE];
+                row[OWN_MODEL] = row[OWN] * row[MODEL];
+                row[CATEGORY_POPULARITY] = row[CATEGORY] * row[POPULARITY];
+            }
+            for c in touch_cats {
+                self.touch_share[c] = 0.0;
+            }
+            for c in cats {
+                self.category_share[c] = 0.0;
+            }
+            Ok(())
+        });
+        // back to zero scratch whatever happened
+        for &pos in &picked {
+            if (pos as usize) < self.size {
+                self.row_of[pos as usize] = 0;
+            }
+        }
+        if filled.is_err() {
+            self.touch_share.iter_mut().for_each(|v| *v = 0.0);
+            self.category_share.iter_mut().for_each(|v| *v = 0.0);
+        }
+        self.clear_votes();
+        filled?;
+        Ok((
+            PyArray1::from_vec(py, picked),
+            PyArray1::from_vec(py, at_out),
+            rows_arr,
+        ))
+    }
+
     /// Add table row `j`'s neighbours, each weighted by `share`, to `half` of the votes.
     fn vote(&mut self, j: usize, share: f64, half: usize, n1: usize) {
         let base = half * n1;
@@ -570,6 +874,17 @@ impl CandidatePass {
             self.hit[half].clear();
         }
     }
+}
+
+/// A dict value that is a Python float (not a subclass) and not NaN, else None.
+fn number(value: &Bound<'_, PyAny>) -> Option<f64> {
+    let v = value.cast_exact::<PyFloat>().ok()?.value();
+    (!v.is_nan()).then_some(v)
+}
+
+/// A dict key as text, None when it is not a str or not UTF-8.
+fn text(key: &Bound<'_, PyAny>) -> Option<String> {
+    Some(key.cast::<PyString>().ok()?.to_str().ok()?.to_owned())
 }
 
 #[pymodule]

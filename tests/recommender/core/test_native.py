@@ -165,18 +165,25 @@ def both_passes(
     model: Model, tables: HybridTables, profile: Profile, z: Any, weights: Any
 ) -> tuple[Any, Any]:
     args = (tables, model, profile, NOW, z, weights)
-    return hybrid._candidate_rows_native(*args), hybrid._candidate_rows_numpy(*args)
+    native = hybrid._candidate_rows_native(*args)
+    # the profile's dicts read in Rust (run_profile) and in Python (run): the same, bit for bit
+    assert_same_pass(native, hybrid._candidate_rows_native_read(*args), exact=True)
+    return native, hybrid._candidate_rows_numpy(*args)
 
 
-def assert_same_pass(got: Any, want: Any) -> None:
+def assert_same_pass(got: Any, want: Any, exact: bool = False) -> None:
     picked, extra, at, rows, voters = got
     assert picked.dtype == want[0].dtype and at.dtype == want[2].dtype
     assert picked.tolist() == want[0].tolist()
     assert extra == want[1]
     assert at.tolist() == want[2].tolist()
     assert rows.shape == want[3].shape
-    np.testing.assert_allclose(rows, want[3], rtol=1e-12, atol=1e-12)
-    assert voters == want[4]
+    if exact:
+        assert rows.tobytes() == want[3].tobytes()
+    else:
+        np.testing.assert_allclose(rows, want[3], rtol=1e-12, atol=1e-12)
+    # repr: exact floats (NaN equal to NaN, -0.0 not equal to 0.0)
+    assert repr((list(voters[0]), list(voters[1]))) == repr((list(want[4][0]), list(want[4][1])))
 
 
 @needs_native
@@ -244,3 +251,38 @@ def test_a_bigger_budget_than_the_catalogue_and_a_changed_budget() -> None:
     ):
         tables.params = params
         assert_same_pass(*both_passes(model, tables, profile, None, weights))
+
+
+@needs_native
+@pytest.mark.parametrize("odd", ["nan touch", "nan weight", "int weights", "surrogate name"])
+def test_dicts_the_native_reading_does_not_take_are_read_in_python(odd: str) -> None:
+    """``run_profile`` hands back None for what it does not read (a NaN, a weight that is not
+    a float, a name that is not UTF-8) and the pass reads the dicts in Python instead."""
+    model, tables = random_world(5)
+    items = tables.items
+    weights: dict[str, Any] = {item_feature(i): 1.0 / (1 + k) for k, i in enumerate(items[:6])}
+    touched = {i: NOW - 60.0 * k for k, i in enumerate(items[3:12])}
+    if odd == "nan touch":
+        touched[items[2]] = float("nan")
+    elif odd == "nan weight":
+        weights[item_feature(items[7])] = float("nan")
+    elif odd == "int weights":
+        weights = {item_feature(i): 1 + k for k, i in enumerate(items[:6])}
+    else:
+        weights[item_feature("\ud800")] = 0.5
+    profile = Profile(
+        weights=weights, landmark=NOW, last_ts=NOW, n_events=6, touched=touched, purchases={}
+    )
+    u = hybrid.universe(tables, model)
+    native = hybrid._native_of(tables, model)
+    p = tables.params
+    got = native.run_profile(
+        weights, weights, touched, {}, 1.0, NOW, None, None, p.recent_voters, p.own_items,
+        p.covisit_items, p.recent_covisit_items, p.max_candidates,
+    )  # fmt: skip
+    assert got is None
+    args = (tables, model, profile, NOW, None, weights)
+    assert_same_pass(
+        hybrid._candidate_rows_native(*args), hybrid._candidate_rows_native_read(*args), exact=True
+    )
+    assert u.native is native
