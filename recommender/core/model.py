@@ -122,9 +122,22 @@ class Model:
         item's own popularity bias are the same for every feature, so they are left out).
         ``row``: the profile's :meth:`user_row` when the caller has it.
         """
+        lifts, at = self.lifts(weights, item, row)
+        names = self.feature_names
+        return [(names[at[j]], -t) for t, j in lifts]
+
+    def lifts(
+        self,
+        weights: Mapping[str, float],
+        item: int,
+        row: UserRow | None = None,
+    ) -> tuple[list[tuple[float, int]], list[int]]:
+        """:meth:`contributions` before naming the features: ``(-term, j)`` of the positive
+        terms, largest first (ties in row order), and the row's feature indices (the feature of
+        ``j`` is ``feature_names[at[j]]``)."""
         row = self.user_row(weights) if row is None else row
         if row is None:
-            return []
+            return [], []
         idx, vals = row
         held = self._row_embeddings
         if held is None or held[0] is not row:  # one gather per row (a request's offers)
@@ -132,9 +145,7 @@ class Model:
             self._row_embeddings = held
         terms = (vals * (held[1] @ self.item_centred[item])).tolist()
         # largest first, ties in row order (a stable sort of the negated terms)
-        lifts = sorted([(-t, j) for j, t in enumerate(terms) if t > 0])
-        names, at = self.feature_names, held[2]
-        return [(names[at[j]], -t) for t, j in lifts]
+        return sorted([(-t, j) for j, t in enumerate(terms) if t > 0]), held[2]
 
     # --- persistence ----------------------------------------------------------------------
     def save(self, directory: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from recommender.core.arbitration.table import ItemTable
@@ -13,7 +13,13 @@ from recommender.core.arbitration.types import Candidate, OfferRequest, RatingLi
 from recommender.core.features import item_feature, token_positions
 from recommender.core.model import Model, UserRow
 from recommender.core.profile import Profile
-from recommender.core.reasons import MAX_REASONS, reasons_from, say
+from recommender.core.reasons import (
+    MAX_REASONS,
+    feature_reason,
+    reasons_from,
+    reasons_of_lifts,
+    say,
+)
 from recommender.core.scoring import Decision, ItemScorer, ScoredOffer, ServedOffer
 
 log = logging.getLogger("zmot.decisions")
@@ -47,6 +53,13 @@ class Explainer:
         self.items = items
         self.recent_boost = recent_boost
         self.scorer = scorer
+        self._feature_reasons: dict[str, dict[int, tuple[int, str]]] = {}
+        """language -> model feature index -> its :func:`feature_reason` (made on first use:
+        the model's vocabulary bounds it)."""
+        self._covisit: dict[tuple[str, str], str] = {}
+        """(language, item) -> the co-visitation reason naming the item."""
+        self._row_reasons: tuple[str, list[int], list[tuple[int, str]]] | None = None
+        """The feature reasons of the row last explained (language, its features)."""
 
     def reasons(
         self,
@@ -82,6 +95,70 @@ class Explainer:
                 reasons = [say(request.lang, "context", item=label), *reasons]
             else:
                 reasons.append(say(request.lang, "complement", src=src, cat=cand.category))
+        return reasons[:MAX_REASONS]
+
+    def reasons_many(
+        self,
+        cands: Sequence[Candidate],
+        weights: Mapping[str, float],
+        token_order: Mapping[str, int],
+        origin: Mapping[str, str],
+        request: OfferRequest,
+        row: UserRow | None,
+        sources: Sequence[str | None],
+    ) -> list[list[str]]:
+        """:meth:`reasons` of each of an answer's offers (``sources``: the scorer's
+        ``lifted_by_many`` of their items): the same reasons, with each feature's reason
+        (:func:`~recommender.core.reasons.feature_reason`) and each co-visitation text made
+        once per language instead of per term per offer."""
+        lang = request.lang
+        cache = self._feature_reasons.get(lang)
+        if cache is None:
+            cache = self._feature_reasons[lang] = {}
+        names, catalog = self.model.feature_names, self.items.catalog
+        out: list[list[str]] = []
+        for cand, source in zip(cands, sources, strict=True):
+            lifts, at = self.model.lifts(weights, cand.item, row)
+            held = self._row_reasons
+            if held is None or held[0] != lang or held[1] is not at:
+                per_feature = []
+                for f in at:
+                    hit = cache.get(f)
+                    if hit is None:
+                        hit = cache[f] = feature_reason(names[f], catalog, lang)
+                    per_feature.append(hit)
+                held = self._row_reasons = (lang, at, per_feature)
+            reasons = reasons_of_lifts(lifts, held[2].__getitem__, token_order, lang)
+            out.append(self._framed(reasons, cand, weights, origin, request, source))
+        return out
+
+    def _framed(
+        self,
+        reasons: list[str],
+        cand: Candidate,
+        weights: Mapping[str, float],
+        origin: Mapping[str, str],
+        request: OfferRequest,
+        source: str | None,
+    ) -> list[str]:
+        """The model's ``reasons`` for ``cand`` with what :meth:`reasons` puts around them:
+        recently seen, co-visitation (``source``), context or complement."""
+        lang = request.lang
+        if self.recent_boost > 0 and weights.get(item_feature(cand.item_id), 0.0) > 0:
+            reasons = [say(lang, "recent"), *reasons]
+        if source is not None:
+            text = self._covisit.get((lang, source))
+            if text is None:
+                label = self.items.title_of(source)
+                text = self._covisit[(lang, source)] = say(lang, "covisit", item=label)
+            reasons = [text, *reasons]
+        if cand.category is not None and cand.category in origin:
+            src = origin[cand.category]
+            if request.context_item and src == self.items.category_of(request.context_item):
+                label = self.items.title_of(request.context_item)
+                reasons = [say(lang, "context", item=label), *reasons]
+            else:
+                reasons.append(say(lang, "complement", src=src, cat=cand.category))
         return reasons[:MAX_REASONS]
 
     def served(
