@@ -161,6 +161,30 @@ def reasons_of_lifts(
     return [r for r in reasons if r][:MAX_REASONS]
 
 
+def picked_reasons(
+    picked: Sequence[int],
+    tokens: Sequence[int],
+    per_feature: Sequence[tuple[int, str]],
+    token_order: Mapping[str, int] | None,
+    lang: str,
+) -> list[str]:
+    """:func:`reasons_of_lifts` from what ``zmot_native.pick_reasons`` picked of the terms:
+    the row positions of the reasons in order (-1: the search's place) and of the search
+    tokens met, in the order met (``per_feature``: each row feature's
+    :func:`feature_reason`)."""
+    reasons = [per_feature[j][1] if j >= 0 else "" for j in picked]
+    if -1 in picked:
+        search_slot = picked.index(-1)
+        searched = [per_feature[j][1] for j in tokens]
+        if searched:
+            if token_order:
+                searched.sort(key=lambda t: token_order.get(t, len(token_order)))
+            reasons[search_slot] = say(lang, "searched", q=" ".join(searched))
+        else:
+            del reasons[search_slot]
+    return [r for r in reasons if r][:MAX_REASONS]
+
+
 def reasons_from(
     contributions: Sequence[tuple[str, float]],
     catalog: Catalog,

@@ -5,6 +5,10 @@ import numpy.typing as npt
 
 FEATURES: list[str]
 
+def pick_reasons(
+    terms: npt.NDArray[np.float32], what: bytes, max_reasons: int
+) -> tuple[list[int], list[int]]: ...
+
 class CandidatePass:
     def __init__(
         self,

@@ -7,6 +7,7 @@ import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from typing import Any
 
 from recommender.core.arbitration.table import ItemTable
 from recommender.core.arbitration.types import Candidate, OfferRequest, RatingLike
@@ -16,6 +17,7 @@ from recommender.core.profile import Profile
 from recommender.core.reasons import (
     MAX_REASONS,
     feature_reason,
+    picked_reasons,
     reasons_from,
     reasons_of_lifts,
     say,
@@ -23,6 +25,14 @@ from recommender.core.reasons import (
 from recommender.core.scoring import Decision, ItemScorer, ScoredOffer, ServedOffer
 
 log = logging.getLogger("zmot.decisions")
+
+
+def _pick_reasons() -> Any:
+    """``zmot_native.pick_reasons`` when the native module serves and has it, else None
+    (:meth:`Explainer.reasons_many` walks the terms in Python: the same reasons)."""
+    from recommender.core import hybrid
+
+    return getattr(hybrid.NATIVE, "pick_reasons", None)
 
 
 class Ask:
@@ -58,7 +68,7 @@ class Explainer:
         the model's vocabulary bounds it)."""
         self._covisit: dict[tuple[str, str], str] = {}
         """(language, item) -> the co-visitation reason naming the item."""
-        self._row_reasons: tuple[str, list[int], list[tuple[int, str]]] | None = None
+        self._row_reasons: tuple[str, list[int], list[tuple[int, str]], bytes] | None = None
         """The feature reasons of the row last explained (language, its features)."""
 
     def reasons(
@@ -112,25 +122,43 @@ class Explainer:
         (:func:`~recommender.core.reasons.feature_reason`) and each co-visitation text made
         once per language instead of per term per offer."""
         lang = request.lang
+        pick = _pick_reasons()
+        out: list[list[str]] = []
+        for cand, source in zip(cands, sources, strict=True):
+            if pick is None:
+                lifts, at = self.model.lifts(weights, cand.item, row)
+                per_feature = self._per_feature(lang, at)[0]
+                reasons = reasons_of_lifts(lifts, per_feature.__getitem__, token_order, lang)
+            else:
+                found = self.model.terms(weights, cand.item, row)
+                reasons = []
+                if found is not None:
+                    per_feature, what = self._per_feature(lang, found[1])
+                    picked, tokens = pick(found[0], what, MAX_REASONS)
+                    reasons = picked_reasons(picked, tokens, per_feature, token_order, lang)
+            out.append(self._framed(reasons, cand, weights, origin, request, source))
+        return out
+
+    def _per_feature(self, lang: str, at: list[int]) -> tuple[list[tuple[int, str]], bytes]:
+        """The :func:`~recommender.core.reasons.feature_reason` of each feature of a row
+        (``at``: its feature indices), and what each gives as bytes (``pick_reasons``'s);
+        kept for the row last asked about (a request's offers share it)."""
+        held = self._row_reasons
+        if held is not None and held[0] == lang and held[1] is at:
+            return held[2], held[3]
         cache = self._feature_reasons.get(lang)
         if cache is None:
             cache = self._feature_reasons[lang] = {}
         names, catalog = self.model.feature_names, self.items.catalog
-        out: list[list[str]] = []
-        for cand, source in zip(cands, sources, strict=True):
-            lifts, at = self.model.lifts(weights, cand.item, row)
-            held = self._row_reasons
-            if held is None or held[0] != lang or held[1] is not at:
-                per_feature = []
-                for f in at:
-                    hit = cache.get(f)
-                    if hit is None:
-                        hit = cache[f] = feature_reason(names[f], catalog, lang)
-                    per_feature.append(hit)
-                held = self._row_reasons = (lang, at, per_feature)
-            reasons = reasons_of_lifts(lifts, held[2].__getitem__, token_order, lang)
-            out.append(self._framed(reasons, cand, weights, origin, request, source))
-        return out
+        per_feature = []
+        for f in at:
+            hit = cache.get(f)
+            if hit is None:
+                hit = cache[f] = feature_reason(names[f], catalog, lang)
+            per_feature.append(hit)
+        what = bytes([w for w, _ in per_feature])
+        self._row_reasons = (lang, at, per_feature, what)
+        return per_feature, what
 
     def _framed(
         self,

@@ -887,9 +887,62 @@ fn text(key: &Bound<'_, PyAny>) -> Option<String> {
     Some(key.cast::<PyString>().ok()?.to_str().ok()?.to_owned())
 }
 
+/// What `reasons_of_lifts` (recommender/core/reasons.py) does with one offer's terms, given
+/// what each feature of the row gives a reason (`what[j]`: 0 a search token, 1 a search
+/// prefix, 2 a reason of its own, 3 nothing): the positive terms taken largest first (ties in
+/// row order), the row positions of the reasons in order (-1: the search's place) and of the
+/// search tokens met (in the order met). Stops as it does once `max_reasons` stand and no
+/// search was met.
+#[pyfunction]
+fn pick_reasons(
+    terms: PyReadonlyArray1<'_, f32>,
+    what: &[u8],
+    max_reasons: usize,
+) -> PyResult<(Vec<i64>, Vec<usize>)> {
+    let terms = terms.as_array();
+    if terms.len() != what.len() {
+        return Err(PyValueError::new_err("terms and features differ in length"));
+    }
+    let mut order: Vec<(f32, usize)> = terms
+        .iter()
+        .enumerate()
+        .filter(|(_, &t)| t > 0.0)
+        .map(|(j, &t)| (t, j))
+        .collect();
+    // largest first, ties in row order (Python's sorted() of (-term, j))
+    order.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    let mut reasons: Vec<i64> = Vec::with_capacity(max_reasons + 1);
+    let mut searched: Vec<usize> = Vec::new();
+    let mut search_met = false;
+    for (_, j) in order {
+        let kind = what[j];
+        if kind <= 1 {
+            if kind == 0 {
+                searched.push(j); // a row holds a feature once: each token once
+            }
+            if !search_met {
+                search_met = true;
+                reasons.push(-1);
+            }
+            continue;
+        }
+        if reasons.len() >= max_reasons {
+            if !search_met {
+                break;
+            }
+            continue;
+        }
+        if kind == 2 {
+            reasons.push(j as i64);
+        }
+    }
+    Ok((reasons, searched))
+}
+
 #[pymodule]
 fn zmot_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<CandidatePass>()?;
+    m.add_function(wrap_pyfunction!(pick_reasons, m)?)?;
     m.add("FEATURES", FEATURES.to_vec())?;
     Ok(())
 }

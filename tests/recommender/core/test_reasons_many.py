@@ -11,7 +11,7 @@ import random
 import numpy as np
 import pytest
 
-from recommender.core.arbitration import OfferRequest
+from recommender.core.arbitration import OfferRequest, explain
 from recommender.core.arbitration.explain import Explainer, search_order
 from recommender.core.arbitration.table import ItemTable
 from recommender.core.arbitration.types import Candidate
@@ -55,8 +55,16 @@ def world(seed: int) -> tuple[Model, Catalog]:
     return model, catalog
 
 
+@pytest.mark.parametrize("native", [True, False], ids=["native", "python"])
 @pytest.mark.parametrize("seed", range(6))
-def test_reasons_many_gives_each_offer_its_reasons(seed: int) -> None:
+def test_reasons_many_gives_each_offer_its_reasons(
+    seed: int, native: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both walks of the terms: ``zmot_native.pick_reasons`` (when built) and Python's."""
+    if native and explain._pick_reasons() is None:
+        pytest.skip("zmot_native not built (test_native.py fails then), or ZMOT_NATIVE=0")
+    if not native:
+        monkeypatch.setattr(explain, "_pick_reasons", lambda: None)
     model, catalog = world(seed)
     rng = random.Random(seed)
     explainers = [Explainer(model, ItemTable(model, catalog), boost) for boost in (0.0, 0.5)]
