@@ -121,6 +121,7 @@ def load_native() -> Any:
 
 NATIVE: Any = load_native()
 """``zmot_native`` when it serves the candidate pass (:func:`load_native`), else None."""
+_TOP_ITEMS: Any = getattr(NATIVE, "top_items", None)
 
 
 @dataclass(frozen=True)
@@ -666,7 +667,7 @@ def _candidate_rows_native(
         factor,
         now,
         z,
-        _best(z, p.model_items) if z is not None and model is not None else None,
+        _native_best(z, p.model_items) if z is not None and model is not None else None,
         p.recent_voters,
         p.own_items,
         p.covisit_items,
@@ -675,11 +676,17 @@ def _candidate_rows_native(
     )
     if got is None:
         return _candidate_rows_native_read(tables, model, profile, now, z, weights)
-    picked, at, rows, extra, own_rows, own_wl = got
-    rows[:, _NATIVE_LOGS] = np.log1p(rows[:, _NATIVE_LOGS])
-    hours = rows[:, _HOURS_AT]
-    rows[:, _HOURS_SQ_AT] = hours * hours
+    picked, at, rows, logs, extra, own_rows, own_wl = got
+    np.log1p(logs, out=logs)  # the columns _NATIVE_LOGS, apart: numpy's log1p, in one call
+    native.place_logs(rows, logs)  # back in their columns, and hours_since_touch squared
     return picked, extra, at, rows, (own_rows, own_wl)
+
+
+def _native_best(z: F64, k: int) -> I64:
+    """:func:`_best` from ``zmot_native.top_items`` when it gives the same (no tie across the
+    cut, no NaN), else numpy's."""
+    top = None if _TOP_ITEMS is None else _TOP_ITEMS(z, k)
+    return _best(z, k) if top is None else top
 
 
 def _candidate_rows_native_read(

@@ -5,6 +5,7 @@ import numpy.typing as npt
 
 FEATURES: list[str]
 
+def top_items(z: npt.NDArray[np.float64], k: int) -> npt.NDArray[np.int64] | None: ...
 def pick_reasons(
     terms: npt.NDArray[np.float32], what: bytes, max_reasons: int
 ) -> tuple[list[int], list[int]]: ...
@@ -74,12 +75,14 @@ class CandidatePass:
             npt.NDArray[np.int64],
             npt.NDArray[np.intp],
             npt.NDArray[np.float64],
+            npt.NDArray[np.float64],
             list[str],
             list[int],
             list[float],
         ]
         | None
     ): ...
+    def place_logs(self, rows: npt.NDArray[np.float64], logs: npt.NDArray[np.float64]) -> None: ...
     def lifted_by(
         self, voters: list[int], strength: list[float], targets: list[int]
     ) -> list[int]: ...

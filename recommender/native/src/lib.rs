@@ -12,7 +12,9 @@
 use std::collections::HashMap;
 
 use numpy::ndarray::ArrayView1;
-use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2};
+use numpy::{
+    PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyReadwriteArray2,
+};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFloat, PyString};
@@ -71,8 +73,17 @@ const LOG_COVISIT: usize = 17;
 const LOG_COVISIT_RECENT: usize = 18;
 const LOG_OWN_SHARE: usize = 19;
 const TOUCH_1: usize = 20;
+const HOURS_SINCE_TOUCH_SQ: usize = 26;
 const OWN_MODEL: usize = 27;
 const CATEGORY_POPULARITY: usize = 28;
+/// The columns hybrid.py takes numpy's `log1p` of (`_NATIVE_LOGS`), in its order.
+const LOGS: [usize; 5] = [
+    WEIGHT,
+    HOURS_SINCE_TOUCH,
+    LOG_COVISIT,
+    LOG_COVISIT_RECENT,
+    LOG_OWN_SHARE,
+];
 
 /// The recency bin of a remembered touch (0: newest): `np.searchsorted([0.5, 1.5, 2.5, 4.5,
 /// 9.5], rank)`.
@@ -146,6 +157,7 @@ struct CandidatePass {
 type ProfileCandidates<'py> = (
     Bound<'py, PyArray1<i64>>,
     Bound<'py, PyArray1<isize>>,
+    Bound<'py, PyArray2<f64>>,
     Bound<'py, PyArray2<f64>>,
     Vec<String>,
     Vec<i64>,
@@ -479,7 +491,51 @@ impl CandidatePass {
             recent_covisit_items,
             max_candidates,
         )?;
-        Ok(Some((picked, at, rows, extra, own_rows, own_w)))
+        // the arguments of the five log1p columns, apart (numpy takes log1p of them in place,
+        // then `place_logs` puts them back)
+        let logs = {
+            let n = numpy::PyUntypedArrayMethods::shape(&rows)[0];
+            let out = PyArray2::<f64>::zeros(py, [n, LOGS.len()], false);
+            // SAFETY: both arrays were just created here and nothing else refers to them yet
+            let (src, dst) = unsafe { (rows.as_slice()?, out.as_slice_mut()?) };
+            for (row, log) in src
+                .chunks_exact(WIDTH)
+                .zip(dst.chunks_exact_mut(LOGS.len()))
+            {
+                for (k, &c) in LOGS.iter().enumerate() {
+                    log[k] = row[c];
+                }
+            }
+            out
+        };
+        Ok(Some((picked, at, rows, logs, extra, own_rows, own_w)))
+    }
+
+    /// Put the five `log1p` columns (`logs`: numpy's `log1p` of what `run_profile` handed back
+    /// apart) into `rows`, and `hours_since_touch_sq` (the square of `hours_since_touch`).
+    fn place_logs(
+        &self,
+        mut rows: PyReadwriteArray2<'_, f64>,
+        logs: PyReadonlyArray2<'_, f64>,
+    ) -> PyResult<()> {
+        let logs = logs.as_slice()?;
+        let rows = rows.as_slice_mut()?;
+        if rows.len() / WIDTH != logs.len() / LOGS.len()
+            || rows.len() % WIDTH != 0
+            || logs.len() % LOGS.len() != 0
+        {
+            return Err(PyValueError::new_err("rows and logs differ in length"));
+        }
+        for (row, log) in rows
+            .chunks_exact_mut(WIDTH)
+            .zip(logs.chunks_exact(LOGS.len()))
+        {
+            for (k, &c) in LOGS.iter().enumerate() {
+                row[c] = log[k];
+            }
+            row[HOURS_SINCE_TOUCH_SQ] = row[HOURS_SINCE_TOUCH] * row[HOURS_SINCE_TOUCH];
+        }
+        Ok(())
     }
 
     /// The candidates (universe positions), their model positions (-1: none) and signal rows,
@@ -887,6 +943,47 @@ fn text(key: &Bound<'_, PyAny>) -> Option<String> {
     Some(key.cast::<PyString>().ok()?.to_str().ok()?.to_owned())
 }
 
+/// The positions of the `k` largest of `z`, largest first, ties by position: what hybrid.py's
+/// `_best` (numpy's `argpartition`, then a sort) gives whenever the `k` largest are one set
+/// (no value equal to the k-th largest left out of it). None otherwise, or with a NaN: which
+/// tied items make the cut is then numpy's introselect's, so hybrid.py asks numpy.
+#[pyfunction]
+fn top_items<'py>(
+    py: Python<'py>,
+    z: PyReadonlyArray1<'py, f64>,
+    k: usize,
+) -> PyResult<Option<Bound<'py, PyArray1<i64>>>> {
+    let z = z.as_array();
+    let n = k.min(z.len());
+    if z.iter().any(|v| v.is_nan()) {
+        return Ok(None);
+    }
+    let mut order: Vec<(f64, usize)> = z.iter().copied().zip(0..).collect();
+    // largest first, ties by position; -0.0 and 0.0 equal, as numpy compares them
+    let cmp = |a: &(f64, usize), b: &(f64, usize)| {
+        b.0.partial_cmp(&a.0)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then(a.1.cmp(&b.1))
+    };
+    if n == 0 {
+        return Ok(Some(PyArray1::from_vec(py, Vec::new())));
+    }
+    if n < order.len() {
+        order.select_nth_unstable_by(n - 1, cmp);
+        let kth = order[n - 1].0;
+        // a value equal to the k-th largest outside the first n: a tie across the cut
+        if order[n..].iter().any(|&(v, _)| v == kth) {
+            return Ok(None);
+        }
+        order.truncate(n);
+    }
+    order.sort_unstable_by(cmp);
+    Ok(Some(PyArray1::from_vec(
+        py,
+        order.into_iter().map(|(_, j)| j as i64).collect(),
+    )))
+}
+
 /// What `reasons_of_lifts` (recommender/core/reasons.py) does with one offer's terms, given
 /// what each feature of the row gives a reason (`what[j]`: 0 a search token, 1 a search
 /// prefix, 2 a reason of its own, 3 nothing): the positive terms taken largest first (ties in
@@ -943,6 +1040,7 @@ fn pick_reasons(
 fn zmot_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<CandidatePass>()?;
     m.add_function(wrap_pyfunction!(pick_reasons, m)?)?;
+    m.add_function(wrap_pyfunction!(top_items, m)?)?;
     m.add("FEATURES", FEATURES.to_vec())?;
     Ok(())
 }

@@ -286,3 +286,30 @@ def test_dicts_the_native_reading_does_not_take_are_read_in_python(odd: str) -> 
         hybrid._candidate_rows_native(*args), hybrid._candidate_rows_native_read(*args), exact=True
     )
     assert u.native is native
+
+
+@needs_native
+@settings(max_examples=300, deadline=None)
+@given(
+    z=st.lists(st.sampled_from([-1.0, -0.0, 0.0, 0.5, 2.0]) | st.floats(-3, 3), max_size=60),
+    k=st.integers(0, 70),
+)
+def test_top_items_is_numpys_choice_or_none(z: list[float], k: int) -> None:
+    """``zmot_native.top_items`` gives ``_best``'s items exactly, or None (a tie across the
+    cut, where numpy's introselect chooses); ``_native_best`` is ``_best`` either way."""
+    import zmot_native
+
+    scores = np.array(z, dtype=np.float64)
+    want = hybrid._best(scores, k)
+    got = zmot_native.top_items(scores, k)
+    n = min(k, len(z))
+    if n:
+        kth = np.sort(scores)[::-1][n - 1]
+        crossing = int(np.count_nonzero(scores >= kth)) > n
+        assert (got is None) == crossing
+    if got is not None:
+        assert got.dtype == want.dtype and got.tolist() == want.tolist()
+    assert hybrid._native_best(scores, k).tolist() == want.tolist()
+    if len(z):
+        scores[len(z) // 2] = np.nan
+        assert zmot_native.top_items(scores, k) is None
