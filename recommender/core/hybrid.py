@@ -1118,7 +1118,9 @@ class HybridScorer(ItemScorer):
         index = self.model.item_index
         known = at >= 0
         where = at[known]
-        logit = self.tables.logits(rows[known])
+        # every candidate a model item (the usual case): the rows as they are, not a copy of
+        # them (the same values in the same layout: the same logits)
+        logit = self.tables.logits(rows if len(where) == len(at) else rows[known])
         scores: F64 = z - z.max() if len(z) else z.copy()
         if len(logit):
             scores += float(logit.min()) - 1.0
@@ -1150,15 +1152,22 @@ class HybridScorer(ItemScorer):
         out: list[str | None] = [None] * len(item_ids)
         if t.coef[COVISIT] <= 0 or len(t.edge_key) == 1:
             return out
-        rows, rows_list, strength = self._voters_of(weights)
         want = [(i, j) for i, item in enumerate(item_ids) if (j := t.index.get(item)) is not None]
-        if not want or not rows_list:
+        if not want:
             return out
+        scored = self._scored
         if NATIVE is not None:  # the same search in one call (zmot_native)
-            found = _native_of(t, self.model).lifted_by(rows_list, strength, [j for _, j in want])
+            if scored is not None and scored[0] is weights:  # the voters the pass read
+                voters, strength = scored[1]  # (Rust keeps those in the tables, weight > 0)
+            else:
+                _, voters, strength = self._voters_of(weights)
+            found = _native_of(t, self.model).lifted_by(voters, strength, [j for _, j in want])
             for (i, _), voter in zip(want, found, strict=True):
                 if voter >= 0:
                     out[i] = t.items[voter]
+            return out
+        rows, rows_list, strength = self._voters_of(weights)
+        if not rows_list:
             return out
         targets = np.array([j for _, j in want], dtype=np.int64)
         keys = rows[:, None] * len(t.items) + targets

@@ -124,6 +124,8 @@ struct CandidatePass {
     idx: Vec<u32>,
     weight: Vec<f32>,
     name_rank: Vec<i64>,
+    /// name rank -> table position (the inverse of `name_rank`)
+    by_rank: Vec<usize>,
     /// table position -> category (-1: none)
     item_category: Vec<i64>,
     from_table: Vec<i64>,
@@ -248,11 +250,20 @@ impl CandidatePass {
         {
             return Err(PyValueError::new_err("universe arrays do not match"));
         }
+        let name_rank = vec_i64(&name_rank)?;
+        let mut by_rank = vec![usize::MAX; n_tab];
+        for (t, &r) in name_rank.iter().enumerate() {
+            match usize::try_from(r).ok().and_then(|r| by_rank.get_mut(r)) {
+                Some(slot) if *slot == usize::MAX => *slot = t,
+                _ => return Err(PyValueError::new_err("name ranks are not a permutation")),
+            }
+        }
         Ok(CandidatePass {
             ptr,
             idx,
             weight,
-            name_rank: vec_i64(&name_rank)?,
+            name_rank,
+            by_rank,
             item_category,
             from_table,
             to_table,
@@ -595,7 +606,8 @@ impl CandidatePass {
         )
     }
     /// For each of `targets` (table rows), the table row of the voter (`voters`: table rows,
-    /// `strength`: their weights) whose co-visitation vote for it is the largest: its
+    /// `strength`: their weights; those outside the tables (-1) or without a positive weight
+    /// do not vote, and the order does not matter) whose co-visitation vote for it is the largest: its
     /// strongest edge to the target x its strength, ties by the larger strength, then by name;
     /// -1 when no voter other than the target itself lists it. `HybridScorer.lifted_by_many`.
     fn lifted_by(
@@ -610,17 +622,20 @@ impl CandidatePass {
             ));
         }
         let n_tab = self.name_rank.len();
-        let voters: Vec<usize> = voters
-            .iter()
-            .map(|&j| position(j, n_tab, "voter"))
-            .collect::<PyResult<_>>()?;
+        // the voters: items in the tables (a row >= 0) with a positive weight, in any order
+        let mut kept: Vec<(usize, f64)> = Vec::with_capacity(voters.len());
+        for (&j, &w) in voters.iter().zip(&strength) {
+            if j >= 0 && w > 0.0 {
+                kept.push((position(j, n_tab, "voter")?, w));
+            }
+        }
         targets
             .iter()
             .map(|&target| {
                 let target = position(target, n_tab, "target")?;
                 // (-w x edge, -w, name rank, voter): the smallest wins, as Python's tuples
                 let mut best: Option<(f64, f64, i64, usize)> = None;
-                for (&j, &w) in voters.iter().zip(&strength) {
+                for &(j, w) in &kept {
                     if j == target {
                         continue; // an item listed as its own neighbour does not lift itself
                     }
@@ -896,28 +911,25 @@ impl CandidatePass {
     /// first, ties by name.
     fn best_voted(&self, half: usize, n1: usize, k: usize) -> Vec<i64> {
         let base = half * n1;
-        let mut voted: Vec<(f64, i64, usize)> = self.hit[half]
+        // most votes first, ties by name: one integer key per voted item (a vote is > 0, so
+        // its bits order as its value; name ranks are distinct)
+        let mut voted: Vec<u128> = self.hit[half]
             .iter()
             .map(|&slot| slot as usize)
             .filter(|&slot| self.summed[slot] > 0.0)
             .map(|slot| {
-                let t = slot - base;
-                (self.summed[slot], self.name_rank[t], t)
+                let rank = self.name_rank[slot - base] as u64;
+                (u128::from(!self.summed[slot].to_bits()) << 64) | u128::from(rank)
             })
             .collect();
-        let order = |a: &(f64, i64, usize), b: &(f64, i64, usize)| {
-            b.0.partial_cmp(&a.0)
-                .unwrap_or(std::cmp::Ordering::Equal)
-                .then(a.1.cmp(&b.1))
-        };
         if voted.len() > k && k > 0 {
-            voted.select_nth_unstable_by(k - 1, order);
+            voted.select_nth_unstable(k - 1);
         }
         voted.truncate(k);
-        voted.sort_unstable_by(order);
+        voted.sort_unstable();
         voted
             .into_iter()
-            .map(|(_, _, t)| self.from_table[t])
+            .map(|key| self.from_table[self.by_rank[key as u64 as usize]])
             .collect()
     }
 
@@ -958,29 +970,37 @@ fn top_items<'py>(
     if z.iter().any(|v| v.is_nan()) {
         return Ok(None);
     }
-    let mut order: Vec<(f64, usize)> = z.iter().copied().zip(0..).collect();
-    // largest first, ties by position; -0.0 and 0.0 equal, as numpy compares them
-    let cmp = |a: &(f64, usize), b: &(f64, usize)| {
-        b.0.partial_cmp(&a.0)
-            .unwrap_or(std::cmp::Ordering::Equal)
-            .then(a.1.cmp(&b.1))
+    // largest first, ties by position, as one integer key each: the value's bits mapped to
+    // an order-preserving integer (-0.0 as 0.0: numpy compares them equal), negated
+    let key = |v: f64| -> u64 {
+        let bits = if v == 0.0 { 0u64 } else { v.to_bits() };
+        !(if bits >> 63 == 1 {
+            !bits
+        } else {
+            bits | (1 << 63)
+        })
     };
+    let mut order: Vec<u128> = z
+        .iter()
+        .enumerate()
+        .map(|(j, &v)| (u128::from(key(v)) << 64) | j as u128)
+        .collect();
     if n == 0 {
         return Ok(Some(PyArray1::from_vec(py, Vec::new())));
     }
     if n < order.len() {
-        order.select_nth_unstable_by(n - 1, cmp);
-        let kth = order[n - 1].0;
+        order.select_nth_unstable(n - 1);
+        let kth = order[n - 1] >> 64;
         // a value equal to the k-th largest outside the first n: a tie across the cut
-        if order[n..].iter().any(|&(v, _)| v == kth) {
+        if order[n..].iter().any(|&o| o >> 64 == kth) {
             return Ok(None);
         }
         order.truncate(n);
     }
-    order.sort_unstable_by(cmp);
+    order.sort_unstable();
     Ok(Some(PyArray1::from_vec(
         py,
-        order.into_iter().map(|(_, j)| j as i64).collect(),
+        order.into_iter().map(|o| o as u64 as i64).collect(),
     )))
 }
 
@@ -1000,18 +1020,20 @@ fn pick_reasons(
     if terms.len() != what.len() {
         return Err(PyValueError::new_err("terms and features differ in length"));
     }
-    let mut order: Vec<(f32, usize)> = terms
+    // largest first, ties in row order (Python's sorted() of (-term, j)): one integer key
+    // each (a term > 0, so its bits order as its value)
+    let mut order: Vec<u64> = terms
         .iter()
         .enumerate()
         .filter(|(_, &t)| t > 0.0)
-        .map(|(j, &t)| (t, j))
+        .map(|(j, &t)| (u64::from(!t.to_bits()) << 32) | j as u64)
         .collect();
-    // largest first, ties in row order (Python's sorted() of (-term, j))
-    order.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    order.sort_unstable();
     let mut reasons: Vec<i64> = Vec::with_capacity(max_reasons + 1);
     let mut searched: Vec<usize> = Vec::new();
     let mut search_met = false;
-    for (_, j) in order {
+    for key in order {
+        let j = key as u32 as usize;
         let kind = what[j];
         if kind <= 1 {
             if kind == 0 {

@@ -228,6 +228,9 @@ def test_the_native_pass_gives_the_numpy_pass(data: st.DataObject) -> None:
         finally:
             hybrid.NATIVE = saved
         assert lifted == numpy_lifted
+        if raw is not None:  # with the voters the native pass just read (its score)
+            scorer.score(raw, weights, profile, NOW)
+            assert scorer.lifted_by_many(weights, asked) == numpy_lifted
 
 
 @needs_native
