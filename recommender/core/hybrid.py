@@ -121,7 +121,6 @@ def load_native() -> Any:
 
 NATIVE: Any = load_native()
 """``zmot_native`` when it serves the candidate pass (:func:`load_native`), else None."""
-_TOP_ITEMS: Any = getattr(NATIVE, "top_items", None)
 
 
 @dataclass(frozen=True)
@@ -685,7 +684,8 @@ def _candidate_rows_native(
 def _native_best(z: F64, k: int) -> I64:
     """:func:`_best` from ``zmot_native.top_items`` when it gives the same (no tie across the
     cut, no NaN), else numpy's."""
-    top = None if _TOP_ITEMS is None else _TOP_ITEMS(z, k)
+    top_items = getattr(NATIVE, "top_items", None)
+    top = None if top_items is None else top_items(z, k)
     return _best(z, k) if top is None else top
 
 
@@ -1121,12 +1121,20 @@ class HybridScorer(ItemScorer):
         # every candidate a model item (the usual case): the rows as they are, not a copy of
         # them (the same values in the same layout: the same logits)
         logit = self.tables.logits(rows if len(where) == len(at) else rows[known])
-        scores: F64 = z - z.max() if len(z) else z.copy()
-        if len(logit):
-            scores += float(logit.min()) - 1.0
-        scores[where] = logit
-        propensity = np.zeros(len(z))
-        propensity[where] = sigmoid(logit)
+        native = getattr(NATIVE, "priced", None)
+        if native is not None and len(z):
+            # the same operations in two native calls around numpy's exp and reductions
+            e = NATIVE.neg_clipped(logit)
+            np.exp(e, out=e)
+            shift = float(logit.min()) - 1.0 if len(logit) else None
+            scores, propensity = native(z, float(z.max()), shift, at, logit, e)
+        else:
+            scores = z - z.max() if len(z) else z.copy()
+            if len(logit):
+                scores += float(logit.min()) - 1.0
+            scores[where] = logit
+            propensity = np.zeros(len(z))
+            propensity[where] = sigmoid(logit)
         for item in self.excluded(profile, now):
             bought = index.get(item)
             if bought is not None:

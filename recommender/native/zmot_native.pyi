@@ -5,6 +5,15 @@ import numpy.typing as npt
 
 FEATURES: list[str]
 
+def neg_clipped(logit: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]: ...
+def priced(
+    z: npt.NDArray[np.float64],
+    top: float,
+    shift: float | None,
+    at: npt.NDArray[np.intp],
+    logit: npt.NDArray[np.float64],
+    e: npt.NDArray[np.float64],
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]: ...
 def top_items(z: npt.NDArray[np.float64], k: int) -> npt.NDArray[np.int64] | None: ...
 def pick_reasons(
     terms: npt.NDArray[np.float32], what: bytes, max_reasons: int

@@ -955,6 +955,72 @@ fn text(key: &Bound<'_, PyAny>) -> Option<String> {
     Some(key.cast::<PyString>().ok()?.to_str().ok()?.to_owned())
 }
 
+/// `-clip(logit, -50, 50)` (hybrid.py's `sigmoid` before numpy's `exp`), NaN kept as NaN
+/// (numpy's `maximum` and `minimum` propagate it), -0.0 kept (then negated) as numpy keeps it.
+#[pyfunction]
+fn neg_clipped<'py>(
+    py: Python<'py>,
+    logit: PyReadonlyArray1<'py, f64>,
+) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    let out: Vec<f64> = logit
+        .as_array()
+        .iter()
+        .map(|&x| -x.clamp(-50.0, 50.0)) // NaN stays NaN, its sign flipped as numpy's
+        .collect();
+    Ok(PyArray1::from_vec(py, out))
+}
+
+/// Scores and propensities of every model item.
+type Scores<'py> = (Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>);
+
+/// `HybridScorer.priced`'s scores and propensities from numpy's parts: every model item scores
+/// `z - top + shift` (`top`: `z.max()`, `shift`: `logit.min() - 1`), a candidate (model position
+/// `at[i]`, -1: none) its logit instead; its propensity is `1 / (1 + e[i])` (`e`: numpy's
+/// `exp` of `neg_clipped(logit)`), every other item's 0.
+#[pyfunction]
+fn priced<'py>(
+    py: Python<'py>,
+    z: PyReadonlyArray1<'py, f64>,
+    top: f64,
+    shift: Option<f64>,
+    at: PyReadonlyArray1<'py, isize>,
+    logit: PyReadonlyArray1<'py, f64>,
+    e: PyReadonlyArray1<'py, f64>,
+) -> PyResult<Scores<'py>> {
+    let (z, at, logit, e) = (z.as_array(), at.as_array(), logit.as_array(), e.as_array());
+    let n = z.len();
+    let mut scores: Vec<f64> = match shift {
+        Some(shift) => z.iter().map(|&v| (v - top) + shift).collect(),
+        None => z.iter().map(|&v| v - top).collect(),
+    };
+    let mut propensity = vec![0.0; n];
+    if logit.len() != e.len() {
+        return Err(PyValueError::new_err(
+            "logits and exponentials differ in length",
+        ));
+    }
+    let mut k = 0;
+    for &a in at.iter() {
+        if a < 0 {
+            continue;
+        }
+        let a = a as usize;
+        if a >= n || k >= logit.len() {
+            return Err(PyValueError::new_err("candidate positions do not match"));
+        }
+        scores[a] = logit[k];
+        propensity[a] = 1.0 / (1.0 + e[k]);
+        k += 1;
+    }
+    if k != logit.len() {
+        return Err(PyValueError::new_err("candidate positions do not match"));
+    }
+    Ok((
+        PyArray1::from_vec(py, scores),
+        PyArray1::from_vec(py, propensity),
+    ))
+}
+
 /// The positions of the `k` largest of `z`, largest first, ties by position: what hybrid.py's
 /// `_best` (numpy's `argpartition`, then a sort) gives whenever the `k` largest are one set
 /// (no value equal to the k-th largest left out of it). None otherwise, or with a NaN: which
@@ -1063,6 +1129,8 @@ fn zmot_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<CandidatePass>()?;
     m.add_function(wrap_pyfunction!(pick_reasons, m)?)?;
     m.add_function(wrap_pyfunction!(top_items, m)?)?;
+    m.add_function(wrap_pyfunction!(neg_clipped, m)?)?;
+    m.add_function(wrap_pyfunction!(priced, m)?)?;
     m.add("FEATURES", FEATURES.to_vec())?;
     Ok(())
 }

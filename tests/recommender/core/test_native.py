@@ -316,3 +316,47 @@ def test_top_items_is_numpys_choice_or_none(z: list[float], k: int) -> None:
     if len(z):
         scores[len(z) // 2] = np.nan
         assert zmot_native.top_items(scores, k) is None
+
+
+@needs_native
+@settings(max_examples=200, deadline=None)
+@given(
+    z=st.lists(st.sampled_from([-1.0, -0.0, 0.0, 2.0]) | st.floats(-4, 4), min_size=1, max_size=30),
+    logits=st.lists(
+        st.sampled_from([-0.0, 0.0, 60.0, -60.0, 50.0, float("nan")]) | st.floats(-80, 80),
+        max_size=30,
+    ),
+    data=st.data(),
+)
+def test_priced_natively_is_numpys_bit_for_bit(
+    z: list[float], logits: list[float], data: st.DataObject
+) -> None:
+    """``HybridScorer.priced`` with ``zmot_native.priced`` (around numpy's ``exp`` and
+    reductions) and without it: the same scores and propensities, bit for bit (NaN, -0.0 and
+    logits past the clip included), candidates outside the model (-1) among them."""
+    model, tables = random_world(3)
+    n = len(z)
+    positions = data.draw(st.permutations(list(range(n))))
+    at = [p if data.draw(st.booleans()) else -1 for p in positions[: len(logits)]]
+    at += [-1] * (len(logits) - len(at))
+    known = [i for i, a in enumerate(at) if a >= 0]
+    rows = np.zeros((len(at), len(FEATURES)))
+    scorer = HybridScorer(model, tables, purchase_exclusion_s=0.0)
+    # logits through the ranker: coefficient 1 on one signal, 0 elsewhere, no offset
+    tables.weights = np.zeros(len(FEATURES))
+    tables.weights[0] = 1.0
+    tables.spread = np.ones(len(FEATURES))
+    tables.offset = 0.0
+    rows[:, 0] = logits
+    profile = Profile(weights={}, landmark=NOW, last_ts=NOW, n_events=0)
+    args = (np.array(z), np.array(at, dtype=np.intp), rows, profile, NOW)
+    native = scorer.priced(*args)
+    saved = hybrid.NATIVE
+    try:
+        hybrid.NATIVE = None
+        numpy_ = scorer.priced(*args)
+    finally:
+        hybrid.NATIVE = saved
+    assert native[0].tobytes() == numpy_[0].tobytes()
+    assert native[1].tobytes() == numpy_[1].tobytes()
+    assert len(known) <= n
