@@ -153,12 +153,22 @@ def reasons_of_lifts(
             reasons.append(text)
     if search_slot is not None:
         if searched:
-            if token_order:
-                searched.sort(key=lambda t: token_order.get(t, len(token_order)))
+            _in_search_order(searched, token_order)
             reasons[search_slot] = say(lang, "searched", q=" ".join(searched))
         else:
             del reasons[search_slot]
     return [r for r in reasons if r][:MAX_REASONS]
+
+
+def _in_search_order(searched: list[str], token_order: Mapping[str, int] | None) -> None:
+    """Sort ``searched`` as :func:`reasons_from` does (by ``token_order``, a token it lacks
+    after every other, ties in the order met), with C-level keys when it has them all."""
+    if not token_order:
+        return
+    if all(map(token_order.__contains__, searched)):
+        searched.sort(key=token_order.__getitem__)
+    else:
+        searched.sort(key=lambda t: token_order.get(t, len(token_order)))
 
 
 def picked_reasons(
@@ -177,8 +187,7 @@ def picked_reasons(
         search_slot = picked.index(-1)
         searched = [per_feature[j][1] for j in tokens]
         if searched:
-            if token_order:
-                searched.sort(key=lambda t: token_order.get(t, len(token_order)))
+            _in_search_order(searched, token_order)
             reasons[search_slot] = say(lang, "searched", q=" ".join(searched))
         else:
             del reasons[search_slot]
