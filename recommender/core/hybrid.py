@@ -639,11 +639,12 @@ def _candidate_rows_native(
 ) -> tuple[I64, list[str], npt.NDArray[np.intp], F64, Voters]:
     """:func:`_candidate_rows_numpy` in one call of ``zmot_native`` (Rust) that also reads the
     profile's dicts (``CandidatePass.run_profile``: what :func:`_read_profile` and
-    :func:`_candidate_rows_native_read` read in Python); Python keeps the model's top items
-    (numpy's ``argpartition``) and numpy's ``log1p`` of five columns, so every value is the
+    :func:`_candidate_rows_native_read` read in Python); the model's top items come from
+    ``zmot_native.top_items`` (numpy's ``argpartition`` when the cut is a tie,
+    :func:`_native_best`) and numpy takes the ``log1p`` of five columns, so every value is the
     numpy pass's, exactly. Dicts the native reading does not take (a weight that is not a
-    number, a name that is not UTF-8) are read in Python (:func:`_candidate_rows_native_read`).
-    """
+    float, NaN, a name that is not UTF-8) are read in Python
+    (:func:`_candidate_rows_native_read`)."""
     p = tables.params
     u = universe(tables, model)
     native = u.native or _native_of(tables, model)
