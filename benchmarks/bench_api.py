@@ -290,6 +290,14 @@ async def clear_redis(settings: Settings) -> int:
     return removed
 
 
+def tree_pythonpath(tree: Path) -> str:
+    """``PYTHONPATH`` of a source tree: the tree, after its own ``zmot_native`` when one was
+    built into ``tree/.native`` (``pip install --target .native ./recommender/native``: a
+    branch that changes the Rust crate, measured beside a tree that serves the venv's)."""
+    native = tree / ".native"
+    return f"{native}{os.pathsep}{tree}" if (native / "zmot_native").is_dir() else str(tree)
+
+
 def start_server(
     settings: Settings,
     log_path: Path,
@@ -303,7 +311,7 @@ def start_server(
     processes, BLAS pinned to one thread, on ``cpu``; returned once ``/readyz`` answers 200."""
     env = {**os.environ, **settings.to_env(), **single_thread_env(), **(env or {})}
     if tree != ROOT:
-        env["PYTHONPATH"] = str(tree)
+        env["PYTHONPATH"] = tree_pythonpath(tree)
     cmd = [sys.executable, "-m", "api.server", "--workers", str(workers)]
     if cpu is not None:
         cmd = ["taskset", "-c", str(cpu), *cmd]  # uvicorn's worker processes inherit it

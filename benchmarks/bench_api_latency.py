@@ -63,6 +63,7 @@ from benchmarks.bench_api import (  # noqa: E402
     start_server,
     stop_server,
     synthetic_profiles,
+    tree_pythonpath,
 )
 from benchmarks.common import (  # noqa: E402
     append_section,
@@ -258,7 +259,7 @@ def asgi_cpu_us(
         **settings.to_env(),
         **single_thread_env(),
         "ZMOT_MODEL_DIR": str(model),
-        "PYTHONPATH": str(tree),
+        "PYTHONPATH": tree_pythonpath(tree),
     }
     cmd = [sys.executable, "-c", ASGI_CPU, str(paths), str(n)]
     if cpu is not None:

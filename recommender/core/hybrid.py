@@ -637,10 +637,73 @@ def _candidate_rows_native(
     z: F64 | None,
     weights: Mapping[str, float] | None,
 ) -> tuple[I64, list[str], npt.NDArray[np.intp], F64, Voters]:
-    """:func:`_candidate_rows_numpy` with the votes, the best voted items, the candidate order
-    and the signal rows in one call of ``zmot_native`` (Rust): Python reads the profile's
-    dicts, the model's top items and the strong categories' trending items, and takes numpy's
-    ``log1p`` of five columns (so every value is the numpy pass's, exactly)."""
+    """:func:`_candidate_rows_numpy` in one call of ``zmot_native`` (Rust) that also reads the
+    profile's dicts (``CandidatePass.run_profile``: what :func:`_read_profile` and
+    :func:`_candidate_rows_native_read` read in Python); the model's top items come from
+    ``zmot_native.top_items`` (numpy's ``argpartition`` when the cut is a tie,
+    :func:`_native_best`) and numpy takes the ``log1p`` of five columns, so every value is the
+    numpy pass's, exactly. Dicts the native reading does not take (a weight that is not a
+    float, NaN, a name that is not UTF-8) are read in Python
+    (:func:`_candidate_rows_native_read`)."""
+    p = tables.params
+    u = universe(tables, model)
+    native = u.native or _native_of(tables, model)
+    if weights is None:
+        weights = profile.normalised()
+    if z is None and model is not None:
+        z = ItemScorer(model, purchase_exclusion_s=0.0).scores(profile, now)
+    held, touched, purchases = profile.weights, profile.touched, profile.purchases
+    if type(weights) is not dict or type(held) is not dict:
+        return _candidate_rows_native_read(tables, model, profile, now, z, weights)
+    if type(touched) is not dict or type(purchases) is not dict:
+        return _candidate_rows_native_read(tables, model, profile, now, z, weights)
+    landmark = profile.landmark
+    factor = 0.0 if landmark is None else 2.0 ** ((landmark - now) / tables.half_life_s)
+    got = native.run_profile(
+        weights,
+        held,
+        touched,
+        purchases,
+        factor,
+        now,
+        z,
+        _native_best(z, p.model_items) if z is not None and model is not None else None,
+        p.recent_voters,
+        p.own_items,
+        p.covisit_items,
+        p.recent_covisit_items,
+        p.max_candidates,
+    )
+    if got is None:
+        return _candidate_rows_native_read(tables, model, profile, now, z, weights)
+    picked, at, rows, logs, extra, own_rows, own_wl = got
+    np.log1p(logs, out=logs)  # the columns _NATIVE_LOGS, apart: numpy's log1p, in one call
+    native.place_logs(rows, logs)  # back in their columns, and hours_since_touch squared
+    return picked, extra, at, rows, (own_rows, own_wl)
+
+
+def _native_best(z: F64, k: int) -> I64:
+    """:func:`_best` from ``zmot_native.top_items`` when it gives the same (no tie across the
+    cut, no NaN), else numpy's."""
+    top_items = getattr(NATIVE, "top_items", None)
+    top = None if top_items is None else top_items(z, k)
+    return _best(z, k) if top is None else top
+
+
+def _candidate_rows_native_read(
+    tables: HybridTables,
+    model: Model | None,
+    profile: Profile,
+    now: float,
+    z: F64 | None,
+    weights: Mapping[str, float] | None,
+) -> tuple[I64, list[str], npt.NDArray[np.intp], F64, Voters]:
+    """:func:`_candidate_rows_native` with the profile's dicts read in Python: the votes, the
+    best voted items, the candidate order and the signal rows in one call of ``zmot_native``
+    (``CandidatePass.run``); Python reads the profile's dicts, the model's top items and the
+    strong categories' trending items, and takes numpy's ``log1p`` of five columns (so every
+    value is the numpy pass's, exactly). What served before the native pass read the dicts
+    itself, kept for the dicts it does not take, and tested against it."""
     p = tables.params
     u = universe(tables, model)
     native = u.native or _native_of(tables, model)
@@ -704,7 +767,7 @@ def _native_of(tables: HybridTables, model: Model | None) -> Any:
 
 def _native_pass(tables: HybridTables, u: Universe) -> Any:
     assert NATIVE is not None
-    return NATIVE.CandidatePass(
+    made = NATIVE.CandidatePass(
         tables.neighbour_ptr.astype(np.int64),
         tables.neighbour_idx.astype(np.int64),
         tables.neighbour_w.astype(np.float32),
@@ -718,6 +781,8 @@ def _native_pass(tables: HybridTables, u: Universe) -> Any:
         np.ascontiguousarray(u.static, dtype=np.float64),
         list(u.trending),
     )
+    made.bind_names(u.index, u.table_row, tables.category_index, u.trending_in)
+    return made
 
 
 def _candidate_rows_numpy(
@@ -1054,13 +1119,23 @@ class HybridScorer(ItemScorer):
         index = self.model.item_index
         known = at >= 0
         where = at[known]
-        logit = self.tables.logits(rows[known])
-        scores: F64 = z - z.max() if len(z) else z.copy()
-        if len(logit):
-            scores += float(logit.min()) - 1.0
-        scores[where] = logit
-        propensity = np.zeros(len(z))
-        propensity[where] = sigmoid(logit)
+        # every candidate a model item (the usual case): the rows as they are, not a copy of
+        # them (the same values in the same layout: the same logits)
+        logit = self.tables.logits(rows if len(where) == len(at) else rows[known])
+        native = getattr(NATIVE, "priced", None)
+        if native is not None and len(z):
+            # the same operations in two native calls around numpy's exp and reductions
+            e = NATIVE.neg_clipped(logit)
+            np.exp(e, out=e)
+            shift = float(logit.min()) - 1.0 if len(logit) else None
+            scores, propensity = native(z, float(z.max()), shift, at, logit, e)
+        else:
+            scores = z - z.max() if len(z) else z.copy()
+            if len(logit):
+                scores += float(logit.min()) - 1.0
+            scores[where] = logit
+            propensity = np.zeros(len(z))
+            propensity[where] = sigmoid(logit)
         for item in self.excluded(profile, now):
             bought = index.get(item)
             if bought is not None:
@@ -1086,15 +1161,22 @@ class HybridScorer(ItemScorer):
         out: list[str | None] = [None] * len(item_ids)
         if t.coef[COVISIT] <= 0 or len(t.edge_key) == 1:
             return out
-        rows, rows_list, strength = self._voters_of(weights)
         want = [(i, j) for i, item in enumerate(item_ids) if (j := t.index.get(item)) is not None]
-        if not want or not rows_list:
+        if not want:
             return out
+        scored = self._scored
         if NATIVE is not None:  # the same search in one call (zmot_native)
-            found = _native_of(t, self.model).lifted_by(rows_list, strength, [j for _, j in want])
+            if scored is not None and scored[0] is weights:  # the voters the pass read
+                voters, strength = scored[1]  # (Rust keeps those in the tables, weight > 0)
+            else:
+                _, voters, strength = self._voters_of(weights)
+            found = _native_of(t, self.model).lifted_by(voters, strength, [j for _, j in want])
             for (i, _), voter in zip(want, found, strict=True):
                 if voter >= 0:
                     out[i] = t.items[voter]
+            return out
+        rows, rows_list, strength = self._voters_of(weights)
+        if not rows_list:
             return out
         targets = np.array([j for _, j in want], dtype=np.int64)
         keys = rows[:, None] * len(t.items) + targets

@@ -122,19 +122,44 @@ class Model:
         item's own popularity bias are the same for every feature, so they are left out).
         ``row``: the profile's :meth:`user_row` when the caller has it.
         """
+        lifts, at = self.lifts(weights, item, row)
+        names = self.feature_names
+        return [(names[at[j]], -t) for t, j in lifts]
+
+    def lifts(
+        self,
+        weights: Mapping[str, float],
+        item: int,
+        row: UserRow | None = None,
+    ) -> tuple[list[tuple[float, int]], list[int]]:
+        """:meth:`contributions` before naming the features: ``(-term, j)`` of the positive
+        terms, largest first (ties in row order), and the row's feature indices (the feature of
+        ``j`` is ``feature_names[at[j]]``)."""
+        found = self.terms(weights, item, row)
+        if found is None:
+            return [], []
+        terms = found[0].tolist()
+        # largest first, ties in row order (a stable sort of the negated terms)
+        return sorted([(-t, j) for j, t in enumerate(terms) if t > 0]), found[1]
+
+    def terms(
+        self,
+        weights: Mapping[str, float],
+        item: int,
+        row: UserRow | None = None,
+    ) -> tuple[F32, list[int]] | None:
+        """Every term of :meth:`contributions` (one per feature of the row, in row order, also
+        those that do not lift the item) and the row's feature indices; None without a row."""
         row = self.user_row(weights) if row is None else row
         if row is None:
-            return []
+            return None
         idx, vals = row
         held = self._row_embeddings
         if held is None or held[0] is not row:  # one gather per row (a request's offers)
             held = (row, self.feature_embeddings[idx], idx.tolist())
             self._row_embeddings = held
-        terms = (vals * (held[1] @ self.item_centred[item])).tolist()
-        # largest first, ties in row order (a stable sort of the negated terms)
-        lifts = sorted([(-t, j) for j, t in enumerate(terms) if t > 0])
-        names, at = self.feature_names, held[2]
-        return [(names[at[j]], -t) for t, j in lifts]
+        terms: F32 = vals * (held[1] @ self.item_centred[item])
+        return terms, held[2]
 
     # --- persistence ----------------------------------------------------------------------
     def save(self, directory: Path) -> None:

@@ -9,7 +9,7 @@ hand-written product knowledge.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from recommender.core.catalog import Catalog
 from recommender.core.features import split_feature
@@ -94,6 +94,104 @@ def say(lang: str, key: str, **facts: object) -> str:
 def _label(item_id: str, catalog: Catalog) -> str:
     item = catalog.get(item_id)
     return f'"{item.title}"' if item and item.title else item_id
+
+
+SEARCH_TOKEN, SEARCH_PREFIX, REASON, NO_REASON = range(4)
+"""What a feature gives :func:`reasons_from` (:func:`feature_reason`)."""
+
+
+def feature_reason(name: str, catalog: Catalog, lang: str) -> tuple[int, str]:
+    """``(what, text)`` of one feature for :func:`reasons_from`: a search token
+    (``SEARCH_TOKEN``, the token), a search prefix (``SEARCH_PREFIX``), a reason of its own
+    (``REASON``, its text in ``lang``) or nothing (``NO_REASON``). A request's offers read the
+    same few features: :func:`reasons_of_lifts` takes these made once per feature."""
+    kind, rest = split_feature(name)
+    if kind == "q":
+        return SEARCH_TOKEN, rest
+    if kind == "qp":
+        return SEARCH_PREFIX, ""
+    if kind == "item":
+        return REASON, say(lang, "item", item=_label(rest, catalog))
+    if kind == "cat":
+        return REASON, say(lang, "cat", cat=rest)
+    if kind == "brand":
+        return REASON, say(lang, "brand", brand=rest)
+    if kind == "bought":
+        sub, what = split_feature(rest)
+        if sub == "item":
+            return REASON, say(lang, "bought_item", item=_label(what, catalog))
+        return REASON, say(lang, "bought_cat", cat=what)
+    return NO_REASON, ""
+
+
+def reasons_of_lifts(
+    lifts: Sequence[tuple[float, int]],
+    reason_of: Callable[[int], tuple[int, str]],
+    token_order: Mapping[str, int] | None,
+    lang: str,
+) -> list[str]:
+    """:func:`reasons_from` of the positive terms ``(-term, j)``, largest first, whose
+    features' :func:`feature_reason` is ``reason_of(j)``: the same reasons, without parsing
+    a feature name or formatting a text per term."""
+    reasons: list[str] = []
+    searched: list[str] = []
+    search_slot: int | None = None
+    for _, j in lifts:
+        what, text = reason_of(j)
+        if what <= SEARCH_PREFIX:
+            if what == SEARCH_TOKEN and text not in searched:
+                searched.append(text)
+            if search_slot is None:
+                search_slot = len(reasons)
+                reasons.append("")
+            continue
+        if len(reasons) >= MAX_REASONS:
+            if search_slot is None:
+                break  # as reasons_from: nothing later changes the answer
+            continue
+        if what == REASON:
+            reasons.append(text)
+    if search_slot is not None:
+        if searched:
+            _in_search_order(searched, token_order)
+            reasons[search_slot] = say(lang, "searched", q=" ".join(searched))
+        else:
+            del reasons[search_slot]
+    return [r for r in reasons if r][:MAX_REASONS]
+
+
+def _in_search_order(searched: list[str], token_order: Mapping[str, int] | None) -> None:
+    """Sort ``searched`` as :func:`reasons_from` does (by ``token_order``, a token it lacks
+    after every other, ties in the order met), with C-level keys when it has them all."""
+    if not token_order:
+        return
+    if all(map(token_order.__contains__, searched)):
+        searched.sort(key=token_order.__getitem__)
+    else:
+        searched.sort(key=lambda t: token_order.get(t, len(token_order)))
+
+
+def picked_reasons(
+    picked: Sequence[int],
+    tokens: Sequence[int],
+    per_feature: Sequence[tuple[int, str]],
+    token_order: Mapping[str, int] | None,
+    lang: str,
+) -> list[str]:
+    """:func:`reasons_of_lifts` from what ``zmot_native.pick_reasons`` picked of the terms:
+    the row positions of the reasons in order (-1: the search's place) and of the search
+    tokens met, in the order met (``per_feature``: each row feature's
+    :func:`feature_reason`)."""
+    reasons = [per_feature[j][1] if j >= 0 else "" for j in picked]
+    if -1 in picked:
+        search_slot = picked.index(-1)
+        searched = [per_feature[j][1] for j in tokens]
+        if searched:
+            _in_search_order(searched, token_order)
+            reasons[search_slot] = say(lang, "searched", q=" ".join(searched))
+        else:
+            del reasons[search_slot]
+    return [r for r in reasons if r][:MAX_REASONS]
 
 
 def reasons_from(

@@ -5,6 +5,20 @@ import numpy.typing as npt
 
 FEATURES: list[str]
 
+def neg_clipped(logit: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]: ...
+def priced(
+    z: npt.NDArray[np.float64],
+    top: float,
+    shift: float | None,
+    at: npt.NDArray[np.intp],
+    logit: npt.NDArray[np.float64],
+    e: npt.NDArray[np.float64],
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]: ...
+def top_items(z: npt.NDArray[np.float64], k: int) -> npt.NDArray[np.int64] | None: ...
+def pick_reasons(
+    terms: npt.NDArray[np.float32], what: bytes, max_reasons: int
+) -> tuple[list[int], list[int]]: ...
+
 class CandidatePass:
     def __init__(
         self,
@@ -43,6 +57,41 @@ class CandidatePass:
         recent_covisit_items: int,
         max_candidates: int,
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.intp], npt.NDArray[np.float64]]: ...
+    def bind_names(
+        self,
+        universe: dict[str, int],
+        table_row: dict[str, int],
+        category_index: dict[str, int],
+        trending_in: dict[str, list[int]],
+    ) -> None: ...
+    def run_profile(
+        self,
+        weights: dict[str, float],
+        held: dict[str, float],
+        touched: dict[str, float],
+        purchases: dict[str, float],
+        factor: float,
+        now: float,
+        z: npt.NDArray[np.float64] | None,
+        model_best: npt.NDArray[np.int64] | None,
+        recent_voters: int,
+        own_items: int,
+        covisit_items: int,
+        recent_covisit_items: int,
+        max_candidates: int,
+    ) -> (
+        tuple[
+            npt.NDArray[np.int64],
+            npt.NDArray[np.intp],
+            npt.NDArray[np.float64],
+            npt.NDArray[np.float64],
+            list[str],
+            list[int],
+            list[float],
+        ]
+        | None
+    ): ...
+    def place_logs(self, rows: npt.NDArray[np.float64], logs: npt.NDArray[np.float64]) -> None: ...
     def lifted_by(
         self, voters: list[int], strength: list[float], targets: list[int]
     ) -> list[int]: ...

@@ -121,9 +121,12 @@ class Arbiter:
         )
         tokens = search_order(profile)
         offers = []
-        sources = self.scorer.lifted_by_many(weights, [cand.item_id for cand, _, _ in chosen])
-        for (cand, policy, probability), source in zip(chosen, sources, strict=True):
-            reasons = self.explainer.reasons(cand, weights, tokens, origin, request, row, source)
+        cands = [cand for cand, _, _ in chosen]
+        sources = self.scorer.lifted_by_many(weights, [cand.item_id for cand in cands])
+        explained = self.explainer.reasons_many(
+            cands, weights, tokens, origin, request, row, sources
+        )
+        for (cand, policy, probability), reasons in zip(chosen, explained, strict=True):
             offers.append(self.explainer.served(cand, reasons, request, policy, probability))
         return finish(offers, False, stage, request, None)
 

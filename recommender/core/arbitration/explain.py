@@ -5,18 +5,34 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from typing import Any
 
 from recommender.core.arbitration.table import ItemTable
 from recommender.core.arbitration.types import Candidate, OfferRequest, RatingLike
 from recommender.core.features import item_feature, token_positions
 from recommender.core.model import Model, UserRow
 from recommender.core.profile import Profile
-from recommender.core.reasons import MAX_REASONS, reasons_from, say
+from recommender.core.reasons import (
+    MAX_REASONS,
+    feature_reason,
+    picked_reasons,
+    reasons_from,
+    reasons_of_lifts,
+    say,
+)
 from recommender.core.scoring import Decision, ItemScorer, ScoredOffer, ServedOffer
 
 log = logging.getLogger("zmot.decisions")
+
+
+def _pick_reasons() -> Any:
+    """``zmot_native.pick_reasons`` when the native module serves and has it, else None
+    (:meth:`Explainer.reasons_many` walks the terms in Python: the same reasons)."""
+    from recommender.core import hybrid
+
+    return getattr(hybrid.NATIVE, "pick_reasons", None)
 
 
 class Ask:
@@ -47,6 +63,13 @@ class Explainer:
         self.items = items
         self.recent_boost = recent_boost
         self.scorer = scorer
+        self._feature_reasons: dict[str, dict[int, tuple[int, str]]] = {}
+        """language -> model feature index -> its :func:`feature_reason` (made on first use:
+        the model's vocabulary bounds it)."""
+        self._covisit: dict[tuple[str, str], str] = {}
+        """(language, item) -> the co-visitation reason naming the item."""
+        self._row_reasons: tuple[str, list[int], list[tuple[int, str]], bytes] | None = None
+        """The feature reasons of the row last explained (language, its features)."""
 
     def reasons(
         self,
@@ -82,6 +105,88 @@ class Explainer:
                 reasons = [say(request.lang, "context", item=label), *reasons]
             else:
                 reasons.append(say(request.lang, "complement", src=src, cat=cand.category))
+        return reasons[:MAX_REASONS]
+
+    def reasons_many(
+        self,
+        cands: Sequence[Candidate],
+        weights: Mapping[str, float],
+        token_order: Mapping[str, int],
+        origin: Mapping[str, str],
+        request: OfferRequest,
+        row: UserRow | None,
+        sources: Sequence[str | None],
+    ) -> list[list[str]]:
+        """:meth:`reasons` of each of an answer's offers (``sources``: the scorer's
+        ``lifted_by_many`` of their items): the same reasons, with each feature's reason
+        (:func:`~recommender.core.reasons.feature_reason`) and each co-visitation text made
+        once per language instead of per term per offer."""
+        lang = request.lang
+        pick = _pick_reasons()
+        out: list[list[str]] = []
+        for cand, source in zip(cands, sources, strict=True):
+            if pick is None:
+                lifts, at = self.model.lifts(weights, cand.item, row)
+                per_feature = self._per_feature(lang, at)[0]
+                reasons = reasons_of_lifts(lifts, per_feature.__getitem__, token_order, lang)
+            else:
+                found = self.model.terms(weights, cand.item, row)
+                reasons = []
+                if found is not None:
+                    per_feature, what = self._per_feature(lang, found[1])
+                    picked, tokens = pick(found[0], what, MAX_REASONS)
+                    reasons = picked_reasons(picked, tokens, per_feature, token_order, lang)
+            out.append(self._framed(reasons, cand, weights, origin, request, source))
+        return out
+
+    def _per_feature(self, lang: str, at: list[int]) -> tuple[list[tuple[int, str]], bytes]:
+        """The :func:`~recommender.core.reasons.feature_reason` of each feature of a row
+        (``at``: its feature indices), and what each gives as bytes (``pick_reasons``'s);
+        kept for the row last asked about (a request's offers share it)."""
+        held = self._row_reasons
+        if held is not None and held[0] == lang and held[1] is at:
+            return held[2], held[3]
+        cache = self._feature_reasons.get(lang)
+        if cache is None:
+            cache = self._feature_reasons[lang] = {}
+        names, catalog = self.model.feature_names, self.items.catalog
+        per_feature = []
+        for f in at:
+            hit = cache.get(f)
+            if hit is None:
+                hit = cache[f] = feature_reason(names[f], catalog, lang)
+            per_feature.append(hit)
+        what = bytes([w for w, _ in per_feature])
+        self._row_reasons = (lang, at, per_feature, what)
+        return per_feature, what
+
+    def _framed(
+        self,
+        reasons: list[str],
+        cand: Candidate,
+        weights: Mapping[str, float],
+        origin: Mapping[str, str],
+        request: OfferRequest,
+        source: str | None,
+    ) -> list[str]:
+        """The model's ``reasons`` for ``cand`` with what :meth:`reasons` puts around them:
+        recently seen, co-visitation (``source``), context or complement."""
+        lang = request.lang
+        if self.recent_boost > 0 and weights.get(item_feature(cand.item_id), 0.0) > 0:
+            reasons = [say(lang, "recent"), *reasons]
+        if source is not None:
+            text = self._covisit.get((lang, source))
+            if text is None:
+                label = self.items.title_of(source)
+                text = self._covisit[(lang, source)] = say(lang, "covisit", item=label)
+            reasons = [text, *reasons]
+        if cand.category is not None and cand.category in origin:
+            src = origin[cand.category]
+            if request.context_item and src == self.items.category_of(request.context_item):
+                label = self.items.title_of(request.context_item)
+                reasons = [say(lang, "context", item=label), *reasons]
+            else:
+                reasons.append(say(lang, "complement", src=src, cat=cand.category))
         return reasons[:MAX_REASONS]
 
     def served(

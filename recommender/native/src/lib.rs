@@ -9,9 +9,15 @@
 //! same order as numpy computes it there: products, quotients, and votes summed per target in
 //! input order as `np.bincount` adds them.
 
-use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2};
+use std::collections::HashMap;
+
+use numpy::ndarray::ArrayView1;
+use numpy::{
+    PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyReadwriteArray2,
+};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyFloat, PyString};
 
 /// The signal columns this pass fills, in order (hybrid.py checks them against FEATURES).
 const FEATURES: [&str; 29] = [
@@ -67,8 +73,17 @@ const LOG_COVISIT: usize = 17;
 const LOG_COVISIT_RECENT: usize = 18;
 const LOG_OWN_SHARE: usize = 19;
 const TOUCH_1: usize = 20;
+const HOURS_SINCE_TOUCH_SQ: usize = 26;
 const OWN_MODEL: usize = 27;
 const CATEGORY_POPULARITY: usize = 28;
+/// The columns hybrid.py takes numpy's `log1p` of (`_NATIVE_LOGS`), in its order.
+const LOGS: [usize; 5] = [
+    WEIGHT,
+    HOURS_SINCE_TOUCH,
+    LOG_COVISIT,
+    LOG_COVISIT_RECENT,
+    LOG_OWN_SHARE,
+];
 
 /// The recency bin of a remembered touch (0: newest): `np.searchsorted([0.5, 1.5, 2.5, 4.5,
 /// 9.5], rank)`.
@@ -109,6 +124,8 @@ struct CandidatePass {
     idx: Vec<u32>,
     weight: Vec<f32>,
     name_rank: Vec<i64>,
+    /// name rank -> table position (the inverse of `name_rank`)
+    by_rank: Vec<usize>,
     /// table position -> category (-1: none)
     item_category: Vec<i64>,
     from_table: Vec<i64>,
@@ -128,7 +145,37 @@ struct CandidatePass {
     row_of: Vec<u32>,
     category_share: Vec<f64>,
     touch_share: Vec<f64>,
+    /// names, for `run_profile` (`bind_names`): item -> (universe position, table row or -1)
+    names: HashMap<String, (i64, i64)>,
+    /// category name -> table category
+    category_index: HashMap<String, i64>,
+    /// category name -> universe positions of its trending items, most trending first
+    trending_in: HashMap<String, Vec<i64>>,
 }
+
+/// What `run_profile` hands back: the candidates, their model positions and signal rows as
+/// `run`'s, the names of the candidates outside the universe, and the profile's items as the
+/// votes read them (table rows, -1: not in the tables; weights), strongest first.
+type ProfileCandidates<'py> = (
+    Bound<'py, PyArray1<i64>>,
+    Bound<'py, PyArray1<isize>>,
+    Bound<'py, PyArray2<f64>>,
+    Bound<'py, PyArray2<f64>>,
+    Vec<String>,
+    Vec<i64>,
+    Vec<f64>,
+);
+
+/// `max(0.0, x)` as Python computes it (the first argument unless the second is larger).
+fn at_least_zero(x: f64) -> f64 {
+    if x > 0.0 {
+        x
+    } else {
+        0.0
+    }
+}
+
+const HOUR: f64 = 3600.0;
 
 fn vec_i64(a: &PyReadonlyArray1<'_, i64>) -> PyResult<Vec<i64>> {
     Ok(a.as_array().to_vec())
@@ -203,11 +250,20 @@ impl CandidatePass {
         {
             return Err(PyValueError::new_err("universe arrays do not match"));
         }
+        let name_rank = vec_i64(&name_rank)?;
+        let mut by_rank = vec![usize::MAX; n_tab];
+        for (t, &r) in name_rank.iter().enumerate() {
+            match usize::try_from(r).ok().and_then(|r| by_rank.get_mut(r)) {
+                Some(slot) if *slot == usize::MAX => *slot = t,
+                _ => return Err(PyValueError::new_err("name ranks are not a permutation")),
+            }
+        }
         Ok(CandidatePass {
             ptr,
             idx,
             weight,
-            name_rank: vec_i64(&name_rank)?,
+            name_rank,
+            by_rank,
             item_category,
             from_table,
             to_table,
@@ -223,7 +279,274 @@ impl CandidatePass {
             row_of: vec![0; size],
             category_share: vec![0.0; n_categories],
             touch_share: vec![0.0; n_categories],
+            names: HashMap::new(),
+            category_index: HashMap::new(),
+            trending_in: HashMap::new(),
         })
+    }
+
+    /// The names `run_profile` reads the profile's dicts with: the universe's items (their
+    /// universe position), the tables' items (their table row), the tables' categories and the
+    /// trending items of each category (universe positions).
+    fn bind_names(
+        &mut self,
+        universe: HashMap<String, i64>,
+        table_row: HashMap<String, i64>,
+        category_index: HashMap<String, i64>,
+        trending_in: HashMap<String, Vec<i64>>,
+    ) -> PyResult<()> {
+        let n_tab = self.name_rank.len() as i64;
+        let mut names: HashMap<String, (i64, i64)> = HashMap::with_capacity(universe.len());
+        for (item, pos) in universe {
+            if pos < 0 || pos >= self.size as i64 {
+                return Err(PyValueError::new_err("universe position out of range"));
+            }
+            names.insert(item, (pos, -1));
+        }
+        for (item, row) in table_row {
+            if row < 0 || row >= n_tab {
+                return Err(PyValueError::new_err("table row out of range"));
+            }
+            match names.get_mut(&item) {
+                Some(entry) => entry.1 = row,
+                None => return Err(PyValueError::new_err("a table item outside the universe")),
+            }
+        }
+        if category_index
+            .values()
+            .any(|&c| c < 0 || c >= self.n_categories as i64)
+            || trending_in
+                .values()
+                .flatten()
+                .any(|&j| j < 0 || j >= self.size as i64)
+        {
+            return Err(PyValueError::new_err("category arrays do not match"));
+        }
+        self.names = names;
+        self.category_index = category_index;
+        self.trending_in = trending_in;
+        Ok(())
+    }
+
+    /// `run` with the profile read here (hybrid.py's `_read_profile` and the arguments it
+    /// builds from it): `weights` (the normalised weights: `item:` and `cat:` features),
+    /// `held` (the profile's own weights: each item's decayed weight is `held[name] x
+    /// factor`), `touched` and `purchases` (item -> time). None when the dicts hold what this
+    /// reading does not take (a weight or time that is not a float, NaN, a name that is not
+    /// UTF-8): hybrid.py then reads them in Python.
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (weights, held, touched, purchases, factor, now, z, model_best,
+                        recent_voters, own_items, covisit_items, recent_covisit_items,
+                        max_candidates))]
+    fn run_profile<'py>(
+        &mut self,
+        py: Python<'py>,
+        weights: &Bound<'py, PyDict>,
+        held: &Bound<'py, PyDict>,
+        touched: &Bound<'py, PyDict>,
+        purchases: &Bound<'py, PyDict>,
+        factor: f64,
+        now: f64,
+        z: Option<PyReadonlyArray1<'py, f64>>,
+        model_best: Option<PyReadonlyArray1<'py, i64>>,
+        recent_voters: usize,
+        own_items: usize,
+        covisit_items: usize,
+        recent_covisit_items: usize,
+        max_candidates: usize,
+    ) -> PyResult<Option<ProfileCandidates<'py>>> {
+        // the profile's items (-weight, item, feature) and categories (weight, name)
+        let mut own: Vec<(f64, String, Bound<'py, PyAny>)> = Vec::new();
+        let mut categories: Vec<(f64, String)> = Vec::new();
+        for (key, value) in weights.iter() {
+            let Ok(name) = key.cast::<PyString>() else {
+                return Ok(None);
+            };
+            let Ok(name) = name.to_str() else {
+                return Ok(None);
+            };
+            let is_item = name.starts_with("item:");
+            if !is_item && !name.starts_with("cat:") {
+                continue;
+            }
+            let Some(w) = number(&value) else {
+                return Ok(None);
+            };
+            if is_item {
+                own.push((-w, name["item:".len()..].to_owned(), key.clone()));
+            } else {
+                categories.push((w, name["cat:".len()..].to_owned()));
+            }
+        }
+        // strongest first, ties by id (as Python sorts the tuples)
+        own.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+        // strongest first, ties by name reversed (sorted(reverse=True))
+        categories.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| b.1.cmp(&a.1)));
+        let mut recent: Vec<(f64, String)> = Vec::with_capacity(touched.len());
+        for (key, value) in touched.iter() {
+            let (Some(item), Some(t)) = (text(&key), number(&value)) else {
+                return Ok(None);
+            };
+            recent.push((-t, item));
+        }
+        recent.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1))); // newest first
+
+        // universe positions; an item outside the universe takes the next position after it,
+        // a new one each time it is met (named in `extra`)
+        let size = self.size as i64;
+        let mut extra: Vec<String> = Vec::new();
+        let mut first_extra: HashMap<String, i64> = HashMap::new();
+        let names = &self.names;
+        let mut position_of = |item: &str, extra: &mut Vec<String>| -> i64 {
+            if let Some(&(pos, _)) = names.get(item) {
+                return pos;
+            }
+            let pos = size + extra.len() as i64;
+            first_extra.entry(item.to_owned()).or_insert(pos);
+            extra.push(item.to_owned());
+            pos
+        };
+        let own_list: Vec<i64> = own
+            .iter()
+            .map(|(_, item, _)| position_of(item, &mut extra))
+            .collect();
+        let recent_list: Vec<i64> = recent
+            .iter()
+            .map(|(_, item)| position_of(item, &mut extra))
+            .collect();
+        let row_of = |item: &str| names.get(item).map_or(-1, |&(_, row)| row);
+        let own_rows: Vec<i64> = own.iter().map(|(_, item, _)| row_of(item)).collect();
+        let own_w: Vec<f64> = own.iter().map(|(w, _, _)| -w).collect();
+        let voter_rows: Vec<i64> = recent
+            .iter()
+            .take(recent_voters)
+            .map(|(_, item)| row_of(item))
+            .collect();
+        let mut raw: Vec<f64> = Vec::with_capacity(own.len());
+        for (_, _, key) in &own {
+            match held.get_item(key)? {
+                None => raw.push(0.0),
+                Some(value) => match number(&value) {
+                    Some(w) => raw.push(w),
+                    None => return Ok(None),
+                },
+            }
+        }
+        let recent_hours: Vec<f64> = recent
+            .iter()
+            .map(|(t, _)| at_least_zero(now - -t) / HOUR)
+            .collect();
+        let mut bought: Vec<(i64, f64)> = Vec::with_capacity(purchases.len());
+        for (key, value) in purchases.iter() {
+            let (Some(item), Some(t)) = (text(&key), number(&value)) else {
+                return Ok(None);
+            };
+            let j = names
+                .get(&item)
+                .map(|&(pos, _)| pos)
+                .or_else(|| first_extra.get(&item).copied());
+            if let Some(j) = j {
+                bought.push((j, (at_least_zero(now - t) / HOUR).ln_1p()));
+            }
+        }
+        let mut category_share: Vec<(i64, f64)> = Vec::new();
+        if let Some(&(top, _)) = categories.first() {
+            if top != 0.0 {
+                for (w, name) in &categories {
+                    if let Some(&c) = self.category_index.get(name) {
+                        category_share.push((c, w / top));
+                    }
+                }
+            }
+        }
+        // trending items of the strongest categories, in category order, each once
+        let room = self.trending.len();
+        let mut strong: Vec<i64> = Vec::new();
+        'categories: for (_, name) in &categories {
+            if strong.len() >= room {
+                break;
+            }
+            if let Some(items) = self.trending_in.get(name) {
+                for &j in items {
+                    if strong.len() >= room {
+                        break 'categories;
+                    }
+                    if !strong.contains(&j) {
+                        strong.push(j);
+                    }
+                }
+            }
+        }
+        let total = own_w.iter().fold(0.0, |acc, w| acc + w); // Python's sum, in order
+        let z = z.as_ref().map(|a| a.as_array());
+        let model_best = model_best.as_ref().map(|a| a.as_array());
+        let (picked, at, rows) = self.pass(
+            py,
+            &own_list,
+            &own_rows,
+            &own_w,
+            total,
+            &raw,
+            factor,
+            &recent_list,
+            &recent_hours,
+            &voter_rows,
+            model_best,
+            &strong,
+            &bought,
+            &category_share,
+            extra.len(),
+            z,
+            own_items,
+            covisit_items,
+            recent_covisit_items,
+            max_candidates,
+        )?;
+        // the arguments of the five log1p columns, apart (numpy takes log1p of them in place,
+        // then `place_logs` puts them back)
+        let logs = {
+            let n = numpy::PyUntypedArrayMethods::shape(&rows)[0];
+            let out = PyArray2::<f64>::zeros(py, [n, LOGS.len()], false);
+            // SAFETY: both arrays were just created here and nothing else refers to them yet
+            let (src, dst) = unsafe { (rows.as_slice()?, out.as_slice_mut()?) };
+            for (row, log) in src
+                .chunks_exact(WIDTH)
+                .zip(dst.chunks_exact_mut(LOGS.len()))
+            {
+                for (k, &c) in LOGS.iter().enumerate() {
+                    log[k] = row[c];
+                }
+            }
+            out
+        };
+        Ok(Some((picked, at, rows, logs, extra, own_rows, own_w)))
+    }
+
+    /// Put the five `log1p` columns (`logs`: numpy's `log1p` of what `run_profile` handed back
+    /// apart) into `rows`, and `hours_since_touch_sq` (the square of `hours_since_touch`).
+    fn place_logs(
+        &self,
+        mut rows: PyReadwriteArray2<'_, f64>,
+        logs: PyReadonlyArray2<'_, f64>,
+    ) -> PyResult<()> {
+        let logs = logs.as_slice()?;
+        let rows = rows.as_slice_mut()?;
+        if rows.len() / WIDTH != logs.len() / LOGS.len()
+            || rows.len() % WIDTH != 0
+            || logs.len() % LOGS.len() != 0
+        {
+            return Err(PyValueError::new_err("rows and logs differ in length"));
+        }
+        for (row, log) in rows
+            .chunks_exact_mut(WIDTH)
+            .zip(logs.chunks_exact(LOGS.len()))
+        {
+            for (k, &c) in LOGS.iter().enumerate() {
+                row[c] = log[k];
+            }
+            row[HOURS_SINCE_TOUCH_SQ] = row[HOURS_SINCE_TOUCH] * row[HOURS_SINCE_TOUCH];
+        }
+        Ok(())
     }
 
     /// The candidates (universe positions), their model positions (-1: none) and signal rows,
@@ -257,6 +580,119 @@ impl CandidatePass {
         recent_covisit_items: usize,
         max_candidates: usize,
     ) -> PyResult<Candidates<'py>> {
+        let z = z.as_ref().map(|a| a.as_array());
+        let model_best = model_best.as_ref().map(|a| a.as_array());
+        self.pass(
+            py,
+            &own_list,
+            &own_rows,
+            &own_w,
+            total,
+            &raw,
+            factor,
+            &recent_list,
+            &recent_hours,
+            &voter_rows,
+            model_best,
+            &strong,
+            &purchases,
+            &category_share,
+            n_extra,
+            z,
+            own_items,
+            covisit_items,
+            recent_covisit_items,
+            max_candidates,
+        )
+    }
+    /// For each of `targets` (table rows), the table row of the voter (`voters`: table rows,
+    /// `strength`: their weights; those outside the tables (-1) or without a positive weight
+    /// do not vote, and the order does not matter) whose co-visitation vote for it is the largest: its
+    /// strongest edge to the target x its strength, ties by the larger strength, then by name;
+    /// -1 when no voter other than the target itself lists it. `HybridScorer.lifted_by_many`.
+    fn lifted_by(
+        &self,
+        voters: Vec<i64>,
+        strength: Vec<f64>,
+        targets: Vec<i64>,
+    ) -> PyResult<Vec<i64>> {
+        if voters.len() != strength.len() {
+            return Err(PyValueError::new_err(
+                "voters and strengths differ in length",
+            ));
+        }
+        let n_tab = self.name_rank.len();
+        // the voters: items in the tables (a row >= 0) with a positive weight, in any order
+        let mut kept: Vec<(usize, f64)> = Vec::with_capacity(voters.len());
+        for (&j, &w) in voters.iter().zip(&strength) {
+            if j >= 0 && w > 0.0 {
+                kept.push((position(j, n_tab, "voter")?, w));
+            }
+        }
+        targets
+            .iter()
+            .map(|&target| {
+                let target = position(target, n_tab, "target")?;
+                // (-w x edge, -w, name rank, voter): the smallest wins, as Python's tuples
+                let mut best: Option<(f64, f64, i64, usize)> = None;
+                for &(j, w) in &kept {
+                    if j == target {
+                        continue; // an item listed as its own neighbour does not lift itself
+                    }
+                    let mut edge: Option<f64> = None;
+                    for e in self.ptr[j]..self.ptr[j + 1] {
+                        if self.idx[e] as usize == target {
+                            let w_e = self.weight[e] as f64;
+                            edge = Some(edge.map_or(w_e, |held: f64| held.max(w_e)));
+                        }
+                    }
+                    if let Some(edge) = edge {
+                        let key = (-w * edge, -w, self.name_rank[j], j);
+                        let wins = match best {
+                            None => true,
+                            Some(held) => {
+                                key.0 < held.0
+                                    || (key.0 == held.0
+                                        && (key.1 < held.1 || (key.1 == held.1 && key.2 < held.2)))
+                            }
+                        };
+                        if wins {
+                            best = Some(key);
+                        }
+                    }
+                }
+                Ok(best.map_or(-1, |b| b.3 as i64))
+            })
+            .collect()
+    }
+}
+
+impl CandidatePass {
+    /// `run` on borrowed arguments (what `run` and `run_profile` share).
+    #[allow(clippy::too_many_arguments)]
+    fn pass<'py>(
+        &mut self,
+        py: Python<'py>,
+        own_list: &[i64],
+        own_rows: &[i64],
+        own_w: &[f64],
+        total: f64,
+        raw: &[f64],
+        factor: f64,
+        recent_list: &[i64],
+        recent_hours: &[f64],
+        voter_rows: &[i64],
+        model_best: Option<ArrayView1<'_, i64>>,
+        strong: &[i64],
+        purchases: &[(i64, f64)],
+        category_share: &[(i64, f64)],
+        n_extra: usize,
+        z: Option<ArrayView1<'_, f64>>,
+        own_items: usize,
+        covisit_items: usize,
+        recent_covisit_items: usize,
+        max_candidates: usize,
+    ) -> PyResult<Candidates<'py>> {
         let n_own = own_list.len();
         if own_rows.len() != n_own || own_w.len() != n_own || raw.len() != n_own {
             return Err(PyValueError::new_err(
@@ -273,7 +709,7 @@ impl CandidatePass {
         // --- votes: the profile's items by their share of `total`, then the newest touched
         // items, the i-th by 1/(i+1); each target's terms added in input order
         if total > 0.0 {
-            for (&j, &w) in own_rows.iter().zip(&own_w) {
+            for (&j, &w) in own_rows.iter().zip(own_w) {
                 if j >= 0 {
                     let share = w / total;
                     self.vote(position(j, n_tab, "table row")?, share, 0, n1);
@@ -290,7 +726,6 @@ impl CandidatePass {
         let best_recent = self.best_voted(1, n1, recent_covisit_items);
 
         // --- candidates: first occurrences in order, at most max_candidates
-        let model_best = model_best.as_ref().map(|a| a.as_array());
         let mut picked: Vec<i64> = Vec::with_capacity(max_candidates.min(1024));
         let mut extra_row: Vec<u32> = vec![0; n_extra];
         let trending = std::mem::take(&mut self.trending);
@@ -341,13 +776,12 @@ impl CandidatePass {
         let filled = result.and_then(|()| {
             // SAFETY: the array was just created here and nothing else refers to it yet
             let rows = unsafe { rows_arr.as_slice_mut()? };
-            let z = z.as_ref().map(|a| a.as_array());
             // touch_category: the share of the newest touched items in each category
             let mut touch_cats: Vec<usize> = Vec::new();
             if !voter_rows.is_empty() {
                 let each = voter_rows.len() as f64;
                 let mut counts: Vec<(usize, u32)> = Vec::new();
-                for &j in &voter_rows {
+                for &j in voter_rows {
                     if j >= 0 {
                         let c = self.item_category[j as usize];
                         if c >= 0 {
@@ -365,7 +799,7 @@ impl CandidatePass {
                 }
             }
             let mut cats: Vec<usize> = Vec::with_capacity(category_share.len());
-            for &(c, share) in &category_share {
+            for &(c, share) in category_share {
                 let c = position(c, self.n_categories, "category")?;
                 self.category_share[c] = share;
                 cats.push(c);
@@ -418,7 +852,7 @@ impl CandidatePass {
                     row[TOUCH_1 + touch_bin(i)] = 1.0;
                 }
             }
-            for &(pos, hours) in &purchases {
+            for &(pos, hours) in purchases {
                 if let Some(r) = row_of(&self.row_of, &extra_row, pos) {
                     let row = &mut rows[r * WIDTH..(r + 1) * WIDTH];
                     row[BOUGHT] = 1.0;
@@ -459,65 +893,6 @@ impl CandidatePass {
         ))
     }
 
-    /// For each of `targets` (table rows), the table row of the voter (`voters`: table rows,
-    /// `strength`: their weights) whose co-visitation vote for it is the largest: its
-    /// strongest edge to the target x its strength, ties by the larger strength, then by name;
-    /// -1 when no voter other than the target itself lists it. `HybridScorer.lifted_by_many`.
-    fn lifted_by(
-        &self,
-        voters: Vec<i64>,
-        strength: Vec<f64>,
-        targets: Vec<i64>,
-    ) -> PyResult<Vec<i64>> {
-        if voters.len() != strength.len() {
-            return Err(PyValueError::new_err(
-                "voters and strengths differ in length",
-            ));
-        }
-        let n_tab = self.name_rank.len();
-        let voters: Vec<usize> = voters
-            .iter()
-            .map(|&j| position(j, n_tab, "voter"))
-            .collect::<PyResult<_>>()?;
-        targets
-            .iter()
-            .map(|&target| {
-                let target = position(target, n_tab, "target")?;
-                // (-w x edge, -w, name rank, voter): the smallest wins, as Python's tuples
-                let mut best: Option<(f64, f64, i64, usize)> = None;
-                for (&j, &w) in voters.iter().zip(&strength) {
-                    if j == target {
-                        continue; // an item listed as its own neighbour does not lift itself
-                    }
-                    let mut edge: Option<f64> = None;
-                    for e in self.ptr[j]..self.ptr[j + 1] {
-                        if self.idx[e] as usize == target {
-                            let w_e = self.weight[e] as f64;
-                            edge = Some(edge.map_or(w_e, |held: f64| held.max(w_e)));
-                        }
-                    }
-                    if let Some(edge) = edge {
-                        let key = (-w * edge, -w, self.name_rank[j], j);
-                        let wins = match best {
-                            None => true,
-                            Some(held) => {
-                                key.0 < held.0
-                                    || (key.0 == held.0
-                                        && (key.1 < held.1 || (key.1 == held.1 && key.2 < held.2)))
-                            }
-                        };
-                        if wins {
-                            best = Some(key);
-                        }
-                    }
-                }
-                Ok(best.map_or(-1, |b| b.3 as i64))
-            })
-            .collect()
-    }
-}
-
-impl CandidatePass {
     /// Add table row `j`'s neighbours, each weighted by `share`, to `half` of the votes.
     fn vote(&mut self, j: usize, share: f64, half: usize, n1: usize) {
         let base = half * n1;
@@ -536,28 +911,25 @@ impl CandidatePass {
     /// first, ties by name.
     fn best_voted(&self, half: usize, n1: usize, k: usize) -> Vec<i64> {
         let base = half * n1;
-        let mut voted: Vec<(f64, i64, usize)> = self.hit[half]
+        // most votes first, ties by name: one integer key per voted item (a vote is > 0, so
+        // its bits order as its value; name ranks are distinct)
+        let mut voted: Vec<u128> = self.hit[half]
             .iter()
             .map(|&slot| slot as usize)
             .filter(|&slot| self.summed[slot] > 0.0)
             .map(|slot| {
-                let t = slot - base;
-                (self.summed[slot], self.name_rank[t], t)
+                let rank = self.name_rank[slot - base] as u64;
+                (u128::from(!self.summed[slot].to_bits()) << 64) | u128::from(rank)
             })
             .collect();
-        let order = |a: &(f64, i64, usize), b: &(f64, i64, usize)| {
-            b.0.partial_cmp(&a.0)
-                .unwrap_or(std::cmp::Ordering::Equal)
-                .then(a.1.cmp(&b.1))
-        };
         if voted.len() > k && k > 0 {
-            voted.select_nth_unstable_by(k - 1, order);
+            voted.select_nth_unstable(k - 1);
         }
         voted.truncate(k);
-        voted.sort_unstable_by(order);
+        voted.sort_unstable();
         voted
             .into_iter()
-            .map(|(_, _, t)| self.from_table[t])
+            .map(|key| self.from_table[self.by_rank[key as u64 as usize]])
             .collect()
     }
 
@@ -572,9 +944,193 @@ impl CandidatePass {
     }
 }
 
+/// A dict value that is a Python float (not a subclass) and not NaN, else None.
+fn number(value: &Bound<'_, PyAny>) -> Option<f64> {
+    let v = value.cast_exact::<PyFloat>().ok()?.value();
+    (!v.is_nan()).then_some(v)
+}
+
+/// A dict key as text, None when it is not a str or not UTF-8.
+fn text(key: &Bound<'_, PyAny>) -> Option<String> {
+    Some(key.cast::<PyString>().ok()?.to_str().ok()?.to_owned())
+}
+
+/// `-clip(logit, -50, 50)` (hybrid.py's `sigmoid` before numpy's `exp`), NaN kept as NaN
+/// (numpy's `maximum` and `minimum` propagate it), -0.0 kept (then negated) as numpy keeps it.
+#[pyfunction]
+fn neg_clipped<'py>(
+    py: Python<'py>,
+    logit: PyReadonlyArray1<'py, f64>,
+) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    let out: Vec<f64> = logit
+        .as_array()
+        .iter()
+        .map(|&x| -x.clamp(-50.0, 50.0)) // NaN stays NaN, its sign flipped as numpy's
+        .collect();
+    Ok(PyArray1::from_vec(py, out))
+}
+
+/// Scores and propensities of every model item.
+type Scores<'py> = (Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>);
+
+/// `HybridScorer.priced`'s scores and propensities from numpy's parts: every model item scores
+/// `z - top + shift` (`top`: `z.max()`, `shift`: `logit.min() - 1`), a candidate (model position
+/// `at[i]`, -1: none) its logit instead; its propensity is `1 / (1 + e[i])` (`e`: numpy's
+/// `exp` of `neg_clipped(logit)`), every other item's 0.
+#[pyfunction]
+fn priced<'py>(
+    py: Python<'py>,
+    z: PyReadonlyArray1<'py, f64>,
+    top: f64,
+    shift: Option<f64>,
+    at: PyReadonlyArray1<'py, isize>,
+    logit: PyReadonlyArray1<'py, f64>,
+    e: PyReadonlyArray1<'py, f64>,
+) -> PyResult<Scores<'py>> {
+    let (z, at, logit, e) = (z.as_array(), at.as_array(), logit.as_array(), e.as_array());
+    let n = z.len();
+    let mut scores: Vec<f64> = match shift {
+        Some(shift) => z.iter().map(|&v| (v - top) + shift).collect(),
+        None => z.iter().map(|&v| v - top).collect(),
+    };
+    let mut propensity = vec![0.0; n];
+    if logit.len() != e.len() {
+        return Err(PyValueError::new_err(
+            "logits and exponentials differ in length",
+        ));
+    }
+    let mut k = 0;
+    for &a in at.iter() {
+        if a < 0 {
+            continue;
+        }
+        let a = a as usize;
+        if a >= n || k >= logit.len() {
+            return Err(PyValueError::new_err("candidate positions do not match"));
+        }
+        scores[a] = logit[k];
+        propensity[a] = 1.0 / (1.0 + e[k]);
+        k += 1;
+    }
+    if k != logit.len() {
+        return Err(PyValueError::new_err("candidate positions do not match"));
+    }
+    Ok((
+        PyArray1::from_vec(py, scores),
+        PyArray1::from_vec(py, propensity),
+    ))
+}
+
+/// The positions of the `k` largest of `z`, largest first, ties by position: what hybrid.py's
+/// `_best` (numpy's `argpartition`, then a sort) gives whenever the `k` largest are one set
+/// (no value equal to the k-th largest left out of it). None otherwise, or with a NaN: which
+/// tied items make the cut is then numpy's introselect's, so hybrid.py asks numpy.
+#[pyfunction]
+fn top_items<'py>(
+    py: Python<'py>,
+    z: PyReadonlyArray1<'py, f64>,
+    k: usize,
+) -> PyResult<Option<Bound<'py, PyArray1<i64>>>> {
+    let z = z.as_array();
+    let n = k.min(z.len());
+    if z.iter().any(|v| v.is_nan()) {
+        return Ok(None);
+    }
+    // largest first, ties by position, as one integer key each: the value's bits mapped to
+    // an order-preserving integer (-0.0 as 0.0: numpy compares them equal), negated
+    let key = |v: f64| -> u64 {
+        let bits = if v == 0.0 { 0u64 } else { v.to_bits() };
+        !(if bits >> 63 == 1 {
+            !bits
+        } else {
+            bits | (1 << 63)
+        })
+    };
+    let mut order: Vec<u128> = z
+        .iter()
+        .enumerate()
+        .map(|(j, &v)| (u128::from(key(v)) << 64) | j as u128)
+        .collect();
+    if n == 0 {
+        return Ok(Some(PyArray1::from_vec(py, Vec::new())));
+    }
+    if n < order.len() {
+        order.select_nth_unstable(n - 1);
+        let kth = order[n - 1] >> 64;
+        // a value equal to the k-th largest outside the first n: a tie across the cut
+        if order[n..].iter().any(|&o| o >> 64 == kth) {
+            return Ok(None);
+        }
+        order.truncate(n);
+    }
+    order.sort_unstable();
+    Ok(Some(PyArray1::from_vec(
+        py,
+        order.into_iter().map(|o| o as u64 as i64).collect(),
+    )))
+}
+
+/// What `reasons_of_lifts` (recommender/core/reasons.py) does with one offer's terms, given
+/// what each feature of the row gives a reason (`what[j]`: 0 a search token, 1 a search
+/// prefix, 2 a reason of its own, 3 nothing): the positive terms taken largest first (ties in
+/// row order), the row positions of the reasons in order (-1: the search's place) and of the
+/// search tokens met (in the order met). Stops as it does once `max_reasons` stand and no
+/// search was met.
+#[pyfunction]
+fn pick_reasons(
+    terms: PyReadonlyArray1<'_, f32>,
+    what: &[u8],
+    max_reasons: usize,
+) -> PyResult<(Vec<i64>, Vec<usize>)> {
+    let terms = terms.as_array();
+    if terms.len() != what.len() {
+        return Err(PyValueError::new_err("terms and features differ in length"));
+    }
+    // largest first, ties in row order (Python's sorted() of (-term, j)): one integer key
+    // each (a term > 0, so its bits order as its value)
+    let mut order: Vec<u64> = terms
+        .iter()
+        .enumerate()
+        .filter(|(_, &t)| t > 0.0)
+        .map(|(j, &t)| (u64::from(!t.to_bits()) << 32) | j as u64)
+        .collect();
+    order.sort_unstable();
+    let mut reasons: Vec<i64> = Vec::with_capacity(max_reasons + 1);
+    let mut searched: Vec<usize> = Vec::new();
+    let mut search_met = false;
+    for key in order {
+        let j = key as u32 as usize;
+        let kind = what[j];
+        if kind <= 1 {
+            if kind == 0 {
+                searched.push(j); // a row holds a feature once: each token once
+            }
+            if !search_met {
+                search_met = true;
+                reasons.push(-1);
+            }
+            continue;
+        }
+        if reasons.len() >= max_reasons {
+            if !search_met {
+                break;
+            }
+            continue;
+        }
+        if kind == 2 {
+            reasons.push(j as i64);
+        }
+    }
+    Ok((reasons, searched))
+}
+
 #[pymodule]
 fn zmot_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<CandidatePass>()?;
+    m.add_function(wrap_pyfunction!(pick_reasons, m)?)?;
+    m.add_function(wrap_pyfunction!(top_items, m)?)?;
+    m.add_function(wrap_pyfunction!(neg_clipped, m)?)?;
+    m.add_function(wrap_pyfunction!(priced, m)?)?;
     m.add("FEATURES", FEATURES.to_vec())?;
     Ok(())
 }

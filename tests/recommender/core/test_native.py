@@ -165,18 +165,25 @@ def both_passes(
     model: Model, tables: HybridTables, profile: Profile, z: Any, weights: Any
 ) -> tuple[Any, Any]:
     args = (tables, model, profile, NOW, z, weights)
-    return hybrid._candidate_rows_native(*args), hybrid._candidate_rows_numpy(*args)
+    native = hybrid._candidate_rows_native(*args)
+    # the profile's dicts read in Rust (run_profile) and in Python (run): the same, bit for bit
+    assert_same_pass(native, hybrid._candidate_rows_native_read(*args), exact=True)
+    return native, hybrid._candidate_rows_numpy(*args)
 
 
-def assert_same_pass(got: Any, want: Any) -> None:
+def assert_same_pass(got: Any, want: Any, exact: bool = False) -> None:
     picked, extra, at, rows, voters = got
     assert picked.dtype == want[0].dtype and at.dtype == want[2].dtype
     assert picked.tolist() == want[0].tolist()
     assert extra == want[1]
     assert at.tolist() == want[2].tolist()
     assert rows.shape == want[3].shape
-    np.testing.assert_allclose(rows, want[3], rtol=1e-12, atol=1e-12)
-    assert voters == want[4]
+    if exact:
+        assert rows.tobytes() == want[3].tobytes()
+    else:
+        np.testing.assert_allclose(rows, want[3], rtol=1e-12, atol=1e-12)
+    # repr: exact floats (NaN equal to NaN, -0.0 not equal to 0.0)
+    assert repr((list(voters[0]), list(voters[1]))) == repr((list(want[4][0]), list(want[4][1])))
 
 
 @needs_native
@@ -221,6 +228,9 @@ def test_the_native_pass_gives_the_numpy_pass(data: st.DataObject) -> None:
         finally:
             hybrid.NATIVE = saved
         assert lifted == numpy_lifted
+        if raw is not None:  # with the voters the native pass just read (its score)
+            scorer.score(raw, weights, profile, NOW)
+            assert scorer.lifted_by_many(weights, asked) == numpy_lifted
 
 
 @needs_native
@@ -244,3 +254,109 @@ def test_a_bigger_budget_than_the_catalogue_and_a_changed_budget() -> None:
     ):
         tables.params = params
         assert_same_pass(*both_passes(model, tables, profile, None, weights))
+
+
+@needs_native
+@pytest.mark.parametrize("odd", ["nan touch", "nan weight", "int weights", "surrogate name"])
+def test_dicts_the_native_reading_does_not_take_are_read_in_python(odd: str) -> None:
+    """``run_profile`` hands back None for what it does not read (a NaN, a weight that is not
+    a float, a name that is not UTF-8) and the pass reads the dicts in Python instead."""
+    model, tables = random_world(5)
+    items = tables.items
+    weights: dict[str, Any] = {item_feature(i): 1.0 / (1 + k) for k, i in enumerate(items[:6])}
+    touched = {i: NOW - 60.0 * k for k, i in enumerate(items[3:12])}
+    if odd == "nan touch":
+        touched[items[2]] = float("nan")
+    elif odd == "nan weight":
+        weights[item_feature(items[7])] = float("nan")
+    elif odd == "int weights":
+        weights = {item_feature(i): 1 + k for k, i in enumerate(items[:6])}
+    else:
+        weights[item_feature("\ud800")] = 0.5
+    profile = Profile(
+        weights=weights, landmark=NOW, last_ts=NOW, n_events=6, touched=touched, purchases={}
+    )
+    u = hybrid.universe(tables, model)
+    native = hybrid._native_of(tables, model)
+    p = tables.params
+    got = native.run_profile(
+        weights, weights, touched, {}, 1.0, NOW, None, None, p.recent_voters, p.own_items,
+        p.covisit_items, p.recent_covisit_items, p.max_candidates,
+    )  # fmt: skip
+    assert got is None
+    args = (tables, model, profile, NOW, None, weights)
+    assert_same_pass(
+        hybrid._candidate_rows_native(*args), hybrid._candidate_rows_native_read(*args), exact=True
+    )
+    assert u.native is native
+
+
+@needs_native
+@settings(max_examples=300, deadline=None)
+@given(
+    z=st.lists(st.sampled_from([-1.0, -0.0, 0.0, 0.5, 2.0]) | st.floats(-3, 3), max_size=60),
+    k=st.integers(0, 70),
+)
+def test_top_items_is_numpys_choice_or_none(z: list[float], k: int) -> None:
+    """``zmot_native.top_items`` gives ``_best``'s items exactly, or None (a tie across the
+    cut, where numpy's introselect chooses); ``_native_best`` is ``_best`` either way."""
+    import zmot_native
+
+    scores = np.array(z, dtype=np.float64)
+    want = hybrid._best(scores, k)
+    got = zmot_native.top_items(scores, k)
+    n = min(k, len(z))
+    if n:
+        kth = np.sort(scores)[::-1][n - 1]
+        crossing = int(np.count_nonzero(scores >= kth)) > n
+        assert (got is None) == crossing
+    if got is not None:
+        assert got.dtype == want.dtype and got.tolist() == want.tolist()
+    assert hybrid._native_best(scores, k).tolist() == want.tolist()
+    if len(z):
+        scores[len(z) // 2] = np.nan
+        assert zmot_native.top_items(scores, k) is None
+
+
+@needs_native
+@settings(max_examples=200, deadline=None)
+@given(
+    z=st.lists(st.sampled_from([-1.0, -0.0, 0.0, 2.0]) | st.floats(-4, 4), min_size=1, max_size=30),
+    logits=st.lists(
+        st.sampled_from([-0.0, 0.0, 60.0, -60.0, 50.0, float("nan")]) | st.floats(-80, 80),
+        max_size=30,
+    ),
+    data=st.data(),
+)
+def test_priced_natively_is_numpys_bit_for_bit(
+    z: list[float], logits: list[float], data: st.DataObject
+) -> None:
+    """``HybridScorer.priced`` with ``zmot_native.priced`` (around numpy's ``exp`` and
+    reductions) and without it: the same scores and propensities, bit for bit (NaN, -0.0 and
+    logits past the clip included), candidates outside the model (-1) among them."""
+    model, tables = random_world(3)
+    n = len(z)
+    positions = data.draw(st.permutations(list(range(n))))
+    at = [p if data.draw(st.booleans()) else -1 for p in positions[: len(logits)]]
+    at += [-1] * (len(logits) - len(at))
+    known = [i for i, a in enumerate(at) if a >= 0]
+    rows = np.zeros((len(at), len(FEATURES)))
+    scorer = HybridScorer(model, tables, purchase_exclusion_s=0.0)
+    # logits through the ranker: coefficient 1 on one signal, 0 elsewhere, no offset
+    tables.weights = np.zeros(len(FEATURES))
+    tables.weights[0] = 1.0
+    tables.spread = np.ones(len(FEATURES))
+    tables.offset = 0.0
+    rows[:, 0] = logits
+    profile = Profile(weights={}, landmark=NOW, last_ts=NOW, n_events=0)
+    args = (np.array(z), np.array(at, dtype=np.intp), rows, profile, NOW)
+    native = scorer.priced(*args)
+    saved = hybrid.NATIVE
+    try:
+        hybrid.NATIVE = None
+        numpy_ = scorer.priced(*args)
+    finally:
+        hybrid.NATIVE = saved
+    assert native[0].tobytes() == numpy_[0].tobytes()
+    assert native[1].tobytes() == numpy_[1].tobytes()
+    assert len(known) <= n
