@@ -151,6 +151,18 @@ def reasons_of_lifts(
             continue
         if what == REASON:
             reasons.append(text)
+    return _with_search(reasons, search_slot, searched, token_order, lang)
+
+
+def _with_search(
+    reasons: list[str],
+    search_slot: int | None,
+    searched: list[str],
+    token_order: Mapping[str, int] | None,
+    lang: str,
+) -> list[str]:
+    """The reasons with the search's slot filled by the searched tokens in the profile's order
+    (or dropped when no token was met), empty ones out, at most :data:`MAX_REASONS`."""
     if search_slot is not None:
         if searched:
             _in_search_order(searched, token_order)
@@ -183,15 +195,9 @@ def picked_reasons(
     tokens met, in the order met (``per_feature``: each row feature's
     :func:`feature_reason`)."""
     reasons = [per_feature[j][1] if j >= 0 else "" for j in picked]
-    if -1 in picked:
-        search_slot = picked.index(-1)
-        searched = [per_feature[j][1] for j in tokens]
-        if searched:
-            _in_search_order(searched, token_order)
-            reasons[search_slot] = say(lang, "searched", q=" ".join(searched))
-        else:
-            del reasons[search_slot]
-    return [r for r in reasons if r][:MAX_REASONS]
+    search_slot = picked.index(-1) if -1 in picked else None
+    searched = [per_feature[j][1] for j in tokens]
+    return _with_search(reasons, search_slot, searched, token_order, lang)
 
 
 def reasons_from(
@@ -237,11 +243,4 @@ def reasons_from(
                 reasons.append(say(lang, "bought_item", item=_label(what, catalog)))
             else:
                 reasons.append(say(lang, "bought_cat", cat=what))
-    if search_slot is not None:
-        if searched:
-            if token_order:
-                searched.sort(key=lambda t: token_order.get(t, len(token_order)))
-            reasons[search_slot] = say(lang, "searched", q=" ".join(searched))
-        else:
-            del reasons[search_slot]
-    return [r for r in reasons if r][:MAX_REASONS]
+    return _with_search(reasons, search_slot, searched, token_order, lang)
