@@ -646,19 +646,12 @@ def _candidate_rows_native(
     float, NaN, a name that is not UTF-8) are read in Python
     (:func:`_candidate_rows_native_read`)."""
     p = tables.params
-    u = universe(tables, model)
-    native = u.native or _native_of(tables, model)
-    if weights is None:
-        weights = profile.normalised()
-    if z is None and model is not None:
-        z = ItemScorer(model, purchase_exclusion_s=0.0).scores(profile, now)
+    u, native, weights, z, factor = _native_inputs(tables, model, profile, now, z, weights)
     held, touched, purchases = profile.weights, profile.touched, profile.purchases
     if type(weights) is not dict or type(held) is not dict:
         return _candidate_rows_native_read(tables, model, profile, now, z, weights)
     if type(touched) is not dict or type(purchases) is not dict:
         return _candidate_rows_native_read(tables, model, profile, now, z, weights)
-    landmark = profile.landmark
-    factor = 0.0 if landmark is None else 2.0 ** ((landmark - now) / tables.half_life_s)
     got = native.run_profile(
         weights,
         held,
@@ -680,6 +673,28 @@ def _candidate_rows_native(
     np.log1p(logs, out=logs)  # the columns _NATIVE_LOGS, apart: numpy's log1p, in one call
     native.place_logs(rows, logs)  # back in their columns, and hours_since_touch squared
     return picked, extra, at, rows, (own_rows, own_wl)
+
+
+def _native_inputs(
+    tables: HybridTables,
+    model: Model | None,
+    profile: Profile,
+    now: float,
+    z: F64 | None,
+    weights: Mapping[str, float] | None,
+) -> tuple[Universe, Any, Mapping[str, float], F64 | None, float]:
+    """What both native passes start from: the universe and its ``CandidatePass``, the
+    profile's normalised weights and the model's standardised scores (computed when the caller
+    has not), and the profile's decay factor from its landmark to ``now``."""
+    u = universe(tables, model)
+    native = u.native or _native_of(tables, model)
+    if weights is None:
+        weights = profile.normalised()
+    if z is None and model is not None:
+        z = ItemScorer(model, purchase_exclusion_s=0.0).scores(profile, now)
+    landmark = profile.landmark
+    factor = 0.0 if landmark is None else 2.0 ** ((landmark - now) / tables.half_life_s)
+    return u, native, weights, z, factor
 
 
 def _native_best(z: F64, k: int) -> I64:
@@ -705,16 +720,9 @@ def _candidate_rows_native_read(
     value is the numpy pass's, exactly). What served before the native pass read the dicts
     itself, kept for the dicts it does not take, and tested against it."""
     p = tables.params
-    u = universe(tables, model)
-    native = u.native or _native_of(tables, model)
-    if weights is None:
-        weights = profile.normalised()
-    if z is None and model is not None:
-        z = ItemScorer(model, purchase_exclusion_s=0.0).scores(profile, now)
+    u, native, weights, z, factor = _native_inputs(tables, model, profile, now, z, weights)
     read = _read_profile(tables, u, profile, weights)
     own, categories, recent = read.own, read.categories, read.recent
-    landmark = profile.landmark
-    factor = 0.0 if landmark is None else 2.0 ** ((landmark - now) / tables.half_life_s)
     held = profile.weights
     index, first_extra = u.index, read.first_extra
     purchases = [
