@@ -15,6 +15,11 @@ for spec in taobao:taobao-userbehavior-10k.csv rees46:rees46-2019-oct-sample.csv
   mkdir -p "$dir"
   "$zmot" import --format "$fmt" "$data/${spec#*:}" --out "$dir" --no-progress > "$dir/import.log" 2>&1
   "$zmot" evaluate --events "$dir/events.jsonl" --catalog "$dir/catalog.jsonl" --split-ratio 0.8 \
-    --k 10,20 --out "$dir/report" --json > "$dir/metrics.json" 2> "$dir/evaluate.log"
+    --k 10,20 --out "$dir/report" --json --dump-predictions "$dir/predictions.jsonl" \
+    > "$dir/metrics.json" 2> "$dir/evaluate.log"
 done
 .venv/bin/python benchmarks/eval_table.py "$out"/*/report/metrics.json
+# what a cap on the shopper's own items (placement max_seen) trades between any and new targets
+for dir in "$out"/*/; do
+  [ -f "$dir/predictions.jsonl" ] && .venv/bin/python benchmarks/new_frontier.py "$dir/predictions.jsonl"
+done

@@ -15,6 +15,8 @@ A YAML (or JSON) file maps placement names to their settings; every key is optio
         exploration: {share: 0}  # off
       new_for_you:
         exclude_seen: true       # never offer an item the shopper already touched
+      home:
+        max_seen: 2              # at most 2 of them (the best 2), the other slots new items
 
 A request without a placement, or with one the file does not name, gets :data:`DEFAULT`.
 """
@@ -46,6 +48,15 @@ class Placement:
     """Leave out the items the profile holds the shopper on (item features, remembered
     touches, purchases): a "new for you" slot. ``zmot evaluate``'s ``discover`` slice scores
     such lists."""
+    max_seen: int | None = None
+    """Offer at most this many of those items (the best by score; the rest stay out), so the
+    other slots go to items new to the shopper; None: no cap, 0: as ``exclude_seen``.
+    ``benchmarks/new_frontier.py`` shows what each value costs and gains on evaluated data."""
+
+    @property
+    def seen_cap(self) -> int | None:
+        """How many of the shopper's own items may be offered (None: any number)."""
+        return 0 if self.exclude_seen else self.max_seen
 
     def context_weight(self, group: str) -> float:
         return float(self.context_weights.get(group, self.context_weights.get("*", 1.0)))
@@ -75,10 +86,13 @@ class Placements:
         )
 
 
+FIELDS = frozenset({"k", "channels", "context_weights", "exploration", "exclude_seen", "max_seen"})
+
+
 def _placement(name: str, raw: Any, where: str) -> Placement:
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: placement {name!r} must be a mapping")
-    unknown = sorted(set(raw) - {"k", "channels", "context_weights", "exploration", "exclude_seen"})
+    unknown = sorted(set(raw) - FIELDS)
     if unknown:
         raise ConfigError(f"{where}: placement {name!r}: unknown field {unknown[0]!r}")
     k = raw.get("k")
@@ -107,6 +121,16 @@ def _placement(name: str, raw: Any, where: str) -> Placement:
     exclude_seen = raw.get("exclude_seen", False)
     if not isinstance(exclude_seen, bool):
         raise ConfigError(f"{where}: placement {name!r}: exclude_seen must be true or false")
+    max_seen = raw.get("max_seen")
+    if max_seen is not None and (
+        isinstance(max_seen, bool) or not isinstance(max_seen, int) or max_seen < 0
+    ):
+        raise ConfigError(f"{where}: placement {name!r}: max_seen must be a whole number >= 0")
+    if exclude_seen and max_seen:
+        raise ConfigError(
+            f"{where}: placement {name!r}: exclude_seen: true allows no seen item, "
+            f"max_seen: {max_seen} allows some: give one of them"
+        )
     return Placement(
         name=name,
         k=k,
@@ -114,6 +138,7 @@ def _placement(name: str, raw: Any, where: str) -> Placement:
         context_weights={str(g): float(v) for g, v in weights.items()},
         exploration=ExplorationPolicy(float(share), method, float(temperature)),
         exclude_seen=exclude_seen,
+        max_seen=max_seen,
     )
 
 

@@ -108,7 +108,9 @@ class Prediction:
     new: bool = False
     """The user had no item event on the target before this moment."""
     discover: dict[str, list[str]] | None = None
-    """With a new target: each method's list without the items the user already touched."""
+    """Each method's list without the items the user already touched (what a placement with
+    ``exclude_seen`` shows; every prediction carries it, so a dump can also mix the two lists,
+    as ``benchmarks/new_frontier.py`` does)."""
 
     def to_json(self) -> dict[str, Any]:
         out = {
@@ -353,8 +355,8 @@ def evaluate(
             profile = live.get(user)
             own: Mapping[str, None] = history.get(user, {})
             new = event.item_id not in own
-            # with a new target, deep enough that `depth` remain without the user's own items
-            deep = depth + len(own) if new else depth
+            # deep enough that `depth` remain without the user's own items
+            deep = depth + len(own)
             fallback = popularity.first(deep)
             full = {
                 "live": _names(scorer.top(profile, deep, now), items, fallback),
@@ -372,25 +374,21 @@ def evaluate(
             user_col.append(user_index.setdefault(user, len(user_index)))
             seen_col.append(n_seen[user])
             new_col.append(new)
-            fresh: dict[str, list[str]] | None = None
+            fresh = {m: [i for i in chosen if i not in own][:depth] for m, chosen in full.items()}
             if new:
-                fresh = {
-                    m: [item for item in chosen if item not in own][:depth]
-                    for m, chosen in full.items()
-                }
                 discover_rows.append([_rank(fresh[m], event.item_id) for m in methods])
             else:
                 discover_rows.append([-1] * len(methods))
             for method, chosen in lists.items():
                 for k in ks:
                     recommended[method][k].update(chosen[:k])
-                    if fresh is not None:
+                    if new:
                         recommended_new[method][k].update(chosen[:k])
                         recommended_discover[method][k].update(fresh[method][:k])
             if on_prediction is not None:
                 cut = max(ks)
                 shown = {m: chosen[:cut] for m, chosen in lists.items()}
-                found = None if fresh is None else {m: f[:cut] for m, f in fresh.items()}
+                found = {m: f[:cut] for m, f in fresh.items()}
                 on_prediction(Prediction(user, now, position, event.item_id, shown, new, found))
         profiler.apply(live.setdefault(user, Profile()), event)
         remember(event)

@@ -18,6 +18,7 @@ from recommender.core.arbitration.types import (
     Candidate,
     Exposure,
     FloatArray,
+    IntArray,
     OfferRequest,
     RatingLike,
 )
@@ -98,7 +99,7 @@ class Arbiter:
         if raw is None or profile is None:
             return self.fallback(profile, request, now, stage=stage)
         blended, propensity = self.scorer.score(raw, weights, profile, now)
-        blocked = self._blocked(profile, placement, now) | ~np.isfinite(blended)
+        blocked = self._blocked(profile, placement, now, blended)
         share, origin = self.priority.complement_share(profile, stage, request.context_item, now)
         short = self._shortlist(stage, placement, request, now, blended, blocked)
         short = short.keep(~(propensity[short.items] < cfg.relevance_floor))
@@ -109,7 +110,7 @@ class Arbiter:
             return finish([], False, stage, request, FLOOR_NOTE)
         priced = self.priority.price(short, propensity[short.items], placement, stage, share)
         chosen = fill_slots(
-            priced.order,
+            self._capped(priced.order, short.items, profile, placement),
             short.items,
             priced.priority,
             lambda j: self.priority.candidate(priced, j, blended),
@@ -143,11 +144,12 @@ class Arbiter:
         placement, k, stage = self._frame(profile, request, now, stage)
         weights = profile.normalised() if profile is not None else {}
         popularity = self.items.popularity
-        blocked = self._blocked(profile, placement, now)
+        blocked = self._blocked(profile, placement, now, popularity)
         short = self._shortlist(stage, placement, request, now, popularity, blocked)
         short = short.keep(self._allowed(short, weights, profile, now))
         cw = self.priority.context_weights(placement)[short.offers]
         order = np.lexsort((self.table.id_rank[short.offers], -popularity[short.items]))
+        order = self._capped(order, short.items, profile, placement)
 
         def candidate(j: int) -> Candidate:
             index = int(short.items[j])
@@ -193,13 +195,36 @@ class Arbiter:
             stage = stage_of(profile, now, cfg.smot_window_s, cfg.half_life_s)
         return placement, k, stage
 
-    def _blocked(self, profile: Profile | None, placement: Placement, now: float) -> BoolArray:
-        """Items not to offer: the rules' (recent purchases and their substitutes), and the
-        user's own items when the placement excludes them."""
+    def _blocked(
+        self, profile: Profile | None, placement: Placement, now: float, scores: FloatArray
+    ) -> BoolArray:
+        """Items not to offer: those without a finite score, the rules' (recent purchases and
+        their substitutes), and the user's own items when the placement allows none of them
+        (``exclude_seen``, ``max_seen: 0``; a higher ``max_seen`` is :meth:`_capped`)."""
         blocked = self.rules.blocked(profile, now)
-        if placement.exclude_seen:
+        blocked |= ~np.isfinite(scores)
+        if placement.seen_cap == 0:
             blocked |= self.rules.seen(profile)
         return blocked
+
+    def _capped(
+        self, order: IntArray, items: IntArray, profile: Profile | None, placement: Placement
+    ) -> IntArray:
+        """``order`` (best first) without the offers of the user's own items after the first
+        ``max_seen`` of them: the other slots go to items new to the user."""
+        cap = placement.seen_cap
+        if not cap:  # no cap, or none allowed (blocked already)
+            return order
+        ranked = items[order]
+        at = np.flatnonzero(self.rules.seen(profile)[ranked])
+        if len(at) <= cap:
+            return order
+        rank: dict[int, int] = {}  # a seen item's place among the seen items in ``order``
+        keep = np.ones(len(order), dtype=bool)
+        for pos in at.tolist():
+            if rank.setdefault(int(ranked[pos]), len(rank)) >= cap:
+                keep[pos] = False
+        return order[keep]
 
     def _shortlist(
         self,

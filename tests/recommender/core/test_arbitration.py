@@ -186,6 +186,41 @@ def test_a_placement_that_excludes_seen_items_offers_only_what_the_shopper_has_n
     assert popular.fallback and ids(popular) == ["o-tv-1", "o-mount-1"]
 
 
+def test_a_placement_with_max_seen_offers_at_most_that_many_seen_items_the_best_first() -> None:
+    placements = {
+        "one": {"max_seen": 1},
+        "none": {"max_seen": 0},
+        "many": {"max_seen": 5},
+        "fresh": {"exclude_seen": True},
+    }
+    a = arbiter(one_per_item(), placements=placements)
+    seen = {"tv-1": NOW - 60}
+    user = profile({**TV, "item:tv-2": 0.5}, touched=seen, purchases={"mount-2": NOW - 3e6})
+    held = {"o-tv-1", "o-tv-2", "o-mount-2"}
+
+    def decide(placement: str | None) -> list[str]:
+        return ids(a.decide(user, OfferRequest(k=3, same_category=True, placement=placement), NOW))
+
+    plain, fresh = decide(None), decide("fresh")
+    assert len(held & set(plain)) == 2  # the two TVs lead the uncapped list
+    first_seen = next(o for o in plain if o in held)
+    one = decide("one")
+    assert [o for o in one if o in held] == [first_seen]  # the best seen item stays
+    assert [o for o in one if o not in held] == fresh[:2]  # the rest: the best new ones
+    assert decide("none") == fresh  # 0 is exclude_seen
+    assert decide("many") == plain  # a cap above what the shopper holds changes nothing
+    # the popular list of a shopper the model knows nothing of is capped the same way
+    floor = {"relevance_floor": 0.05, "floor_fallback": True}
+    a = arbiter(one_per_item(), placements=placements, **floor)
+    popular = a.decide(profile({"q:weak": 0.2}), OfferRequest(k=3), NOW)
+    assert popular.fallback
+    top2 = {o.offer.item_id: NOW - 60 for o in popular.offers[:2]}
+    weak = profile({"q:weak": 0.2}, touched=top2)
+    capped = a.decide(weak, OfferRequest(k=3, placement="one"), NOW)
+    assert capped.fallback and ids(capped)[0] == ids(popular)[0]
+    assert sum(o.offer.item_id in top2 for o in capped.offers) == 1 and len(capped.offers) == 3
+
+
 def test_context_item_weighs_its_learned_complements() -> None:
     request = OfferRequest(k=3, context_item="tv-2", debug=True)
     decision = arbiter(one_per_item()).decide(profile({"q:tv": 1.0}), request, NOW)

@@ -122,6 +122,17 @@ def test_placements_file(tmp_path: Path) -> None:
     path.write_text("placements:\n  fresh: {exclude_seen: 'yes'}\n")
     with pytest.raises(ConfigError, match="exclude_seen must be true or false"):
         load_placements(path)
+    assert placements.get("ad").max_seen is None and placements.get("ad").seen_cap is None
+    path.write_text("placements:\n  home: {max_seen: 2}\n  fresh: {exclude_seen: true}\n")
+    assert load_placements(path).get("home").seen_cap == 2
+    assert load_placements(path).get("fresh").seen_cap == 0
+    for bad in ("-1", "two", "true", "1.5"):
+        path.write_text(f"placements:\n  home: {{max_seen: {bad}}}\n")
+        with pytest.raises(ConfigError, match="max_seen must be a whole number >= 0"):
+            load_placements(path)
+    path.write_text("placements:\n  home: {exclude_seen: true, max_seen: 2}\n")
+    with pytest.raises(ConfigError, match="give one of them"):
+        load_placements(path)
 
 
 H = 3600.0

@@ -197,7 +197,12 @@ def test_discover_ranks_new_targets_in_the_lists_without_the_users_own_items() -
         assert rank == (kept.index(p.target) if p.target in kept else -1)
         assert p.discover is not None and p.discover["fixed"] == kept[:10]
         assert not own & set(p.discover["live"])  # the live list, filtered too
-    assert all(p.discover is None for p in dumped if not p.new)
+    for p in dumped:  # every prediction carries the filtered lists, not only new targets
+        own = {e.item_id for e in events if e.user_id == p.user_id and (e.ts or 0.0) < p.ts}
+        assert (
+            p.discover is not None
+            and p.discover["fixed"] == [i for i in fixed if i not in own][:10]
+        )
     # leaving the user's own items out moves new targets up (or keeps them): never down
     new_ranks = result.only_new().ranks[:, column]
     moved = discover.ranks[:, column]
