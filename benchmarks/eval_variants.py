@@ -11,8 +11,10 @@ differently from the same sources, none of which any choice was made on:
 
 Each variant is imported (``zmot import``) and evaluated with defaults (``zmot evaluate``,
 time split 0.8, HR@10 and MRR@10); the table gives ``live``, ``recent`` and the neighbourhood
-baselines (HR@10 / MRR@10), and ``live`` minus ``recent`` on HR@10 with the report's paired
-95% bootstrap interval over users.
+baselines (HR@10 / MRR@10), ``live`` minus ``recent`` on HR@10 with the report's paired
+95% bootstrap interval over users, and the placement caps ``max_seen`` whose ``live`` list
+clears issue 9's bars on every target and on new items at once (``benchmarks/new_frontier.py``
+on the evaluation's dump).
 
     python benchmarks/eval_variants.py [--out .zmot/eval-variants] [--seed 1]
         [--data DIR]   (default: $ZMOT_SHARED_DATA, else ../shared/data)
@@ -34,6 +36,7 @@ if str(ROOT) not in sys.path:
 
 from benchmarks.bench_api import zmot  # noqa: E402
 from benchmarks.common import say  # noqa: E402
+from benchmarks.new_frontier import frontier, load  # noqa: E402
 
 TAOBAO = "taobao-userbehavior-10k.csv"
 DIGINETICA = "diginetica-train-item-views-sample.csv"
@@ -104,8 +107,8 @@ def figures(report: Path) -> dict[str, object]:
 def table(rows: Sequence[tuple[str, int, dict[str, object]]]) -> list[str]:
     lines = [
         "| variant | rows | test users / predictions | live HR@10 / MRR@10 | recent | covisit "
-        "| session_knn | live - recent, HR@10 [paired 95%] |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| session_knn | live - recent, HR@10 [paired 95%] | max_seen clearing any and new |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for name, n_rows, f in rows:
         m = f["methods"]
@@ -118,7 +121,7 @@ def table(rows: Sequence[tuple[str, int, dict[str, object]]]) -> list[str]:
         lines.append(
             f"| {name} | {n_rows:,} | {f['users']:,} / {f['n']:,} | {pair('live')} | "
             f"{pair('recent')} | {pair('covisit')} | {pair('session_knn')} | "
-            f"{d:+.3f} [{low:+.3f}, {high:+.3f}] |"
+            f"{d:+.3f} [{low:+.3f}, {high:+.3f}] | {f['clearing']} |"
         )
     return lines
 
@@ -143,9 +146,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         zmot(
             "evaluate", "--events", str(work / "events.jsonl"),
             "--catalog", str(work / "catalog.jsonl"), "--split-ratio", "0.8", "--k", "10",
-            "--out", str(work / "report"),
+            "--out", str(work / "report"), "--dump-predictions", str(work / "predictions.jsonl"),
         )  # fmt: skip
-        rows.append((name, n_rows, figures(work / "report" / "metrics.json")))
+        found = figures(work / "report" / "metrics.json")
+        clearing = frontier(load(work / "predictions.jsonl")).clearing()
+        found["clearing"] = ", ".join(map(str, clearing)) or "none"
+        rows.append((name, n_rows, found))
     say("\n".join(table(rows)))
 
 

@@ -128,6 +128,58 @@ class Bootstrap:
         return Figure(float(values[mask].mean()) if mask.any() else 0.0, float(low), float(high))
 
 
+CELLS = ("hr any", "mrr any", "hr new", "mrr new")
+MARKS = {(True, True): "yes", (True, False): "any only", (False, True): "new only"}
+
+
+@dataclass(frozen=True)
+class Frontier:
+    """The baselines' figures and the capped lists' (``caps[m]``), each with its mark."""
+
+    baselines: dict[str, dict[str, Figure]]
+    caps: dict[int, dict[str, Figure]]
+    marks: dict[int, str]
+
+    def clearing(self) -> list[int]:
+        """The caps whose list clears both bars."""
+        return [m for m, mark in self.marks.items() if mark == "yes"]
+
+
+def frontier(
+    rows: Sequence[Row], k: int = 10, method: str = "live", rounds: int = 1000
+) -> Frontier:
+    """Every cap's list of ``method`` measured against the bars (see the module docstring)."""
+    new = np.array([r.new for r in rows])
+    every = np.ones(len(rows), dtype=bool)
+    boot = Bootstrap([r.user for r in rows], rounds)
+
+    def figures(lists: Sequence[Sequence[str]]) -> dict[str, Figure]:
+        rr = reciprocal_ranks(rows, lists, k)
+        hit = (rr > 0).astype(float)
+        masks = (every, every, new, new)
+        return {
+            c: boot.mean(hit if c.startswith("hr") else rr, m)
+            for c, m in zip(CELLS, masks, strict=True)
+        }
+
+    baselines: dict[str, dict[str, Figure]] = {}
+    for name in dict.fromkeys((*ANY_BARS, *NEW_BARS)):
+        if name in rows[0].lists:
+            baselines[name] = figures([r.lists[name] for r in rows])
+
+    def bar(names: Sequence[str], cell: str) -> float:
+        return max((baselines[b][cell].value for b in names if b in baselines), default=0.0)
+
+    caps: dict[int, dict[str, Figure]] = {}
+    marks: dict[int, str] = {}
+    for m in range(k, -1, -1):
+        fig = caps[m] = figures([capped(r.lists[method], r.discover[method], m, k) for r in rows])
+        ok_any = all(fig[c].value >= bar(ANY_BARS, c) for c in CELLS[:2])
+        ok_new = all(fig[c].value > bar(NEW_BARS, c) for c in CELLS[2:])
+        marks[m] = MARKS.get((ok_any, ok_new), "no")
+    return Frontier(baselines, caps, marks)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("dump", type=Path, help="zmot evaluate --dump-predictions file")
@@ -139,50 +191,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not rows:
         raise SystemExit(f"{args.dump}: no predictions")
     k = args.k
-    new = np.array([r.new for r in rows])
-    every = np.ones(len(rows), dtype=bool)
-    boot = Bootstrap([r.user for r in rows], args.rounds)
-
-    def figures(lists: Sequence[Sequence[str]]) -> dict[str, Figure]:
-        rr = reciprocal_ranks(rows, lists, k)
-        hit = (rr > 0).astype(float)
-        return {
-            "hr any": boot.mean(hit, every),
-            "mrr any": boot.mean(rr, every),
-            "hr new": boot.mean(hit, new),
-            "mrr new": boot.mean(rr, new),
-        }
-
-    table: dict[str, dict[str, Figure]] = {}
-    for method in dict.fromkeys((*ANY_BARS, *NEW_BARS)):
-        if method in rows[0].lists:
-            table[method] = figures([r.lists[method] for r in rows])
-    bar_any = {
-        m: max(table[b][m].value for b in ANY_BARS if b in table) for m in ("hr any", "mrr any")
-    }
-    bar_new = {
-        m: max(table[b][m].value for b in NEW_BARS if b in table) for m in ("hr new", "mrr new")
-    }
+    found = frontier(rows, k, args.method, args.rounds)
     lines = [
-        f"{args.dump}: {len(rows):,} predictions, {int(new.sum()):,} on new items, "
-        f"{len(set(boot.user.tolist())):,} users; '{args.method}' capped at m own items",
+        f"{args.dump}: {len(rows):,} predictions, {sum(r.new for r in rows):,} on new items, "
+        f"{len({r.user for r in rows}):,} users; '{args.method}' capped at m own items",
         "",
         f"| list | HR@{k} any | MRR@{k} any | HR@{k} new | MRR@{k} new | clears both |",
         "|---|---:|---:|---:|---:|:---:|",
     ]
-    cells = ("hr any", "mrr any", "hr new", "mrr new")
-    for method, fig in table.items():
-        lines.append(f"| {method} | " + " | ".join(str(fig[c]) for c in cells) + " | |")
-    for m in range(k, -1, -1):
-        lists = [capped(r.lists[args.method], r.discover[args.method], m, k) for r in rows]
-        fig = figures(lists)
-        ok_any = all(fig[c].value >= bar_any[c] for c in bar_any)
-        ok_new = all(fig[c].value > bar_new[c] for c in bar_new)
+    for name, fig in found.baselines.items():
+        lines.append(f"| {name} | " + " | ".join(str(fig[c]) for c in CELLS) + " | |")
+    for m, fig in found.caps.items():
         name = f"{args.method}, max_seen {m}" + (" (default)" if m == k else "")
         name += " (exclude_seen)" if m == 0 else ""
-        mark = {(True, True): "yes", (True, False): "any only", (False, True): "new only"}
-        row = " | ".join(str(fig[c]) for c in cells)
-        lines.append(f"| {name} | {row} | {mark.get((ok_any, ok_new), 'no')} |")
+        row = " | ".join(str(fig[c]) for c in CELLS)
+        lines.append(f"| {name} | {row} | {found.marks[m]} |")
     sys.stdout.write("\n".join(lines) + "\n")
     return 0
 
