@@ -16,7 +16,7 @@ A YAML (or JSON) file maps placement names to their settings; every key is optio
       new_for_you:
         exclude_seen: true       # never offer an item the shopper already touched
       home:
-        max_seen: 2              # at most 2 of them (the best 2), the other slots new items
+        max_seen: 2              # at most 2 of them (the first 2), the other slots new items
 
 A request without a placement, or with one the file does not name, gets :data:`DEFAULT`.
 """
@@ -49,8 +49,9 @@ class Placement:
     touches, purchases): a "new for you" slot. ``zmot evaluate``'s ``discover`` slice scores
     such lists."""
     max_seen: int | None = None
-    """Offer at most this many of those items (the best by score; the rest stay out), so the
-    other slots go to items new to the shopper; None: no cap, 0: as ``exclude_seen``.
+    """Offer at most this many of those items (the first ones in the placement's order; the
+    rest stay out), so the other slots go to items new to the shopper; None: no cap, 0: as
+    ``exclude_seen``.
     ``benchmarks/new_frontier.py`` shows what each value costs and gains on evaluated data."""
 
     @property
