@@ -40,6 +40,15 @@ UserRow = tuple[npt.NDArray[np.intp], F32]
 """A profile as the model reads it: known feature indices and their L1-normalised weights."""
 
 
+def _native_user_row() -> Any:
+    """``zmot_native.user_row`` when the native module serves
+    (:data:`recommender.core.hybrid.NATIVE`, read at each call: ``ZMOT_NATIVE=0`` and tests
+    turn it off), else None."""
+    from recommender.core import hybrid  # hybrid imports this module
+
+    return getattr(hybrid.NATIVE, "user_row", None)
+
+
 @dataclass
 class Model:
     """Embeddings of profile features and vectors of items, with their vocabularies."""
@@ -85,7 +94,21 @@ class Model:
 
     # --- scoring --------------------------------------------------------------------------
     def user_row(self, weights: Mapping[str, float]) -> UserRow | None:
-        """Indices and L1-normalised weights of the known features, or None if none is known."""
+        """Indices and L1-normalised weights of the known features, or None if none is known.
+
+        ``zmot_native.user_row`` computes it when the native module serves (one call instead
+        of a comprehension, a ``zip``, two arrays built from tuples and three numpy calls;
+        numpy's pairwise sum, the same floats), else :meth:`user_row_python`, the reference."""
+        native = _native_user_row()
+        if native is None or type(weights) is not dict:
+            return self.user_row_python(weights)
+        found: UserRow | None = native(weights, self.feature_index)
+        if found is None:  # a weight that is not a float: Python compares it
+            return self.user_row_python(weights)
+        return found if len(found[0]) else None
+
+    def user_row_python(self, weights: Mapping[str, float]) -> UserRow | None:
+        """:meth:`user_row` in Python and numpy alone (the reference of the native path)."""
         index = self.feature_index
         known = [(i, w) for n, w in weights.items() if w > 0.0 and (i := index.get(n)) is not None]
         if not known:

@@ -14,6 +14,9 @@ def priced(
     logit: npt.NDArray[np.float64],
     e: npt.NDArray[np.float64],
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]: ...
+def user_row(
+    weights: dict[str, float], index: dict[str, int]
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float32]] | None: ...
 def top_items(z: npt.NDArray[np.float64], k: int) -> npt.NDArray[np.int64] | None: ...
 def pick_reasons(
     terms: npt.NDArray[np.float32], what: bytes, max_reasons: int

@@ -1124,6 +1124,80 @@ fn pick_reasons(
     Ok((reasons, searched))
 }
 
+/// A user row (model.py's `Model.user_row`): feature indices and L1-normalised weights.
+type UserRow<'py> = (Bound<'py, PyArray1<isize>>, Bound<'py, PyArray1<f32>>);
+
+/// numpy's `np.add.reduce` of a contiguous float64 array: pairwise summation, blocks of up to
+/// 128 summed in eight interleaved partial sums (numpy's `pairwise_sum`), so the same float.
+fn numpy_sum(a: &[f64]) -> f64 {
+    let n = a.len();
+    if n < 8 {
+        let mut res = 0.0;
+        for &x in a {
+            res += x;
+        }
+        res
+    } else if n <= 128 {
+        let mut r = [0.0f64; 8];
+        r.copy_from_slice(&a[..8]);
+        let mut i = 8;
+        while i < n - (n % 8) {
+            for j in 0..8 {
+                r[j] += a[i + j];
+            }
+            i += 8;
+        }
+        let mut res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+        while i < n {
+            res += a[i];
+            i += 1;
+        }
+        res
+    } else {
+        let mut n2 = n / 2;
+        n2 -= n2 % 8;
+        numpy_sum(&a[..n2]) + numpy_sum(&a[n2..])
+    }
+}
+
+/// `Model.user_row` (recommender/core/model.py) of a profile's `weights`: the index
+/// (`index[name]`) and weight of every feature with a weight above 0.0 that `index` holds, in
+/// the dict's order, the weights divided by their sum (numpy's) and rounded to float32, as
+/// `(vals / vals.sum()).astype(np.float32)`; empty arrays when none is known. None when a
+/// weight is not a Python float (the comparison is then Python's) or an index value not an
+/// integer: model.py reads those itself.
+#[pyfunction]
+fn user_row<'py>(
+    py: Python<'py>,
+    weights: &Bound<'py, PyDict>,
+    index: &Bound<'py, PyDict>,
+) -> PyResult<Option<UserRow<'py>>> {
+    let mut idx: Vec<isize> = Vec::with_capacity(weights.len());
+    let mut vals: Vec<f64> = Vec::with_capacity(weights.len());
+    for (name, weight) in weights.iter() {
+        let Ok(w) = weight.cast_exact::<PyFloat>() else {
+            return Ok(None);
+        };
+        let w = w.value();
+        if !(w > 0.0) {
+            continue; // NaN too, as Python's `w > 0.0`
+        }
+        if let Some(i) = index.get_item(&name)? {
+            if i.is_none() {
+                continue;
+            }
+            let Ok(i) = i.extract::<isize>() else {
+                return Ok(None);
+            };
+            idx.push(i);
+            vals.push(w);
+        }
+    }
+    let total = numpy_sum(&vals);
+    let row: Vec<f32> = vals.iter().map(|&v| (v / total) as f32).collect();
+    Ok(Some((PyArray1::from_vec(py, idx), PyArray1::from_vec(py, row))))
+}
+
 #[pymodule]
 fn zmot_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<CandidatePass>()?;
@@ -1131,6 +1205,7 @@ fn zmot_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(top_items, m)?)?;
     m.add_function(wrap_pyfunction!(neg_clipped, m)?)?;
     m.add_function(wrap_pyfunction!(priced, m)?)?;
+    m.add_function(wrap_pyfunction!(user_row, m)?)?;
     m.add("FEATURES", FEATURES.to_vec())?;
     Ok(())
 }
