@@ -115,7 +115,7 @@ from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import repeat
 from string import Template
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -537,6 +537,40 @@ def profile_to_compact(profile: Profile, vocab: VocabularyView, level: int = 0) 
 
 
 def _unpack_compact(payload: bytes, vocab: VocabularyView | None, base: int) -> Profile:
+    """A compact payload's profile: ``zmot_native.unpack_compact`` when the native module
+    serves and takes the value (one call instead of a dozen ``struct`` reads and the dict
+    building), else :func:`_unpack_compact_python`, the reference, which also raises for
+    whatever the native one declines."""
+    native = _native_unpack()
+    if native is not None:
+        fields = native(payload, None if vocab is None else vocab.names, base)
+        if fields is not None:
+            weights, landmark, last_ts, n_events, purchases, touched, seen, shown, dismissed = (
+                fields
+            )
+            return Profile(
+                weights=weights,
+                landmark=landmark,
+                last_ts=last_ts,
+                n_events=n_events,
+                purchases=purchases,
+                touched=touched,
+                shown=shown,
+                dismissed=dismissed,
+                seen=seen,
+            )
+    return _unpack_compact_python(payload, vocab, base)
+
+
+def _native_unpack() -> Any:
+    """``zmot_native.unpack_compact`` when the native module serves
+    (:data:`recommender.core.hybrid.NATIVE`, read at each call), else None."""
+    from recommender.core import hybrid  # core's native loader; hybrid needs no adapter
+
+    return getattr(hybrid.NATIVE, "unpack_compact", None)
+
+
+def _unpack_compact_python(payload: bytes, vocab: VocabularyView | None, base: int) -> Profile:
     flags, widths, landmark, last_ts, n_events = _C_HEADER.unpack_from(payload)
     at = _C_HEADER.size
     counts_struct = _counts_struct(flags)
