@@ -36,7 +36,7 @@ from recommender.adapters.codec import (
     privacy_from_values,
     profile_key,
 )
-from recommender.adapters.keys import decision_key, decisions_key
+from recommender.adapters.keys import decision_key, decisions_key, prefix_of_profile_key
 from recommender.adapters.redis_client import RedisClient, client_for, close, is_cluster
 from recommender.adapters.redis_mux import MuxConnection
 from recommender.adapters.redis_store import (
@@ -88,6 +88,9 @@ class PrivacyStore:
         self.mux = mux
         self.prefix = prefix
         self.profile_prefix = prefix if profile_prefix is None else profile_prefix
+        # every profile key of a prefix names the same vocabulary (the regex's first match
+        # lies in the prefix, or is the key's own "profile:{tag}"): found once, not per read
+        self._vocab_prefix = prefix_of_profile_key(profile_key(self.profile_prefix, "-"))
         self.also_delete = also_delete
 
     def _profile(self, user_id: str) -> str:
@@ -137,7 +140,9 @@ class PrivacyStore:
             results = await self._pipelined(user_ids, keys, with_links, together)
         if together:
             values, existing, *results = results
-            profiles = await decode_profiles(self.client, keys, values, existing)
+            profiles = await decode_profiles(
+                self.client, keys, values, existing, prefix=self._vocab_prefix
+            )
         else:
             profiles = await read_profiles(self.client, keys)
         states = [privacy_from_values(e, c) for e, c in results[0::per_user]]
