@@ -1512,6 +1512,66 @@ fn unpack_compact<'py>(
     Ok(Some(fields.into_pyobject(py)?))
 }
 
+/// An item score array and its standardised form.
+type Centred<'py> = (Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>);
+
+/// scoring.py's `_centred` of the model's raw scores and the standardised scores
+/// `_blend_centred` makes of them (before its boosts): `x = raw.astype(float64); x -= x.mean()`,
+/// then `x / x.std()` when the spread is above 0, else a copy of `x`; numpy's pairwise sums,
+/// so the same floats.
+#[pyfunction]
+fn centred_scores<'py>(py: Python<'py>, raw: PyReadonlyArray1<'py, f32>) -> PyResult<Centred<'py>> {
+    let raw = raw.as_array();
+    let x: Vec<f64> = raw.iter().map(|&v| f64::from(v)).collect();
+    let n = x.len() as f64;
+    let mean = numpy_sum(&x) / n;
+    let centred: Vec<f64> = x.iter().map(|&v| v - mean).collect();
+    let again = numpy_sum(&centred) / n;
+    let squares: Vec<f64> = centred
+        .iter()
+        .map(|&v| {
+            let d = v - again;
+            d * d
+        })
+        .collect();
+    let spread = (numpy_sum(&squares) / n).sqrt();
+    let scores: Vec<f64> = if spread > 0.0 {
+        centred.iter().map(|&v| v / spread).collect()
+    } else {
+        centred.clone()
+    };
+    Ok((
+        PyArray1::from_vec(py, centred),
+        PyArray1::from_vec(py, scores),
+    ))
+}
+
+/// calibration.py's `Calibration.probability` up to numpy's `exp`: `-clip(a * raw + c *
+/// recent + b, -50, 50)` with the same operations in the same order (NaN stays NaN, -0.0 is
+/// kept by the clip as numpy keeps it, then negated).
+#[pyfunction]
+fn calibration_exponent<'py>(
+    py: Python<'py>,
+    raw: PyReadonlyArray1<'py, f64>,
+    recent: PyReadonlyArray1<'py, f64>,
+    a: f64,
+    b: f64,
+    c: f64,
+) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    let (raw, recent) = (raw.as_array(), recent.as_array());
+    if raw.len() != recent.len() {
+        return Err(PyValueError::new_err(
+            "scores and recent weights differ in length",
+        ));
+    }
+    let out: Vec<f64> = raw
+        .iter()
+        .zip(recent.iter())
+        .map(|(&x, &r)| -(((x * a) + (c * r)) + b).clamp(-50.0, 50.0))
+        .collect();
+    Ok(PyArray1::from_vec(py, out))
+}
+
 #[pymodule]
 fn zmot_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<CandidatePass>()?;
@@ -1521,6 +1581,8 @@ fn zmot_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(priced, m)?)?;
     m.add_function(wrap_pyfunction!(user_row, m)?)?;
     m.add_function(wrap_pyfunction!(unpack_compact, m)?)?;
+    m.add_function(wrap_pyfunction!(centred_scores, m)?)?;
+    m.add_function(wrap_pyfunction!(calibration_exponent, m)?)?;
     m.add("FEATURES", FEATURES.to_vec())?;
     Ok(())
 }
