@@ -115,7 +115,7 @@ from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import repeat
 from string import Template
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -127,6 +127,7 @@ from recommender.adapters.keys import links_key as links_key
 from recommender.adapters.keys import person_key as person_key
 from recommender.adapters.keys import profile_key as profile_key
 from recommender.core.feedback import CounterKey
+from recommender.core.native import native as native_function
 from recommender.core.privacy import PrivacyState
 from recommender.core.profile import Position, Profile, event_key
 
@@ -541,7 +542,7 @@ def _unpack_compact(payload: bytes, vocab: VocabularyView | None, base: int) -> 
     serves and takes the value (one call instead of a dozen ``struct`` reads and the dict
     building), else :func:`_unpack_compact_python`, the reference, which also raises for
     whatever the native one declines."""
-    native = _native_unpack()
+    native = native_function("unpack_compact")
     if native is not None:
         fields = native(payload, None if vocab is None else vocab.names, base)
         if fields is not None:
@@ -560,14 +561,6 @@ def _unpack_compact(payload: bytes, vocab: VocabularyView | None, base: int) -> 
                 seen=seen,
             )
     return _unpack_compact_python(payload, vocab, base)
-
-
-def _native_unpack() -> Any:
-    """``zmot_native.unpack_compact`` when the native module serves
-    (:data:`recommender.core.hybrid.NATIVE`, read at each call), else None."""
-    from recommender.core import hybrid  # core's native loader; hybrid needs no adapter
-
-    return getattr(hybrid.NATIVE, "unpack_compact", None)
 
 
 def _unpack_compact_python(payload: bytes, vocab: VocabularyView | None, base: int) -> Profile:

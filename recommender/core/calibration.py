@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from recommender.core.native import native as native_function
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class Calibration:
             return mixed
         # The same operations as above, in place on one array (this runs on every item of
         # every request); up to the exp in one call when zmot_native serves (the same floats).
-        native = _native_exponent()
+        native = native_function("calibration_exponent")
         if native is not None and raw.ndim == 1 and raw.shape == recent.shape:
             out: npt.NDArray[np.float64] = native(raw, recent, self.a, self.b, self.c)
         else:
@@ -78,11 +79,3 @@ class Calibration:
             fitted=bool(data.get("fitted", True)),
             n=int(data.get("n", 0)),  # type: ignore[call-overload]
         )
-
-
-def _native_exponent() -> Any:
-    """``zmot_native.calibration_exponent`` when the native module serves
-    (:data:`recommender.core.hybrid.NATIVE`, read at each call), else None."""
-    from recommender.core import hybrid  # hybrid imports the model, which imports this module
-
-    return getattr(hybrid.NATIVE, "calibration_exponent", None)

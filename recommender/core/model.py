@@ -29,6 +29,7 @@ import numpy.typing as npt
 from recommender.core.calibration import Calibration
 from recommender.core.errors import ModelError
 from recommender.core.features import FeatureConfig
+from recommender.core.native import native as native_function
 from recommender.core.profile import ProfileParams
 
 if TYPE_CHECKING:  # the hybrid module scores with Model: imported where it is used
@@ -38,15 +39,6 @@ FORMAT = "zmot-model/1"
 F32 = npt.NDArray[np.float32]
 UserRow = tuple[npt.NDArray[np.intp], F32]
 """A profile as the model reads it: known feature indices and their L1-normalised weights."""
-
-
-def _native_user_row() -> Any:
-    """``zmot_native.user_row`` when the native module serves
-    (:data:`recommender.core.hybrid.NATIVE`, read at each call: ``ZMOT_NATIVE=0`` and tests
-    turn it off), else None."""
-    from recommender.core import hybrid  # hybrid imports this module
-
-    return getattr(hybrid.NATIVE, "user_row", None)
 
 
 @dataclass
@@ -99,7 +91,7 @@ class Model:
         ``zmot_native.user_row`` computes it when the native module serves (one call instead
         of a comprehension, a ``zip``, two arrays built from tuples and three numpy calls;
         numpy's pairwise sum, the same floats), else :meth:`user_row_python`, the reference."""
-        native = _native_user_row()
+        native = native_function("user_row")
         if native is None or type(weights) is not dict:
             return self.user_row_python(weights)
         found: UserRow | None = native(weights, self.feature_index)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -12,6 +11,7 @@ import numpy.typing as npt
 from recommender.core.catalog import Item
 from recommender.core.features import item_weights
 from recommender.core.model import Model
+from recommender.core.native import native as native_function
 from recommender.core.profile import Profile
 
 F32 = npt.NDArray[np.float32]
@@ -209,19 +209,11 @@ def centred_scores(raw: npt.NDArray[np.float32]) -> tuple[F64, F64 | None]:
     module serves a 1-D float32 array, the standardised scores :meth:`ItemScorer.blend`
     starts from (centred / spread, else a copy): numpy's pairwise sums, the same floats, in one
     call instead of nine; else (``_centred(raw)``, None) and the blend computes them."""
-    native = _native("centred_scores")
+    native = native_function("centred_scores")
     if native is None or raw.dtype != np.float32 or raw.ndim != 1 or not len(raw):
         return _centred(raw), None
     centred, standard = native(raw)
     return centred, standard
-
-
-def _native(name: str) -> Any:
-    """``zmot_native``'s function ``name`` when the native module serves
-    (:data:`recommender.core.hybrid.NATIVE`, read at each call), else None."""
-    from recommender.core import hybrid  # hybrid imports this module
-
-    return getattr(hybrid.NATIVE, name, None)
 
 
 def _centred(raw: npt.NDArray[np.float32]) -> F64:

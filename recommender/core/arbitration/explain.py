@@ -13,6 +13,7 @@ from recommender.core.arbitration.table import ItemTable
 from recommender.core.arbitration.types import Candidate, OfferRequest, RatingLike
 from recommender.core.features import item_feature, token_positions
 from recommender.core.model import Model, UserRow
+from recommender.core.native import native as native_function
 from recommender.core.profile import Profile
 from recommender.core.reasons import (
     MAX_REASONS,
@@ -60,9 +61,7 @@ def new_decision_id() -> str:
 def _pick_reasons() -> Any:
     """``zmot_native.pick_reasons`` when the native module serves and has it, else None
     (:meth:`Explainer.reasons_many` walks the terms in Python: the same reasons)."""
-    from recommender.core import hybrid
-
-    return getattr(hybrid.NATIVE, "pick_reasons", None)
+    return native_function("pick_reasons")
 
 
 class Ask:
@@ -256,13 +255,16 @@ def with_ratings(
     """The decision with social proof ("rated 4.6 by 120 buyers") as the last reason of each
     offer whose item has at least ``min_ratings`` ratings."""
     out = []
+    proved = False
     for s in decision.offers:
         rating = ratings.get(s.offer.item_id)
         if rating is not None and rating.count >= min_ratings:
             proof = say(lang, "rating", mean=rating.mean, count=rating.count)
             s = replace(s, reasons=[*s.reasons[: MAX_REASONS - 1], proof])
+            proved = True
         out.append(s)
-    return replace(decision, offers=out)
+    # no offer with enough ratings: the decision as it was (a frozen copy of it otherwise)
+    return replace(decision, offers=out) if proved else decision
 
 
 def finish(
