@@ -95,6 +95,9 @@ class OfferTable:
             dtype=np.float64,
         )
         self.ruled = np.array([bool(o.eligibility) for o in offers], dtype=bool)
+        self.any_ruled = bool(self.ruled.any())
+        self.uncapped = ~(self.cap <= 0)
+        """Offers whose cap lets them be shown at all (``~(cap <= 0)``, NaN-proof as that)."""
         self.open_placements = np.array([not o.placements for o in offers], dtype=bool)
         self.open_channels = np.array([not o.channels for o in offers], dtype=bool)
         self.open_stages = np.array([not o.stages for o in offers], dtype=bool)
