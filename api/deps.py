@@ -86,12 +86,17 @@ def reject(status_code: int, detail: str | list[dict[str, Any]]) -> HTTPExceptio
 # dependency in a worker thread, a thread hop per dependency per request.
 
 
-async def get_services(request: Request) -> Services:
-    """The services of the running app (set by the lifespan)."""
-    services: Services | None = getattr(request.app.state, "services", None)
+def services_of(state: Any) -> Services:
+    """The services on an app's ``state`` (set by the lifespan), else a 503."""
+    services: Services | None = getattr(state, "services", None)
     if services is None:
         raise reject(503, "the API is starting or stopping; try again")
     return services
+
+
+async def get_services(request: Request) -> Services:
+    """The services of the running app (set by the lifespan)."""
+    return services_of(request.app.state)
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]

@@ -6,7 +6,8 @@ answer, see BENCHMARKS.md, issue 12). This route takes the requests whose query 
 well formed (each known parameter at most once, values obviously valid, see
 :func:`parse_offer_query`) and answers them with the same code as the FastAPI route
 (:func:`~api.routes.offers.answer_offers`), the same key check (:func:`~api.auth.require`) and
-the same serialisation of :class:`~api.schemas.NextBestOfferResponse`. Every other request
+the same serialisation of :class:`~api.schemas.NextBestOfferResponse`, sent as a bare ASGI
+app (no ``Request`` or ``Response`` object, no endpoint wrapper). Every other request
 (an unknown or repeated parameter, anything that might be invalid) does not match here and
 reaches the FastAPI route, whose validation and error bodies are thus unchanged; it also keeps
 the route in the OpenAPI document.
@@ -21,11 +22,11 @@ from typing import Any, get_args
 from urllib.parse import unquote_plus
 
 from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Match, Route
+from starlette.types import Receive, Scope, Send
 
-from api.auth import require
-from api.deps import get_services
+from api.auth import OPEN, require
+from api.deps import services_of
 from api.routes.offers import Channel, OfferQuery, answer_offers
 from api.schemas import NextBestOfferResponse
 
@@ -101,12 +102,31 @@ def parse_offer_query(query_string: bytes) -> OfferQuery | None:
     return OfferQuery(**fields)
 
 
-async def _next_best_offer(request: Request) -> Response:
-    services = await get_services(request)
-    caller = await _offers_reader(request)
-    query: OfferQuery = request.scope["zmot.offer_query"]
-    answer = await answer_offers(services, caller, query, request.headers.get("accept-language"))
-    return Response(_serialise(answer), media_type="application/json")
+def _header(scope: Scope, name: bytes) -> str | None:
+    """The first value of the header ``name`` (lower case), as ``Request.headers.get``."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+async def _next_best_offer(scope: Scope, receive: Receive, send: Send) -> None:
+    """The answer as an ASGI app: what ``Response(_serialise(answer), media_type=
+    "application/json")`` sends from a Starlette endpoint, without the ``Request`` and
+    ``Response`` objects and the endpoint wrapper (errors reach the app's exception handlers
+    through the router's). A ``Request`` is made only to check a key."""
+    state = scope["app"].state
+    services = services_of(state)
+    if state.access.keys is None:
+        caller = OPEN  # what the key check answers in open mode
+    else:
+        caller = await _offers_reader(Request(scope, receive, send))
+    query: OfferQuery = scope["zmot.offer_query"]
+    answer = await answer_offers(services, caller, query, _header(scope, b"accept-language"))
+    body = _serialise(answer)
+    headers = [(b"content-length", b"%d" % len(body)), (b"content-type", b"application/json")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _route_path(scope: Any) -> str:
@@ -123,6 +143,10 @@ class FastOffers(Route):
 
     def __init__(self) -> None:
         super().__init__(PATH, _next_best_offer, methods=["GET"], include_in_schema=False)
+        self.app = _next_best_offer  # an ASGI app (Route would wrap a function as an endpoint)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await _next_best_offer(scope, receive, send)  # matches() took GET only
 
     def matches(self, scope: Any) -> tuple[Match, dict[str, Any]]:
         if (

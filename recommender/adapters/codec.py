@@ -127,6 +127,7 @@ from recommender.adapters.keys import links_key as links_key
 from recommender.adapters.keys import person_key as person_key
 from recommender.adapters.keys import profile_key as profile_key
 from recommender.core.feedback import CounterKey
+from recommender.core.native import native as native_function
 from recommender.core.privacy import PrivacyState
 from recommender.core.profile import Position, Profile, event_key
 
@@ -537,6 +538,32 @@ def profile_to_compact(profile: Profile, vocab: VocabularyView, level: int = 0) 
 
 
 def _unpack_compact(payload: bytes, vocab: VocabularyView | None, base: int) -> Profile:
+    """A compact payload's profile: ``zmot_native.unpack_compact`` when the native module
+    serves and takes the value (one call instead of a dozen ``struct`` reads and the dict
+    building), else :func:`_unpack_compact_python`, the reference, which also raises for
+    whatever the native one declines."""
+    native = native_function("unpack_compact")
+    if native is not None:
+        fields = native(payload, None if vocab is None else vocab.names, base)
+        if fields is not None:
+            weights, landmark, last_ts, n_events, purchases, touched, seen, shown, dismissed = (
+                fields
+            )
+            return Profile(
+                weights=weights,
+                landmark=landmark,
+                last_ts=last_ts,
+                n_events=n_events,
+                purchases=purchases,
+                touched=touched,
+                shown=shown,
+                dismissed=dismissed,
+                seen=seen,
+            )
+    return _unpack_compact_python(payload, vocab, base)
+
+
+def _unpack_compact_python(payload: bytes, vocab: VocabularyView | None, base: int) -> Profile:
     flags, widths, landmark, last_ts, n_events = _C_HEADER.unpack_from(payload)
     at = _C_HEADER.size
     counts_struct = _counts_struct(flags)

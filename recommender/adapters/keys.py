@@ -79,8 +79,12 @@ def decisions_key(prefix: str, user_id: str) -> str:
     return f"{prefix}udec:{user_tag(user_id)}{user_id}"
 
 
+@lru_cache(maxsize=16384)
 def person_key(prefix: str, user_id: str) -> str:
-    """The Redis key of a person's privacy hash: keyed by the hash of the id, not the id."""
+    """The Redis key of a person's privacy hash: keyed by the hash of the id, not the id.
+
+    Cached as :func:`user_tag` is: every next-best-offer reads the person's hash (a SHA-256
+    and a format per request otherwise)."""
     digest = person_hash(user_id)
     return f"{prefix}person:{{{digest[:TAG_HEX]}}}{digest}"
 

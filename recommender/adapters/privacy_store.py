@@ -36,7 +36,7 @@ from recommender.adapters.codec import (
     privacy_from_values,
     profile_key,
 )
-from recommender.adapters.keys import decision_key, decisions_key
+from recommender.adapters.keys import decision_key, decisions_key, prefix_of_profile_key
 from recommender.adapters.redis_client import RedisClient, client_for, close, is_cluster
 from recommender.adapters.redis_mux import MuxConnection
 from recommender.adapters.redis_store import (
@@ -44,6 +44,7 @@ from recommender.adapters.redis_store import (
     queue_profile_reads,
     read_profiles,
 )
+from recommender.adapters.vocabulary import vocabulary
 from recommender.core.errors import ConfigError
 from recommender.core.events import Event
 from recommender.core.privacy import NO_STATE, PrivacyState, allowed_events
@@ -88,6 +89,13 @@ class PrivacyStore:
         self.mux = mux
         self.prefix = prefix
         self.profile_prefix = prefix if profile_prefix is None else profile_prefix
+        # Found once, not per read: whether the client is a cluster's (an isinstance through
+        # redis-py's protocol classes), and the vocabulary of the served profiles (every
+        # profile key of a prefix names the same one: the regex's first match lies in the
+        # prefix, or is the key's own "profile:{tag}").
+        self._together = not is_cluster(client)
+        prefix_of_profiles = prefix_of_profile_key(profile_key(self.profile_prefix, "-"))
+        self._vocab = vocabulary(client, prefix_of_profiles)
         self.also_delete = also_delete
 
     def _profile(self, user_id: str) -> str:
@@ -130,14 +138,14 @@ class PrivacyStore:
             return [], [], []
         per_user = 2 if with_links else 1
         keys = [self._profile(user_id) for user_id in user_ids]
-        together = not is_cluster(self.client)
+        together = self._together
         if together and self.mux is not None:
             results = await self.mux.execute(self._read_commands(user_ids, keys, with_links))
         else:
             results = await self._pipelined(user_ids, keys, with_links, together)
         if together:
             values, existing, *results = results
-            profiles = await decode_profiles(self.client, keys, values, existing)
+            profiles = await decode_profiles(self.client, keys, values, existing, vocab=self._vocab)
         else:
             profiles = await read_profiles(self.client, keys)
         states = [privacy_from_values(e, c) for e, c in results[0::per_user]]

@@ -197,9 +197,11 @@ async def decode_profiles(
     values: Sequence[bytes | None],
     existing: int,
     decode: Decoder | None = None,
+    vocab: Vocabulary | None = None,
 ) -> list[Profile | None]:
-    """The profiles from the replies of :func:`queue_profile_reads` (old hash forms read now)."""
-    found = await decode_values(client, keys, values, decode)
+    """The profiles from the replies of :func:`queue_profile_reads` (old hash forms read now;
+    ``vocab``: as for :func:`decode_values`)."""
+    found = await decode_values(client, keys, values, decode, vocab)
     if existing > len(keys) - found.count(None):
         missing = [i for i, v in enumerate(values) if v is None]
         for i, profile in zip(
@@ -214,13 +216,17 @@ async def decode_values(
     keys: Sequence[str],
     values: Sequence[bytes | None],
     decode: Decoder | None = None,
+    vocab: Vocabulary | None = None,
 ) -> list[Profile | None]:
     """Decode packed values of ``keys`` (None stays None); the vocabulary ids a compact
-    value names that this process has not met are loaded from Redis in one round trip."""
+    value names that this process has not met are loaded from Redis in one round trip.
+    ``vocab``: the keys' vocabulary (:func:`vocabulary` of ``client`` and the
+    :func:`prefix_of_profile_key` of every key), when the caller holds it."""
     first = next((k for k, v in zip(keys, values, strict=True) if v is not None), None)
     if first is None:
         return [None] * len(values)
-    vocab = vocabulary(client, prefix_of_profile_key(first))
+    if vocab is None:
+        vocab = vocabulary(client, prefix_of_profile_key(first))
     one = (lambda _k, v, w: profile_from_value(v, w)) if decode is None else decode
     out: list[Profile | None] = []
     retry: list[int] = []

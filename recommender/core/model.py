@@ -29,6 +29,7 @@ import numpy.typing as npt
 from recommender.core.calibration import Calibration
 from recommender.core.errors import ModelError
 from recommender.core.features import FeatureConfig
+from recommender.core.native import native as native_function
 from recommender.core.profile import ProfileParams
 
 if TYPE_CHECKING:  # the hybrid module scores with Model: imported where it is used
@@ -85,7 +86,21 @@ class Model:
 
     # --- scoring --------------------------------------------------------------------------
     def user_row(self, weights: Mapping[str, float]) -> UserRow | None:
-        """Indices and L1-normalised weights of the known features, or None if none is known."""
+        """Indices and L1-normalised weights of the known features, or None if none is known.
+
+        ``zmot_native.user_row`` computes it when the native module serves (one call instead
+        of a comprehension, a ``zip``, two arrays built from tuples and three numpy calls;
+        numpy's pairwise sum, the same floats), else :meth:`user_row_python`, the reference."""
+        native = native_function("user_row")
+        if native is None or type(weights) is not dict:
+            return self.user_row_python(weights)
+        found: UserRow | None = native(weights, self.feature_index)
+        if found is None:  # a weight that is not a float: Python compares it
+            return self.user_row_python(weights)
+        return found if len(found[0]) else None
+
+    def user_row_python(self, weights: Mapping[str, float]) -> UserRow | None:
+        """:meth:`user_row` in Python and numpy alone (the reference of the native path)."""
         index = self.feature_index
         known = [(i, w) for n, w in weights.items() if w > 0.0 and (i := index.get(n)) is not None]
         if not known:

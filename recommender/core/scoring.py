@@ -11,6 +11,7 @@ import numpy.typing as npt
 from recommender.core.catalog import Item
 from recommender.core.features import item_weights
 from recommender.core.model import Model
+from recommender.core.native import native as native_function
 from recommender.core.profile import Profile
 
 F32 = npt.NDArray[np.float32]
@@ -128,9 +129,9 @@ class ItemScorer:
     ) -> npt.NDArray[np.float64]:
         """:meth:`scores` from the model's raw scores for ``weights`` (the profile's
         normalised weights), for a caller that needs ``raw`` too and computes it once."""
-        centred = _centred(raw)
+        centred, standard = centred_scores(raw)
         seen = items_seen(weights, self.model.item_index) if self.recent_boost > 0.0 else None
-        return self._blend_centred(centred, seen, profile, now)
+        return self._blend_centred(centred, seen, profile, now, standard)
 
     def _blend_centred(
         self,
@@ -138,11 +139,17 @@ class ItemScorer:
         seen: list[tuple[int, float]] | None,
         profile: Profile,
         now: float,
+        standard: F64 | None = None,
     ) -> F64:
         """:meth:`blend` from the centred raw scores (:func:`_centred`, left unchanged) and
-        the profile's :func:`items_seen` (None when ``recent_boost`` is 0)."""
-        spread = _std(centred)
-        scores = centred / spread if spread > 0 else centred.copy()
+        the profile's :func:`items_seen` (None when ``recent_boost`` is 0); ``standard``: the
+        centred scores over their spread when :func:`centred_scores` gave them (boosted in
+        place)."""
+        if standard is not None:
+            scores = standard
+        else:
+            spread = _std(centred)
+            scores = centred / spread if spread > 0 else centred.copy()
         if seen:
             boost = self.recent_boost
             strongest = max(w for _, w in seen)
@@ -162,10 +169,10 @@ class ItemScorer:
         # Both centre the raw scores and read the profile's items: done once here, with the
         # same operations as blend() and propensities() (the same floats).
         model = self.model
-        centred = _centred(raw)
+        centred, standard = centred_scores(raw)
         seen = items_seen(weights, model.item_index)
         blended = self._blend_centred(
-            centred, seen if self.recent_boost > 0.0 else None, profile, now
+            centred, seen if self.recent_boost > 0.0 else None, profile, now, standard
         )
         recent = _relative(seen, len(model.item_ids))
         return blended, model.calibration.probability(centred, recent)
@@ -195,6 +202,18 @@ def propensities(
     recent = relative_item_weights(weights, model.item_index, len(model.item_ids))
     margin = _centred(raw)  # comparable across users: their bias term cancels
     return model.calibration.probability(margin, recent)
+
+
+def centred_scores(raw: npt.NDArray[np.float32]) -> tuple[F64, F64 | None]:
+    """:func:`_centred` of ``raw`` and, from ``zmot_native.centred_scores`` when the native
+    module serves a 1-D float32 array, the standardised scores :meth:`ItemScorer.blend`
+    starts from (centred / spread, else a copy): numpy's pairwise sums, the same floats, in one
+    call instead of nine; else (``_centred(raw)``, None) and the blend computes them."""
+    native = native_function("centred_scores")
+    if native is None or raw.dtype != np.float32 or raw.ndim != 1 or not len(raw):
+        return _centred(raw), None
+    centred, standard = native(raw)
+    return centred, standard
 
 
 def _centred(raw: npt.NDArray[np.float32]) -> F64:

@@ -1,5 +1,7 @@
 """Type stub of the ``zmot_native`` extension (``src/lib.rs``)."""
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
@@ -14,6 +16,18 @@ def priced(
     logit: npt.NDArray[np.float64],
     e: npt.NDArray[np.float64],
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]: ...
+def user_row(
+    weights: dict[str, float], index: dict[str, int]
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float32]] | None: ...
+def unpack_compact(
+    payload: bytes, names: dict[int, str] | None, base: int
+) -> tuple[Any, ...] | None: ...
+def centred_scores(
+    raw: npt.NDArray[np.float32],
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]: ...
+def calibration_exponent(
+    raw: npt.NDArray[np.float64], recent: npt.NDArray[np.float64], a: float, b: float, c: float
+) -> npt.NDArray[np.float64]: ...
 def top_items(z: npt.NDArray[np.float64], k: int) -> npt.NDArray[np.int64] | None: ...
 def pick_reasons(
     terms: npt.NDArray[np.float32], what: bytes, max_reasons: int

@@ -213,3 +213,35 @@ async def test_the_fast_route_checks_keys_origins_and_rates_as_the_fastapi_route
         assert int(over.headers["retry-after"]) >= 1
         assert over.headers["access-control-allow-origin"] == "https://shop.example"
     assert len(served_fast) == 2
+
+
+@pytest.mark.integration
+async def test_the_fast_route_sends_the_fastapi_routes_headers(
+    isolated: Settings,
+    model_files: tuple[Path, Path],
+    put_profile: PutProfile,
+    serve_app: ServeFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The fast route, an ASGI app of its own, sends the status and the header list a
+    Starlette ``Response`` of the FastAPI route sends (but for the decision id, the same body),
+    and reads ``Accept-Language`` as ``Request.headers`` does."""
+    model_dir, catalog_path = model_files
+    settings = isolated.model_copy(update={"model_dir": model_dir, "catalog_path": catalog_path})
+    await put_profile("fan", profile_of({"q:tv": 1.5, "kind:search": 0.1}))
+    served_fast: list[Any] = []
+    serialise = fast._serialise
+    monkeypatch.setattr(fast, "_serialise", lambda a: served_fast.append(a) or serialise(a))
+    async with serve_app(settings) as client:
+        for headers in ({}, {"Accept-Language": "de-DE,de;q=0.9"}, {"accept-language": "fr"}):
+            query = {"user_id": "fan", "k": "2"}
+            quick = await client.get("/v1/next-best-offer", params=query, headers=headers)
+            slow = await client.get(
+                "/v1/next-best-offer", params={**query, "via": "fastapi"}, headers=headers
+            )
+            assert quick.status_code == slow.status_code == 200
+            assert quick.headers.multi_items() == slow.headers.multi_items()
+            a, b = quick.json(), slow.json()
+            a.pop("decision_id"), b.pop("decision_id")
+            assert a == b
+    assert len(served_fast) == 3

@@ -4,7 +4,7 @@ of the priority, and the decision log line."""
 from __future__ import annotations
 
 import logging
-import uuid
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -13,6 +13,7 @@ from recommender.core.arbitration.table import ItemTable
 from recommender.core.arbitration.types import Candidate, OfferRequest, RatingLike
 from recommender.core.features import item_feature, token_positions
 from recommender.core.model import Model, UserRow
+from recommender.core.native import native as native_function
 from recommender.core.profile import Profile
 from recommender.core.reasons import (
     MAX_REASONS,
@@ -26,13 +27,41 @@ from recommender.core.scoring import Decision, ItemScorer, ScoredOffer, ServedOf
 
 log = logging.getLogger("zmot.decisions")
 
+_ID_POOL = 256
+"""Decision ids drawn at once (one ``os.urandom`` call per 256 ids)."""
+_ids: list[str] = []
+
+
+def _drop_ids() -> None:
+    _ids.clear()  # a forked child draws its own ids, never its parent's
+
+
+os.register_at_fork(after_in_child=_drop_ids)
+
+
+def _draw_ids() -> None:
+    pool = bytearray(os.urandom(16 * _ID_POOL))
+    for at in range(0, len(pool), 16):
+        pool[at + 6] = (pool[at + 6] & 0x0F) | 0x40  # version 4
+        pool[at + 8] = (pool[at + 8] & 0x3F) | 0x80  # RFC 4122 variant
+    text = pool.hex()
+    _ids.extend(text[at : at + 32] for at in range(0, len(text), 32))
+    _ids.reverse()  # popped from the end in the order drawn
+
+
+def new_decision_id() -> str:
+    """A random UUID version 4 as 32 hex digits, as ``uuid.uuid4().hex``: the same 122 random
+    bits from ``os.urandom``, drawn 256 ids at a time (a syscall and a ``UUID`` object per
+    decision were a few microseconds of every answer)."""
+    if not _ids:
+        _draw_ids()
+    return _ids.pop()
+
 
 def _pick_reasons() -> Any:
     """``zmot_native.pick_reasons`` when the native module serves and has it, else None
     (:meth:`Explainer.reasons_many` walks the terms in Python: the same reasons)."""
-    from recommender.core import hybrid
-
-    return getattr(hybrid.NATIVE, "pick_reasons", None)
+    return native_function("pick_reasons")
 
 
 class Ask:
@@ -226,13 +255,16 @@ def with_ratings(
     """The decision with social proof ("rated 4.6 by 120 buyers") as the last reason of each
     offer whose item has at least ``min_ratings`` ratings."""
     out = []
+    proved = False
     for s in decision.offers:
         rating = ratings.get(s.offer.item_id)
         if rating is not None and rating.count >= min_ratings:
             proof = say(lang, "rating", mean=rating.mean, count=rating.count)
             s = replace(s, reasons=[*s.reasons[: MAX_REASONS - 1], proof])
+            proved = True
         out.append(s)
-    return replace(decision, offers=out)
+    # no offer with enough ratings: the decision as it was (a frozen copy of it otherwise)
+    return replace(decision, offers=out) if proved else decision
 
 
 def finish(
@@ -243,7 +275,7 @@ def finish(
     note: str | None,
 ) -> Decision:
     """The decision with a fresh id, logged (offers, policies, probabilities) for evaluation."""
-    decision_id = uuid.uuid4().hex
+    decision_id = new_decision_id()
     if log.isEnabledFor(logging.INFO):
         log.info(
             "decision %s placement=%s stage=%s fallback=%s experiment=%s arm=%s offers=%s",

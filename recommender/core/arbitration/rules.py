@@ -109,16 +109,19 @@ class Rules:
         Exact for any :class:`Exposure`; for a :class:`Profile` only the offers its exposure
         history names are counted (every other count is 0)."""
         a = self.table
-        ok = np.ones(len(offers), dtype=bool)
-        for j in np.flatnonzero(a.ruled[offers]).tolist():
-            if not self.specs[offers[j]].eligible(weights):
-                ok[j] = False
+        is_profile = type(exposure) is Profile
+        if is_profile and self.config.dismiss_limit <= 0:
+            return np.zeros(len(offers), dtype=bool)
+        # a profile's caps (the table's ~(cap <= 0), gathered), then the eligibility rules
+        ok = a.uncapped[offers] if is_profile else np.ones(len(offers), dtype=bool)
+        if a.any_ruled:
+            for j in np.flatnonzero(a.ruled[offers]).tolist():
+                if not self.specs[offers[j]].eligible(weights):
+                    ok[j] = False
         if exposure is None:
             return ok
-        if type(exposure) is Profile:
-            if self.config.dismiss_limit <= 0:
-                return np.zeros(len(offers), dtype=bool)
-            ok &= ~(a.cap[offers] <= 0)
+        if is_profile:
+            assert isinstance(exposure, Profile)
             touched = exposure.shown.keys() | exposure.dismissed.keys()
             if not touched:
                 return ok

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -94,6 +95,9 @@ class OfferTable:
             dtype=np.float64,
         )
         self.ruled = np.array([bool(o.eligibility) for o in offers], dtype=bool)
+        self.any_ruled = bool(self.ruled.any())
+        self.uncapped = ~(self.cap <= 0)
+        """Offers whose cap lets them be shown at all (``~(cap <= 0)``, NaN-proof as that)."""
         self.open_placements = np.array([not o.placements for o in offers], dtype=bool)
         self.open_channels = np.array([not o.channels for o in offers], dtype=bool)
         self.open_stages = np.array([not o.stages for o in offers], dtype=bool)
@@ -113,6 +117,8 @@ class OfferTable:
                 rank += 1
                 previous = offers[i].offer_id
             self.id_rank[i] = rank
+        self.standing: dict[int, _Standing] = {}
+        """:func:`resolve`'s request-independent part per applicable offer set."""
         self.by_id: dict[str, list[int]] = {}
         for i, o in enumerate(offers):
             self.by_id.setdefault(o.offer_id, []).append(i)
@@ -142,24 +148,64 @@ class Shortlist:
         return len(self.offers)
 
 
+class _Standing(NamedTuple):
+    """What :func:`resolve` reads of a set of offers before the request's scores and blocks."""
+
+    offers: IntArray
+    item: IntArray  # each offer's own item (-1: none)
+    own: BoolArray  # offers of their own item
+    own_item: IntArray  # item[own]
+    categorical: BoolArray | None  # None: no category offer (or no category) to resolve
+    known: BoolArray  # categorical offers of a known category
+    category: IntArray  # the offers' category (-1 as 0: masked out by known)
+
+
+_MAX_STANDING = 64
+
+
+def _standing(table: OfferTable, items: ItemTable, offers: IntArray) -> _Standing:
+    """The request-independent part of :func:`resolve` for ``offers``, remembered for a
+    read-only array (:meth:`~recommender.core.arbitration.rules.Rules.applicable`'s, the same
+    object for every request until an offer starts or ends)."""
+    held = table.standing.get(id(offers))
+    if held is not None and held.offers is offers:
+        return held
+    item = table.item[offers]
+    own = item >= 0
+    categorical = table.is_category[offers]
+    category = table.category[offers]
+    standing = _Standing(
+        offers,
+        item,
+        own,
+        item[own],
+        categorical if categorical.any() and len(items.categories) else None,
+        categorical & (category >= 0),
+        np.maximum(category, 0),
+    )
+    if not offers.flags.writeable:
+        if len(table.standing) >= _MAX_STANDING:
+            table.standing.clear()
+        table.standing[id(offers)] = standing
+    return standing
+
+
 def resolve(
     table: OfferTable, items: ItemTable, offers: IntArray, scores: FloatArray, blocked: BoolArray
 ) -> Shortlist:
     """The offers that stand for an unblocked item: their own item, or the best unblocked item
     of their category (the first best in item order)."""
-    item = table.item[offers]
-    found = item >= 0
-    found[found] = ~blocked[item[found]]
-    categorical = table.is_category[offers]
-    if categorical.any() and len(items.categories):
+    s = _standing(table, items, offers)
+    item = s.item
+    found = s.own.copy()
+    found[found] = ~blocked[s.own_item]
+    if s.categorical is not None:
         padded = np.append(np.where(blocked, -np.inf, scores), -np.inf)
         scored = padded[items.category_pad]
         best = scored.argmax(axis=1)
         rows = np.arange(len(items.categories))
         best_item = items.category_pad[rows, best]
         has_best = scored[rows, best] > -np.inf
-        category = table.category[offers]
-        known = categorical & (category >= 0)
-        item = np.where(known, best_item[np.maximum(category, 0)], item)
-        found = np.where(categorical, known & has_best[np.maximum(category, 0)], found)
+        item = np.where(s.known, best_item[s.category], item)
+        found = np.where(s.categorical, s.known & has_best[s.category], found)
     return Shortlist(offers[found], item[found])

@@ -17,7 +17,7 @@ use numpy::{
 };
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyFloat, PyString};
+use pyo3::types::{PyDict, PyFloat, PyString, PyTuple};
 
 /// The signal columns this pass fills, in order (hybrid.py checks them against FEATURES).
 const FEATURES: [&str; 29] = [
@@ -1124,6 +1124,454 @@ fn pick_reasons(
     Ok((reasons, searched))
 }
 
+/// A user row (model.py's `Model.user_row`): feature indices and L1-normalised weights.
+type UserRow<'py> = (Bound<'py, PyArray1<isize>>, Bound<'py, PyArray1<f32>>);
+
+/// numpy's `np.add.reduce` of a contiguous float64 array: pairwise summation, blocks of up to
+/// 128 summed in eight interleaved partial sums (numpy's `pairwise_sum`), so the same float.
+fn numpy_sum(a: &[f64]) -> f64 {
+    let n = a.len();
+    if n < 8 {
+        let mut res = 0.0;
+        for &x in a {
+            res += x;
+        }
+        res
+    } else if n <= 128 {
+        let mut r = [0.0f64; 8];
+        r.copy_from_slice(&a[..8]);
+        let mut i = 8;
+        while i < n - (n % 8) {
+            for j in 0..8 {
+                r[j] += a[i + j];
+            }
+            i += 8;
+        }
+        let mut res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+        while i < n {
+            res += a[i];
+            i += 1;
+        }
+        res
+    } else {
+        let mut n2 = n / 2;
+        n2 -= n2 % 8;
+        numpy_sum(&a[..n2]) + numpy_sum(&a[n2..])
+    }
+}
+
+/// `Model.user_row` (recommender/core/model.py) of a profile's `weights`: the index
+/// (`index[name]`) and weight of every feature with a weight above 0.0 that `index` holds, in
+/// the dict's order, the weights divided by their sum (numpy's) and rounded to float32, as
+/// `(vals / vals.sum()).astype(np.float32)`; empty arrays when none is known. None when a
+/// weight is not a Python float (the comparison is then Python's) or an index value not an
+/// integer: model.py reads those itself.
+#[pyfunction]
+fn user_row<'py>(
+    py: Python<'py>,
+    weights: &Bound<'py, PyDict>,
+    index: &Bound<'py, PyDict>,
+) -> PyResult<Option<UserRow<'py>>> {
+    let mut idx: Vec<isize> = Vec::with_capacity(weights.len());
+    let mut vals: Vec<f64> = Vec::with_capacity(weights.len());
+    for (name, weight) in weights.iter() {
+        let Ok(w) = weight.cast_exact::<PyFloat>() else {
+            return Ok(None);
+        };
+        let w = w.value();
+        if w.is_nan() || w <= 0.0 {
+            continue; // as Python's `w > 0.0` is false
+        }
+        if let Some(i) = index.get_item(&name)? {
+            if i.is_none() {
+                continue;
+            }
+            let Ok(i) = i.extract::<isize>() else {
+                return Ok(None);
+            };
+            idx.push(i);
+            vals.push(w);
+        }
+    }
+    let total = numpy_sum(&vals);
+    let row: Vec<f32> = vals.iter().map(|&v| (v / total) as f32).collect();
+    Ok(Some((
+        PyArray1::from_vec(py, idx),
+        PyArray1::from_vec(py, row),
+    )))
+}
+
+/// The fields of a compact profile value (codec.py's format C) before names are looked up.
+struct Compact<'a> {
+    flags: u8,
+    landmark: f64,
+    last_ts: f64,
+    n_events: u32,
+    counts: [usize; 6],
+    weights: Vec<f64>,
+    refs: Vec<u32>,
+    shown: Vec<i64>,
+    dismissed: Vec<i64>,
+    digests: Vec<u64>,
+    times: Vec<f64>,
+    offsets: Vec<Option<i64>>,
+    inline: &'a [u8],
+}
+
+const F_LANDMARK: u8 = 1;
+const F_LAST: u8 = 2;
+const F_MS: u8 = 4;
+const F_RELATIVE: u8 = 8;
+const F_WIDE: u8 = 16;
+const F_HALF: u8 = 32;
+const F_DOUBLE: u8 = 64;
+
+/// Little-endian reads that say None past the end, as `struct.unpack_from` raises there.
+struct Bytes<'a> {
+    data: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Bytes<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let end = self.at.checked_add(n)?;
+        let out = self.data.get(self.at..end)?;
+        self.at = end;
+        Some(out)
+    }
+
+    fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
+        self.take(N)?.try_into().ok()
+    }
+
+    fn f64s(&mut self, n: usize) -> Option<Vec<f64>> {
+        let raw = self.take(n.checked_mul(8)?)?;
+        Some(
+            raw.chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+                .collect(),
+        )
+    }
+
+    fn i64s(&mut self, n: usize) -> Option<Vec<i64>> {
+        let raw = self.take(n.checked_mul(8)?)?;
+        Some(
+            raw.chunks_exact(8)
+                .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+                .collect(),
+        )
+    }
+
+    /// codec.py's `_read_uints`: widths 1, 2, 3 and 4 (any other is not ours to judge).
+    fn uints(&mut self, width: usize, n: usize) -> Option<Vec<u32>> {
+        if !(1..=4).contains(&width) {
+            return None;
+        }
+        let raw = self.take(n.checked_mul(width)?)?;
+        Some(
+            raw.chunks_exact(width)
+                .map(|c| c.iter().rev().fold(0u32, |v, &b| (v << 8) | u32::from(b)))
+                .collect(),
+        )
+    }
+}
+
+/// codec.py's `_unpack_compact` up to the names, None wherever Python would raise or reads
+/// something this does not take (it then decodes, or raises, itself).
+fn parse_compact(payload: &[u8], base: i64) -> Option<Compact<'_>> {
+    let mut b = Bytes {
+        data: payload,
+        at: 0,
+    };
+    let [flags, widths] = b.array::<2>()?;
+    let landmark = f64::from_le_bytes(b.array::<8>()?);
+    let last_ts = f64::from_le_bytes(b.array::<8>()?);
+    let n_events = u32::from_le_bytes(b.array::<4>()?);
+    let count_width = if flags & F_WIDE != 0 {
+        4
+    } else if flags & F_HALF != 0 {
+        2
+    } else {
+        1
+    };
+    let mut counts = [0usize; 6];
+    for (c, v) in counts.iter_mut().zip(b.uints(count_width, 6)?) {
+        *c = v as usize;
+    }
+    let [nw, np, nt, nx, nd, ne] = counts;
+    let weights: Vec<f64> = if flags & F_DOUBLE != 0 {
+        b.f64s(nw)?
+    } else {
+        let raw = b.take(nw.checked_mul(4)?)?;
+        raw.chunks_exact(4)
+            .map(|c| f64::from(f32::from_le_bytes(c.try_into().unwrap())))
+            .collect()
+    };
+    let (ref_width, offset_width) = (usize::from(widths & 15), usize::from(widths >> 4));
+    let n_refs = nw + np + nt + nx + nd;
+    let refs = b.uints(ref_width, n_refs)?;
+    let shown = b.i64s(2 * nx)?;
+    let dismissed = b.i64s(2 * nd)?;
+    let raw = b.take(ne.checked_mul(8)?)?;
+    let digests: Vec<u64> = raw
+        .chunks_exact(8)
+        .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    let n_times = np + nt + ne;
+    let times = if flags & F_MS != 0 {
+        // (round(last_ts * 1000) - d) / 1000 with Python's integers: exact while they stay
+        // within 2**53, where the quotient is then the one IEEE division gives
+        let ms = last_ts * 1000.0;
+        if !ms.is_finite() || ms.abs() >= 9.0e15 {
+            return None;
+        }
+        let last_ms = ms.round_ties_even() as i64;
+        let deltas = b.uints(4, n_times)?;
+        deltas
+            .iter()
+            .map(|&d| (last_ms - i64::from(d)) as f64 / 1000.0)
+            .collect()
+    } else {
+        b.f64s(n_times)?
+    };
+    let offsets: Vec<Option<i64>> = if flags & F_RELATIVE != 0 {
+        let mut out = Vec::with_capacity(ne);
+        for d in b.uints(offset_width, ne)? {
+            out.push(if d == 0 {
+                None
+            } else {
+                Some(base.checked_sub(i64::from(d))?.checked_add(1)?)
+            });
+        }
+        out
+    } else {
+        let start = b.at;
+        let values = b.i64s(ne)?;
+        b.at = start.checked_add(offset_width.checked_mul(ne)?)?; // as codec.py advances
+        if b.at > payload.len() {
+            return None;
+        }
+        values
+            .into_iter()
+            .map(|o| if o < 0 { None } else { Some(o) })
+            .collect()
+    };
+    let inline = &payload[b.at..];
+    Some(Compact {
+        flags,
+        landmark,
+        last_ts,
+        n_events,
+        counts,
+        weights,
+        refs,
+        shown,
+        dismissed,
+        digests,
+        times,
+        offsets,
+        inline,
+    })
+}
+
+/// `text[n:]` of Python (n code points), for names that are proper UTF-8.
+fn after_chars(text: &str, n: usize) -> &str {
+    text.char_indices().nth(n).map_or("", |(i, _)| &text[i..])
+}
+
+/// codec.py's `_resolve`: the name of each reference (vocabulary ids from `table`, 0 for the
+/// next inline name), None where Python raises (unknown ids, malformed inline names) or
+/// decodes with `surrogatepass` (a name that is not proper UTF-8).
+fn resolve_names<'py>(
+    py: Python<'py>,
+    refs: &[u32],
+    inline: &[u8],
+    table: Option<&Bound<'py, PyDict>>,
+) -> PyResult<Option<Vec<Bound<'py, PyString>>>> {
+    let lookup = |r: u32| -> PyResult<Option<Bound<'py, PyString>>> {
+        let Some(table) = table else { return Ok(None) };
+        match table.get_item(r)? {
+            Some(name) => Ok(name.cast_into_exact::<PyString>().ok()),
+            None => Ok(None),
+        }
+    };
+    let mut names = Vec::with_capacity(refs.len());
+    if !refs.contains(&0) {
+        if !inline.is_empty() {
+            return Ok(None);
+        }
+        for &r in refs {
+            let Some(name) = lookup(r)? else {
+                return Ok(None);
+            };
+            names.push(name);
+        }
+        return Ok(Some(names));
+    }
+    let mut parts = inline.split(|&c| c == 0xFF);
+    for &r in refs {
+        if r != 0 {
+            let Some(name) = lookup(r)? else {
+                return Ok(None);
+            };
+            names.push(name);
+            continue;
+        }
+        let Some(part) = parts.next() else {
+            return Ok(None);
+        };
+        let head = match part.first() {
+            Some(0) => "",
+            Some(1) => "q:",
+            Some(2) => "qp:",
+            _ => return Ok(None), // empty, or no valid code byte
+        };
+        let Ok(rest) = std::str::from_utf8(&part[1..]) else {
+            return Ok(None);
+        };
+        names.push(PyString::new(py, &format!("{head}{rest}")));
+    }
+    if parts.next().is_some() {
+        return Ok(None); // more inline names than references
+    }
+    Ok(Some(names))
+}
+
+/// The fields of a profile read from a compact value (format C of
+/// recommender/adapters/codec.py): weights, landmark, last_ts, n_events, purchases, touched,
+/// seen, shown, dismissed, as codec.py's `_unpack_compact_python` builds them (the same
+/// floats, dicts in the same order). `names`: the vocabulary's id -> name; `base`: the
+/// offset of the profile's fence. None wherever that function raises (a truncated value,
+/// unknown ids, a malformed inline name) or meets what this does not read (a name that is
+/// not proper UTF-8, integers beyond 64 bits): it then decodes, or raises, itself.
+#[pyfunction]
+fn unpack_compact<'py>(
+    py: Python<'py>,
+    payload: &[u8],
+    names: Option<&Bound<'py, PyDict>>,
+    base: &Bound<'py, PyAny>,
+) -> PyResult<Option<Bound<'py, PyTuple>>> {
+    let Ok(base) = base.extract::<i64>() else {
+        return Ok(None);
+    };
+    let Some(c) = parse_compact(payload, base) else {
+        return Ok(None);
+    };
+    let Some(names) = resolve_names(py, &c.refs, c.inline, names)? else {
+        return Ok(None);
+    };
+    let [nw, np, nt, nx, nd, _] = c.counts;
+    let weights = PyDict::new(py);
+    for (name, &w) in names[..nw].iter().zip(&c.weights) {
+        weights.set_item(name, w)?;
+    }
+    let mut strs: Vec<&str> = Vec::with_capacity(np + nt + nx + nd);
+    for name in &names[nw..] {
+        let Ok(text) = name.to_str() else {
+            return Ok(None);
+        };
+        strs.push(text);
+    }
+    let purchases = PyDict::new(py);
+    for (text, &t) in strs[..np].iter().zip(&c.times[..np]) {
+        purchases.set_item(after_chars(text, 5), t)?;
+    }
+    let touched = PyDict::new(py);
+    for (text, &t) in strs[np..np + nt].iter().zip(&c.times[np..np + nt]) {
+        touched.set_item(after_chars(text, 5), t)?;
+    }
+    let seen = PyDict::new(py);
+    for ((&digest, &t), &offset) in c.digests.iter().zip(&c.times[np + nt..]).zip(&c.offsets) {
+        seen.set_item(digest, (t, offset))?;
+    }
+    let mut exposure = Vec::with_capacity(2);
+    let mut start = np + nt;
+    for (flat, n) in [(&c.shown, nx), (&c.dismissed, nd)] {
+        let counts = PyDict::new(py);
+        for i in 0..n {
+            let offer = after_chars(strs[start + i], 6);
+            let per_hour = match counts.get_item(offer)? {
+                Some(d) => d.cast_into::<PyDict>()?,
+                None => {
+                    let d = PyDict::new(py);
+                    counts.set_item(offer, &d)?;
+                    d
+                }
+            };
+            per_hour.set_item(flat[i], flat[n + i])?;
+        }
+        exposure.push(counts);
+        start += n;
+    }
+    let [shown, dismissed]: [Bound<'py, PyDict>; 2] = exposure.try_into().unwrap();
+    let landmark = (c.flags & F_LANDMARK != 0).then_some(c.landmark);
+    let last_ts = (c.flags & F_LAST != 0).then_some(c.last_ts);
+    let fields = (
+        weights, landmark, last_ts, c.n_events, purchases, touched, seen, shown, dismissed,
+    );
+    Ok(Some(fields.into_pyobject(py)?))
+}
+
+/// An item score array and its standardised form.
+type Centred<'py> = (Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>);
+
+/// scoring.py's `_centred` of the model's raw scores and the standardised scores
+/// `_blend_centred` makes of them (before its boosts): `x = raw.astype(float64); x -= x.mean()`,
+/// then `x / x.std()` when the spread is above 0, else a copy of `x`; numpy's pairwise sums,
+/// so the same floats.
+#[pyfunction]
+fn centred_scores<'py>(py: Python<'py>, raw: PyReadonlyArray1<'py, f32>) -> PyResult<Centred<'py>> {
+    let raw = raw.as_array();
+    let x: Vec<f64> = raw.iter().map(|&v| f64::from(v)).collect();
+    let n = x.len() as f64;
+    let mean = numpy_sum(&x) / n;
+    let centred: Vec<f64> = x.iter().map(|&v| v - mean).collect();
+    let again = numpy_sum(&centred) / n;
+    let squares: Vec<f64> = centred
+        .iter()
+        .map(|&v| {
+            let d = v - again;
+            d * d
+        })
+        .collect();
+    let spread = (numpy_sum(&squares) / n).sqrt();
+    let scores: Vec<f64> = if spread > 0.0 {
+        centred.iter().map(|&v| v / spread).collect()
+    } else {
+        centred.clone()
+    };
+    Ok((
+        PyArray1::from_vec(py, centred),
+        PyArray1::from_vec(py, scores),
+    ))
+}
+
+/// calibration.py's `Calibration.probability` up to numpy's `exp`: `-clip(a * raw + c *
+/// recent + b, -50, 50)` with the same operations in the same order (NaN stays NaN, -0.0 is
+/// kept by the clip as numpy keeps it, then negated).
+#[pyfunction]
+fn calibration_exponent<'py>(
+    py: Python<'py>,
+    raw: PyReadonlyArray1<'py, f64>,
+    recent: PyReadonlyArray1<'py, f64>,
+    a: f64,
+    b: f64,
+    c: f64,
+) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    let (raw, recent) = (raw.as_array(), recent.as_array());
+    if raw.len() != recent.len() {
+        return Err(PyValueError::new_err(
+            "scores and recent weights differ in length",
+        ));
+    }
+    let out: Vec<f64> = raw
+        .iter()
+        .zip(recent.iter())
+        .map(|(&x, &r)| -(((x * a) + (c * r)) + b).clamp(-50.0, 50.0))
+        .collect();
+    Ok(PyArray1::from_vec(py, out))
+}
+
 #[pymodule]
 fn zmot_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<CandidatePass>()?;
@@ -1131,6 +1579,10 @@ fn zmot_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(top_items, m)?)?;
     m.add_function(wrap_pyfunction!(neg_clipped, m)?)?;
     m.add_function(wrap_pyfunction!(priced, m)?)?;
+    m.add_function(wrap_pyfunction!(user_row, m)?)?;
+    m.add_function(wrap_pyfunction!(unpack_compact, m)?)?;
+    m.add_function(wrap_pyfunction!(centred_scores, m)?)?;
+    m.add_function(wrap_pyfunction!(calibration_exponent, m)?)?;
     m.add("FEATURES", FEATURES.to_vec())?;
     Ok(())
 }
