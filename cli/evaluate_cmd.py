@@ -171,7 +171,9 @@ def register(app: typer.Typer) -> None:
         extra: dict[str, Recommender] = dict(
             neighbour_methods(train_events, kind_weights=profiler.features.kind_weights, depth=deep)
         )
-        hybrid = fit_ranker(train_events, cat, profiler, model, chosen.train, depth=deep, log=_log)
+        hybrid = fit_ranker(
+            train_events, cat, profiler, model, chosen.train, depth=deep, log=_log, progress=True
+        )
         extra["hybrid"] = hybrid
         if model_dir is None and hybrid.tables.servable:
             model.hybrid = hybrid.tables  # what `zmot train` writes: `live` is what the API serves

@@ -52,6 +52,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from tqdm import tqdm
 
 from recommender.core.arbitration.types import DEFAULT_PURCHASE_EXCLUSION_DAYS
 from recommender.core.catalog import Catalog
@@ -140,8 +141,10 @@ class Hybrid:
         depth: int = 50,
         horizon: int = 3,
         params: HybridParams | None = None,
+        progress: bool = False,
     ) -> None:
         self.params = p = params or HybridParams()
+        self.progress = progress
         self.horizon = horizon
         self.profiler = profiler
         self.model = model
@@ -211,7 +214,8 @@ class Hybrid:
         xs: list[F64] = []
         ys: list[F64] = []
         soon: list[tuple[F64, F64]] = []  # every moment: signals, candidates due within horizon
-        for i, event in enumerate(timed):
+        walk = tqdm(timed, desc="hybrid: moments", unit="ev", disable=not self.progress)
+        for i, event in enumerate(walk):
             profile = profiles.setdefault(event.user_id, Profile())
             if i in ahead:
                 at = moments[i]
@@ -408,7 +412,8 @@ def train_served(
     then serves. ``log`` gets the progress lines."""
     model = train(events, catalog, profiler, config, progress=progress)
     if hybrid:
-        model.hybrid = fit_ranker(events, catalog, profiler, model, config, log=log).tables
+        ranker = fit_ranker(events, catalog, profiler, model, config, log=log, progress=progress)
+        model.hybrid = ranker.tables
     return model
 
 
@@ -421,6 +426,7 @@ def fit_ranker(
     *,
     depth: int = 50,
     log: Callable[[str], None] | None = None,
+    progress: bool = False,
 ) -> Hybrid:
     """The hybrid ranker of ``model`` fitted on ``events`` with the training config's target
     and horizon (a second LightFM fit on the part before the ranker's moments); ``log`` gets
@@ -440,11 +446,14 @@ def fit_ranker(
         catalog,
         profiler,
         model,
-        fit_model=lambda part: train(part, catalog, profiler, config),
+        fit_model=lambda part: train(
+            part, catalog, profiler, config, progress=progress, desc="hybrid: LightFM on a part"
+        ),
         target=config.target,
         depth=depth,
         horizon=config.horizon,
         params=p,
+        progress=progress,
     )
     say(f"{ranker.describe()} ({time.perf_counter() - started:.1f} s)")
     say(f"hybrid: {ranker.describe_purchase_rule()}")
