@@ -205,6 +205,17 @@ def _item_features(item_ids: Sequence[str], catalog: Catalog) -> tuple[sp.csr_ma
 CURVE_SAMPLE = 2000
 """Training contexts whose next item is ranked after each epoch to draw the training curve."""
 
+CURVE_SCORES = 40_000_000
+"""At most this many scores per point of the curve: with a catalog over 20,000 items the
+sample shrinks (``CURVE_SAMPLE x 20,000 / items``, at least 100 contexts), so a large catalog
+does not make every epoch rank 2,000 contexts against all of it (the curve is a diagnostic)."""
+
+
+def curve_sample_size(n_contexts: int, n_items: int) -> int:
+    """Contexts the training curve ranks after each epoch (see :data:`CURVE_SCORES`)."""
+    cap = max(100, CURVE_SCORES // max(1, n_items))
+    return min(CURVE_SAMPLE, cap, n_contexts)
+
 
 SCORE_BLOCK = 1 << 20
 """Scores held at once when ranking many contexts against every item (4 MB in float32): the
@@ -339,7 +350,7 @@ def train(
         random_state=np.random.RandomState(config.seed),
     )
     sample = np.random.RandomState(config.seed).choice(
-        n_fit, size=min(CURVE_SAMPLE, n_fit), replace=False
+        n_fit, size=curve_sample_size(n_fit, len(item_ids)), replace=False
     )
     sample_targets = np.array([item_index[fit_items[j]] for j in sample])
     curve: list[dict[str, float]] = []

@@ -7,23 +7,28 @@ import random
 import tracemalloc
 from collections.abc import Callable
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from threadpoolctl import threadpool_info
 
+import recommender.offline.hybrid as hybrid_module
 from recommender.core.catalog import Catalog, Item
 from recommender.core.events import Event
 from recommender.core.replay import Profiler
 from recommender.core.scoring import relative_item_weights
-from recommender.offline.evaluation import evaluate, split_events
+from recommender.offline.evaluation import evaluate, split_events, user_sample
 from recommender.offline.hybrid import train_served
 from recommender.offline.propensity import fit_calibration
 from recommender.offline.training import (
+    TARGET_TYPES,
     ContextRows,
     TrainConfig,
     _calibrate,
     _sample_hit_rate,
+    curve_sample_size,
     train,
 )
 
@@ -203,3 +208,64 @@ def test_context_rows_give_back_each_row_and_the_matrix_of_the_kept_ones() -> No
         lo, hi = matrix.indptr[r], matrix.indptr[r + 1]
         assert matrix.indices[lo:hi].tolist() == [index[name] for name in row]
         assert matrix.data[lo:hi].tolist() == np.array(list(row.values()), np.float32).tolist()
+
+
+def test_a_sample_of_users_is_evaluated_exactly_as_in_the_full_walk() -> None:
+    catalog, events = odd_shop()
+    profiler = Profiler(catalog)
+    train_events, test_events = split_events(events, split_ratio=0.7)
+    model = train(train_events, catalog, profiler, TrainConfig(epochs=2, no_components=8))
+    wanted = TARGET_TYPES["any"]
+    targets = sum(e.type in wanted and e.item_id is not None for e in test_events)
+    assert user_sample(test_events, wanted, targets) is None  # within the cap: everyone
+    assert user_sample(test_events, wanted, 0) is None  # 0: no cap
+    cap = targets // 3
+    sample = user_sample(test_events, wanted, cap)
+    assert sample is not None and sample == user_sample(list(reversed(test_events)), wanted, cap)
+    full = evaluate(model, catalog, profiler, train_events, test_events, ks=(10,))
+    part = evaluate(model, catalog, profiler, train_events, test_events, ks=(10,), users=sample)
+    assert 0 < part.n_predictions <= cap
+    rows = [j for j, u in enumerate(full.users.tolist()) if full.user_ids[u] in sample]
+    assert part.ranks.tolist() == full.ranks[rows].tolist()
+    assert part.discover_ranks is not None and full.discover_ranks is not None
+    assert part.discover_ranks.tolist() == full.discover_ranks[rows].tolist()
+    assert set(part.user_ids) == sample
+
+
+def test_the_curve_ranks_fewer_contexts_against_a_large_catalog() -> None:
+    assert curve_sample_size(50_000, 7_620) == 2_000  # the shared samples: unchanged
+    assert curve_sample_size(500, 7_620) == 500
+    assert curve_sample_size(1_000_000, 200_000) == 200  # 40M scores per epoch, not 400M
+    assert curve_sample_size(1_000_000, 10**7) == 100
+
+
+def blas_threads() -> int:
+    return max(pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas")
+
+
+def test_the_walks_score_on_one_blas_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    if blas_threads() < 2:
+        pytest.skip("BLAS runs one thread here anyway")
+    catalog, events = odd_shop()
+    profiler = Profiler(catalog)
+    train_events, test_events = split_events(events, split_ratio=0.8)
+    during: list[int] = []
+    real_moment = hybrid_module.moment
+
+    def spying_moment(*args: Any, **kwargs: Any) -> Any:
+        if len(during) < 5:
+            during.append(blas_threads())
+        return real_moment(*args, **kwargs)
+
+    monkeypatch.setattr(hybrid_module, "moment", spying_moment)
+    model = train_served(train_events, catalog, profiler, TrainConfig(epochs=2, no_components=8))
+    assert during == [1] * 5  # the ranker's training moments
+
+    def spy(_events: object) -> list[str]:
+        if len(during) < 10:
+            during.append(blas_threads())
+        return []
+
+    evaluate(model, catalog, profiler, train_events, test_events, extra_methods={"spy": spy})
+    assert during == [1] * 10  # the evaluation's walk
+    assert blas_threads() >= 2  # and the pool is given back
