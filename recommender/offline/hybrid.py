@@ -62,6 +62,7 @@ from recommender.core.hybrid import FEATURES, HybridParams, HybridTables, moment
 from recommender.core.model import Model
 from recommender.core.profile import Profile
 from recommender.core.replay import Profiler
+from recommender.offline.blas import one_blas_thread
 from recommender.offline.neighbours import Covisitation
 from recommender.offline.propensity import fit_logistic, fit_softmax
 from recommender.offline.training import TARGET_TYPES, Target, TrainConfig, train
@@ -214,20 +215,21 @@ class Hybrid:
         xs: list[F64] = []
         ys: list[F64] = []
         soon: list[tuple[F64, F64]] = []  # every moment: signals, candidates due within horizon
-        walk = tqdm(timed, desc="hybrid: moments", unit="ev", disable=not self.progress)
-        for i, event in enumerate(walk):
-            profile = profiles.setdefault(event.user_id, Profile())
-            if i in ahead:
-                at = moments[i]
-                names, x = moment(at.tables, at.model, profile, event.ts or 0.0)
-                label = np.array([name == event.item_id for name in names], dtype=np.float64)
-                if label.any():
-                    xs.append(x)
-                    ys.append(label)
-                if len(names) and at is newest:
-                    due = ahead[i]
-                    soon.append((x, np.array([n in due for n in names], dtype=np.float64)))
-            self.profiler.apply(profile, event)
+        with one_blas_thread():  # each moment scores like one request
+            walk = tqdm(timed, desc="hybrid: moments", unit="ev", disable=not self.progress)
+            for i, event in enumerate(walk):
+                profile = profiles.setdefault(event.user_id, Profile())
+                if i in ahead:
+                    at = moments[i]
+                    names, x = moment(at.tables, at.model, profile, event.ts or 0.0)
+                    label = np.array([name == event.item_id for name in names], dtype=np.float64)
+                    if label.any():
+                        xs.append(x)
+                        ys.append(label)
+                    if len(names) and at is newest:
+                        due = ahead[i]
+                        soon.append((x, np.array([n in due for n in names], dtype=np.float64)))
+                self.profiler.apply(profile, event)
         self.n_moments = len(moments)
         self.candidate_recall = len(xs) / max(1, len(moments))
         return xs, ys, soon
