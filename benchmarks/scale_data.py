@@ -18,6 +18,7 @@ and purchases) are resampled into a much larger shop, written in the Taobao CSV 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -144,7 +145,8 @@ def main() -> None:
     started = time.perf_counter()
     stats = generate(args.events, args.items, args.categories, args.seed, args.out)
     took = time.perf_counter() - started
-    print(f"{args.out}: " + ", ".join(f"{k} {v:,}" for k, v in stats.items()) + f" ({took:.0f} s)")
+    summary = ", ".join(f"{k} {v:,}" for k, v in stats.items())
+    sys.stdout.write(f"{args.out}: {summary} ({took:.0f} s)\n")
 
 
 if __name__ == "__main__":

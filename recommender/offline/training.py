@@ -64,12 +64,15 @@ class TrainConfig:
     calibration_share: float = 0.1
     """Share of users whose contexts are held out of the fit to calibrate propensities
     (:mod:`recommender.offline.propensity`); used only when that gives enough contexts."""
-    epoch_budget: int = 4_000_000
+    epoch_budget: int = 2_000_000
     """Positive pairs LightFM may visit over all epochs (0: no limit). A history with more
-    pairs than ``epoch_budget / epochs`` trains fewer epochs (at least one), so the fit's time
-    stops growing with the history until one epoch alone exceeds the budget: on a large shop
-    each epoch already makes many more updates than all 30 of a small one. The shared samples
-    (under 40,000 pairs) never reach it."""
+    pairs than ``epoch_budget / epochs`` (66,000 at 30 epochs, about 25,000 target events)
+    trains fewer epochs, at least one, so a fit's time stops growing with the history until
+    one epoch alone exceeds the budget; a large shop's epoch already makes many more updates
+    than all 30 of a small one's. About 2-4 minutes per fit on 2 busy cores (BENCHMARKS.md,
+    "Offline at scale"); ``zmot train`` runs four (its model and the ranker's three). The
+    shared samples (at most 29,300 pairs, 26,400 fitted: 0.8M at 30 epochs, 1.3M at the
+    tuned 50) never reach it."""
 
     def epochs_for(self, pairs: int) -> int:
         """The epochs a fit on ``pairs`` positive pairs runs (see :attr:`epoch_budget`)."""

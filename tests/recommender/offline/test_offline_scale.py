@@ -269,3 +269,10 @@ def test_the_walks_score_on_one_blas_thread(monkeypatch: pytest.MonkeyPatch) -> 
     evaluate(model, catalog, profiler, train_events, test_events, extra_methods={"spy": spy})
     assert during == [1] * 10  # the evaluation's walk
     assert blas_threads() >= 2  # and the pool is given back
+
+
+def test_the_default_budget_leaves_the_shared_samples_their_epochs() -> None:
+    # the largest sample (Taobao) has 29,293 positive pairs; `zmot tune` tries up to 50 epochs
+    assert TrainConfig(epochs=50).epochs_for(29_293) == 50
+    assert TrainConfig().epochs_for(29_293) == 30
+    assert TrainConfig().epochs_for(2_400_000) == 1  # a million events
