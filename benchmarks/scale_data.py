@@ -48,8 +48,11 @@ def history_lengths(rng: np.random.Generator, events: int) -> np.ndarray:
         out.append(length)
         total += int(length.sum())
     lengths = np.concatenate(out)
-    cut = int(np.searchsorted(np.cumsum(lengths), events)) + 1
-    return lengths[:cut]
+    total_so_far = np.cumsum(lengths)
+    cut = int(np.searchsorted(total_so_far, events)) + 1
+    lengths = lengths[:cut]
+    lengths[-1] -= int(total_so_far[cut - 1]) - events  # the last user ends at ``events``
+    return lengths
 
 
 def generate(events: int, items: int, categories: int, seed: int, out: Path) -> dict[str, int]:
