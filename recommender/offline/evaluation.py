@@ -41,6 +41,7 @@ distinct items so far (built-in methods; extra methods give what they return).
 from __future__ import annotations
 
 import copy
+import hashlib
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -58,6 +59,7 @@ from recommender.core.hybrid import serving_scorer
 from recommender.core.model import Model
 from recommender.core.profile import Profile
 from recommender.core.replay import Profiler
+from recommender.offline.blas import one_blas_thread
 from recommender.offline.training import TARGET_TYPES, Target
 
 METHODS = ("live", "frozen", "popular", "popular_in_category", "recent")
@@ -73,6 +75,35 @@ SLICES: tuple[ItemsSlice, ...] = ("any", "new", "discover")
 
 Recommender = Callable[[Sequence[Event]], Sequence[str]]
 """A ranking method under test: the user's events so far -> item ids, best first."""
+
+
+def user_sample(
+    test: Sequence[Event], wanted: frozenset[str], max_predictions: int | None
+) -> set[str] | None:
+    """The test users to evaluate when their target events (the predictions) number more
+    than ``max_predictions``: users in a stable pseudo-random order (a hash of the id), each
+    taken with all its test events while the total stays within the cap. None: every user.
+
+    The walk ranks every item of the catalog for every method at every prediction, so its
+    time is predictions x catalog; on a large shop a sample of users gives the same figures
+    within their intervals in bounded time. A user whose predictions would overflow the cap
+    is passed over (a few very long histories cannot take it all)."""
+    if max_predictions is None or max_predictions <= 0:
+        return None
+    per_user: Counter[str] = Counter(
+        e.user_id for e in test if e.type in wanted and e.item_id is not None
+    )
+    if sum(per_user.values()) <= max_predictions:
+        return None
+    chosen: set[str] = set()
+    total = 0
+    for user in sorted(per_user, key=lambda u: (hashlib.md5(u.encode()).hexdigest(), u)):
+        if total + per_user[user] <= max_predictions:
+            chosen.add(user)
+            total += per_user[user]
+            if total == max_predictions:
+                break
+    return chosen
 
 
 def split_events(
@@ -276,6 +307,7 @@ def evaluate(
     depth: int = 50,
     extra_methods: Mapping[str, Recommender] | None = None,
     hybrid: bool = True,
+    users: set[str] | None = None,
 ) -> EvalResult:
     """Walk the test events in time order, ranking before each target event (see module doc).
 
@@ -284,6 +316,8 @@ def evaluate(
     built-in ones; each gets the user's events so far (train and test, oldest first).
     ``hybrid`` is ``ZMOT_HYBRID`` (False: off): with it, a model carrying hybrid tables is
     ranked by the hybrid ranker in ``live``, ``frozen`` and ``live_without_purchase_rule``.
+    ``users`` (e.g. from :func:`user_sample`): only these users' test events are walked (None:
+    every user's).
     """
     if not ks or min(ks) < 1:
         raise ConfigError("k must be at least 1")
@@ -326,7 +360,11 @@ def evaluate(
                 cats[entry.category] = None
                 cats.move_to_end(entry.category, last=False)
 
+    if users is not None:  # only the sample's histories are read (popularity is everyone's)
+        test = [e for e in test if e.user_id in users]
     for event in train:
+        if users is not None and event.user_id not in users:
+            continue
         profiler.apply(live.setdefault(event.user_id, Profile()), event)
         remember(event)
     frozen = copy.deepcopy(live)
@@ -345,53 +383,56 @@ def evaluate(
     }
     discover_rows: list[list[int]] = []
 
-    for i in tqdm(ordered, desc="evaluating", unit="ev", disable=not progress):
-        event = test[i]
-        user = event.user_id
-        position = positions[user]
-        positions[user] += 1
-        now = event.ts or 0.0
-        if event.type in wanted and event.item_id is not None:
-            profile = live.get(user)
-            own: Mapping[str, None] = history.get(user, {})
-            new = event.item_id not in own
-            # deep enough that `depth` remain without the user's own items
-            deep = depth + len(own)
-            fallback = popularity.first(deep)
-            full = {
-                "live": _names(scorer.top(profile, deep, now), items, fallback),
-                "frozen": _names(scorer.top(frozen.get(user), deep, now), items, fallback),
-                "popular": fallback,
-                "popular_in_category": popularity.in_categories(categories.get(user, {}), deep),
-                "recent": list(own)[:deep],
-            }
-            if unfiltered is not None:
-                full[UNFILTERED] = _names(unfiltered.top(profile, deep, now), items, fallback)
-            for name, recommend in extra.items():
-                full[name] = list(recommend(so_far.get(user, [])))
-            lists = {m: chosen[:depth] for m, chosen in full.items()}
-            rank_rows.append([_rank(lists[m], event.item_id) for m in methods])
-            user_col.append(user_index.setdefault(user, len(user_index)))
-            seen_col.append(n_seen[user])
-            new_col.append(new)
-            fresh = {m: [i for i in chosen if i not in own][:depth] for m, chosen in full.items()}
-            if new:
-                discover_rows.append([_rank(fresh[m], event.item_id) for m in methods])
-            else:
-                discover_rows.append([-1] * len(methods))
-            for method, chosen in lists.items():
-                for k in ks:
-                    recommended[method][k].update(chosen[:k])
-                    if new:
-                        recommended_new[method][k].update(chosen[:k])
-                        recommended_discover[method][k].update(fresh[method][:k])
-            if on_prediction is not None:
-                cut = max(ks)
-                shown = {m: chosen[:cut] for m, chosen in lists.items()}
-                found = {m: f[:cut] for m, f in fresh.items()}
-                on_prediction(Prediction(user, now, position, event.item_id, shown, new, found))
-        profiler.apply(live.setdefault(user, Profile()), event)
-        remember(event)
+    with one_blas_thread():  # per-request-sized products, as the API runs them
+        for i in tqdm(ordered, desc="evaluating", unit="ev", disable=not progress):
+            event = test[i]
+            user = event.user_id
+            position = positions[user]
+            positions[user] += 1
+            now = event.ts or 0.0
+            if event.type in wanted and event.item_id is not None:
+                profile = live.get(user)
+                own: Mapping[str, None] = history.get(user, {})
+                new = event.item_id not in own
+                # deep enough that `depth` remain without the user's own items
+                deep = depth + len(own)
+                fallback = popularity.first(deep)
+                full = {
+                    "live": _names(scorer.top(profile, deep, now), items, fallback),
+                    "frozen": _names(scorer.top(frozen.get(user), deep, now), items, fallback),
+                    "popular": fallback,
+                    "popular_in_category": popularity.in_categories(categories.get(user, {}), deep),
+                    "recent": list(own)[:deep],
+                }
+                if unfiltered is not None:
+                    full[UNFILTERED] = _names(unfiltered.top(profile, deep, now), items, fallback)
+                for name, recommend in extra.items():
+                    full[name] = list(recommend(so_far.get(user, [])))
+                lists = {m: chosen[:depth] for m, chosen in full.items()}
+                rank_rows.append([_rank(lists[m], event.item_id) for m in methods])
+                user_col.append(user_index.setdefault(user, len(user_index)))
+                seen_col.append(n_seen[user])
+                new_col.append(new)
+                fresh = {
+                    m: [i for i in chosen if i not in own][:depth] for m, chosen in full.items()
+                }
+                if new:
+                    discover_rows.append([_rank(fresh[m], event.item_id) for m in methods])
+                else:
+                    discover_rows.append([-1] * len(methods))
+                for method, chosen in lists.items():
+                    for k in ks:
+                        recommended[method][k].update(chosen[:k])
+                        if new:
+                            recommended_new[method][k].update(chosen[:k])
+                            recommended_discover[method][k].update(fresh[method][:k])
+                if on_prediction is not None:
+                    cut = max(ks)
+                    shown = {m: chosen[:cut] for m, chosen in lists.items()}
+                    found = {m: f[:cut] for m, f in fresh.items()}
+                    on_prediction(Prediction(user, now, position, event.item_id, shown, new, found))
+            profiler.apply(live.setdefault(user, Profile()), event)
+            remember(event)
 
     return EvalResult(
         ks=sorted(ks),

@@ -52,6 +52,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from tqdm import tqdm
 
 from recommender.core.arbitration.types import DEFAULT_PURCHASE_EXCLUSION_DAYS
 from recommender.core.catalog import Catalog
@@ -61,6 +62,7 @@ from recommender.core.hybrid import FEATURES, HybridParams, HybridTables, moment
 from recommender.core.model import Model
 from recommender.core.profile import Profile
 from recommender.core.replay import Profiler
+from recommender.offline.blas import one_blas_thread
 from recommender.offline.neighbours import Covisitation
 from recommender.offline.propensity import fit_logistic, fit_softmax
 from recommender.offline.training import TARGET_TYPES, Target, TrainConfig, train
@@ -140,8 +142,10 @@ class Hybrid:
         depth: int = 50,
         horizon: int = 3,
         params: HybridParams | None = None,
+        progress: bool = False,
     ) -> None:
         self.params = p = params or HybridParams()
+        self.progress = progress
         self.horizon = horizon
         self.profiler = profiler
         self.model = model
@@ -211,19 +215,21 @@ class Hybrid:
         xs: list[F64] = []
         ys: list[F64] = []
         soon: list[tuple[F64, F64]] = []  # every moment: signals, candidates due within horizon
-        for i, event in enumerate(timed):
-            profile = profiles.setdefault(event.user_id, Profile())
-            if i in ahead:
-                at = moments[i]
-                names, x = moment(at.tables, at.model, profile, event.ts or 0.0)
-                label = np.array([name == event.item_id for name in names], dtype=np.float64)
-                if label.any():
-                    xs.append(x)
-                    ys.append(label)
-                if len(names) and at is newest:
-                    due = ahead[i]
-                    soon.append((x, np.array([n in due for n in names], dtype=np.float64)))
-            self.profiler.apply(profile, event)
+        with one_blas_thread():  # each moment scores like one request
+            walk = tqdm(timed, desc="hybrid: moments", unit="ev", disable=not self.progress)
+            for i, event in enumerate(walk):
+                profile = profiles.setdefault(event.user_id, Profile())
+                if i in ahead:
+                    at = moments[i]
+                    names, x = moment(at.tables, at.model, profile, event.ts or 0.0)
+                    label = np.array([name == event.item_id for name in names], dtype=np.float64)
+                    if label.any():
+                        xs.append(x)
+                        ys.append(label)
+                    if len(names) and at is newest:
+                        due = ahead[i]
+                        soon.append((x, np.array([n in due for n in names], dtype=np.float64)))
+                self.profiler.apply(profile, event)
         self.n_moments = len(moments)
         self.candidate_recall = len(xs) / max(1, len(moments))
         return xs, ys, soon
@@ -408,7 +414,8 @@ def train_served(
     then serves. ``log`` gets the progress lines."""
     model = train(events, catalog, profiler, config, progress=progress)
     if hybrid:
-        model.hybrid = fit_ranker(events, catalog, profiler, model, config, log=log).tables
+        ranker = fit_ranker(events, catalog, profiler, model, config, log=log, progress=progress)
+        model.hybrid = ranker.tables
     return model
 
 
@@ -421,6 +428,7 @@ def fit_ranker(
     *,
     depth: int = 50,
     log: Callable[[str], None] | None = None,
+    progress: bool = False,
 ) -> Hybrid:
     """The hybrid ranker of ``model`` fitted on ``events`` with the training config's target
     and horizon (a second LightFM fit on the part before the ranker's moments); ``log`` gets
@@ -440,11 +448,14 @@ def fit_ranker(
         catalog,
         profiler,
         model,
-        fit_model=lambda part: train(part, catalog, profiler, config),
+        fit_model=lambda part: train(
+            part, catalog, profiler, config, progress=progress, desc="hybrid: LightFM on a part"
+        ),
         target=config.target,
         depth=depth,
         horizon=config.horizon,
         params=p,
+        progress=progress,
     )
     say(f"{ranker.describe()} ({time.perf_counter() - started:.1f} s)")
     say(f"hybrid: {ranker.describe_purchase_rule()}")

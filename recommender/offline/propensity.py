@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -103,24 +103,53 @@ def fit_calibration(
     seed: int = 0,
 ) -> Calibration | None:
     """Platt map from held-out contexts (each: scores and recency of every item, positives)."""
+
+    def score(
+        context: int, at: npt.NDArray[np.intp]
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        return raw_scores[context][at], recents[context][at]
+
+    n_items = len(raw_scores[0]) if len(raw_scores) else 0
+    return fit_calibration_at(n_items, positives, score, negatives=negatives, seed=seed)
+
+
+ContextScores = Callable[
+    [int, npt.NDArray[np.intp]], tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]
+]
+"""``(context, item indices) -> (raw scores, recency)`` of those items in that context."""
+
+
+def fit_calibration_at(
+    n_items: int,
+    positives: Sequence[Sequence[int]],
+    score: ContextScores,
+    *,
+    negatives: int = 20,
+    seed: int = 0,
+) -> Calibration | None:
+    """:func:`fit_calibration` reading only the items it samples: ``score`` gives a context's
+    raw score and recency at the given item indices (each context's positives, then its
+    ``negatives`` uniform draws over ``n_items``), so a large catalog costs no dense vector per
+    context. The same draws and the same points as :func:`fit_calibration` on full vectors."""
     rng = np.random.default_rng(seed)
     xs: list[tuple[float, float]] = []
     ys: list[float] = []
     rate = 1.0
-    for raw, recent, pos in zip(raw_scores, recents, positives, strict=True):
-        n_items = len(raw)
+    for context, pos in enumerate(positives):
         pos_set = set(pos)
-        for i in pos_set:
-            xs.append((float(raw[i]), float(recent[i])))
-            ys.append(1.0)
         pool = n_items - len(pos_set)
-        if pool <= 0:
-            continue
-        draws = [int(j) for j in rng.integers(0, n_items, size=negatives) if j not in pos_set]
-        for j in draws:
-            xs.append((float(raw[j]), float(recent[j])))
-            ys.append(0.0)
-        rate = min(1.0, negatives / pool)
+        draws = (
+            [int(j) for j in rng.integers(0, n_items, size=negatives) if j not in pos_set]
+            if pool > 0
+            else []
+        )
+        at = np.array([*pos_set, *draws], dtype=np.intp)
+        raw, recent = score(context, at) if len(at) else (np.zeros(0), np.zeros(0))
+        for r, c in zip(raw.tolist(), recent.tolist(), strict=True):
+            xs.append((float(r), float(c)))
+        ys += [1.0] * len(pos_set) + [0.0] * len(draws)
+        if pool > 0:
+            rate = min(1.0, negatives / pool)
     if sum(ys) < 5 or len(ys) - sum(ys) < 5:
         return None
     w = fit_logistic(np.array(xs), np.array(ys))

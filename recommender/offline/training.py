@@ -13,8 +13,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from array import array
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -30,10 +31,13 @@ from recommender.core.events import Event
 from recommender.core.model import Model
 from recommender.core.profile import Profile
 from recommender.core.replay import Profiler
-from recommender.core.scoring import relative_item_weights
-from recommender.offline.propensity import fit_calibration, learn_complements
+from recommender.core.scoring import items_seen
+from recommender.offline.blas import one_blas_thread
+from recommender.offline.propensity import fit_calibration_at, learn_complements
 
 log = logging.getLogger(__name__)
+
+F64 = npt.NDArray[np.float64]
 
 Target = Literal["any", "conversion"]
 TARGET_TYPES: dict[str, frozenset[str]] = {
@@ -61,6 +65,74 @@ class TrainConfig:
     calibration_share: float = 0.1
     """Share of users whose contexts are held out of the fit to calibrate propensities
     (:mod:`recommender.offline.propensity`); used only when that gives enough contexts."""
+    epoch_budget: int = 10_000_000
+    """Positive pairs LightFM may visit over all epochs (0: no limit). A history with more
+    pairs than ``epoch_budget / epochs`` (333,000 at 30 epochs, about 125,000 target events)
+    trains fewer epochs, at least one, so a fit's time stops growing with the history until
+    one epoch alone exceeds the budget; a large shop's epoch already makes many more updates
+    than all 30 of a small one's. Set high enough that histories of a few hundred thousand
+    events keep their 30 epochs (what fewer epochs cost in quality was not measured); about
+    2-4 minutes per epoch of 2.4M pairs on 2 busy cores (BENCHMARKS.md, "Offline at scale");
+    ``zmot train`` runs four fits (its model and the ranker's three). The shared samples (at
+    most 29,300 pairs, 26,400 fitted: 0.8M at 30 epochs, 1.3M at the tuned 50) never reach
+    it."""
+
+    def epochs_for(self, pairs: int) -> int:
+        """The epochs a fit on ``pairs`` positive pairs runs (see :attr:`epoch_budget`)."""
+        if self.epoch_budget <= 0 or pairs * self.epochs <= self.epoch_budget:
+            return self.epochs
+        return max(1, self.epoch_budget // max(1, pairs))
+
+
+class ContextRows:
+    """The contexts' profiles (L1-normalised feature weights), held flat: one vocabulary of
+    feature names, then per row its feature ids and weights in the profile's order. A
+    million contexts of ~45 features take about 0.55 GB this way, against about 2.7 GB as a
+    dict per row. ``rows[j]`` gives row ``j`` back as the dict it was made from."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self._ids: dict[str, int] = {}
+        self._cols = array("i")
+        self._vals = array("d")
+        self._ptr = array("q", [0])
+
+    def append(self, row: Mapping[str, float]) -> None:
+        ids = self._ids
+        for name, weight in row.items():
+            j = ids.get(name)
+            if j is None:
+                j = ids[name] = len(self.names)
+                self.names.append(name)
+            self._cols.append(j)
+            self._vals.append(weight)
+        self._ptr.append(len(self._cols))
+
+    def __len__(self) -> int:
+        return len(self._ptr) - 1
+
+    def __getitem__(self, j: int) -> dict[str, float]:
+        lo, hi = self._ptr[j], self._ptr[j + 1]
+        return {self.names[c]: v for c, v in zip(self._cols[lo:hi], self._vals[lo:hi], strict=True)}
+
+    def __iter__(self) -> Iterator[dict[str, float]]:
+        return (self[j] for j in range(len(self)))
+
+    def matrix(self, keep: npt.NDArray[np.bool_]) -> tuple[sp.csr_matrix, list[str]]:
+        """The kept rows as LightFM user features (rows: contexts, columns: the features they
+        hold, sorted by name; entries in each row's own order) and those feature names."""
+        ptr = np.frombuffer(self._ptr, dtype=np.int64)
+        cols = np.frombuffer(self._cols, dtype=np.int32)
+        lengths = np.diff(ptr)
+        entry_kept = np.repeat(keep, lengths)
+        cols = cols[entry_kept]
+        vals = np.frombuffer(self._vals, dtype=np.float64)[entry_kept].astype(np.float32)
+        present = sorted(np.unique(cols).tolist(), key=self.names.__getitem__)
+        remap = np.full(len(self.names), -1, dtype=np.int32)
+        remap[present] = np.arange(len(present), dtype=np.int32)
+        indptr = np.concatenate(([0], np.cumsum(lengths[keep]))).astype(np.int64)
+        matrix = sp.csr_matrix((vals, remap[cols], indptr), shape=(int(keep.sum()), len(present)))
+        return matrix, [self.names[c] for c in present]
 
 
 @dataclass
@@ -73,7 +145,7 @@ class Contexts:
     TV views should not outweigh the TVs).
     """
 
-    rows: list[dict[str, float]] = field(default_factory=list)
+    rows: ContextRows = field(default_factory=ContextRows)
     items: list[str] = field(default_factory=list)
     positives: list[list[str]] = field(default_factory=list)
     item_counts: Counter[str] = field(default_factory=Counter)
@@ -136,21 +208,24 @@ def _item_features(item_ids: Sequence[str], catalog: Catalog) -> tuple[sp.csr_ma
     return sp.csr_matrix(matrix, dtype=np.float32), list(names)
 
 
-def _user_features(rows: Sequence[Mapping[str, float]], index: Mapping[str, int]) -> sp.csr_matrix:
-    indptr, cols, vals = [0], [], []
-    for row in rows:
-        for name, weight in row.items():
-            cols.append(index[name])
-            vals.append(weight)
-        indptr.append(len(cols))
-    return sp.csr_matrix(
-        (np.array(vals, dtype=np.float32), np.array(cols, dtype=np.int32), np.array(indptr)),
-        shape=(len(rows), len(index)),
-    )
-
-
 CURVE_SAMPLE = 2000
 """Training contexts whose next item is ranked after each epoch to draw the training curve."""
+
+CURVE_SCORES = 40_000_000
+"""At most this many scores per point of the curve: with a catalog over 20,000 items the
+sample shrinks (``CURVE_SAMPLE x 20,000 / items``, at least 100 contexts), so a large catalog
+does not make every epoch rank 2,000 contexts against all of it (the curve is a diagnostic)."""
+
+
+def curve_sample_size(n_contexts: int, n_items: int) -> int:
+    """Contexts the training curve ranks after each epoch (see :data:`CURVE_SCORES`)."""
+    cap = max(100, CURVE_SCORES // max(1, n_items))
+    return min(CURVE_SAMPLE, cap, n_contexts)
+
+
+SCORE_BLOCK = 1 << 20
+"""Scores held at once when ranking many contexts against every item (4 MB in float32): the
+curve's sample is scored in blocks of rows, so its memory does not grow with the catalog."""
 
 
 def _sample_hit_rate(
@@ -159,10 +234,17 @@ def _sample_hit_rate(
     """Share of sampled contexts whose next item is in the model's top 10 (training fit)."""
     users = np.asarray(user_x @ model.user_embeddings)
     items = np.asarray(item_x @ model.item_embeddings)
-    scores = users @ items.T + np.asarray(item_x @ model.item_biases).ravel()
-    target_scores = scores[np.arange(len(targets)), targets]
-    better = (scores > target_scores[:, None]).sum(axis=1)
-    return round(float((better < 10).mean()), 4)
+    biases = np.asarray(item_x @ model.item_biases).ravel()
+    step = max(1, SCORE_BLOCK // max(1, len(biases)))
+    hits = 0
+    # one BLAS thread: a second one only spins between the blocks (more CPU, same values)
+    with one_blas_thread():
+        for lo in range(0, len(targets), step):
+            scores = users[lo : lo + step] @ items.T
+            scores += biases
+            target_scores = scores[np.arange(len(scores)), targets[lo : lo + step]]
+            hits += int(((scores > target_scores[:, None]).sum(axis=1) < 10).sum())
+    return round(hits / max(1, len(targets)), 4)
 
 
 MIN_CALIBRATION_CONTEXTS = 200
@@ -194,8 +276,14 @@ def _calibrate(
     item_biases: npt.NDArray[np.float32],
     seed: int,
 ) -> Calibration | None:
-    """Fit the propensity map on held-out contexts, scored exactly as serving scores them."""
-    raws, recents, pos = [], [], []
+    """Fit the propensity map on held-out contexts, scored exactly as serving scores them.
+
+    Only the items the fit reads are scored (each context's positives and sampled negatives);
+    the mean over all items that serving subtracts is the mean item vector times the user
+    vector plus the mean bias, so the cost does not grow with contexts x catalog."""
+    users: list[npt.NDArray[np.float64]] = []
+    recents: list[dict[int, float]] = []
+    pos: list[list[int]] = []
     for row, items in zip(rows, positives, strict=True):
         known = [(feature_index[n], w) for n, w in row.items() if n in feature_index and w > 0]
         if not known:
@@ -203,14 +291,23 @@ def _calibrate(
         idx = np.array([i for i, _ in known])
         vals = np.array([w for _, w in known])
         vals = vals / vals.sum()
-        user = vals @ feature_embeddings[idx]
-        raw = (item_vectors @ user + item_biases).astype(np.float64)
-        raw -= raw.mean()  # the user's bias is the same for every item: only margins count
-        recent = relative_item_weights(row, item_index, len(raw))
-        raws.append(raw)
-        recents.append(recent)
+        users.append(vals @ feature_embeddings[idx])
+        seen = items_seen(row, item_index)
+        top = max((w for _, w in seen), default=1.0)
+        recents.append({position: w / top for position, w in seen})
         pos.append([item_index[i] for i in items if i in item_index])
-    return fit_calibration(raws, recents, pos, seed=seed)
+    mean_vector = item_vectors.mean(axis=0, dtype=np.float64)
+    mean_bias = float(item_biases.mean(dtype=np.float64))
+
+    def score(context: int, at: npt.NDArray[np.intp]) -> tuple[F64, F64]:
+        user = users[context]
+        # the user's bias is the same for every item: only margins over the mean count
+        raw = (item_vectors[at] @ user + item_biases[at]).astype(np.float64)
+        raw -= float(mean_vector @ user) + mean_bias
+        recent = recents[context]
+        return raw, np.array([recent.get(j, 0.0) for j in at.tolist()])
+
+    return fit_calibration_at(len(item_vectors), pos, score, seed=seed)
 
 
 def train(
@@ -220,8 +317,10 @@ def train(
     config: TrainConfig = TrainConfig(),
     *,
     progress: bool = False,
+    desc: str = "training",
 ) -> Model:
-    """Fit LightFM on the contexts of ``events`` and export a serving :class:`Model`."""
+    """Fit LightFM on the contexts of ``events`` and export a serving :class:`Model`
+    (``desc`` names the progress bar)."""
     from lightfm import LightFM  # heavy import, only needed here
 
     started = time.monotonic()
@@ -235,19 +334,18 @@ def train(
     item_index = {item: i for i, item in enumerate(item_ids)}
 
     held = _held_out(contexts.users, config.calibration_share)
-    fit_rows = [r for r, h in zip(contexts.rows, held, strict=True) if not h]
     fit_positives = [p for p, h in zip(contexts.positives, held, strict=True) if not h]
     fit_items = [i for i, h in zip(contexts.items, held, strict=True) if not h]
     # features only held-out users have would get untrained embeddings: leave them out
-    feature_names = sorted({name for row in fit_rows for name in row})
+    user_x, feature_names = contexts.rows.matrix(~held)
     feature_index = {name: i for i, name in enumerate(feature_names)}
-    user_x = _user_features(fit_rows, feature_index)
+    n_fit = user_x.shape[0]
     item_x, item_feature_names = _item_features(item_ids, catalog)
     pos_rows = [j for j, items in enumerate(fit_positives) for _ in items]
     pos_cols = [item_index[i] for items in fit_positives for i in items]
     interactions = sp.coo_matrix(
         (np.ones(len(pos_rows), dtype=np.float32), (pos_rows, pos_cols)),
-        shape=(len(fit_rows), len(item_ids)),
+        shape=(n_fit, len(item_ids)),
     )
 
     model = LightFM(
@@ -260,11 +358,20 @@ def train(
         random_state=np.random.RandomState(config.seed),
     )
     sample = np.random.RandomState(config.seed).choice(
-        len(fit_rows), size=min(CURVE_SAMPLE, len(fit_rows)), replace=False
+        n_fit, size=curve_sample_size(n_fit, len(item_ids)), replace=False
     )
     sample_targets = np.array([item_index[fit_items[j]] for j in sample])
     curve: list[dict[str, float]] = []
-    for epoch in tqdm(range(config.epochs), desc="training", unit="epoch", disable=not progress):
+    epochs = config.epochs_for(len(pos_rows))
+    if epochs < config.epochs:
+        log.info(
+            "%d positive pairs: %d epochs instead of %d (epoch budget %d pairs)",
+            len(pos_rows),
+            epochs,
+            config.epochs,
+            config.epoch_budget,
+        )
+    for epoch in tqdm(range(epochs), desc=desc, unit="epoch", disable=not progress):
         model.fit_partial(
             interactions,
             user_features=user_x,
@@ -287,17 +394,18 @@ def train(
     popular = [item for item, _ in contexts.item_counts.most_common()]
     calibration = None
     if held.any():
-        calibration = _calibrate(
-            [r for r, h in zip(contexts.rows, held, strict=True) if h],
-            [p for p, h in zip(contexts.positives, held, strict=True) if h],
-            feature_index,
-            item_index,
-            feature_embeddings,
-            feature_biases,
-            item_vectors,
-            item_biases,
-            config.seed,
-        )
+        with one_blas_thread():  # one small product per held-out context
+            calibration = _calibrate(
+                [contexts.rows[j] for j in np.flatnonzero(held).tolist()],
+                [p for p, h in zip(contexts.positives, held, strict=True) if h],
+                feature_index,
+                item_index,
+                feature_embeddings,
+                feature_biases,
+                item_vectors,
+                item_biases,
+                config.seed,
+            )
     complements = learn_complements(
         events, catalog, TARGET_TYPES["any"] | TARGET_TYPES[config.target], horizon=5
     )
@@ -310,6 +418,7 @@ def train(
         "n_contexts": len(contexts.rows),
         "n_calibration_contexts": int(held.sum()),
         "n_positives": len(pos_rows),
+        "epochs": epochs,
         "n_features": len(feature_names),
         "n_items": len(item_ids),
         "n_item_features": len(item_feature_names),

@@ -119,3 +119,22 @@ def test_evaluate_refuses_a_split_and_two_files_together(imported: Path) -> None
     )  # fmt: skip
     assert done.returncode == 1
     assert "not both" in done.stderr
+
+
+def test_evaluate_walks_a_stable_sample_of_users_above_max_predictions(
+    imported: Path, tmp_path: Path
+) -> None:
+    first = evaluate_json(
+        imported, tmp_path / "a.jsonl", "--epochs", "2", "--max-predictions", "500"
+    )
+    assert 0 < first["n_predictions"] <= 500
+    assert first["max_predictions"] == 500
+    assert first["sampled_users"] == first["n_users"] < 111  # of the sample's 111 test users
+    rows = [json.loads(line) for line in (tmp_path / "a.jsonl").read_text().splitlines()]
+    again = evaluate_json(
+        imported, tmp_path / "b.jsonl", "--epochs", "2", "--max-predictions", "500"
+    )
+    assert {r["user_id"] for r in rows} == {
+        json.loads(line)["user_id"] for line in (tmp_path / "b.jsonl").read_text().splitlines()
+    }
+    assert again["methods"]["recent"] == first["methods"]["recent"]
