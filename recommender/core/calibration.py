@@ -39,16 +39,8 @@ class Calibration:
         if native is not None and raw.ndim == 1 and raw.shape == recent.shape:
             out: npt.NDArray[np.float64] = native(raw, recent, self.a, self.b, self.c)
         else:
-            out = raw * self.a
-            out += self.c * recent
-            out += self.b
-            np.maximum(out, -50.0, out=out)  # np.clip's values (NaN stays NaN), 2/3 the cost
-            np.minimum(out, 50.0, out=out)
-            np.negative(out, out=out)
-        np.exp(out, out=out)
-        out += 1.0
-        np.divide(1.0, out, out=out)
-        return out
+            out = self._exponent(raw, recent)
+        return _sigmoid_of_exponent(out)
 
     def probability_python(
         self, raw: npt.NDArray[np.float64], recent: npt.NDArray[np.float64]
@@ -56,15 +48,18 @@ class Calibration:
         """:meth:`probability` in numpy alone (the reference of the native path)."""
         if raw.dtype != np.float64 or recent.dtype != np.float64:
             return self.probability(raw, recent)  # numpy alone on that path
+        return _sigmoid_of_exponent(self._exponent(raw, recent))
+
+    def _exponent(
+        self, raw: npt.NDArray[np.float64], recent: npt.NDArray[np.float64]
+    ) -> npt.NDArray[np.float64]:
+        """``-clip(a * raw + c * recent + b, -50, 50)`` in numpy, on one new array."""
         out: npt.NDArray[np.float64] = raw * self.a
         out += self.c * recent
         out += self.b
-        np.maximum(out, -50.0, out=out)
+        np.maximum(out, -50.0, out=out)  # np.clip's values (NaN stays NaN), 2/3 the cost
         np.minimum(out, 50.0, out=out)
         np.negative(out, out=out)
-        np.exp(out, out=out)
-        out += 1.0
-        np.divide(1.0, out, out=out)
         return out
 
     def to_dict(self) -> dict[str, float | bool | int]:
@@ -79,3 +74,11 @@ class Calibration:
             fitted=bool(data.get("fitted", True)),
             n=int(data.get("n", 0)),  # type: ignore[call-overload]
         )
+
+
+def _sigmoid_of_exponent(out: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """``1 / (1 + exp(out))``, in place."""
+    np.exp(out, out=out)
+    out += 1.0
+    np.divide(1.0, out, out=out)
+    return out
