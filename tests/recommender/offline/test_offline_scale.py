@@ -275,4 +275,5 @@ def test_the_default_budget_leaves_the_shared_samples_their_epochs() -> None:
     # the largest sample (Taobao) has 29,293 positive pairs; `zmot tune` tries up to 50 epochs
     assert TrainConfig(epochs=50).epochs_for(29_293) == 50
     assert TrainConfig().epochs_for(29_293) == 30
-    assert TrainConfig().epochs_for(2_400_000) == 1  # a million events
+    assert TrainConfig().epochs_for(267_765) == 30  # 100k events keep their 30 epochs
+    assert TrainConfig().epochs_for(2_400_000) == 4  # a million events
